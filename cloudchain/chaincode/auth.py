@@ -1,0 +1,30 @@
+"""Chain-wide records kept by the application itself: nonces and the authority.
+
+    auth/nonce/<address>   transactions of that sender included so far (int)
+    auth/authority         the genesis-named authority's address (str)
+    auth/genesis_hash      hash of the genesis the state was initialised from
+"""
+
+from __future__ import annotations
+
+from cloudchain.chaincode.context import StateReader
+from cloudchain.codec import decode
+
+AUTHORITY_KEY = b"auth/authority"
+GENESIS_HASH_KEY = b"auth/genesis_hash"
+
+
+def nonce_key(address: str) -> bytes:
+    return b"auth/nonce/" + address.encode()
+
+
+def get_nonce(state: StateReader, address: str) -> int:
+    """The nonce the sender's next transaction must carry."""
+    raw = state.get(nonce_key(address))
+    return 0 if raw is None else decode(raw)
+
+
+def get_authority(state: StateReader) -> str:
+    raw = state.get(AUTHORITY_KEY)
+    assert raw is not None, "the authority is written at genesis"
+    return decode(raw)

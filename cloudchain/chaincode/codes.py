@@ -1,0 +1,38 @@
+"""Result codes of transactions and queries. 0 is success; every refusal has its own code.
+
+Codes below 100 are decided before any handler runs (decoding, signature,
+chain id, nonce, routing, arguments) and carry the codespace "auth"; codes
+from 100 are a module's own and carry its name as codespace.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class Code(IntEnum):
+    OK = 0
+    # Checked before any handler runs (codespace "auth").
+    MALFORMED_TX = 1  # bytes do not decode to a transaction
+    TX_TOO_LARGE = 2
+    WRONG_CHAIN_ID = 3
+    BAD_SIGNATURE = 4
+    NONCE_TOO_LOW = 5  # a replay, or a nonce already used
+    NONCE_TOO_HIGH = 6  # out of order: an earlier nonce has not been included yet
+    UNKNOWN_MODULE = 7
+    UNKNOWN_METHOD = 8
+    INVALID_ARGS = 9
+    # Raised by handlers (codespace = the module's name).
+    INSUFFICIENT_FUNDS = 100
+    UNAUTHORIZED = 101
+    LIMIT_EXCEEDED = 102
+    NOT_FOUND = 103
+    INVALID_STATE = 104
+    INTERNAL = 199  # a handler failed unexpectedly: a bug, recorded rather than halting
+    # Queries.
+    UNKNOWN_QUERY = 200
+    INVALID_QUERY = 201
+    HEIGHT_NOT_AVAILABLE = 202
+
+
+AUTH_CODESPACE = "auth"

@@ -1,0 +1,110 @@
+"""What a handler sees: the execution context and buffered key-value views of state.
+
+A handler gets a `Context` (sender, block height, block time, a key-value view
+and an event emitter) and nothing else: no store, no clock, no randomness.
+Its writes go to an `Overlay` that the application merges into the block's
+changes only if the handler returns normally, which makes each transaction
+atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cloudchain import codec
+from cloudchain.types import MAX_EVENTS, Event
+
+MAX_KEY_BYTES = 512
+MAX_VALUE_BYTES = 64 * 1024
+
+
+class StateReader(Protocol):
+    def get(self, key: bytes) -> bytes | None: ...
+
+    def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
+
+
+class Overlay:
+    """Writes buffered over a reader; reads see the buffered writes first."""
+
+    def __init__(self, parent: StateReader) -> None:
+        self._parent = parent
+        self.writes: dict[bytes, bytes | None] = {}
+
+    def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        return self._parent.get(key)
+
+    def set(self, key: bytes, value: bytes) -> None:
+        _check_key(key)
+        if not isinstance(value, bytes):
+            raise TypeError(f"state values are bytes, got {type(value).__name__}")
+        if len(value) > MAX_VALUE_BYTES:
+            raise ValueError(f"state value of {len(value)} bytes exceeds {MAX_VALUE_BYTES}")
+        self.writes[key] = value
+
+    def delete(self, key: bytes) -> None:
+        _check_key(key)
+        self.writes[key] = None
+
+    def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Live pairs under `prefix` in ascending key order, buffered writes included."""
+        merged = {k: v for k, v in self._parent.iterate(prefix)}
+        for key, value in self.writes.items():
+            if key.startswith(prefix):
+                if value is None:
+                    merged.pop(key, None)
+                else:
+                    merged[key] = value
+        for key in sorted(merged):
+            yield key, merged[key]
+
+    # Typed helpers: values in state are canonical msgpack.
+
+    def get_value(self, key: bytes, default: Any = None) -> Any:
+        raw = self.get(key)
+        return default if raw is None else codec.decode(raw)
+
+    def set_value(self, key: bytes, value: Any) -> None:
+        self.set(key, codec.encode(value))
+
+    def merge_into(self, other: Overlay) -> None:
+        other.writes.update(self.writes)
+
+
+def _check_key(key: bytes) -> None:
+    if not isinstance(key, bytes) or not key:
+        raise TypeError("state keys are non-empty bytes")
+    if len(key) > MAX_KEY_BYTES:
+        raise ValueError(f"state key of {len(key)} bytes exceeds {MAX_KEY_BYTES}")
+
+
+@dataclass
+class EventLog:
+    """Events emitted during one transaction (dropped if the transaction fails)."""
+
+    events: list[Event] = field(default_factory=list)
+
+    def emit(self, type_: str, **attributes: object) -> None:
+        if len(self.events) >= MAX_EVENTS:
+            raise ValueError(f"a transaction may emit at most {MAX_EVENTS} events")
+        attrs = tuple((k, str(v)) for k, v in attributes.items())
+        self.events.append(Event(type_, attrs))
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a transaction handler may use."""
+
+    sender: str  # address of the signer
+    height: int
+    time_ns: int  # block time from the header, nanoseconds since the epoch
+    kv: Overlay
+    _events: EventLog
+
+    def emit(self, type_: str, **attributes: object) -> None:
+        """Record an event, e.g. ctx.emit("transfer", recipient=addr, amount=5)."""
+        self._events.emit(type_, **attributes)

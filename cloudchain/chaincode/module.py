@@ -1,0 +1,132 @@
+"""How a chaincode module declares its transactions, queries and genesis.
+
+A module is a name and three tables: transaction handlers by method, query
+handlers by path, and a genesis initialiser. Each transaction method declares
+its arguments with checkers, so malformed arguments are refused before the
+handler runs (and before a transaction enters a block):
+
+    TOKEN = Module("token")
+
+    @TOKEN.tx("transfer", to=address_arg, amount=amount_arg)
+    def process_transfer(ctx: Context, to: str, amount: int) -> None: ...
+
+A handler signals an expected failure by raising `TxError(code, log)`; the
+application then discards its writes and records the code and log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.context import Overlay, StateReader
+from cloudchain.crypto import is_address
+
+MAX_AMOUNT = 2**63 - 1  # every token amount and balance fits in a signed 64-bit integer
+
+ArgCheck = Callable[[Any], Any]
+TxHandler = Callable[..., None]
+QueryHandler = Callable[[StateReader, bytes], Any]
+GenesisHandler = Callable[[Overlay, Any], None]
+
+
+class TxError(Exception):
+    """An expected failure of a transaction: its writes are discarded, its nonce is used."""
+
+    def __init__(self, code: Code, log: str) -> None:
+        super().__init__(log)
+        self.code = code
+        self.log = log
+
+
+class ArgError(ValueError):
+    """An argument fails its declared check."""
+
+
+class QueryError(Exception):
+    def __init__(self, code: Code, log: str) -> None:
+        super().__init__(log)
+        self.code = code
+        self.log = log
+
+
+@dataclass(frozen=True)
+class TxMethod:
+    handler: TxHandler
+    args: Mapping[str, ArgCheck]
+
+    def check_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the checked arguments, or raise ArgError naming the bad one."""
+        missing = sorted(set(self.args) - set(args))
+        if missing:
+            raise ArgError(f"missing argument(s): {', '.join(missing)}")
+        extra = sorted(set(args) - set(self.args))
+        if extra:
+            raise ArgError(f"unknown argument(s): {', '.join(extra)}")
+        checked = {}
+        for name, check in self.args.items():
+            try:
+                checked[name] = check(args[name])
+            except ArgError as exc:
+                raise ArgError(f"argument {name}: {exc}") from None
+        return checked
+
+
+@dataclass
+class Module:
+    name: str
+    methods: dict[str, TxMethod] = field(default_factory=dict)
+    queries: dict[str, QueryHandler] = field(default_factory=dict)
+    genesis_handler: GenesisHandler | None = None
+
+    def tx(self, method: str, **args: ArgCheck) -> Callable[[TxHandler], TxHandler]:
+        def register(handler: TxHandler) -> TxHandler:
+            assert method not in self.methods, f"{self.name}.{method} registered twice"
+            self.methods[method] = TxMethod(handler, dict(args))
+            return handler
+
+        return register
+
+    def query(self, path: str) -> Callable[[QueryHandler], QueryHandler]:
+        def register(handler: QueryHandler) -> QueryHandler:
+            assert path not in self.queries, f"/{self.name}/{path} registered twice"
+            self.queries[path] = handler
+            return handler
+
+        return register
+
+    def genesis(self, handler: GenesisHandler) -> GenesisHandler:
+        assert self.genesis_handler is None, f"{self.name} genesis registered twice"
+        self.genesis_handler = handler
+        return handler
+
+
+# --- argument checkers ------------------------------------------------------------------
+
+
+def address_arg(value: Any) -> str:
+    if not is_address(value):
+        raise ArgError(f"{value!r} is not an address (40 lower-case hex characters)")
+    return value
+
+
+def amount_arg(value: Any) -> int:
+    """A positive integer number of token units."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ArgError(f"expected an integer number of units, got {type(value).__name__}")
+    if not 0 < value <= MAX_AMOUNT:
+        raise ArgError(f"{value} is not in [1, {MAX_AMOUNT}]")
+    return value
+
+
+def query_address(data: bytes) -> str:
+    """Query data that must be an address (as ASCII)."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        text = ""
+    if not is_address(text):
+        raise QueryError(Code.INVALID_QUERY, f"query data {data[:64]!r} is not an address")
+    return text

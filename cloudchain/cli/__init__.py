@@ -1,0 +1,1 @@
+"""The `cloudchain` command line: argument parsing and display, nothing more."""

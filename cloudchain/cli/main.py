@@ -1,0 +1,109 @@
+"""Entry point of the `cloudchain` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from cloudchain import __version__
+from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
+from cloudchain.genesis import Genesis, GenesisError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return args.run(args)
+    except (KeyFileError, GenesisError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cloudchain",
+        description="CloudChain: a permissioned BFT ledger for an AI compute marketplace.",
+    )
+    parser.add_argument("--version", action="version", version=f"cloudchain {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a single in-process chain applying blocks of signed transfers",
+        description="Example: cloudchain demo --blocks 20 --txs-per-block 8",
+    )
+    demo.add_argument("--blocks", type=int, default=20, help="blocks to produce (default 20)")
+    demo.add_argument("--txs-per-block", type=int, default=8, help="transfers per block (8)")
+    demo.add_argument("--interval", type=float, default=0.2, help="seconds between blocks (0.2)")
+    demo.add_argument("--home", help="directory for genesis, keys and data (default: temporary)")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the random transfers (1)")
+    demo.set_defaults(run=_run_demo)
+
+    keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
+    key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
+    new = key_commands.add_parser(
+        "new", help="write a new key file (mode 0600)",
+        description="Example: cloudchain keys new alice.json",
+    )  # fmt: skip
+    new.add_argument("path", help="file to create; an existing file is never overwritten")
+    new.set_defaults(run=_run_keys_new)
+    show = key_commands.add_parser(
+        "show", help="print a key file's address and public key",
+        description="Example: cloudchain keys show alice.json",
+    )  # fmt: skip
+    show.add_argument("path")
+    show.set_defaults(run=_run_keys_show)
+
+    genesis = commands.add_parser("genesis", help="check genesis files")
+    genesis_commands = genesis.add_subparsers(title="genesis commands", metavar="COMMAND")
+    validate = genesis_commands.add_parser(
+        "validate", help="load a genesis file and report the first error, if any",
+        description="Example: cloudchain genesis validate genesis.json",
+    )  # fmt: skip
+    validate.add_argument("path")
+    validate.set_defaults(run=_run_genesis_validate)
+    return parser
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from cloudchain.cli.demo import run_demo
+
+    if args.blocks < 1 or args.txs_per_block < 0 or args.interval < 0:
+        print("error: --blocks must be >= 1, --txs-per-block and --interval >= 0", file=sys.stderr)
+        return 2
+    return run_demo(args.blocks, args.txs_per_block, args.interval, args.home, args.seed)
+
+
+def _run_keys_new(args: argparse.Namespace) -> int:
+    key = PrivateKey.generate()
+    write_key_file(args.path, key)
+    print(json.dumps({"address": key.address, "public_key": key.public_key.hex()}))
+    return 0
+
+
+def _run_keys_show(args: argparse.Namespace) -> int:
+    key = read_key_file(args.path)
+    print(json.dumps({"address": key.address, "public_key": key.public_key.hex()}))
+    return 0
+
+
+def _run_genesis_validate(args: argparse.Namespace) -> int:
+    genesis = Genesis.load(args.path)
+    print(
+        f"ok: chain {genesis.chain_id}, {len(genesis.validators)} validators "
+        f"(power {genesis.total_power()}), {len(genesis.balances)} accounts, "
+        f"genesis hash {genesis.hash.hex()}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

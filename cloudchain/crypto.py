@@ -1,0 +1,172 @@
+"""Ed25519 keys, signatures, addresses and key files.
+
+An address is the lower-case hex of the first 20 bytes of SHA-256(public key),
+as in CometBFT. Key files are JSON in the shape of CometBFT's
+``priv_validator_key.json`` and are written with mode 0600, atomically (a
+temporary file renamed into place), so a crash never leaves half a key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from cloudchain.codec import sha256
+
+PUBLIC_KEY_BYTES = 32
+PRIVATE_KEY_BYTES = 32  # the Ed25519 seed
+SIGNATURE_BYTES = 64
+ADDRESS_BYTES = 20
+ADDRESS_HEX_CHARS = 2 * ADDRESS_BYTES
+
+PUBKEY_TYPE = "tendermint/PubKeyEd25519"
+PRIVKEY_TYPE = "tendermint/PrivKeyEd25519"
+
+
+class KeyFileError(ValueError):
+    """A key file is missing, malformed, or readable by others."""
+
+
+def address_bytes(public_key: bytes) -> bytes:
+    """The 20-byte address of a 32-byte Ed25519 public key."""
+    if len(public_key) != PUBLIC_KEY_BYTES:
+        raise ValueError(f"public key must be {PUBLIC_KEY_BYTES} bytes, got {len(public_key)}")
+    return sha256(public_key)[:ADDRESS_BYTES]
+
+
+def address(public_key: bytes) -> str:
+    """The address of a public key as 40 lower-case hex characters."""
+    return address_bytes(public_key).hex()
+
+
+def is_address(value: object) -> bool:
+    """True if `value` is a well-formed address string (40 lower-case hex chars)."""
+    return (
+        isinstance(value, str)
+        and len(value) == ADDRESS_HEX_CHARS
+        and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:
+    """True if `signature` is a valid Ed25519 signature of `message` by `public_key`."""
+    if len(public_key) != PUBLIC_KEY_BYTES or len(signature) != SIGNATURE_BYTES:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class PrivateKey:
+    """An Ed25519 signing key; `seed` is its 32 secret bytes."""
+
+    seed: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.seed) != PRIVATE_KEY_BYTES:
+            raise ValueError(f"private key seed must be {PRIVATE_KEY_BYTES} bytes")
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"PrivateKey(address={self.address})"
+
+    @classmethod
+    def generate(cls) -> PrivateKey:
+        key = Ed25519PrivateKey.generate()
+        seed = key.private_bytes(
+            serialization.Encoding.Raw,
+            serialization.PrivateFormat.Raw,
+            serialization.NoEncryption(),
+        )
+        return cls(seed)
+
+    @property
+    def public_key(self) -> bytes:
+        return self._key().public_key().public_bytes(
+            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        )
+
+    @property
+    def address(self) -> str:
+        return address(self.public_key)
+
+    def sign(self, message: bytes) -> bytes:
+        return self._key().sign(message)
+
+    def _key(self) -> Ed25519PrivateKey:
+        return Ed25519PrivateKey.from_private_bytes(self.seed)
+
+
+def write_key_file(path: str | os.PathLike[str], key: PrivateKey) -> None:
+    """Write `key` as JSON with mode 0600; refuses to overwrite an existing file."""
+    path = Path(path)
+    if path.exists():
+        raise KeyFileError(f"{path} already exists; refusing to overwrite a key")
+    public = key.public_key
+    document = {
+        "address": address_bytes(public).hex().upper(),
+        "pub_key": {"type": PUBKEY_TYPE, "value": base64.b64encode(public).decode()},
+        "priv_key": {
+            "type": PRIVKEY_TYPE,
+            # CometBFT stores seed || public key (64 bytes); so do we.
+            "value": base64.b64encode(key.seed + public).decode(),
+        },
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(document, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o600)  # the umask cannot widen it, but be explicit
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def read_key_file(path: str | os.PathLike[str]) -> PrivateKey:
+    """Load a key file written by `write_key_file`, checking mode and consistency."""
+    path = Path(path)
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = path.read_text()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise KeyFileError(
+            f"key file {path} has mode {mode:04o}; it must not be readable by others "
+            f"(chmod 600 {path})"
+        )
+    try:
+        document = json.loads(text)
+        priv = document["priv_key"]
+        if priv["type"] != PRIVKEY_TYPE:
+            raise KeyFileError(f"key file {path}: unsupported key type {priv['type']!r}")
+        raw = base64.b64decode(priv["value"], validate=True)
+    except KeyFileError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:
+        raise KeyFileError(f"key file {path} is malformed: {exc}") from None
+    if len(raw) != PRIVATE_KEY_BYTES + PUBLIC_KEY_BYTES:
+        raise KeyFileError(f"key file {path}: private key must be 64 bytes, got {len(raw)}")
+    key = PrivateKey(raw[:PRIVATE_KEY_BYTES])
+    if key.public_key != raw[PRIVATE_KEY_BYTES:]:
+        raise KeyFileError(f"key file {path}: public key does not match private key")
+    return key

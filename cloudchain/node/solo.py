@@ -1,0 +1,97 @@
+"""A single-validator chain with no network: it proposes, decides and commits alone.
+
+This drives the application exactly as consensus will (prepare_proposal,
+process_proposal, finalize_block, commit) and builds well-formed blocks whose
+last commit carries the validator's real signature. It serves the demo until
+the networked node exists, and tests that need a chain without consensus.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from cloudchain.chaincode.application import Application, FinalizeResult
+from cloudchain.crypto import PrivateKey
+from cloudchain.types import (
+    Block,
+    BlockHeader,
+    Commit,
+    CommitSig,
+    Transaction,
+    precommit_sign_bytes,
+    txs_hash,
+)
+
+
+@dataclass(frozen=True)
+class Produced:
+    block: Block
+    result: FinalizeResult
+
+
+def build_block(
+    app: Application,
+    txs: Sequence[Transaction],
+    time_ns: int,
+    proposer: PrivateKey,
+    last_commit: Commit | None,
+) -> Block:
+    """A block that extends the application's committed chain with `txs`."""
+    info = app.info()
+    header = BlockHeader(
+        chain_id=app.genesis.chain_id,
+        height=info.height + 1,
+        time_ns=time_ns,
+        last_block_hash=info.last_block_hash,
+        last_commit_hash=b"" if last_commit is None else last_commit.hash(),
+        data_hash=txs_hash(list(txs)),
+        app_hash=info.app_hash,
+        validators_hash=app.genesis.validators_hash,
+        proposer_address=bytes.fromhex(proposer.address),
+    )
+    return Block(header, tuple(txs), last_commit)
+
+
+def sign_commit(chain_id: str, block: Block, key: PrivateKey) -> Commit:
+    """The commit of a lone validator for `block`, timestamped with the block's time."""
+    timestamp = block.header.time_ns
+    sign_bytes = precommit_sign_bytes(chain_id, block.height, 0, block.hash, timestamp)
+    sig = CommitSig(bytes.fromhex(key.address), timestamp, key.sign(sign_bytes))
+    return Commit(block.height, 0, block.hash, (sig,))
+
+
+class SoloChain:
+    def __init__(
+        self,
+        app: Application,
+        key: PrivateKey,
+        clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if len(app.genesis.validators) != 1 or app.genesis.validators[0].public_key != (
+            key.public_key
+        ):
+            raise ValueError("a solo chain needs a genesis whose only validator is its key")
+        self._app = app
+        self._key = key
+        self._clock_ns = clock_ns
+
+    @property
+    def app(self) -> Application:
+        return self._app
+
+    def produce_block(self, candidates: Sequence[bytes]) -> Produced:
+        """Propose a block from `candidates`, check it, execute it and commit it."""
+        app = self._app
+        info = app.info()
+        last = app.store.last_block
+        last_commit = None if last is None else sign_commit(app.genesis.chain_id, last, self._key)
+        time_ns = max(self._clock_ns(), info.last_block_time_ns + 1)
+        txs = app.prepare_proposal(candidates)
+        block = build_block(app, txs, time_ns, self._key, last_commit)
+        verdict = app.process_proposal(block)
+        assert verdict.accept, f"own proposal rejected: {verdict.reason}"
+        result = app.finalize_block(block)
+        app.commit()
+        return Produced(block, result)

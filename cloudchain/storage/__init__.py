@@ -1,0 +1,1 @@
+"""Every byte on disk: the key-value engine, versioned state, blocks and results."""

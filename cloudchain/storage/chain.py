@@ -1,0 +1,269 @@
+"""The chain store: versioned application state, blocks and results, committed together.
+
+One `KVStore` holds everything, so that one atomic write commits a block, its
+results and its state changes (see `commit`). After a crash the store is at
+the old height or the new one, never between.
+
+Key layout (all integers big-endian, so byte order is numeric order):
+
+    m/height                       last committed height (absent: empty store)
+    m/acc                          state accumulator after that height (see apphash)
+    h/<height:8>                   app hash after <height> (height 0 is genesis)
+    s/<esc(key)>\\x00\\x01<~height:8> state version: \\x01 + value, or \\x00 (deleted)
+    b/<height:8>                   block bytes
+    B/<block hash>                 height of that block
+    r/<height:8>                   results of the block's transactions
+    t/<tx hash>                    height and index of the transaction's first inclusion
+
+State keys are escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which
+keeps them in the order of the raw keys and makes a key's versions contiguous.
+Heights in version keys are inverted (~height = 2^64-1-height), so a forward
+scan from ~h meets the newest version at or below h first. Every version is
+kept, so state can be read at any committed height (`get(key, height)`);
+pruning old versions is left for later.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cloudchain import codec
+from cloudchain.storage import apphash
+from cloudchain.storage.kv import KVStore
+from cloudchain.types import Block, TxResult
+
+_META_HEIGHT = b"m/height"
+_META_ACC = b"m/acc"
+_APP_HASH = b"h/"
+_STATE = b"s/"
+_BLOCK = b"b/"
+_BLOCK_BY_HASH = b"B/"
+_RESULTS = b"r/"
+_TX = b"t/"
+
+_TERM = b"\x00\x01"
+_U64 = struct.Struct(">Q")
+_MAX_U64 = 2**64 - 1
+_PRESENT = b"\x01"
+_DELETED = b"\x00"
+
+
+class StoreError(RuntimeError):
+    """The store was asked for something inconsistent with what it holds."""
+
+
+def _escape(key: bytes) -> bytes:
+    return key.replace(b"\x00", b"\x00\xff")
+
+
+def _unescape(escaped: bytes) -> bytes:
+    return escaped.replace(b"\x00\xff", b"\x00")
+
+
+def _version_key(key: bytes, height: int) -> bytes:
+    return _STATE + _escape(key) + _TERM + _U64.pack(_MAX_U64 - height)
+
+
+def _successor(prefix: bytes) -> bytes | None:
+    """The smallest byte string greater than every string that starts with `prefix`."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return None
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
+@dataclass(frozen=True)
+class StateDiff:
+    """A block's effective state changes and the accumulator they lead to."""
+
+    height: int
+    changes: Mapping[bytes, bytes | None]  # only keys whose value really changes
+    accumulator: int
+
+    @property
+    def app_hash(self) -> bytes:
+        return apphash.digest(self.accumulator)
+
+
+@dataclass(frozen=True)
+class BlockResults:
+    """What executing a block produced, stored beside the block."""
+
+    tx_results: tuple[TxResult, ...]
+
+    def to_bytes(self) -> bytes:
+        return codec.encode({"tx_results": [r.to_obj() for r in self.tx_results]})
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlockResults:
+        obj = codec.decode(data)
+        return cls(tuple(TxResult.from_bytes(codec.encode(r)) for r in obj["tx_results"]))
+
+
+class ChainStore:
+    """Reads of committed state and blocks, and the single atomic `commit`."""
+
+    def __init__(self, kv: KVStore) -> None:
+        self._kv = kv
+        raw_height = kv.get(_META_HEIGHT)
+        self._height = -1 if raw_height is None else _U64.unpack(raw_height)[0]
+        raw_acc = kv.get(_META_ACC)
+        self._acc = 1 if raw_acc is None else apphash.from_bytes(raw_acc)
+        self._last_block = self.block(self._height) if self._height > 0 else None
+
+    def close(self) -> None:
+        self._kv.close()
+
+    # --- heights and hashes --------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        """Last committed height; -1 for an empty store, 0 once genesis is committed."""
+        return self._height
+
+    @property
+    def app_hash(self) -> bytes:
+        return apphash.digest(self._acc)
+
+    @property
+    def last_block(self) -> Block | None:
+        """The block at the committed height (None at genesis), kept in memory."""
+        return self._last_block
+
+    def app_hash_at(self, height: int) -> bytes | None:
+        return self._kv.get(_APP_HASH + _U64.pack(height))
+
+    # --- state -----------------------------------------------------------------------
+
+    def get(self, key: bytes, height: int | None = None) -> bytes | None:
+        """The value of `key` after block `height` (default: the latest)."""
+        height = self._read_height(height)
+        start = _version_key(key, height)
+        stop = _STATE + _escape(key) + b"\x00\x02"
+        for _, version in self._kv.scan(start, stop):
+            return version[1:] if version[:1] == _PRESENT else None
+        return None
+
+    def iterate(
+        self, prefix: bytes = b"", height: int | None = None
+    ) -> Iterator[tuple[bytes, bytes]]:
+        """Live (key, value) pairs whose key starts with `prefix`, keys ascending."""
+        height = self._read_height(height)
+        start = _STATE + _escape(prefix)
+        current: bytes | None = None
+        for row, version in self._kv.scan(start, _successor(start)):
+            escaped, inverted = row[len(_STATE) : -10], row[-8:]
+            if escaped == current:
+                continue  # an older version of a key already decided
+            if _MAX_U64 - _U64.unpack(inverted)[0] > height:
+                continue  # written after the requested height
+            current = escaped
+            if version[:1] == _PRESENT:
+                yield _unescape(escaped), version[1:]
+
+    def _read_height(self, height: int | None) -> int:
+        if height is None:
+            return max(self._height, 0)
+        if not 0 <= height <= self._height:
+            raise StoreError(f"height {height} is not committed (latest is {self._height})")
+        return height
+
+    def diff(self, changes: Mapping[bytes, bytes | None]) -> StateDiff:
+        """The effective changes of a block on top of the latest state, and the new app hash."""
+        effective: dict[bytes, bytes | None] = {}
+        added: list[tuple[bytes, bytes]] = []
+        removed: list[tuple[bytes, bytes]] = []
+        for key in sorted(changes):
+            new = changes[key]
+            old = self.get(key)
+            if new == old:
+                continue
+            effective[key] = new
+            if old is not None:
+                removed.append((key, old))
+            if new is not None:
+                added.append((key, new))
+        acc = apphash.update(self._acc, added, removed)
+        return StateDiff(self._height + 1, effective, acc)
+
+    def recompute_app_hash(self, height: int | None = None) -> bytes:
+        """The app hash computed from scratch over the whole state (slow; for checks)."""
+        return apphash.digest(apphash.from_items(self.iterate(b"", height)))
+
+    # --- blocks and results -------------------------------------------------------------
+
+    def block(self, height: int) -> Block | None:
+        raw = self._kv.get(_BLOCK + _U64.pack(height))
+        return None if raw is None else Block.from_bytes(raw)
+
+    def block_height(self, block_hash: bytes) -> int | None:
+        raw = self._kv.get(_BLOCK_BY_HASH + block_hash)
+        return None if raw is None else _U64.unpack(raw)[0]
+
+    def block_results(self, height: int) -> BlockResults | None:
+        raw = self._kv.get(_RESULTS + _U64.pack(height))
+        return None if raw is None else BlockResults.from_bytes(raw)
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
+        """(height, index) of a transaction by hash, or None."""
+        raw = self._kv.get(_TX + tx_hash)
+        if raw is None:
+            return None
+        height, index = codec.decode(raw)
+        return height, index
+
+    def tx_result(self, tx_hash: bytes) -> TxResult | None:
+        location = self.tx_location(tx_hash)
+        if location is None:
+            return None
+        results = self.block_results(location[0])
+        assert results is not None, "a transaction index points at a block with no results"
+        return results.tx_results[location[1]]
+
+    # --- the one write ---------------------------------------------------------------------
+
+    def commit(
+        self,
+        diff: StateDiff,
+        block: Block | None = None,
+        results: BlockResults | None = None,
+    ) -> None:
+        """Write the state diff, the block and its results in one atomic batch.
+
+        Height 0 (genesis) has no block; every later height must have one.
+        """
+        height = diff.height
+        if height != self._height + 1:
+            raise StoreError(f"commit of height {height} on top of height {self._height}")
+        if (block is None) != (height == 0) or (block is None) != (results is None):
+            raise StoreError("a block and its results are required above height 0")
+        batch: dict[bytes, bytes | None] = {}
+        for key, value in diff.changes.items():
+            batch[_version_key(key, height)] = _DELETED if value is None else _PRESENT + value
+        if block is not None and results is not None:
+            if block.height != height:
+                raise StoreError(f"block of height {block.height} in a commit of {height}")
+            self._put_block(batch, block, results)
+        batch[_APP_HASH + _U64.pack(height)] = diff.app_hash
+        batch[_META_ACC] = apphash.to_bytes(diff.accumulator)
+        batch[_META_HEIGHT] = _U64.pack(height)
+        self._kv.write(batch)
+        # Only after the write succeeded does the in-memory view move on.
+        self._height = height
+        self._acc = diff.accumulator
+        self._last_block = block
+
+    def _put_block(self, batch: dict[bytes, Any], block: Block, results: BlockResults) -> None:
+        height = block.height
+        batch[_BLOCK + _U64.pack(height)] = block.to_bytes()
+        batch[_BLOCK_BY_HASH + block.hash] = _U64.pack(height)
+        batch[_RESULTS + _U64.pack(height)] = results.to_bytes()
+        for index, tx in enumerate(block.txs):
+            key = _TX + tx.hash
+            # The first inclusion wins: a replayed copy (rejected by its nonce) must not
+            # hide the result of the original.
+            if key not in batch and self._kv.get(key) is None:
+                batch[key] = codec.encode([height, index])

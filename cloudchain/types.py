@@ -1,0 +1,539 @@
+"""Core data types: transactions, block headers, commits, blocks, events and results.
+
+Every type here is an immutable dataclass with one canonical byte form
+(`to_bytes`, via `cloudchain.codec`) and a `from_bytes` that accepts only that
+form: bytes from a peer or a client are checked field by field (exact field
+set, types, sizes) and rejected with a `MalformedError` naming the field, so
+that nothing downstream ever sees a half-valid object.
+
+These types know nothing of state, consensus rules or the network. Whether a
+transaction's nonce is right or a block's proposer is the expected one is
+decided elsewhere; here we only decide whether bytes are well-formed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from cloudchain import codec
+from cloudchain.crypto import (
+    ADDRESS_BYTES,
+    PUBLIC_KEY_BYTES,
+    SIGNATURE_BYTES,
+    PrivateKey,
+    address,
+    verify,
+)
+from cloudchain.merkle import merkle_root
+
+HASH_BYTES = 32
+UINT64_MAX = 2**64 - 1
+INT64_MAX = 2**63 - 1
+
+# Protocol limits. They bound what a peer can make us decode; a chain may set
+# tighter ones in its genesis consensus parameters.
+MAX_TX_BYTES = 64 * 1024  # blobs live off chain; a transaction is a small message
+MAX_BLOCK_BYTES = 16 * 1024 * 1024
+MAX_BLOCK_TXS = 10_000
+MAX_CHAIN_ID_CHARS = 50  # as CometBFT
+MAX_NAME_CHARS = 32  # module and method names
+MAX_COMMIT_SIGS = 1_000  # bound on validators that can sign one commit
+MAX_LOG_CHARS = 1_024
+MAX_EVENTS = 256
+MAX_EVENT_ATTRIBUTES = 64
+MAX_EVENT_STRING_CHARS = 256
+
+TX_SIGN_DOMAIN = b"cloudchain/tx/v1\x00"
+PRECOMMIT_SIGN_DOMAIN = b"cloudchain/precommit/v1\x00"
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CHAIN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class MalformedError(ValueError):
+    """Bytes or values that do not form a valid object; the message names the field."""
+
+
+class TooLargeError(MalformedError):
+    """An encoded object exceeds its size limit."""
+
+
+# --- field checks: each returns the value or raises MalformedError -------------------
+
+
+def _fields(obj: Any, where: str, names: tuple[str, ...]) -> Mapping[str, Any]:
+    if not isinstance(obj, Mapping):
+        raise MalformedError(f"{where}: expected a map, got {type(obj).__name__}")
+    missing = [n for n in names if n not in obj]
+    if missing:
+        raise MalformedError(f"{where}: missing field(s) {', '.join(missing)}")
+    extra = sorted(set(obj) - set(names))
+    if extra:
+        raise MalformedError(f"{where}: unknown field(s) {', '.join(extra)}")
+    return obj
+
+
+def _int(value: Any, where: str, low: int = 0, high: int = UINT64_MAX) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MalformedError(f"{where}: expected an integer, got {type(value).__name__}")
+    if not low <= value <= high:
+        raise MalformedError(f"{where}: {value} is outside [{low}, {high}]")
+    return value
+
+
+def _bytes(value: Any, where: str, sizes: tuple[int, ...]) -> bytes:
+    if not isinstance(value, bytes):
+        raise MalformedError(f"{where}: expected bytes, got {type(value).__name__}")
+    if len(value) not in sizes:
+        allowed = " or ".join(str(s) for s in sizes)
+        raise MalformedError(f"{where}: expected {allowed} bytes, got {len(value)}")
+    return value
+
+
+def _str(value: Any, where: str, max_chars: int, pattern: re.Pattern[str] | None = None) -> str:
+    if not isinstance(value, str):
+        raise MalformedError(f"{where}: expected a string, got {type(value).__name__}")
+    if len(value) > max_chars:
+        raise MalformedError(f"{where}: {len(value)} characters, limit is {max_chars}")
+    if pattern is not None and not pattern.match(value):
+        raise MalformedError(f"{where}: {value!r} does not match {pattern.pattern}")
+    return value
+
+
+def _tuple(value: Any, where: str, max_items: int) -> tuple[Any, ...]:
+    if not isinstance(value, tuple | list):
+        raise MalformedError(f"{where}: expected an array, got {type(value).__name__}")
+    if len(value) > max_items:
+        raise MalformedError(f"{where}: {len(value)} items, limit is {max_items}")
+    return tuple(value)
+
+
+def _decode(data: bytes, where: str, max_bytes: int) -> Any:
+    if not isinstance(data, bytes | bytearray):
+        raise MalformedError(f"{where}: expected bytes, got {type(data).__name__}")
+    if len(data) > max_bytes:
+        raise TooLargeError(f"{where}: {len(data)} bytes, limit is {max_bytes}")
+    try:
+        return codec.decode(bytes(data), max_bytes=max_bytes)
+    except codec.CodecError as exc:
+        raise MalformedError(f"{where}: {exc}") from None
+
+
+def _check_all(obj: Any, where: str, builder: Callable[[Any], Any]) -> Any:
+    """Run a constructor's own validation and report it as malformed input."""
+    try:
+        return builder(obj)
+    except MalformedError:
+        raise
+    except (ValueError, TypeError, codec.CodecError) as exc:
+        raise MalformedError(f"{where}: {exc}") from None
+
+
+# --- transactions ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A signed request to run `module.method(args)` as the holder of `sender`.
+
+    `nonce` is the sender's count of transactions already included on chain;
+    it makes replays fail, and `chain_id` makes cross-chain replays fail. The
+    signature covers the canonical encoding of every other field.
+    """
+
+    chain_id: str
+    sender: bytes  # Ed25519 public key
+    nonce: int
+    module: str
+    method: str
+    args: Mapping[str, Any]
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _str(self.chain_id, "transaction.chain_id", MAX_CHAIN_ID_CHARS, CHAIN_ID_PATTERN)
+        _bytes(self.sender, "transaction.sender", (PUBLIC_KEY_BYTES,))
+        _int(self.nonce, "transaction.nonce")
+        _str(self.module, "transaction.module", MAX_NAME_CHARS, _NAME)
+        _str(self.method, "transaction.method", MAX_NAME_CHARS, _NAME)
+        if not isinstance(self.args, Mapping):
+            raise MalformedError("transaction.args: expected a map")
+        _bytes(self.signature, "transaction.signature", (SIGNATURE_BYTES,))
+        object.__setattr__(self, "args", codec.freeze(self.args))
+
+    @classmethod
+    def create(
+        cls,
+        key: PrivateKey,
+        chain_id: str,
+        nonce: int,
+        module: str,
+        method: str,
+        args: Mapping[str, Any],
+    ) -> Transaction:
+        """Build and sign a transaction with `key`."""
+        unsigned = cls(chain_id, key.public_key, nonce, module, method, args, bytes(64))
+        return unsigned.with_signature(key.sign(unsigned.sign_bytes()))
+
+    def with_signature(self, signature: bytes) -> Transaction:
+        return Transaction(
+            self.chain_id, self.sender, self.nonce, self.module, self.method, self.args, signature
+        )
+
+    def _body(self) -> dict[str, Any]:
+        return {
+            "chain_id": self.chain_id,
+            "sender": self.sender,
+            "nonce": self.nonce,
+            "module": self.module,
+            "method": self.method,
+            "args": self.args,
+        }
+
+    def sign_bytes(self) -> bytes:
+        """The bytes the sender signs: a domain tag and the canonical body."""
+        return TX_SIGN_DOMAIN + codec.encode(self._body())
+
+    def verify_signature(self) -> bool:
+        return verify(self.sender, self.sign_bytes(), self.signature)
+
+    @cached_property
+    def sender_address(self) -> str:
+        return address(self.sender)
+
+    def to_bytes(self) -> bytes:
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
+        return codec.encode({**self._body(), "signature": self.signature})
+
+    @cached_property
+    def hash(self) -> bytes:
+        """SHA-256 of the transaction's canonical bytes (its id, as in CometBFT)."""
+        return codec.sha256(self._encoded)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, max_bytes: int = MAX_TX_BYTES) -> Transaction:
+        obj = _decode(data, "transaction", max_bytes)
+        return cls.from_obj(obj)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Transaction:
+        f = _fields(
+            obj,
+            "transaction",
+            ("chain_id", "sender", "nonce", "module", "method", "args", "signature"),
+        )
+        return _check_all(
+            f,
+            "transaction",
+            lambda f: cls(
+                f["chain_id"], f["sender"], f["nonce"], f["module"], f["method"], f["args"],
+                f["signature"],
+            ),
+        )
+
+
+# --- blocks ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockHeader:
+    """What a block commits to. `app_hash` is the state root after the previous block."""
+
+    chain_id: str
+    height: int
+    time_ns: int
+    last_block_hash: bytes  # empty at the first height
+    last_commit_hash: bytes  # empty at the first height
+    data_hash: bytes  # Merkle root of the transactions' bytes
+    app_hash: bytes
+    validators_hash: bytes
+    proposer_address: bytes
+
+    FIELDS = (
+        "chain_id", "height", "time_ns", "last_block_hash", "last_commit_hash",
+        "data_hash", "app_hash", "validators_hash", "proposer_address",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        _str(self.chain_id, "header.chain_id", MAX_CHAIN_ID_CHARS, CHAIN_ID_PATTERN)
+        _int(self.height, "header.height", 1, INT64_MAX)
+        _int(self.time_ns, "header.time_ns", 0, INT64_MAX)
+        _bytes(self.last_block_hash, "header.last_block_hash", (0, HASH_BYTES))
+        _bytes(self.last_commit_hash, "header.last_commit_hash", (0, HASH_BYTES))
+        _bytes(self.data_hash, "header.data_hash", (HASH_BYTES,))
+        _bytes(self.app_hash, "header.app_hash", (HASH_BYTES,))
+        _bytes(self.validators_hash, "header.validators_hash", (HASH_BYTES,))
+        _bytes(self.proposer_address, "header.proposer_address", (ADDRESS_BYTES,))
+
+    def to_obj(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_obj())
+
+    @cached_property
+    def hash(self) -> bytes:
+        """The block hash: SHA-256 of the header's canonical bytes."""
+        return codec.sha256(self.to_bytes())
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> BlockHeader:
+        f = _fields(obj, "header", cls.FIELDS)
+        return _check_all(f, "header", lambda f: cls(**{n: f[n] for n in cls.FIELDS}))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlockHeader:
+        return cls.from_obj(_decode(data, "header", 4096))
+
+
+def precommit_sign_bytes(
+    chain_id: str, height: int, round_: int, block_hash: bytes, timestamp_ns: int
+) -> bytes:
+    """The bytes a validator signs to precommit `block_hash` (used by commits)."""
+    body = {
+        "chain_id": chain_id,
+        "height": height,
+        "round": round_,
+        "type": "precommit",
+        "block_hash": block_hash,
+        "timestamp_ns": timestamp_ns,
+    }
+    return PRECOMMIT_SIGN_DOMAIN + codec.encode(body)
+
+
+@dataclass(frozen=True)
+class CommitSig:
+    """One validator's signed precommit for the committed block."""
+
+    validator_address: bytes
+    timestamp_ns: int
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        _bytes(self.validator_address, "commit_sig.validator_address", (ADDRESS_BYTES,))
+        _int(self.timestamp_ns, "commit_sig.timestamp_ns", 0, INT64_MAX)
+        _bytes(self.signature, "commit_sig.signature", (SIGNATURE_BYTES,))
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "validator_address": self.validator_address,
+            "timestamp_ns": self.timestamp_ns,
+            "signature": self.signature,
+        }
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> CommitSig:
+        f = _fields(obj, "commit_sig", ("validator_address", "timestamp_ns", "signature"))
+        return cls(f["validator_address"], f["timestamp_ns"], f["signature"])
+
+
+@dataclass(frozen=True)
+class Commit:
+    """Precommit signatures for the block `block_hash` at `height`, decided in `round`.
+
+    Whether the signers hold +2/3 of the voting power is for the consensus layer
+    to check against the validator set; this type only carries them.
+    """
+
+    height: int
+    round: int
+    block_hash: bytes
+    signatures: tuple[CommitSig, ...]
+
+    def __post_init__(self) -> None:
+        _int(self.height, "commit.height", 1, INT64_MAX)
+        _int(self.round, "commit.round", 0, 2**31 - 1)
+        _bytes(self.block_hash, "commit.block_hash", (HASH_BYTES,))
+        sigs = _tuple(self.signatures, "commit.signatures", MAX_COMMIT_SIGS)
+        if not all(isinstance(s, CommitSig) for s in sigs):
+            raise MalformedError("commit.signatures: expected CommitSig items")
+        object.__setattr__(self, "signatures", sigs)
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "height": self.height,
+            "round": self.round,
+            "block_hash": self.block_hash,
+            "signatures": [s.to_obj() for s in self.signatures],
+        }
+
+    def hash(self) -> bytes:
+        return codec.hash_value(self.to_obj())
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Commit:
+        f = _fields(obj, "commit", ("height", "round", "block_hash", "signatures"))
+        sigs = _tuple(f["signatures"], "commit.signatures", MAX_COMMIT_SIGS)
+        return _check_all(
+            f,
+            "commit",
+            lambda f: cls(
+                f["height"], f["round"], f["block_hash"], tuple(CommitSig.from_obj(s) for s in sigs)
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Block:
+    """A header, its transactions, and the commit that finalised the previous block."""
+
+    header: BlockHeader
+    txs: tuple[Transaction, ...]
+    last_commit: Commit | None  # None exactly at the first height
+
+    def __post_init__(self) -> None:
+        txs = _tuple(self.txs, "block.txs", MAX_BLOCK_TXS)
+        if not all(isinstance(t, Transaction) for t in txs):
+            raise MalformedError("block.txs: expected Transaction items")
+        object.__setattr__(self, "txs", txs)
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    def to_bytes(self) -> bytes:
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
+        return codec.encode(
+            {
+                "header": self.header.to_obj(),
+                "txs": [tx.to_bytes() for tx in self.txs],
+                "last_commit": None if self.last_commit is None else self.last_commit.to_obj(),
+            }
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, max_bytes: int = MAX_BLOCK_BYTES) -> Block:
+        f = _fields(_decode(data, "block", max_bytes), "block", ("header", "txs", "last_commit"))
+        header = BlockHeader.from_obj(f["header"])
+        raw_txs = _tuple(f["txs"], "block.txs", MAX_BLOCK_TXS)
+        txs = []
+        for i, raw in enumerate(raw_txs):
+            try:
+                txs.append(Transaction.from_bytes(_bytes_any(raw, f"block.txs[{i}]")))
+            except MalformedError as exc:
+                raise MalformedError(f"block.txs[{i}]: {exc}") from None
+        last = None if f["last_commit"] is None else Commit.from_obj(f["last_commit"])
+        return cls(header, tuple(txs), last)
+
+
+def _bytes_any(value: Any, where: str) -> bytes:
+    if not isinstance(value, bytes):
+        raise MalformedError(f"{where}: expected bytes, got {type(value).__name__}")
+    return value
+
+
+def txs_hash(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
+    """The Merkle root of the transactions' canonical bytes (the header's data_hash)."""
+    return merkle_root([tx.to_bytes() for tx in txs])
+
+
+# --- execution results -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """A typed, attributed record a handler emits, as in ABCI (`transfer`, `amount=5`)."""
+
+    type: str
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        _str(self.type, "event.type", MAX_EVENT_STRING_CHARS, _NAME)
+        attrs = _tuple(self.attributes, "event.attributes", MAX_EVENT_ATTRIBUTES)
+        for pair in attrs:
+            if not (isinstance(pair, tuple | list) and len(pair) == 2):
+                raise MalformedError("event.attributes: expected (key, value) pairs")
+            _str(pair[0], "event.attribute.key", MAX_EVENT_STRING_CHARS, _NAME)
+            _str(pair[1], "event.attribute.value", MAX_EVENT_STRING_CHARS)
+        object.__setattr__(self, "attributes", tuple((k, v) for k, v in attrs))
+
+    def to_obj(self) -> dict[str, Any]:
+        return {"type": self.type, "attributes": [list(a) for a in self.attributes]}
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Event:
+        f = _fields(obj, "event", ("type", "attributes"))
+        return _check_all(
+            f, "event", lambda f: cls(f["type"], tuple(tuple(a) for a in f["attributes"]))
+        )
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """The outcome of one transaction in a block: code 0 is success."""
+
+    code: int
+    codespace: str
+    log: str
+    events: tuple[Event, ...]
+    height: int
+    index: int
+
+    FIELDS = ("code", "codespace", "log", "events", "height", "index")
+
+    def __post_init__(self) -> None:
+        _int(self.code, "tx_result.code", 0, 2**32 - 1)
+        _str(self.codespace, "tx_result.codespace", MAX_NAME_CHARS)
+        _str(self.log, "tx_result.log", MAX_LOG_CHARS)
+        object.__setattr__(self, "events", _tuple(self.events, "tx_result.events", MAX_EVENTS))
+        _int(self.height, "tx_result.height", 1, INT64_MAX)
+        _int(self.index, "tx_result.index", 0, MAX_BLOCK_TXS)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+    def to_obj(self) -> dict[str, Any]:
+        obj = {name: getattr(self, name) for name in self.FIELDS}
+        obj["events"] = [e.to_obj() for e in self.events]
+        return obj
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_obj())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TxResult:
+        f = _fields(_decode(data, "tx_result", MAX_TX_BYTES), "tx_result", cls.FIELDS)
+        events = tuple(Event.from_obj(e) for e in _tuple(f["events"], "events", MAX_EVENTS))
+        return _check_all(
+            f,
+            "tx_result",
+            lambda f: cls(f["code"], f["codespace"], f["log"], events, f["height"], f["index"]),
+        )
+
+
+@dataclass(frozen=True)
+class Validator:
+    """A validator named in genesis: its public key and voting power."""
+
+    public_key: bytes
+    power: int
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        _bytes(self.public_key, "validator.public_key", (PUBLIC_KEY_BYTES,))
+        _int(self.power, "validator.power", 1, INT64_MAX // 8)
+
+    @property
+    def address(self) -> bytes:
+        return bytes.fromhex(address(self.public_key))
+
+
+def validators_hash(validators: tuple[Validator, ...] | list[Validator]) -> bytes:
+    """Merkle root over each validator's canonical (public key, power), in set order."""
+    return merkle_root(
+        [codec.encode({"public_key": v.public_key, "power": v.power}) for v in validators]
+    )

@@ -1,0 +1,68 @@
+"""Helpers shared by the tests: deterministic keys, a genesis, and an application."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from cloudchain.chaincode.application import Application
+from cloudchain.crypto import PrivateKey
+from cloudchain.genesis import Genesis
+from cloudchain.node.solo import SoloChain
+from cloudchain.storage.chain import ChainStore
+from cloudchain.storage.kv import KVStore, MemoryKV
+from cloudchain.types import Transaction, Validator
+
+CHAIN_ID = "cloudchain-test"
+GENESIS_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
+INITIAL_BALANCE = 1_000
+
+
+def key(name: str) -> PrivateKey:
+    """A deterministic key per name, so runs and failures reproduce exactly."""
+    return PrivateKey(hashlib.sha256(b"cloudchain-test-key:" + name.encode()).digest())
+
+
+VALIDATOR = key("validator")
+ACCOUNTS = tuple(key(n) for n in ("alice", "bob", "carol", "dave"))
+AUTHORITY = ACCOUNTS[0]
+
+
+def make_genesis(
+    balances: Sequence[tuple[str, int]] | None = None, chain_id: str = CHAIN_ID
+) -> Genesis:
+    if balances is None:
+        balances = [(k.address, INITIAL_BALANCE) for k in ACCOUNTS]
+    return Genesis(
+        chain_id=chain_id,
+        genesis_time_ns=GENESIS_TIME_NS,
+        validators=(Validator(VALIDATOR.public_key, 10, "node0"),),
+        authority=AUTHORITY.address,
+        balances=tuple(sorted(balances)),
+        params={"token": {"denom": "ucc"}},
+    )
+
+
+class StepClock:
+    """A deterministic clock: each reading is one second after the last."""
+
+    def __init__(self, start_ns: int = GENESIS_TIME_NS) -> None:
+        self.now_ns = start_ns
+
+    def __call__(self) -> int:
+        self.now_ns += 1_000_000_000
+        return self.now_ns
+
+
+def make_chain(kv: KVStore | None = None, genesis: Genesis | None = None) -> SoloChain:
+    store = ChainStore(kv if kv is not None else MemoryKV())
+    app = Application(store, genesis or make_genesis())
+    return SoloChain(app, VALIDATOR, StepClock())
+
+
+def transfer(
+    sender: PrivateKey, nonce: int, to: str, amount: int, chain_id: str = CHAIN_ID
+) -> Transaction:
+    return Transaction.create(
+        sender, chain_id, nonce, "token", "transfer", {"to": to, "amount": amount}
+    )

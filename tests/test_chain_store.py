@@ -1,0 +1,144 @@
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cloudchain.storage import apphash
+from cloudchain.storage.chain import ChainStore, StoreError
+from cloudchain.storage.kv import LevelDBKV, MemoryKV
+from tests.chainutil import ACCOUNTS, make_chain, transfer
+
+ALICE, BOB = ACCOUNTS[0], ACCOUNTS[1]
+
+
+@pytest.fixture(params=["memory", "leveldb"])
+def kv(request, tmp_path):
+    store = MemoryKV() if request.param == "memory" else LevelDBKV(tmp_path / "db")
+    yield store
+    store.close()
+
+
+def test_values_are_readable_at_every_committed_height(kv):
+    chain = make_chain(kv)
+    store = chain.app.store
+    key = b"token/balance/" + BOB.address.encode()
+    seen = {0: store.get(key)}
+    for nonce in range(4):
+        chain.produce_block([transfer(ALICE, nonce, BOB.address, 10).to_bytes()])
+        seen[store.height] = store.get(key)
+    for height, value in seen.items():
+        assert store.get(key, height) == value
+    assert len(set(seen.values())) == 5
+    with pytest.raises(StoreError, match="not committed"):
+        store.get(key, store.height + 1)
+
+
+def test_iterate_sees_each_key_once_at_its_version_and_hides_deletes(kv):
+    chain = make_chain(kv)
+    store = chain.app.store
+    prefix = b"token/balance/"
+    at_genesis = dict(store.iterate(prefix, 0))
+    # Alice sends her whole balance: her balance key is deleted at height 1.
+    chain.produce_block([transfer(ALICE, 0, BOB.address, 1000).to_bytes()])
+    at_one = dict(store.iterate(prefix, 1))
+    alice_key, bob_key = prefix + ALICE.address.encode(), prefix + BOB.address.encode()
+    assert alice_key in at_genesis and alice_key not in at_one
+    assert at_one[bob_key] != at_genesis[bob_key]
+    assert list(store.iterate(prefix, 0)) == sorted(at_genesis.items())
+    assert dict(store.iterate(prefix, 0)) == at_genesis  # history is intact
+
+
+def test_keys_with_zero_bytes_keep_their_order_and_prefixes():
+    store = ChainStore(MemoryKV())
+    state = {b"p": b"0", b"p\x00": b"1", b"p\x00\x00": b"2", b"p\x00a": b"3", b"p\x01": b"4",
+             b"pa": b"5", b"q": b"6"}  # fmt: skip
+    store.commit(store.diff(state))
+    assert list(store.iterate(b"p")) == sorted((k, v) for k, v in state.items() if k != b"q")
+    assert [k for k, _ in store.iterate(b"p\x00")] == [b"p\x00", b"p\x00\x00", b"p\x00a"]
+    assert [k for k, _ in store.iterate(b"")] == sorted(state)
+    for key, value in state.items():
+        assert store.get(key) == value
+    assert store.get(b"p\x02") is None
+
+
+def test_diff_drops_writes_that_change_nothing():
+    store = ChainStore(MemoryKV())
+    store.commit(store.diff({b"k": b"v"}))
+    diff = store.diff({b"k": b"v", b"gone": None})
+    assert diff.changes == {}
+    assert diff.app_hash == store.app_hash
+
+
+@given(
+    st.dictionaries(st.binary(min_size=1, max_size=6), st.binary(max_size=6), max_size=12),
+    st.randoms(use_true_random=False),
+)
+def test_app_hash_depends_on_the_state_not_on_the_order_of_writes(state, rng):
+    items = list(state.items())
+    rng.shuffle(items)
+    a, b = ChainStore(MemoryKV()), ChainStore(MemoryKV())
+    a.commit(a.diff(dict(state)))
+    b.commit(b.diff(dict(items)))
+    assert a.app_hash == b.app_hash == apphash.digest(apphash.from_items(state.items()))
+    assert a.recompute_app_hash() == a.app_hash
+
+
+def test_app_hash_changes_with_any_value():
+    a, b = ChainStore(MemoryKV()), ChainStore(MemoryKV())
+    a.commit(a.diff({b"k": b"v1"}))
+    b.commit(b.diff({b"k": b"v2"}))
+    assert a.app_hash != b.app_hash
+    c = ChainStore(MemoryKV())
+    c.commit(c.diff({b"kv": b"1"}))
+    d = ChainStore(MemoryKV())
+    d.commit(d.diff({b"k": b"v1"}))  # same concatenation, different split
+    assert c.app_hash != d.app_hash
+
+
+def test_incremental_app_hash_matches_recomputation_after_blocks(kv):
+    chain = make_chain(kv)
+    for nonce in range(5):
+        chain.produce_block(
+            [transfer(ALICE, nonce, BOB.address, 200).to_bytes()]  # the last ones overdraw
+        )
+    store = chain.app.store
+    assert store.recompute_app_hash() == store.app_hash
+    for height in range(store.height + 1):
+        assert store.recompute_app_hash(height) == store.app_hash_at(height)
+
+
+def test_blocks_and_transactions_are_found_by_height_and_hash(kv):
+    chain = make_chain(kv)
+    tx = transfer(ALICE, 0, BOB.address, 7)
+    produced = chain.produce_block([tx.to_bytes()])
+    store = chain.app.store
+    assert store.block(1) == produced.block
+    assert store.block_height(produced.block.hash) == 1
+    assert store.tx_location(tx.hash) == (1, 0)
+    result = store.tx_result(tx.hash)
+    assert result is not None and result.ok and result.height == 1 and result.index == 0
+    assert [e.type for e in result.events] == ["message", "transfer"]
+    assert store.block(2) is None
+    assert store.block_height(b"\x00" * 32) is None
+    assert store.tx_result(b"\x00" * 32) is None
+
+
+def test_reopened_store_has_everything(tmp_path):
+    chain = make_chain(LevelDBKV(tmp_path / "db"))
+    for nonce in range(3):
+        chain.produce_block([transfer(ALICE, nonce, BOB.address, 1).to_bytes()])
+    before = chain.app.store
+    height, app_hash, last = before.height, before.app_hash, before.last_block
+    before.close()
+    after = ChainStore(LevelDBKV(tmp_path / "db"))
+    assert (after.height, after.app_hash, after.last_block) == (height, app_hash, last)
+    after.close()
+
+
+def test_commit_out_of_order_is_refused():
+    store = ChainStore(MemoryKV())
+    diff = store.diff({b"k": b"v"})
+    store.commit(diff)
+    with pytest.raises(StoreError, match="height 0 on top of height 0"):
+        store.commit(diff)
+    with pytest.raises(StoreError, match="block and its results are required"):
+        store.commit(store.diff({b"k": b"w"}))
