@@ -1,0 +1,5 @@
+import sys
+
+from cloudchain.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,178 @@
+"""The application boundary: proposals, execution, commit and queries."""
+
+import dataclasses
+
+import pytest
+
+from cloudchain import codec
+from cloudchain.chaincode.application import Application, InvalidBlockError
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.module import Module
+from cloudchain.chaincode.modules.token import TOKEN
+from cloudchain.node.solo import build_block, sign_commit
+from cloudchain.storage.chain import ChainStore, StoreError
+from cloudchain.storage.kv import MemoryKV
+from cloudchain.types import Block, Transaction
+from tests.chainutil import ACCOUNTS, VALIDATOR, key, make_chain, make_genesis, transfer
+
+ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
+
+
+def chain_at_height_one():
+    chain = make_chain()
+    chain.produce_block([transfer(ALICE, 0, BOB.address, 5).to_bytes()])
+    return chain
+
+
+def next_block(chain, txs=(), **header_changes):
+    app = chain.app
+    last = app.store.last_block
+    commit = None if last is None else sign_commit(app.genesis.chain_id, last, VALIDATOR)
+    block = build_block(app, list(txs), app.info().last_block_time_ns + 10**9, VALIDATOR, commit)
+    if header_changes:
+        block = Block(dataclasses.replace(block.header, **header_changes), block.txs,
+                      block.last_commit)  # fmt: skip
+    return block
+
+
+def test_a_well_formed_block_is_accepted():
+    chain = chain_at_height_one()
+    assert chain.app.process_proposal(next_block(chain)).accept
+
+
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"chain_id": "other"}, "chain id"),
+        ({"height": 3}, "height 3, expected 2"),
+        ({"app_hash": b"\x00" * 32}, "app_hash"),
+        ({"last_block_hash": b"\x01" * 32}, "last_block_hash"),
+        ({"data_hash": b"\x02" * 32}, "data_hash"),
+        ({"validators_hash": b"\x03" * 32}, "validators_hash"),
+        ({"proposer_address": bytes.fromhex(key("mallory").address)}, "proposer"),
+        ({"last_commit_hash": b"\x04" * 32}, "last_commit_hash"),
+        ({"time_ns": 0}, "time does not advance"),
+    ],
+)
+def test_blocks_that_do_not_extend_the_chain_are_rejected(changes, reason):
+    chain = chain_at_height_one()
+    verdict = chain.app.process_proposal(next_block(chain, **changes))
+    assert not verdict.accept
+    assert reason in verdict.reason
+
+
+def test_finalize_refuses_an_invalid_block_and_changes_nothing():
+    chain = chain_at_height_one()
+    store = chain.app.store
+    before = (store.height, store.app_hash)
+    with pytest.raises(InvalidBlockError, match="app_hash"):
+        chain.app.finalize_block(next_block(chain, app_hash=b"\x00" * 32))
+    assert (store.height, store.app_hash) == before
+    chain.produce_block([])  # the application is still usable
+    assert store.height == 2
+
+
+def test_commit_without_finalize_and_double_finalize_are_refused():
+    chain = chain_at_height_one()
+    with pytest.raises(StoreError, match="without a finalized block"):
+        chain.app.commit()
+    block = next_block(chain)
+    chain.app.finalize_block(block)
+    with pytest.raises(InvalidBlockError, match="twice"):
+        chain.app.finalize_block(block)
+    assert chain.app.commit().height == 2
+
+
+def test_results_and_app_hash_are_known_before_commit_and_durable_after():
+    chain = chain_at_height_one()
+    tx = transfer(BOB, 0, CAROL.address, 3)
+    block = next_block(chain, [tx])
+    result = chain.app.finalize_block(block)
+    assert chain.app.query("/token/balance", CAROL.address.encode()).height == 1
+    committed = chain.app.commit()
+    assert committed.app_hash == result.app_hash == chain.app.store.app_hash
+    assert chain.app.store.tx_result(tx.hash) == result.tx_results[0]
+
+
+def test_prepare_proposal_keeps_valid_transactions_in_nonce_order():
+    chain = make_chain()
+    good0 = transfer(ALICE, 0, BOB.address, 1)
+    good1 = transfer(ALICE, 1, BOB.address, 1)
+    gap = transfer(ALICE, 5, BOB.address, 1)
+    wrong_chain = transfer(BOB, 0, ALICE.address, 1, chain_id="elsewhere")
+    chosen = chain.app.prepare_proposal(
+        [good0.to_bytes(), gap.to_bytes(), b"junk", wrong_chain.to_bytes(), good1.to_bytes()]
+    )
+    assert chosen == (good0, good1)
+
+
+def test_prepare_proposal_respects_the_block_limits():
+    chain = make_chain(genesis=dataclasses.replace(make_genesis(), max_block_txs=7))
+    txs = [transfer(ALICE, n, BOB.address, 1).to_bytes() for n in range(20)]
+    chosen = chain.app.prepare_proposal(txs)
+    assert [tx.nonce for tx in chosen] == list(range(7))
+    # With 128 KiB blocks, 64 KiB are left for transactions: two 30 KB notes fit, not three.
+    genesis = dataclasses.replace(make_genesis(), max_block_bytes=2 * 64 * 1024)
+    app = Application(ChainStore(MemoryKV()), genesis, modules=(TOKEN, NOTE))
+    notes = [Transaction.create(ALICE, "cloudchain-test", n, "note", "post",
+                                {"text": "x" * 30_000}) for n in range(3)]  # fmt: skip
+    assert [tx.nonce for tx in app.prepare_proposal([t.to_bytes() for t in notes])] == [0, 1]
+
+
+NOTE = Module("note")
+
+
+@NOTE.tx("post", text=lambda v: v)
+def process_post(ctx, text):
+    ctx.kv.set(b"note/" + ctx.sender.encode(), text.encode())
+
+
+def decode(result):
+    assert result.code == Code.OK, result.log
+    return codec.decode(result.value)
+
+
+def test_queries_answer_at_the_latest_and_at_past_heights():
+    chain = chain_at_height_one()
+    app = chain.app
+    assert decode(app.query("/token/balance", BOB.address.encode()))["balance"] == 1005
+    assert decode(app.query("/token/balance", BOB.address.encode(), 0))["balance"] == 1005
+    latest = app.query("/token/balance", BOB.address.encode(), height=0)  # 0: the latest
+    assert latest.height == 1 and decode(latest)["balance"] == 1005
+    supply = decode(app.query("/token/supply"))
+    assert supply == {"supply": 4000, "denom": "ucc"}
+    chain.produce_block([transfer(BOB, 0, CAROL.address, 5).to_bytes()])
+    assert decode(app.query("/token/balance", BOB.address.encode(), height=1))["balance"] == 1005
+    assert decode(app.query("/token/balance", BOB.address.encode(), height=2))["balance"] == 1000
+
+
+@pytest.mark.parametrize(
+    "path, data, height, code",
+    [
+        ("/token/nosuch", b"", 0, Code.UNKNOWN_QUERY),
+        ("/nosuch/balance", b"", 0, Code.UNKNOWN_QUERY),
+        ("token/balance", b"", 0, Code.UNKNOWN_QUERY),
+        ("/token/balance", b"not-an-address", 0, Code.INVALID_QUERY),
+        ("/token/balance", b"\xff\xfe", 0, Code.INVALID_QUERY),
+        ("/token/supply", b"", 99, Code.HEIGHT_NOT_AVAILABLE),
+        ("/token/supply", b"", -1, Code.HEIGHT_NOT_AVAILABLE),
+    ],
+)
+def test_bad_queries_get_a_code_and_a_log(path, data, height, code):
+    result = chain_at_height_one().app.query(path, data, height)
+    assert result.code == code
+    assert result.log
+    assert result.value == b""
+
+
+def test_mint_by_authority_and_burn_change_the_supply():
+    chain = make_chain()
+    mint = Transaction.create(ALICE, "cloudchain-test", 0, "token", "mint",
+                              {"to": CAROL.address, "amount": 500})  # fmt: skip
+    burn = Transaction.create(CAROL, "cloudchain-test", 0, "token", "burn", {"amount": 200})
+    produced = chain.produce_block([mint.to_bytes(), burn.to_bytes()])
+    assert [r.code for r in produced.result.tx_results] == [Code.OK, Code.OK]
+    assert decode(chain.app.query("/token/supply"))["supply"] == 4300
+    assert decode(chain.app.query("/token/balance", CAROL.address.encode()))["balance"] == 1300
+    types = [e.type for r in produced.result.tx_results for e in r.events]
+    assert types == ["message", "mint", "message", "burn"]
