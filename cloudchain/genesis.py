@@ -29,6 +29,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,11 +69,11 @@ class Genesis:
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES
     max_block_txs: int = DEFAULT_MAX_BLOCK_TXS
 
-    @property
+    @cached_property
     def validators_hash(self) -> bytes:
         return validators_hash(self.validators)
 
-    @property
+    @cached_property
     def hash(self) -> bytes:
         """SHA-256 of the canonical encoding of the genesis document."""
         return codec.hash_value(self.to_obj())

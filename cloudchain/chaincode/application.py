@@ -147,6 +147,9 @@ class Application:
         self._modules = {m.name: m for m in modules}
         assert len(self._modules) == len(modules), "two modules share a name"
         self._pending: _Pending | None = None
+        # The last block process_proposal accepted, so that finalize_block of the
+        # same block does not verify every signature a second time.
+        self._accepted: Block | None = None
         if store.height < 0:
             self._init_chain()
         elif store.get(GENESIS_HASH_KEY) != codec.encode(genesis.hash):
@@ -314,6 +317,8 @@ class Application:
         """Accept `block` only if it extends the committed chain and its transactions pass
         the stateless checks in nonce order. Signatures of the last commit are the
         consensus layer's to verify, against its validator set."""
+        if block == self._accepted and block.height == self._store.height + 1:
+            return ProposalVerdict(True)
         reason = self._header_error(block)
         if reason:
             return ProposalVerdict(False, reason)
@@ -335,6 +340,7 @@ class Application:
                     False, f"tx {index}: nonce {tx.nonce}, expected {expected}"
                 )
             next_nonce[sender] = expected + 1
+        self._accepted = block
         return ProposalVerdict(True)
 
     def _header_error(self, block: Block) -> str:

@@ -23,13 +23,14 @@ from typing import Any
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Overlay, StateReader
 from cloudchain.crypto import is_address
+from cloudchain.genesis import Genesis
 
 MAX_AMOUNT = 2**63 - 1  # every token amount and balance fits in a signed 64-bit integer
 
 ArgCheck = Callable[[Any], Any]
 TxHandler = Callable[..., None]
 QueryHandler = Callable[[StateReader, bytes], Any]
-GenesisHandler = Callable[[Overlay, Any], None]
+GenesisHandler = Callable[[Overlay, Genesis], None]
 
 
 class TxError(Exception):

@@ -26,6 +26,7 @@ from cloudchain.chaincode.module import (
     query_address,
 )
 from cloudchain.codec import decode, encode
+from cloudchain.genesis import Genesis
 
 TOKEN = Module("token")
 
@@ -69,7 +70,7 @@ def move(kv: Overlay, sender: str, recipient: str, amount: int) -> None:
 
 
 @TOKEN.genesis
-def init_genesis(kv: Overlay, genesis: Any) -> None:
+def init_genesis(kv: Overlay, genesis: Genesis) -> None:
     params = dict(genesis.params.get("token", {}))
     denom = params.pop("denom", DEFAULT_DENOM)
     if params:
