@@ -43,6 +43,7 @@ MAX_CHAIN_ID_CHARS = 50  # as CometBFT
 MAX_NAME_CHARS = 32  # module and method names
 MAX_COMMIT_SIGS = 1_000  # bound on validators that can sign one commit
 MAX_LOG_CHARS = 1_024
+MAX_TX_RESULT_BYTES = 64 * 1024  # a result whose events exceed this fails instead
 MAX_EVENTS = 256
 MAX_EVENT_ATTRIBUTES = 64
 MAX_EVENT_STRING_CHARS = 256
@@ -506,7 +507,7 @@ class TxResult:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxResult:
-        f = _fields(_decode(data, "tx_result", MAX_TX_BYTES), "tx_result", cls.FIELDS)
+        f = _fields(_decode(data, "tx_result", MAX_TX_RESULT_BYTES), "tx_result", cls.FIELDS)
         events = tuple(Event.from_obj(e) for e in _tuple(f["events"], "events", MAX_EVENTS))
         return _check_all(
             f,

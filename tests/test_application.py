@@ -9,11 +9,19 @@ from cloudchain.chaincode.application import Application, InvalidBlockError
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.module import Module
 from cloudchain.chaincode.modules.token import TOKEN
-from cloudchain.node.solo import build_block, sign_commit
+from cloudchain.node.solo import SoloChain, build_block, sign_commit
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import MemoryKV
 from cloudchain.types import Block, Transaction
-from tests.chainutil import ACCOUNTS, VALIDATOR, key, make_chain, make_genesis, transfer
+from tests.chainutil import (
+    ACCOUNTS,
+    VALIDATOR,
+    StepClock,
+    key,
+    make_chain,
+    make_genesis,
+    transfer,
+)
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 
@@ -176,3 +184,49 @@ def test_mint_by_authority_and_burn_change_the_supply():
     assert decode(chain.app.query("/token/balance", CAROL.address.encode()))["balance"] == 1300
     types = [e.type for r in produced.result.tx_results for e in r.events]
     assert types == ["message", "mint", "message", "burn"]
+
+
+def test_a_block_equal_as_objects_but_different_as_bytes_is_not_taken_for_the_accepted_one():
+    chain = chain_at_height_one()
+    app = chain.app
+    tx = transfer(BOB, 0, CAROL.address, 1)
+    block = next_block(chain, [tx])
+    assert app.process_proposal(block).accept
+    forged_tx = Transaction(tx.chain_id, tx.sender, 0, "token", "transfer",
+                            {"to": CAROL.address, "amount": True}, tx.signature)  # fmt: skip
+    forged = Block(block.header, (forged_tx,), block.last_commit)
+    assert forged == block and forged.to_bytes() != block.to_bytes()  # True == 1 in Python
+    assert not app.process_proposal(forged).accept
+    with pytest.raises(InvalidBlockError):
+        app.finalize_block(forged)
+
+
+NOISY = Module("noisy")
+
+
+@NOISY.tx("shout", count=lambda v: v, width=lambda v: v)
+def process_shout(ctx, count, width):
+    ctx.kv.set(b"noisy/" + ctx.sender.encode(), b"written")
+    for i in range(count):
+        ctx.emit("shout", index=i, text="x" * width)
+
+
+@pytest.mark.parametrize(
+    "count, width, code, log",
+    [
+        (256, 1, Code.LIMIT_EXCEEDED, "at most 255 events"),
+        (250, 250, Code.LIMIT_EXCEEDED, "exceed 65536 bytes"),
+        (255, 1, Code.OK, ""),
+    ],
+)
+def test_events_beyond_the_limits_fail_the_transaction_not_the_chain(count, width, code, log):
+    app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, NOISY))
+    chain = SoloChain(app, VALIDATOR, StepClock())
+    tx = Transaction.create(BOB, "cloudchain-test", 0, "noisy", "shout",
+                            {"count": count, "width": width})  # fmt: skip
+    result = chain.produce_block([tx.to_bytes()]).result.tx_results[0]
+    assert result.code == code
+    assert log in result.log
+    assert app.store.tx_result(tx.hash) == result  # committed results stay readable
+    assert (app.state().get(b"noisy/" + BOB.address.encode()) is not None) == (code == Code.OK)
+    assert app.nonce(BOB.address) == 1

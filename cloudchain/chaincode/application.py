@@ -24,6 +24,7 @@ from the `ChainStore` it is given, time from the block header.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from cloudchain.storage.chain import BlockResults, ChainStore, StateDiff, StoreE
 from cloudchain.types import (
     MAX_LOG_CHARS,
     MAX_TX_BYTES,
+    MAX_TX_RESULT_BYTES,
     Block,
     Event,
     MalformedError,
@@ -149,7 +151,7 @@ class Application:
         self._pending: _Pending | None = None
         # The last block process_proposal accepted, so that finalize_block of the
         # same block does not verify every signature a second time.
-        self._accepted: Block | None = None
+        self._accepted: bytes | None = None
         if store.height < 0:
             self._init_chain()
         elif store.get(GENESIS_HASH_KEY) != codec.encode(genesis.hash):
@@ -317,7 +319,8 @@ class Application:
         """Accept `block` only if it extends the committed chain and its transactions pass
         the stateless checks in nonce order. Signatures of the last commit are the
         consensus layer's to verify, against its validator set."""
-        if block == self._accepted and block.height == self._store.height + 1:
+        # Compared as bytes: dataclass equality would take {"amount": True} for 1.
+        if block.to_bytes() == self._accepted and block.height == self._store.height + 1:
             return ProposalVerdict(True)
         reason = self._header_error(block)
         if reason:
@@ -340,7 +343,7 @@ class Application:
                     False, f"tx {index}: nonce {tx.nonce}, expected {expected}"
                 )
             next_nonce[sender] = expected + 1
-        self._accepted = block
+        self._accepted = block.to_bytes()
         return ProposalVerdict(True)
 
     def _header_error(self, block: Block) -> str:
@@ -414,17 +417,22 @@ class Application:
             code, codespace = Code.INTERNAL, module.name
             # Only the exception's type: its text could differ between nodes.
             message = f"internal error in {tx.module}.{tx.method}: {type(exc).__name__}"
+        result = TxResult(code, codespace, message[:MAX_LOG_CHARS], (), block.height, index)
         if code == Code.OK:
+            message_event = Event(
+                "message", (("module", tx.module), ("method", tx.method), ("sender", sender))
+            )
+            result = dataclasses.replace(result, events=(message_event, *events.events))
+            if len(result.to_bytes()) > MAX_TX_RESULT_BYTES:
+                result = TxResult(
+                    Code.LIMIT_EXCEEDED, module.name,
+                    f"events of {tx.module}.{tx.method} exceed {MAX_TX_RESULT_BYTES} bytes",
+                    (), block.height, index,
+                )  # fmt: skip
+        if result.ok:
             tx_kv.merge_into(block_kv)
-            emitted = (
-                Event("message", (("module", tx.module), ("method", tx.method),
-                                  ("sender", sender))),
-                *events.events,
-            )  # fmt: skip
-        else:
-            emitted = ()
         block_kv.set_value(nonce_key(sender), nonce + 1)  # consumed even on failure
-        return TxResult(code, codespace, message[:MAX_LOG_CHARS], emitted, block.height, index)
+        return result
 
     def commit(self) -> CommitResult:
         """Write the finalized block, its results and its state changes atomically."""

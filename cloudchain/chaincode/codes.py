@@ -1,4 +1,6 @@
-"""Result codes of transactions and queries. 0 is success; every refusal has its own code.
+"""Result codes of transactions and queries, and the errors that carry them.
+
+0 is success; every refusal has its own code.
 
 Codes below 100 are decided before any handler runs (decoding, signature,
 chain id, nonce, routing, arguments) and carry the codespace "auth"; codes
@@ -36,3 +38,21 @@ class Code(IntEnum):
 
 
 AUTH_CODESPACE = "auth"
+
+
+class TxError(Exception):
+    """An expected failure of a transaction: its writes are discarded, its nonce is used."""
+
+    def __init__(self, code: Code, log: str) -> None:
+        super().__init__(log)
+        self.code = code
+        self.log = log
+
+
+class QueryError(Exception):
+    """A query that cannot be answered; its code and log go back to the client."""
+
+    def __init__(self, code: Code, log: str) -> None:
+        super().__init__(log)
+        self.code = code
+        self.log = log

@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cloudchain import codec
+from cloudchain.chaincode.codes import Code, TxError
 from cloudchain.types import MAX_EVENTS, Event
 
 MAX_KEY_BYTES = 512
+# The application adds one "message" event to every successful transaction.
+MAX_HANDLER_EVENTS = MAX_EVENTS - 1
 MAX_VALUE_BYTES = 64 * 1024
 
 
@@ -89,8 +92,10 @@ class EventLog:
     events: list[Event] = field(default_factory=list)
 
     def emit(self, type_: str, **attributes: object) -> None:
-        if len(self.events) >= MAX_EVENTS:
-            raise ValueError(f"a transaction may emit at most {MAX_EVENTS} events")
+        if len(self.events) >= MAX_HANDLER_EVENTS:
+            raise TxError(
+                Code.LIMIT_EXCEEDED, f"a transaction may emit at most {MAX_HANDLER_EVENTS} events"
+            )
         attrs = tuple((k, str(v)) for k, v in attributes.items())
         self.events.append(Event(type_, attrs))
 

@@ -20,10 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.codes import Code, QueryError, TxError
 from cloudchain.chaincode.context import Overlay, StateReader
 from cloudchain.crypto import is_address
 from cloudchain.genesis import Genesis
+
+__all__ = [
+    "MAX_AMOUNT", "ArgError", "Module", "QueryError", "TxError", "TxMethod",
+    "address_arg", "amount_arg", "query_address",
+]  # fmt: skip
 
 MAX_AMOUNT = 2**63 - 1  # every token amount and balance fits in a signed 64-bit integer
 
@@ -33,24 +38,8 @@ QueryHandler = Callable[[StateReader, bytes], Any]
 GenesisHandler = Callable[[Overlay, Genesis], None]
 
 
-class TxError(Exception):
-    """An expected failure of a transaction: its writes are discarded, its nonce is used."""
-
-    def __init__(self, code: Code, log: str) -> None:
-        super().__init__(log)
-        self.code = code
-        self.log = log
-
-
 class ArgError(ValueError):
     """An argument fails its declared check."""
-
-
-class QueryError(Exception):
-    def __init__(self, code: Code, log: str) -> None:
-        super().__init__(log)
-        self.code = code
-        self.log = log
 
 
 @dataclass(frozen=True)

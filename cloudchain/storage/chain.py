@@ -12,7 +12,7 @@ Key layout (all integers big-endian, so byte order is numeric order):
     s/<esc(key)>\\x00\\x01<~height:8> state version: \\x01 + value, or \\x00 (deleted)
     b/<height:8>                   block bytes
     B/<block hash>                 height of that block
-    r/<height:8>                   results of the block's transactions
+    r/<height:8><index:4>          result of the block's transaction <index>
     t/<tx hash>                    height and index of the transaction's first inclusion
 
 State keys are escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which
@@ -67,6 +67,10 @@ def _version_key(key: bytes, height: int) -> bytes:
     return _STATE + _escape(key) + _TERM + _U64.pack(_MAX_U64 - height)
 
 
+def _result_key(height: int, index: int) -> bytes:
+    return _RESULTS + _U64.pack(height) + struct.pack(">I", index)
+
+
 def _successor(prefix: bytes) -> bytes | None:
     """The smallest byte string greater than every string that starts with `prefix`."""
     stripped = prefix.rstrip(b"\xff")
@@ -90,17 +94,10 @@ class StateDiff:
 
 @dataclass(frozen=True)
 class BlockResults:
-    """What executing a block produced, stored beside the block."""
+    """What executing a block produced, stored beside the block (one key per result,
+    so that reading one result is bounded by MAX_TX_RESULT_BYTES)."""
 
     tx_results: tuple[TxResult, ...]
-
-    def to_bytes(self) -> bytes:
-        return codec.encode({"tx_results": [r.to_obj() for r in self.tx_results]})
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> BlockResults:
-        obj = codec.decode(data)
-        return cls(tuple(TxResult.from_bytes(codec.encode(r)) for r in obj["tx_results"]))
 
 
 class ChainStore:
@@ -204,8 +201,13 @@ class ChainStore:
         return None if raw is None else _U64.unpack(raw)[0]
 
     def block_results(self, height: int) -> BlockResults | None:
-        raw = self._kv.get(_RESULTS + _U64.pack(height))
-        return None if raw is None else BlockResults.from_bytes(raw)
+        if not 1 <= height <= self._height:
+            return None
+        prefix = _RESULTS + _U64.pack(height)
+        results = tuple(
+            TxResult.from_bytes(raw) for _, raw in self._kv.scan(prefix, _successor(prefix))
+        )
+        return BlockResults(results)
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         """(height, index) of a transaction by hash, or None."""
@@ -219,9 +221,9 @@ class ChainStore:
         location = self.tx_location(tx_hash)
         if location is None:
             return None
-        results = self.block_results(location[0])
-        assert results is not None, "a transaction index points at a block with no results"
-        return results.tx_results[location[1]]
+        raw = self._kv.get(_result_key(*location))
+        assert raw is not None, "a transaction index points at a missing result"
+        return TxResult.from_bytes(raw)
 
     # --- the one write ---------------------------------------------------------------------
 
@@ -260,7 +262,9 @@ class ChainStore:
         height = block.height
         batch[_BLOCK + _U64.pack(height)] = block.to_bytes()
         batch[_BLOCK_BY_HASH + block.hash] = _U64.pack(height)
-        batch[_RESULTS + _U64.pack(height)] = results.to_bytes()
+        assert len(results.tx_results) == len(block.txs), "one result per transaction"
+        for result in results.tx_results:
+            batch[_result_key(height, result.index)] = result.to_bytes()
         for index, tx in enumerate(block.txs):
             key = _TX + tx.hash
             # The first inclusion wins: a replayed copy (rejected by its nonce) must not
