@@ -65,3 +65,11 @@ def test_no_command_prints_help():
     run = cloudchain()
     assert run.returncode == 2
     assert "demo" in run.stdout and "keys" in run.stdout
+
+
+def test_bench_apply_reports_every_phase():
+    run = cloudchain("bench", "apply", "--blocks", "2", "--txs-per-block", "5")
+    assert run.returncode == 0, run.stderr
+    for phase in ("prepare", "process", "finalize", "commit"):
+        assert re.search(rf"^{phase}\s+\d+\.\d\d$", run.stdout, re.M), phase
+    assert re.search(r"^throughput\s+\d+ tx/s", run.stdout, re.M)

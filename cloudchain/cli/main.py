@@ -47,6 +47,17 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="seed of the random transfers (1)")
     demo.set_defaults(run=_run_demo)
 
+    bench = commands.add_parser("bench", help="measure what the ledger costs")
+    bench_commands = bench.add_subparsers(title="bench commands", metavar="COMMAND")
+    apply = bench_commands.add_parser(
+        "apply", help="time prepare/process/finalize/commit of blocks of transfers",
+        description="Example: cloudchain bench apply --blocks 30 --txs-per-block 500",
+    )  # fmt: skip
+    apply.add_argument("--blocks", type=int, default=30, help="blocks to apply (30)")
+    apply.add_argument("--txs-per-block", type=int, default=500, help="transfers per block (500)")
+    apply.add_argument("--accounts", type=int, default=100, help="accounts sending (100)")
+    apply.set_defaults(run=_run_bench_apply)
+
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
     new = key_commands.add_parser(
@@ -80,6 +91,16 @@ def _run_demo(args: argparse.Namespace) -> int:
         print("error: --blocks must be >= 1, --txs-per-block and --interval >= 0", file=sys.stderr)
         return 2
     return run_demo(args.blocks, args.txs_per_block, args.interval, args.home, args.seed)
+
+
+def _run_bench_apply(args: argparse.Namespace) -> int:
+    from cloudchain.bench.apply import format_report, run_apply_bench
+
+    if args.blocks < 1 or args.txs_per_block < 1 or args.accounts < 2:
+        print("error: --blocks and --txs-per-block must be >= 1, --accounts >= 2", file=sys.stderr)
+        return 2
+    print(format_report(run_apply_bench(args.blocks, args.txs_per_block, args.accounts)))
+    return 0
 
 
 def _run_keys_new(args: argparse.Namespace) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks: `cloudchain bench ...` measures; docs/BENCHMARKS.md records."""
