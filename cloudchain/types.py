@@ -47,12 +47,16 @@ MAX_TX_RESULT_BYTES = 64 * 1024  # a result whose events exceed this fails inste
 MAX_EVENTS = 256
 MAX_EVENT_ATTRIBUTES = 64
 MAX_EVENT_STRING_CHARS = 256
+# Bounds on decoded objects (see codec.decode): what a well-formed value can need.
+MAX_TX_OBJECTS = 4_096  # a transaction's arguments are a small map
+MAX_BLOCK_OBJECTS = 256 + MAX_BLOCK_TXS + 8 * MAX_COMMIT_SIGS  # transactions are opaque bytes
+MAX_TX_RESULT_OBJECTS = 8 + MAX_EVENTS * (6 + 3 * MAX_EVENT_ATTRIBUTES)
 
 TX_SIGN_DOMAIN = b"cloudchain/tx/v1\x00"
 PRECOMMIT_SIGN_DOMAIN = b"cloudchain/precommit/v1\x00"
 
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-CHAIN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"\A[a-z][a-z0-9_]*\Z")
+CHAIN_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
 class MalformedError(ValueError):
@@ -113,13 +117,13 @@ def _tuple(value: Any, where: str, max_items: int) -> tuple[Any, ...]:
     return tuple(value)
 
 
-def _decode(data: bytes, where: str, max_bytes: int) -> Any:
+def _decode(data: bytes, where: str, max_bytes: int, max_objects: int) -> Any:
     if not isinstance(data, bytes | bytearray):
         raise MalformedError(f"{where}: expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise TooLargeError(f"{where}: {len(data)} bytes, limit is {max_bytes}")
     try:
-        return codec.decode(bytes(data), max_bytes=max_bytes)
+        return codec.decode(bytes(data), max_bytes=max_bytes, max_objects=max_objects)
     except codec.CodecError as exc:
         raise MalformedError(f"{where}: {exc}") from None
 
@@ -219,7 +223,7 @@ class Transaction:
 
     @classmethod
     def from_bytes(cls, data: bytes, max_bytes: int = MAX_TX_BYTES) -> Transaction:
-        obj = _decode(data, "transaction", max_bytes)
+        obj = _decode(data, "transaction", max_bytes, MAX_TX_OBJECTS)
         return cls.from_obj(obj)
 
     @classmethod
@@ -290,7 +294,7 @@ class BlockHeader:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BlockHeader:
-        return cls.from_obj(_decode(data, "header", 4096))
+        return cls.from_obj(_decode(data, "header", 4096, 64))
 
 
 def precommit_sign_bytes(
@@ -417,7 +421,8 @@ class Block:
 
     @classmethod
     def from_bytes(cls, data: bytes, max_bytes: int = MAX_BLOCK_BYTES) -> Block:
-        f = _fields(_decode(data, "block", max_bytes), "block", ("header", "txs", "last_commit"))
+        obj = _decode(data, "block", max_bytes, MAX_BLOCK_OBJECTS)
+        f = _fields(obj, "block", ("header", "txs", "last_commit"))
         header = BlockHeader.from_obj(f["header"])
         raw_txs = _tuple(f["txs"], "block.txs", MAX_BLOCK_TXS)
         txs = []
@@ -507,7 +512,8 @@ class TxResult:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxResult:
-        f = _fields(_decode(data, "tx_result", MAX_TX_RESULT_BYTES), "tx_result", cls.FIELDS)
+        obj = _decode(data, "tx_result", MAX_TX_RESULT_BYTES, MAX_TX_RESULT_OBJECTS)
+        f = _fields(obj, "tx_result", cls.FIELDS)
         events = tuple(Event.from_obj(e) for e in _tuple(f["events"], "events", MAX_EVENTS))
         return _check_all(
             f,

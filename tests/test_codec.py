@@ -112,3 +112,36 @@ def test_hash_is_sha256_of_encoding():
     import hashlib
 
     assert codec.hash_value({"x": 1}) == hashlib.sha256(codec.encode({"x": 1})).digest()
+
+
+def test_object_bombs_are_refused_before_anything_is_built():
+    # A million empty maps: a few MB on the wire, gigabytes as Python objects.
+    empty_maps = b"\xdd" + (1 << 20).to_bytes(4, "big") + b"\x80" * (1 << 20)
+    with pytest.raises(codec.CodecError, match="more than 1000 objects"):
+        codec.decode(empty_maps, max_objects=1000)
+    huge_claim = b"\xdd\xff\xff\xff\xff"  # an array claiming 4 billion items, holding none
+    with pytest.raises(codec.CodecError, match="truncated"):
+        codec.decode(huge_claim)
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\xcb" + b"\x00" * 8, "float"),
+        (b"\xca" + b"\x00" * 4, "float"),
+        (b"\xd4\x01\x00", "extension or reserved"),
+        (b"\xc7\x01\x01\x00", "extension or reserved"),
+        (b"\xc4\x05ab", "truncated"),
+        (b"\xc0\xc0", "trailing bytes"),
+    ],
+)
+def test_shape_scan_refuses_what_canonical_encoding_never_produces(raw, message):
+    with pytest.raises(codec.CodecError, match=message):
+        codec.decode(raw)
+
+
+def test_lone_surrogates_are_refused():
+    with pytest.raises(codec.CodecError, match="surrogate"):
+        codec.encode({"name": "\ud800"})
+    with pytest.raises(codec.CodecError, match="surrogate"):
+        codec.encode({"\ud800": 1})
