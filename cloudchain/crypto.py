@@ -126,19 +126,32 @@ def write_key_file(path: str | os.PathLike[str], key: PrivateKey) -> None:
         },
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+    fd = os.open(tmp, flags, 0o600)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(document, f, indent=2)
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)  # the umask cannot widen it, but be explicit
-        os.replace(tmp, path)
-    except BaseException:
+        try:
+            # link, unlike rename, fails if the name exists: a key is never overwritten,
+            # even by a writer racing this one.
+            os.link(tmp, path)
+        except FileExistsError:
+            raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from None
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_key_file(path: str | os.PathLike[str]) -> PrivateKey:
@@ -146,7 +159,9 @@ def read_key_file(path: str | os.PathLike[str]) -> PrivateKey:
     path = Path(path)
     try:
         mode = stat.S_IMODE(path.stat().st_mode)
-        text = path.read_text()
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise KeyFileError(f"key file {path} is not UTF-8 text") from None
     except OSError as exc:
         raise KeyFileError(f"cannot read key file {path}: {exc.strerror}") from None
     if mode & 0o077:

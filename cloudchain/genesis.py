@@ -52,6 +52,7 @@ DEFAULT_MAX_BLOCK_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_BLOCK_TXS = MAX_BLOCK_TXS
 MAX_VALIDATORS = 1_000
 MAX_ACCOUNTS = 1_000_000
+MAX_TOTAL_POWER = INT64_MAX // 8  # as CometBFT: proposer priorities must not overflow
 
 
 class GenesisError(ValueError):
@@ -115,7 +116,9 @@ class Genesis:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Genesis:
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise GenesisError(f"genesis file {path} is not UTF-8 text") from None
         except OSError as exc:
             raise GenesisError(f"cannot read genesis file {path}: {exc.strerror}") from None
         return cls.from_json(text)
@@ -126,6 +129,8 @@ class Genesis:
             obj = json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_float)
         except json.JSONDecodeError as exc:
             raise GenesisError(f"genesis is not valid JSON: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # huge integers, absurd nesting
+            raise GenesisError(f"genesis cannot be read: {exc}") from None
         return cls.from_obj(obj)
 
     @classmethod
@@ -143,6 +148,8 @@ class Genesis:
             time_ns = parse_rfc3339_ns(g["genesis_time"])
         except TimeFormatError as exc:
             raise GenesisError(f"genesis.genesis_time: {exc}") from None
+        if not 0 <= time_ns <= INT64_MAX:
+            raise GenesisError("genesis.genesis_time: must lie between 1970 and 2262")
         max_bytes, max_txs = _consensus_params(g.get("consensus_params", {}))
         validators = _validators(g["validators"])
         app = _map(g["app_state"], "genesis.app_state", required=("authority",),
@@ -181,7 +188,7 @@ def _map(obj: Any, where: str, required: tuple[str, ...], optional: tuple[str, .
 
 
 def _integer(value: Any, where: str, low: int, high: int) -> int:
-    if isinstance(value, str) and value.isdigit() and value.isascii():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise GenesisError(f"{where}: expected an integer, got {value!r}")
@@ -221,8 +228,9 @@ def _validators(obj: Any) -> tuple[Validator, ...]:
             raise GenesisError(f"{where}.pub_key.value: not base64") from None
         power = _integer(v["power"], f"{where}.power", 1, INT64_MAX // 8)
         name = v.get("name", f"validator{i}")
-        if not isinstance(name, str) or len(name) > 64:
-            raise GenesisError(f"{where}.name: expected a string of at most 64 characters")
+        if not (isinstance(name, str) and len(name) <= 64 and name.isascii()
+                and name.isprintable()):  # fmt: skip
+            raise GenesisError(f"{where}.name: expected at most 64 printable ASCII characters")
         try:
             validator = Validator(public_key, power, name)
         except MalformedError as exc:
@@ -233,6 +241,8 @@ def _validators(obj: Any) -> tuple[Validator, ...]:
             raise GenesisError(f"{where}: duplicate validator public key")
         seen.add(public_key)
         validators.append(validator)
+    if sum(v.power for v in validators) > MAX_TOTAL_POWER:
+        raise GenesisError(f"genesis.validators: total power exceeds {MAX_TOTAL_POWER}")
     return tuple(validators)
 
 

@@ -8,9 +8,7 @@ can never be passed off as an inner node (second-preimage resistance):
     inner node:  SHA-256(0x01 || left || right)
 
 and a list of n > 1 items splits at the largest power of two strictly below n.
-This is the construction of CometBFT's `crypto/merkle` (`HashFromByteSlices`),
-so a transactions root computed here matches one computed there for the same
-transaction bytes.
+This is the construction of CometBFT's `crypto/merkle` (`HashFromByteSlices`).
 """
 
 from __future__ import annotations

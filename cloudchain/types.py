@@ -442,8 +442,12 @@ def _bytes_any(value: Any, where: str) -> bytes:
 
 
 def txs_hash(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
-    """The Merkle root of the transactions' canonical bytes (the header's data_hash)."""
-    return merkle_root([tx.to_bytes() for tx in txs])
+    """The header's data_hash: the Merkle root over the transactions' hashes.
+
+    As CometBFT's `Txs.Hash`, leaves are SHA-256(tx bytes), so a transaction's
+    inclusion can later be proven by its hash alone.
+    """
+    return merkle_root([tx.hash for tx in txs])
 
 
 # --- execution results -----------------------------------------------------------------

@@ -230,3 +230,41 @@ def test_events_beyond_the_limits_fail_the_transaction_not_the_chain(count, widt
     assert app.store.tx_result(tx.hash) == result  # committed results stay readable
     assert (app.state().get(b"noisy/" + BOB.address.encode()) is not None) == (code == Code.OK)
     assert app.nonce(BOB.address) == 1
+
+
+DEEP = Module("deep")
+
+
+@DEEP.tx("dive", depth=lambda v: v)
+def process_dive(ctx, depth):
+    def down(n):
+        return 0 if n == 0 else 1 + down(n - 1)
+
+    down(depth)
+
+
+def test_a_machine_dependent_failure_halts_instead_of_being_recorded():
+    app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, DEEP))
+    chain = SoloChain(app, VALIDATOR, StepClock())
+    tx = Transaction.create(BOB, "cloudchain-test", 0, "deep", "dive", {"depth": 10**6})
+    with pytest.raises(RecursionError):
+        chain.produce_block([tx.to_bytes()])
+    assert app.store.height == 0  # nothing was committed
+
+
+def test_tx_error_needs_a_failure_code():
+    from cloudchain.chaincode.codes import TxError
+
+    with pytest.raises(ValueError, match="non-zero"):
+        TxError(Code.OK, "fine")
+
+
+def test_event_values_must_have_a_node_independent_text():
+    from cloudchain.chaincode.context import EventLog
+
+    log = EventLog()
+    log.emit("ok", text="a", number=5, flag=True, raw=b"\x01")
+    assert log.events[0].attributes == (
+        ("text", "a"), ("number", "5"), ("flag", "true"), ("raw", "01"))  # fmt: skip
+    with pytest.raises(TypeError, match="set"):
+        log.emit("bad", members={1, 2})

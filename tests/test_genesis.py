@@ -105,3 +105,51 @@ def test_reopening_with_a_different_genesis_is_refused():
     other = make_genesis(chain_id="another-chain")
     with pytest.raises(GenesisError, match="different genesis"):
         Application(ChainStore(kv), other)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"chain_id": ' + "9" * 5000 + "}", "cannot be read"),
+        ("[" * 100_000 + "]" * 100_000, "cannot be read"),
+    ],
+)
+def test_hostile_json_is_a_genesis_error(text, message):
+    with pytest.raises(GenesisError, match=message):
+        Genesis.from_json(text)
+
+
+def second_validator(power, name="y"):
+    import base64
+
+    from tests.chainutil import key
+
+    public = base64.b64encode(key("second" + name).public_key).decode()
+    return {"name": name, "power": power,
+            "pub_key": {"type": "tendermint/PubKeyEd25519", "value": public}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda g: g["validators"][0].update(power="9" * 5000), "power"),
+        (lambda g: g["validators"][0].update(name="\ud800"), "printable ASCII"),
+        (lambda g: g["app_state"]["params"]["token"].update(denom="\ud800"), "surrogate"),
+        (lambda g: g.update(genesis_time="9999-12-31T23:59:59-23:59"), "between 1970 and 2262"),
+        (lambda g: g["validators"].extend([second_validator(2**59), second_validator(2**59, "x")]),
+         "total power"),
+    ],
+)
+def test_out_of_range_values_are_genesis_errors(change, message):
+    obj = genesis_obj()
+    obj["validators"][0]["power"] = 10
+    change(obj)
+    with pytest.raises(GenesisError, match=message):
+        Genesis.from_obj(obj)
+
+
+def test_non_utf8_file_is_a_genesis_error(tmp_path):
+    path = tmp_path / "genesis.json"
+    path.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(GenesisError, match="not UTF-8"):
+        Genesis.load(path)

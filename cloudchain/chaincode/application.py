@@ -412,6 +412,10 @@ class Application:
             method.handler(ctx, **method.check_args(tx.args))
         except TxError as exc:
             code, codespace, message = exc.code, module.name, exc.log
+        except (RecursionError, MemoryError):
+            # These depend on this machine's stack and memory, not on the block:
+            # recording them would let nodes disagree. Halting is the safe answer.
+            raise
         except Exception as exc:  # a handler bug must not halt the chain; it is recorded
             log.exception("handler %s.%s failed", tx.module, tx.method)
             code, codespace = Code.INTERNAL, module.name

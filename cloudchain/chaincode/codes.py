@@ -44,6 +44,8 @@ class TxError(Exception):
     """An expected failure of a transaction: its writes are discarded, its nonce is used."""
 
     def __init__(self, code: Code, log: str) -> None:
+        if code == Code.OK:
+            raise ValueError("a TxError needs a non-zero code")
         super().__init__(log)
         self.code = code
         self.log = log

@@ -96,8 +96,19 @@ class EventLog:
             raise TxError(
                 Code.LIMIT_EXCEEDED, f"a transaction may emit at most {MAX_HANDLER_EVENTS} events"
             )
-        attrs = tuple((k, str(v)) for k, v in attributes.items())
+        attrs = tuple((k, _attribute_text(k, v)) for k, v in attributes.items())
         self.events.append(Event(type_, attrs))
+
+
+def _attribute_text(key: str, value: object) -> str:
+    """Event values as text; only types whose text is the same on every node."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | str):
+        return str(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"event attribute {key}: {type(value).__name__} is not str, int, bool or bytes")
 
 
 @dataclass(frozen=True)
