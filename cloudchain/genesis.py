@@ -43,8 +43,10 @@ from cloudchain.types import (
     MAX_BLOCK_TXS,
     MAX_CHAIN_ID_CHARS,
     MAX_TX_BYTES,
+    TX_FRAMING_BYTES,
     MalformedError,
     Validator,
+    block_overhead_bytes,
     validators_hash,
 )
 
@@ -152,6 +154,13 @@ class Genesis:
             raise GenesisError("genesis.genesis_time: must lie between 1970 and 2262")
         max_bytes, max_txs = _consensus_params(g.get("consensus_params", {}))
         validators = _validators(g["validators"])
+        needed = block_overhead_bytes(len(validators)) + MAX_TX_BYTES + TX_FRAMING_BYTES
+        if max_bytes < needed:
+            raise GenesisError(
+                f"genesis.consensus_params.block.max_bytes: {max_bytes} cannot hold the "
+                f"largest transaction with a commit of {len(validators)} validators; "
+                f"at least {needed} is needed"
+            )
         app = _map(g["app_state"], "genesis.app_state", required=("authority",),
                    optional=("accounts", "params"))  # fmt: skip
         authority = app["authority"]

@@ -435,6 +435,19 @@ class Block:
         return cls(header, tuple(txs), last)
 
 
+# What a block's encoding may spend besides its transactions: the header and the
+# map around it (under 1 KiB with a 50-character chain id) and the last commit
+# (each signature is 139 bytes encoded); each transaction adds a bin32 framing.
+BLOCK_FIXED_OVERHEAD_BYTES = 1_024
+COMMIT_SIG_OVERHEAD_BYTES = 160
+TX_FRAMING_BYTES = 5
+
+
+def block_overhead_bytes(validator_count: int) -> int:
+    """An upper bound on a block's encoded size when it holds no transaction."""
+    return BLOCK_FIXED_OVERHEAD_BYTES + COMMIT_SIG_OVERHEAD_BYTES * validator_count
+
+
 def _bytes_any(value: Any, where: str) -> bytes:
     if not isinstance(value, bytes):
         raise MalformedError(f"{where}: expected bytes, got {type(value).__name__}")

@@ -12,7 +12,15 @@ from cloudchain.chaincode.modules.token import TOKEN
 from cloudchain.node.solo import SoloChain, build_block, sign_commit
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import MemoryKV
-from cloudchain.types import Block, Transaction
+from cloudchain.types import (
+    MAX_TX_BYTES,
+    Block,
+    Commit,
+    CommitSig,
+    Transaction,
+    Validator,
+    block_overhead_bytes,
+)
 from tests.chainutil import (
     ACCOUNTS,
     VALIDATOR,
@@ -119,12 +127,34 @@ def test_prepare_proposal_respects_the_block_limits():
     txs = [transfer(ALICE, n, BOB.address, 1).to_bytes() for n in range(20)]
     chosen = chain.app.prepare_proposal(txs)
     assert [tx.nonce for tx in chosen] == list(range(7))
-    # With 128 KiB blocks, 64 KiB are left for transactions: two 30 KB notes fit, not three.
-    genesis = dataclasses.replace(make_genesis(), max_block_bytes=2 * 64 * 1024)
+    # Room for 70,000 bytes of transactions: two 30 KB notes fit, a third does not.
+    genesis = dataclasses.replace(make_genesis(), max_block_bytes=block_overhead_bytes(1) + 70_000)
     app = Application(ChainStore(MemoryKV()), genesis, modules=(TOKEN, NOTE))
     notes = [Transaction.create(ALICE, "cloudchain-test", n, "note", "post",
                                 {"text": "x" * 30_000}) for n in range(3)]  # fmt: skip
     assert [tx.nonce for tx in app.prepare_proposal([t.to_bytes() for t in notes])] == [0, 1]
+
+
+def test_a_full_block_with_a_commit_from_every_validator_fits_the_limit():
+    validators = [key(f"v{i}") for i in range(1000)]
+    genesis = dataclasses.replace(
+        make_genesis(),
+        validators=tuple(Validator(v.public_key, 1) for v in validators),
+        max_block_bytes=block_overhead_bytes(1000) + MAX_TX_BYTES + 5,  # the least allowed
+    )
+    app = Application(ChainStore(MemoryKV()), genesis, modules=(TOKEN, NOTE))
+    first = build_block(app, [], genesis.genesis_time_ns, validators[0], None)
+    app.finalize_block(first)
+    app.commit()
+    sigs = tuple(CommitSig(bytes.fromhex(v.address), 2**62, b"\xff" * 64) for v in validators)
+    commit = Commit(1, 2**31 - 1, first.hash, sigs)
+    notes = [Transaction.create(ALICE, "cloudchain-test", n, "note", "post",
+                                {"text": "x" * 20_000}) for n in range(5)]  # fmt: skip
+    chosen = app.prepare_proposal([t.to_bytes() for t in notes])
+    assert len(chosen) == 3
+    block = build_block(app, chosen, genesis.genesis_time_ns + 1, validators[1], commit)
+    assert len(block.to_bytes()) <= genesis.max_block_bytes
+    assert app.process_proposal(block).accept
 
 
 NOTE = Module("note")

@@ -41,12 +41,14 @@ from cloudchain.types import (
     MAX_LOG_CHARS,
     MAX_TX_BYTES,
     MAX_TX_RESULT_BYTES,
+    TX_FRAMING_BYTES,
     Block,
     Event,
     MalformedError,
     TooLargeError,
     Transaction,
     TxResult,
+    block_overhead_bytes,
     txs_hash,
 )
 
@@ -303,7 +305,7 @@ class Application:
                 expected = self.nonce(sender)
             if tx.nonce != expected:
                 continue
-            tx_size = len(tx.to_bytes())
+            tx_size = len(tx.to_bytes()) + TX_FRAMING_BYTES
             if size + tx_size > self._max_txs_bytes():
                 continue
             chosen.append(tx)
@@ -312,8 +314,10 @@ class Application:
         return tuple(chosen)
 
     def _max_txs_bytes(self) -> int:
-        # Leave room for the header and the last commit inside the block limit.
-        return self._genesis.max_block_bytes - 64 * 1024
+        """What the genesis block limit leaves for transactions once the header and
+        a last commit signed by every validator are accounted for."""
+        overhead = block_overhead_bytes(len(self._genesis.validators))
+        return self._genesis.max_block_bytes - overhead
 
     def process_proposal(self, block: Block) -> ProposalVerdict:
         """Accept `block` only if it extends the committed chain and its transactions pass
