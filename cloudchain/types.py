@@ -371,6 +371,22 @@ class Commit:
     def hash(self) -> bytes:
         return codec.hash_value(self.to_obj())
 
+    def median_time_ns(self, powers: Mapping[bytes, int]) -> int:
+        """BFT time, as CometBFT: the signers' timestamps' median weighted by power.
+
+        The next block's time must equal it, so no single proposer chooses the
+        time: it moves only as +2/3 of the power's clocks move. `powers` maps
+        validator address to power and must name every signer.
+        """
+        assert self.signatures, "a commit has signatures"
+        weighted = sorted((s.timestamp_ns, powers[s.validator_address]) for s in self.signatures)
+        median = sum(power for _, power in weighted) // 2
+        for timestamp, power in weighted:
+            if median <= power:
+                return timestamp
+            median -= power
+        raise AssertionError("unreachable: the weights sum past the median")
+
     @classmethod
     def from_obj(cls, obj: Any) -> Commit:
         f = _fields(obj, "commit", ("height", "round", "block_hash", "signatures"))

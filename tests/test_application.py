@@ -44,7 +44,7 @@ def next_block(chain, txs=(), **header_changes):
     app = chain.app
     last = app.store.last_block
     commit = None if last is None else sign_commit(app.genesis.chain_id, last, VALIDATOR)
-    block = build_block(app, list(txs), app.info().last_block_time_ns + 10**9, VALIDATOR, commit)
+    block = build_block(app, list(txs), VALIDATOR, commit)
     if header_changes:
         block = Block(dataclasses.replace(block.header, **header_changes), block.txs,
                       block.last_commit)  # fmt: skip
@@ -67,7 +67,7 @@ def test_a_well_formed_block_is_accepted():
         ({"validators_hash": b"\x03" * 32}, "validators_hash"),
         ({"proposer_address": bytes.fromhex(key("mallory").address)}, "proposer"),
         ({"last_commit_hash": b"\x04" * 32}, "last_commit_hash"),
-        ({"time_ns": 0}, "time does not advance"),
+        ({"time_ns": 0}, "weighted median"),
     ],
 )
 def test_blocks_that_do_not_extend_the_chain_are_rejected(changes, reason):
@@ -143,7 +143,7 @@ def test_a_full_block_with_a_commit_from_every_validator_fits_the_limit():
         max_block_bytes=block_overhead_bytes(1000) + MAX_TX_BYTES + 5,  # the least allowed
     )
     app = Application(ChainStore(MemoryKV()), genesis, modules=(TOKEN, NOTE))
-    first = build_block(app, [], genesis.genesis_time_ns, validators[0], None)
+    first = build_block(app, [], validators[0], None)
     app.finalize_block(first)
     app.commit()
     sigs = tuple(CommitSig(bytes.fromhex(v.address), 2**62, b"\xff" * 64) for v in validators)
@@ -152,7 +152,7 @@ def test_a_full_block_with_a_commit_from_every_validator_fits_the_limit():
                                 {"text": "x" * 20_000}) for n in range(5)]  # fmt: skip
     chosen = app.prepare_proposal([t.to_bytes() for t in notes])
     assert len(chosen) == 3
-    block = build_block(app, chosen, genesis.genesis_time_ns + 1, validators[1], commit)
+    block = build_block(app, chosen, validators[1], commit)
     assert len(block.to_bytes()) <= genesis.max_block_bytes
     assert app.process_proposal(block).accept
 
@@ -298,3 +298,46 @@ def test_event_values_must_have_a_node_independent_text():
         ("text", "a"), ("number", "5"), ("flag", "true"), ("raw", "01"))  # fmt: skip
     with pytest.raises(TypeError, match="set"):
         log.emit("bad", members={1, 2})
+
+
+def test_the_first_block_carries_the_genesis_time():
+    chain = make_chain()
+    app = chain.app
+    late = build_block(app, [], VALIDATOR, None, time_ns=app.genesis.genesis_time_ns + 1)
+    assert "genesis time" in app.process_proposal(late).reason
+    assert app.process_proposal(build_block(app, [], VALIDATOR, None)).accept
+
+
+def test_time_comes_from_the_last_commit_and_must_advance():
+    chain = chain_at_height_one()
+    app = chain.app
+    last = app.store.last_block
+    stale_sig = CommitSig(bytes.fromhex(VALIDATOR.address), last.header.time_ns, b"\x00" * 64)
+    stale = Commit(last.height, 0, last.hash, (stale_sig,))
+    assert "does not advance" in app.process_proposal(build_block(app, [], VALIDATOR, stale)).reason
+    stranger = CommitSig(bytes.fromhex(key("mallory").address), 2**62, b"\x00" * 64)
+    unknown = Commit(last.height, 0, last.hash, (stranger,))
+    block = build_block(app, [], VALIDATOR, unknown, time_ns=2**62)
+    assert "unknown" in app.process_proposal(block).reason
+    ours = sign_commit(app.genesis.chain_id, last, VALIDATOR, last.header.time_ns + 5)
+    twice = Commit(last.height, 0, last.hash, ours.signatures * 2)
+    assert "repeated" in app.process_proposal(build_block(app, [], VALIDATOR, twice)).reason
+    block = build_block(app, [], VALIDATOR, ours)
+    assert block.header.time_ns == last.header.time_ns + 5
+    assert app.process_proposal(block).accept
+
+
+@pytest.mark.parametrize(
+    "powers, expected",
+    # As CometBFT's WeightedMedian: the walk stops once half the power (rounded down)
+    # is covered, so with (1, 1, 1) the first timestamp already covers 3 // 2 = 1.
+    [((1, 1, 5), 30), ((3, 1, 1), 10), ((1, 1, 1), 10), ((2, 2), 10), ((1, 3), 20),
+     ((1, 1, 1, 1), 20)],
+)  # fmt: skip
+def test_median_time_is_weighted_by_power(powers, expected):
+    signers = [key(f"signer{i}") for i in range(len(powers))]
+    sigs = tuple(CommitSig(bytes.fromhex(k.address), 10 * (i + 1), b"\x00" * 64)
+                 for i, k in enumerate(signers))  # fmt: skip
+    commit = Commit(1, 0, b"\x00" * 32, sigs)
+    weights = {bytes.fromhex(k.address): p for k, p in zip(signers, powers, strict=True)}
+    assert commit.median_time_ns(weights) == expected

@@ -75,10 +75,9 @@ def flip_bit(data: bytes, bit: int) -> bytes:
 
 def next_block(app, txs):
     """A block extending `app`'s committed chain, signed as the solo validator would."""
-    info = app.info()
     last = app.store.last_block
     last_commit = None if last is None else sign_commit(CHAIN_ID, last, VALIDATOR)
-    return build_block(app, txs, info.last_block_time_ns + 10**9, VALIDATOR, last_commit)
+    return build_block(app, txs, VALIDATOR, last_commit)
 
 
 def snapshot(app):

@@ -70,9 +70,7 @@ def run_apply_bench(blocks: int, txs_per_block: int, accounts: int) -> ApplyRepo
             started = time.perf_counter()
             chosen = app.prepare_proposal(txs)
             t1 = time.perf_counter()
-            block = build_block(
-                app, chosen, genesis.genesis_time_ns + height * 10**9, validator, last_commit
-            )
+            block = build_block(app, chosen, validator, last_commit)
             t2 = time.perf_counter()
             # A fresh copy, as a peer would decode it: no cached verdict to lean on.
             verdict = app.process_proposal(type(block).from_bytes(block.to_bytes()))

@@ -154,6 +154,7 @@ class Application:
         # The last block process_proposal accepted, so that finalize_block of the
         # same block does not verify every signature a second time.
         self._accepted: bytes | None = None
+        self._validator_powers = {v.address: v.power for v in genesis.validators}
         if store.height < 0:
             self._init_chain()
         elif store.get(GENESIS_HASH_KEY) != codec.encode(genesis.hash):
@@ -359,9 +360,6 @@ class Application:
             (header.chain_id == self._genesis.chain_id, f"chain id {header.chain_id!r}"),
             (header.height == expected_height,
              f"height {header.height}, expected {expected_height}"),
-            (header.time_ns > info.last_block_time_ns
-             or (header.height == 1 and header.time_ns >= info.last_block_time_ns),
-             "time does not advance past the previous block"),
             (header.last_block_hash == info.last_block_hash, "last_block_hash mismatch"),
             (header.app_hash == info.app_hash, "app_hash is not the committed state's"),
             (header.data_hash == txs_hash(block.txs), "data_hash does not match the transactions"),
@@ -375,13 +373,24 @@ class Application:
             if not ok:
                 return f"invalid header: {message}"
         commit = block.last_commit
-        if commit is not None:
-            if commit.height != header.height - 1 or commit.block_hash != header.last_block_hash:
-                return "invalid header: last_commit is not for the previous block"
-            if header.last_commit_hash != commit.hash():
-                return "invalid header: last_commit_hash mismatch"
-        elif header.last_commit_hash != b"":
-            return "invalid header: last_commit_hash must be empty at height 1"
+        if commit is None:
+            if header.last_commit_hash != b"":
+                return "invalid header: last_commit_hash must be empty at height 1"
+            if header.time_ns != self._genesis.genesis_time_ns:
+                return "invalid header: the first block's time must be the genesis time"
+            return ""
+        if commit.height != header.height - 1 or commit.block_hash != header.last_block_hash:
+            return "invalid header: last_commit is not for the previous block"
+        if header.last_commit_hash != commit.hash():
+            return "invalid header: last_commit_hash mismatch"
+        signers = [s.validator_address for s in commit.signatures]
+        powers = self._validator_powers
+        if not signers or len(set(signers)) != len(signers) or not set(signers) <= set(powers):
+            return "invalid header: last_commit names no, unknown or repeated validators"
+        if header.time_ns != commit.median_time_ns(powers):
+            return "invalid header: time is not the weighted median of the last commit"
+        if header.time_ns <= info.last_block_time_ns:
+            return "invalid header: time does not advance past the previous block"
         return ""
 
     # --- execution -----------------------------------------------------------------------

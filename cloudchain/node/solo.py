@@ -34,12 +34,22 @@ class Produced:
 def build_block(
     app: Application,
     txs: Sequence[Transaction],
-    time_ns: int,
     proposer: PrivateKey,
     last_commit: Commit | None,
+    time_ns: int | None = None,
 ) -> Block:
-    """A block that extends the application's committed chain with `txs`."""
+    """A block that extends the application's committed chain with `txs`.
+
+    Its time is BFT time unless `time_ns` overrides it: the genesis time at the
+    first height, later the weighted median of the last commit's timestamps.
+    """
     info = app.info()
+    if time_ns is None:
+        time_ns = (
+            app.genesis.genesis_time_ns
+            if last_commit is None
+            else last_commit.median_time_ns({v.address: v.power for v in app.genesis.validators})
+        )
     header = BlockHeader(
         chain_id=app.genesis.chain_id,
         height=info.height + 1,
@@ -54,11 +64,16 @@ def build_block(
     return Block(header, tuple(txs), last_commit)
 
 
-def sign_commit(chain_id: str, block: Block, key: PrivateKey) -> Commit:
-    """The commit of a lone validator for `block`, timestamped with the block's time."""
-    timestamp = block.header.time_ns
-    sign_bytes = precommit_sign_bytes(chain_id, block.height, 0, block.hash, timestamp)
-    sig = CommitSig(bytes.fromhex(key.address), timestamp, key.sign(sign_bytes))
+def sign_commit(
+    chain_id: str, block: Block, key: PrivateKey, timestamp_ns: int | None = None
+) -> Commit:
+    """A lone validator's commit for `block`; its precommit is timestamped at
+    `timestamp_ns`, which must be after the block's time (default: 1 ns after)."""
+    if timestamp_ns is None:
+        timestamp_ns = block.header.time_ns + 1
+    assert timestamp_ns > block.header.time_ns, "a precommit follows its block"
+    sign_bytes = precommit_sign_bytes(chain_id, block.height, 0, block.hash, timestamp_ns)
+    sig = CommitSig(bytes.fromhex(key.address), timestamp_ns, key.sign(sign_bytes))
     return Commit(block.height, 0, block.hash, (sig,))
 
 
@@ -84,12 +99,14 @@ class SoloChain:
     def produce_block(self, candidates: Sequence[bytes]) -> Produced:
         """Propose a block from `candidates`, check it, execute it and commit it."""
         app = self._app
-        info = app.info()
         last = app.store.last_block
-        last_commit = None if last is None else sign_commit(app.genesis.chain_id, last, self._key)
-        time_ns = max(self._clock_ns(), info.last_block_time_ns + 1)
+        last_commit = None
+        if last is not None:
+            # As a validator does: precommit at its clock's time, but never before the block.
+            timestamp_ns = max(self._clock_ns(), last.header.time_ns + 1)
+            last_commit = sign_commit(app.genesis.chain_id, last, self._key, timestamp_ns)
         txs = app.prepare_proposal(candidates)
-        block = build_block(app, txs, time_ns, self._key, last_commit)
+        block = build_block(app, txs, self._key, last_commit)
         verdict = app.process_proposal(block)
         assert verdict.accept, f"own proposal rejected: {verdict.reason}"
         result = app.finalize_block(block)
