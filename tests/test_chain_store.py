@@ -142,3 +142,17 @@ def test_commit_out_of_order_is_refused():
         store.commit(diff)
     with pytest.raises(StoreError, match="block and its results are required"):
         store.commit(store.diff({b"k": b"w"}))
+
+
+def test_iterate_answers_every_height_of_a_key_with_a_long_history(kv):
+    chain = make_chain(kv)
+    store = chain.app.store
+    prefix = b"token/balance/"
+    snapshots = {0: list(store.iterate(prefix))}
+    for nonce in range(40):  # Alice and Bob change at every height
+        chain.produce_block([transfer(ALICE, nonce, BOB.address, 1).to_bytes()])
+        snapshots[store.height] = list(store.iterate(prefix))
+    for height, snapshot in snapshots.items():
+        assert list(store.iterate(prefix, height)) == snapshot
+        assert list(store.iterate(b"", height)) == sorted(store.iterate(b"", height))
+    assert len({tuple(s) for s in snapshots.values()}) == 41
