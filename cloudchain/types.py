@@ -14,7 +14,7 @@ decided elsewhere; here we only decide whether bytes are well-formed.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -255,14 +255,15 @@ class BlockHeader:
     time_ns: int
     last_block_hash: bytes  # empty at the first height
     last_commit_hash: bytes  # empty at the first height
-    data_hash: bytes  # Merkle root of the transactions' bytes
-    app_hash: bytes
+    data_hash: bytes  # Merkle root of the transactions' hashes
+    app_hash: bytes  # state after the previous block
+    last_results_hash: bytes  # results of the previous block's transactions
     validators_hash: bytes
     proposer_address: bytes
 
     FIELDS = (
         "chain_id", "height", "time_ns", "last_block_hash", "last_commit_hash",
-        "data_hash", "app_hash", "validators_hash", "proposer_address",
+        "data_hash", "app_hash", "last_results_hash", "validators_hash", "proposer_address",
     )  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -273,6 +274,7 @@ class BlockHeader:
         _bytes(self.last_commit_hash, "header.last_commit_hash", (0, HASH_BYTES))
         _bytes(self.data_hash, "header.data_hash", (HASH_BYTES,))
         _bytes(self.app_hash, "header.app_hash", (HASH_BYTES,))
+        _bytes(self.last_results_hash, "header.last_results_hash", (HASH_BYTES,))
         _bytes(self.validators_hash, "header.validators_hash", (HASH_BYTES,))
         _bytes(self.proposer_address, "header.proposer_address", (ADDRESS_BYTES,))
 
@@ -553,6 +555,15 @@ class TxResult:
             "tx_result",
             lambda f: cls(f["code"], f["codespace"], f["log"], events, f["height"], f["index"]),
         )
+
+
+def results_hash(results: Sequence[TxResult]) -> bytes:
+    """The Merkle root over the deterministic part of each result: code and codespace.
+
+    Logs and events are left out, as CometBFT leaves them out of LastResultsHash:
+    they are for people, and a module may word them differently across versions.
+    """
+    return merkle_root([codec.encode({"code": r.code, "codespace": r.codespace}) for r in results])
 
 
 @dataclass(frozen=True)

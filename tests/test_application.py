@@ -62,6 +62,7 @@ def test_a_well_formed_block_is_accepted():
         ({"chain_id": "other"}, "chain id"),
         ({"height": 3}, "height 3, expected 2"),
         ({"app_hash": b"\x00" * 32}, "app_hash"),
+        ({"last_results_hash": b"\x05" * 32}, "last_results_hash"),
         ({"last_block_hash": b"\x01" * 32}, "last_block_hash"),
         ({"data_hash": b"\x02" * 32}, "data_hash"),
         ({"validators_hash": b"\x03" * 32}, "validators_hash"),
@@ -341,3 +342,22 @@ def test_median_time_is_weighted_by_power(powers, expected):
     commit = Commit(1, 0, b"\x00" * 32, sigs)
     weights = {bytes.fromhex(k.address): p for k, p in zip(signers, powers, strict=True)}
     assert commit.median_time_ns(weights) == expected
+
+
+def test_each_header_commits_to_the_previous_blocks_results():
+    from cloudchain.types import results_hash
+
+    chain = make_chain()
+    first = chain.produce_block(
+        [transfer(ALICE, 0, BOB.address, 5).to_bytes(),
+         transfer(BOB, 0, ALICE.address, 10**6).to_bytes()]  # fails: insufficient funds
+    )  # fmt: skip
+    codes = [r.code for r in first.result.tx_results]
+    assert codes == [Code.OK, Code.INSUFFICIENT_FUNDS]
+    assert first.block.header.last_results_hash == results_hash(())
+    second = chain.produce_block([])
+    assert second.block.header.last_results_hash == results_hash(first.result.tx_results)
+    assert second.block.header.last_results_hash != results_hash(
+        tuple(dataclasses.replace(r, code=Code.OK, codespace="") for r in first.result.tx_results)
+    )
+    assert chain.app.store.results_hash_at(1) == second.block.header.last_results_hash

@@ -156,7 +156,8 @@ def test_oversized_block_is_refused():
 def test_header_and_commit_validate_on_construction():
     with pytest.raises(MalformedError, match="header.height"):
         BlockHeader(
-            CHAIN_ID, 0, 0, b"", b"", b"\x00" * 32, b"\x00" * 32, b"\x00" * 32, b"\x00" * 20
+            CHAIN_ID, 0, 0, b"", b"", b"\x00" * 32, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32,
+            b"\x00" * 20,
         )
     with pytest.raises(MalformedError, match="commit.block_hash"):
         Commit(1, 0, b"short", ())

@@ -105,6 +105,7 @@ class AppInfo:
     height: int  # 0 before the first block
     app_hash: bytes
     last_block_hash: bytes  # empty before the first block
+    last_results_hash: bytes  # of the last block's results (of none before the first)
     last_block_time_ns: int  # the genesis time before the first block
 
 
@@ -195,6 +196,7 @@ class Application:
             height=self._store.height,
             app_hash=self._store.app_hash,
             last_block_hash=b"" if last is None else last.hash,
+            last_results_hash=self._store.last_results_hash,
             last_block_time_ns=(
                 self._genesis.genesis_time_ns if last is None else last.header.time_ns
             ),
@@ -362,6 +364,7 @@ class Application:
              f"height {header.height}, expected {expected_height}"),
             (header.last_block_hash == info.last_block_hash, "last_block_hash mismatch"),
             (header.app_hash == info.app_hash, "app_hash is not the committed state's"),
+            (header.last_results_hash == info.last_results_hash, "last_results_hash mismatch"),
             (header.data_hash == txs_hash(block.txs), "data_hash does not match the transactions"),
             (header.validators_hash == self._genesis.validators_hash, "validators_hash mismatch"),
             (any(v.address == header.proposer_address for v in self._genesis.validators),

@@ -58,6 +58,7 @@ def build_block(
         last_commit_hash=b"" if last_commit is None else last_commit.hash(),
         data_hash=txs_hash(list(txs)),
         app_hash=info.app_hash,
+        last_results_hash=info.last_results_hash,
         validators_hash=app.genesis.validators_hash,
         proposer_address=bytes.fromhex(proposer.address),
     )

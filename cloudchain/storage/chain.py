@@ -9,6 +9,7 @@ Key layout (all integers big-endian, so byte order is numeric order):
     m/height                       last committed height (absent: empty store)
     m/acc                          state accumulator after that height (see apphash)
     h/<height:8>                   app hash after <height> (height 0 is genesis)
+    R/<height:8>                   results hash of block <height> (see types.results_hash)
     s/<esc(key)>\\x00\\x01<~height:8> state version: \\x01 + value, or \\x00 (deleted)
     b/<height:8>                   block bytes
     B/<block hash>                 height of that block
@@ -33,11 +34,12 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.storage import apphash
 from cloudchain.storage.kv import KVStore
-from cloudchain.types import Block, TxResult
+from cloudchain.types import Block, TxResult, results_hash
 
 _META_HEIGHT = b"m/height"
 _META_ACC = b"m/acc"
 _APP_HASH = b"h/"
+_RESULTS_HASH = b"R/"
 _STATE = b"s/"
 _BLOCK = b"b/"
 _BLOCK_BY_HASH = b"B/"
@@ -113,6 +115,9 @@ class ChainStore:
         raw_acc = kv.get(_META_ACC)
         self._acc = 1 if raw_acc is None else apphash.from_bytes(raw_acc)
         self._last_block = self.block(self._height) if self._height > 0 else None
+        last_results_hash = self.results_hash_at(self._height)
+        assert last_results_hash is not None, "every committed block has a results hash"
+        self._last_results_hash = last_results_hash
 
     def close(self) -> None:
         self._kv.close()
@@ -132,6 +137,17 @@ class ChainStore:
     def last_block(self) -> Block | None:
         """The block at the committed height (None at genesis), kept in memory."""
         return self._last_block
+
+    @property
+    def last_results_hash(self) -> bytes:
+        """The results hash of the block at the committed height (of none at genesis)."""
+        return self._last_results_hash
+
+    def results_hash_at(self, height: int) -> bytes | None:
+        """The results hash of block `height`; that of no results at genesis."""
+        if height <= 0:
+            return results_hash(())
+        return self._kv.get(_RESULTS_HASH + _U64.pack(height))
 
     def app_hash_at(self, height: int) -> bytes | None:
         return self._kv.get(_APP_HASH + _U64.pack(height))
@@ -275,6 +291,8 @@ class ChainStore:
         self._height = height
         self._acc = diff.accumulator
         self._last_block = block
+        if results is not None:
+            self._last_results_hash = batch[_RESULTS_HASH + _U64.pack(height)]
 
     def _put_block(self, batch: dict[bytes, Any], block: Block, results: BlockResults) -> None:
         height = block.height
@@ -283,6 +301,7 @@ class ChainStore:
         assert len(results.tx_results) == len(block.txs), "one result per transaction"
         for result in results.tx_results:
             batch[_result_key(height, result.index)] = result.to_bytes()
+        batch[_RESULTS_HASH + _U64.pack(height)] = results_hash(results.tx_results)
         for index, tx in enumerate(block.txs):
             key = _TX + tx.hash
             # The first inclusion wins: a replayed copy (rejected by its nonce) must not
