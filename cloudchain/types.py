@@ -161,7 +161,7 @@ class Transaction:
     def __post_init__(self) -> None:
         _str(self.chain_id, "transaction.chain_id", MAX_CHAIN_ID_CHARS, CHAIN_ID_PATTERN)
         _bytes(self.sender, "transaction.sender", (PUBLIC_KEY_BYTES,))
-        _int(self.nonce, "transaction.nonce")
+        _int(self.nonce, "transaction.nonce", 0, INT64_MAX)  # so that nonce + 1 always fits
         _str(self.module, "transaction.module", MAX_NAME_CHARS, _NAME)
         _str(self.method, "transaction.method", MAX_NAME_CHARS, _NAME)
         if not isinstance(self.args, Mapping):
