@@ -7,8 +7,7 @@
 
 from __future__ import annotations
 
-from cloudchain.chaincode.context import StateReader
-from cloudchain.codec import decode
+from cloudchain.chaincode.context import StateReader, read_value
 
 AUTHORITY_KEY = b"auth/authority"
 GENESIS_HASH_KEY = b"auth/genesis_hash"
@@ -20,11 +19,10 @@ def nonce_key(address: str) -> bytes:
 
 def get_nonce(state: StateReader, address: str) -> int:
     """The nonce the sender's next transaction must carry."""
-    raw = state.get(nonce_key(address))
-    return 0 if raw is None else decode(raw)
+    return read_value(state, nonce_key(address), 0)
 
 
 def get_authority(state: StateReader) -> str:
-    raw = state.get(AUTHORITY_KEY)
-    assert raw is not None, "the authority is written at genesis"
-    return decode(raw)
+    authority = read_value(state, AUTHORITY_KEY)
+    assert authority is not None, "the authority is written at genesis"
+    return authority

@@ -29,6 +29,12 @@ class StateReader(Protocol):
     def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]: ...
 
 
+def read_value(state: StateReader, key: bytes, default: Any = None) -> Any:
+    """The decoded value at `key` (state values are canonical msgpack), or `default`."""
+    raw = state.get(key)
+    return default if raw is None else codec.decode(raw)
+
+
 class Overlay:
     """Writes buffered over a reader; reads see the buffered writes first."""
 
@@ -68,8 +74,7 @@ class Overlay:
     # Typed helpers: values in state are canonical msgpack.
 
     def get_value(self, key: bytes, default: Any = None) -> Any:
-        raw = self.get(key)
-        return default if raw is None else codec.decode(raw)
+        return read_value(self, key, default)
 
     def set_value(self, key: bytes, value: Any) -> None:
         self.set(key, codec.encode(value))

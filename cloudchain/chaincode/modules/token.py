@@ -16,7 +16,7 @@ from typing import Any
 
 from cloudchain.chaincode.auth import get_authority
 from cloudchain.chaincode.codes import Code
-from cloudchain.chaincode.context import Context, Overlay, StateReader
+from cloudchain.chaincode.context import Context, Overlay, StateReader, read_value
 from cloudchain.chaincode.module import (
     MAX_AMOUNT,
     Module,
@@ -25,7 +25,7 @@ from cloudchain.chaincode.module import (
     amount_arg,
     query_address,
 )
-from cloudchain.codec import decode, encode
+from cloudchain.codec import encode
 from cloudchain.genesis import Genesis
 
 TOKEN = Module("token")
@@ -40,13 +40,11 @@ def balance_key(address: str) -> bytes:
 
 
 def get_balance(state: StateReader, address: str) -> int:
-    raw = state.get(balance_key(address))
-    return 0 if raw is None else decode(raw)
+    return read_value(state, balance_key(address), 0)
 
 
 def get_supply(state: StateReader) -> int:
-    raw = state.get(SUPPLY_KEY)
-    return 0 if raw is None else decode(raw)
+    return read_value(state, SUPPLY_KEY, 0)
 
 
 def set_balance(kv: Overlay, address: str, amount: int) -> None:
@@ -131,5 +129,4 @@ def query_supply(state: StateReader, data: bytes) -> dict[str, Any]:
 
 
 def _denom(state: StateReader) -> str:
-    raw = state.get(PARAMS_KEY)
-    return DEFAULT_DENOM if raw is None else decode(raw)["denom"]
+    return read_value(state, PARAMS_KEY, {"denom": DEFAULT_DENOM})["denom"]
