@@ -217,12 +217,14 @@ class Application:
         parts = path.split("/")
         if len(parts) != 3 or parts[0] != "":
             return QueryResult(
-                Code.UNKNOWN_QUERY, f"query path {path!r} is not /<module>/<name>", b"", height
+                Code.UNKNOWN_QUERY, f"query path {path[:100]!r} is not /<module>/<name>", b"",
+                height,
             )
         module = self._modules.get(parts[1])
         handler = None if module is None else module.queries.get(parts[2])
         if handler is None:
-            return QueryResult(Code.UNKNOWN_QUERY, f"unknown query path {path!r}", b"", height)
+            message = f"unknown query path {path[:100]!r}"
+            return QueryResult(Code.UNKNOWN_QUERY, message, b"", height)
         try:
             answer = handler(_CommittedState(self._store, height), data)
         except QueryError as exc:
