@@ -53,7 +53,8 @@ MAX_BLOCK_OBJECTS = 256 + MAX_BLOCK_TXS + 8 * MAX_COMMIT_SIGS  # transactions ar
 MAX_TX_RESULT_OBJECTS = 8 + MAX_EVENTS * (6 + 3 * MAX_EVENT_ATTRIBUTES)
 
 TX_SIGN_DOMAIN = b"cloudchain/tx/v1\x00"
-PRECOMMIT_SIGN_DOMAIN = b"cloudchain/precommit/v1\x00"
+VOTE_SIGN_DOMAIN = b"cloudchain/vote/v1\x00"
+VOTE_TYPES = ("prevote", "precommit")
 
 _NAME = re.compile(r"\A[a-z][a-z0-9_]*\Z")
 CHAIN_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -299,19 +300,31 @@ class BlockHeader:
         return cls.from_obj(_decode(data, "header", 4096, 64))
 
 
-def precommit_sign_bytes(
-    chain_id: str, height: int, round_: int, block_hash: bytes, timestamp_ns: int
+def vote_sign_bytes(
+    chain_id: str, vote_type: str, height: int, round_: int, block_hash: bytes, timestamp_ns: int
 ) -> bytes:
-    """The bytes a validator signs to precommit `block_hash` (used by commits)."""
+    """The bytes a validator signs to vote for `block_hash` (empty: nil).
+
+    Chain id, height, round and type are all inside, so a vote can be replayed
+    neither on another chain nor at another step.
+    """
+    assert vote_type in VOTE_TYPES
     body = {
         "chain_id": chain_id,
         "height": height,
         "round": round_,
-        "type": "precommit",
+        "type": vote_type,
         "block_hash": block_hash,
         "timestamp_ns": timestamp_ns,
     }
-    return PRECOMMIT_SIGN_DOMAIN + codec.encode(body)
+    return VOTE_SIGN_DOMAIN + codec.encode(body)
+
+
+def precommit_sign_bytes(
+    chain_id: str, height: int, round_: int, block_hash: bytes, timestamp_ns: int
+) -> bytes:
+    """The bytes a validator signs to precommit `block_hash` (what a commit carries)."""
+    return vote_sign_bytes(chain_id, "precommit", height, round_, block_hash, timestamp_ns)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Deterministic simulators of the network, for the consensus core."""

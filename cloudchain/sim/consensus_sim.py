@@ -1,0 +1,509 @@
+"""A deterministic simulator of a validator network, for the consensus core.
+
+One seed fixes everything: message delays, drops, duplicates, partitions before
+the global stabilisation time (GST), crashes of honest validators at arbitrary
+points (between any two effects, or before an event reaches the WAL) and their
+restarts from the WAL, and Byzantine validators that equivocate (different
+proposals and votes to different peers) or stay silent. Time is virtual: a heap
+of timed actions, nothing sleeps.
+
+Each validator runs the real consensus core and a real Application on an
+in-memory store; the simulated node shell does what the real node will:
+write each event to the WAL before handling it, persist every signed message
+before it leaves, ask the application for blocks and verdicts, commit decided
+blocks, gossip its own messages of the current height, and answer a lagging
+peer with the decision of the peer's height.
+
+After every run the checks are: agreement, validity (every decided block passed
+process_proposal), a verifiable commit certificate for every decision, no
+double signing by an honest validator across restarts, and liveness (after GST
+every honest validator decides the next k heights within a virtual-time bound).
+A violation raises SimViolation carrying the seed and the last events, so that
+`run_seed(seed, config)` replays it exactly.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from cloudchain.chaincode.application import Application
+from cloudchain.consensus.events import (
+    BlockValidity,
+    Broadcast,
+    Decide,
+    Effect,
+    Event,
+    EvidenceFound,
+    MessageReceived,
+    PersistSigned,
+    ProposalValue,
+    RequestProposal,
+    ScheduleTimeout,
+    Start,
+    TimeoutElapsed,
+    ValidateBlock,
+)
+from cloudchain.consensus.messages import Decision as ConsensusDecision
+from cloudchain.consensus.messages import Message, Proposal, Vote
+from cloudchain.consensus.state_machine import Consensus, TimeoutConfig
+from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
+from cloudchain.crypto import PrivateKey
+from cloudchain.genesis import Genesis
+from cloudchain.node.solo import build_block
+from cloudchain.storage.chain import ChainStore
+from cloudchain.storage.kv import MemoryKV
+from cloudchain.types import Block, Transaction, Validator
+
+MS = 1_000_000  # nanoseconds per millisecond
+GENESIS_TIME_NS = 1_767_225_600_000_000_000
+CHAIN_ID = "cloudchain-sim"
+TRACE_LINES = 40
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    validators: int = 4
+    byzantine: int = 0  # at most f = (n - 1) // 3
+    byzantine_mode: str = "mixed"  # "equivocate", "silent" or "mixed" (chosen per seed)
+    heights_after_gst: int = 3  # liveness: k heights decided after GST
+    gst_ms: int = 3_000
+    delta_ms: int = 50  # the bound on delays after GST
+    pre_gst_delay_ms: int = 1_500
+    drop_rate: float = 0.25  # before GST
+    duplicate_rate: float = 0.05
+    partitions: bool = True
+    crashes: bool = True
+    gossip_interval_ms: int = 400
+    liveness_bound_ms: int = 60_000
+    timeouts: TimeoutConfig = field(
+        default_factory=lambda: TimeoutConfig(
+            propose_ms=300, propose_delta_ms=100, prevote_ms=200, prevote_delta_ms=100,
+            precommit_ms=200, precommit_delta_ms=100, commit_ms=50,
+        )
+    )  # fmt: skip
+
+    @property
+    def max_faulty(self) -> int:
+        return (self.validators - 1) // 3
+
+
+class SimViolation(AssertionError):
+    def __init__(self, seed: int, kind: str, detail: str, trace: list[str]) -> None:
+        self.seed, self.kind, self.detail, self.trace = seed, kind, detail, trace
+        lines = "\n".join(trace)
+        super().__init__(f"seed {seed}: {kind}: {detail}\nlast events:\n{lines}")
+
+
+@dataclass
+class SimResult:
+    seed: int
+    heights: dict[int, int]  # honest validator index -> decided height
+    virtual_ms: int
+    messages_delivered: int
+    crashes: int
+    equivocations_seen: int
+
+
+# --- the simulated node shell --------------------------------------------------------------
+
+
+class SimNode:
+    def __init__(self, sim: Simulation, index: int, key: PrivateKey, byzantine: str) -> None:
+        self.sim = sim
+        self.index = index
+        self.key = key
+        self.byzantine = byzantine  # "", "equivocate" or "silent"
+        self.store = ChainStore(MemoryKV())  # the node's disk: survives crashes
+        self.app = Application(self.store, sim.genesis)
+        self.wal: list[tuple[str, Any, int]] = []  # the node's WAL: survives crashes
+        self.decided: dict[int, Decide] = {}
+        self.alive = True
+        self.incarnation = 0
+        self.crash_after_effects: int | None = None
+        self.answered: dict[tuple[int, int], int] = {}  # (peer, height) -> last answer time
+        self.core = self._new_core()
+
+    def _new_core(self) -> Consensus:
+        info = self.app.info()
+        height = info.height + 1
+        signed = [m for kind, m, _ in self.wal if kind == "signed" and m.height == height]
+        return Consensus(CHAIN_ID, self.sim.validators, self.key, self.sim.config.timeouts,
+                         height, info.last_block_time_ns, signed)  # fmt: skip
+
+    # Crash and restart.
+
+    def crash(self) -> None:
+        self.alive = False
+        self.sim.crash_count += 1
+        self.sim.log(f"node {self.index} crashes at height {self.core.height}")
+
+    def restart(self) -> None:
+        self.crash_after_effects = None
+        if self.alive:  # the planned crash has not struck yet: crash now, between events
+            self.crash()
+        self.alive = True
+        self.incarnation += 1
+        self.core = self._new_core()
+        self.sim.log(f"node {self.index} restarts at height {self.core.height}, "
+                     f"replaying {len(self.wal)} WAL records")  # fmt: skip
+        for kind, payload, now_ns in list(self.wal):
+            if kind == "event":
+                self._execute(self.core.handle(payload, now_ns), replay=True)
+        self.handle(Start())
+
+    # Events.
+
+    def handle(self, event: Event) -> None:
+        if not self.alive:
+            return
+        now = self.sim.now_ns
+        self.wal.append(("event", event, now))
+        effects = self.core.handle(event, now)
+        self._execute(effects, replay=False)
+
+    def _execute(self, effects: list[Effect], replay: bool) -> None:
+        for effect in effects:
+            if (
+                self.crash_after_effects is not None
+                and not replay
+                and (self.sim.now_ns < self.sim.gst_ns)
+            ):
+                if self.crash_after_effects == 0:
+                    self.crash_after_effects = None
+                    self.crash()
+                    return
+                self.crash_after_effects -= 1
+            self._effect(effect)
+
+    def _effect(self, effect: Effect) -> None:
+        sim = self.sim
+        if isinstance(effect, PersistSigned):
+            self.wal.append(("signed", effect.message, sim.now_ns))
+        elif isinstance(effect, Broadcast):
+            sim.record_signed(self, effect.message)
+            self._broadcast(effect.message)
+        elif isinstance(effect, ScheduleTimeout):
+            event = TimeoutElapsed(effect.height, effect.round, effect.kind)
+            sim.schedule(effect.duration_ms * MS, self._timer(event, self.incarnation))
+        elif isinstance(effect, RequestProposal):
+            block = self._build_block(effect.height)
+            sim.soon(lambda: self.handle(ProposalValue(effect.height, effect.round, block)))
+        elif isinstance(effect, ValidateBlock):
+            valid = self._is_valid(effect.block)
+            sim.soon(lambda: self.handle(BlockValidity(effect.block.hash, valid)))
+        elif isinstance(effect, Decide):
+            self._decide(effect)
+        elif isinstance(effect, EvidenceFound):
+            sim.equivocations_seen += 1
+
+    def _timer(self, event: TimeoutElapsed, incarnation: int) -> Callable[[], None]:
+        def fire() -> None:
+            if self.alive and self.incarnation == incarnation:
+                self.handle(event)
+
+        return fire
+
+    # The application side.
+
+    def _candidates(self, height: int, salt: int = 0) -> list[bytes]:
+        sender = self.sim.accounts[(height + salt) % len(self.sim.accounts)]
+        recipient = self.sim.accounts[(height + salt + 1) % len(self.sim.accounts)]
+        nonce = self.app.nonce(sender.address)
+        tx = Transaction.create(sender, CHAIN_ID, nonce, "token", "transfer",
+                                {"to": recipient.address, "amount": 1 + salt})  # fmt: skip
+        return [tx.to_bytes()]
+
+    def _build_block(self, height: int, salt: int = 0) -> Block:
+        assert self.app.info().height == height - 1, "the app is one height behind consensus"
+        last = self.decided.get(height - 1)
+        txs = self.app.prepare_proposal(self._candidates(height, salt))
+        return build_block(self.app, txs, self.key, None if last is None else last.commit)
+
+    def _is_valid(self, block: Block) -> bool:
+        """valid(v): the last commit proves the previous block, and the app accepts it."""
+        if self.app.info().height != block.height - 1:
+            return False
+        if block.last_commit is not None:
+            try:
+                verify_commit(CHAIN_ID, self.sim.validator_set, block.last_commit,
+                              block.height - 1)  # fmt: skip
+            except CommitError:
+                return False
+        return self.app.process_proposal(block).accept
+
+    def _decide(self, decision: Decide) -> None:
+        sim = self.sim
+        if self.app.info().height >= decision.height:
+            return  # decided again during a WAL replay; already committed
+        try:
+            verify_commit(CHAIN_ID, sim.validator_set, decision.commit, decision.height)
+        except CommitError as exc:
+            sim.violation("commit certificate", f"node {self.index}: {exc}")
+        if not self.byzantine and not self._is_valid(decision.block):
+            sim.violation("validity", f"node {self.index} decided a block that "
+                          f"process_proposal rejects at height {decision.height}")  # fmt: skip
+        self.app.finalize_block(decision.block)
+        self.app.commit()
+        self.decided[decision.height] = decision
+        self.wal = [r for r in self.wal if r[0] == "signed" and r[1].height > decision.height]
+        sim.record_decision(self, decision)
+
+    # Networking.
+
+    def _broadcast(self, message: Message) -> None:
+        sim = self.sim
+        for peer in sim.nodes:
+            if peer is self:
+                continue
+            if self.byzantine == "equivocate":
+                sim.send(self, peer, self._equivocation(message, peer))
+            else:
+                sim.send(self, peer, message)
+
+    def _relay(self, message: Message) -> None:
+        """Send on a message as it is (ours or another's): no equivocation in relays."""
+        for peer in self.sim.nodes:
+            if peer is not self:
+                self.sim.send(self, peer, message)
+
+    def _equivocation(self, message: Message, peer: SimNode) -> Message:
+        """Half the peers (by a per-message coin) get a conflicting signed variant."""
+        sim = self.sim
+        if sim.rng.random() < 0.5:
+            return message
+        if isinstance(message, Vote):
+            other = sim.rng.choice([b"", *sim.known_blocks.get(message.height, [])])
+            if other == message.block_hash:
+                other = b"" if other else bytes(32)
+            return Vote.create(self.key, CHAIN_ID, message.type, message.height, message.round,
+                               other, message.timestamp_ns)  # fmt: skip
+        try:
+            block = self._build_block(message.height, salt=1)
+        except AssertionError:
+            return message
+        return Proposal.create(self.key, CHAIN_ID, message.height, message.round,
+                               message.pol_round, block, message.timestamp_ns)  # fmt: skip
+
+    def gossip(self) -> None:
+        """Re-send what we signed at this height: gossip makes every message arrive after GST."""
+        if not self.alive or self.byzantine == "silent":
+            return
+        for message in self.core.gossip_messages():
+            self._relay(message)
+
+    def receive(self, sender: SimNode, message: Message) -> None:
+        if not self.alive:
+            return
+        if message.height < self.core.height:
+            self._help_lagging_peer(sender, message.height)
+        self.handle(MessageReceived(message))
+
+    def _help_lagging_peer(self, peer: SimNode, height: int) -> None:
+        """Send a peer behind us the signed proposal and precommits that decided its height."""
+        decision = self.decided.get(height)
+        last = self.answered.get((peer.index, height))
+        if decision is None or (last is not None and self.sim.now_ns - last
+                                < self.sim.config.gossip_interval_ms * MS):  # fmt: skip
+            return
+        self.answered[(peer.index, height)] = self.sim.now_ns
+        self.sim.send(self, peer, ConsensusDecision(decision.proposal, decision.commit))
+
+
+# --- the simulation -------------------------------------------------------------------------
+
+
+class Simulation:
+    def __init__(self, seed: int, config: SimConfig) -> None:
+        assert 0 <= config.byzantine <= config.max_faulty, "at most f Byzantine validators"
+        self.seed = seed
+        self.config = config
+        self.rng = random.Random(seed)
+        self.now_ns = GENESIS_TIME_NS
+        self._queue: list[tuple[int, int, Callable[[], None]]] = []
+        self._seq = 0
+        self.trace: deque[str] = deque(maxlen=TRACE_LINES)
+        keys = [PrivateKey(bytes([i + 1]) * 32) for i in range(config.validators)]
+        self.validators = [Validator(k.public_key, 10, f"v{i}") for i, k in enumerate(keys)]
+        self.validator_set = ValidatorSet(tuple(self.validators))
+        self.accounts = [PrivateKey(bytes([100 + i]) * 32) for i in range(4)]
+        self.genesis = Genesis(
+            chain_id=CHAIN_ID, genesis_time_ns=GENESIS_TIME_NS, validators=tuple(self.validators),
+            authority=self.accounts[0].address,
+            balances=tuple(sorted((a.address, 10**9) for a in self.accounts)), params={},
+        )  # fmt: skip
+        modes = self._byzantine_modes()
+        self.nodes = [SimNode(self, i, k, modes.get(i, "")) for i, k in enumerate(keys)]
+        self.decisions: dict[int, dict[int, bytes]] = defaultdict(dict)  # height -> node -> hash
+        self.signed_by: dict[int, dict[tuple[int, int, str], bytes]] = defaultdict(dict)
+        self.known_blocks: dict[int, list[bytes]] = defaultdict(list)
+        self.crash_count = 0
+        self.equivocations_seen = 0
+        self.delivered = 0
+        self._partition = self._choose_partition()
+
+    def _byzantine_modes(self) -> dict[int, str]:
+        chosen = self.rng.sample(range(self.config.validators), self.config.byzantine)
+        mode = self.config.byzantine_mode
+        return {i: (self.rng.choice(["equivocate", "silent"]) if mode == "mixed" else mode)
+                for i in chosen}  # fmt: skip
+
+    def _choose_partition(self) -> set[int] | None:
+        if not self.config.partitions or self.rng.random() < 0.5:
+            return None
+        size = self.rng.randint(1, self.config.validators - 1)
+        return set(self.rng.sample(range(self.config.validators), size))
+
+    @property
+    def honest(self) -> list[SimNode]:
+        return [n for n in self.nodes if not n.byzantine]
+
+    # Scheduling.
+
+    def schedule(self, delay_ns: int, action: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._queue, (self.now_ns + delay_ns, self._seq, action))
+
+    def soon(self, action: Callable[[], None]) -> None:
+        self.schedule(0, action)
+
+    def log(self, line: str) -> None:
+        self.trace.append(f"t={(self.now_ns - GENESIS_TIME_NS) // MS}ms {line}")
+
+    def violation(self, kind: str, detail: str) -> None:
+        raise SimViolation(self.seed, kind, detail, list(self.trace))
+
+    @property
+    def gst_ns(self) -> int:
+        return GENESIS_TIME_NS + self.config.gst_ms * MS
+
+    # The network.
+
+    def send(self, sender: SimNode, receiver: SimNode, message: Message) -> None:
+        rng, config = self.rng, self.config
+        before_gst = self.now_ns < self.gst_ns
+        if before_gst:
+            if self._partition is not None and (
+                (sender.index in self._partition) != (receiver.index in self._partition)
+            ):
+                return
+            if rng.random() < config.drop_rate:
+                return
+        copies = 2 if rng.random() < config.duplicate_rate else 1
+        for _ in range(copies):
+            max_ms = config.pre_gst_delay_ms if before_gst else config.delta_ms
+            delay_ns = rng.randint(1 * MS // 10, max_ms * MS)
+            self.schedule(delay_ns, lambda: self._deliver(sender, receiver, message))
+
+    def _deliver(self, sender: SimNode, receiver: SimNode, message: Message) -> None:
+        self.delivered += 1
+        receiver.receive(sender, message)
+
+    # Observers.
+
+    def record_signed(self, node: SimNode, message: Message) -> None:
+        assert not isinstance(message, ConsensusDecision), "a decision is not signed as one"
+        if isinstance(message, Proposal):
+            self.known_blocks[message.height].append(message.block_hash)
+            slot = (message.height, message.round, "proposal")
+        else:
+            slot = (message.height, message.round, message.type.label)
+        if node.byzantine:
+            return
+        earlier = self.signed_by[node.index].get(slot)
+        if earlier is not None and earlier != message.digest:
+            self.violation("double signing", f"honest node {node.index} signed two messages "
+                           f"for {slot}")  # fmt: skip
+        self.signed_by[node.index][slot] = message.digest
+
+    def record_decision(self, node: SimNode, decision: Decide) -> None:
+        block = decision.block.hash.hex()[:8]
+        self.log(f"node {node.index} decides height {decision.height} block {block} "
+                 f"in round {decision.commit.round}")  # fmt: skip
+        if node.byzantine:
+            return
+        at_height = self.decisions[decision.height]
+        at_height[node.index] = decision.block.hash
+        if len(set(at_height.values())) > 1:
+            who = ", ".join(f"node {i} decided {h.hex()[:8]}" for i, h in sorted(at_height.items()))
+            self.violation("agreement", f"height {decision.height}: {who}")
+
+    # Running.
+
+    def _plan_faults(self) -> None:
+        """Crash honest validators at random moments before GST; restart them before GST."""
+        if not self.config.crashes:
+            return
+        for node in self.honest:
+            if self.rng.random() < 0.5:
+                crash_ms = self.rng.randint(1, self.config.gst_ms - 2)
+                restart_ms = self.rng.randint(crash_ms + 1, self.config.gst_ms - 1)
+                self.schedule(crash_ms * MS, self._crash_at_some_effect(node))
+                self.schedule(restart_ms * MS, node.restart)
+
+    def _crash_at_some_effect(self, node: SimNode) -> Callable[[], None]:
+        def crash() -> None:
+            if not node.alive:
+                return
+            if self.rng.random() < 0.3:
+                node.crash()  # between events
+            else:  # in the middle of the next event's effects
+                node.crash_after_effects = self.rng.randint(0, 4)
+
+        return crash
+
+    def _gossip_loop(self, node: SimNode) -> Callable[[], None]:
+        def tick() -> None:
+            node.gossip()
+            self.schedule(self.config.gossip_interval_ms * MS, tick)
+
+        return tick
+
+    def run(self) -> SimResult:
+        config = self.config
+        self._plan_faults()
+        for node in self.nodes:
+            if node.byzantine == "silent":
+                node.alive = False
+                continue
+            self.soon(lambda node=node: node.handle(Start()))
+            offset = self.rng.randint(0, config.gossip_interval_ms) * MS
+            self.schedule(offset, self._gossip_loop(node))
+        target: dict[int, int] | None = None
+        deadline = self.gst_ns + config.liveness_bound_ms * MS
+        while self._queue:
+            when, _, action = heapq.heappop(self._queue)
+            self.now_ns = when
+            if target is None and when >= self.gst_ns:
+                target = {n.index: n.app.info().height + config.heights_after_gst
+                          for n in self.honest}  # fmt: skip
+            if target is not None and all(
+                n.app.info().height >= target[n.index] for n in self.honest
+            ):
+                break
+            if when > deadline:
+                heights = {n.index: n.app.info().height for n in self.honest}
+                self.violation("liveness", f"after GST + {config.liveness_bound_ms} ms heights "
+                               f"are {heights}, targets {target}")  # fmt: skip
+            action()
+        return SimResult(
+            seed=self.seed,
+            heights={n.index: n.app.info().height for n in self.honest},
+            virtual_ms=(self.now_ns - GENESIS_TIME_NS) // MS,
+            messages_delivered=self.delivered,
+            crashes=self.crash_count,
+            equivocations_seen=self.equivocations_seen,
+        )
+
+
+def run_seed(seed: int, config: SimConfig) -> SimResult:
+    """Run one seed; raises SimViolation with the seed and a trace on any violation."""
+    return Simulation(seed, config).run()
+
+
+def with_validators(config: SimConfig, validators: int, byzantine: int) -> SimConfig:
+    return replace(config, validators=validators, byzantine=byzantine)
