@@ -58,6 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--accounts", type=int, default=100, help="accounts sending (100)")
     apply.set_defaults(run=_run_bench_apply)
 
+    sim = commands.add_parser("sim", help="run deterministic simulations")
+    sim_commands = sim.add_subparsers(title="sim commands", metavar="COMMAND")
+    consensus = sim_commands.add_parser(
+        "consensus", help="run the consensus simulator over many seeds; non-zero exit on any "
+        "violation", description="Example: cloudchain sim consensus --seeds 5000 --validators 7 "
+        "--byzantine 2",
+    )  # fmt: skip
+    consensus.add_argument("--seeds", type=int, default=200, help="how many seeds (200)")
+    consensus.add_argument("--first-seed", type=int, default=0, help="the first seed (0)")
+    consensus.add_argument("--validators", type=int, default=4, help="validators (4)")
+    consensus.add_argument("--byzantine", type=int, default=1,
+                           help="Byzantine validators, at most (n-1)/3 (1)")  # fmt: skip
+    consensus.add_argument("--mode", choices=("mixed", "equivocate", "silent"), default="mixed",
+                           help="what the Byzantine validators do (mixed)")  # fmt: skip
+    consensus.set_defaults(run=_run_sim_consensus)
+
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
     new = key_commands.add_parser(
@@ -101,6 +117,31 @@ def _run_bench_apply(args: argparse.Namespace) -> int:
         return 2
     print(format_report(run_apply_bench(args.blocks, args.txs_per_block, args.accounts)))
     return 0
+
+
+def _run_sim_consensus(args: argparse.Namespace) -> int:
+    from cloudchain.sim.consensus_sim import SimConfig, SimViolation, run_seed
+
+    if args.validators < 1 or not 0 <= args.byzantine <= (args.validators - 1) // 3:
+        print("error: need --validators >= 1 and 0 <= --byzantine <= (validators-1)/3",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.seeds < 1:
+        print("error: --seeds must be >= 1", file=sys.stderr)
+        return 2
+    config = SimConfig(validators=args.validators, byzantine=args.byzantine,
+                       byzantine_mode=args.mode)  # fmt: skip
+    failures = 0
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        try:
+            run_seed(seed, config)
+        except SimViolation as violation:
+            failures += 1
+            print(violation, file=sys.stderr)
+        done = seed - args.first_seed + 1
+        if done % 100 == 0 or done == args.seeds:
+            print(f"{done}/{args.seeds} seeds, {failures} with violations", flush=True)
+    return 1 if failures else 0
 
 
 def _run_keys_new(args: argparse.Namespace) -> int:

@@ -269,7 +269,7 @@ class Consensus:
         if conflicted and not countable:
             self.counters["equivocation_ignored"] += 1
             return  # the evidence is in; a vote for no known block is not worth verifying
-        if not vote.verify(validator.public_key):
+        if not (vote.verify(validator.public_key) or _test_hooks.skip_signatures):
             self.counters["bad_signature"] += 1
             return
         _, conflicting = self._votes.add(vote, countable=countable)
@@ -563,10 +563,13 @@ class _TestHooks:
     """Test-only weakening of rules, to prove the simulator can catch a broken core.
 
     Never set outside tests: with `ignore_locks` a validator prevotes any valid
-    proposal whatever it is locked on, which breaks agreement.
+    proposal whatever it is locked on (lines 23 and 29 lose their lock clause);
+    with `skip_signatures` it counts votes without verifying their signatures, so a
+    Byzantine validator can forge the precommits of others. Both break agreement.
     """
 
     ignore_locks = False
+    skip_signatures = False
 
     def ignore_lock(self, valid: bool) -> bool:
         return self.ignore_locks and valid

@@ -75,9 +75,14 @@ class ProposerPriority:
         other._validators = self._validators
         other._total = self._total
         other._priority = list(self._priority)
+        other._proposer = self._proposer
         return other
 
     def proposer(self) -> Validator:
+        """The validator chosen by the last step (CometBFT's vals.Proposer)."""
+        return self._proposer
+
+    def _most_priority(self) -> Validator:
         """The validator with the highest priority (ties: the lower address)."""
         best = 0
         for i in range(1, len(self._validators)):
@@ -96,7 +101,8 @@ class ProposerPriority:
         for _ in range(times):
             for i, v in enumerate(self._validators):
                 self._priority[i] += v.power
-            chosen = self._validators.index(self.proposer())
+            self._proposer = self._most_priority()
+            chosen = self._validators.index(self._proposer)
             self._priority[chosen] -= self._total
 
     def _rescale(self, window: int) -> None:

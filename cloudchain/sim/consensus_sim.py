@@ -49,7 +49,7 @@ from cloudchain.consensus.events import (
     ValidateBlock,
 )
 from cloudchain.consensus.messages import Decision as ConsensusDecision
-from cloudchain.consensus.messages import Message, Proposal, Vote
+from cloudchain.consensus.messages import Message, Proposal, Vote, VoteType
 from cloudchain.consensus.state_machine import Consensus, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
@@ -79,6 +79,10 @@ class SimConfig:
     partitions: bool = True
     crashes: bool = True
     gossip_interval_ms: int = 400
+    # A validator ahead sends a lagging peer the decision of the peer's height. Off,
+    # only gossip spreads decisions: slower, which gives attacks on a weakened core
+    # (test hooks) the time they need.
+    help_lagging_peers: bool = True
     liveness_bound_ms: int = 60_000
     timeouts: TimeoutConfig = field(
         default_factory=lambda: TimeoutConfig(
@@ -93,10 +97,18 @@ class SimConfig:
 
 
 class SimViolation(AssertionError):
-    def __init__(self, seed: int, kind: str, detail: str, trace: list[str]) -> None:
+    """The first violation of a run (with its trace), and the kinds of all it found."""
+
+    def __init__(
+        self, seed: int, kind: str, detail: str, trace: list[str], kinds: tuple[str, ...] = ()
+    ) -> None:
         self.seed, self.kind, self.detail, self.trace = seed, kind, detail, trace
+        self.kinds = kinds or (kind,)
         lines = "\n".join(trace)
-        super().__init__(f"seed {seed}: {kind}: {detail}\nlast events:\n{lines}")
+        also = f" (also: {', '.join(sorted(set(self.kinds) - {kind}))})" if len(
+            set(self.kinds)) > 1 else ""  # fmt: skip
+        super().__init__(f"seed {seed}: {kind}: {detail}{also}\n"
+                         f"replay: run_seed({seed}, config)\nlast events:\n{lines}")  # fmt: skip
 
 
 @dataclass
@@ -126,6 +138,8 @@ class SimNode:
         self.incarnation = 0
         self.crash_after_effects: int | None = None
         self.answered: dict[tuple[int, int], int] = {}  # (peer, height) -> last answer time
+        self.equivocation_splits: dict[tuple[Any, ...], bool] = {}
+        self.equivocation_variants: dict[tuple[Any, ...], Message] = {}
         self.core = self._new_core()
 
     def _new_core(self) -> Consensus:
@@ -240,18 +254,19 @@ class SimNode:
         sim = self.sim
         if self.app.info().height >= decision.height:
             return  # decided again during a WAL replay; already committed
+        sim.record_decision(self, decision)  # agreement first: the property that matters most
         try:
             verify_commit(CHAIN_ID, sim.validator_set, decision.commit, decision.height)
         except CommitError as exc:
             sim.violation("commit certificate", f"node {self.index}: {exc}")
         if not self.byzantine and not self._is_valid(decision.block):
             sim.violation("validity", f"node {self.index} decided a block that "
-                          f"process_proposal rejects at height {decision.height}")  # fmt: skip
+                          f"process_proposal rejects at height {decision.height}",
+                          fatal=True)  # fmt: skip
         self.app.finalize_block(decision.block)
         self.app.commit()
         self.decided[decision.height] = decision
         self.wal = [r for r in self.wal if r[0] == "signed" and r[1].height > decision.height]
-        sim.record_decision(self, decision)
 
     # Networking.
 
@@ -261,9 +276,16 @@ class SimNode:
             if peer is self:
                 continue
             if self.byzantine == "equivocate":
-                sim.send(self, peer, self._equivocation(message, peer))
+                sent = self._equivocation(message, peer)
+                sim.send(self, peer, sent)
+                for forged in self._forgeries(message, sent):
+                    sim.send(self, peer, forged)
             else:
                 sim.send(self, peer, message)
+
+    @property
+    def core_address(self) -> bytes:
+        return bytes.fromhex(self.key.address)
 
     def _relay(self, message: Message) -> None:
         """Send on a message as it is (ours or another's): no equivocation in relays."""
@@ -272,34 +294,80 @@ class SimNode:
                 self.sim.send(self, peer, message)
 
     def _equivocation(self, message: Message, peer: SimNode) -> Message:
-        """Half the peers (by a per-message coin) get a conflicting signed variant."""
-        sim = self.sim
-        if sim.rng.random() < 0.5:
+        """A split brain: for each message, one group of peers gets it and the other a
+        conflicting signed variant, the same variant every time it is sent again."""
+        slot = (message.height, message.round, type(message).__name__,
+                getattr(message, "type", 0))  # fmt: skip
+        # A re-proposal (pol_round >= 0) is replaced for everyone by a fresh block: the
+        # attack that locks exist to stop.
+        # And once it offered such a block, all its votes of that round back it.
+        amnesia = (isinstance(message, Proposal) and message.pol_round >= 0) or (
+            isinstance(message, Vote)
+            and (message.height, message.round, "Proposal", 0) in self.equivocation_variants
+        )
+        in_first_group = self.equivocation_splits.setdefault(
+            (*slot, peer.index), self.sim.rng.random() < 0.5
+        )
+        if in_first_group and not amnesia:
             return message
+        variant = self.equivocation_variants.get(slot)
+        if variant is None:
+            variant = self._conflicting(message)
+            self.equivocation_variants[slot] = variant
+        return variant
+
+    def _forgeries(self, original: Message, sent: Message) -> list[Vote]:
+        """With a variant precommit for our own variant block, precommits for it "from"
+        every other validator, with signatures we cannot make: an honest core drops them
+        (counted as bad signatures); one that skips verification would decide on them."""
+        if not (isinstance(sent, Vote) and sent is not original and not sent.is_nil
+                and sent.type is VoteType.PRECOMMIT):  # fmt: skip
+            return []
+        ours = self.equivocation_variants.get((sent.height, sent.round, "Proposal", 0))
+        if not isinstance(ours, Proposal) or ours.block_hash != sent.block_hash:
+            return []
+        return [Vote(CHAIN_ID, VoteType.PRECOMMIT, sent.height, sent.round, sent.block_hash,
+                     sent.timestamp_ns, v.address, bytes(64))
+                for v in self.sim.validators if v.address != self.core_address]  # fmt: skip
+
+    def _conflicting(self, message: Message) -> Message:
+        """The variant for the other group: a vote backs our own variant proposal of the
+        round if there is one (a coordinated attack), else another block, else nil; a
+        proposal offers a fresh block as if no polka had ever happened."""
         if isinstance(message, Vote):
-            other = sim.rng.choice([b"", *sim.known_blocks.get(message.height, [])])
-            if other == message.block_hash:
-                other = b"" if other else bytes(32)
+            ours = self.equivocation_variants.get((message.height, message.round, "Proposal", 0))
+            known = [h for h in self.sim.known_blocks.get(message.height, [])
+                     if h != message.block_hash]  # fmt: skip
+            if isinstance(ours, Proposal) and ours.block_hash != message.block_hash:
+                other = ours.block_hash
+            elif not message.is_nil:
+                other = b""
+            else:
+                other = known[0] if known else bytes(32)
             return Vote.create(self.key, CHAIN_ID, message.type, message.height, message.round,
                                other, message.timestamp_ns)  # fmt: skip
+        assert isinstance(message, Proposal)
         try:
-            block = self._build_block(message.height, salt=1)
+            block = self._build_block(message.height, salt=1 + message.round)
         except AssertionError:
             return message
-        return Proposal.create(self.key, CHAIN_ID, message.height, message.round,
-                               message.pol_round, block, message.timestamp_ns)  # fmt: skip
+        return Proposal.create(self.key, CHAIN_ID, message.height, message.round, -1, block,
+                               message.timestamp_ns)  # fmt: skip
 
     def gossip(self) -> None:
         """Re-send what we signed at this height: gossip makes every message arrive after GST."""
         if not self.alive or self.byzantine == "silent":
             return
         for message in self.core.gossip_messages():
-            self._relay(message)
+            if self.byzantine and _signer(message) == self.core_address:
+                self._broadcast(message)  # its own messages: split brain again
+            else:
+                self._relay(message)
 
     def receive(self, sender: SimNode, message: Message) -> None:
         if not self.alive:
             return
-        if message.height < self.core.height:
+        if message.height < self.core.height and self.sim.config.help_lagging_peers:
             self._help_lagging_peer(sender, message.height)
         self.handle(MessageReceived(message))
 
@@ -312,6 +380,14 @@ class SimNode:
             return
         self.answered[(peer.index, height)] = self.sim.now_ns
         self.sim.send(self, peer, ConsensusDecision(decision.proposal, decision.commit))
+
+
+def _signer(message: Message) -> bytes:
+    if isinstance(message, Vote):
+        return message.validator_address
+    if isinstance(message, Proposal):
+        return message.proposer_address
+    return b""
 
 
 # --- the simulation -------------------------------------------------------------------------
@@ -342,6 +418,7 @@ class Simulation:
         self.signed_by: dict[int, dict[tuple[int, int, str], bytes]] = defaultdict(dict)
         self.known_blocks: dict[int, list[bytes]] = defaultdict(list)
         self.crash_count = 0
+        self.violations: list[tuple[str, str, list[str]]] = []
         self.equivocations_seen = 0
         self.delivered = 0
         self._partition = self._choose_partition()
@@ -374,8 +451,18 @@ class Simulation:
     def log(self, line: str) -> None:
         self.trace.append(f"t={(self.now_ns - GENESIS_TIME_NS) // MS}ms {line}")
 
-    def violation(self, kind: str, detail: str) -> None:
-        raise SimViolation(self.seed, kind, detail, list(self.trace))
+    def violation(self, kind: str, detail: str, fatal: bool = False) -> None:
+        """Record a violation. Safety violations let the run go on (the nodes stay
+        consistent with themselves) so that one run shows every kind it leads to;
+        the run then fails with the first. `fatal` ones stop it at once."""
+        self.violations.append((kind, detail, list(self.trace)))
+        if fatal:
+            self._fail()
+
+    def _fail(self) -> None:
+        kind, detail, trace = self.violations[0]
+        kinds = tuple(k for k, _, _ in self.violations)
+        raise SimViolation(self.seed, kind, detail, trace, kinds)
 
     @property
     def gst_ns(self) -> int:
@@ -488,8 +575,10 @@ class Simulation:
             if when > deadline:
                 heights = {n.index: n.app.info().height for n in self.honest}
                 self.violation("liveness", f"after GST + {config.liveness_bound_ms} ms heights "
-                               f"are {heights}, targets {target}")  # fmt: skip
+                               f"are {heights}, targets {target}", fatal=True)  # fmt: skip
             action()
+        if self.violations:
+            self._fail()
         return SimResult(
             seed=self.seed,
             heights={n.index: n.app.info().height for n in self.honest},
