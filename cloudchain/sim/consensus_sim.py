@@ -29,9 +29,11 @@ import random
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from cloudchain.chaincode.application import Application
+from cloudchain.consensus import wal_records
 from cloudchain.consensus.events import (
     BlockValidity,
     Broadcast,
@@ -57,6 +59,7 @@ from cloudchain.genesis import Genesis
 from cloudchain.node.solo import build_block
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
+from cloudchain.storage.wal import WAL
 from cloudchain.types import Block, Transaction, Validator
 
 MS = 1_000_000  # nanoseconds per millisecond
@@ -83,6 +86,8 @@ class SimConfig:
     # only gossip spreads decisions: slower, which gives attacks on a weakened core
     # (test hooks) the time they need.
     help_lagging_peers: bool = True
+    # None: WALs in memory. A directory: each node's WAL is a real file there.
+    wal_dir: str | None = None
     liveness_bound_ms: int = 60_000
     timeouts: TimeoutConfig = field(
         default_factory=lambda: TimeoutConfig(
@@ -121,6 +126,57 @@ class SimResult:
     equivocations_seen: int
 
 
+# --- the node's write-ahead log: in memory, or the real file --------------------------------
+
+
+class MemoryWAL:
+    """Records kept as objects; every append is durable (crashes come between effects)."""
+
+    def __init__(self) -> None:
+        self._records: list[tuple[str, Any, int]] = []
+
+    def append(self, kind: str, payload: Any, now_ns: int) -> None:
+        self._records.append((kind, payload, now_ns))
+
+    def records(self) -> list[tuple[str, Any, int]]:
+        return list(self._records)
+
+    def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
+        self._records = list(records)
+
+    def reopen(self) -> None:
+        pass
+
+
+class FileWAL:
+    """The node's real WAL (storage/wal.py) with the records of consensus/wal_records.py:
+    every record goes through encoding, the file, and decoding after a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wal = WAL.open(path)
+
+    def append(self, kind: str, payload: Any, now_ns: int) -> None:
+        if kind == "event":
+            self._wal.append(wal_records.event_record(payload, now_ns), sync=False)
+        else:
+            self._wal.append(wal_records.signed_record(payload), sync=True)
+
+    def records(self) -> list[tuple[str, Any, int]]:
+        return [wal_records.decode_record(r) for r in self._wal.records()]
+
+    def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
+        self._wal.rewrite(
+            wal_records.event_record(p, t) if k == "event" else wal_records.signed_record(p)
+            for k, p, t in records
+        )
+
+    def reopen(self) -> None:
+        """A restart: close the file and recover it as a new process would."""
+        self._wal.close()
+        self._wal = WAL.open(self._path)
+
+
 # --- the simulated node shell --------------------------------------------------------------
 
 
@@ -132,7 +188,10 @@ class SimNode:
         self.byzantine = byzantine  # "", "equivocate" or "silent"
         self.store = ChainStore(MemoryKV())  # the node's disk: survives crashes
         self.app = Application(self.store, sim.genesis)
-        self.wal: list[tuple[str, Any, int]] = []  # the node's WAL: survives crashes
+        wal_dir = sim.config.wal_dir
+        self.wal: MemoryWAL | FileWAL = (
+            MemoryWAL() if wal_dir is None else FileWAL(Path(wal_dir) / f"s{sim.seed}-n{index}.wal")
+        )  # the node's WAL: survives crashes
         self.decided: dict[int, Decide] = {}
         self.alive = True
         self.incarnation = 0
@@ -145,7 +204,7 @@ class SimNode:
     def _new_core(self) -> Consensus:
         info = self.app.info()
         height = info.height + 1
-        signed = [m for kind, m, _ in self.wal if kind == "signed" and m.height == height]
+        signed = [m for kind, m, _ in self.wal.records() if kind == "signed" and m.height == height]
         return Consensus(CHAIN_ID, self.sim.validators, self.key, self.sim.config.timeouts,
                          height, info.last_block_time_ns, signed)  # fmt: skip
 
@@ -162,10 +221,12 @@ class SimNode:
             self.crash()
         self.alive = True
         self.incarnation += 1
+        self.wal.reopen()
         self.core = self._new_core()
+        records = self.wal.records()
         self.sim.log(f"node {self.index} restarts at height {self.core.height}, "
-                     f"replaying {len(self.wal)} WAL records")  # fmt: skip
-        for kind, payload, now_ns in list(self.wal):
+                     f"replaying {len(records)} WAL records")  # fmt: skip
+        for kind, payload, now_ns in records:
             if kind == "event":
                 self._execute(self.core.handle(payload, now_ns), replay=True)
         self.handle(Start())
@@ -176,7 +237,7 @@ class SimNode:
         if not self.alive:
             return
         now = self.sim.now_ns
-        self.wal.append(("event", event, now))
+        self.wal.append("event", event, now)
         effects = self.core.handle(event, now)
         self._execute(effects, replay=False)
 
@@ -197,7 +258,7 @@ class SimNode:
     def _effect(self, effect: Effect) -> None:
         sim = self.sim
         if isinstance(effect, PersistSigned):
-            self.wal.append(("signed", effect.message, sim.now_ns))
+            self.wal.append("signed", effect.message, sim.now_ns)
         elif isinstance(effect, Broadcast):
             sim.record_signed(self, effect.message)
             self._broadcast(effect.message)
@@ -266,7 +327,8 @@ class SimNode:
         self.app.finalize_block(decision.block)
         self.app.commit()
         self.decided[decision.height] = decision
-        self.wal = [r for r in self.wal if r[0] == "signed" and r[1].height > decision.height]
+        self.wal.rewrite([r for r in self.wal.records()
+                          if r[0] == "signed" and r[1].height > decision.height])  # fmt: skip
 
     # Networking.
 
