@@ -544,13 +544,14 @@ class Consensus:
 
     def gossip_messages(self) -> list[Message]:
         """What peers may still need from us at this height: the proposals and votes of
-        the rounds that matter (the current one, and the rounds whose polkas justify
-        our lock, our valid value and the current proposals), ours and relayed alike.
+        the rounds that matter (the current one; the one before, whose precommits a
+        peer still in it needs to move on; and the rounds whose polkas justify our
+        lock, our valid value and the current proposals), ours and relayed alike.
         Relaying others' votes is what lets every honest validator see a polka that
         includes an equivocator's vote (the paper's gossip assumption)."""
         if self.step is Step.COMMIT:
             return []
-        rounds = {self.round, self.locked_round, self.valid_round}
+        rounds = {self.round, self.round - 1, self.locked_round, self.valid_round}
         rounds |= {p.pol_round for p in self._proposals.get(self.round, {}).values()}
         messages: list[Message] = []
         for round_ in sorted(r for r in rounds if r >= 0):
