@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from cloudchain.codec import sha256
+from cloudchain.fsutil import fsync_directory
 
 PUBLIC_KEY_BYTES = 32
 PRIVATE_KEY_BYTES = 32  # the Ed25519 seed
@@ -95,8 +96,10 @@ class PrivateKey:
 
     @property
     def public_key(self) -> bytes:
-        return self._key().public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
+        return (
+            self._key()
+            .public_key()
+            .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         )
 
     @property
@@ -143,15 +146,7 @@ def write_key_file(path: str | os.PathLike[str], key: PrivateKey) -> None:
             raise KeyFileError(f"{path} already exists; refusing to overwrite a key") from None
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_directory(path.parent)
 
 
 def read_key_file(path: str | os.PathLike[str]) -> PrivateKey:

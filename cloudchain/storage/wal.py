@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from cloudchain import codec
+from cloudchain.fsutil import fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class WAL:
         with open(path, "ab"):
             pass
         if created:
-            _fsync_directory(path.parent)
+            fsync_directory(path.parent)
         with open(path, "rb") as f:
             _, good_end, problem = _scan(f)
             size = os.fstat(f.fileno()).st_size
@@ -157,7 +158,7 @@ class WAL:
             raise
         try:
             # Until the directory is synced a crash may bring the old file back.
-            _fsync_directory(self.path.parent)
+            fsync_directory(self.path.parent)
             file = _open_for_append(self.path)
         except BaseException as exc:
             self._failed = exc
@@ -263,12 +264,4 @@ def _make_dirs(directory: Path) -> None:
         directory = directory.parent
     for new in reversed(missing):
         new.mkdir(exist_ok=True)
-        _fsync_directory(new.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_directory(new.parent)
