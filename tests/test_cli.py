@@ -73,3 +73,12 @@ def test_bench_apply_reports_every_phase():
     for phase in ("prepare", "process", "finalize", "commit"):
         assert re.search(rf"^{phase}\s+\d+\.\d\d$", run.stdout, re.M), phase
     assert re.search(r"^throughput\s+\d+ tx/s", run.stdout, re.M)
+
+
+def test_sim_consensus_runs_seeds_and_refuses_too_many_byzantine():
+    ok = cloudchain("sim", "consensus", "--seeds", "3", "--validators", "4", "--byzantine", "1")
+    assert ok.returncode == 0, ok.stderr
+    assert "3/3 seeds, 0 with violations" in ok.stdout
+    bad = cloudchain("sim", "consensus", "--validators", "4", "--byzantine", "2")
+    assert bad.returncode == 2
+    assert "--byzantine" in bad.stderr

@@ -382,7 +382,6 @@ class Consensus:
                 ok = valid and (self.locked_round <= vr or self._is_locked_on(v))
             else:
                 continue
-            ok = ok or _test_hooks.ignore_lock(valid)
             self._vote(VoteType.PREVOTE, v.hash if ok else NIL)  # lines 24/26, 30/32
             self.step = Step.PREVOTE  # lines 27, 33
             return True
@@ -563,17 +562,12 @@ class Consensus:
 class _TestHooks:
     """Test-only weakening of rules, to prove the simulator can catch a broken core.
 
-    Never set outside tests: with `ignore_locks` a validator prevotes any valid
-    proposal whatever it is locked on (lines 23 and 29 lose their lock clause);
-    with `skip_signatures` it counts votes without verifying their signatures, so a
-    Byzantine validator can forge the precommits of others. Both break agreement.
+    Never set outside tests: with `skip_signatures` a validator counts votes
+    without verifying their signatures, so a Byzantine validator can forge the
+    precommits of others, which breaks agreement.
     """
 
-    ignore_locks = False
     skip_signatures = False
-
-    def ignore_lock(self, valid: bool) -> bool:
-        return self.ignore_locks and valid
 
 
 _test_hooks = _TestHooks()
