@@ -1,0 +1,1 @@
+"""Moving bytes between nodes: the encrypted transport, peers, gossip, blob exchange."""
