@@ -24,6 +24,10 @@ class Code(IntEnum):
     UNKNOWN_MODULE = 7
     UNKNOWN_METHOD = 8
     INVALID_ARGS = 9
+    # Refused by the node's mempool (codespace "mempool").
+    MEMPOOL_FULL = 20
+    TX_IN_MEMPOOL = 21  # the same bytes are already waiting
+    NONCE_PENDING = 22  # another transaction of this sender with this nonce is waiting
     # Raised by handlers (codespace = the module's name).
     INSUFFICIENT_FUNDS = 100
     UNAUTHORIZED = 101
@@ -38,6 +42,7 @@ class Code(IntEnum):
 
 
 AUTH_CODESPACE = "auth"
+MEMPOOL_CODESPACE = "mempool"
 
 
 class TxError(Exception):

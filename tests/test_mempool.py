@@ -1,0 +1,68 @@
+from cloudchain.chaincode.codes import Code
+from cloudchain.node.mempool import Mempool
+from cloudchain.types import Transaction
+from tests.chainutil import ACCOUNTS, CHAIN_ID, make_chain, transfer
+
+ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
+
+
+def test_admits_checked_transactions_and_refuses_with_codes():
+    chain = make_chain()
+    pool = Mempool(chain.app)
+    tx = transfer(ALICE, 0, BOB.address, 5)
+    assert pool.add(tx.to_bytes()).ok
+    again = pool.add(tx.to_bytes())
+    assert (again.code, again.codespace) == (Code.TX_IN_MEMPOOL, "mempool")
+    same_nonce = pool.add(transfer(ALICE, 0, CAROL.address, 6).to_bytes())
+    assert same_nonce.code == Code.NONCE_PENDING and "nonce 0" in same_nonce.log
+    bad = pool.add(b"not a transaction")
+    assert (bad.code, bad.codespace) == (Code.MALFORMED_TX, "auth") and bad.log
+    wrong_chain = pool.add(transfer(BOB, 0, ALICE.address, 1, chain_id="elsewhere").to_bytes())
+    assert wrong_chain.code == Code.WRONG_CHAIN_ID
+    assert len(pool) == 1 and tx.hash in pool
+
+
+def test_bounded_by_count_and_by_bytes():
+    chain = make_chain()
+    pool = Mempool(chain.app, max_txs=2)
+    assert pool.add(transfer(ALICE, 0, BOB.address, 1).to_bytes()).ok
+    assert pool.add(transfer(ALICE, 1, BOB.address, 1).to_bytes()).ok
+    full = pool.add(transfer(ALICE, 2, BOB.address, 1).to_bytes())
+    assert full.code == Code.MEMPOOL_FULL and "2 transactions" in full.log
+    raw = transfer(BOB, 0, ALICE.address, 1).to_bytes()
+    small = Mempool(chain.app, max_bytes=len(raw) + 10)
+    assert small.add(raw).ok
+    refused = small.add(transfer(BOB, 1, ALICE.address, 1).to_bytes())
+    assert refused.code == Code.MEMPOOL_FULL and "bytes" in refused.log
+    assert small.size_bytes == len(raw)
+
+
+def test_reap_keeps_each_senders_nonce_order_and_arrival_order_otherwise():
+    chain = make_chain()
+    pool = Mempool(chain.app)
+    a1 = transfer(ALICE, 1, BOB.address, 1)
+    b0 = transfer(BOB, 0, ALICE.address, 1)
+    a0 = transfer(ALICE, 0, BOB.address, 1)
+    c5 = transfer(CAROL, 5, ALICE.address, 1)  # a gap: CAROL's next nonce is 0
+    for tx in (a1, b0, a0, c5):
+        assert pool.add(tx.to_bytes()).ok
+    assert pool.reap() == [b0.to_bytes(), a0.to_bytes(), a1.to_bytes()]
+    assert pool.reap(max_txs=2) == [b0.to_bytes(), a0.to_bytes()]
+    produced = chain.produce_block(pool.reap())
+    assert [r.code for r in produced.result.tx_results] == [Code.OK] * 3
+
+
+def test_update_drops_included_and_no_longer_valid_transactions():
+    chain = make_chain()
+    pool = Mempool(chain.app)
+    included = transfer(ALICE, 0, BOB.address, 1)
+    rival = Transaction.create(ALICE, CHAIN_ID, 0, "token", "burn", {"amount": 1})
+    waiting = transfer(BOB, 0, CAROL.address, 1)
+    assert pool.add(included.to_bytes()).ok and pool.add(waiting.to_bytes()).ok
+    other = Mempool(chain.app)
+    assert other.add(rival.to_bytes()).ok
+    chain.produce_block([included.to_bytes()])
+    assert pool.update([included]) == [] and len(pool) == 1
+    dropped = other.update([included])  # the rival's nonce is used now
+    assert [d.code for d in dropped] == [Code.NONCE_TOO_LOW] and len(other) == 0
+    assert pool.size_bytes == len(waiting.to_bytes())
