@@ -118,7 +118,7 @@ def test_two_conflicting_votes_are_evidence():
     c.handle(MessageReceived(first), 2)
     effects = c.handle(MessageReceived(second), 3)
     assert EvidenceFound(first, second) in effects
-    assert c.evidence == [EvidenceFound(first, second)]
+    assert list(c.evidence) == [EvidenceFound(first, second)]
     assert c.handle(MessageReceived(second), 4) == []  # the same pair is reported once
 
 
@@ -143,3 +143,43 @@ def test_a_restarted_validator_resends_what_it_signed_and_never_signs_anything_e
     effects = after.handle(BlockValidity(block.hash, True), 5)
     assert Broadcast(nil_prevote) in effects
     assert not any(isinstance(e, PersistSigned) for e in effects)
+
+
+def test_validators_far_ahead_still_pull_a_lagging_validator_to_their_round():
+    """More than MAX_ROUNDS_AHEAD rounds ahead: one remembered round per validator,
+    enough for line 55 once +1/3 of the power is there."""
+    c = core()
+    c.handle(Start(), 1)
+    c.handle(MessageReceived(Vote.create(KEYS[1], CHAIN_ID, VoteType.PREVOTE, 1, 70, b"", 5)), 2)
+    assert c.round == 0  # one validator (1/4 of the power) is not enough
+    c.handle(MessageReceived(Vote.create(KEYS[2], CHAIN_ID, VoteType.PREVOTE, 1, 90, b"", 5)), 3)
+    assert c.round == 70  # +1/3 of the power sent rounds >= 70
+    forged = Vote.create(KEYS[3], CHAIN_ID, VoteType.PREVOTE, 1, 500, b"", 5)
+    c.handle(MessageReceived(forged.with_signature(bytes(64))), 4)
+    assert c.counters["bad_signature"] == 1 and c.round == 70
+
+
+def test_only_validators_signed_messages_wait_for_the_next_height():
+    c = core()
+    c.handle(Start(), 1)
+    stranger = Vote.create(key("stranger"), CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5)
+    unsigned = Vote.create(KEYS[1], CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5).with_signature(
+        bytes(64))  # fmt: skip
+    honest = Vote.create(KEYS[2], CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5)
+    for message in (stranger, unsigned, honest, honest):
+        c.handle(MessageReceived(message), 2)
+    assert list(c._future.values()) == [honest]
+    assert c.counters["future_dropped"] == 2 and c.counters["bad_signature"] == 1
+
+
+def test_the_wal_keeps_every_record_of_later_heights_after_a_commit():
+    from cloudchain.consensus import wal_records
+
+    vote = Vote.create(KEYS[1], CHAIN_ID, VoteType.PREVOTE, 3, 0, b"", 5)
+    old = Vote.create(KEYS[1], CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5)
+    keep = wal_records.keep_after_commit
+    assert keep("event", MessageReceived(vote), 2)  # buffered for the next height
+    assert keep("signed", vote, 2)
+    assert not keep("event", MessageReceived(old), 2) and not keep("signed", old, 2)
+    assert keep("event", TimeoutElapsed(3, 0, TimeoutKind.PROPOSE), 2)
+    assert not keep("event", Start(), 2)

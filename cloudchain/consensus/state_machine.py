@@ -33,7 +33,7 @@ the last one it signed.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -72,8 +72,12 @@ MAX_ROUNDS_AHEAD = 64
 # An honest proposer sends one proposal a round; an equivocating one two or more.
 # Keeping two lets us follow whichever one +2/3 end up voting for.
 MAX_PROPOSALS_PER_ROUND = 2
-# Messages for the next height, kept until we get there (bounded memory).
+# Messages for the next height, kept until we get there: only validators' messages
+# with good signatures, one per (signer, round, kind), bounded in count and bytes.
 MAX_FUTURE_MESSAGES = 4 * 1024
+MAX_FUTURE_BYTES = 64 * 1024 * 1024
+# Evidence kept in memory for inspection; each piece also leaves as an effect.
+MAX_EVIDENCE = 1_024
 
 _KIND_ORDER = {"proposal": 0, VoteType.PREVOTE: 1, VoteType.PRECOMMIT: 2}
 
@@ -130,8 +134,9 @@ class Consensus:
         for _ in range(height - 1):
             self._height_priorities.step()
         self.counters: dict[str, int] = defaultdict(int)
-        self.evidence: list[EvidenceFound] = []
-        self._future: list[Message] = []
+        self.evidence: deque[EvidenceFound] = deque(maxlen=MAX_EVIDENCE)
+        self._future: dict[tuple[bytes, int, object], Message] = {}
+        self._future_bytes = 0
         self._enter_height(height, last_block_time_ns)
 
     # --- state of one height ----------------------------------------------------------
@@ -146,6 +151,7 @@ class Consensus:
         self.valid_value: Block | None = None
         self.valid_round = -1
         self.decision: Block | None = None
+        self._decided_round: int | None = None
         self._last_block_time_ns = last_block_time_ns
         self._votes = HeightVotes(height, self._powers)
         self._proposals: dict[int, dict[bytes, Proposal]] = defaultdict(dict)
@@ -156,6 +162,7 @@ class Consensus:
         self._precommit_timeout_rounds: set[int] = set()
         self._line_36_rounds: set[int] = set()
         self._proposers: list[Validator] = []
+        self._far_rounds: dict[bytes, int] = {}  # validator -> highest round beyond the window
         self._proposer_walk = self._height_priorities.copy()
         self._started = False
 
@@ -239,23 +246,58 @@ class Consensus:
             self.counters["wrong_chain"] += 1
             return
         if message.height > self.height:
-            if message.height == self.height + 1 and len(self._future) < MAX_FUTURE_MESSAGES:
-                self._future.append(message)
-            else:
-                self.counters["future_dropped"] += 1
+            self._buffer_future(message)
             return
         if message.height < self.height:
             self.counters["stale"] += 1
             return
+        if isinstance(message, Decision):
+            self._on_decision(message)  # it proves itself, whatever its round
+            return
         if message.round > self.round + MAX_ROUNDS_AHEAD:
-            self.counters["too_far_ahead"] += 1
+            self._note_far_round(message)
             return
         if isinstance(message, Vote):
             self._on_vote(message)
-        elif isinstance(message, Proposal):
-            self._on_proposal(message)
         else:
-            self._on_decision(message)
+            self._on_proposal(message)
+
+    def _buffer_future(self, message: Message) -> None:
+        """Keep a validator's signed message for the next height, once, within bounds."""
+        if message.height != self.height + 1 or isinstance(message, Decision):
+            self.counters["future_dropped"] += 1
+            return
+        signer = _signer(message)
+        validator = self.validator_set.get(signer)
+        kind: object = message.type if isinstance(message, Vote) else "proposal"
+        slot = (signer, message.round, kind)
+        size = len(message.block.to_bytes()) if isinstance(message, Proposal) else 256
+        if validator is None or slot in self._future:
+            self.counters["future_dropped"] += 1
+            return
+        if (len(self._future) >= MAX_FUTURE_MESSAGES
+                or self._future_bytes + size > MAX_FUTURE_BYTES):  # fmt: skip
+            self.counters["future_dropped"] += 1
+            return
+        if not message.verify(validator.public_key):
+            self.counters["bad_signature"] += 1
+            return
+        self._future[slot] = message
+        self._future_bytes += size
+
+    def _note_far_round(self, message: Message) -> None:
+        """A validator is more than MAX_ROUNDS_AHEAD rounds ahead: remember only the highest
+        round each validator has shown us (bounded: one per validator), so that line 55
+        can still take us there when +1/3 of the power is that far ahead."""
+        signer = _signer(message)
+        validator = self.validator_set.get(signer)
+        if validator is None or message.round <= self._far_rounds.get(signer, -1):
+            self.counters["too_far_ahead"] += 1
+            return
+        if not message.verify(validator.public_key):
+            self.counters["bad_signature"] += 1
+            return
+        self._far_rounds[signer] = message.round
 
     def _on_vote(self, vote: Vote) -> None:
         validator = self.validator_set.get(vote.validator_address)
@@ -454,16 +496,31 @@ class Consensus:
         # f+1 messages of a round above round_p: skip to it (the highest such round).
         ahead = [r for r in self._votes.rounds() if r > self.round
                  and self.validator_set.has_one_third(self._votes.sender_power(r))]  # fmt: skip
+        far = self._far_round_with_one_third()
+        if far > self.round:
+            # Validators more than MAX_ROUNDS_AHEAD ahead: +1/3 of the power has sent
+            # messages of rounds >= far. Any round is safe to enter; this one is live.
+            ahead.append(far)
         if not ahead:
             return False
         self._start_round(max(ahead))  # line 56
         return True
+
+    def _far_round_with_one_third(self) -> int:
+        """The highest r such that validators with +1/3 of the power sent rounds >= r."""
+        power = 0
+        for signer, round_ in sorted(self._far_rounds.items(), key=lambda item: -item[1]):
+            power += self._powers[signer]
+            if self.validator_set.has_one_third(power):
+                return round_
+        return -1
 
     # --- decisions and heights -----------------------------------------------------------------
 
     def _decide(self, round_: int, proposal: Proposal) -> None:
         block = proposal.block
         self.decision = block
+        self._decided_round = round_
         precommits = self._votes.votes_for(round_, VoteType.PRECOMMIT, block.hash)
         order = {v.address: i for i, v in enumerate(self.validator_set.validators)}
         precommits.sort(key=lambda vote: order[vote.validator_address])
@@ -480,9 +537,9 @@ class Consensus:
         block_time = self.decision.header.time_ns
         self._height_priorities.step()
         self._enter_height(self.height + 1, block_time)
-        future, self._future = self._future, []
+        future, self._future, self._future_bytes = self._future, {}, 0
         self._start_round(0)
-        for message in future:
+        for message in future.values():
             self._on_message(message)
 
     # --- signing -------------------------------------------------------------------------------
@@ -549,7 +606,10 @@ class Consensus:
         Relaying others' votes is what lets every honest validator see a polka that
         includes an equivocator's vote (the paper's gossip assumption)."""
         if self.step is Step.COMMIT:
-            return []
+            # Decided: what peers still at this height need is the deciding round.
+            assert self._decided_round is not None
+            return [*self._proposals[self._decided_round].values(),
+                    *self._votes.votes_in(self._decided_round)]  # fmt: skip
         rounds = {self.round, self.round - 1, self.locked_round, self.valid_round}
         rounds |= {p.pol_round for p in self._proposals.get(self.round, {}).values()}
         messages: list[Message] = []
@@ -557,6 +617,10 @@ class Consensus:
             messages.extend(self._proposals.get(round_, {}).values())
             messages.extend(self._votes.votes_in(round_))
         return messages
+
+
+def _signer(message: Proposal | Vote) -> bytes:
+    return message.validator_address if isinstance(message, Vote) else message.proposer_address
 
 
 class _TestHooks:

@@ -6,7 +6,9 @@ Two kinds of record, both written by the node before it acts:
     {"kind": "signed", "message": <proposal or vote>}     every message we sign, fsynced
                                                           before it is broadcast
 
-Recovery: build the core at the height after the application's last block,
+After a height is committed, the WAL is rewritten to the records of later heights
+(`keep_after_commit`). Recovery: build the core at the height after the
+application's last block,
 hand it the signed messages of that height (so it never signs anything that
 conflicts with them), and replay the event records in order. The core is a
 function of its inputs, so the replay rebuilds its locks, valid value and round;
@@ -67,6 +69,29 @@ def event_from_obj(obj: Any) -> Event:
     if kind == "validity":
         return BlockValidity(obj["block_hash"], obj["valid"])
     raise MalformedError(f"WAL: unknown event type {kind!r}")
+
+
+def record_height(kind: str, payload: Event | Message) -> int | None:
+    """The height a WAL record belongs to (None: Start and validity verdicts, which
+    belong to whatever height is current)."""
+    if kind == "signed":
+        return payload.height  # type: ignore[union-attr]
+    if isinstance(payload, MessageReceived):
+        return payload.message.height
+    if isinstance(payload, TimeoutElapsed | ProposalValue):
+        return payload.height
+    return None
+
+
+def keep_after_commit(kind: str, payload: Event | Message, committed_height: int) -> bool:
+    """Whether a record must survive the WAL rewrite after `committed_height` is committed.
+
+    Everything about later heights stays: not only what we signed, but also the
+    events (messages buffered for the next height) a replay needs to rebuild the
+    locks they led to.
+    """
+    height = record_height(kind, payload)
+    return height is not None and height > committed_height
 
 
 def decode_record(obj: Any) -> tuple[str, Event | Message, int]:

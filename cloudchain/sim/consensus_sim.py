@@ -83,8 +83,8 @@ class SimConfig:
     crashes: bool = True
     gossip_interval_ms: int = 400
     # A validator ahead sends a lagging peer the decision of the peer's height. Off,
-    # only gossip spreads decisions: slower, which gives attacks on a weakened core
-    # (test hooks) the time they need.
+    # a validator that missed a decision before moving on cannot catch up (gossip is
+    # per height): only for experiments on a weakened core.
     help_lagging_peers: bool = True
     # None: WALs in memory. A directory: each node's WAL is a real file there.
     wal_dir: str | None = None
@@ -327,8 +327,8 @@ class SimNode:
         self.app.finalize_block(decision.block)
         self.app.commit()
         self.decided[decision.height] = decision
-        self.wal.rewrite([r for r in self.wal.records()
-                          if r[0] == "signed" and r[1].height > decision.height])  # fmt: skip
+        keep = wal_records.keep_after_commit
+        self.wal.rewrite([r for r in self.wal.records() if keep(r[0], r[1], decision.height)])
 
     # Networking.
 
