@@ -82,3 +82,11 @@ def test_sim_consensus_runs_seeds_and_refuses_too_many_byzantine():
     bad = cloudchain("sim", "consensus", "--validators", "4", "--byzantine", "2")
     assert bad.returncode == 2
     assert "--byzantine" in bad.stderr
+
+
+def test_testnet_init_prints_each_nodes_addresses(tmp_path):
+    run = cloudchain("testnet", "init", "--validators", "2", "--home", str(tmp_path / "net"))
+    assert run.returncode == 0, run.stderr
+    assert len(re.findall(r"rpc http://127\.0\.0\.1:\d+", run.stdout)) == 2
+    again = cloudchain("testnet", "init", "--validators", "2", "--home", str(tmp_path / "net"))
+    assert again.returncode == 2 and "not empty" in again.stderr

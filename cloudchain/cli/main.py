@@ -74,6 +74,19 @@ def _parser() -> argparse.ArgumentParser:
                            help="what the Byzantine validators do (mixed)")  # fmt: skip
     consensus.set_defaults(run=_run_sim_consensus)
 
+    testnet = commands.add_parser("testnet", help="create a local multi-validator network")
+    testnet_commands = testnet.add_subparsers(title="testnet commands", metavar="COMMAND")
+    init = testnet_commands.add_parser(
+        "init", help="write genesis, keys and config.toml for each node",
+        description="Example: cloudchain testnet init --validators 4 --home ./testnet",
+    )  # fmt: skip
+    init.add_argument("--validators", type=int, default=4, help="number of validators (4)")
+    init.add_argument("--home", required=True, help="directory to create (must be empty)")
+    init.add_argument("--chain-id", default="cloudchain-local", help="chain id (cloudchain-local)")
+    init.add_argument("--accounts", type=int, default=4, help="funded accounts (4)")
+    init.add_argument("--base-port", type=int, help="fixed ports from here (default: free ports)")
+    init.set_defaults(run=_run_testnet_init)
+
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
     new = key_commands.add_parser(
@@ -142,6 +155,25 @@ def _run_sim_consensus(args: argparse.Namespace) -> int:
         if done % 100 == 0 or done == args.seeds:
             print(f"{done}/{args.seeds} seeds, {failures} with violations", flush=True)
     return 1 if failures else 0
+
+
+def _run_testnet_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cloudchain.node.config import NodeConfig
+    from cloudchain.node.testnet import TestnetError, init_testnet
+
+    try:
+        nodes = init_testnet(Path(args.home), args.validators, args.chain_id, args.accounts,
+                             args.base_port)  # fmt: skip
+    except TestnetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for node in nodes:
+        config = NodeConfig.load(node / "config" / "config.toml")
+        print(f"{node}  p2p {config.p2p.listen_address}  "
+              f"rpc http://{config.rpc.listen_address}")  # fmt: skip
+    return 0
 
 
 def _run_keys_new(args: argparse.Namespace) -> int:

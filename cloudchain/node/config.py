@@ -1,0 +1,175 @@
+"""A node's `config.toml`: every setting, its default, and what it is for.
+
+    [node]        moniker
+    [p2p]         listen_address, persistent_peers ("<node id>@<host>:<port>"), dial
+                  backoff, frame and message limits come from network/secret_connection
+    [rpc]         listen_address of the JSON-RPC server
+    [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
+                  *_delta_ms each round) and the longest a height may wait for
+                  transactions before an empty block is proposed
+    [mempool]     max_txs, max_bytes
+    [log]         level: debug, info, warning or error
+
+Block limits (max_bytes, max_txs) are consensus parameters and live in the
+genesis file, not here: every validator must agree on them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from cloudchain.consensus.state_machine import TimeoutConfig
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class ConfigError(ValueError):
+    """config.toml is missing, not TOML, or holds a bad value; the message says which."""
+
+
+@dataclass(frozen=True)
+class P2PConfig:
+    listen_address: str = "127.0.0.1:26656"
+    persistent_peers: tuple[str, ...] = ()  # "<node id>@<host>:<port>"
+    dial_backoff_min_ms: int = 250  # reconnection backoff doubles up to the max
+    dial_backoff_max_ms: int = 10_000
+
+
+@dataclass(frozen=True)
+class RPCConfig:
+    listen_address: str = "127.0.0.1:26657"
+
+
+@dataclass(frozen=True)
+class ConsensusConfig:
+    timeout_propose_ms: int = 3_000
+    timeout_propose_delta_ms: int = 500
+    timeout_prevote_ms: int = 1_000
+    timeout_prevote_delta_ms: int = 500
+    timeout_precommit_ms: int = 1_000
+    timeout_precommit_delta_ms: int = 500
+    timeout_commit_ms: int = 1_000  # a block at least every ~second, even when idle
+
+    def timeouts(self) -> TimeoutConfig:
+        return TimeoutConfig(
+            propose_ms=self.timeout_propose_ms, propose_delta_ms=self.timeout_propose_delta_ms,
+            prevote_ms=self.timeout_prevote_ms, prevote_delta_ms=self.timeout_prevote_delta_ms,
+            precommit_ms=self.timeout_precommit_ms,
+            precommit_delta_ms=self.timeout_precommit_delta_ms,
+            commit_ms=self.timeout_commit_ms,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MempoolConfig:
+    max_txs: int = 5_000
+    max_bytes: int = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    moniker: str = "node"
+    p2p: P2PConfig = field(default_factory=P2PConfig)
+    rpc: RPCConfig = field(default_factory=RPCConfig)
+    consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
+    mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+    def to_toml(self) -> str:
+        lines = [f"moniker = {_toml(self.moniker)}", ""]
+        for section in ("p2p", "rpc", "consensus", "mempool", "log"):
+            lines.append(f"[{section}]")
+            for key, value in asdict(getattr(self, section)).items():
+                lines.append(f"{key} = {_toml(value)}")
+            lines.append("")
+        return "\n".join(lines)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(self.to_toml())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
+        try:
+            document = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+        return cls.from_dict(document, str(path))
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any], where: str = "config") -> NodeConfig:
+        sections = {"p2p": P2PConfig, "rpc": RPCConfig, "consensus": ConsensusConfig,
+                    "mempool": MempoolConfig, "log": LogConfig}  # fmt: skip
+        unknown = sorted(set(document) - set(sections) - {"moniker"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+        values: dict[str, Any] = {"moniker": _typed(document.get("moniker", "node"), str,
+                                                    f"{where}: moniker")}  # fmt: skip
+        for name, section_type in sections.items():
+            values[name] = _section(section_type, document.get(name, {}), f"{where}: [{name}]")
+        config = cls(**values)
+        if config.log.level not in LOG_LEVELS:
+            raise ConfigError(f"{where}: [log] level must be one of {', '.join(LOG_LEVELS)}")
+        for name in ("p2p", "rpc"):
+            _check_address(
+                getattr(config, name).listen_address, f"{where}: [{name}] listen_address"
+            )
+        for peer in config.p2p.persistent_peers:
+            node_id, _, host_port = peer.partition("@")
+            if len(node_id) != 40 or not host_port:
+                raise ConfigError(f"{where}: [p2p] persistent peer {peer!r} is not id@host:port")
+            _check_address(host_port, f"{where}: [p2p] persistent peer {peer!r}")
+        return config
+
+
+def _section(section_type: type, values: Any, where: str) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a table")
+    known = {f.name: f for f in fields(section_type)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    default = section_type()
+    checked = {}
+    for name, value in values.items():
+        expected = type(getattr(default, name))
+        if expected is tuple:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{where} {name}: expected a list of strings")
+            value = tuple(value)
+        else:
+            value = _typed(value, expected, f"{where} {name}")
+            if expected is int and value < 0:
+                raise ConfigError(f"{where} {name}: must not be negative")
+        checked[name] = value
+    return section_type(**checked)
+
+
+def _typed(value: Any, expected: type, where: str) -> Any:
+    if not isinstance(value, expected) or isinstance(value, bool) != (expected is bool):
+        raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _check_address(address: str, where: str) -> None:
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: {address!r} is not host:port")
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)

@@ -1,0 +1,106 @@
+"""`cloudchain testnet init`: the files of a local multi-validator network.
+
+    DIR/node<i>/config/config.toml              settings (see node/config.py)
+    DIR/node<i>/config/genesis.json             the same file in every node
+    DIR/node<i>/config/node_key.json            p2p identity (mode 0600)
+    DIR/node<i>/config/priv_validator_key.json  consensus signing key (mode 0600)
+    DIR/node<i>/data/                           state, blocks, WAL
+    DIR/accounts/account<k>.json                funded accounts for clients (mode 0600)
+
+As in CometBFT, a node's id is the address of its node key, and every node
+names the others as persistent peers. Ports are free ones picked at init time
+unless a base port is given (then node i uses base+2i for p2p and base+2i+1
+for RPC).
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+from cloudchain.crypto import PrivateKey, write_key_file
+from cloudchain.genesis import Genesis
+from cloudchain.node.config import NodeConfig, P2PConfig, RPCConfig
+from cloudchain.types import Validator
+
+DEFAULT_CHAIN_ID = "cloudchain-local"
+VALIDATOR_POWER = 10
+ACCOUNT_BALANCE = 1_000_000_000
+MAX_VALIDATORS = 64
+
+
+class TestnetError(ValueError):
+    """The testnet cannot be created as asked."""
+
+    __test__ = False  # not a pytest test class, despite its name
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the OS says are free now (on loopback)."""
+    sockets, ports = [], []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+            ports.append(s.getsockname()[1])
+    finally:
+        for s in sockets:
+            s.close()
+    return ports
+
+
+def init_testnet(
+    home: Path,
+    validators: int,
+    chain_id: str = DEFAULT_CHAIN_ID,
+    accounts: int = 4,
+    base_port: int | None = None,
+) -> list[Path]:
+    """Write a testnet of `validators` nodes under `home`; returns the node directories."""
+    if not 1 <= validators <= MAX_VALIDATORS:
+        raise TestnetError(f"--validators must be between 1 and {MAX_VALIDATORS}")
+    if not 1 <= accounts <= 1_000:
+        raise TestnetError("--accounts must be between 1 and 1000")
+    if home.exists() and any(home.iterdir()):
+        raise TestnetError(f"{home} is not empty; choose another --home or remove it")
+    if base_port is None:
+        ports = free_ports(2 * validators)
+    else:
+        if not 1024 <= base_port <= 65535 - 2 * validators:
+            raise TestnetError("--base-port must leave room for two ports per node")
+        ports = list(range(base_port, base_port + 2 * validators))
+    node_keys = [PrivateKey.generate() for _ in range(validators)]
+    validator_keys = [PrivateKey.generate() for _ in range(validators)]
+    account_keys = [PrivateKey.generate() for _ in range(accounts)]
+    genesis = Genesis(
+        chain_id=chain_id,
+        genesis_time_ns=time.time_ns(),
+        validators=tuple(Validator(k.public_key, VALIDATOR_POWER, f"node{i}")
+                         for i, k in enumerate(validator_keys)),
+        authority=account_keys[0].address,
+        balances=tuple(sorted((k.address, ACCOUNT_BALANCE) for k in account_keys)),
+        params={"token": {"denom": "ucc"}},
+    )  # fmt: skip
+    for k, key in enumerate(account_keys):
+        write_key_file(home / "accounts" / f"account{k}.json", key)
+    directories = []
+    for i in range(validators):
+        node_dir = home / f"node{i}"
+        config_dir = node_dir / "config"
+        config_dir.mkdir(parents=True)
+        (node_dir / "data").mkdir()
+        peers = tuple(f"{node_keys[j].address}@127.0.0.1:{ports[2 * j]}"
+                      for j in range(validators) if j != i)  # fmt: skip
+        config = NodeConfig(
+            moniker=f"node{i}",
+            p2p=P2PConfig(listen_address=f"127.0.0.1:{ports[2 * i]}", persistent_peers=peers),
+            rpc=RPCConfig(listen_address=f"127.0.0.1:{ports[2 * i + 1]}"),
+        )
+        config.save(config_dir / "config.toml")
+        genesis.save(config_dir / "genesis.json")
+        write_key_file(config_dir / "node_key.json", node_keys[i])
+        write_key_file(config_dir / "priv_validator_key.json", validator_keys[i])
+        directories.append(node_dir)
+    return directories
