@@ -135,7 +135,7 @@ def test_a_restarted_validator_resends_what_it_signed_and_never_signs_anything_e
     after.handle(Start(), 3)
     proposer = KEYS.index(next(k for k in KEYS if k.address == after.proposer(0).address.hex()))
     sim = Simulation(1, SimConfig())
-    block = sim.nodes[0]._build_block(1)
+    block = sim.nodes[0].build_block(1)
     proposal = Proposal.create(KEYS[proposer], CHAIN_ID, 1, 0, -1, block, 4)
     after.handle(MessageReceived(proposal), 4)
     from cloudchain.consensus.events import BlockValidity

@@ -5,6 +5,9 @@ Two kinds of record, both written by the node before it acts:
     {"kind": "event", "event": <event>, "now_ns": int}   every input, before it is handled
     {"kind": "signed", "message": <proposal or vote>}     every message we sign, fsynced
                                                           before it is broadcast
+    {"kind": "decided", "decision": <decision>}           the last committed height's
+                                                          proposal and commit, needed to
+                                                          propose the next block
 
 After a height is committed, the WAL is rewritten to the records of later heights
 (`keep_after_commit`). Recovery: build the core at the height after the
@@ -28,7 +31,7 @@ from cloudchain.consensus.events import (
     TimeoutElapsed,
     TimeoutKind,
 )
-from cloudchain.consensus.messages import Message, message_from_obj
+from cloudchain.consensus.messages import Decision, Message, message_from_obj
 from cloudchain.types import Block, MalformedError
 
 
@@ -38,6 +41,10 @@ def event_record(event: Event, now_ns: int) -> dict[str, Any]:
 
 def signed_record(message: Message) -> dict[str, Any]:
     return {"kind": "signed", "message": message.to_obj()}
+
+
+def decided_record(decision: Decision) -> dict[str, Any]:
+    return {"kind": "decided", "decision": decision.to_obj()}
 
 
 def event_to_obj(event: Event) -> dict[str, Any]:
@@ -74,7 +81,7 @@ def event_from_obj(obj: Any) -> Event:
 def record_height(kind: str, payload: Event | Message) -> int | None:
     """The height a WAL record belongs to (None: Start and validity verdicts, which
     belong to whatever height is current)."""
-    if kind == "signed":
+    if kind in ("signed", "decided"):
         return payload.height  # type: ignore[union-attr]
     if isinstance(payload, MessageReceived):
         return payload.message.height
@@ -100,4 +107,6 @@ def decode_record(obj: Any) -> tuple[str, Event | Message, int]:
         return "event", event_from_obj(obj["event"]), obj["now_ns"]
     if obj["kind"] == "signed":
         return "signed", message_from_obj(obj["message"]), 0
+    if obj["kind"] == "decided":
+        return "decided", Decision.from_obj(obj["decision"]), 0
     raise MalformedError(f"WAL: unknown record kind {obj['kind']!r}")

@@ -35,32 +35,23 @@ from typing import Any
 from cloudchain.chaincode.application import Application
 from cloudchain.consensus import wal_records
 from cloudchain.consensus.events import (
-    BlockValidity,
-    Broadcast,
     Decide,
-    Effect,
     Event,
     EvidenceFound,
     MessageReceived,
-    PersistSigned,
-    ProposalValue,
-    RequestProposal,
-    ScheduleTimeout,
     Start,
     TimeoutElapsed,
-    ValidateBlock,
 )
-from cloudchain.consensus.messages import Decision as ConsensusDecision
-from cloudchain.consensus.messages import Message, Proposal, Vote, VoteType
-from cloudchain.consensus.state_machine import Consensus, TimeoutConfig
+from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, VoteType
+from cloudchain.consensus.state_machine import TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
-from cloudchain.node.solo import build_block
+from cloudchain.node.driver import ConsensusDriver
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
 from cloudchain.storage.wal import WAL
-from cloudchain.types import Block, Transaction, Validator
+from cloudchain.types import Transaction, Validator
 
 MS = 1_000_000  # nanoseconds per millisecond
 GENESIS_TIME_NS = 1_767_225_600_000_000_000
@@ -157,19 +148,13 @@ class FileWAL:
         self._wal = WAL.open(path)
 
     def append(self, kind: str, payload: Any, now_ns: int) -> None:
-        if kind == "event":
-            self._wal.append(wal_records.event_record(payload, now_ns), sync=False)
-        else:
-            self._wal.append(wal_records.signed_record(payload), sync=True)
+        self._wal.append(_encode(kind, payload, now_ns), sync=kind != "event")
 
     def records(self) -> list[tuple[str, Any, int]]:
         return [wal_records.decode_record(r) for r in self._wal.records()]
 
     def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
-        self._wal.rewrite(
-            wal_records.event_record(p, t) if k == "event" else wal_records.signed_record(p)
-            for k, p, t in records
-        )
+        self._wal.rewrite(_encode(k, p, t) for k, p, t in records)
 
     def reopen(self) -> None:
         """A restart: close the file and recover it as a new process would."""
@@ -177,36 +162,36 @@ class FileWAL:
         self._wal = WAL.open(self._path)
 
 
+def _encode(kind: str, payload: Any, now_ns: int) -> dict[str, Any]:
+    if kind == "event":
+        return wal_records.event_record(payload, now_ns)
+    if kind == "signed":
+        return wal_records.signed_record(payload)
+    return wal_records.decided_record(payload)
+
+
 # --- the simulated node shell --------------------------------------------------------------
 
 
-class SimNode:
+class SimNode(ConsensusDriver):
+    """A validator: the real driver, with the simulator's clock, network and faults."""
+
     def __init__(self, sim: Simulation, index: int, key: PrivateKey, byzantine: str) -> None:
         self.sim = sim
         self.index = index
-        self.key = key
         self.byzantine = byzantine  # "", "equivocate" or "silent"
         self.store = ChainStore(MemoryKV())  # the node's disk: survives crashes
-        self.app = Application(self.store, sim.genesis)
         wal_dir = sim.config.wal_dir
-        self.wal: MemoryWAL | FileWAL = (
+        wal: MemoryWAL | FileWAL = (
             MemoryWAL() if wal_dir is None else FileWAL(Path(wal_dir) / f"s{sim.seed}-n{index}.wal")
         )  # the node's WAL: survives crashes
-        self.decided: dict[int, Decide] = {}
         self.alive = True
         self.incarnation = 0
         self.crash_after_effects: int | None = None
         self.answered: dict[tuple[int, int], int] = {}  # (peer, height) -> last answer time
         self.equivocation_splits: dict[tuple[Any, ...], bool] = {}
         self.equivocation_variants: dict[tuple[Any, ...], Message] = {}
-        self.core = self._new_core()
-
-    def _new_core(self) -> Consensus:
-        info = self.app.info()
-        height = info.height + 1
-        signed = [m for kind, m, _ in self.wal.records() if kind == "signed" and m.height == height]
-        return Consensus(CHAIN_ID, self.sim.validators, self.key, self.sim.config.timeouts,
-                         height, info.last_block_time_ns, signed)  # fmt: skip
+        super().__init__(Application(self.store, sim.genesis), key, sim.config.timeouts, wal)
 
     # Crash and restart.
 
@@ -221,67 +206,63 @@ class SimNode:
             self.crash()
         self.alive = True
         self.incarnation += 1
-        self.wal.reopen()
-        self.core = self._new_core()
-        records = self.wal.records()
-        self.sim.log(f"node {self.index} restarts at height {self.core.height}, "
-                     f"replaying {len(records)} WAL records")  # fmt: skip
-        for kind, payload, now_ns in records:
-            if kind == "event":
-                self._execute(self.core.handle(payload, now_ns), replay=True)
-        self.handle(Start())
+        replayed = self.recover()
+        self.sim.log(f"node {self.index} restarted at height {self.core.height}, "
+                     f"replayed {replayed} WAL records")  # fmt: skip
 
-    # Events.
+    # The driver's environment.
 
     def handle(self, event: Event) -> None:
-        if not self.alive:
-            return
-        now = self.sim.now_ns
-        self.wal.append("event", event, now)
-        effects = self.core.handle(event, now)
-        self._execute(effects, replay=False)
+        if self.alive:
+            super().handle(event)
 
-    def _execute(self, effects: list[Effect], replay: bool) -> None:
-        for effect in effects:
-            if (
-                self.crash_after_effects is not None
-                and not replay
-                and (self.sim.now_ns < self.sim.gst_ns)
-            ):
-                if self.crash_after_effects == 0:
-                    self.crash_after_effects = None
-                    self.crash()
-                    return
-                self.crash_after_effects -= 1
-            self._effect(effect)
+    def now_ns(self) -> int:
+        return self.sim.now_ns
 
-    def _effect(self, effect: Effect) -> None:
-        sim = self.sim
-        if isinstance(effect, PersistSigned):
-            self.wal.append("signed", effect.message, sim.now_ns)
-        elif isinstance(effect, Broadcast):
-            sim.record_signed(self, effect.message)
-            self._broadcast(effect.message)
-        elif isinstance(effect, ScheduleTimeout):
-            event = TimeoutElapsed(effect.height, effect.round, effect.kind)
-            sim.schedule(effect.duration_ms * MS, self._timer(event, self.incarnation))
-        elif isinstance(effect, RequestProposal):
-            block = self._build_block(effect.height)
-            sim.soon(lambda: self.handle(ProposalValue(effect.height, effect.round, block)))
-        elif isinstance(effect, ValidateBlock):
-            valid = self._is_valid(effect.block)
-            sim.soon(lambda: self.handle(BlockValidity(effect.block.hash, valid)))
-        elif isinstance(effect, Decide):
-            self._decide(effect)
-        elif isinstance(effect, EvidenceFound):
-            sim.equivocations_seen += 1
+    def broadcast(self, message: Message) -> None:
+        self.sim.record_signed(self, message)
+        self._broadcast(message)
 
-    def _timer(self, event: TimeoutElapsed, incarnation: int) -> Callable[[], None]:
+    def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
+        incarnation = self.incarnation
+
         def fire() -> None:
             if self.alive and self.incarnation == incarnation:
                 self.handle(event)
 
-        return fire
+        self.sim.schedule(delay_ms * MS, fire)
+
+    def defer(self, event: Event) -> None:
+        self.sim.soon(lambda: self.handle(event))
+
+    def candidates(self, height: int) -> list[bytes]:
+        return self._candidates(height)
+
+    def before_effect(self) -> bool:
+        """Crash in the middle of an event's effects, when one is planned (before GST)."""
+        if self.crash_after_effects is None or self.sim.now_ns >= self.sim.gst_ns:
+            return True
+        if self.crash_after_effects == 0:
+            self.crash_after_effects = None
+            self.crash()
+            return False
+        self.crash_after_effects -= 1
+        return True
+
+    def before_commit(self, decision: Decide) -> None:
+        sim = self.sim
+        sim.record_decision(self, decision)  # agreement first: the property that matters most
+        try:
+            verify_commit(CHAIN_ID, sim.validator_set, decision.commit, decision.height)
+        except CommitError as exc:
+            sim.violation("commit certificate", f"node {self.index}: {exc}")
+        if not self.byzantine and not self.is_valid(decision.block):
+            sim.violation("validity", f"node {self.index} decided a block that "
+                          f"process_proposal rejects at height {decision.height}",
+                          fatal=True)  # fmt: skip
+
+    def on_evidence(self, evidence: EvidenceFound) -> None:
+        self.sim.equivocations_seen += 1
 
     # The application side.
 
@@ -292,43 +273,6 @@ class SimNode:
         tx = Transaction.create(sender, CHAIN_ID, nonce, "token", "transfer",
                                 {"to": recipient.address, "amount": 1 + salt})  # fmt: skip
         return [tx.to_bytes()]
-
-    def _build_block(self, height: int, salt: int = 0) -> Block:
-        assert self.app.info().height == height - 1, "the app is one height behind consensus"
-        last = self.decided.get(height - 1)
-        txs = self.app.prepare_proposal(self._candidates(height, salt))
-        return build_block(self.app, txs, self.key, None if last is None else last.commit)
-
-    def _is_valid(self, block: Block) -> bool:
-        """valid(v): the last commit proves the previous block, and the app accepts it."""
-        if self.app.info().height != block.height - 1:
-            return False
-        if block.last_commit is not None:
-            try:
-                verify_commit(CHAIN_ID, self.sim.validator_set, block.last_commit,
-                              block.height - 1)  # fmt: skip
-            except CommitError:
-                return False
-        return self.app.process_proposal(block).accept
-
-    def _decide(self, decision: Decide) -> None:
-        sim = self.sim
-        if self.app.info().height >= decision.height:
-            return  # decided again during a WAL replay; already committed
-        sim.record_decision(self, decision)  # agreement first: the property that matters most
-        try:
-            verify_commit(CHAIN_ID, sim.validator_set, decision.commit, decision.height)
-        except CommitError as exc:
-            sim.violation("commit certificate", f"node {self.index}: {exc}")
-        if not self.byzantine and not self._is_valid(decision.block):
-            sim.violation("validity", f"node {self.index} decided a block that "
-                          f"process_proposal rejects at height {decision.height}",
-                          fatal=True)  # fmt: skip
-        self.app.finalize_block(decision.block)
-        self.app.commit()
-        self.decided[decision.height] = decision
-        keep = wal_records.keep_after_commit
-        self.wal.rewrite([r for r in self.wal.records() if keep(r[0], r[1], decision.height)])
 
     # Networking.
 
@@ -410,7 +354,8 @@ class SimNode:
                                other, message.timestamp_ns)  # fmt: skip
         assert isinstance(message, Proposal)
         try:
-            block = self._build_block(message.height, salt=1 + message.round)
+            block = self.build_block(message.height, self._candidates(message.height,
+                                                                      1 + message.round))
         except AssertionError:
             return message
         return Proposal.create(self.key, CHAIN_ID, message.height, message.round, -1, block,
@@ -435,13 +380,13 @@ class SimNode:
 
     def _help_lagging_peer(self, peer: SimNode, height: int) -> None:
         """Send a peer behind us the signed proposal and precommits that decided its height."""
-        decision = self.decided.get(height)
+        decision = self.decision(height)
         last = self.answered.get((peer.index, height))
         if decision is None or (last is not None and self.sim.now_ns - last
                                 < self.sim.config.gossip_interval_ms * MS):  # fmt: skip
             return
         self.answered[(peer.index, height)] = self.sim.now_ns
-        self.sim.send(self, peer, ConsensusDecision(decision.proposal, decision.commit))
+        self.sim.send(self, peer, decision)
 
 
 def _signer(message: Message) -> bytes:
@@ -555,7 +500,7 @@ class Simulation:
     # Observers.
 
     def record_signed(self, node: SimNode, message: Message) -> None:
-        assert not isinstance(message, ConsensusDecision), "a decision is not signed as one"
+        assert not isinstance(message, Decision), "a decision is not signed as one"
         if isinstance(message, Proposal):
             self.known_blocks[message.height].append(message.block_hash)
             slot = (message.height, message.round, "proposal")

@@ -1,0 +1,204 @@
+"""The node's side of the consensus contract: it feeds the core and executes its effects.
+
+One `ConsensusDriver` per validator holds the consensus core, the application
+and the write-ahead log, and does what every effect asks, in order:
+
+    PersistSigned    append the signed message to the WAL, fsynced, before anything else
+    Broadcast        hand the message to the environment's network
+    ScheduleTimeout  ask the environment for a timer
+    RequestProposal  reap candidates, let the application prepare a block, answer
+    ValidateBlock    verify the block's last commit and ask process_proposal, answer
+    Decide           finalize and commit the block, trim the WAL, keep the commit in it
+
+Every event is written to the WAL before the core sees it, so `recover` can
+rebuild the core after a crash at any point between two effects.
+
+The environment (the asyncio node, or the simulator) subclasses the driver and
+supplies time, the network, timers and transaction candidates. No I/O here
+beyond the WAL object and the application's store it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from cloudchain.chaincode.application import Application
+from cloudchain.consensus import wal_records
+from cloudchain.consensus.events import (
+    BlockValidity,
+    Broadcast,
+    Decide,
+    Effect,
+    Event,
+    EvidenceFound,
+    PersistSigned,
+    ProposalValue,
+    RequestProposal,
+    ScheduleTimeout,
+    Start,
+    TimeoutElapsed,
+    ValidateBlock,
+)
+from cloudchain.consensus.messages import Decision, Message
+from cloudchain.consensus.state_machine import Consensus, TimeoutConfig
+from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
+from cloudchain.crypto import PrivateKey
+from cloudchain.node.solo import build_block
+from cloudchain.types import Block
+
+WALRecord = tuple[str, Any, int]  # (kind, event or message, now_ns)
+
+
+class ConsensusWAL(Protocol):
+    def append(self, kind: str, payload: Any, now_ns: int) -> None: ...
+
+    def records(self) -> list[WALRecord]: ...
+
+    def rewrite(self, records: list[WALRecord]) -> None: ...
+
+    def reopen(self) -> None: ...
+
+
+class ConsensusDriver:
+    def __init__(
+        self, app: Application, key: PrivateKey | None, timeouts: TimeoutConfig,
+        wal: ConsensusWAL,
+    ) -> None:  # fmt: skip
+        self.app = app
+        self.key = key
+        self.timeouts = timeouts
+        self.wal = wal
+        self.validators = list(app.genesis.validators)
+        self.validator_set = ValidatorSet(tuple(self.validators))
+        self.decided: dict[int, Decide] = {}
+        self.core = self._new_core()
+
+    @property
+    def chain_id(self) -> str:
+        return self.app.genesis.chain_id
+
+    # --- what the environment supplies ---------------------------------------------------
+
+    def now_ns(self) -> int:
+        raise NotImplementedError
+
+    def broadcast(self, message: Message) -> None:
+        raise NotImplementedError
+
+    def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
+        raise NotImplementedError
+
+    def defer(self, event: Event) -> None:
+        """Handle `event` after the effects being executed now."""
+        raise NotImplementedError
+
+    def candidates(self, height: int) -> Sequence[bytes]:
+        """Transactions the application may put into a block of `height`."""
+        return ()
+
+    def before_effect(self) -> bool:
+        """False stops executing the current effects (the simulator's crashes)."""
+        return True
+
+    def before_commit(self, decision: Decide) -> None:
+        """A look at a decision before it is committed (the simulator's checks)."""
+
+    def on_evidence(self, evidence: EvidenceFound) -> None:
+        """A validator equivocated."""
+
+    # --- events in --------------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        now = self.now_ns()
+        self.wal.append("event", event, now)
+        self._execute(self.core.handle(event, now), replay=False)
+
+    def recover(self) -> int:
+        """After a restart: rebuild the core from the application and the WAL, then start.
+        Returns the number of WAL records replayed."""
+        self.wal.reopen()
+        self.core = self._new_core()
+        records = self.wal.records()
+        for kind, payload, _ in records:
+            if kind == "decided":
+                self.decided[payload.height] = Decide(payload.height, payload.proposal.block,
+                                                      payload.commit, payload.proposal)  # fmt: skip
+        for kind, payload, now_ns in records:
+            if kind == "event":
+                self._execute(self.core.handle(payload, now_ns), replay=True)
+        self.handle(Start())
+        return len(records)
+
+    def decision(self, height: int) -> Decision | None:
+        """What decided `height`, as one message for a peer that lags behind."""
+        decided = self.decided.get(height)
+        return None if decided is None else Decision(decided.proposal, decided.commit)
+
+    def _new_core(self) -> Consensus:
+        info = self.app.info()
+        height = info.height + 1
+        signed = [m for kind, m, _ in self.wal.records() if kind == "signed" and m.height == height]
+        return Consensus(self.chain_id, self.validators, self.key, self.timeouts, height,
+                         info.last_block_time_ns, signed)  # fmt: skip
+
+    # --- effects out ------------------------------------------------------------------------
+
+    def _execute(self, effects: list[Effect], replay: bool) -> None:
+        for effect in effects:
+            if not replay and not self.before_effect():
+                return
+            self._effect(effect)
+
+    def _effect(self, effect: Effect) -> None:
+        if isinstance(effect, PersistSigned):
+            self.wal.append("signed", effect.message, self.now_ns())
+        elif isinstance(effect, Broadcast):
+            self.broadcast(effect.message)
+        elif isinstance(effect, ScheduleTimeout):
+            event = TimeoutElapsed(effect.height, effect.round, effect.kind)
+            self.schedule_timeout(effect.duration_ms, event)
+        elif isinstance(effect, RequestProposal):
+            block = self.build_block(effect.height)
+            self.defer(ProposalValue(effect.height, effect.round, block))
+        elif isinstance(effect, ValidateBlock):
+            self.defer(BlockValidity(effect.block.hash, self.is_valid(effect.block)))
+        elif isinstance(effect, Decide):
+            self._decide(effect)
+        elif isinstance(effect, EvidenceFound):
+            self.on_evidence(effect)
+
+    def build_block(self, height: int, candidates: Sequence[bytes] | None = None) -> Block:
+        assert self.key is not None, "only a validator proposes"
+        assert self.app.info().height == height - 1, "the app is one height behind consensus"
+        last = self.decided.get(height - 1)
+        if last is None and height > 1:
+            raise AssertionError("the commit of the previous height is needed to propose")
+        txs = self.app.prepare_proposal(self.candidates(height) if candidates is None
+                                        else candidates)  # fmt: skip
+        return build_block(self.app, txs, self.key, None if last is None else last.commit)
+
+    def is_valid(self, block: Block) -> bool:
+        """valid(v): the last commit proves the previous block, and the app accepts it."""
+        if self.app.info().height != block.height - 1:
+            return False
+        if block.last_commit is not None:
+            try:
+                verify_commit(self.chain_id, self.validator_set, block.last_commit,
+                              block.height - 1)  # fmt: skip
+            except CommitError:
+                return False
+        return self.app.process_proposal(block).accept
+
+    def _decide(self, decision: Decide) -> None:
+        if self.app.info().height >= decision.height:
+            return  # decided again during a WAL replay; already committed
+        self.before_commit(decision)
+        self.app.finalize_block(decision.block)
+        self.app.commit()
+        self.decided[decision.height] = decision
+        keep = wal_records.keep_after_commit
+        self.wal.rewrite([r for r in self.wal.records() if keep(r[0], r[1], decision.height)])
+        # The commit of the last height is needed to propose the next block, and no
+        # block holds it yet: the WAL keeps it.
+        self.wal.append("decided", Decision(decision.proposal, decision.commit), self.now_ns())
