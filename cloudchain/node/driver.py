@@ -107,6 +107,9 @@ class ConsensusDriver:
     def on_evidence(self, evidence: EvidenceFound) -> None:
         """A validator equivocated."""
 
+    def on_commit(self, decision: Decide) -> None:
+        """A decided block is now committed (the node updates its mempool, logs, notifies)."""
+
     # --- events in --------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
@@ -202,3 +205,4 @@ class ConsensusDriver:
         # The commit of the last height is needed to propose the next block, and no
         # block holds it yet: the WAL keeps it.
         self.wal.append("decided", Decision(decision.proposal, decision.commit), self.now_ns())
+        self.on_commit(decision)

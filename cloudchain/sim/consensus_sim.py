@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from cloudchain.chaincode.application import Application
-from cloudchain.consensus import wal_records
 from cloudchain.consensus.events import (
     Decide,
     Event,
@@ -47,10 +46,10 @@ from cloudchain.consensus.state_machine import TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
+from cloudchain.node.consensus_wal import FileWAL, MemoryWAL
 from cloudchain.node.driver import ConsensusDriver
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from cloudchain.storage.wal import WAL
 from cloudchain.types import Transaction, Validator
 
 MS = 1_000_000  # nanoseconds per millisecond
@@ -115,59 +114,6 @@ class SimResult:
     messages_delivered: int
     crashes: int
     equivocations_seen: int
-
-
-# --- the node's write-ahead log: in memory, or the real file --------------------------------
-
-
-class MemoryWAL:
-    """Records kept as objects; every append is durable (crashes come between effects)."""
-
-    def __init__(self) -> None:
-        self._records: list[tuple[str, Any, int]] = []
-
-    def append(self, kind: str, payload: Any, now_ns: int) -> None:
-        self._records.append((kind, payload, now_ns))
-
-    def records(self) -> list[tuple[str, Any, int]]:
-        return list(self._records)
-
-    def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
-        self._records = list(records)
-
-    def reopen(self) -> None:
-        pass
-
-
-class FileWAL:
-    """The node's real WAL (storage/wal.py) with the records of consensus/wal_records.py:
-    every record goes through encoding, the file, and decoding after a restart."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._wal = WAL.open(path)
-
-    def append(self, kind: str, payload: Any, now_ns: int) -> None:
-        self._wal.append(_encode(kind, payload, now_ns), sync=kind != "event")
-
-    def records(self) -> list[tuple[str, Any, int]]:
-        return [wal_records.decode_record(r) for r in self._wal.records()]
-
-    def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
-        self._wal.rewrite(_encode(k, p, t) for k, p, t in records)
-
-    def reopen(self) -> None:
-        """A restart: close the file and recover it as a new process would."""
-        self._wal.close()
-        self._wal = WAL.open(self._path)
-
-
-def _encode(kind: str, payload: Any, now_ns: int) -> dict[str, Any]:
-    if kind == "event":
-        return wal_records.event_record(payload, now_ns)
-    if kind == "signed":
-        return wal_records.signed_record(payload)
-    return wal_records.decided_record(payload)
 
 
 # --- the simulated node shell --------------------------------------------------------------

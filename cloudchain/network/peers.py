@@ -1,0 +1,171 @@
+"""Connections to the other nodes: dialing, accepting, sending, receiving, reconnecting.
+
+Only peers named in the allow-list (the persistent peers of config.toml, by node
+id) may connect. To keep exactly one connection per pair of nodes, the node
+with the lower id dials and the higher one accepts. A peer that breaks the
+protocol (PeerError) or hangs up is dropped; an outbound peer is dialed again
+with exponential backoff. Each connection has a bounded send queue: when a slow
+peer lets it fill, further messages to that peer are dropped and counted
+(gossip re-sends what matters).
+
+What the bytes mean is the caller's business: `on_message(peer_id, data)`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cloudchain.crypto import PrivateKey, address
+from cloudchain.network.secret_connection import PeerError, SecretConnection, handshake
+
+log = logging.getLogger(__name__)
+
+SEND_QUEUE_MESSAGES = 1_024  # per peer; beyond it, messages to that peer are dropped
+
+
+@dataclass(frozen=True)
+class PeerAddress:
+    node_id: str  # address of the peer's node key (40 hex)
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> PeerAddress:
+        node_id, _, host_port = text.partition("@")
+        host, _, port = host_port.rpartition(":")
+        return cls(node_id.lower(), host, int(port))
+
+
+@dataclass
+class _Peer:
+    connection: SecretConnection
+    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE_MESSAGES))
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+class PeerManager:
+    def __init__(
+        self,
+        node_key: PrivateKey,
+        listen: tuple[str, int],
+        peers: list[PeerAddress],
+        on_message: Callable[[str, bytes], None],
+        backoff_ms: tuple[int, int] = (250, 10_000),
+    ) -> None:
+        self.node_id = node_key.address
+        self._key = node_key
+        self._listen = listen
+        self._dial = [p for p in peers if p.node_id > self.node_id]  # the lower id dials
+        self._allowed = {p.node_id for p in peers}
+        self._on_message = on_message
+        self._backoff_ms = backoff_ms
+        self._peers: dict[str, _Peer] = {}
+        self._server: asyncio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.dropped_messages = 0
+        self.refused_peers = 0
+
+    @property
+    def connected(self) -> list[str]:
+        return sorted(self._peers)
+
+    def _is_allowed(self, public_key: bytes) -> bool:
+        return address(public_key) in self._allowed
+
+    async def start(self) -> None:
+        host, port = self._listen
+        self._server = await asyncio.start_server(self._accept, host, port)
+        for peer in self._dial:
+            self._tasks.append(asyncio.create_task(self._dial_loop(peer)))
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        for peer_id in list(self._peers):
+            await self._drop(peer_id)
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._server is not None:
+            await self._server.wait_closed()
+
+    def broadcast(self, data: bytes) -> None:
+        for peer_id in list(self._peers):
+            self.send(peer_id, data)
+
+    def send(self, peer_id: str, data: bytes) -> None:
+        peer = self._peers.get(peer_id)
+        if peer is None:
+            return
+        try:
+            peer.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.dropped_messages += 1
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            connection = await handshake(reader, writer, self._key, self._is_allowed)
+        except PeerError as exc:
+            self.refused_peers += 1
+            log.info("refused inbound peer: %s", exc)
+            writer.close()
+            return
+        if connection.peer_address >= self.node_id or connection.peer_address in self._peers:
+            await connection.close()  # it should be us dialing it, or it is already here
+            return
+        await self._serve(connection)
+
+    async def _dial_loop(self, peer: PeerAddress) -> None:
+        delay_ms = self._backoff_ms[0]
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(peer.host, peer.port)
+                connection = await handshake(reader, writer, self._key, self._is_allowed)
+                if connection.peer_address != peer.node_id:
+                    await connection.close()
+                    raise PeerError(f"dialed {peer.node_id} but reached {connection.peer_address}")
+                delay_ms = self._backoff_ms[0]
+                await self._serve(connection)  # returns when the connection ends
+            except (OSError, PeerError) as exc:
+                log.debug("dial %s failed: %s", peer.node_id[:8], exc)
+            await asyncio.sleep(delay_ms / 1000)  # backoff between attempts
+            delay_ms = min(2 * delay_ms, self._backoff_ms[1])
+
+    async def _serve(self, connection: SecretConnection) -> None:
+        peer_id = connection.peer_address
+        peer = _Peer(connection)
+        self._peers[peer_id] = peer
+        log.info("peer %s connected", peer_id[:8])
+        writer = asyncio.create_task(self._write_loop(peer))
+        peer.tasks.append(writer)
+        try:
+            while True:
+                data = await connection.receive_message()
+                self._on_message(peer_id, data)
+        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            pass
+        except PeerError as exc:
+            log.warning("peer %s misbehaved, disconnecting: %s", peer_id[:8], exc)
+        finally:
+            if self._peers.get(peer_id) is peer:
+                await self._drop(peer_id)
+
+    async def _write_loop(self, peer: _Peer) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while True:
+                await peer.connection.send_message(await peer.queue.get())
+
+    async def _drop(self, peer_id: str) -> None:
+        peer = self._peers.pop(peer_id, None)
+        if peer is None:
+            return
+        for task in peer.tasks:
+            task.cancel()
+        await peer.connection.close()
+        log.info("peer %s disconnected", peer_id[:8])

@@ -1,0 +1,67 @@
+"""The consensus WAL as the driver uses it: in memory (simulations) or on disk.
+
+`FileWAL` puts the records of consensus/wal_records.py into the file of
+storage/wal.py: events without fsync (a crash may lose the last ones, as if they
+had never arrived), signed messages and decisions fsynced before the driver
+goes on (the fsync also covers the events before them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from cloudchain.consensus import wal_records
+from cloudchain.storage.wal import WAL
+
+
+class MemoryWAL:
+    """Records kept as objects; every append is durable (crashes come between effects)."""
+
+    def __init__(self) -> None:
+        self._records: list[tuple[str, Any, int]] = []
+
+    def append(self, kind: str, payload: Any, now_ns: int) -> None:
+        self._records.append((kind, payload, now_ns))
+
+    def records(self) -> list[tuple[str, Any, int]]:
+        return list(self._records)
+
+    def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
+        self._records = list(records)
+
+    def reopen(self) -> None:
+        pass
+
+
+class FileWAL:
+    """The node's real WAL (storage/wal.py) with the records of consensus/wal_records.py:
+    every record goes through encoding, the file, and decoding after a restart."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._wal = WAL.open(path)
+
+    def append(self, kind: str, payload: Any, now_ns: int) -> None:
+        self._wal.append(_encode(kind, payload, now_ns), sync=kind != "event")
+
+    def records(self) -> list[tuple[str, Any, int]]:
+        return [wal_records.decode_record(r) for r in self._wal.records()]
+
+    def rewrite(self, records: list[tuple[str, Any, int]]) -> None:
+        self._wal.rewrite(_encode(k, p, t) for k, p, t in records)
+
+    def reopen(self) -> None:
+        """A restart: close the file and recover it as a new process would."""
+        self._wal.close()
+        self._wal = WAL.open(self._path)
+
+
+def _encode(kind: str, payload: Any, now_ns: int) -> dict[str, Any]:
+    if kind == "event":
+        return wal_records.event_record(payload, now_ns)
+    if kind == "signed":
+        return wal_records.signed_record(payload)
+    return wal_records.decided_record(payload)
+
+

@@ -1,0 +1,163 @@
+"""A running node: the consensus driver on asyncio, with peers, a mempool and a gossip loop.
+
+This is the only place besides the command line that owns the event loop. It
+reads the node's home (config.toml, genesis.json, keys), opens the LevelDB
+store and the WAL file, recovers consensus from them, connects to its peers
+and then only reacts: peer messages and timers become consensus events,
+consensus effects become messages and timers.
+
+Wire messages are canonical msgpack maps {"ch": channel, "m": payload}:
+"consensus" carries proposals, votes and decisions; "tx" carries raw
+transactions. Anything a peer sends that does not decode is a PeerError: the
+peer is disconnected, the node goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cloudchain import codec
+from cloudchain.chaincode.application import Application
+from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutElapsed
+from cloudchain.consensus.messages import Message, message_from_obj
+from cloudchain.crypto import read_key_file
+from cloudchain.genesis import Genesis
+from cloudchain.network.peers import PeerAddress, PeerManager
+from cloudchain.network.secret_connection import PeerError
+from cloudchain.node.config import NodeConfig
+from cloudchain.node.consensus_wal import FileWAL
+from cloudchain.node.driver import ConsensusDriver
+from cloudchain.node.mempool import Admission, Mempool
+from cloudchain.storage.chain import ChainStore
+from cloudchain.storage.kv import LevelDBKV
+from cloudchain.types import MAX_BLOCK_BYTES, MalformedError
+
+log = logging.getLogger(__name__)
+
+GOSSIP_INTERVAL_S = 0.2
+MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
+
+
+class Node(ConsensusDriver):
+    def __init__(self, home: Path, config: NodeConfig | None = None) -> None:
+        self.home = home
+        self.config = config or NodeConfig.load(home / "config" / "config.toml")
+        genesis = Genesis.load(home / "config" / "genesis.json")
+        node_key = read_key_file(home / "config" / "node_key.json")
+        validator_key = read_key_file(home / "config" / "priv_validator_key.json")
+        is_validator = any(v.public_key == validator_key.public_key for v in genesis.validators)
+        self.store = ChainStore(LevelDBKV(home / "data" / "chain"))
+        app = Application(self.store, genesis)
+        wal = FileWAL(home / "data" / "cs.wal")
+        key = validator_key if is_validator else None
+        super().__init__(app, key, self.config.consensus.timeouts(), wal)
+        self.mempool = Mempool(app, self.config.mempool.max_txs, self.config.mempool.max_bytes)
+        host, _, port = self.config.p2p.listen_address.rpartition(":")
+        p2p = self.config.p2p
+        self.peers = PeerManager(
+            node_key, (host, int(port)), [PeerAddress.parse(p) for p in p2p.persistent_peers],
+            self._on_peer_message, (p2p.dial_backoff_min_ms, p2p.dial_backoff_max_ms),
+        )  # fmt: skip
+        self.commit_listeners: list[Callable[[Decide], None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._gossip: asyncio.Task[None] | None = None
+        self._answered: dict[tuple[str, int], float] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self.peers.start()
+        replayed = self.recover()
+        log.info("node %s at height %d (replayed %d WAL records)", self.config.moniker,
+                 self.app.info().height, replayed)  # fmt: skip
+        self._gossip = asyncio.create_task(self._gossip_loop())
+
+    async def stop(self) -> None:
+        if self._gossip is not None:
+            self._gossip.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gossip
+        await self.peers.stop()
+        self.store.close()
+
+    # --- the driver's environment ------------------------------------------------------------
+
+    def now_ns(self) -> int:
+        return time.time_ns()
+
+    def broadcast(self, message: Message) -> None:
+        self.peers.broadcast(_envelope("consensus", message.to_obj()))
+
+    def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
+        assert self._loop is not None
+        self._loop.call_later(delay_ms / 1000, self.handle, event)
+
+    def defer(self, event: Event) -> None:
+        assert self._loop is not None
+        self._loop.call_soon(self.handle, event)
+
+    def candidates(self, height: int) -> list[bytes]:
+        return self.mempool.reap(max_txs=self.app.genesis.max_block_txs)
+
+    def on_commit(self, decision: Decide) -> None:
+        self.mempool.update(decision.block.txs)
+        log.info("committed height=%d txs=%d hash=%s app_hash=%s", decision.height,
+                 len(decision.block.txs), decision.block.hash.hex()[:16],
+                 self.store.app_hash.hex()[:16])  # fmt: skip
+        for listener in self.commit_listeners:
+            listener(decision)
+
+    # --- transactions ----------------------------------------------------------------------
+
+    def submit_tx(self, raw: bytes) -> Admission:
+        """Admit a client's transaction into the mempool and gossip it."""
+        admission = self.mempool.add(raw)
+        if admission.ok:
+            self.peers.broadcast(_envelope("tx", raw))
+        return admission
+
+    # --- peers -------------------------------------------------------------------------------
+
+    def _on_peer_message(self, peer_id: str, data: bytes) -> None:
+        try:
+            envelope = codec.decode(data, max_bytes=MAX_WIRE_BYTES)
+            channel, payload = envelope["ch"], envelope["m"]
+            if channel == "tx":
+                if not isinstance(payload, bytes):
+                    raise MalformedError("tx payload must be bytes")
+                self.mempool.add(payload)  # already gossiped by its sender to everyone
+                return
+            if channel != "consensus":
+                raise MalformedError(f"unknown channel {channel!r}")
+            message = message_from_obj(payload)
+        except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
+            raise PeerError(f"undecodable message: {exc}") from None
+        if message.height < self.core.height:
+            self._help_lagging_peer(peer_id, message.height)
+        self.handle(MessageReceived(message))
+
+    def _help_lagging_peer(self, peer_id: str, height: int) -> None:
+        decision = self.decision(height)
+        now = time.monotonic()
+        last = self._answered.get((peer_id, height))
+        if decision is None or (last is not None and now - last < GOSSIP_INTERVAL_S):
+            return
+        self._answered[(peer_id, height)] = now
+        self.peers.send(peer_id, _envelope("consensus", decision.to_obj()))
+
+    async def _gossip_loop(self) -> None:
+        while True:
+            await asyncio.sleep(GOSSIP_INTERVAL_S)  # a period, not a synchronisation
+            for message in self.core.gossip_messages():
+                self.broadcast(message)
+
+
+def _envelope(channel: str, payload: Any) -> bytes:
+    return codec.encode({"ch": channel, "m": payload})
