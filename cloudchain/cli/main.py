@@ -6,10 +6,12 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from cloudchain import __version__
 from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
 from cloudchain.genesis import Genesis, GenesisError
+from cloudchain.node.config import ConfigError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -20,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (KeyFileError, GenesisError) as exc:
+    except (KeyFileError, GenesisError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -86,6 +88,21 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--accounts", type=int, default=4, help="funded accounts (4)")
     init.add_argument("--base-port", type=int, help="fixed ports from here (default: free ports)")
     init.set_defaults(run=_run_testnet_init)
+    up = testnet_commands.add_parser(
+        "up", help="start every node as its own process; Ctrl-C stops them all",
+        description="Example: cloudchain testnet up --home ./testnet",
+    )  # fmt: skip
+    up.add_argument("--home", required=True, help="the directory testnet init wrote")
+    up.set_defaults(run=lambda a: _node_commands().run_testnet(Path(a.home)))
+
+    node = commands.add_parser("node", help="run a node")
+    node_commands = node.add_subparsers(title="node commands", metavar="COMMAND")
+    start = node_commands.add_parser(
+        "start", help="run one node until SIGINT or SIGTERM",
+        description="Example: cloudchain node start --home ./testnet/node0",
+    )  # fmt: skip
+    start.add_argument("--home", required=True, help="the node's directory")
+    start.set_defaults(run=lambda a: _node_commands().run_node(Path(a.home)))
 
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
@@ -157,9 +174,13 @@ def _run_sim_consensus(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _run_testnet_init(args: argparse.Namespace) -> int:
-    from pathlib import Path
+def _node_commands():
+    from cloudchain.cli import node_commands
 
+    return node_commands
+
+
+def _run_testnet_init(args: argparse.Namespace) -> int:
     from cloudchain.node.config import NodeConfig
     from cloudchain.node.testnet import TestnetError, init_testnet
 

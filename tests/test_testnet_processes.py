@@ -1,0 +1,100 @@
+"""Four validators as real OS processes on loopback: agreement, SIGKILL, restart, catch-up."""
+
+import dataclasses
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from cloudchain.node.config import NodeConfig
+from cloudchain.node.testnet import init_testnet
+from cloudchain.storage.chain import ChainStore
+from cloudchain.storage.kv import LevelDBKV
+from tests.test_node_network import FAST
+
+ROOT = Path(__file__).resolve().parent.parent
+DEADLINE_S = 90
+COMMITTED = re.compile(r"committed height=(\d+)")
+
+
+LINES: queue.Queue = queue.Queue()  # (node, line) from every node's output
+
+
+class NodeProcess:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.height = 0
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(home)],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            LINES.put((self, line))
+        LINES.put((self, ""))  # the process ended: wake the waiter
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def wait_until(condition, processes) -> None:
+    """Read the nodes' logs as they come until `condition` holds, within the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"timed out; heights {[p.height for p in processes]}")
+        try:
+            node, line = LINES.get(timeout=remaining)
+        except queue.Empty:
+            continue
+        match = COMMITTED.search(line)
+        if match:
+            node.height = max(node.height, int(match.group(1)))
+        for p in processes:
+            assert p.process.poll() is None, f"{p.home.name} exited: {p.process.returncode}"
+
+
+def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
+    homes = init_testnet(tmp_path / "net", 4)
+    for home in homes:
+        path = home / "config" / "config.toml"
+        config = NodeConfig.load(path)
+        dataclasses.replace(config, consensus=FAST).save(path)
+    nodes = [NodeProcess(home) for home in homes]
+    try:
+        wait_until(lambda: all(n.height >= 3 for n in nodes), nodes)
+        victim = nodes[3]
+        victim.stop(signal.SIGKILL)
+        survivors = nodes[:3]
+        target = max(n.height for n in survivors) + 3
+        wait_until(lambda: all(n.height >= target for n in survivors), survivors)
+        nodes[3] = NodeProcess(homes[3])
+        target = max(n.height for n in survivors) + 2
+        wait_until(lambda: all(n.height >= target for n in nodes), nodes)
+    finally:
+        for node in nodes:
+            node.stop()
+    stores = [ChainStore(LevelDBKV(home / "data" / "chain")) for home in homes]
+    try:
+        top = min(s.height for s in stores)
+        assert top >= target
+        for height in range(1, top + 1):
+            assert len({s.block(height).hash for s in stores}) == 1, f"height {height}"
+            assert len({s.app_hash_at(height) for s in stores}) == 1, f"height {height}"
+    finally:
+        for store in stores:
+            store.close()
