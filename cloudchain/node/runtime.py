@@ -34,6 +34,7 @@ from cloudchain.node.config import NodeConfig
 from cloudchain.node.consensus_wal import FileWAL
 from cloudchain.node.driver import ConsensusDriver
 from cloudchain.node.mempool import Admission, Mempool
+from cloudchain.node.rpc import RPCServer
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
 from cloudchain.types import MAX_BLOCK_BYTES, MalformedError
@@ -65,6 +66,7 @@ class Node(ConsensusDriver):
             self._on_peer_message, (p2p.dial_backoff_min_ms, p2p.dial_backoff_max_ms),
         )  # fmt: skip
         self.commit_listeners: list[Callable[[Decide], None]] = []
+        self.rpc = RPCServer(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
         self._answered: dict[tuple[str, int], float] = {}
@@ -74,6 +76,8 @@ class Node(ConsensusDriver):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         await self.peers.start()
+        host, _, port = self.config.rpc.listen_address.rpartition(":")
+        await self.rpc.start(host, int(port))
         replayed = self.recover()
         log.info("node %s at height %d (replayed %d WAL records)", self.config.moniker,
                  self.app.info().height, replayed)  # fmt: skip
@@ -84,6 +88,7 @@ class Node(ConsensusDriver):
             self._gossip.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gossip
+        await self.rpc.stop()
         await self.peers.stop()
         self.store.close()
 

@@ -1,0 +1,365 @@
+"""The node's JSON-RPC 2.0 server, in the shapes of CometBFT v0.38's RPC.
+
+Methods so far: status, block, broadcast_tx_sync, broadcast_tx_commit, tx,
+abci_query; as JSON-RPC over HTTP POST at "/" and as URI GET (`/status`,
+`/block?height=5`). CometBFT's encodings: heights and counts as decimal
+strings, hashes as upper-case hex, transactions and query values as base64,
+times as RFC 3339 with nanoseconds, public keys as
+{"type": "tendermint/PubKeyEd25519", "value": base64}.
+
+Bad requests get JSON-RPC errors (-32700 parse error, -32600 invalid request,
+-32601 method not found, -32602 invalid params, -32603 internal error with a
+message saying what, e.g. a height above the chain's), never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from cloudchain import codec
+from cloudchain.consensus.events import Decide
+from cloudchain.crypto import PUBKEY_TYPE
+from cloudchain.timefmt import format_rfc3339_ns
+from cloudchain.types import Block, BlockHeader, Commit, Event, TxResult
+
+if TYPE_CHECKING:
+    from cloudchain.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 1024 * 1024  # a transaction is at most 64 KiB; base64 and JSON add a third
+BROADCAST_COMMIT_TIMEOUT_S = 30.0
+VERSION = "0.38.0-cloudchain"
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
+    -32700, -32600, -32601, -32602, -32603,
+)  # fmt: skip
+
+
+class RPCError(Exception):
+    def __init__(self, code: int, message: str, data: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "data": self.data}
+
+
+def _hex(data: bytes) -> str:
+    return data.hex().upper()
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _block_id(block_hash: bytes) -> dict[str, Any]:
+    # We do not split blocks into parts; one part whose hash is the block's.
+    return {"hash": _hex(block_hash), "parts": {"total": 1 if block_hash else 0,
+                                                "hash": _hex(block_hash)}}  # fmt: skip
+
+
+def header_json(header: BlockHeader) -> dict[str, Any]:
+    return {
+        "version": {"block": "11", "app": "0"},
+        "chain_id": header.chain_id,
+        "height": str(header.height),
+        "time": format_rfc3339_ns(header.time_ns),
+        "last_block_id": _block_id(header.last_block_hash),
+        "last_commit_hash": _hex(header.last_commit_hash),
+        "data_hash": _hex(header.data_hash),
+        "validators_hash": _hex(header.validators_hash),
+        "next_validators_hash": _hex(header.validators_hash),  # the set never changes
+        "consensus_hash": "",
+        "app_hash": _hex(header.app_hash),
+        "last_results_hash": _hex(header.last_results_hash),
+        "evidence_hash": "",
+        "proposer_address": _hex(header.proposer_address),
+    }
+
+
+def commit_json(commit: Commit | None, height: int) -> dict[str, Any]:
+    if commit is None:
+        return {"height": "0", "round": 0, "block_id": _block_id(b""), "signatures": []}
+    return {
+        "height": str(commit.height),
+        "round": commit.round,
+        "block_id": _block_id(commit.block_hash),
+        "signatures": [{"block_id_flag": 2, "validator_address": _hex(s.validator_address),
+                        "timestamp": format_rfc3339_ns(s.timestamp_ns),
+                        "signature": _b64(s.signature)} for s in commit.signatures],
+    }  # fmt: skip
+
+
+def block_json(block: Block) -> dict[str, Any]:
+    return {
+        "block_id": _block_id(block.hash),
+        "block": {
+            "header": header_json(block.header),
+            "data": {"txs": [_b64(tx.to_bytes()) for tx in block.txs]},
+            "evidence": {"evidence": []},
+            "last_commit": commit_json(block.last_commit, block.height - 1),
+        },
+    }
+
+
+def events_json(events: tuple[Event, ...]) -> list[dict[str, Any]]:
+    return [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
+                                            for k, v in e.attributes]} for e in events]  # fmt: skip
+
+
+def tx_result_json(result: TxResult) -> dict[str, Any]:
+    return {"code": int(result.code), "data": None, "log": result.log, "info": "",
+            "gas_wanted": "0", "gas_used": "0", "events": events_json(result.events),
+            "codespace": result.codespace}  # fmt: skip
+
+
+class RPCServer:
+    def __init__(self, node: Node) -> None:
+        self._node = node
+        self._methods: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
+            "status": self.status,
+            "block": self.block,
+            "broadcast_tx_sync": self.broadcast_tx_sync,
+            "broadcast_tx_commit": self.broadcast_tx_commit,
+            "tx": self.tx,
+            "abci_query": self.abci_query,
+        }
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.router.add_post("/", self._post)
+        app.router.add_get("/{method}", self._get)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, host, port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # --- transport ----------------------------------------------------------------------------
+
+    async def _post(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.read()
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return _reply(None, error=RPCError(PARSE_ERROR, "Parse error. Invalid JSON", str(exc)))
+        except web.HTTPRequestEntityTooLarge:
+            too_large = f"request exceeds {MAX_REQUEST_BYTES} bytes"
+            return _reply(None, error=RPCError(INVALID_REQUEST, "Invalid Request", too_large))
+        if not isinstance(payload, dict):
+            return _reply(None, error=RPCError(INVALID_REQUEST, "Invalid Request",
+                                               "expected a JSON-RPC request object"))  # fmt: skip
+        request_id = payload.get("id")
+        if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
+            return _reply(request_id, error=RPCError(INVALID_REQUEST, "Invalid Request",
+                                                     "jsonrpc must be \"2.0\" and method a "
+                                                     "string"))  # fmt: skip
+        params = payload.get("params", {})
+        if params is None:
+            params = {}
+        if not isinstance(params, dict):
+            return _reply(request_id, error=RPCError(INVALID_PARAMS, "Invalid params",
+                                                     "params must be an object"))  # fmt: skip
+        return await self._call(request_id, payload["method"], params)
+
+    async def _get(self, request: web.Request) -> web.Response:
+        params = {k: v.strip('"') for k, v in request.query.items()}
+        return await self._call(-1, request.match_info["method"], params)
+
+    async def _call(self, request_id: Any, method: str, params: dict[str, Any]) -> web.Response:
+        handler = self._methods.get(method)
+        if handler is None:
+            return _reply(request_id, error=RPCError(METHOD_NOT_FOUND, "Method not found",
+                                                     method))  # fmt: skip
+        try:
+            return _reply(request_id, result=await handler(params))
+        except RPCError as exc:
+            return _reply(request_id, error=exc)
+        except Exception as exc:  # never a stack trace to the client
+            log.exception("RPC %s failed", method)
+            return _reply(request_id, error=RPCError(INTERNAL_ERROR, "Internal error",
+                                                     type(exc).__name__))  # fmt: skip
+
+    # --- methods -------------------------------------------------------------------------------
+
+    async def status(self, params: dict[str, Any]) -> dict[str, Any]:
+        node = self._node
+        store = node.store
+        latest = store.last_block
+        first = store.block(1) if store.height >= 1 else None
+        key = node.key
+        power = next((v.power for v in node.validators
+                      if key is not None and v.public_key == key.public_key), 0)  # fmt: skip
+        return {
+            "node_info": {
+                "protocol_version": {"p2p": "8", "block": "11", "app": "0"},
+                "id": node.peers.node_id,
+                "listen_addr": f"tcp://{node.config.p2p.listen_address}",
+                "network": node.chain_id,
+                "version": VERSION,
+                "channels": "",
+                "moniker": node.config.moniker,
+                "other": {"tx_index": "on", "rpc_address": f"tcp://{node.config.rpc.listen_address}"},
+            },
+            "sync_info": {
+                "latest_block_hash": _hex(latest.hash) if latest else "",
+                "latest_app_hash": _hex(store.app_hash),
+                "latest_block_height": str(store.height),
+                "latest_block_time": format_rfc3339_ns(
+                    latest.header.time_ns if latest else node.app.genesis.genesis_time_ns),
+                "earliest_block_hash": _hex(first.hash) if first else "",
+                "earliest_app_hash": _hex(first.header.app_hash) if first else "",
+                "earliest_block_height": "1" if first else "0",
+                "earliest_block_time": format_rfc3339_ns(
+                    first.header.time_ns if first else node.app.genesis.genesis_time_ns),
+                "catching_up": False,
+            },
+            "validator_info": {
+                "address": _hex(bytes.fromhex(key.address)) if key else "",
+                "pub_key": {"type": PUBKEY_TYPE, "value": _b64(key.public_key) if key else ""},
+                "voting_power": str(power),
+            },
+        }  # fmt: skip
+
+    async def block(self, params: dict[str, Any]) -> dict[str, Any]:
+        store = self._node.store
+        height = _height(params.get("height"), store.height)
+        block = store.block(height)
+        if block is None:
+            raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} is not available")
+        return block_json(block)
+
+    async def broadcast_tx_sync(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = _tx_param(params)
+        admission = self._node.submit_tx(raw)
+        return {"code": int(admission.code), "data": "", "log": admission.log,
+                "codespace": admission.codespace, "hash": _hex(codec.sha256(raw))}  # fmt: skip
+
+    async def broadcast_tx_commit(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = _tx_param(params)
+        tx_hash = codec.sha256(raw)
+        node = self._node
+        committed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        def on_commit(decision: Decide) -> None:
+            if not committed.done() and any(tx.hash == tx_hash for tx in decision.block.txs):
+                committed.set_result(decision.height)
+
+        node.commit_listeners.append(on_commit)
+        try:
+            admission = node.submit_tx(raw)
+            check = {"code": int(admission.code), "data": None, "log": admission.log,
+                     "info": "", "gas_wanted": "0", "gas_used": "0", "events": [],
+                     "codespace": admission.codespace}  # fmt: skip
+            if not admission.ok:
+                empty = tx_result_json(TxResult(0, "", "", (), 1, 0))
+                return {"check_tx": check, "tx_result": empty, "hash": _hex(tx_hash),
+                        "height": "0"}  # fmt: skip
+            try:
+                height = await asyncio.wait_for(committed, BROADCAST_COMMIT_TIMEOUT_S)
+            except TimeoutError:
+                raise RPCError(INTERNAL_ERROR, "Internal error", "timed out waiting for tx "
+                               "to be included in a block") from None  # fmt: skip
+        finally:
+            node.commit_listeners.remove(on_commit)
+        result = node.store.tx_result(tx_hash)
+        assert result is not None
+        return {"check_tx": check, "tx_result": tx_result_json(result), "hash": _hex(tx_hash),
+                "height": str(height)}  # fmt: skip
+
+    async def tx(self, params: dict[str, Any]) -> dict[str, Any]:
+        tx_hash = _hash_param(params.get("hash"))
+        store = self._node.store
+        location = store.tx_location(tx_hash)
+        if location is None:
+            raise RPCError(INTERNAL_ERROR, "Internal error", f"tx ({_hex(tx_hash)}) not found")
+        height, index = location
+        block = store.block(height)
+        result = store.tx_result(tx_hash)
+        assert block is not None and result is not None
+        return {"hash": _hex(tx_hash), "height": str(height), "index": index,
+                "tx_result": tx_result_json(result),
+                "tx": _b64(block.txs[index].to_bytes())}  # fmt: skip
+
+    async def abci_query(self, params: dict[str, Any]) -> dict[str, Any]:
+        path = params.get("path")
+        if not isinstance(path, str):
+            raise RPCError(INVALID_PARAMS, "Invalid params", "path must be a string")
+        data_hex = params.get("data", "") or ""
+        try:
+            data = bytes.fromhex(data_hex.removeprefix("0x"))
+        except (ValueError, AttributeError):
+            raise RPCError(INVALID_PARAMS, "Invalid params", "data must be hex") from None
+        height = _int_param(params.get("height", "0"), "height")
+        answer = self._node.app.query(path, data, height)
+        return {"response": {"code": int(answer.code), "log": answer.log, "info": "",
+                             "index": "0", "key": None, "value": _b64(answer.value) or None,
+                             "proofOps": None, "height": str(answer.height),
+                             "codespace": "" if answer.code == 0 else "query"}}  # fmt: skip
+
+
+def _reply(request_id: Any, result: Any = None, error: RPCError | None = None) -> web.Response:
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
+    if error is not None:
+        body["error"] = error.to_json()
+    else:
+        body["result"] = result
+    return web.json_response(body, status=200)
+
+
+def _int_param(value: Any, name: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    raise RPCError(INVALID_PARAMS, "Invalid params", f"{name} must be a non-negative integer")
+
+
+def _height(value: Any, latest: int) -> int:
+    if value in (None, "", 0, "0"):
+        if latest < 1:
+            raise RPCError(INTERNAL_ERROR, "Internal error", "no block has been committed yet")
+        return latest
+    height = _int_param(value, "height")
+    if height > latest:
+        raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} must be less than or "
+                       f"equal to the current blockchain height {latest}")  # fmt: skip
+    return height
+
+
+def _tx_param(params: dict[str, Any]) -> bytes:
+    value = params.get("tx")
+    if not isinstance(value, str):
+        raise RPCError(INVALID_PARAMS, "Invalid params", "tx must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise RPCError(INVALID_PARAMS, "Invalid params", "tx is not valid base64") from None
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.b64decode(text, validate=True)
+
+
+def _hash_param(value: Any) -> bytes:
+    if isinstance(value, str):
+        text = value.removeprefix("0x")
+        decode = bytes.fromhex if len(text) == 64 else _b64decode
+        try:
+            raw = decode(text)
+        except ValueError:
+            raw = b""
+        if len(raw) == 32:
+            return raw
+    raise RPCError(INVALID_PARAMS, "Invalid params", "hash must be 32 bytes (hex or base64)")

@@ -1,0 +1,109 @@
+"""The JSON-RPC server of a running one-validator node, over HTTP on loopback."""
+
+import base64
+import dataclasses
+
+import aiohttp
+import pytest
+
+from cloudchain import codec
+from cloudchain.crypto import read_key_file
+from cloudchain.node.config import NodeConfig
+from cloudchain.node.runtime import Node
+from cloudchain.node.testnet import init_testnet
+from cloudchain.types import Transaction
+from tests.test_node_network import FAST, wait_for_height
+
+
+@pytest.fixture
+async def node(tmp_path):
+    home = init_testnet(tmp_path / "net", 1)[0]
+    config = NodeConfig.load(home / "config" / "config.toml")
+    running = Node(home, dataclasses.replace(config, consensus=FAST))
+    await running.start()
+    await wait_for_height([running], 1)
+    yield running
+    await running.stop()
+
+
+async def call(node, method, params=None, raw=None):
+    url = f"http://{node.config.rpc.listen_address}/"
+    async with aiohttp.ClientSession() as session:
+        if raw is not None:
+            async with session.post(url, data=raw) as response:
+                return await response.json()
+        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params or {}}
+        async with session.post(url, json=body) as response:
+            return await response.json()
+
+
+def transfer(tmp_path, node, nonce, amount):
+    sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
+    recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
+    tx = Transaction.create(sender, node.chain_id, nonce, "token", "transfer",
+                            {"to": recipient.address, "amount": amount})  # fmt: skip
+    return tx, recipient
+
+
+async def test_status_and_block_in_cometbft_shapes(node):
+    status = (await call(node, "status"))["result"]
+    sync = status["sync_info"]
+    assert int(sync["latest_block_height"]) >= 1 and isinstance(sync["latest_block_height"], str)
+    assert sync["latest_block_hash"] == sync["latest_block_hash"].upper()
+    assert sync["latest_block_time"].endswith("Z") and len(sync["latest_block_time"]) == 30
+    assert status["node_info"]["network"] == node.chain_id
+    assert status["validator_info"]["pub_key"]["type"] == "tendermint/PubKeyEd25519"
+    block = (await call(node, "block", {"height": "1"}))["result"]
+    header = block["block"]["header"]
+    assert header["height"] == "1" and header["chain_id"] == node.chain_id
+    assert block["block_id"]["hash"] == node.store.block(1).hash.hex().upper()
+    for field in ("last_block_id", "last_commit_hash", "data_hash", "validators_hash",
+                  "next_validators_hash", "consensus_hash", "app_hash", "last_results_hash",
+                  "evidence_hash", "proposer_address", "version", "time"):  # fmt: skip
+        assert field in header
+
+
+async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
+    tx, recipient = transfer(tmp_path, node, 0, 25)
+    encoded = base64.b64encode(tx.to_bytes()).decode()
+    committed = (await call(node, "broadcast_tx_commit", {"tx": encoded}))["result"]
+    assert committed["check_tx"]["code"] == 0 and committed["tx_result"]["code"] == 0
+    assert committed["hash"] == tx.hash.hex().upper() and int(committed["height"]) >= 1
+    found = (await call(node, "tx", {"hash": base64.b64encode(tx.hash).decode()}))["result"]
+    assert found["height"] == committed["height"] and found["index"] == 0
+    assert base64.b64decode(found["tx"]) == tx.to_bytes()
+    assert [e["type"] for e in found["tx_result"]["events"]] == ["message", "transfer"]
+    query = await call(node, "abci_query", {"path": "/token/balance",
+                                            "data": recipient.address.encode().hex()})  # fmt: skip
+    answer = codec.decode(base64.b64decode(query["result"]["response"]["value"]))
+    assert answer["balance"] == 1_000_000_025
+    replay = (await call(node, "broadcast_tx_sync", {"tx": encoded}))["result"]
+    assert replay["code"] == 5 and "already used" in replay["log"]  # nonce too low
+
+
+@pytest.mark.parametrize(
+    "method, params, raw, code, data",
+    [
+        (None, None, b"{not json", -32700, ""),
+        (None, None, b"[1, 2]", -32600, ""),
+        ("nosuch", {}, None, -32601, "nosuch"),
+        ("block", {"height": "abc"}, None, -32602, "height"),
+        ("block", {"height": "999999"}, None, -32603, "must be less than or equal"),
+        ("tx", {"hash": "00" * 32}, None, -32603, "not found"),
+        ("tx", {"hash": "xyz"}, None, -32602, "hash"),
+        ("broadcast_tx_sync", {"tx": "%%%"}, None, -32602, "base64"),
+        ("abci_query", {"path": "/token/supply", "data": "zz"}, None, -32602, "hex"),
+    ],
+)
+async def test_bad_requests_get_json_rpc_errors(node, method, params, raw, code, data):
+    reply = await call(node, method, params, raw)
+    assert reply["error"]["code"] == code
+    assert data in reply["error"]["data"]
+    assert "Traceback" not in str(reply)
+
+
+async def test_uri_get_form(node):
+    url = f"http://{node.config.rpc.listen_address}/block?height=1"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        reply = await response.json()
+    assert reply["result"]["block"]["header"]["height"] == "1"
