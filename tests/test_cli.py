@@ -18,7 +18,7 @@ def cloudchain(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_commits_blocks_and_conserves_the_supply(tmp_path):
-    run = cloudchain("demo", "--blocks", "4", "--interval", "0", "--home", str(tmp_path))
+    run = cloudchain("demo", "--solo", "--blocks", "4", "--interval", "0", "--home", str(tmp_path))
     assert run.returncode == 0, run.stderr
     heights = [int(h) for h in re.findall(r"^height\s+(\d+)", run.stdout, re.M)]
     assert heights == [1, 2, 3, 4]
@@ -90,3 +90,13 @@ def test_testnet_init_prints_each_nodes_addresses(tmp_path):
     assert len(re.findall(r"rpc http://127\.0\.0\.1:\d+", run.stdout)) == 2
     again = cloudchain("testnet", "init", "--validators", "2", "--home", str(tmp_path / "net"))
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
+    run = cloudchain("demo", "--blocks", "3", "--txs-per-second", "8")
+    assert run.returncode == 0, run.stderr + run.stdout
+    rows = re.findall(r"^\s+(\d+)\s+(\d+)\s", run.stdout, re.M)
+    assert rows and int(rows[-1][0]) >= 3
+    assert sum(int(txs) for _, txs in rows) > 0  # transfers were committed
+    assert "stopped every node" in run.stdout
+    assert len(re.findall(r"node\d: rpc http://127\.0\.0\.1:\d+", run.stdout)) == 4

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+from cloudchain.crypto import read_key_file
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.testnet import init_testnet
 from cloudchain.storage.chain import ChainStore
@@ -50,6 +51,11 @@ class NodeProcess:
             self.process.wait()
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cloudchain", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
+
+
 def wait_until(condition, processes) -> None:
     """Read the nodes' logs as they come until `condition` holds, within the deadline."""
     deadline = time.monotonic() + DEADLINE_S
@@ -75,8 +81,20 @@ def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
         config = NodeConfig.load(path)
         dataclasses.replace(config, consensus=FAST).save(path)
     nodes = [NodeProcess(home) for home in homes]
+    rpc = [f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
+           for h in homes]  # fmt: skip
+    accounts = tmp_path / "net" / "accounts"
+    recipient = read_key_file(accounts / "account1.json").address
     try:
         wait_until(lambda: all(n.height >= 3 for n in nodes), nodes)
+        sent = cli("tx", "token", "transfer", "--from", str(accounts / "account0.json"),
+                   "--to", recipient, "--amount", "5", "--node", rpc[0])  # fmt: skip
+        assert sent.returncode == 0 and sent.stdout.startswith("ok: "), sent.stderr
+        tx_hash = bytes.fromhex(sent.stdout.split()[1])
+        balance = cli("query", "balance", recipient, "--node", rpc[2])
+        assert balance.stdout.split()[1] == str(1_000_000_005)
+        status = cli("status", "--node", rpc[1])
+        assert status.returncode == 0 and "height" in status.stdout
         victim = nodes[3]
         victim.stop(signal.SIGKILL)
         survivors = nodes[:3]
@@ -95,6 +113,9 @@ def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
         for height in range(1, top + 1):
             assert len({s.block(height).hash for s in stores}) == 1, f"height {height}"
             assert len({s.app_hash_at(height) for s in stores}) == 1, f"height {height}"
+        for store in stores:  # the transfer committed before the SIGKILL is everywhere
+            result = store.tx_result(tx_hash)
+            assert result is not None and result.ok
     finally:
         for store in stores:
             store.close()

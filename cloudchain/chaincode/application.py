@@ -30,7 +30,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from cloudchain import codec
-from cloudchain.chaincode.auth import AUTHORITY_KEY, GENESIS_HASH_KEY, get_nonce, nonce_key
+from cloudchain.chaincode.auth import (
+    AUTH,
+    AUTHORITY_KEY,
+    GENESIS_HASH_KEY,
+    get_nonce,
+    nonce_key,
+)
 from cloudchain.chaincode.codes import AUTH_CODESPACE, Code
 from cloudchain.chaincode.context import Context, EventLog, Overlay, StateReader
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
@@ -54,7 +60,7 @@ from cloudchain.types import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODULES: tuple[Module, ...] = (TOKEN,)
+DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN)
 
 # How far ahead of the committed nonce check_tx accepts a transaction, so that a
 # client may submit several in a row before the first is included.

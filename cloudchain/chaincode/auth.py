@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from cloudchain.chaincode.context import StateReader, read_value
+from cloudchain.chaincode.module import Module, query_address
 
 AUTHORITY_KEY = b"auth/authority"
 GENESIS_HASH_KEY = b"auth/genesis_hash"
@@ -26,3 +27,14 @@ def get_authority(state: StateReader) -> str:
     authority = read_value(state, AUTHORITY_KEY)
     assert authority is not None, "the authority is written at genesis"
     return authority
+
+
+def _query_nonce(state: StateReader, data: bytes) -> dict[str, object]:
+    address = query_address(data)
+    return {"address": address, "nonce": get_nonce(state, address)}
+
+
+# The auth records have no transactions of their own, only this query:
+# /auth/nonce with an address as data gives the nonce its next transaction needs.
+AUTH = Module("auth")
+AUTH.query("nonce")(_query_nonce)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cloudchain import __version__
+from cloudchain.client import DEFAULT_NODE, RPCClientError, SyncClient
 from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.node.config import ConfigError
@@ -22,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (KeyFileError, GenesisError, ConfigError) as exc:
+    except (KeyFileError, GenesisError, ConfigError, RPCClientError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -39,10 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run a single in-process chain applying blocks of signed transfers",
-        description="Example: cloudchain demo --blocks 20 --txs-per-block 8",
+        help="run a local 4-validator network doing signed transfers (Ctrl-C stops)",
+        description="Example: cloudchain demo   |   cloudchain demo --blocks 10   |   "
+        "cloudchain demo --solo --blocks 20 (one in-process chain, no network)",
     )
-    demo.add_argument("--blocks", type=int, default=20, help="blocks to produce (default 20)")
+    demo.add_argument("--solo", action="store_true", help="one in-process chain, no network")
+    demo.add_argument("--validators", type=int, default=4, help="validators (4)")
+    demo.add_argument("--txs-per-second", type=int, default=20, help="transfers sent (20)")
+    demo.add_argument("--blocks", type=int, help="stop after this height (default: Ctrl-C; "
+                      "--solo: 20)")  # fmt: skip
     demo.add_argument("--txs-per-block", type=int, default=8, help="transfers per block (8)")
     demo.add_argument("--interval", type=float, default=0.2, help="seconds between blocks (0.2)")
     demo.add_argument("--home", help="directory for genesis, keys and data (default: temporary)")
@@ -104,6 +110,42 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--home", required=True, help="the node's directory")
     start.set_defaults(run=lambda a: _node_commands().run_node(Path(a.home)))
 
+    node_help = "a node's RPC URL (default $CLOUDCHAIN_NODE or http://127.0.0.1:26657)"
+    status = commands.add_parser("status", help="a node's height, latest block and identity",
+                                 description="Example: cloudchain status --node "
+                                 "http://127.0.0.1:26657")  # fmt: skip
+    status.add_argument("--node", default=DEFAULT_NODE, help=node_help)
+    status.add_argument("--json", action="store_true", help="print the raw JSON result")
+    status.set_defaults(run=_run_status)
+
+    tx = commands.add_parser("tx", help="sign and send a transaction")
+    tx_modules = tx.add_subparsers(title="modules", metavar="MODULE")
+    token = tx_modules.add_parser("token", help="token transactions")
+    token_methods = token.add_subparsers(title="methods", metavar="METHOD")
+    transfer = token_methods.add_parser(
+        "transfer", help="send tokens; waits until the transfer is in a block",
+        description="Example: cloudchain tx token transfer --from alice.json --to ADDRESS "
+        "--amount 100",
+    )  # fmt: skip
+    transfer.add_argument("--from", dest="key_file", required=True, help="sender's key file")
+    transfer.add_argument("--to", required=True, help="recipient address (40 hex)")
+    transfer.add_argument("--amount", type=int, required=True, help="integer units")
+    transfer.add_argument("--node", default=DEFAULT_NODE, help=node_help)
+    transfer.add_argument("--no-wait", action="store_true",
+                          help="return after the mempool check (broadcast_tx_sync)")  # fmt: skip
+    transfer.set_defaults(run=_run_transfer)
+
+    query = commands.add_parser("query", help="read application state")
+    queries = query.add_subparsers(title="queries", metavar="QUERY")
+    balance = queries.add_parser(
+        "balance", help="an account's balance",
+        description="Example: cloudchain query balance ADDRESS",
+    )  # fmt: skip
+    balance.add_argument("address")
+    balance.add_argument("--height", type=int, default=0, help="at this height (0: latest)")
+    balance.add_argument("--node", default=DEFAULT_NODE, help=node_help)
+    balance.set_defaults(run=_run_balance)
+
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
     new = key_commands.add_parser(
@@ -131,12 +173,24 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from cloudchain.cli.demo import run_demo
-
-    if args.blocks < 1 or args.txs_per_block < 0 or args.interval < 0:
+    if (
+        (args.blocks is not None and args.blocks < 1)
+        or args.txs_per_block < 0
+        or (args.interval < 0)
+    ):
         print("error: --blocks must be >= 1, --txs-per-block and --interval >= 0", file=sys.stderr)
         return 2
-    return run_demo(args.blocks, args.txs_per_block, args.interval, args.home, args.seed)
+    if args.solo:
+        from cloudchain.cli.demo import run_demo
+
+        blocks = 20 if args.blocks is None else args.blocks
+        return run_demo(blocks, args.txs_per_block, args.interval, args.home, args.seed)
+    from cloudchain.cli.network_demo import run_network_demo
+
+    if not 1 <= args.validators <= 16 or args.txs_per_second < 0:
+        print("error: --validators must be 1..16 and --txs-per-second >= 0", file=sys.stderr)
+        return 2
+    return run_network_demo(args.validators, args.blocks, args.txs_per_second, args.seed)
 
 
 def _run_bench_apply(args: argparse.Namespace) -> int:
@@ -194,6 +248,55 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
         config = NodeConfig.load(node / "config" / "config.toml")
         print(f"{node}  p2p {config.p2p.listen_address}  "
               f"rpc http://{config.rpc.listen_address}")  # fmt: skip
+    return 0
+
+
+def _run_status(args: argparse.Namespace) -> int:
+    status = SyncClient(args.node).status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    sync = status["sync_info"]
+    print(f"chain    {status['node_info']['network']}  (node {status['node_info']['moniker']})")
+    print(f"height   {sync['latest_block_height']}  at {sync['latest_block_time']}")
+    print(f"block    {sync['latest_block_hash']}")
+    print(f"app hash {sync['latest_app_hash']}")
+    return 0
+
+
+def _run_transfer(args: argparse.Namespace) -> int:
+    from cloudchain.crypto import is_address
+    from cloudchain.types import Transaction
+
+    if not is_address(args.to) or args.amount <= 0:
+        print("error: --to must be an address (40 lower-case hex) and --amount positive",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    key = read_key_file(args.key_file)
+    client = SyncClient(args.node)
+    chain_id = client.status()["node_info"]["network"]
+    tx = Transaction.create(key, chain_id, client.nonce(key.address), "token", "transfer",
+                            {"to": args.to, "amount": args.amount})  # fmt: skip
+    if args.no_wait:
+        result = client.broadcast_tx_sync(tx.to_bytes())
+        code, log = result["code"], result["log"]
+        where = "in the mempool"
+    else:
+        result = client.broadcast_tx_commit(tx.to_bytes())
+        check, deliver = result["check_tx"], result["tx_result"]
+        failed = check if check["code"] else deliver
+        code, log = failed["code"], failed["log"]
+        where = f"at height {result['height']}"
+    if code:
+        print(f"error: transaction refused with code {code}: {log}", file=sys.stderr)
+        return 1
+    print(f"ok: {tx.hash.hex().upper()} {where}")
+    return 0
+
+
+def _run_balance(args: argparse.Namespace) -> int:
+    answer = SyncClient(args.node).query("/token/balance", args.address.encode(), args.height)
+    print(f"{answer['address']} {answer['balance']} {answer['denom']}")
     return 0
 
 

@@ -54,15 +54,10 @@ def run_testnet(home: Path) -> int:
         print(f"error: no node directories under {home} (run cloudchain testnet init)",
               file=sys.stderr)  # fmt: skip
         return 2
-    processes = []
     for node_home in node_homes:
         config = NodeConfig.load(node_home / "config" / "config.toml")
         print(f"{node_home.name}: rpc http://{config.rpc.listen_address}", flush=True)
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        ))  # fmt: skip
+    processes = start_node_processes(node_homes)
     threads = [threading.Thread(target=_stream, args=(p, h.name), daemon=True)
                for p, h in zip(processes, node_homes, strict=True)]  # fmt: skip
     for thread in threads:
@@ -74,15 +69,36 @@ def run_testnet(home: Path) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_node_processes(processes)
     return 0
+
+
+def start_node_processes(
+    node_homes: list[Path], log_to_files: bool = False
+) -> list[subprocess.Popen[str]]:
+    """One `cloudchain node start` process per home; output piped, or to home/node.log."""
+    processes = []
+    for node_home in node_homes:
+        output = open(node_home / "node.log", "w") if log_to_files else subprocess.PIPE  # noqa: SIM115
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
+            stdout=output, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        ))  # fmt: skip
+    return processes
+
+
+def stop_node_processes(processes: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM every node, wait for a clean stop, SIGKILL what does not stop."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _stream(process: subprocess.Popen[str], name: str) -> None:
