@@ -89,3 +89,23 @@ async def test_a_restarted_node_recovers_from_its_wal_and_catches_up(tmp_path):
         for node in nodes:
             with contextlib.suppress(Exception):  # the stopped one may be stopped twice
                 await node.stop()
+
+
+async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path):
+    homes = init_testnet(tmp_path / "net", 4)
+    nodes = [fast_node(home) for home in homes[:3]]  # 3 of 4: +2/3 of the power
+    late = None
+    try:
+        for node in nodes:
+            await node.start()
+        await wait_for_height(nodes, 8)
+        late = fast_node(homes[3])
+        await late.start()
+        target = max(n.app.info().height for n in nodes) + 2
+        await wait_for_height([*nodes, late], target)
+        for height in range(1, late.app.info().height + 1):
+            assert late.store.block(height).hash == nodes[0].store.block(height).hash
+            assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)
+    finally:
+        for node in [*nodes, *([late] if late else [])]:
+            await node.stop()

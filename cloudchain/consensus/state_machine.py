@@ -152,6 +152,7 @@ class Consensus:
         self.valid_round = -1
         self.decision: Block | None = None
         self._decided_round: int | None = None
+        self._catching_up = False  # a Decision message arrived for this height
         self._last_block_time_ns = last_block_time_ns
         self._votes = HeightVotes(height, self._powers)
         self._proposals: dict[int, dict[bytes, Proposal]] = defaultdict(dict)
@@ -342,6 +343,9 @@ class Consensus:
         self._proposals[proposal.round][proposal.block_hash] = proposal
         for vote in decision.precommits():
             self._votes.add(vote, countable=True)
+        # Catching up: once this height is decided, go on at once, without the commit
+        # timeout (whose purpose, gathering more precommits, is moot for a past height).
+        self._catching_up = True
         if proposal.block_hash not in self._validation_requested:
             self._validation_requested.add(proposal.block_hash)
             self._effects.append(ValidateBlock(proposal.block))
@@ -529,7 +533,10 @@ class Consensus:
         commit = Commit(self.height, round_, block.hash, sigs)
         self._effects.append(Decide(self.height, block, commit, proposal))
         self.step = Step.COMMIT
-        self._schedule(TimeoutKind.COMMIT, round_)
+        if self._catching_up:
+            self._effects.append(ScheduleTimeout(self.height, round_, TimeoutKind.COMMIT, 0))
+        else:
+            self._schedule(TimeoutKind.COMMIT, round_)
 
     def _next_height(self) -> None:
         # Lines 52-54, after the commit timeout.

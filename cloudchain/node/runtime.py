@@ -8,8 +8,10 @@ consensus effects become messages and timers.
 
 Wire messages are canonical msgpack maps {"ch": channel, "m": payload}:
 "consensus" carries proposals, votes and decisions; "tx" carries raw
-transactions. Anything a peer sends that does not decode is a PeerError: the
-peer is disconnected, the node goes on.
+transactions; "sync" carries {"height": h}, a lagging node's request for the
+decision of height h (block sync: the answer is a Decision, verified against the
+validator set before the block is applied). Anything a peer sends that does not
+decode is a PeerError: the peer is disconnected, the node goes on.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Node(ConsensusDriver):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
         self._answered: dict[tuple[str, int], float] = {}
+        self._asked: dict[tuple[str, int], float] = {}
+        self._peer_heights: dict[str, int] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -113,6 +117,10 @@ class Node(ConsensusDriver):
 
     def on_commit(self, decision: Decide) -> None:
         self.mempool.update(decision.block.txs)
+        ahead = [p for p, h in self._peer_heights.items() if h > decision.height + 1]
+        if ahead:  # still behind: ask for the next height right away
+            self._asked.clear()
+            self._ask_for_decision(min(ahead), decision.height + 1)
         log.info("committed height=%d txs=%d hash=%s app_hash=%s", decision.height,
                  len(decision.block.txs), decision.block.hash.hex()[:16],
                  self.store.app_hash.hex()[:16])  # fmt: skip
@@ -139,14 +147,30 @@ class Node(ConsensusDriver):
                     raise MalformedError("tx payload must be bytes")
                 self.mempool.add(payload)  # already gossiped by its sender to everyone
                 return
+            if channel == "sync":
+                self._help_lagging_peer(peer_id, _height(payload))
+                return
             if channel != "consensus":
                 raise MalformedError(f"unknown channel {channel!r}")
             message = message_from_obj(payload)
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
             raise PeerError(f"undecodable message: {exc}") from None
+        self._peer_heights[peer_id] = max(self._peer_heights.get(peer_id, 0), message.height)
         if message.height < self.core.height:
             self._help_lagging_peer(peer_id, message.height)
+        elif message.height > self.core.height:
+            self._ask_for_decision(peer_id, self.core.height)
         self.handle(MessageReceived(message))
+
+    def _ask_for_decision(self, peer_id: str, height: int) -> None:
+        """Block sync: a peer is ahead; ask it for the decision of `height` (it comes
+        back as a Decision, whose commit certificate the core verifies before using it)."""
+        now = time.monotonic()
+        last = self._asked.get((peer_id, height))
+        if last is not None and now - last < GOSSIP_INTERVAL_S:
+            return
+        self._asked[(peer_id, height)] = now
+        self.peers.send(peer_id, _envelope("sync", {"height": height}))
 
     def _help_lagging_peer(self, peer_id: str, height: int) -> None:
         decision = self.decision(height)
@@ -162,6 +186,13 @@ class Node(ConsensusDriver):
             await asyncio.sleep(GOSSIP_INTERVAL_S)  # a period, not a synchronisation
             for message in self.core.gossip_messages():
                 self.broadcast(message)
+
+
+def _height(payload: Any) -> int:
+    height = payload["height"]
+    if not isinstance(height, int) or isinstance(height, bool) or height < 1:
+        raise MalformedError("sync request: height must be a positive integer")
+    return height
 
 
 def _envelope(channel: str, payload: Any) -> bytes:
