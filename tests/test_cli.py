@@ -87,7 +87,11 @@ def test_sim_consensus_runs_seeds_and_refuses_too_many_byzantine():
 def test_testnet_init_prints_each_nodes_addresses(tmp_path):
     run = cloudchain("testnet", "init", "--validators", "2", "--home", str(tmp_path / "net"))
     assert run.returncode == 0, run.stderr
-    assert len(re.findall(r"rpc http://127\.0\.0\.1:\d+", run.stdout)) == 2
+    # By default node0's RPC is where every command looks for a node.
+    assert re.findall(r"rpc http://127\.0\.0\.1:(\d+)", run.stdout) == ["26657", "26659"]
+    free = cloudchain("testnet", "init", "--validators", "2", "--base-port", "0",
+                      "--home", str(tmp_path / "free"))  # fmt: skip
+    assert free.returncode == 0 and "26657" not in free.stdout
     again = cloudchain("testnet", "init", "--validators", "2", "--home", str(tmp_path / "net"))
     assert again.returncode == 2 and "not empty" in again.stderr
 

@@ -24,7 +24,7 @@ def fast_node(home):
     return Node(home, dataclasses.replace(config, consensus=FAST))
 
 
-async def wait_for_height(nodes, height):
+async def wait_for_height(nodes, height, deadline_s=DEADLINE_S):
     reached = asyncio.Event()
 
     def check(_decision=None):
@@ -34,7 +34,11 @@ async def wait_for_height(nodes, height):
     for node in nodes:
         node.commit_listeners.append(check)
     check()
-    await asyncio.wait_for(reached.wait(), DEADLINE_S)
+    try:
+        await asyncio.wait_for(reached.wait(), deadline_s)
+    finally:
+        for node in nodes:
+            node.commit_listeners.remove(check)
 
 
 async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
@@ -81,10 +85,22 @@ async def test_a_restarted_node_recovers_from_its_wal_and_catches_up(tmp_path):
         others = nodes[:3]
         await wait_for_height(others, nodes[3].app.info().height + 2)
         nodes[3] = fast_node(homes[3])  # a new process, in effect: same home, same WAL
+        signed_after_restart = []
+        broadcast = nodes[3].broadcast
+
+        def record(message):
+            if getattr(message, "validator_address", None) == bytes.fromhex(nodes[3].key.address):
+                signed_after_restart.append(message)
+            broadcast(message)
+
+        nodes[3].broadcast = record
         await nodes[3].start()
         await wait_for_height(nodes, max(n.app.info().height for n in others) + 1)
         top = nodes[3].app.info().height
         assert {n.store.block(top).hash for n in nodes} == {nodes[0].store.block(top).hash}
+        # It votes again: it signs and sends votes for heights it had not reached.
+        await wait_for_height(nodes, top + 8)
+        assert any(v.height > top for v in signed_after_restart)
     finally:
         for node in nodes:
             with contextlib.suppress(Exception):  # the stopped one may be stopped twice
@@ -108,4 +124,81 @@ async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path
             assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)
     finally:
         for node in [*nodes, *([late] if late else [])]:
+            await node.stop()
+
+
+async def test_two_of_four_down_stops_the_chain_without_a_fork_and_one_back_resumes_it(tmp_path):
+    homes = init_testnet(tmp_path / "net", 4)
+    nodes = [fast_node(home) for home in homes]
+    try:
+        for node in nodes:
+            await node.start()
+        await wait_for_height(nodes, 2)
+        await nodes[2].stop()
+        await nodes[3].stop()
+        halted_at = max(n.app.info().height for n in nodes[:2])
+        # Half the power cannot decide: no block may come within many block intervals.
+        try:
+            await wait_for_height(nodes[:2], halted_at + 1, deadline_s=3)
+            raise AssertionError("two validators of four committed a block")
+        except TimeoutError:
+            pass
+        nodes[2] = fast_node(homes[2])
+        await nodes[2].start()
+        await wait_for_height(nodes[:3], halted_at + 2)
+        top = min(n.app.info().height for n in nodes[:3])
+        for height in range(1, top + 1):
+            assert len({n.store.block(height).hash for n in nodes[:3]}) == 1
+    finally:
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                await node.stop()
+
+
+async def hung_up(reader):
+    """Read what the node still sends; `read()` returns only at EOF: the node hung up."""
+    try:
+        await asyncio.wait_for(reader.read(), DEADLINE_S)
+    except ConnectionResetError:
+        return  # hung up with our bytes unread: a reset
+    assert reader.at_eof()
+
+
+async def test_garbage_unknown_keys_and_oversized_frames_are_refused_without_harm(tmp_path):
+    from cloudchain.network.secret_connection import MAX_FRAME_BYTES, handshake
+
+    homes = init_testnet(tmp_path / "net", 4)
+    nodes = [fast_node(home) for home in homes[:3]]
+    try:
+        for node in nodes:
+            await node.start()
+        await wait_for_height(nodes, 2)
+        host, _, port = nodes[0].config.p2p.listen_address.rpartition(":")
+        # 1. Garbage instead of a handshake.
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET / HTTP/1.1\r\n\r\n" * 10)
+        await writer.drain()
+        await hung_up(reader)
+        # 2. A well-formed handshake with a key nobody named.
+        reader, writer = await asyncio.open_connection(host, int(port))
+        stranger = read_key_file(homes[0] / "config" / "priv_validator_key.json")  # not a node key
+        await handshake(reader, writer, stranger, lambda k: True)
+        await hung_up(reader)
+        # 3. An allowed peer (node3's identity) that sends an oversized frame, then one
+        #    that sends an authenticated frame of garbage.
+        node3_key = read_key_file(homes[3] / "config" / "node_key.json")
+        for attack in ("oversized", "garbage"):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            connection = await handshake(reader, writer, node3_key, lambda k: True)
+            if attack == "oversized":
+                writer.write((MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
+                await writer.drain()
+            else:
+                await connection.send_message(b"\xc1 not msgpack")
+            await hung_up(reader)
+        assert nodes[0].peers.refused_peers >= 2
+        # The node is unharmed: the chain goes on.
+        await wait_for_height(nodes, max(n.app.info().height for n in nodes) + 2)
+    finally:
+        for node in nodes:
             await node.stop()

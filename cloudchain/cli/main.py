@@ -92,7 +92,9 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--home", required=True, help="directory to create (must be empty)")
     init.add_argument("--chain-id", default="cloudchain-local", help="chain id (cloudchain-local)")
     init.add_argument("--accounts", type=int, default=4, help="funded accounts (4)")
-    init.add_argument("--base-port", type=int, help="fixed ports from here (default: free ports)")
+    init.add_argument("--base-port", type=int, default=26656,
+                      help="node i listens on base+2i (p2p) and base+2i+1 (RPC), so node0's RPC "
+                      "is the default --node of every command (26656); 0: free ports")  # fmt: skip
     init.set_defaults(run=_run_testnet_init)
     up = testnet_commands.add_parser(
         "up", help="start every node as its own process; Ctrl-C stops them all",
@@ -240,7 +242,7 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
 
     try:
         nodes = init_testnet(Path(args.home), args.validators, args.chain_id, args.accounts,
-                             args.base_port)  # fmt: skip
+                             args.base_port or None)  # fmt: skip
     except TestnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
