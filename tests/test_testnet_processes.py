@@ -56,13 +56,14 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
 
 
-def wait_until(condition, processes) -> None:
-    """Read the nodes' logs as they come until `condition` holds, within the deadline."""
-    deadline = time.monotonic() + DEADLINE_S
+def wait_until(condition, processes, deadline_s=DEADLINE_S) -> None:
+    """Read the nodes' logs as they come until `condition` holds, within the deadline
+    (TimeoutError when it does not)."""
+    deadline = time.monotonic() + deadline_s
     while not condition():
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise AssertionError(f"timed out; heights {[p.height for p in processes]}")
+            raise TimeoutError(f"timed out; heights {[p.height for p in processes]}")
         try:
             node, line = LINES.get(timeout=remaining)
         except queue.Empty:
@@ -119,3 +120,97 @@ def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
     finally:
         for store in stores:
             store.close()
+
+
+def test_two_killed_halt_without_a_fork_one_back_resumes_and_bad_peers_do_no_harm(tmp_path):
+    import asyncio
+
+    from tests.test_node_network import hung_up
+
+    homes = init_testnet(tmp_path / "net", 4)
+    for home in homes:
+        path = home / "config" / "config.toml"
+        dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
+    nodes = [NodeProcess(home) for home in homes]
+    try:
+        wait_until(lambda: all(n.height >= 2 for n in nodes), nodes)
+        # Bad peers against node0, a real process: garbage, an unknown key, an oversized
+        # frame from an allowed identity. Each is hung up on.
+        asyncio.run(_attack(homes, hung_up))
+        target = max(n.height for n in nodes) + 2
+        wait_until(lambda: all(n.height >= target for n in nodes), nodes)
+        for victim in nodes[2:]:
+            victim.stop(signal.SIGKILL)
+        survivors = nodes[:2]
+        halted = max(n.height for n in survivors)
+        try:  # half the power must not commit anything more
+            wait_until(lambda: any(n.height > halted + 1 for n in survivors), survivors,
+                       deadline_s=4)  # fmt: skip
+            raise AssertionError("two validators of four kept committing")
+        except TimeoutError:
+            pass
+        nodes[2] = NodeProcess(homes[2])
+        back = nodes[:3]
+        wait_until(lambda: all(n.height >= halted + 3 for n in back), back)
+    finally:
+        for node in nodes:
+            node.stop()
+    stores = [ChainStore(LevelDBKV(home / "data" / "chain")) for home in homes]
+    try:
+        for height in range(1, min(s.height for s in stores) + 1):
+            assert len({s.block(height).hash for s in stores}) == 1, f"height {height}"
+    finally:
+        for store in stores:
+            store.close()
+
+
+async def _attack(homes, hung_up):
+    import asyncio
+
+    from cloudchain.network.secret_connection import MAX_FRAME_BYTES, handshake
+
+    host, _, port = NodeConfig.load(homes[0] / "config" / "config.toml").p2p.listen_address \
+        .rpartition(":")  # fmt: skip
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"\x00garbage" * 100)
+    await writer.drain()
+    await hung_up(reader)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    stranger = read_key_file(homes[0] / "config" / "priv_validator_key.json")
+    await handshake(reader, writer, stranger, lambda k: True)
+    await hung_up(reader)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    await handshake(reader, writer, read_key_file(homes[3] / "config" / "node_key.json"),
+                    lambda k: True)  # fmt: skip
+    writer.write((MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
+    await writer.drain()
+    await hung_up(reader)
+
+
+def test_testnet_up_streams_blocks_and_stops_every_node_on_ctrl_c(tmp_path):
+    homes = init_testnet(tmp_path / "net", 4)
+    for home in homes:
+        path = home / "config" / "config.toml"
+        dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
+    up = subprocess.Popen([sys.executable, "-m", "cloudchain", "testnet", "up", "--home",
+                           str(tmp_path / "net")], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in up.stdout], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + DEADLINE_S
+    try:
+        while sum("committed height=" in x for x in seen) < 8:
+            seen.append(lines.get(timeout=max(0.1, deadline - time.monotonic())))
+            assert time.monotonic() < deadline, "no blocks streamed in time"
+        up.send_signal(signal.SIGINT)  # Ctrl-C
+        assert up.wait(timeout=DEADLINE_S) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+    while not lines.empty():
+        seen.append(lines.get())
+    text = "".join(seen)
+    assert len(re.findall(r"^node\d: rpc http://127\.0\.0\.1:\d+$", text, re.M)) == 4
+    assert re.search(r"^ node\d \| committed height=\d+ txs=\d+", text, re.M)
+    assert len(re.findall(r"stopped at height \d+", text)) == 4  # every node stopped cleanly
