@@ -51,6 +51,15 @@ class NodeProcess:
             self.process.wait()
 
 
+def fast_testnet(home: Path, validators: int) -> list[Path]:
+    """A testnet whose nodes use short timeouts, so tests see many blocks quickly."""
+    homes = init_testnet(home, validators)
+    for node_home in homes:
+        path = node_home / "config" / "config.toml"
+        dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
+    return homes
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "cloudchain", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
@@ -76,11 +85,7 @@ def wait_until(condition, processes, deadline_s=DEADLINE_S) -> None:
 
 
 def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
-    homes = init_testnet(tmp_path / "net", 4)
-    for home in homes:
-        path = home / "config" / "config.toml"
-        config = NodeConfig.load(path)
-        dataclasses.replace(config, consensus=FAST).save(path)
+    homes = fast_testnet(tmp_path / "net", 4)
     nodes = [NodeProcess(home) for home in homes]
     rpc = [f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
            for h in homes]  # fmt: skip
@@ -127,10 +132,7 @@ def test_two_killed_halt_without_a_fork_one_back_resumes_and_bad_peers_do_no_har
 
     from tests.test_node_network import hung_up
 
-    homes = init_testnet(tmp_path / "net", 4)
-    for home in homes:
-        path = home / "config" / "config.toml"
-        dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
+    homes = fast_testnet(tmp_path / "net", 4)
     nodes = [NodeProcess(home) for home in homes]
     try:
         wait_until(lambda: all(n.height >= 2 for n in nodes), nodes)
@@ -188,10 +190,7 @@ async def _attack(homes, hung_up):
 
 
 def test_testnet_up_streams_blocks_and_stops_every_node_on_ctrl_c(tmp_path):
-    homes = init_testnet(tmp_path / "net", 4)
-    for home in homes:
-        path = home / "config" / "config.toml"
-        dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
+    fast_testnet(tmp_path / "net", 4)
     up = subprocess.Popen([sys.executable, "-m", "cloudchain", "testnet", "up", "--home",
                            str(tmp_path / "net")], cwd=ROOT, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True)  # fmt: skip

@@ -74,6 +74,7 @@ class Node(ConsensusDriver):
         self._answered: dict[tuple[str, int], float] = {}
         self._asked: dict[tuple[str, int], float] = {}
         self._peer_heights: dict[str, int] = {}
+        self._stopped = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -88,6 +89,10 @@ class Node(ConsensusDriver):
         self._gossip = asyncio.create_task(self._gossip_loop())
 
     async def stop(self) -> None:
+        """Stop serving and close the store; stopping twice is harmless."""
+        if self._stopped:
+            return
+        self._stopped = True
         if self._gossip is not None:
             self._gossip.cancel()
             with contextlib.suppress(asyncio.CancelledError):
