@@ -152,6 +152,8 @@ class PeerManager:
             pass
         except PeerError as exc:
             log.warning("peer %s misbehaved, disconnecting: %s", peer_id[:8], exc)
+        except Exception:  # our bug, not the peer's: say so loudly, keep the node up
+            log.exception("handling a message from peer %s failed; disconnecting", peer_id[:8])
         finally:
             if self._peers.get(peer_id) is peer:
                 await self._drop(peer_id)
