@@ -107,3 +107,37 @@ async def test_uri_get_form(node):
     async with aiohttp.ClientSession() as session, session.get(url) as response:
         reply = await response.json()
     assert reply["result"]["block"]["header"]["height"] == "1"
+
+
+async def test_the_other_read_methods(node, tmp_path):
+    await wait_for_height([node], 2)
+    assert (await call(node, "health"))["result"] == {}
+    genesis = (await call(node, "genesis"))["result"]["genesis"]
+    assert genesis["chain_id"] == node.chain_id and genesis["validators"][0]["power"] == "10"
+    info = (await call(node, "abci_info"))["result"]["response"]
+    assert int(info["last_block_height"]) >= 2
+    validators = (await call(node, "validators", {"height": "1"}))["result"]
+    assert validators["count"] == "1" and validators["validators"][0]["voting_power"] == "10"
+    commit = (await call(node, "commit", {"height": "1"}))["result"]
+    assert commit["canonical"] is True
+    assert commit["signed_header"]["commit"]["block_id"]["hash"] == (
+        node.store.block(1).hash.hex().upper())  # fmt: skip
+    block_hash = base64.b64encode(node.store.block(1).hash).decode()
+    by_hash = (await call(node, "block_by_hash", {"hash": block_hash}))["result"]
+    assert by_hash["block"]["header"]["height"] == "1"
+    missing = await call(node, "block_by_hash", {"hash": base64.b64encode(bytes(32)).decode()})
+    assert missing["error"]["code"] == -32603 and "not found" in missing["error"]["data"]
+    tx, _ = transfer(tmp_path, node, 0, 3)
+    encoded = base64.b64encode(tx.to_bytes()).decode()
+    committed = (await call(node, "broadcast_tx_commit", {"tx": encoded}))["result"]
+    results = (await call(node, "block_results", {"height": committed["height"]}))["result"]
+    assert results["txs_results"][0]["code"] == 0
+    later, _ = transfer(tmp_path, node, 1, 4)
+    encoded = base64.b64encode(later.to_bytes()).decode()
+    accepted = (await call(node, "broadcast_tx_async", {"tx": encoded}))["result"]
+    assert accepted["hash"] == later.hash.hex().upper()
+    pending = (await call(node, "num_unconfirmed_txs"))["result"]
+    assert pending["n_txs"].isdigit() and pending["total_bytes"].isdigit()
+    listed = (await call(node, "unconfirmed_txs", {"limit": "5"}))["result"]
+    assert all(base64.b64decode(t) for t in listed["txs"])
+    assert (await call(node, "net_info"))["result"]["n_peers"] == "0"

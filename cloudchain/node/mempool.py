@@ -64,6 +64,11 @@ class Mempool:
     def __contains__(self, tx_hash: bytes) -> bool:
         return tx_hash in self._by_hash
 
+    def pending(self, limit: int) -> list[bytes]:
+        """Up to `limit` waiting transactions, in arrival order."""
+        entries = sorted(self._by_hash.values(), key=lambda e: e.seq)[:limit]
+        return [e.raw for e in entries]
+
     def add(self, raw: bytes) -> Admission:
         """check_tx, then the mempool's own rules; admitted only if all pass."""
         check = self._app.check_tx(raw)

@@ -131,6 +131,17 @@ class RPCServer:
             "broadcast_tx_commit": self.broadcast_tx_commit,
             "tx": self.tx,
             "abci_query": self.abci_query,
+            "health": self.health,
+            "genesis": self.genesis,
+            "abci_info": self.abci_info,
+            "validators": self.validators,
+            "commit": self.commit,
+            "block_by_hash": self.block_by_hash,
+            "block_results": self.block_results,
+            "broadcast_tx_async": self.broadcast_tx_async,
+            "num_unconfirmed_txs": self.num_unconfirmed_txs,
+            "unconfirmed_txs": self.unconfirmed_txs,
+            "net_info": self.net_info,
         }
         self._runner: web.AppRunner | None = None
 
@@ -291,6 +302,94 @@ class RPCServer:
         return {"hash": _hex(tx_hash), "height": str(height), "index": index,
                 "tx_result": tx_result_json(result),
                 "tx": _b64(block.txs[index].to_bytes())}  # fmt: skip
+
+    async def health(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+    async def genesis(self, params: dict[str, Any]) -> dict[str, Any]:
+        document = self._node.app.genesis.to_obj()
+        for validator in document["validators"]:
+            validator["power"] = str(validator["power"])  # int64 as a string, as CometBFT
+        return {"genesis": document}
+
+    async def abci_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        info = self._node.app.info()
+        return {"response": {"data": "cloudchain", "version": VERSION, "app_version": "0",
+                             "last_block_height": str(info.height),
+                             "last_block_app_hash": _b64(info.app_hash)}}  # fmt: skip
+
+    async def validators(self, params: dict[str, Any]) -> dict[str, Any]:
+        node = self._node
+        height = _height(params.get("height"), node.store.height)
+        listed = [{"address": _hex(v.address),
+                   "pub_key": {"type": PUBKEY_TYPE, "value": _b64(v.public_key)},
+                   "voting_power": str(v.power), "proposer_priority": "0"}
+                  for v in node.validators]  # fmt: skip
+        return {"block_height": str(height), "validators": listed, "count": str(len(listed)),
+                "total": str(len(listed))}  # fmt: skip
+
+    async def commit(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The header at `height` and the commit that finalised it: the next block's
+        last commit, or, for the latest height, the node's own (canonical: false)."""
+        node = self._node
+        height = _height(params.get("height"), node.store.height)
+        block = node.store.block(height)
+        following = node.store.block(height + 1)
+        if following is not None:
+            commit, canonical = following.last_commit, True
+        else:
+            decided = node.decided.get(height)
+            commit, canonical = (None if decided is None else decided.commit), False
+        assert block is not None
+        return {"signed_header": {"header": header_json(block.header),
+                                  "commit": commit_json(commit, height)},
+                "canonical": canonical}  # fmt: skip
+
+    async def block_by_hash(self, params: dict[str, Any]) -> dict[str, Any]:
+        block_hash = _hash_param(params.get("hash"))
+        height = self._node.store.block_height(block_hash)
+        if height is None:
+            raise RPCError(INTERNAL_ERROR, "Internal error", f"block ({_hex(block_hash)}) "
+                           "not found")  # fmt: skip
+        block = self._node.store.block(height)
+        assert block is not None
+        return block_json(block)
+
+    async def block_results(self, params: dict[str, Any]) -> dict[str, Any]:
+        store = self._node.store
+        height = _height(params.get("height"), store.height)
+        results = store.block_results(height)
+        assert results is not None
+        return {"height": str(height),
+                "txs_results": [tx_result_json(r) for r in results.tx_results] or None,
+                "finalize_block_events": [], "validator_updates": None,
+                "consensus_param_updates": None,
+                "app_hash": _b64(store.app_hash_at(height) or b"")}  # fmt: skip
+
+    async def broadcast_tx_async(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = _tx_param(params)
+        self._node.submit_tx(raw)  # the result is not awaited, as CometBFT's async
+        return {"code": 0, "data": "", "log": "", "codespace": "",
+                "hash": _hex(codec.sha256(raw))}  # fmt: skip
+
+    async def num_unconfirmed_txs(self, params: dict[str, Any]) -> dict[str, Any]:
+        mempool = self._node.mempool
+        return {"n_txs": str(len(mempool)), "total": str(len(mempool)),
+                "total_bytes": str(mempool.size_bytes), "txs": None}  # fmt: skip
+
+    async def unconfirmed_txs(self, params: dict[str, Any]) -> dict[str, Any]:
+        limit = min(_int_param(params.get("limit", "30"), "limit"), 100)
+        mempool = self._node.mempool
+        return {"n_txs": str(min(limit, len(mempool))), "total": str(len(mempool)),
+                "total_bytes": str(mempool.size_bytes),
+                "txs": [_b64(raw) for raw in mempool.pending(limit)]}  # fmt: skip
+
+    async def net_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        peers = self._node.peers.connected
+        return {"listening": True, "listeners": [f"tcp://{self._node.config.p2p.listen_address}"],
+                "n_peers": str(len(peers)),
+                "peers": [{"node_info": {"id": p}, "is_outbound": p > self._node.peers.node_id,
+                           "remote_ip": ""} for p in peers]}  # fmt: skip
 
     async def abci_query(self, params: dict[str, Any]) -> dict[str, Any]:
         path = params.get("path")
