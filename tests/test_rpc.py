@@ -141,3 +141,22 @@ async def test_the_other_read_methods(node, tmp_path):
     listed = (await call(node, "unconfirmed_txs", {"limit": "5"}))["result"]
     assert all(base64.b64decode(t) for t in listed["txs"])
     assert (await call(node, "net_info"))["result"]["n_peers"] == "0"
+
+
+async def test_blockchain_and_metrics(node, tmp_path):
+    await wait_for_height([node], 3)
+    chain = (await call(node, "blockchain", {"minHeight": "1", "maxHeight": "3"}))["result"]
+    assert [m["header"]["height"] for m in chain["block_metas"]] == ["3", "2", "1"]
+    assert all(m["num_txs"].isdigit() for m in chain["block_metas"])
+    bad = await call(node, "blockchain", {"minHeight": "3", "maxHeight": "2"})
+    assert bad["error"]["code"] == -32603
+    tx, _ = transfer(tmp_path, node, 0, 3)
+    await call(node, "broadcast_tx_commit", {"tx": base64.b64encode(tx.to_bytes()).decode()})
+    url = f"http://{node.config.rpc.listen_address}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        text = await response.text()
+        assert response.headers["Content-Type"].startswith("text/plain")
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert float(values["cloudchain_consensus_height"]) >= 3
+    assert float(values["cloudchain_consensus_txs_committed_total"]) >= 1
+    assert "cloudchain_mempool_size" in values and "cloudchain_p2p_peers" in values

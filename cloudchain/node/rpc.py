@@ -26,6 +26,7 @@ from aiohttp import web
 from cloudchain import codec
 from cloudchain.consensus.events import Decide
 from cloudchain.crypto import PUBKEY_TYPE
+from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloudchain.timefmt import format_rfc3339_ns
 from cloudchain.types import Block, BlockHeader, Commit, Event, TxResult
 
@@ -142,12 +143,14 @@ class RPCServer:
             "num_unconfirmed_txs": self.num_unconfirmed_txs,
             "unconfirmed_txs": self.unconfirmed_txs,
             "net_info": self.net_info,
+            "blockchain": self.blockchain,
         }
         self._runner: web.AppRunner | None = None
 
     async def start(self, host: str, port: int) -> None:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app.router.add_post("/", self._post)
+        app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/{method}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -183,6 +186,11 @@ class RPCServer:
             return _reply(request_id, error=RPCError(INVALID_PARAMS, "Invalid params",
                                                      "params must be an object"))  # fmt: skip
         return await self._call(request_id, payload["method"], params)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self._node.refresh_metrics()
+        return web.Response(body=self._node.metrics.render(),
+                            headers={"Content-Type": METRICS_CONTENT_TYPE})  # fmt: skip
 
     async def _get(self, request: web.Request) -> web.Response:
         params = {k: v.strip('"') for k, v in request.query.items()}
@@ -302,6 +310,25 @@ class RPCServer:
         return {"hash": _hex(tx_hash), "height": str(height), "index": index,
                 "tx_result": tx_result_json(result),
                 "tx": _b64(block.txs[index].to_bytes())}  # fmt: skip
+
+    async def blockchain(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Block metas from max_height down to min_height, at most 20, as CometBFT."""
+        store = self._node.store
+        latest = store.height
+        max_height = _height(params.get("maxHeight") or params.get("max_height"), latest)
+        min_raw = params.get("minHeight") or params.get("min_height") or "1"
+        min_height = max(_int_param(min_raw, "minHeight"), max_height - 19, 1)
+        if min_height > max_height:
+            raise RPCError(INTERNAL_ERROR, "Internal error", f"min height {min_height} can't be "
+                           f"greater than max height {max_height}")  # fmt: skip
+        metas = []
+        for height in range(max_height, min_height - 1, -1):
+            block = store.block(height)
+            assert block is not None
+            metas.append({"block_id": _block_id(block.hash), "block_size": str(
+                len(block.to_bytes())), "header": header_json(block.header),
+                "num_txs": str(len(block.txs))})  # fmt: skip
+        return {"last_height": str(latest), "block_metas": metas}
 
     async def health(self, params: dict[str, Any]) -> dict[str, Any]:
         return {}

@@ -36,6 +36,7 @@ from cloudchain.node.config import NodeConfig
 from cloudchain.node.consensus_wal import FileWAL
 from cloudchain.node.driver import ConsensusDriver
 from cloudchain.node.mempool import Admission, Mempool
+from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc import RPCServer
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
@@ -68,6 +69,7 @@ class Node(ConsensusDriver):
             self._on_peer_message, (p2p.dial_backoff_min_ms, p2p.dial_backoff_max_ms),
         )  # fmt: skip
         self.commit_listeners: list[Callable[[Decide], None]] = []
+        self.metrics = NodeMetrics()
         self.rpc = RPCServer(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
@@ -122,6 +124,7 @@ class Node(ConsensusDriver):
 
     def on_commit(self, decision: Decide) -> None:
         self.mempool.update(decision.block.txs)
+        self._record_commit(decision)
         ahead = [p for p, h in self._peer_heights.items() if h > decision.height + 1]
         if ahead:  # still behind: ask for the next height right away
             self._asked.clear()
@@ -132,6 +135,24 @@ class Node(ConsensusDriver):
         for listener in self.commit_listeners:
             listener(decision)
 
+    def _record_commit(self, decision: Decide) -> None:
+        metrics = self.metrics
+        previous = self.store.block(decision.height - 1) if decision.height > 1 else None
+        metrics.height.set(decision.height)
+        metrics.rounds.set(decision.commit.round + 1)
+        if previous is not None:
+            interval = decision.block.header.time_ns - previous.header.time_ns
+            metrics.block_interval.set(interval / 1e9)
+        metrics.txs_committed.inc(len(decision.block.txs))
+        self.refresh_metrics()
+
+    def refresh_metrics(self) -> None:
+        metrics = self.metrics
+        metrics.mempool_size.set(len(self.mempool))
+        metrics.mempool_bytes.set(self.mempool.size_bytes)
+        metrics.peers.set(len(self.peers.connected))
+        metrics.refused_peers.set(self.peers.refused_peers)
+
     # --- transactions ----------------------------------------------------------------------
 
     def submit_tx(self, raw: bytes) -> Admission:
@@ -139,6 +160,8 @@ class Node(ConsensusDriver):
         admission = self.mempool.add(raw)
         if admission.ok:
             self.peers.broadcast(_envelope("tx", raw))
+        else:
+            self.metrics.refused_txs.inc()
         return admission
 
     # --- peers -------------------------------------------------------------------------------
