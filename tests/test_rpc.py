@@ -160,3 +160,22 @@ async def test_blockchain_and_metrics(node, tmp_path):
     assert float(values["cloudchain_consensus_height"]) >= 3
     assert float(values["cloudchain_consensus_txs_committed_total"]) >= 1
     assert "cloudchain_mempool_size" in values and "cloudchain_p2p_peers" in values
+
+
+async def test_tx_search_pages_and_errors(node, tmp_path):
+    hashes = []
+    for nonce in range(3):
+        tx, recipient = transfer(tmp_path, node, nonce, 10 + nonce)
+        await call(node, "broadcast_tx_commit", {"tx": base64.b64encode(tx.to_bytes()).decode()})
+        hashes.append(tx.hash.hex().upper())
+    query = f"transfer.recipient = '{recipient.address}'"
+    page = (await call(node, "tx_search", {"query": query, "per_page": "2"}))["result"]
+    assert page["total_count"] == "3" and [t["hash"] for t in page["txs"]] == hashes[:2]
+    last = (await call(node, "tx_search", {"query": query, "per_page": "2", "page": "2"}))
+    assert [t["hash"] for t in last["result"]["txs"]] == hashes[2:]
+    desc = (await call(node, "tx_search", {"query": query, "order_by": "desc"}))["result"]
+    assert [t["hash"] for t in desc["txs"]] == hashes[::-1]
+    bad = await call(node, "tx_search", {"query": "tx.height ="})
+    assert bad["error"]["code"] == -32602 and "needs an operand" in bad["error"]["data"]
+    beyond = await call(node, "tx_search", {"query": query, "page": "9"})
+    assert beyond["error"]["code"] == -32602 and "page" in beyond["error"]["data"]

@@ -26,6 +26,7 @@ from aiohttp import web
 from cloudchain import codec
 from cloudchain.consensus.events import Decide
 from cloudchain.crypto import PUBKEY_TYPE
+from cloudchain.node import txquery
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloudchain.timefmt import format_rfc3339_ns
 from cloudchain.types import Block, BlockHeader, Commit, Event, TxResult
@@ -144,6 +145,7 @@ class RPCServer:
             "unconfirmed_txs": self.unconfirmed_txs,
             "net_info": self.net_info,
             "blockchain": self.blockchain,
+            "tx_search": self.tx_search,
         }
         self._runner: web.AppRunner | None = None
 
@@ -299,17 +301,37 @@ class RPCServer:
 
     async def tx(self, params: dict[str, Any]) -> dict[str, Any]:
         tx_hash = _hash_param(params.get("hash"))
-        store = self._node.store
-        location = store.tx_location(tx_hash)
+        location = self._node.store.tx_location(tx_hash)
         if location is None:
             raise RPCError(INTERNAL_ERROR, "Internal error", f"tx ({_hex(tx_hash)}) not found")
-        height, index = location
+        return self._tx_json(*location)
+
+    def _tx_json(self, height: int, index: int) -> dict[str, Any]:
+        store = self._node.store
         block = store.block(height)
-        result = store.tx_result(tx_hash)
-        assert block is not None and result is not None
-        return {"hash": _hex(tx_hash), "height": str(height), "index": index,
-                "tx_result": tx_result_json(result),
-                "tx": _b64(block.txs[index].to_bytes())}  # fmt: skip
+        assert block is not None
+        tx = block.txs[index]
+        result = store.tx_result(tx.hash)
+        assert result is not None
+        return {"hash": _hex(tx.hash), "height": str(height), "index": index,
+                "tx_result": tx_result_json(result), "tx": _b64(tx.to_bytes())}  # fmt: skip
+
+    async def tx_search(self, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            found = txquery.search(self._node.store, txquery.parse(params.get("query", "")))
+        except txquery.QueryError as exc:
+            raise RPCError(INVALID_PARAMS, "Invalid params", str(exc)) from None
+        per_page = min(max(_int_param(params.get("per_page", "30"), "per_page"), 1), 100)
+        page = max(_int_param(params.get("page", "1"), "page"), 1)
+        if params.get("order_by", "asc") == "desc":
+            found.reverse()
+        pages = max(1, (len(found) + per_page - 1) // per_page)
+        if page > pages:
+            raise RPCError(INVALID_PARAMS, "Invalid params", f"page should be within "
+                           f"[1, {pages}] range, given {page}")  # fmt: skip
+        chosen = found[(page - 1) * per_page : page * per_page]
+        return {"txs": [self._tx_json(h, i) for h, i in chosen],
+                "total_count": str(len(found))}  # fmt: skip
 
     async def blockchain(self, params: dict[str, Any]) -> dict[str, Any]:
         """Block metas from max_height down to min_height, at most 20, as CometBFT."""

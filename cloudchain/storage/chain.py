@@ -15,6 +15,9 @@ Key layout (all integers big-endian, so byte order is numeric order):
     B/<block hash>                 height of that block
     r/<height:8><index:4>          result of the block's transaction <index>
     t/<tx hash>                    height and index of the transaction's first inclusion
+    x/<esc(type.key)>\x00\x01<esc(value)>\x00\x01<height:8><index:4>
+                                   event index: the transactions whose events carry
+                                   attribute type.key = value (for tx_search)
 
 State keys are escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which
 keeps them in the order of the raw keys and makes a key's versions contiguous.
@@ -45,6 +48,7 @@ _BLOCK = b"b/"
 _BLOCK_BY_HASH = b"B/"
 _RESULTS = b"r/"
 _TX = b"t/"
+_EVENT_INDEX = b"x/"
 
 _TERM = b"\x00\x01"
 _U64 = struct.Struct(">Q")
@@ -70,6 +74,11 @@ def _unescape(escaped: bytes) -> bytes:
 
 def _version_key(key: bytes, height: int) -> bytes:
     return _STATE + _escape(key) + _TERM + _U64.pack(_MAX_U64 - height)
+
+
+def _event_prefix(composite_key: str, value: str | None = None) -> bytes:
+    prefix = _EVENT_INDEX + _escape(composite_key.encode()) + _TERM
+    return prefix if value is None else prefix + _escape(value.encode()) + _TERM
 
 
 def _result_key(height: int, index: int) -> bytes:
@@ -251,6 +260,17 @@ class ChainStore:
         height, index = codec.decode(raw)
         return height, index
 
+    def txs_with_event(self, composite_key: str, value: str | None = None
+                       ) -> Iterator[tuple[str, tuple[int, int]]]:  # fmt: skip
+        """(value, (height, index)) of the transactions whose events carry the attribute
+        `type.key` (with exactly `value`, when given), in index order."""
+        prefix = _event_prefix(composite_key, value)
+        for row, _ in self._kv.scan(prefix, _successor(prefix)):
+            rest = row[len(_event_prefix(composite_key)) :]
+            escaped_value, location = rest[:-14], rest[-12:]
+            height, index = _U64.unpack(location[:8])[0], struct.unpack(">I", location[8:])[0]
+            yield _unescape(escaped_value).decode(), (height, index)
+
     def tx_result(self, tx_hash: bytes) -> TxResult | None:
         location = self.tx_location(tx_hash)
         if location is None:
@@ -302,6 +322,11 @@ class ChainStore:
         for result in results.tx_results:
             batch[_result_key(height, result.index)] = result.to_bytes()
         batch[_RESULTS_HASH + _U64.pack(height)] = results_hash(results.tx_results)
+        for result in results.tx_results:
+            where = _U64.pack(height) + struct.pack(">I", result.index)
+            for event in result.events:
+                for key, value in event.attributes:
+                    batch[_event_prefix(f"{event.type}.{key}", value) + where] = b""
         for index, tx in enumerate(block.txs):
             key = _TX + tx.hash
             # The first inclusion wins: a replayed copy (rejected by its nonce) must not
