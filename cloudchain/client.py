@@ -39,9 +39,10 @@ class Client:
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-                self.url, json=body
-            ) as response:
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.post(self.url, json=body) as response,
+            ):
                 reply = await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RPCClientError(-1, f"cannot reach {self.url}", str(exc)) from None
@@ -68,6 +69,49 @@ class Client:
 
     async def abci_query(self, path: str, data: bytes = b"", height: int = 0) -> dict[str, Any]:
         return await self.call("abci_query", path=path, data=data.hex(), height=str(height))
+
+    async def health(self) -> dict[str, Any]:
+        return await self.call("health")
+
+    async def net_info(self) -> dict[str, Any]:
+        return await self.call("net_info")
+
+    async def genesis(self) -> dict[str, Any]:
+        return await self.call("genesis")
+
+    async def blockchain(self, min_height: int = 1, max_height: int = 0) -> dict[str, Any]:
+        return await self.call("blockchain", minHeight=str(min_height), maxHeight=str(max_height))
+
+    async def block_by_hash(self, block_hash: bytes) -> dict[str, Any]:
+        return await self.call("block_by_hash", hash=base64.b64encode(block_hash).decode())
+
+    async def block_results(self, height: int | None = None) -> dict[str, Any]:
+        return await self.call("block_results",
+                               **({} if height is None else {"height": str(height)}))  # fmt: skip
+
+    async def commit(self, height: int | None = None) -> dict[str, Any]:
+        return await self.call("commit", **({} if height is None else {"height": str(height)}))
+
+    async def validators(self, height: int | None = None) -> dict[str, Any]:
+        return await self.call("validators",
+                               **({} if height is None else {"height": str(height)}))  # fmt: skip
+
+    async def broadcast_tx_async(self, tx: bytes) -> dict[str, Any]:
+        return await self.call("broadcast_tx_async", tx=base64.b64encode(tx).decode())
+
+    async def tx_search(self, query: str, page: int = 1, per_page: int = 30,
+                        order_by: str = "asc") -> dict[str, Any]:  # fmt: skip
+        return await self.call("tx_search", query=query, page=str(page),
+                               per_page=str(per_page), order_by=order_by)  # fmt: skip
+
+    async def abci_info(self) -> dict[str, Any]:
+        return await self.call("abci_info")
+
+    async def num_unconfirmed_txs(self) -> dict[str, Any]:
+        return await self.call("num_unconfirmed_txs")
+
+    async def unconfirmed_txs(self, limit: int = 30) -> dict[str, Any]:
+        return await self.call("unconfirmed_txs", limit=str(limit))
 
     async def query(self, path: str, data: bytes = b"", height: int = 0) -> Any:
         """An application query, decoded; raises RPCClientError if the query is refused."""

@@ -179,3 +179,34 @@ async def test_tx_search_pages_and_errors(node, tmp_path):
     assert bad["error"]["code"] == -32602 and "needs an operand" in bad["error"]["data"]
     beyond = await call(node, "tx_search", {"query": query, "page": "9"})
     assert beyond["error"]["code"] == -32602 and "page" in beyond["error"]["data"]
+
+
+async def cli(*args):
+    import asyncio
+    import sys
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cloudchain", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_operator_verbs_block_show_tx_and_txs(node, tmp_path):
+    import json
+
+    tx, recipient = transfer(tmp_path, node, 0, 9)
+    await call(node, "broadcast_tx_commit", {"tx": base64.b64encode(tx.to_bytes()).decode()})
+    url = f"http://{node.config.rpc.listen_address}"
+    code, out, _ = await cli("block", "1", "--node", url)
+    assert code == 0 and out.startswith("height   1")
+    code, out, _ = await cli("block", "--node", url, "--json")
+    assert code == 0 and "header" in json.loads(out)["block"]
+    code, out, _ = await cli("show-tx", tx.hash.hex(), "--node", url)
+    assert code == 0 and out.startswith(tx.hash.hex().upper()) and out.rstrip().endswith("ok")
+    code, out, _ = await cli("txs", "--query", f"transfer.recipient = '{recipient.address}'",
+                             "--node", url)  # fmt: skip
+    assert code == 0 and "1 transactions" in out and tx.hash.hex().upper() in out
+    code, _, err = await cli("show-tx", "00" * 32, "--node", url)
+    assert code == 1 and "not found" in err

@@ -137,6 +137,26 @@ def _parser() -> argparse.ArgumentParser:
                           help="return after the mempool check (broadcast_tx_sync)")  # fmt: skip
     transfer.set_defaults(run=_run_transfer)
 
+    block = commands.add_parser("block", help="a block (default: the latest)",
+                                description="Example: cloudchain block 5 --json")  # fmt: skip
+    block.add_argument("height", type=int, nargs="?")
+    block.add_argument("--node", default=DEFAULT_NODE, help=node_help)
+    block.add_argument("--json", action="store_true", help="print the raw JSON result")
+    block.set_defaults(run=_run_block)
+    tx_show = commands.add_parser("show-tx", help="a committed transaction by hash",
+                                  description="Example: cloudchain show-tx HASH")  # fmt: skip
+    tx_show.add_argument("hash", help="the transaction hash (hex)")
+    tx_show.add_argument("--node", default=DEFAULT_NODE, help=node_help)
+    tx_show.add_argument("--json", action="store_true", help="print the raw JSON result")
+    tx_show.set_defaults(run=_run_show_tx)
+    txs = commands.add_parser("txs", help="search committed transactions by event",
+                              description="Example: cloudchain txs --query "
+                              "\"transfer.recipient = 'ADDRESS'\"")  # fmt: skip
+    txs.add_argument("--query", required=True, help="CometBFT event query")
+    txs.add_argument("--node", default=DEFAULT_NODE, help=node_help)
+    txs.add_argument("--json", action="store_true", help="print the raw JSON result")
+    txs.set_defaults(run=_run_txs)
+
     query = commands.add_parser("query", help="read application state")
     queries = query.add_subparsers(title="queries", metavar="QUERY")
     balance = queries.add_parser(
@@ -293,6 +313,48 @@ def _run_transfer(args: argparse.Namespace) -> int:
         print(f"error: transaction refused with code {code}: {log}", file=sys.stderr)
         return 1
     print(f"ok: {tx.hash.hex().upper()} {where}")
+    return 0
+
+
+def _run_block(args: argparse.Namespace) -> int:
+    result = SyncClient(args.node).block(args.height)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    header = result["block"]["header"]
+    print(f"height   {header['height']}  at {header['time']}")
+    print(f"hash     {result['block_id']['hash']}")
+    print(f"txs      {len(result['block']['data']['txs'])}")
+    print(f"app hash {header['app_hash']}  (state after the previous block)")
+    print(f"proposer {header['proposer_address']}")
+    return 0
+
+
+def _tx_line(tx: dict) -> str:
+    result = tx["tx_result"]
+    status = "ok" if result["code"] == 0 else f"code {result['code']} {result['log']}"
+    return f"{tx['hash']}  height {tx['height']:>6}  index {tx['index']:>3}  {status}"
+
+
+def _run_show_tx(args: argparse.Namespace) -> int:
+    try:
+        tx_hash = bytes.fromhex(args.hash)
+    except ValueError:
+        print("error: the hash must be hex", file=sys.stderr)
+        return 2
+    result = SyncClient(args.node).tx(tx_hash)
+    print(json.dumps(result, indent=2) if args.json else _tx_line(result))
+    return 0
+
+
+def _run_txs(args: argparse.Namespace) -> int:
+    result = SyncClient(args.node).tx_search(args.query, per_page=100)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for tx in result["txs"]:
+        print(_tx_line(tx))
+    print(f"{result['total_count']} transactions")
     return 0
 
 
