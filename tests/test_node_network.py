@@ -1,6 +1,7 @@
 """Four nodes in one process, over real encrypted TCP connections on loopback."""
 
 import asyncio
+import contextlib
 import dataclasses
 
 from cloudchain.chaincode.codes import Code
@@ -40,12 +41,23 @@ async def wait_for_height(nodes, height, deadline_s=DEADLINE_S):
             node.commit_listeners.remove(check)
 
 
-async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
+@contextlib.asynccontextmanager
+async def network(tmp_path, running=4):
+    """A 4-validator testnet with its first `running` nodes started; every node in the
+    list (tests may add or replace some) is stopped afterwards."""
     homes = init_testnet(tmp_path / "net", 4)
-    nodes = [fast_node(home) for home in homes]
+    nodes = [fast_node(home) for home in homes[:running]]
     try:
         for node in nodes:
             await node.start()
+        yield homes, nodes
+    finally:
+        for node in nodes:
+            await node.stop()  # stopping a stopped node is harmless
+
+
+async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
+    async with network(tmp_path) as (_homes, nodes):
         await wait_for_height(nodes, 2)
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
@@ -68,17 +80,10 @@ async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
         result = nodes[3].store.tx_result(tx.hash)
         assert result is not None and result.ok
         assert all(len(n.peers.connected) == 3 for n in nodes)
-    finally:
-        for node in nodes:
-            await node.stop()
 
 
 async def test_a_restarted_node_recovers_from_its_wal_and_catches_up(tmp_path):
-    homes = init_testnet(tmp_path / "net", 4)
-    nodes = [fast_node(home) for home in homes]
-    try:
-        for node in nodes:
-            await node.start()
+    async with network(tmp_path) as (homes, nodes):
         await wait_for_height(nodes, 2)
         await nodes[3].stop()
         others = nodes[:3]
@@ -100,37 +105,23 @@ async def test_a_restarted_node_recovers_from_its_wal_and_catches_up(tmp_path):
         # It votes again: it signs and sends votes for heights it had not reached.
         await wait_for_height(nodes, top + 8)
         assert any(v.height > top for v in signed_after_restart)
-    finally:
-        for node in nodes:
-            await node.stop()  # stopping a stopped node is harmless
 
 
 async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path):
-    homes = init_testnet(tmp_path / "net", 4)
-    nodes = [fast_node(home) for home in homes[:3]]  # 3 of 4: +2/3 of the power
-    late = None
-    try:
-        for node in nodes:
-            await node.start()
+    async with network(tmp_path, running=3) as (homes, nodes):  # 3 of 4: +2/3 of the power
         await wait_for_height(nodes, 8)
         late = fast_node(homes[3])
+        nodes.append(late)  # stopped with the others
         await late.start()
-        target = max(n.app.info().height for n in nodes) + 2
-        await wait_for_height([*nodes, late], target)
+        target = max(n.app.info().height for n in nodes[:3]) + 2
+        await wait_for_height(nodes, target)
         for height in range(1, late.app.info().height + 1):
             assert late.store.block(height).hash == nodes[0].store.block(height).hash
             assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)
-    finally:
-        for node in [*nodes, *([late] if late else [])]:
-            await node.stop()
 
 
 async def test_two_of_four_down_stops_the_chain_without_a_fork_and_one_back_resumes_it(tmp_path):
-    homes = init_testnet(tmp_path / "net", 4)
-    nodes = [fast_node(home) for home in homes]
-    try:
-        for node in nodes:
-            await node.start()
+    async with network(tmp_path) as (homes, nodes):
         await wait_for_height(nodes, 2)
         await nodes[2].stop()
         await nodes[3].stop()
@@ -147,9 +138,6 @@ async def test_two_of_four_down_stops_the_chain_without_a_fork_and_one_back_resu
         top = min(n.app.info().height for n in nodes[:3])
         for height in range(1, top + 1):
             assert len({n.store.block(height).hash for n in nodes[:3]}) == 1
-    finally:
-        for node in nodes:
-            await node.stop()
 
 
 async def hung_up(reader):
@@ -164,11 +152,7 @@ async def hung_up(reader):
 async def test_garbage_unknown_keys_and_oversized_frames_are_refused_without_harm(tmp_path):
     from cloudchain.network.secret_connection import MAX_FRAME_BYTES, handshake
 
-    homes = init_testnet(tmp_path / "net", 4)
-    nodes = [fast_node(home) for home in homes[:3]]
-    try:
-        for node in nodes:
-            await node.start()
+    async with network(tmp_path, running=3) as (homes, nodes):
         await wait_for_height(nodes, 2)
         host, _, port = nodes[0].config.p2p.listen_address.rpartition(":")
         # 1. Garbage instead of a handshake.
@@ -196,6 +180,3 @@ async def test_garbage_unknown_keys_and_oversized_frames_are_refused_without_har
         assert nodes[0].peers.refused_peers >= 2
         # The node is unharmed: the chain goes on.
         await wait_for_height(nodes, max(n.app.info().height for n in nodes) + 2)
-    finally:
-        for node in nodes:
-            await node.stop()

@@ -20,7 +20,7 @@ beyond the WAL object and the application's store it is given.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
 from cloudchain.chaincode.application import Application
@@ -72,6 +72,7 @@ class ConsensusDriver:
         self.validators = list(app.genesis.validators)
         self.validator_set = ValidatorSet(tuple(self.validators))
         self.decided: dict[int, Decide] = {}
+        self._answered: dict[Hashable, tuple[int, int]] = {}  # peer -> (height, when) answered
         self.core = self._new_core()
 
     @property
@@ -137,6 +138,18 @@ class ConsensusDriver:
         """What decided `height`, as one message for a peer that lags behind."""
         decided = self.decided.get(height)
         return None if decided is None else Decision(decided.proposal, decided.commit)
+
+    def decision_for_peer(self, peer: Hashable, height: int, every_ns: int) -> Decision | None:
+        """The decision of `height` for a lagging `peer`, unless we sent it that same
+        height less than `every_ns` ago (its gossip would make us answer every message)."""
+        decision = self.decision(height)
+        now = self.now_ns()
+        last = self._answered.get(peer)
+        if decision is None or (last is not None and last[0] == height
+                                and now - last[1] < every_ns):  # fmt: skip
+            return None
+        self._answered[peer] = (height, now)
+        return decision
 
     def _new_core(self) -> Consensus:
         info = self.app.info()

@@ -73,10 +73,10 @@ class Node(ConsensusDriver):
         self.rpc = RPCServer(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
-        self._answered: dict[tuple[str, int], float] = {}
         self._asked: dict[tuple[str, int], float] = {}
         self._peer_heights: dict[str, int] = {}
         self._stopped = False
+        self._last_block_time_ns = self.app.info().last_block_time_ns
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -137,12 +137,12 @@ class Node(ConsensusDriver):
 
     def _record_commit(self, decision: Decide) -> None:
         metrics = self.metrics
-        previous = self.store.block(decision.height - 1) if decision.height > 1 else None
         metrics.height.set(decision.height)
         metrics.rounds.set(decision.commit.round + 1)
-        if previous is not None:
-            interval = decision.block.header.time_ns - previous.header.time_ns
-            metrics.block_interval.set(interval / 1e9)
+        time_ns = decision.block.header.time_ns
+        if decision.height > 1:  # the first block's time is the genesis time, not an interval
+            metrics.block_interval.set((time_ns - self._last_block_time_ns) / 1e9)
+        self._last_block_time_ns = time_ns
         metrics.txs_committed.inc(len(decision.block.txs))
         self.refresh_metrics()
 
@@ -201,13 +201,9 @@ class Node(ConsensusDriver):
         self.peers.send(peer_id, _envelope("sync", {"height": height}))
 
     def _help_lagging_peer(self, peer_id: str, height: int) -> None:
-        decision = self.decision(height)
-        now = time.monotonic()
-        last = self._answered.get((peer_id, height))
-        if decision is None or (last is not None and now - last < GOSSIP_INTERVAL_S):
-            return
-        self._answered[(peer_id, height)] = now
-        self.peers.send(peer_id, _envelope("consensus", decision.to_obj()))
+        decision = self.decision_for_peer(peer_id, height, int(GOSSIP_INTERVAL_S * 1e9))
+        if decision is not None:
+            self.peers.send(peer_id, _envelope("consensus", decision.to_obj()))
 
     async def _gossip_loop(self) -> None:
         while True:

@@ -28,7 +28,7 @@ import heapq
 import random
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,6 @@ class SimNode(ConsensusDriver):
         self.alive = True
         self.incarnation = 0
         self.crash_after_effects: int | None = None
-        self.answered: dict[tuple[int, int], int] = {}  # (peer, height) -> last answer time
         self.equivocation_splits: dict[tuple[Any, ...], bool] = {}
         self.equivocation_variants: dict[tuple[Any, ...], Message] = {}
         super().__init__(Application(self.store, sim.genesis), key, sim.config.timeouts, wal)
@@ -326,13 +325,10 @@ class SimNode(ConsensusDriver):
 
     def _help_lagging_peer(self, peer: SimNode, height: int) -> None:
         """Send a peer behind us the signed proposal and precommits that decided its height."""
-        decision = self.decision(height)
-        last = self.answered.get((peer.index, height))
-        if decision is None or (last is not None and self.sim.now_ns - last
-                                < self.sim.config.gossip_interval_ms * MS):  # fmt: skip
-            return
-        self.answered[(peer.index, height)] = self.sim.now_ns
-        self.sim.send(self, peer, decision)
+        decision = self.decision_for_peer(peer.index, height,
+                                          self.sim.config.gossip_interval_ms * MS)  # fmt: skip
+        if decision is not None:
+            self.sim.send(self, peer, decision)
 
 
 def _signer(message: Message) -> bytes:
@@ -546,6 +542,3 @@ def run_seed(seed: int, config: SimConfig) -> SimResult:
     """Run one seed; raises SimViolation with the seed and a trace on any violation."""
     return Simulation(seed, config).run()
 
-
-def with_validators(config: SimConfig, validators: int, byzantine: int) -> SimConfig:
-    return replace(config, validators=validators, byzantine=byzantine)
