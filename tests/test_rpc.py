@@ -85,7 +85,7 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
     "method, params, raw, code, data",
     [
         (None, None, b"{not json", -32700, ""),
-        (None, None, b"[1, 2]", -32600, ""),
+        (None, None, b"7", -32600, "request object"),
         ("nosuch", {}, None, -32601, "nosuch"),
         ("block", {"height": "abc"}, None, -32602, "height"),
         ("block", {"height": "999999"}, None, -32603, "must be less than or equal"),

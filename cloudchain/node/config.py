@@ -3,7 +3,9 @@
     [node]        moniker
     [p2p]         listen_address, persistent_peers ("<node id>@<host>:<port>"), dial
                   backoff, frame and message limits come from network/secret_connection
-    [rpc]         listen_address of the JSON-RPC server
+    [rpc]         listen_address of the JSON-RPC server; limits on request bodies, batches,
+                  connections in flight, WebSocket subscribers, subscriptions per client
+                  and events queued per client
     [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
@@ -41,7 +43,15 @@ class P2PConfig:
 
 @dataclass(frozen=True)
 class RPCConfig:
+    """The RPC server and its limits; the defaults are CometBFT's."""
+
     listen_address: str = "127.0.0.1:26657"
+    max_body_bytes: int = 1_000_000  # a transaction is at most 64 KiB; base64 and JSON add a third
+    max_request_batch_size: int = 10
+    max_open_connections: int = 900  # requests in flight, open WebSockets included
+    max_subscription_clients: int = 100
+    max_subscriptions_per_client: int = 5
+    subscription_buffer_size: int = 200  # events queued for a WebSocket before it is cut off
 
 
 @dataclass(frozen=True)
@@ -120,6 +130,9 @@ class NodeConfig:
         config = cls(**values)
         if config.log.level not in LOG_LEVELS:
             raise ConfigError(f"{where}: [log] level must be one of {', '.join(LOG_LEVELS)}")
+        for limit in fields(RPCConfig):
+            if limit.name != "listen_address" and getattr(config.rpc, limit.name) < 1:
+                raise ConfigError(f"{where}: [rpc] {limit.name} must be at least 1")
         for name in ("p2p", "rpc"):
             _check_address(
                 getattr(config, name).listen_address, f"{where}: [{name}] listen_address"

@@ -1,15 +1,19 @@
-"""The node's JSON-RPC 2.0 server, in the shapes of CometBFT v0.38's RPC.
+"""The node's RPC server, in the shapes of CometBFT v0.38's RPC.
 
-Methods so far: status, block, broadcast_tx_sync, broadcast_tx_commit, tx,
-abci_query; as JSON-RPC over HTTP POST at "/" and as URI GET (`/status`,
-`/block?height=5`). CometBFT's encodings: heights and counts as decimal
-strings, hashes as upper-case hex, transactions and query values as base64,
-times as RFC 3339 with nanoseconds, public keys as
+JSON-RPC 2.0 over HTTP POST at "/" (one request or a batch of at most
+max_request_batch_size; a request without an id is a notification and gets no
+reply), the same methods as URI GET (`/status`, `/block?height=5`), a WebSocket
+at /websocket (any method, plus subscribe/unsubscribe/unsubscribe_all; see
+rpc_websocket.py) and Prometheus text at /metrics. CometBFT's encodings: heights
+and counts as decimal strings, hashes as upper-case hex, transactions and query
+values as base64, times as RFC 3339 with nanoseconds, public keys as
 {"type": "tendermint/PubKeyEd25519", "value": base64}.
 
 Bad requests get JSON-RPC errors (-32700 parse error, -32600 invalid request,
 -32601 method not found, -32602 invalid params, -32603 internal error with a
 message saying what, e.g. a height above the chain's), never a stack trace.
+The limits of [rpc] in config.toml (body size, batch size, requests in flight,
+WebSocket subscribers and subscriptions) protect the node.
 """
 
 from __future__ import annotations
@@ -21,38 +25,36 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from cloudchain import codec
 from cloudchain.consensus.events import Decide
 from cloudchain.crypto import PUBKEY_TYPE
 from cloudchain.node import txquery
+from cloudchain.node.eventbus import BusLimits, EventBus
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from cloudchain.node.rpc_errors import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    RPCError,
+    error_body,
+    result_body,
+)
+from cloudchain.node.rpc_websocket import WS_METHODS, WebSocketSession
 from cloudchain.timefmt import format_rfc3339_ns
 from cloudchain.types import Block, BlockHeader, Commit, Event, TxResult
 
 if TYPE_CHECKING:
+    from cloudchain.node.config import RPCConfig
     from cloudchain.node.runtime import Node
 
 log = logging.getLogger(__name__)
 
-MAX_REQUEST_BYTES = 1024 * 1024  # a transaction is at most 64 KiB; base64 and JSON add a third
 BROADCAST_COMMIT_TIMEOUT_S = 30.0
 VERSION = "0.38.0-cloudchain"
-
-PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
-    -32700, -32600, -32601, -32602, -32603,
-)  # fmt: skip
-
-
-class RPCError(Exception):
-    def __init__(self, code: int, message: str, data: str = "") -> None:
-        super().__init__(message)
-        self.code, self.message, self.data = code, message, data
-
-    def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "data": self.data}
-
 
 def _hex(data: bytes) -> str:
     return data.hex().upper()
@@ -124,7 +126,7 @@ def tx_result_json(result: TxResult) -> dict[str, Any]:
 
 
 class RPCServer:
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: Node, limits: RPCConfig) -> None:
         self._node = node
         self._methods: dict[str, Callable[[dict[str, Any]], Awaitable[Any]]] = {
             "status": self.status,
@@ -147,47 +149,137 @@ class RPCServer:
             "blockchain": self.blockchain,
             "tx_search": self.tx_search,
         }
+        self._limits = limits
+        self.bus = EventBus(BusLimits(limits.max_subscription_clients,
+                                      limits.max_subscriptions_per_client))  # fmt: skip
         self._runner: web.AppRunner | None = None
+        self._sockets: set[web.WebSocketResponse] = set()
+        self._open = 0
 
     async def start(self, host: str, port: int) -> None:
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app = web.Application(client_max_size=self._limits.max_body_bytes,
+                              middlewares=[self._limit_connections])  # fmt: skip
         app.router.add_post("/", self._post)
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get("/websocket", self._websocket)
         app.router.add_get("/{method}", self._get)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
 
     async def stop(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def publish_block(self, block: Block, results: tuple[TxResult, ...]) -> None:
+        """Offer a committed block's events to the WebSocket subscribers, in CometBFT's
+        order: NewBlock, NewBlockHeader, then one Tx event per transaction."""
+        bus = self.bus
+        if not bus.has_subscribers:
+            return
+        height = str(block.height)
+        bus.publish({"tm.event": ["NewBlock"], "block.height": [height]},
+                    lambda: _event("NewBlock", dict(block_json(block), result_finalize_block={
+                        "events": [], "tx_results": [tx_result_json(r) for r in results],
+                        "validator_updates": [], "consensus_param_updates": None,
+                        "app_hash": _b64(block.header.app_hash)})))  # fmt: skip
+        bus.publish({"tm.event": ["NewBlockHeader"], "block.height": [height]},
+                    lambda: _event("NewBlockHeader", {"header": header_json(block.header)}))
+        for tx, result in zip(block.txs, results, strict=True):
+            tags: dict[str, list[str]] = {"tm.event": ["Tx"], "tx.hash": [_hex(tx.hash)],
+                                          "tx.height": [height]}  # fmt: skip
+            for event in result.events:
+                for key, value in event.attributes:
+                    tags.setdefault(f"{event.type}.{key}", []).append(value)
+            bus.publish(tags, lambda tx=tx, result=result: _event("Tx", {"TxResult": {
+                "height": height, "index": result.index, "tx": _b64(tx.to_bytes()),
+                "result": tx_result_json(result)}}))  # fmt: skip
+
     # --- transport ----------------------------------------------------------------------------
+
+    @web.middleware
+    async def _limit_connections(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """At most max_open_connections requests in flight (a WebSocket is one for as long
+        as it is open); beyond that, 503 at once rather than a queue that grows."""
+        if self._open >= self._limits.max_open_connections:
+            raise web.HTTPServiceUnavailable(text="too many open connections")
+        self._open += 1
+        try:
+            return await handler(request)
+        finally:
+            self._open -= 1
 
     async def _post(self, request: web.Request) -> web.Response:
         try:
-            body = await request.read()
-            payload = json.loads(body)
+            payload = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError) as exc:
-            return _reply(None, error=RPCError(PARSE_ERROR, "Parse error. Invalid JSON", str(exc)))
+            return _json(error_body(None, RPCError(PARSE_ERROR, "Parse error. Invalid JSON",
+                                                   str(exc))))  # fmt: skip
         except web.HTTPRequestEntityTooLarge:
-            too_large = f"request exceeds {MAX_REQUEST_BYTES} bytes"
-            return _reply(None, error=RPCError(INVALID_REQUEST, "Invalid Request", too_large))
+            too_large = f"request exceeds {self._limits.max_body_bytes} bytes"
+            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request", too_large)))
+        if request.path != "/":
+            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                                   f"path {request.path} is invalid")))  # fmt: skip
+        reply = await self.handle(payload)
+        if reply is None:  # only notifications: JSON-RPC sends nothing back
+            return web.Response(status=200)
+        return _json(reply)
+
+    async def handle(self, payload: Any, session: WebSocketSession | None = None) -> Any:
+        """One JSON-RPC request object or a batch of them -> the reply body (None when
+        there is nothing to answer: a request without an id is a notification)."""
+        if isinstance(payload, list):
+            if not payload:
+                return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                                 "empty batch"))  # fmt: skip
+            if len(payload) > self._limits.max_request_batch_size:
+                return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                                 "batch request exceeds maximum "
+                                                 f"({self._limits.max_request_batch_size}) "
+                                                 "allowed number of requests"))  # fmt: skip
+            replies = [r for r in [await self._handle_one(p, session) for p in payload] if r]
+            return replies or None
+        return await self._handle_one(payload, session)
+
+    async def _handle_one(self, payload: Any, session: WebSocketSession | None) -> Any:
         if not isinstance(payload, dict):
-            return _reply(None, error=RPCError(INVALID_REQUEST, "Invalid Request",
-                                               "expected a JSON-RPC request object"))  # fmt: skip
+            return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                             "expected a JSON-RPC request object"))  # fmt: skip
         request_id = payload.get("id")
         if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
-            return _reply(request_id, error=RPCError(INVALID_REQUEST, "Invalid Request",
-                                                     "jsonrpc must be \"2.0\" and method a "
-                                                     "string"))  # fmt: skip
+            return error_body(request_id, RPCError(INVALID_REQUEST, "Invalid Request",
+                                                   'jsonrpc must be "2.0" and method a '
+                                                   "string"))  # fmt: skip
+        if "id" not in payload:
+            return None  # a notification: CometBFT skips it, and so do we
         params = payload.get("params", {})
         if params is None:
             params = {}
         if not isinstance(params, dict):
-            return _reply(request_id, error=RPCError(INVALID_PARAMS, "Invalid params",
-                                                     "params must be an object"))  # fmt: skip
-        return await self._call(request_id, payload["method"], params)
+            return error_body(request_id, RPCError(INVALID_PARAMS, "Invalid params",
+                                                   "params must be an object"))  # fmt: skip
+        method = payload["method"]
+        if session is not None and method in WS_METHODS:
+            try:
+                return result_body(request_id, session.call(method, request_id, params))
+            except RPCError as exc:
+                return error_body(request_id, exc)
+        return await self._call(request_id, method, params)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=self._limits.max_body_bytes, heartbeat=30.0)
+        await ws.prepare(request)
+        self._sockets.add(ws)
+        try:
+            session = WebSocketSession(ws, self.bus, self.handle,
+                                       self._limits.subscription_buffer_size)  # fmt: skip
+            await session.run()
+        finally:
+            self._sockets.discard(ws)
+        return ws
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self._node.refresh_metrics()
@@ -196,21 +288,20 @@ class RPCServer:
 
     async def _get(self, request: web.Request) -> web.Response:
         params = {k: v.strip('"') for k, v in request.query.items()}
-        return await self._call(-1, request.match_info["method"], params)
+        return _json(await self._call(-1, request.match_info["method"], params))
 
-    async def _call(self, request_id: Any, method: str, params: dict[str, Any]) -> web.Response:
+    async def _call(self, request_id: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
         handler = self._methods.get(method)
         if handler is None:
-            return _reply(request_id, error=RPCError(METHOD_NOT_FOUND, "Method not found",
-                                                     method))  # fmt: skip
+            return error_body(request_id, RPCError(METHOD_NOT_FOUND, "Method not found", method))
         try:
-            return _reply(request_id, result=await handler(params))
+            return result_body(request_id, await handler(params))
         except RPCError as exc:
-            return _reply(request_id, error=exc)
+            return error_body(request_id, exc)
         except Exception as exc:  # never a stack trace to the client
             log.exception("RPC %s failed", method)
-            return _reply(request_id, error=RPCError(INTERNAL_ERROR, "Internal error",
-                                                     type(exc).__name__))  # fmt: skip
+            return error_body(request_id, RPCError(INTERNAL_ERROR, "Internal error",
+                                                   type(exc).__name__))  # fmt: skip
 
     # --- methods -------------------------------------------------------------------------------
 
@@ -457,13 +548,12 @@ class RPCServer:
                              "codespace": "" if answer.code == 0 else "query"}}  # fmt: skip
 
 
-def _reply(request_id: Any, result: Any = None, error: RPCError | None = None) -> web.Response:
-    body: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id}
-    if error is not None:
-        body["error"] = error.to_json()
-    else:
-        body["result"] = result
+def _json(body: Any) -> web.Response:
     return web.json_response(body, status=200)
+
+
+def _event(kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"type": f"tendermint/event/{kind}", "value": value}
 
 
 def _int_param(value: Any, name: str) -> int:

@@ -70,7 +70,7 @@ class Node(ConsensusDriver):
         )  # fmt: skip
         self.commit_listeners: list[Callable[[Decide], None]] = []
         self.metrics = NodeMetrics()
-        self.rpc = RPCServer(self)
+        self.rpc = RPCServer(self, self.config.rpc)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
         self._asked: dict[tuple[str, int], float] = {}
@@ -134,6 +134,9 @@ class Node(ConsensusDriver):
                  self.store.app_hash.hex()[:16])  # fmt: skip
         for listener in self.commit_listeners:
             listener(decision)
+        results = self.store.block_results(decision.height)
+        assert results is not None
+        self.rpc.publish_block(decision.block, results.tx_results)
 
     def _record_commit(self, decision: Decide) -> None:
         metrics = self.metrics

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cloudchain.storage.chain import ChainStore
@@ -77,6 +77,12 @@ def parse(query: str) -> list[Condition]:
             raise QueryError(f"{part!r}: {op} needs an integer")
         conditions.append(Condition(key, op, value))
     return conditions
+
+
+def matches(conditions: Sequence[Condition], tags: Mapping[str, Sequence[str]]) -> bool:
+    """Whether an event with these tags (composite key -> values) satisfies every
+    condition: as in CometBFT, a condition holds if any value under its key does."""
+    return all(any(c.accepts(value) for value in tags.get(c.key, ())) for c in conditions)
 
 
 def search(store: ChainStore, conditions: list[Condition]) -> list[tuple[int, int]]:

@@ -1,0 +1,28 @@
+"""JSON-RPC 2.0 errors as CometBFT gives them: a code, a fixed message, and `data`
+saying what went wrong (CometBFT's handlers put the Go error text there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
+    -32700, -32600, -32601, -32602, -32603,
+)  # fmt: skip
+SERVER_ERROR = -32000  # CometBFT's code for a cancelled subscription
+
+
+class RPCError(Exception):
+    def __init__(self, code: int, message: str, data: str = "") -> None:
+        super().__init__(message)
+        self.code, self.message, self.data = code, message, data
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "data": self.data}
+
+
+def error_body(request_id: Any, error: RPCError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+
+
+def result_body(request_id: Any, result: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "result": result}
