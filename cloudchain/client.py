@@ -1,33 +1,67 @@
 """A Python client for a node's JSON-RPC: `Client` (async) and `SyncClient` (blocking).
 
-Every method returns the JSON-RPC `result` as CometBFT shapes it; an error from
-the node, or a node that cannot be reached, raises `RPCClientError` with the
-code and message.
+Every method but `call` returns its result parsed into a frozen dataclass of
+`cloudchain/rpc_types.py` (heights as int, hashes as bytes, times as integer
+nanoseconds), each keeping the node's JSON in `raw`; `call(method, **params)`
+returns the raw `result` of any method. There is one error, `RPCClientError`: the
+node refused the call (its JSON-RPC code, message and data), could not be reached
+("cannot reach URL", code -1), or answered with something that is not a CometBFT
+reply ("malformed reply from the node", code -1, naming the field).
 
     client = SyncClient("http://127.0.0.1:26657")
-    height = int(client.status()["sync_info"]["latest_block_height"])
+    height = client.status().latest_block_height
+    balance = client.query("/token/balance", address.encode())["balance"]
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import itertools
+import json
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 
 from cloudchain import codec
+from cloudchain.client_errors import RPCClientError
+from cloudchain.rpc_types import (
+    CLIENT_ERROR,
+    ABCIInfo,
+    Block,
+    BlockchainInfo,
+    BlockResults,
+    BroadcastCommitResult,
+    BroadcastResult,
+    Commit,
+    Genesis,
+    NetInfo,
+    QueryResponse,
+    Status,
+    TxResponse,
+    TxSearch,
+    UnconfirmedTxs,
+    Validators,
+    malformed,
+)
+from cloudchain.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
+
+__all__ = ["DEFAULT_NODE", "Client", "RPCClientError", "SubscriptionEvent", "SyncClient",
+           "decode_query_value"]
 
 DEFAULT_NODE = os.environ.get("CLOUDCHAIN_NODE", "http://127.0.0.1:26657")
 TIMEOUT_S = 40.0  # a little above the node's broadcast_tx_commit wait
 
 
-class RPCClientError(Exception):
-    def __init__(self, code: int, message: str, data: str = "") -> None:
-        super().__init__(f"{message} ({code}){': ' + data if data else ''}")
-        self.code, self.message, self.data = code, message, data
+def _height(height: int | None) -> dict[str, str]:
+    return {} if height is None else {"height": str(height)}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 class Client:
@@ -36,6 +70,7 @@ class Client:
         self._ids = itertools.count(1)
 
     async def call(self, method: str, **params: Any) -> Any:
+        """The raw `result` of any JSON-RPC method, as the node's JSON."""
         body = {"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": params}
         timeout = aiohttp.ClientTimeout(total=TIMEOUT_S)
         try:
@@ -43,85 +78,126 @@ class Client:
                 aiohttp.ClientSession(timeout=timeout) as session,
                 session.post(self.url, json=body) as response,
             ):
-                reply = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise RPCClientError(-1, f"cannot reach {self.url}", str(exc)) from None
-        if "error" in reply:
-            error = reply["error"]
-            raise RPCClientError(error.get("code", 0), error.get("message", ""),
-                                 error.get("data", ""))  # fmt: skip
+                text = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RPCClientError(CLIENT_ERROR, f"cannot reach {self.url}",
+                                 str(exc) or type(exc).__name__) from None  # fmt: skip
+        try:
+            reply = json.loads(text)
+        except ValueError:
+            raise malformed(method, f"not JSON: {text[:60]!r}") from None
+        if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
+            raise malformed(method, "expected a JSON-RPC response with a result or an error")
+        error = reply.get("error")
+        if error is not None:
+            if not isinstance(error, dict):
+                raise malformed(f"{method}.error", "expected an object")
+            code = error.get("code")
+            message, data = str(error.get("message", "")), str(error.get("data") or "")
+            raise RPCClientError(code if isinstance(code, int) else 0, message, data)
         return reply["result"]
 
-    async def status(self) -> dict[str, Any]:
-        return await self.call("status")
+    async def status(self) -> Status:
+        return Status.from_json(await self.call("status"))
 
-    async def block(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("block", **({} if height is None else {"height": str(height)}))
+    async def block(self, height: int | None = None) -> Block:
+        return Block.from_json(await self.call("block", **_height(height)))
 
-    async def broadcast_tx_sync(self, tx: bytes) -> dict[str, Any]:
-        return await self.call("broadcast_tx_sync", tx=base64.b64encode(tx).decode())
+    async def broadcast_tx_sync(self, tx: bytes) -> BroadcastResult:
+        return BroadcastResult.from_json(await self.call("broadcast_tx_sync", tx=_b64(tx)))
 
-    async def broadcast_tx_commit(self, tx: bytes) -> dict[str, Any]:
-        return await self.call("broadcast_tx_commit", tx=base64.b64encode(tx).decode())
+    async def broadcast_tx_commit(self, tx: bytes) -> BroadcastCommitResult:
+        result = await self.call("broadcast_tx_commit", tx=_b64(tx))
+        return BroadcastCommitResult.from_json(result)
 
-    async def tx(self, tx_hash: bytes) -> dict[str, Any]:
-        return await self.call("tx", hash=base64.b64encode(tx_hash).decode())
+    async def tx(self, tx_hash: bytes) -> TxResponse:
+        return TxResponse.from_json(await self.call("tx", hash=_b64(tx_hash)))
 
-    async def abci_query(self, path: str, data: bytes = b"", height: int = 0) -> dict[str, Any]:
-        return await self.call("abci_query", path=path, data=data.hex(), height=str(height))
+    async def abci_query(self, path: str, data: bytes = b"", height: int = 0) -> QueryResponse:
+        """The query's response whether the application answered or refused (`code`)."""
+        result = await self.call("abci_query", path=path, data=data.hex(), height=str(height))
+        return QueryResponse.from_json(result)
 
-    async def health(self) -> dict[str, Any]:
-        return await self.call("health")
+    async def health(self) -> None:
+        """Returns when the node answers; raises RPCClientError when it does not."""
+        await self.call("health")
 
-    async def net_info(self) -> dict[str, Any]:
-        return await self.call("net_info")
+    async def net_info(self) -> NetInfo:
+        return NetInfo.from_json(await self.call("net_info"))
 
-    async def genesis(self) -> dict[str, Any]:
-        return await self.call("genesis")
+    async def genesis(self) -> Genesis:
+        return Genesis.from_json(await self.call("genesis"))
 
-    async def blockchain(self, min_height: int = 1, max_height: int = 0) -> dict[str, Any]:
-        return await self.call("blockchain", minHeight=str(min_height), maxHeight=str(max_height))
+    async def blockchain(self, min_height: int = 1, max_height: int = 0) -> BlockchainInfo:
+        result = await self.call("blockchain", minHeight=str(min_height),
+                                 maxHeight=str(max_height))  # fmt: skip
+        return BlockchainInfo.from_json(result)
 
-    async def block_by_hash(self, block_hash: bytes) -> dict[str, Any]:
-        return await self.call("block_by_hash", hash=base64.b64encode(block_hash).decode())
+    async def block_by_hash(self, block_hash: bytes) -> Block | None:
+        """The block with this hash, or None if the node has none (CometBFT answers an
+        unknown hash with a null block, not an error)."""
+        result = await self.call("block_by_hash", hash=_b64(block_hash))
+        if isinstance(result, dict) and result.get("block") is None:
+            return None
+        return Block.from_json(result)
 
-    async def block_results(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("block_results",
-                               **({} if height is None else {"height": str(height)}))  # fmt: skip
+    async def block_results(self, height: int | None = None) -> BlockResults:
+        return BlockResults.from_json(await self.call("block_results", **_height(height)))
 
-    async def commit(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("commit", **({} if height is None else {"height": str(height)}))
+    async def commit(self, height: int | None = None) -> Commit:
+        return Commit.from_json(await self.call("commit", **_height(height)))
 
-    async def validators(self, height: int | None = None) -> dict[str, Any]:
-        return await self.call("validators",
-                               **({} if height is None else {"height": str(height)}))  # fmt: skip
+    async def validators(self, height: int | None = None) -> Validators:
+        return Validators.from_json(await self.call("validators", **_height(height)))
 
-    async def broadcast_tx_async(self, tx: bytes) -> dict[str, Any]:
-        return await self.call("broadcast_tx_async", tx=base64.b64encode(tx).decode())
+    async def broadcast_tx_async(self, tx: bytes) -> BroadcastResult:
+        return BroadcastResult.from_json(await self.call("broadcast_tx_async", tx=_b64(tx)))
 
     async def tx_search(self, query: str, page: int = 1, per_page: int = 30,
-                        order_by: str = "asc") -> dict[str, Any]:  # fmt: skip
-        return await self.call("tx_search", query=query, page=str(page),
-                               per_page=str(per_page), order_by=order_by)  # fmt: skip
+                        order_by: str = "asc") -> TxSearch:  # fmt: skip
+        result = await self.call("tx_search", query=query, page=str(page),
+                                 per_page=str(per_page), order_by=order_by)  # fmt: skip
+        return TxSearch.from_json(result)
 
-    async def abci_info(self) -> dict[str, Any]:
-        return await self.call("abci_info")
+    async def abci_info(self) -> ABCIInfo:
+        return ABCIInfo.from_json(await self.call("abci_info"))
 
-    async def num_unconfirmed_txs(self) -> dict[str, Any]:
-        return await self.call("num_unconfirmed_txs")
+    async def num_unconfirmed_txs(self) -> UnconfirmedTxs:
+        return UnconfirmedTxs.from_json(await self.call("num_unconfirmed_txs"))
 
-    async def unconfirmed_txs(self, limit: int = 30) -> dict[str, Any]:
-        return await self.call("unconfirmed_txs", limit=str(limit))
+    async def unconfirmed_txs(self, limit: int = 30) -> UnconfirmedTxs:
+        return UnconfirmedTxs.from_json(await self.call("unconfirmed_txs", limit=str(limit)))
 
     async def query(self, path: str, data: bytes = b"", height: int = 0) -> Any:
-        """An application query, decoded; raises RPCClientError if the query is refused."""
-        response = (await self.abci_query(path, data, height))["response"]
-        if response["code"] != 0:
-            raise RPCClientError(response["code"], "query refused", response["log"])
-        return codec.thaw(codec.decode(base64.b64decode(response["value"])))
+        """An application query's answer, decoded from msgpack into plain dicts and lists;
+        raises RPCClientError (the application's code, "query refused", its log) if the
+        application refuses the query."""
+        response = await self.abci_query(path, data, height)
+        if not response.ok:
+            raise RPCClientError(response.code, "query refused", response.log)
+        return decode_query_value(response)
 
     async def nonce(self, address: str) -> int:
-        return (await self.query("/auth/nonce", address.encode()))["nonce"]
+        """The nonce the account's next transaction must carry."""
+        answer = await self.query("/auth/nonce", address.encode())
+        nonce = answer.get("nonce") if isinstance(answer, dict) else None
+        if not isinstance(nonce, int) or isinstance(nonce, bool):
+            raise malformed("/auth/nonce", f"expected {{'nonce': int}}, got {answer!r:.60}")
+        return nonce
+
+
+    def subscribe(self, *queries: str) -> EventStream:
+        """Follow the node's events matching any of `queries` over its WebSocket:
+        `async with client.subscribe("tm.event='Tx'") as events: async for e in events`."""
+        return EventStream(self.url, queries, TIMEOUT_S)
+
+
+def decode_query_value(response: QueryResponse) -> Any:
+    """An answered query's value (canonical msgpack) as plain dicts and lists."""
+    try:
+        return codec.thaw(codec.decode(response.value))
+    except codec.CodecError as exc:
+        raise malformed("QueryResponse.response.value", str(exc)) from None
 
 
 class SyncClient:
@@ -130,8 +206,14 @@ class SyncClient:
     def __init__(self, url: str = DEFAULT_NODE) -> None:
         self._client = Client(url)
 
+    def subscribe(self, *queries: str) -> Iterator[SubscriptionEvent]:
+        """The events, as a blocking iterator; closing it (or breaking out) unsubscribes."""
+        return iterate_blocking(self._client.subscribe(*queries))
+
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._client, name)
+        if not inspect.iscoroutinefunction(method):
+            return method
 
         def blocking(*args: Any, **kwargs: Any) -> Any:
             return asyncio.run(method(*args, **kwargs))

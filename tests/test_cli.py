@@ -1,3 +1,7 @@
+import asyncio
+import base64
+import contextlib
+import io
 import json
 import re
 import stat
@@ -5,7 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from cloudchain import codec
+from cloudchain.cli.main import main
+from cloudchain.crypto import read_key_file
 from tests.chainutil import make_genesis
+from tests.test_node_network import DEADLINE_S, network, wait_for_height
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -104,3 +114,155 @@ def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
     assert sum(int(txs) for _, txs in rows) > 0  # transfers were committed
     assert "stopped every node" in run.stdout
     assert len(re.findall(r"node\d: rpc http://127\.0\.0\.1:\d+", run.stdout)) == 4
+
+
+# --- the operator's verbs, against a running in-process network ---------------------------
+
+
+async def acli(*args: str) -> tuple[int, str, str]:
+    """`cloudchain ARGS` as a child process, while this process's nodes keep running."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cloudchain", *args, cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), DEADLINE_S)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def run_main(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+async def verbs(url: str, *commands: tuple[str, ...]) -> list[tuple[int, str, str]]:
+    """Each command run by `cloudchain.cli.main.main` in a worker thread, one at a time
+    (faster than a process each; this thread's loop runs the nodes meanwhile)."""
+    return [await asyncio.to_thread(run_main, *c, "--node", url) for c in commands]
+
+
+def field(out: str, label: str) -> str:
+    """The value of a `label  value` line of human output."""
+    match = re.search(rf"^{label}\s{{2,}}(.*)$", out, re.M)
+    assert match, f"no {label!r} line in:\n{out}"
+    return match.group(1)
+
+
+async def test_operator_verbs_print_tables_and_json(tmp_path):
+    async with network(tmp_path) as (_homes, nodes):
+        await wait_for_height(nodes, 1)
+        url = f"http://{nodes[0].config.rpc.listen_address}"
+        accounts = tmp_path / "net" / "accounts"
+        sender = read_key_file(accounts / "account0.json").address
+        recipient = read_key_file(accounts / "account1.json").address
+        code, out, err = await acli("tx", "token", "transfer", "--from",
+                                    str(accounts / "account0.json"), "--to", recipient,
+                                    "--amount", "5", "--node", url)  # fmt: skip
+        assert code == 0 and out.startswith("ok: "), err
+        tx_hash, height = out.split()[1], int(out.split()[-1])
+        await wait_for_height(nodes, height + 1)
+        runs = await verbs(
+            url,
+            ("status",), ("status", "--json"),
+            ("block", str(height)), ("block", str(height), "--json"),
+            ("tx", tx_hash), ("tx", tx_hash, "--json"), ("show-tx", tx_hash.lower()),
+            ("txs", "--query", f"transfer.recipient = '{recipient}'"),
+            ("txs", "--query", "tx.height >= 1", "--json"),
+            ("validators",), ("validators", "--height", "1", "--json"),
+            ("query", "/token/balance", "--data", recipient),
+            ("query", "/token/balance", "--data-hex", recipient.encode().hex(), "--json"),
+            ("query", "/auth/nonce", "--data", sender), ("query", "/token/supply"),
+            ("query", "balance", recipient),
+        )  # fmt: skip
+        for code, _, err in runs:
+            assert code == 0 and "error" not in err, err
+        (status, status_json, block, block_json, tx, tx_json, show_tx, txs, txs_json,
+         validators, validators_json, balance, balance_json, nonce, supply,
+         old_balance) = (out for _, out, _ in runs)  # fmt: skip
+
+    chain_id = json.loads(status_json)["node_info"]["network"]
+    assert field(status, "chain") == chain_id and int(field(status, "height")) >= height + 1
+    assert field(status, "catching up") == "no"
+    assert field(status, "validator").endswith("(power 10)")
+
+    assert field(block, "height") == str(height) and field(block, "txs") == "1"
+    assert field(block, "hash") == json.loads(block_json)["block_id"]["hash"]
+    assert re.search(rf"^\s+0\s+{tx_hash}\s+\d+$", block, re.M)  # the table of its txs
+
+    assert field(tx, "hash") == tx_hash and field(tx, "height") == str(height)
+    assert field(tx, "result") == "ok" and field(tx, "call") == "token.transfer"
+    assert field(tx, "sender") == sender
+    assert re.search(rf"^transfer\s+recipient\s+{recipient}$", tx, re.M)  # the events table
+    assert show_tx == tx  # `show-tx HASH` is `tx HASH`
+    assert json.loads(tx_json)["hash"] == tx_hash
+
+    header, row, total = txs.splitlines()
+    assert header.split() == ["HASH", "HEIGHT", "INDEX", "RESULT"]
+    assert row.split() == [tx_hash, str(height), "0", "ok"] and total == "1 transaction"
+    assert json.loads(txs_json)["total_count"] == "1"
+
+    lines = validators.splitlines()
+    assert lines[0].split() == ["ADDRESS", "VOTING", "POWER", "PUB", "KEY"]
+    listed = json.loads(validators_json)["validators"]
+    assert len(lines) == 2 + len(listed) == 6
+    power = sum(int(v["voting_power"]) for v in listed)
+    assert re.fullmatch(rf"4 validators, total power {power}, at height \d+", lines[-1])
+    assert json.loads(validators_json)["block_height"] == "1"
+    addresses = sorted(line.split()[0] for line in lines[1:-1])
+    assert addresses == sorted(v["address"].lower() for v in listed)
+
+    denom = json.loads(supply)["denom"]
+    assert json.loads(balance) == {"address": recipient, "balance": 1_000_000_005, "denom": denom}
+    raw = json.loads(balance_json)["response"]  # --json: the node's result, value in base64
+    assert json.loads(balance) == codec.thaw(codec.decode(base64.b64decode(raw["value"])))
+    assert json.loads(nonce) == {"address": sender, "nonce": 1}
+    assert json.loads(supply)["supply"] > 0
+    assert old_balance.split()[:2] == [recipient, "1000000005"]
+
+
+async def test_refusals_and_errors_exit_1_with_a_message(tmp_path):
+    async with network(tmp_path, running=1) as (_homes, nodes):
+        url = f"http://{nodes[0].config.rpc.listen_address}"
+        runs = await verbs(
+            url,
+            ("query", "/no/such/path"), ("tx", "00" * 32), ("block", "999999"),
+            ("txs", "--query", "tx.height ="),
+        )  # fmt: skip
+    (refused, missing, beyond, bad_query) = runs
+    assert refused[0] == 1 and refused[1] == ""
+    assert re.match(r"error: query refused with code \d+", refused[2])
+    assert missing[0] == 1 and missing[2].startswith("error: ") and "not found" in missing[2]
+    assert beyond[0] == 1 and "must be less than or equal" in beyond[2]
+    assert bad_query[0] == 1 and "needs an operand" in bad_query[2]
+    assert not any("Traceback" in err for _, _, err in runs)
+
+
+@pytest.mark.parametrize("verb", [
+    ("status",), ("block",), ("tx", "ab" * 32), ("txs", "--query", "tx.height = 1"),
+    ("validators",), ("query", "/token/supply"), ("query", "balance", "ab" * 20),
+])  # fmt: skip
+def test_an_unreachable_node_is_an_error_not_a_traceback(verb, capsys):
+    assert main([*verb, "--node", "http://127.0.0.1:1"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach http://127.0.0.1:1/"), err
+
+
+def test_tx_and_query_help_show_both_forms(capsys):
+    for command, forms in [
+        ("tx", ["cloudchain tx HASH", "cloudchain tx token transfer"]),
+        ("query", ["cloudchain query PATH", "cloudchain query balance"]),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main([command, "--help"])
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
+        for form in forms:
+            assert form in out, (command, form)
+    assert main(["tx", "ab" * 32, "--node", "http://127.0.0.1:1"]) == 1  # routed to show-tx
+    assert main(["show-tx", "abc", "--node", "http://127.0.0.1:1"]) == 2  # not a hash
+    assert "64 hex digits" in capsys.readouterr().err
+    assert main(["query", "/token/supply", "--data-hex", "zz"]) == 2
+    with pytest.raises(SystemExit):  # --data and --data-hex are one or the other
+        main(["query", "/token/supply", "--data", "a", "--data-hex", "61"])

@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import dataclasses
 
+from cloudchain import codec
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import ConsensusConfig, NodeConfig
@@ -12,6 +13,9 @@ from cloudchain.node.testnet import init_testnet
 from cloudchain.types import Transaction
 
 DEADLINE_S = 60
+SEND_BYTES = "cloudchain_p2p_message_send_bytes_total"
+RECEIVE_BYTES = "cloudchain_p2p_message_receive_bytes_total"
+REFUSED_MESSAGES = "cloudchain_p2p_refused_messages_total"
 FAST = ConsensusConfig(
     timeout_propose_ms=800, timeout_propose_delta_ms=200, timeout_prevote_ms=300,
     timeout_prevote_delta_ms=200, timeout_precommit_ms=300, timeout_precommit_delta_ms=200,
@@ -25,10 +29,15 @@ def fast_node(home):
 
 
 async def wait_for_height(nodes, height, deadline_s=DEADLINE_S):
+    await wait_until(nodes, lambda: all(n.app.info().height >= height for n in nodes), deadline_s)
+
+
+async def wait_until(nodes, condition, deadline_s=DEADLINE_S):
+    """Wait for `condition()` to hold, checking it now and whenever one of `nodes` commits."""
     reached = asyncio.Event()
 
     def check(_decision=None):
-        if all(n.app.info().height >= height for n in nodes):
+        if condition():
             reached.set()
 
     for node in nodes:
@@ -39,6 +48,12 @@ async def wait_for_height(nodes, height, deadline_s=DEADLINE_S):
     finally:
         for node in nodes:
             node.commit_listeners.remove(check)
+
+
+def metric(node, name, **labels):
+    """The value of one series of `node`'s /metrics (0 for a series not yet created)."""
+    node.refresh_metrics()
+    return node.metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 @contextlib.asynccontextmanager
@@ -80,6 +95,18 @@ async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
         result = nodes[3].store.tx_result(tx.hash)
         assert result is not None and result.ok
         assert all(len(n.peers.connected) == 3 for n in nodes)
+        # Bytes by channel: node0 alone gossiped the transaction, once per peer it queued it
+        # for, and the others receive exactly those bytes; everyone talks consensus.
+        tx_bytes = len(codec.encode({"ch": "tx", "m": tx.to_bytes()}))
+        sent = metric(nodes[0], SEND_BYTES, channel="tx")
+        assert sent in (tx_bytes, 2 * tx_bytes, 3 * tx_bytes)
+        await wait_until(nodes, lambda: sum(
+            metric(n, RECEIVE_BYTES, channel="tx") for n in nodes[1:]) == sent)  # fmt: skip
+        assert all(metric(n, SEND_BYTES, channel="tx") == 0 for n in nodes[1:])
+        for node in nodes:
+            assert metric(node, SEND_BYTES, channel="consensus") > 0
+            assert metric(node, RECEIVE_BYTES, channel="consensus") > 0
+            assert metric(node, REFUSED_MESSAGES) == 0
 
 
 async def test_a_restarted_node_recovers_from_its_wal_and_catches_up(tmp_path):
@@ -180,3 +207,38 @@ async def test_garbage_unknown_keys_and_oversized_frames_are_refused_without_har
         assert nodes[0].peers.refused_peers >= 2
         # The node is unharmed: the chain goes on.
         await wait_for_height(nodes, max(n.app.info().height for n in nodes) + 2)
+
+
+async def test_undecodable_messages_are_refused_counted_and_never_a_label(tmp_path):
+    """Every message that ends a connection as a PeerError is counted, whether the transport
+    refused its frame or the node its envelope. The attacker holds the key of an allowed
+    peer with a lower id than the node's, so that the node accepts it (the lower id dials)."""
+    from cloudchain.network.secret_connection import MAX_FRAME_BYTES, handshake
+
+    homes = init_testnet(tmp_path / "net", 2)
+    keys = [read_key_file(home / "config" / "node_key.json") for home in homes]
+    low, high = sorted(range(2), key=lambda i: keys[i].address)
+    node = fast_node(homes[high])  # alone, it cannot commit; it need not
+    await node.start()
+    try:
+        host, _, port = node.config.p2p.listen_address.rpartition(":")
+        bad_sync = codec.encode({"ch": "sync", "m": {"height": 0}})
+        attacks = [b"\xc1 not msgpack", codec.encode({"ch": "blob", "m": b"x"}), bad_sync,
+                   b"oversized frame"]  # fmt: skip
+        for refused, attack in enumerate(attacks, start=1):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            connection = await handshake(reader, writer, keys[low], lambda k: True)
+            if attack == b"oversized frame":
+                writer.write((MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
+                await writer.drain()
+            else:
+                await connection.send_message(attack)
+            await hung_up(reader)  # the node counts before it hangs up
+            assert metric(node, REFUSED_MESSAGES) == refused
+        # A known channel's bytes count even when its payload is refused; a channel the
+        # peer made up never becomes a label.
+        assert metric(node, RECEIVE_BYTES, channel="sync") == len(bad_sync)
+        assert node.metrics.registry.get_sample_value(RECEIVE_BYTES, {"channel": "blob"}) is None
+        assert node.peers.connected == []
+    finally:
+        await node.stop()

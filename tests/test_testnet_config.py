@@ -58,6 +58,8 @@ def test_config_round_trips_and_defaults_are_documented_values():
         ("[consensus]\ntimeout_commit_ms = -1\n", "negative"),
         ("[consensus]\ntimeout_commit_ms = true\n", "expected int"),
         ("[log]\nlevel = \"loud\"\n", "level"),
+        ("[log]\nformat = \"xml\"\n", "format"),
+        ("[log]\nformat = 1\n", "format: expected str"),
         ("[surprise]\n", "unknown setting"),
         ("[mempool]\nmax_txz = 1\n", "unknown setting"),
         ("not = [toml", "not valid TOML"),

@@ -42,6 +42,7 @@ from cloudchain.chaincode.context import Context, EventLog, Overlay, StateReader
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
 from cloudchain.chaincode.modules.token import TOKEN
 from cloudchain.genesis import Genesis, GenesisError
+from cloudchain.logfields import fields
 from cloudchain.storage.chain import BlockResults, ChainStore, StateDiff, StoreError
 from cloudchain.types import (
     MAX_LOG_CHARS,
@@ -441,7 +442,9 @@ class Application:
             # recording them would let nodes disagree. Halting is the safe answer.
             raise
         except Exception as exc:  # a handler bug must not halt the chain; it is recorded
-            log.exception("handler %s.%s failed", tx.module, tx.method)
+            log.exception("transaction handler failed", extra=fields(
+                handler=f"{tx.module}.{tx.method}", height=block.height, index=index,
+                tx=tx.hash.hex()))  # fmt: skip
             code, codespace = Code.INTERNAL, module.name
             # Only the exception's type: its text could differ between nodes.
             message = f"internal error in {tx.module}.{tx.method}: {type(exc).__name__}"

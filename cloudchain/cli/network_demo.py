@@ -19,7 +19,6 @@ from cloudchain.client import Client, RPCClientError
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.testnet import init_testnet
-from cloudchain.timefmt import parse_rfc3339_ns
 from cloudchain.types import Transaction
 
 READY_DEADLINE_S = 60
@@ -51,9 +50,9 @@ async def _drive(
     await _wait_ready(clients[0])
     accounts = [read_key_file(p) for p in sorted((home / "accounts").glob("account*.json"))]
     status = await clients[0].status()
-    chain_id = status["node_info"]["network"]
+    chain_id = status.network
     nonces = {a.address: await clients[0].nonce(a.address) for a in accounts}
-    shown = int(status["sync_info"]["latest_block_height"])
+    shown = status.latest_block_height
     last_time_ns: int | None = None
     sent = refused = 0
     print("height  txs  interval   app hash")
@@ -64,20 +63,20 @@ async def _drive(
             nonce = nonces[sender.address]
             tx = Transaction.create(sender, chain_id, nonce, "token", "transfer", args)
             result = await rng.choice(clients).broadcast_tx_sync(tx.to_bytes())
-            if result["code"] == 0:
+            if result.ok:
                 nonces[sender.address] += 1
                 sent += 1
             else:
                 refused += 1
         await asyncio.sleep(0.25)  # the pace of the stream, not a synchronisation
-        height = int((await clients[0].status())["sync_info"]["latest_block_height"])
+        height = (await clients[0].status()).latest_block_height
         for h in range(shown + 1, height + 1):
-            block = (await clients[0].block(h))["block"]
-            time_ns = parse_rfc3339_ns(block["header"]["time"])
+            block = await clients[0].block(h)
+            time_ns = block.header.time_ns
             interval = "" if last_time_ns is None else f"{(time_ns - last_time_ns) / 1e9:6.2f}s"
             last_time_ns = time_ns
-            print(f"{h:>6}  {len(block['data']['txs']):>3}  {interval:>8}   "
-                  f"{block['header']['app_hash'][:16]}", flush=True)  # fmt: skip
+            print(f"{h:>6}  {len(block.txs):>3}  {interval:>8}   "
+                  f"{block.header.app_hash.hex().upper()[:16]}", flush=True)  # fmt: skip
         shown = max(shown, height)
     print(f"sent {sent} transfers ({refused} refused by the mempool)")
     for account in accounts:
@@ -90,8 +89,7 @@ async def _wait_ready(client: Client) -> None:
     deadline = time.monotonic() + READY_DEADLINE_S
     while True:
         try:
-            status = await client.status()
-            if int(status["sync_info"]["latest_block_height"]) >= 1:
+            if (await client.status()).latest_block_height >= 1:
                 return
         except RPCClientError:
             if time.monotonic() > deadline:

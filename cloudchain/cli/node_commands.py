@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
+import json
 import os
 import signal
 import subprocess
@@ -13,14 +13,13 @@ import threading
 from pathlib import Path
 
 from cloudchain.node.config import NodeConfig
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+from cloudchain.node.logs import configure_logging
 
 
 def run_node(home: Path) -> int:
     """Run one node until SIGINT or SIGTERM."""
     config = NodeConfig.load(home / "config" / "config.toml")
-    logging.basicConfig(level=config.log.level.upper(), format=LOG_FORMAT, stream=sys.stdout)
+    configure_logging(config.log)
     try:
         import uvloop
 
@@ -101,12 +100,29 @@ def stop_node_processes(processes: list[subprocess.Popen[str]]) -> None:
             process.wait()
 
 
+def _worth_showing(line: str) -> str | None:
+    """A node's log line as `testnet up` shows it (commits, warnings, errors, start and
+    stop), in either log format; None for the rest."""
+    if line.startswith("{"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return None
+        if record.get("msg") != "committed" and record.get("level") not in ("warning", "error"):
+            return None
+        extra = {k: v for k, v in record.items() if k not in ("level", "ts", "module", "msg")}
+        return " ".join([record.get("msg", ""), *(f"{k}={v}" for k, v in extra.items())])
+    if "committed height=" in line or "WARNING" in line or "ERROR" in line or "node " in line:
+        return line.rstrip().split(": ", 1)[-1]
+    return None
+
+
 def _stream(process: subprocess.Popen[str], name: str) -> None:
     """Print a node's committed blocks and warnings, prefixed with its name."""
     assert process.stdout is not None
     for line in process.stdout:
-        if "committed height=" in line or "WARNING" in line or "ERROR" in line or "node " in line:
-            message = line.rstrip().split(": ", 1)[-1]
+        message = _worth_showing(line)
+        if message is not None:
             try:
                 print(f"{name:>6} | {message}", flush=True)
             except (BrokenPipeError, ValueError):  # our reader went away (e.g. | head)

@@ -6,9 +6,12 @@ with the lower id dials and the higher one accepts. A peer that breaks the
 protocol (PeerError) or hangs up is dropped; an outbound peer is dialed again
 with exponential backoff. Each connection has a bounded send queue: when a slow
 peer lets it fill, further messages to that peer are dropped and counted
-(gossip re-sends what matters).
+(gossip re-sends what matters). `broadcast` and `send` say how many peers a
+message was queued for, so the caller can count bytes by what they mean.
 
-What the bytes mean is the caller's business: `on_message(peer_id, data)`.
+What the bytes mean is the caller's business: `on_message(peer_id, data)`. A
+PeerError, from the transport or from `on_message`, is a refused message: the
+peer is disconnected and `refused_messages` counts it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cloudchain.crypto import PrivateKey, address
+from cloudchain.logfields import fields
 from cloudchain.network.secret_connection import PeerError, SecretConnection, handshake
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,7 @@ class PeerManager:
         self._tasks: list[asyncio.Task[None]] = []
         self.dropped_messages = 0
         self.refused_peers = 0
+        self.refused_messages = 0
 
     @property
     def connected(self) -> list[str]:
@@ -95,25 +100,28 @@ class PeerManager:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def broadcast(self, data: bytes) -> None:
-        for peer_id in list(self._peers):
-            self.send(peer_id, data)
+    def broadcast(self, data: bytes) -> int:
+        """Queue `data` for every connected peer; return how many peers it was queued for."""
+        return sum(self.send(peer_id, data) for peer_id in list(self._peers))
 
-    def send(self, peer_id: str, data: bytes) -> None:
+    def send(self, peer_id: str, data: bytes) -> bool:
+        """Queue `data` for one peer; False if it is not connected or its queue is full."""
         peer = self._peers.get(peer_id)
         if peer is None:
-            return
+            return False
         try:
             peer.queue.put_nowait(data)
         except asyncio.QueueFull:
             self.dropped_messages += 1
+            return False
+        return True
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             connection = await handshake(reader, writer, self._key, self._is_allowed)
         except PeerError as exc:
             self.refused_peers += 1
-            log.info("refused inbound peer: %s", exc)
+            log.info("refused inbound peer", extra=fields(error=str(exc)))
             writer.close()
             return
         if connection.peer_address >= self.node_id or connection.peer_address in self._peers:
@@ -133,7 +141,7 @@ class PeerManager:
                 delay_ms = self._backoff_ms[0]
                 await self._serve(connection)  # returns when the connection ends
             except (OSError, PeerError) as exc:
-                log.debug("dial %s failed: %s", peer.node_id[:8], exc)
+                log.debug("dial failed", extra=fields(peer=peer.node_id, error=str(exc)))
             await asyncio.sleep(delay_ms / 1000)  # backoff between attempts
             delay_ms = min(2 * delay_ms, self._backoff_ms[1])
 
@@ -141,7 +149,7 @@ class PeerManager:
         peer_id = connection.peer_address
         peer = _Peer(connection)
         self._peers[peer_id] = peer
-        log.info("peer %s connected", peer_id[:8])
+        log.info("peer connected", extra=fields(peer=peer_id))
         writer = asyncio.create_task(self._write_loop(peer))
         peer.tasks.append(writer)
         try:
@@ -151,9 +159,12 @@ class PeerManager:
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         except PeerError as exc:
-            log.warning("peer %s misbehaved, disconnecting: %s", peer_id[:8], exc)
+            self.refused_messages += 1
+            log.warning("peer misbehaved, disconnecting",
+                        extra=fields(peer=peer_id, error=str(exc)))  # fmt: skip
         except Exception:  # our bug, not the peer's: say so loudly, keep the node up
-            log.exception("handling a message from peer %s failed; disconnecting", peer_id[:8])
+            log.exception("handling a peer's message failed, disconnecting",
+                          extra=fields(peer=peer_id))  # fmt: skip
         finally:
             if self._peers.get(peer_id) is peer:
                 await self._drop(peer_id)
@@ -170,4 +181,4 @@ class PeerManager:
         for task in peer.tasks:
             task.cancel()
         await peer.connection.close()
-        log.info("peer %s disconnected", peer_id[:8])
+        log.info("peer disconnected", extra=fields(peer=peer_id))

@@ -10,7 +10,8 @@
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
     [mempool]     max_txs, max_bytes
-    [log]         level: debug, info, warning or error
+    [log]         level: debug, info, warning or error; format: plain (one line per
+                  record, fields as key=value) or json (one object per line), see node/logs.py
 
 Block limits (max_bytes, max_txs) are consensus parameters and live in the
 genesis file, not here: every validator must agree on them.
@@ -27,6 +28,7 @@ from typing import Any
 from cloudchain.consensus.state_machine import TimeoutConfig
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("plain", "json")
 
 
 class ConfigError(ValueError):
@@ -83,6 +85,7 @@ class MempoolConfig:
 @dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
+    format: str = "plain"  # or "json"
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,8 @@ class NodeConfig:
         config = cls(**values)
         if config.log.level not in LOG_LEVELS:
             raise ConfigError(f"{where}: [log] level must be one of {', '.join(LOG_LEVELS)}")
+        if config.log.format not in LOG_FORMATS:
+            raise ConfigError(f"{where}: [log] format must be one of {', '.join(LOG_FORMATS)}")
         for limit in fields(RPCConfig):
             if limit.name != "listen_address" and getattr(config.rpc, limit.name) < 1:
                 raise ConfigError(f"{where}: [rpc] {limit.name} must be at least 1")

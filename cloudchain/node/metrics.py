@@ -2,7 +2,9 @@
 
 Each node has its own registry (several nodes may share a process in tests).
 Names follow CometBFT's where one exists (cometbft_consensus_height becomes
-cloudchain_consensus_height).
+cloudchain_consensus_height); a Counter's name gets "_total" when exposed.
+The p2p byte counters are labelled by wire channel (consensus, tx, sync): the
+node counts, since only it knows what a message is.
 """
 
 from __future__ import annotations
@@ -31,6 +33,24 @@ class NodeMetrics:
                                    "Transactions refused by the mempool", registry=r)  # fmt: skip
         self.refused_peers = Gauge("cloudchain_p2p_refused_peers",
                                    "Peers refused at the handshake", registry=r)  # fmt: skip
+        self.refused_messages = Counter(
+            "cloudchain_p2p_refused_messages",
+            "Messages from connected peers refused as undecodable (the peer is disconnected)",
+            registry=r)  # fmt: skip
+        self._refused_messages_seen = 0
+        self.send_bytes = Counter(
+            "cloudchain_p2p_message_send_bytes",
+            "Message bytes queued for peers, by channel (a broadcast counts once per peer)",
+            ["channel"], registry=r)  # fmt: skip
+        self.receive_bytes = Counter("cloudchain_p2p_message_receive_bytes",
+                                     "Message bytes received from peers, by channel",
+                                     ["channel"], registry=r)  # fmt: skip
+
+    def count_refused_messages(self, total: int) -> None:
+        """Bring the refused-messages counter up to `total`, the transport's running count."""
+        assert total >= self._refused_messages_seen, "a running count never falls"
+        self.refused_messages.inc(total - self._refused_messages_seen)
+        self._refused_messages_seen = total
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,13 +30,16 @@ from aiohttp import WSCloseCode, web
 from cloudchain import codec
 from cloudchain.consensus.events import Decide
 from cloudchain.crypto import PUBKEY_TYPE
+from cloudchain.logfields import fields
 from cloudchain.node import txquery
 from cloudchain.node.eventbus import BusLimits, EventBus
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloudchain.node.rpc_errors import (
+    HTTP_PARAMS_PREFIX,
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    JSON_PARAMS_PREFIX,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
     RPCError,
@@ -84,7 +87,7 @@ def header_json(header: BlockHeader) -> dict[str, Any]:
         "consensus_hash": "",
         "app_hash": _hex(header.app_hash),
         "last_results_hash": _hex(header.last_results_hash),
-        "evidence_hash": "",
+        "evidence_hash": _hex(codec.sha256(b"")),  # no evidence: RFC 6962's empty root
         "proposer_address": _hex(header.proposer_address),
     }
 
@@ -212,14 +215,17 @@ class RPCServer:
             self._open -= 1
 
     async def _post(self, request: web.Request) -> web.Response:
+        # A request that cannot be read is an HTTP 500, as in CometBFT's WriteRPCResponseHTTPError.
         try:
             payload = json.loads(await request.read())
         except (ValueError, UnicodeDecodeError) as exc:
             return _json(error_body(None, RPCError(PARSE_ERROR, "Parse error. Invalid JSON",
-                                                   str(exc))))  # fmt: skip
+                                                   f"error unmarshaling request: {exc}")), 500)
         except web.HTTPRequestEntityTooLarge:
-            too_large = f"request exceeds {self._limits.max_body_bytes} bytes"
-            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request", too_large)))
+            too_large = (f"error reading request body: request body larger than "
+                         f"{self._limits.max_body_bytes} bytes")  # fmt: skip
+            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                                   too_large)), 500)  # fmt: skip
         if request.path != "/":
             return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
                                                    f"path {request.path} is invalid")))  # fmt: skip
@@ -287,19 +293,28 @@ class RPCServer:
                             headers={"Content-Type": METRICS_CONTENT_TYPE})  # fmt: skip
 
     async def _get(self, request: web.Request) -> web.Response:
+        """The URI form; its errors are HTTP 500 and its bad params say "http", as CometBFT's."""
         params = {k: v.strip('"') for k, v in request.query.items()}
-        return _json(await self._call(-1, request.match_info["method"], params))
+        method = request.match_info["method"]
+        body = await self._call(-1, method, params) if method not in WS_METHODS else error_body(
+            -1, RPCError(METHOD_NOT_FOUND, "Method not found"))  # fmt: skip
+        error = body.get("error")
+        if error is None:
+            return _json(body)
+        if "data" in error and error["data"].startswith(JSON_PARAMS_PREFIX):
+            error["data"] = HTTP_PARAMS_PREFIX + error["data"].removeprefix(JSON_PARAMS_PREFIX)
+        return _json(body, 500)
 
     async def _call(self, request_id: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
         handler = self._methods.get(method)
         if handler is None:
-            return error_body(request_id, RPCError(METHOD_NOT_FOUND, "Method not found", method))
+            return error_body(request_id, RPCError(METHOD_NOT_FOUND, "Method not found"))
         try:
             return result_body(request_id, await handler(params))
         except RPCError as exc:
             return error_body(request_id, exc)
         except Exception as exc:  # never a stack trace to the client
-            log.exception("RPC %s failed", method)
+            log.exception("RPC method failed", extra=fields(method=method))
             return error_body(request_id, RPCError(INTERNAL_ERROR, "Internal error",
                                                    type(exc).__name__))  # fmt: skip
 
@@ -411,25 +426,27 @@ class RPCServer:
         try:
             found = txquery.search(self._node.store, txquery.parse(params.get("query", "")))
         except txquery.QueryError as exc:
-            raise RPCError(INVALID_PARAMS, "Invalid params", str(exc)) from None
+            raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
         per_page = min(max(_int_param(params.get("per_page", "30"), "per_page"), 1), 100)
         page = max(_int_param(params.get("page", "1"), "page"), 1)
         if params.get("order_by", "asc") == "desc":
             found.reverse()
         pages = max(1, (len(found) + per_page - 1) // per_page)
         if page > pages:
-            raise RPCError(INVALID_PARAMS, "Invalid params", f"page should be within "
+            raise RPCError(INTERNAL_ERROR, "Internal error", f"page should be within "
                            f"[1, {pages}] range, given {page}")  # fmt: skip
         chosen = found[(page - 1) * per_page : page * per_page]
         return {"txs": [self._tx_json(h, i) for h, i in chosen],
                 "total_count": str(len(found))}  # fmt: skip
 
     async def blockchain(self, params: dict[str, Any]) -> dict[str, Any]:
-        """Block metas from max_height down to min_height, at most 20, as CometBFT."""
+        """Block metas from max_height down to min_height, at most 20, as CometBFT's
+        filterMinMax: 0 or absent means the chain's ends, and max is clamped to the chain."""
         store = self._node.store
         latest = store.height
-        max_height = _height(params.get("maxHeight") or params.get("max_height"), latest)
-        min_raw = params.get("minHeight") or params.get("min_height") or "1"
+        max_raw = params.get("maxHeight") or params.get("max_height") or 0
+        max_height = min(_int_param(max_raw, "maxHeight") or latest, latest)
+        min_raw = params.get("minHeight") or params.get("min_height") or 0
         min_height = max(_int_param(min_raw, "minHeight"), max_height - 19, 1)
         if min_height > max_height:
             raise RPCError(INTERNAL_ERROR, "Internal error", f"min height {min_height} can't be "
@@ -447,10 +464,23 @@ class RPCServer:
         return {}
 
     async def genesis(self, params: dict[str, Any]) -> dict[str, Any]:
-        document = self._node.app.genesis.to_obj()
-        for validator in document["validators"]:
-            validator["power"] = str(validator["power"])  # int64 as a string, as CometBFT
-        return {"genesis": document}
+        """The genesis document in CometBFT's GenesisDoc shape (int64s as strings)."""
+        genesis = self._node.app.genesis
+        document = genesis.to_obj()
+        for validator, listed in zip(genesis.validators, document["validators"], strict=True):
+            listed["address"] = _hex(validator.address)
+            listed["power"] = str(listed["power"])
+        # What CometBFT's params would say of us: no gas, no evidence, Ed25519 keys, no
+        # vote extensions; max_txs is ours and has no CometBFT counterpart.
+        document["consensus_params"] = {
+            "block": {"max_bytes": str(genesis.max_block_bytes), "max_gas": "-1",
+                      "max_txs": str(genesis.max_block_txs)},
+            "evidence": {"max_age_num_blocks": "0", "max_age_duration": "0", "max_bytes": "0"},
+            "validator": {"pub_key_types": ["ed25519"]},
+            "version": {"app": "0"},
+            "abci": {"vote_extensions_enable_height": "0"},
+        }  # fmt: skip
+        return {"genesis": dict(document, initial_height="1", app_hash="")}
 
     async def abci_info(self, params: dict[str, Any]) -> dict[str, Any]:
         info = self._node.app.info()
@@ -488,9 +518,8 @@ class RPCServer:
     async def block_by_hash(self, params: dict[str, Any]) -> dict[str, Any]:
         block_hash = _hash_param(params.get("hash"))
         height = self._node.store.block_height(block_hash)
-        if height is None:
-            raise RPCError(INTERNAL_ERROR, "Internal error", f"block ({_hex(block_hash)}) "
-                           "not found")  # fmt: skip
+        if height is None:  # not an error in CometBFT: an empty block id and a null block
+            return {"block_id": _block_id(b""), "block": None}
         block = self._node.store.block(height)
         assert block is not None
         return block_json(block)
@@ -525,21 +554,32 @@ class RPCServer:
                 "txs": [_b64(raw) for raw in mempool.pending(limit)]}  # fmt: skip
 
     async def net_info(self, params: dict[str, Any]) -> dict[str, Any]:
-        peers = self._node.peers.connected
-        return {"listening": True, "listeners": [f"tcp://{self._node.config.p2p.listen_address}"],
-                "n_peers": str(len(peers)),
-                "peers": [{"node_info": {"id": p}, "is_outbound": p > self._node.peers.node_id,
-                           "remote_ip": ""} for p in peers]}  # fmt: skip
+        """Our peers in CometBFT's shape. We learn no NodeInfo in our handshake, so a peer's
+        is what we know of it: its id, our chain, and the address we dial it at, if any;
+        what we cannot know is empty. No connection_status: we keep no flow monitors."""
+        node = self._node
+        dialed = dict(p.lower().partition("@")[::2] for p in node.config.p2p.persistent_peers)
+        peers = []
+        for peer_id in node.peers.connected:
+            host_port = dialed.get(peer_id, "")
+            info = {"protocol_version": {"p2p": "8", "block": "11", "app": "0"}, "id": peer_id,
+                    "listen_addr": f"tcp://{host_port}" if host_port else "",
+                    "network": node.chain_id, "version": "", "channels": "", "moniker": "",
+                    "other": {"tx_index": "", "rpc_address": ""}}  # fmt: skip
+            peers.append({"node_info": info, "is_outbound": peer_id > node.peers.node_id,
+                          "remote_ip": host_port.rpartition(":")[0]})  # fmt: skip
+        return {"listening": True, "listeners": [f"tcp://{node.config.p2p.listen_address}"],
+                "n_peers": str(len(peers)), "peers": peers}  # fmt: skip
 
     async def abci_query(self, params: dict[str, Any]) -> dict[str, Any]:
         path = params.get("path")
         if not isinstance(path, str):
-            raise RPCError(INVALID_PARAMS, "Invalid params", "path must be a string")
+            raise _bad_params("path must be a string")
         data_hex = params.get("data", "") or ""
         try:
             data = bytes.fromhex(data_hex.removeprefix("0x"))
         except (ValueError, AttributeError):
-            raise RPCError(INVALID_PARAMS, "Invalid params", "data must be hex") from None
+            raise _bad_params("data must be hex") from None
         height = _int_param(params.get("height", "0"), "height")
         answer = self._node.app.query(path, data, height)
         return {"response": {"code": int(answer.code), "log": answer.log, "info": "",
@@ -548,12 +588,18 @@ class RPCServer:
                              "codespace": "" if answer.code == 0 else "query"}}  # fmt: skip
 
 
-def _json(body: Any) -> web.Response:
-    return web.json_response(body, status=200)
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.json_response(body, status=status)
 
 
 def _event(kind: str, value: dict[str, Any]) -> dict[str, Any]:
     return {"type": f"tendermint/event/{kind}", "value": value}
+
+
+def _bad_params(why: str) -> RPCError:
+    """CometBFT's -32602, whose data prefixes the decoder's complaint with this text."""
+    return RPCError(INVALID_PARAMS, "Invalid params",
+                    JSON_PARAMS_PREFIX + why)  # fmt: skip
 
 
 def _int_param(value: Any, name: str) -> int:
@@ -561,15 +607,20 @@ def _int_param(value: Any, name: str) -> int:
         return value
     if isinstance(value, str) and value.isdigit():
         return int(value)
-    raise RPCError(INVALID_PARAMS, "Invalid params", f"{name} must be a non-negative integer")
+    raise _bad_params(f"{name} must be a non-negative integer")
 
 
 def _height(value: Any, latest: int) -> int:
-    if value in (None, "", 0, "0"):
+    """CometBFT's getHeight: absent means the latest; below 1 or above the chain fails."""
+    if value is None or value == "":
         if latest < 1:
             raise RPCError(INTERNAL_ERROR, "Internal error", "no block has been committed yet")
         return latest
-    height = _int_param(value, "height")
+    negative = isinstance(value, str) and value.startswith("-")
+    height = -_int_param(value[1:], "height") if negative else _int_param(value, "height")
+    if height <= 0:
+        raise RPCError(INTERNAL_ERROR, "Internal error",
+                       f"height must be greater than 0, but got {height}")  # fmt: skip
     if height > latest:
         raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} must be less than or "
                        f"equal to the current blockchain height {latest}")  # fmt: skip
@@ -579,11 +630,11 @@ def _height(value: Any, latest: int) -> int:
 def _tx_param(params: dict[str, Any]) -> bytes:
     value = params.get("tx")
     if not isinstance(value, str):
-        raise RPCError(INVALID_PARAMS, "Invalid params", "tx must be a base64 string")
+        raise _bad_params("tx must be a base64 string")
     try:
         return base64.b64decode(value, validate=True)
     except ValueError:
-        raise RPCError(INVALID_PARAMS, "Invalid params", "tx is not valid base64") from None
+        raise _bad_params("tx is not valid base64") from None
 
 
 def _b64decode(text: str) -> bytes:
@@ -600,4 +651,4 @@ def _hash_param(value: Any) -> bytes:
             raw = b""
         if len(raw) == 32:
             return raw
-    raise RPCError(INVALID_PARAMS, "Invalid params", "hash must be 32 bytes (hex or base64)")
+    raise _bad_params("hash must be 32 bytes (hex or base64)")

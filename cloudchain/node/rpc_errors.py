@@ -9,6 +9,8 @@ PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR =
     -32700, -32600, -32601, -32602, -32603,
 )  # fmt: skip
 SERVER_ERROR = -32000  # CometBFT's code for a cancelled subscription
+JSON_PARAMS_PREFIX = "error converting json params to arguments: "
+HTTP_PARAMS_PREFIX = "error converting http params to arguments: "
 
 
 class RPCError(Exception):
@@ -17,11 +19,20 @@ class RPCError(Exception):
         self.code, self.message, self.data = code, message, data
 
     def to_json(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message, "data": self.data}
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data:  # Go's omitempty: CometBFT leaves out an empty data
+            body["data"] = self.data
+        return body
 
 
 def error_body(request_id: Any, error: RPCError) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": request_id, "error": error.to_json()}
+    """An error reply; without an id (a request that could not be read), no "id" member,
+    as CometBFT's omitempty gives."""
+    body: dict[str, Any] = {"jsonrpc": "2.0"}
+    if request_id is not None:
+        body["id"] = request_id
+    body["error"] = error.to_json()
+    return body
 
 
 def result_body(request_id: Any, result: Any) -> dict[str, Any]:

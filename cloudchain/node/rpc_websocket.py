@@ -25,6 +25,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from cloudchain.logfields import fields
 from cloudchain.node.eventbus import EventBus, Subscription, SubscriptionError, Tags
 from cloudchain.node.rpc_errors import (
     INTERNAL_ERROR,
@@ -115,7 +116,7 @@ class WebSocketSession:
         return True
 
     def cancelled(self, subscription: Subscription, reason: str) -> None:
-        log.info("websocket subscription %r cancelled: %s", subscription.query, reason)
+        log.info("subscription cancelled", extra=fields(query=subscription.query, reason=reason))
         why = f"subscription was canceled (reason: {reason})"
         self._send(error_body(subscription.request_id, RPCError(SERVER_ERROR, "Server error", why)))
 

@@ -30,6 +30,7 @@ from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutE
 from cloudchain.consensus.messages import Message, message_from_obj
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
+from cloudchain.logfields import fields
 from cloudchain.network.peers import PeerAddress, PeerManager
 from cloudchain.network.secret_connection import PeerError
 from cloudchain.node.config import NodeConfig
@@ -44,6 +45,7 @@ from cloudchain.types import MAX_BLOCK_BYTES, MalformedError
 
 log = logging.getLogger(__name__)
 
+CHANNELS = ("consensus", "tx", "sync")  # the "ch" of a wire message; a metrics label
 GOSSIP_INTERVAL_S = 0.2
 MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 
@@ -86,8 +88,8 @@ class Node(ConsensusDriver):
         host, _, port = self.config.rpc.listen_address.rpartition(":")
         await self.rpc.start(host, int(port))
         replayed = self.recover()
-        log.info("node %s at height %d (replayed %d WAL records)", self.config.moniker,
-                 self.app.info().height, replayed)  # fmt: skip
+        log.info("node recovered", extra=fields(moniker=self.config.moniker,
+                 height=self.app.info().height, replayed_wal_records=replayed))  # fmt: skip
         self._gossip = asyncio.create_task(self._gossip_loop())
 
     async def stop(self) -> None:
@@ -109,7 +111,7 @@ class Node(ConsensusDriver):
         return time.time_ns()
 
     def broadcast(self, message: Message) -> None:
-        self.peers.broadcast(_envelope("consensus", message.to_obj()))
+        self._broadcast_on("consensus", message.to_obj())
 
     def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
         assert self._loop is not None
@@ -129,9 +131,10 @@ class Node(ConsensusDriver):
         if ahead:  # still behind: ask for the next height right away
             self._asked.clear()
             self._ask_for_decision(min(ahead), decision.height + 1)
-        log.info("committed height=%d txs=%d hash=%s app_hash=%s", decision.height,
-                 len(decision.block.txs), decision.block.hash.hex()[:16],
-                 self.store.app_hash.hex()[:16])  # fmt: skip
+        log.info("committed", extra=fields(
+            height=decision.height, txs=len(decision.block.txs),
+            hash=decision.block.hash.hex()[:16], app_hash=self.store.app_hash.hex()[:16],
+        ))  # fmt: skip
         for listener in self.commit_listeners:
             listener(decision)
         results = self.store.block_results(decision.height)
@@ -155,6 +158,7 @@ class Node(ConsensusDriver):
         metrics.mempool_bytes.set(self.mempool.size_bytes)
         metrics.peers.set(len(self.peers.connected))
         metrics.refused_peers.set(self.peers.refused_peers)
+        metrics.count_refused_messages(self.peers.refused_messages)
 
     # --- transactions ----------------------------------------------------------------------
 
@@ -162,7 +166,7 @@ class Node(ConsensusDriver):
         """Admit a client's transaction into the mempool and gossip it."""
         admission = self.mempool.add(raw)
         if admission.ok:
-            self.peers.broadcast(_envelope("tx", raw))
+            self._broadcast_on("tx", raw)
         else:
             self.metrics.refused_txs.inc()
         return admission
@@ -173,6 +177,9 @@ class Node(ConsensusDriver):
         try:
             envelope = codec.decode(data, max_bytes=MAX_WIRE_BYTES)
             channel, payload = envelope["ch"], envelope["m"]
+            if channel not in CHANNELS:
+                raise MalformedError(f"unknown channel {channel!r}")
+            self.metrics.receive_bytes.labels(channel).inc(len(data))
             if channel == "tx":
                 if not isinstance(payload, bytes):
                     raise MalformedError("tx payload must be bytes")
@@ -181,8 +188,6 @@ class Node(ConsensusDriver):
             if channel == "sync":
                 self._help_lagging_peer(peer_id, _height(payload))
                 return
-            if channel != "consensus":
-                raise MalformedError(f"unknown channel {channel!r}")
             message = message_from_obj(payload)
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
             raise PeerError(f"undecodable message: {exc}") from None
@@ -201,12 +206,22 @@ class Node(ConsensusDriver):
         if last is not None and now - last < GOSSIP_INTERVAL_S:
             return
         self._asked[(peer_id, height)] = now
-        self.peers.send(peer_id, _envelope("sync", {"height": height}))
+        self._send_to(peer_id, "sync", {"height": height})
 
     def _help_lagging_peer(self, peer_id: str, height: int) -> None:
         decision = self.decision_for_peer(peer_id, height, int(GOSSIP_INTERVAL_S * 1e9))
         if decision is not None:
-            self.peers.send(peer_id, _envelope("consensus", decision.to_obj()))
+            self._send_to(peer_id, "consensus", decision.to_obj())
+
+    def _broadcast_on(self, channel: str, payload: Any) -> None:
+        data = _envelope(channel, payload)
+        queued = self.peers.broadcast(data)
+        self.metrics.send_bytes.labels(channel).inc(len(data) * queued)
+
+    def _send_to(self, peer_id: str, channel: str, payload: Any) -> None:
+        data = _envelope(channel, payload)
+        if self.peers.send(peer_id, data):
+            self.metrics.send_bytes.labels(channel).inc(len(data))
 
     async def _gossip_loop(self) -> None:
         while True:
@@ -223,4 +238,5 @@ def _height(payload: Any) -> int:
 
 
 def _envelope(channel: str, payload: Any) -> bytes:
+    assert channel in CHANNELS, channel
     return codec.encode({"ch": channel, "m": payload})

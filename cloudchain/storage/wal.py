@@ -44,6 +44,7 @@ from typing import Any, BinaryIO
 
 from cloudchain import codec
 from cloudchain.fsutil import fsync_directory
+from cloudchain.logfields import fields
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +92,8 @@ class WAL:
             size = os.fstat(f.fileno()).st_size
         truncated = size - good_end
         if problem is not None:
-            log.warning(
-                "WAL %s: %s; truncating %d bytes after offset %d",
-                path,
-                problem,
-                truncated,
-                good_end,
-            )
+            log.warning("WAL torn tail truncated", extra=fields(
+                path=str(path), problem=problem, bytes=truncated, offset=good_end))  # fmt: skip
             with open(path, "r+b") as f:
                 f.truncate(good_end)
                 os.fsync(f.fileno())

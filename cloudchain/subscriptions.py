@@ -1,0 +1,161 @@
+"""Following a node's events over its WebSocket: what `Client.subscribe` returns.
+
+    async with client.subscribe("tm.event='Tx' AND transfer.recipient='ab12...'") as events:
+        async for event in events:
+            print(event.kind, event.height, event.tags)
+
+The node sends every matching event once, in commit order. If it cannot (this
+client read too slowly and the node cancelled the subscription) or the
+connection drops, iteration raises RPCClientError: a gap is never silent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from cloudchain.client_errors import RPCClientError
+
+_EVENT_TYPE_PREFIX = "tendermint/event/"
+
+
+@dataclass(frozen=True)
+class SubscriptionEvent:
+    """One event: `kind` is NewBlock, NewBlockHeader or Tx; `value` is CometBFT's
+    payload for it; `tags` the composite keys it matched on ("tx.hash": [...])."""
+
+    query: str
+    kind: str
+    value: Mapping[str, Any]
+    tags: Mapping[str, list[str]]
+
+    @property
+    def height(self) -> int:
+        """The height the event belongs to."""
+        if self.kind == "Tx":
+            return int(self.value["TxResult"]["height"])
+        header = self.value["header"] if self.kind == "NewBlockHeader" else self.value[
+            "block"]["header"]  # fmt: skip
+        return int(header["height"])
+
+    @classmethod
+    def from_json(cls, result: Mapping[str, Any]) -> SubscriptionEvent:
+        try:
+            data = result["data"]
+            kind = data["type"].removeprefix(_EVENT_TYPE_PREFIX)
+            return cls(result["query"], kind, data["value"], result.get("events") or {})
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise RPCClientError(-1, "malformed event from the node", repr(exc)) from None
+
+
+def websocket_url(url: str) -> str:
+    """http://host:port -> ws://host:port/websocket (https -> wss)."""
+    base = url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "ws://" + base.removeprefix("http://")
+    return base + "/websocket"
+
+
+class EventStream:
+    """Subscriptions on one WebSocket; an async context manager and async iterator."""
+
+    def __init__(self, url: str, queries: tuple[str, ...], timeout_s: float) -> None:
+        if not queries:
+            raise ValueError("subscribe to at least one query")
+        self.url = websocket_url(url)
+        self.queries = queries
+        self._timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._ids = itertools.count(1)
+        self._subscription_ids: set[int] = set()
+
+    async def __aenter__(self) -> EventStream:
+        # A bounded connect; no total, since a subscription lasts as long as the caller wants.
+        timeout = aiohttp.ClientTimeout(total=None, connect=self._timeout_s)
+        self._session = aiohttp.ClientSession(timeout=timeout)
+        try:
+            self._ws = await self._session.ws_connect(self.url)
+            for query in self.queries:
+                request_id = next(self._ids)
+                request = {"jsonrpc": "2.0", "id": request_id, "method": "subscribe",
+                           "params": {"query": query}}  # fmt: skip
+                await self._ws.send_json(request)
+                reply = await asyncio.wait_for(self._receive(), self._timeout_s)
+                if reply.get("id") != request_id:
+                    raise RPCClientError(-1, "unexpected reply to subscribe", str(reply)[:200])
+                _raise_for_error(reply)
+                self._subscription_ids.add(request_id)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            await self.close()
+            raise RPCClientError(-1, f"cannot subscribe at {self.url}", str(exc)) from None
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:  # fmt: skip
+        await self.close()
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._session is not None:
+            await self._session.close()
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> SubscriptionEvent:
+        message = await self._receive()
+        _raise_for_error(message)
+        return SubscriptionEvent.from_json(message["result"])
+
+    async def _receive(self) -> dict[str, Any]:
+        assert self._ws is not None, "use `async with` first"
+        message = await self._ws.receive()
+        if message.type != aiohttp.WSMsgType.TEXT:
+            raise RPCClientError(-1, "the node closed the event stream",
+                                 str(message.extra or message.type))  # fmt: skip
+        try:
+            body = message.json()
+        except ValueError:
+            text = message.data[:200]
+            raise RPCClientError(-1, "malformed message from the node", text) from None
+        if not isinstance(body, dict):
+            raise RPCClientError(-1, "malformed message from the node", str(body)[:200])
+        return body
+
+
+def _raise_for_error(body: Mapping[str, Any]) -> None:
+    error = body.get("error")
+    if error is not None:
+        if not isinstance(error, Mapping):
+            raise RPCClientError(-1, "malformed error from the node", str(error)[:200])
+        raise RPCClientError(error.get("code", 0), error.get("message", ""),
+                             error.get("data", ""))  # fmt: skip
+    if not isinstance(body.get("result"), Mapping):
+        raise RPCClientError(-1, "malformed reply from the node", str(body)[:200])
+
+
+def iterate_blocking(stream: EventStream) -> Iterator[SubscriptionEvent]:
+    """The same events for code without an event loop (SyncClient.subscribe)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(stream.__aenter__())
+        try:
+            while True:
+                yield loop.run_until_complete(stream.__anext__())
+        finally:
+            loop.run_until_complete(stream.close())
+    finally:
+        loop.close()
