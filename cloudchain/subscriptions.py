@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
@@ -28,12 +28,14 @@ _EVENT_TYPE_PREFIX = "tendermint/event/"
 @dataclass(frozen=True)
 class SubscriptionEvent:
     """One event: `kind` is NewBlock, NewBlockHeader or Tx; `value` is CometBFT's
-    payload for it; `tags` the composite keys it matched on ("tx.hash": [...])."""
+    payload for it; `tags` the composite keys it matched on ("tx.hash": [...]); `raw`
+    the node's JSON {"query", "data", "events"}."""
 
     query: str
     kind: str
     value: Mapping[str, Any]
     tags: Mapping[str, list[str]]
+    raw: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def height(self) -> int:
@@ -49,7 +51,8 @@ class SubscriptionEvent:
         try:
             data = result["data"]
             kind = data["type"].removeprefix(_EVENT_TYPE_PREFIX)
-            return cls(result["query"], kind, data["value"], result.get("events") or {})
+            return cls(result["query"], kind, data["value"], result.get("events") or {},
+                       raw=result)
         except (KeyError, TypeError, AttributeError) as exc:
             raise RPCClientError(-1, "malformed event from the node", repr(exc)) from None
 

@@ -242,11 +242,51 @@ async def test_refusals_and_errors_exit_1_with_a_message(tmp_path):
 @pytest.mark.parametrize("verb", [
     ("status",), ("block",), ("tx", "ab" * 32), ("txs", "--query", "tx.height = 1"),
     ("validators",), ("query", "/token/supply"), ("query", "balance", "ab" * 20),
+    ("events", "--limit", "1"),
 ])  # fmt: skip
 def test_an_unreachable_node_is_an_error_not_a_traceback(verb, capsys):
     assert main([*verb, "--node", "http://127.0.0.1:1"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: cannot reach http://127.0.0.1:1/"), err
+    assert err.startswith("error: cannot "), err
+    assert "http://127.0.0.1:1" in err or "ws://127.0.0.1:1" in err
+
+
+async def test_events_follows_blocks_and_matching_transactions(tmp_path):
+    from cloudchain.client import Client
+    from cloudchain.types import Transaction
+
+    async with network(tmp_path) as (_homes, nodes):
+        node = nodes[0]
+        await wait_for_height(nodes, 1)
+        url = f"http://{node.config.rpc.listen_address}"
+        code, out, err = await asyncio.to_thread(run_main, "events", "--limit", "3", "--node", url)
+        assert code == 0, err
+        lines = out.splitlines()
+        assert [line.split()[0] for line in lines] == ["NewBlock"] * 3
+        heights = [int(line.split()[1]) for line in lines]
+        assert heights == list(range(heights[0], heights[0] + 3))
+
+        accounts = tmp_path / "net" / "accounts"
+        recipient = read_key_file(accounts / "account1.json").address
+        query = f"tm.event='Tx' AND transfer.recipient='{recipient}'"
+        following = asyncio.create_task(asyncio.to_thread(
+            run_main, "events", "--query", query, "--limit", "1", "--json", "--node", url))
+        async with asyncio.timeout(DEADLINE_S):
+            while not node.rpc.bus.has_subscribers:  # the verb has subscribed
+                await wait_for_height(nodes, node.store.height + 1)
+        sender = read_key_file(accounts / "account0.json")
+        tx = Transaction.create(sender, node.chain_id, 0, "token", "transfer",
+                                {"to": recipient, "amount": 5})  # fmt: skip
+        assert (await Client(url).broadcast_tx_commit(tx.to_bytes())).ok
+        code, out, err = await asyncio.wait_for(following, DEADLINE_S)
+        assert code == 0, err
+        event = json.loads(out.splitlines()[0])
+        assert event["query"] == query and event["data"]["type"] == "tendermint/event/Tx"
+        assert event["events"]["tx.hash"] == [tx.hash.hex().upper()]
+
+        code, out, err = await asyncio.to_thread(run_main, "events", "--query", "tm.event = = 1",
+                                                 "--node", url)  # fmt: skip
+        assert code == 1 and "failed to parse query" in err and "Traceback" not in err
 
 
 def test_tx_and_query_help_show_both_forms(capsys):

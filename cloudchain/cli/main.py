@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from cloudchain import __version__, codec
-from cloudchain.cli.table import format_fields, format_table
-from cloudchain.client import DEFAULT_NODE, RPCClientError, SyncClient, decode_query_value
+from cloudchain import __version__
+from cloudchain.cli.common import TX_HASH, node_options
+from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
+from cloudchain.client import RPCClientError, SyncClient
 from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.node.config import ConfigError
-from cloudchain.timefmt import format_rfc3339_ns
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,8 +32,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-QUERY_PATH_COMMAND = "query-path"  # unlisted; `cloudchain query /PATH ...` is routed to it
-_TX_HASH = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 _OPTIONS_WITH_VALUES = frozenset({"--node", "--height", "--data", "--data-hex"})
 
 
@@ -49,7 +45,7 @@ def _route(argv: list[str]) -> list[str]:
     first = _first_positional(argv[1:])
     if first is None:
         return argv
-    if argv[0] == "tx" and _TX_HASH.match(first):
+    if argv[0] == "tx" and TX_HASH.match(first):
         return ["show-tx", *argv[1:]]
     if argv[0] == "query" and first.startswith("/"):
         return [QUERY_PATH_COMMAND, *argv[1:]]
@@ -66,16 +62,6 @@ def _first_positional(words: Sequence[str]) -> str | None:
         else:
             return word
     return None
-
-
-NODE_HELP = "a node's RPC URL (default $CLOUDCHAIN_NODE or http://127.0.0.1:26657)"
-
-
-def _node_options(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
-    parser.add_argument("--node", default=DEFAULT_NODE, help=NODE_HELP)
-    if with_json:
-        parser.add_argument("--json", action="store_true",
-                            help="print the node's JSON result (for scripts)")  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -160,11 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     start.add_argument("--home", required=True, help="the node's directory")
     start.set_defaults(run=lambda a: _node_commands().run_node(Path(a.home)))
 
-    status = commands.add_parser("status", help="a node's height, latest block and identity",
-                                 description="Example: cloudchain status --node "
-                                 "http://127.0.0.1:26657")  # fmt: skip
-    _node_options(status)
-    status.set_defaults(run=_run_status)
+    add_read_commands(commands)
 
     tx = commands.add_parser(
         "tx", help="show a committed transaction (tx HASH), or sign and send one",
@@ -187,75 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     transfer.add_argument("--from", dest="key_file", required=True, help="sender's key file")
     transfer.add_argument("--to", required=True, help="recipient address (40 hex)")
     transfer.add_argument("--amount", type=int, required=True, help="integer units")
-    _node_options(transfer, with_json=False)
+    node_options(transfer, with_json=False)
     transfer.add_argument("--no-wait", action="store_true",
                           help="return after the mempool check (broadcast_tx_sync)")  # fmt: skip
     transfer.set_defaults(run=_run_transfer)
-
-    block = commands.add_parser("block", help="a block (default: the latest)",
-                                description="Example: cloudchain block 5 --json")  # fmt: skip
-    block.add_argument("height", type=int, nargs="?")
-    _node_options(block)
-    block.set_defaults(run=_run_block)
-    tx_show = commands.add_parser("show-tx", help="a committed transaction by hash (the same "
-                                  "as: tx HASH)", description="Example: cloudchain show-tx "
-                                  "HASH   |   cloudchain tx HASH --json")  # fmt: skip
-    tx_show.add_argument("hash", help="the transaction hash (64 hex digits)")
-    _node_options(tx_show)
-    tx_show.set_defaults(run=_run_show_tx)
-    txs = commands.add_parser("txs", help="search committed transactions by event",
-                              description="Example: cloudchain txs --query "
-                              "\"transfer.recipient = 'ADDRESS' AND tx.height >= 10\"")  # fmt: skip
-    txs.add_argument("--query", required=True, help="CometBFT event query")
-    txs.add_argument("--page", type=int, default=1, help="which page of results (1)")
-    txs.add_argument("--per-page", type=int, default=100, help="results per page, at most 100 "
-                     "(100)")  # fmt: skip
-    txs.add_argument("--order", choices=("asc", "desc"), default="asc",
-                     help="by height and index: asc (oldest first) or desc")  # fmt: skip
-    _node_options(txs)
-    txs.set_defaults(run=_run_txs)
-    validators = commands.add_parser(
-        "validators", help="the validator set and voting powers",
-        description="Example: cloudchain validators --height 5   |   cloudchain validators --json",
-    )  # fmt: skip
-    validators.add_argument("--height", type=int, help="at this height (default: the latest)")
-    _node_options(validators)
-    validators.set_defaults(run=_run_validators)
-
-    query_usage = ("cloudchain query PATH [--data TEXT | --data-hex HEX] [--height H] "
-                   "[--node URL] [--json]\n"
-                   "       cloudchain query balance ADDRESS [--height H] [--node URL]")  # fmt: skip
-    query = commands.add_parser(
-        "query", help="read application state: any query path, or a balance",
-        usage=query_usage,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Any application query: a PATH that starts with '/' (/token/balance,\n"
-        "/token/supply, /auth/nonce, ...). Prints the decoded answer as JSON, or the code\n"
-        "and log of a refusal (exit 1). --data TEXT or --data-hex HEX: the query's data;\n"
-        "--height H: at this height (0: the latest); --json: the node's result as it is.\n"
-        "Examples:\n"
-        "  cloudchain query /token/supply\n"
-        "  cloudchain query /auth/nonce --data ADDRESS\n"
-        "  cloudchain query balance ADDRESS",
-    )  # fmt: skip
-    query_path = commands.add_parser(QUERY_PATH_COMMAND, prog="cloudchain query",
-                                     usage=query_usage)  # fmt: skip
-    query_path.add_argument("path", help="the query path, e.g. /token/balance")
-    data = query_path.add_mutually_exclusive_group()
-    data.add_argument("--data", help="the query's data as text (e.g. an address)")
-    data.add_argument("--data-hex", help="the query's data as hex")
-    query_path.add_argument("--height", type=int, default=0, help="at this height (0: latest)")
-    _node_options(query_path)
-    query_path.set_defaults(run=_run_query_path)
-    queries = query.add_subparsers(title="queries", metavar="QUERY")
-    balance = queries.add_parser(
-        "balance", help="an account's balance",
-        description="Example: cloudchain query balance ADDRESS",
-    )  # fmt: skip
-    balance.add_argument("address")
-    balance.add_argument("--height", type=int, default=0, help="at this height (0: latest)")
-    _node_options(balance, with_json=False)
-    balance.set_defaults(run=_run_balance)
 
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
@@ -362,44 +279,6 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_json(result: Any) -> None:
-    print(json.dumps(result, indent=2))
-
-
-def _hash_hex(data: bytes) -> str:
-    return data.hex().upper()  # hashes as CometBFT shows them
-
-
-def _address_hex(data: bytes) -> str:
-    return data.hex()  # addresses as accounts have them (`keys show`, `query balance`)
-
-
-def _time(time_ns: int) -> str:
-    return format_rfc3339_ns(time_ns)
-
-
-def _run_status(args: argparse.Namespace) -> int:
-    status = SyncClient(args.node).status()
-    if args.json:
-        _print_json(status.raw)
-        return 0
-    validator = (f"{_address_hex(status.validator_address)}  (power {status.voting_power})"
-                 if status.validator_address else "none (this node does not validate)")  # fmt: skip
-    print(format_fields([
-        ("chain", status.network),
-        ("node", f"{status.moniker}  {status.node_id}"),
-        ("version", status.version),
-        ("height", status.latest_block_height),
-        ("time", _time(status.latest_block_time_ns)),
-        ("block", _hash_hex(status.latest_block_hash)),
-        ("app hash", _hash_hex(status.latest_app_hash)),
-        ("earliest", status.earliest_block_height),
-        ("catching up", "yes" if status.catching_up else "no"),
-        ("validator", validator),
-    ]))  # fmt: skip
-    return 0
-
-
 def _run_transfer(args: argparse.Namespace) -> int:
     from cloudchain.crypto import is_address
     from cloudchain.types import Transaction
@@ -425,141 +304,7 @@ def _run_transfer(args: argparse.Namespace) -> int:
         print(f"error: transaction refused with code {failure.code}: {failure.log}",
               file=sys.stderr)  # fmt: skip
         return 1
-    print(f"ok: {_hash_hex(tx.hash)} {where}")
-    return 0
-
-
-def _run_block(args: argparse.Namespace) -> int:
-    block = SyncClient(args.node).block(args.height)
-    if args.json:
-        _print_json(block.raw)
-        return 0
-    header = block.header
-    print(format_fields([
-        ("height", header.height),
-        ("time", _time(header.time_ns)),
-        ("hash", _hash_hex(block.hash)),
-        ("chain", header.chain_id),
-        ("proposer", _address_hex(header.proposer_address)),
-        ("app hash", f"{_hash_hex(header.app_hash)}  (state after the previous block)"),
-        ("signatures", f"{len(block.last_commit.signatures)}  (of the previous block)"),
-        ("txs", len(block.txs)),
-    ]))  # fmt: skip
-    if block.txs:
-        print()
-        rows = [(i, _hash_hex(codec.sha256(tx)), len(tx)) for i, tx in enumerate(block.txs)]
-        print(format_table(("INDEX", "TX HASH", "BYTES"), rows, right=(0, 2)))
-    return 0
-
-
-def _tx_outcome(code: int, codespace: str, log: str) -> str:
-    if code == 0:
-        return "ok"
-    return f"code {code}{f' ({codespace})' if codespace else ''}: {log}"
-
-
-def _tx_call(raw: bytes) -> list[tuple[str, object]]:
-    """What a transaction asks for, if it decodes as one of ours."""
-    from cloudchain.types import MalformedError, Transaction
-
-    try:
-        tx = Transaction.from_bytes(raw)
-    except MalformedError:
-        return []
-    return [("call", f"{tx.module}.{tx.method}"), ("sender", tx.sender_address),
-            ("nonce", tx.nonce), ("args", json.dumps(codec.thaw(tx.args), sort_keys=True,
-                                                     default=_json_bytes))]  # fmt: skip
-
-
-def _run_show_tx(args: argparse.Namespace) -> int:
-    if not _TX_HASH.match(args.hash):
-        print("error: the hash must be 64 hex digits", file=sys.stderr)
-        return 2
-    found = SyncClient(args.node).tx(bytes.fromhex(args.hash.removeprefix("0x")))
-    if args.json:
-        _print_json(found.raw)
-        return 0
-    result = found.tx_result
-    print(format_fields([
-        ("hash", _hash_hex(found.hash)),
-        ("height", found.height),
-        ("index", found.index),
-        ("result", _tx_outcome(result.code, result.codespace, result.log)),
-        *_tx_call(found.tx),
-        ("bytes", len(found.tx)),
-    ]))  # fmt: skip
-    rows = [(event.type, key, value) for event in result.events
-            for key, value in event.attributes]  # fmt: skip
-    if rows:
-        print()
-        print(format_table(("EVENT", "KEY", "VALUE"), rows))
-    return 0
-
-
-def _run_txs(args: argparse.Namespace) -> int:
-    if args.page < 1 or not 1 <= args.per_page <= 100:
-        print("error: --page must be >= 1 and --per-page 1..100", file=sys.stderr)
-        return 2
-    found = SyncClient(args.node).tx_search(args.query, args.page, args.per_page, args.order)
-    if args.json:
-        _print_json(found.raw)
-        return 0
-    rows = [(_hash_hex(tx.hash), tx.height, tx.index,
-             _tx_outcome(tx.tx_result.code, tx.tx_result.codespace, tx.tx_result.log))
-            for tx in found.txs]  # fmt: skip
-    if rows:
-        print(format_table(("HASH", "HEIGHT", "INDEX", "RESULT"), rows, right=(1, 2)))
-    total = found.total_count
-    first = (args.page - 1) * args.per_page + 1
-    shown = "" if len(rows) == total else f" ({first}-{first + len(rows) - 1} shown)"
-    print(f"{total} transaction{'' if total == 1 else 's'}{shown}")
-    return 0
-
-
-def _run_validators(args: argparse.Namespace) -> int:
-    answer = SyncClient(args.node).validators(args.height)
-    if args.json:
-        _print_json(answer.raw)
-        return 0
-    rows = [(_address_hex(v.address), v.voting_power, v.pub_key.hex())
-            for v in answer.validators]  # fmt: skip
-    print(format_table(("ADDRESS", "VOTING POWER", "PUB KEY"), rows, right=(1,)))
-    print(f"{len(rows)} validator{'' if len(rows) == 1 else 's'}, total power "
-          f"{answer.total_power}, at height {answer.block_height}")  # fmt: skip
-    return 0
-
-
-def _json_bytes(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.hex()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _run_query_path(args: argparse.Namespace) -> int:
-    if args.data_hex is not None:
-        try:
-            data = bytes.fromhex(args.data_hex.removeprefix("0x"))
-        except ValueError:
-            print("error: --data-hex must be hex", file=sys.stderr)
-            return 2
-    else:
-        data = (args.data or "").encode()
-    response = SyncClient(args.node).abci_query(args.path, data, args.height)
-    if args.json:
-        _print_json(response.raw)
-    if not response.ok:
-        codespace = f" ({response.codespace})" if response.codespace else ""
-        print(f"error: query refused with code {response.code}{codespace}: {response.log}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    if not args.json:
-        print(json.dumps(decode_query_value(response), indent=2, default=_json_bytes))
-    return 0
-
-
-def _run_balance(args: argparse.Namespace) -> int:
-    answer = SyncClient(args.node).query("/token/balance", args.address.encode(), args.height)
-    print(f"{answer['address']} {answer['balance']} {answer['denom']}")
+    print(f"ok: {tx.hash.hex().upper()} {where}")
     return 0
 
 
