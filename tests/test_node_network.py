@@ -139,9 +139,13 @@ async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path
         await wait_for_height(nodes, 8)
         late = fast_node(homes[3])
         nodes.append(late)  # stopped with the others
+        seen_catching_up = []
+        late.commit_listeners.append(lambda _d: seen_catching_up.append(late.catching_up))
         await late.start()
         target = max(n.app.info().height for n in nodes[:3]) + 2
         await wait_for_height(nodes, target)
+        assert True in seen_catching_up  # status said so while it fetched decided blocks
+        await wait_until(nodes, lambda: not late.catching_up)  # and stops saying so
         for height in range(1, late.app.info().height + 1):
             assert late.store.block(height).hash == nodes[0].store.block(height).hash
             assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)

@@ -136,7 +136,7 @@ def _run_status(args: argparse.Namespace) -> int:
         ("height", status.latest_block_height),
         ("time", _time(status.latest_block_time_ns)),
         ("block", _hash_hex(status.latest_block_hash)),
-        ("app hash", _hash_hex(status.latest_app_hash)),
+        ("app hash", f"{_hash_hex(status.latest_app_hash)}  (in the latest header)"),
         ("earliest", status.earliest_block_height),
         ("catching up", "yes" if status.catching_up else "no"),
         ("validator", validator),

@@ -340,8 +340,9 @@ class RPCServer:
                 "other": {"tx_index": "on", "rpc_address": f"tcp://{node.config.rpc.listen_address}"},
             },
             "sync_info": {
+                # app hashes as in the headers (the state before that block), as CometBFT
                 "latest_block_hash": _hex(latest.hash) if latest else "",
-                "latest_app_hash": _hex(store.app_hash),
+                "latest_app_hash": _hex(latest.header.app_hash) if latest else "",
                 "latest_block_height": str(store.height),
                 "latest_block_time": format_rfc3339_ns(
                     latest.header.time_ns if latest else node.app.genesis.genesis_time_ns),
@@ -350,7 +351,7 @@ class RPCServer:
                 "earliest_block_height": "1" if first else "0",
                 "earliest_block_time": format_rfc3339_ns(
                     first.header.time_ns if first else node.app.genesis.genesis_time_ns),
-                "catching_up": False,
+                "catching_up": node.catching_up,
             },
             "validator_info": {
                 "address": _hex(bytes.fromhex(key.address)) if key else "",

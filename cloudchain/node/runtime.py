@@ -160,6 +160,12 @@ class Node(ConsensusDriver):
         metrics.refused_peers.set(self.peers.refused_peers)
         metrics.count_refused_messages(self.peers.refused_messages)
 
+    @property
+    def catching_up(self) -> bool:
+        """Whether a peer has shown a later height than the one this node is deciding:
+        the node is fetching decided blocks (status's catching_up)."""
+        return any(h > self.core.height for h in self._peer_heights.values())
+
     # --- transactions ----------------------------------------------------------------------
 
     def submit_tx(self, raw: bytes) -> Admission:
