@@ -17,6 +17,7 @@ from cloudchain.types import (
     Block,
     Commit,
     CommitSig,
+    Event,
     Transaction,
     Validator,
     block_overhead_bytes,
@@ -361,3 +362,36 @@ def test_each_header_commits_to_the_previous_blocks_results():
         tuple(dataclasses.replace(r, code=Code.OK, codespace="") for r in first.result.tx_results)
     )
     assert chain.app.store.results_hash_at(1) == second.block.header.last_results_hash
+
+
+TICKER = Module("ticker")
+
+
+@TICKER.end_block
+def end_ticker(ctx):
+    count = ctx.kv.get_value(b"ticker/count", 0) + 1
+    ctx.kv.set_value(b"ticker/count", count)
+    ctx.emit("tick", height=ctx.height, count=count)
+    if ctx.kv.get_value(b"ticker/fail", False):
+        raise KeyError("a bug in end-of-block work")
+
+
+@TICKER.tx("fail", on=lambda v: v)
+def process_fail(ctx, on):
+    ctx.kv.set_value(b"ticker/fail", on)
+
+
+def test_end_of_block_work_runs_after_the_transactions_and_a_failure_changes_nothing():
+    app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, TICKER))
+    chain = SoloChain(app, VALIDATOR, StepClock())
+    first = chain.produce_block([])
+    assert first.result.block_events == (Event("tick", (("height", "1"), ("count", "1"))),)
+    assert app.store.block_results(1).block_events == first.result.block_events
+    fail = Transaction.create(BOB, "cloudchain-test", 0, "ticker", "fail", {"on": True})
+    second = chain.produce_block([fail.to_bytes()])
+    # the transaction's write is seen by the work, which fails: none of its writes apply
+    assert second.result.block_events == (
+        Event("end_block_error", (("module", "ticker"), ("error", "KeyError"))),)
+    assert codec.decode(app.state().get(b"ticker/count")) == 1
+    assert app.store.block_results(2).block_events == second.result.block_events
+    assert app.store.block_results(2).tx_results[0].code == Code.OK

@@ -38,12 +38,18 @@ from cloudchain.chaincode.auth import (
     nonce_key,
 )
 from cloudchain.chaincode.codes import AUTH_CODESPACE, Code
-from cloudchain.chaincode.context import Context, EventLog, Overlay, StateReader
+from cloudchain.chaincode.context import BlockContext, Context, EventLog, Overlay, StateReader
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
 from cloudchain.chaincode.modules.token import TOKEN
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.logfields import fields
-from cloudchain.storage.chain import BlockResults, ChainStore, StateDiff, StoreError
+from cloudchain.storage.chain import (
+    MAX_BLOCK_EVENTS,
+    BlockResults,
+    ChainStore,
+    StateDiff,
+    StoreError,
+)
 from cloudchain.types import (
     MAX_LOG_CHARS,
     MAX_TX_BYTES,
@@ -99,6 +105,7 @@ class ProposalVerdict:
 class FinalizeResult:
     tx_results: tuple[TxResult, ...]
     app_hash: bytes
+    block_events: tuple[Event, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,7 @@ class _Pending:
     block: Block
     diff: StateDiff
     results: tuple[TxResult, ...]
+    block_events: tuple[Event, ...]
 
 
 class Application:
@@ -418,9 +426,35 @@ class Application:
         results = tuple(
             self._deliver(block_kv, block, index, tx) for index, tx in enumerate(block.txs)
         )
+        block_events = self._end_block(block_kv, block)
         diff = self._store.diff(block_kv.writes)
-        self._pending = _Pending(block, diff, results)
-        return FinalizeResult(results, diff.app_hash)
+        self._pending = _Pending(block, diff, results, block_events)
+        return FinalizeResult(results, diff.app_hash, block_events)
+
+    def _end_block(self, block_kv: Overlay, block: Block) -> tuple[Event, ...]:
+        """Every module's end-of-block work, in module order, each atomic: a module whose
+        work fails (a bug) has none of its writes applied, the failure is an event, and
+        the chain goes on, as every node fails the same way."""
+        events: list[Event] = []
+        for module in self._modules.values():
+            if module.end_block_handler is None:
+                continue
+            module_kv = Overlay(block_kv)
+            log_ = EventLog(limit=MAX_BLOCK_EVENTS - len(events) - 1)
+            try:
+                module.end_block_handler(BlockContext(block.height, block.header.time_ns,
+                                                      module_kv, log_))  # fmt: skip
+            except (RecursionError, MemoryError):
+                raise  # machine-dependent: halting is the safe answer (see _deliver)
+            except Exception as exc:
+                log.exception("end-of-block work failed", extra=fields(
+                    module=module.name, height=block.height))  # fmt: skip
+                failure = (("module", module.name), ("error", type(exc).__name__))
+                events.append(Event("end_block_error", failure))
+                continue
+            module_kv.merge_into(block_kv)
+            events.extend(log_.events)
+        return tuple(events)
 
     def _deliver(self, block_kv: Overlay, block: Block, index: int, tx: Transaction) -> TxResult:
         """Run one transaction whose stateless checks and nonce are already verified."""
@@ -470,7 +504,8 @@ class Application:
         pending = self._pending
         if pending is None:
             raise StoreError("commit without a finalized block")
-        self._store.commit(pending.diff, pending.block, BlockResults(pending.results))
+        self._store.commit(pending.diff, pending.block,
+                           BlockResults(pending.results, pending.block_events))  # fmt: skip
         self._pending = None
         return CommitResult(pending.block.height, pending.diff.app_hash)
 

@@ -92,15 +92,15 @@ def _check_key(key: bytes) -> None:
 
 @dataclass
 class EventLog:
-    """Events emitted during one transaction (dropped if the transaction fails)."""
+    """Events emitted during one transaction (dropped if the transaction fails), or
+    during a block's end-of-block work."""
 
     events: list[Event] = field(default_factory=list)
+    limit: int = MAX_HANDLER_EVENTS
 
     def emit(self, type_: str, **attributes: object) -> None:
-        if len(self.events) >= MAX_HANDLER_EVENTS:
-            raise TxError(
-                Code.LIMIT_EXCEEDED, f"a transaction may emit at most {MAX_HANDLER_EVENTS} events"
-            )
+        if len(self.events) >= self.limit:
+            raise TxError(Code.LIMIT_EXCEEDED, f"at most {self.limit} events may be emitted")
         attrs = tuple((k, _attribute_text(k, v)) for k, v in attributes.items())
         self.events.append(Event(type_, attrs))
 
@@ -128,4 +128,19 @@ class Context:
 
     def emit(self, type_: str, **attributes: object) -> None:
         """Record an event, e.g. ctx.emit("transfer", recipient=addr, amount=5)."""
+        self._events.emit(type_, **attributes)
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What a module's end-of-block work may use (ABCI's FinalizeBlock after the
+    transactions): the height, the block time from the header, the block's state
+    with every transaction applied, and an emitter of block-level events."""
+
+    height: int
+    time_ns: int
+    kv: Overlay
+    _events: EventLog
+
+    def emit(self, type_: str, **attributes: object) -> None:
         self._events.emit(type_, **attributes)

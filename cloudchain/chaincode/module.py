@@ -1,9 +1,10 @@
 """How a chaincode module declares its transactions, queries and genesis.
 
 A module is a name and three tables: transaction handlers by method, query
-handlers by path, and a genesis initialiser. Each transaction method declares
-its arguments with checkers, so malformed arguments are refused before the
-handler runs (and before a transaction enters a block):
+handlers by path, a genesis initialiser and, optionally, end-of-block work.
+Each transaction method declares its arguments with checkers, so malformed
+arguments are refused before the handler runs (and before a transaction enters
+a block):
 
     TOKEN = Module("token")
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudchain.chaincode.codes import Code, QueryError, TxError
-from cloudchain.chaincode.context import Overlay, StateReader
+from cloudchain.chaincode.context import BlockContext, Overlay, StateReader
 from cloudchain.crypto import is_address
 from cloudchain.genesis import Genesis
 
@@ -36,6 +37,7 @@ ArgCheck = Callable[[Any], Any]
 TxHandler = Callable[..., None]
 QueryHandler = Callable[[StateReader, bytes], Any]
 GenesisHandler = Callable[[Overlay, Genesis], None]
+EndBlockHandler = Callable[[BlockContext], None]
 
 
 class ArgError(ValueError):
@@ -70,6 +72,7 @@ class Module:
     methods: dict[str, TxMethod] = field(default_factory=dict)
     queries: dict[str, QueryHandler] = field(default_factory=dict)
     genesis_handler: GenesisHandler | None = None
+    end_block_handler: EndBlockHandler | None = None
 
     def tx(self, method: str, **args: ArgCheck) -> Callable[[TxHandler], TxHandler]:
         def register(handler: TxHandler) -> TxHandler:
@@ -90,6 +93,13 @@ class Module:
     def genesis(self, handler: GenesisHandler) -> GenesisHandler:
         assert self.genesis_handler is None, f"{self.name} genesis registered twice"
         self.genesis_handler = handler
+        return handler
+
+    def end_block(self, handler: EndBlockHandler) -> EndBlockHandler:
+        """Work done at the end of every block, after its transactions (assignment,
+        deadlines, epochs): deterministic, bounded, and only from state and the header."""
+        assert self.end_block_handler is None, f"{self.name} end_block registered twice"
+        self.end_block_handler = handler
         return handler
 
 

@@ -47,6 +47,7 @@ from cloudchain.node.rpc_errors import (
     result_body,
 )
 from cloudchain.node.rpc_websocket import WS_METHODS, WebSocketSession
+from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
 from cloudchain.types import Block, BlockHeader, Commit, Event, TxResult
 
@@ -176,26 +177,26 @@ class RPCServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def publish_block(self, block: Block, results: tuple[TxResult, ...]) -> None:
+    def publish_block(self, block: Block, results: BlockResults) -> None:
         """Offer a committed block's events to the WebSocket subscribers, in CometBFT's
         order: NewBlock, NewBlockHeader, then one Tx event per transaction."""
         bus = self.bus
         if not bus.has_subscribers:
             return
         height = str(block.height)
-        bus.publish({"tm.event": ["NewBlock"], "block.height": [height]},
-                    lambda: _event("NewBlock", dict(block_json(block), result_finalize_block={
-                        "events": [], "tx_results": [tx_result_json(r) for r in results],
+        block_tags = _tags(results.block_events,
+                           {"tm.event": ["NewBlock"], "block.height": [height]})  # fmt: skip
+        bus.publish(block_tags, lambda: _event("NewBlock", dict(block_json(block),
+                    result_finalize_block={
+                        "events": events_json(results.block_events),
+                        "tx_results": [tx_result_json(r) for r in results.tx_results],
                         "validator_updates": [], "consensus_param_updates": None,
                         "app_hash": _b64(block.header.app_hash)})))  # fmt: skip
         bus.publish({"tm.event": ["NewBlockHeader"], "block.height": [height]},
                     lambda: _event("NewBlockHeader", {"header": header_json(block.header)}))
-        for tx, result in zip(block.txs, results, strict=True):
-            tags: dict[str, list[str]] = {"tm.event": ["Tx"], "tx.hash": [_hex(tx.hash)],
-                                          "tx.height": [height]}  # fmt: skip
-            for event in result.events:
-                for key, value in event.attributes:
-                    tags.setdefault(f"{event.type}.{key}", []).append(value)
+        for tx, result in zip(block.txs, results.tx_results, strict=True):
+            tags = _tags(result.events, {"tm.event": ["Tx"], "tx.hash": [_hex(tx.hash)],
+                                         "tx.height": [height]})  # fmt: skip
             bus.publish(tags, lambda tx=tx, result=result: _event("Tx", {"TxResult": {
                 "height": height, "index": result.index, "tx": _b64(tx.to_bytes()),
                 "result": tx_result_json(result)}}))  # fmt: skip
@@ -532,7 +533,8 @@ class RPCServer:
         assert results is not None
         return {"height": str(height),
                 "txs_results": [tx_result_json(r) for r in results.tx_results] or None,
-                "finalize_block_events": [], "validator_updates": None,
+                "finalize_block_events": events_json(results.block_events),
+                "validator_updates": None,
                 "consensus_param_updates": None,
                 "app_hash": _b64(store.app_hash_at(height) or b"")}  # fmt: skip
 
@@ -591,6 +593,14 @@ class RPCServer:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def _tags(events: tuple[Event, ...], tags: dict[str, list[str]]) -> dict[str, list[str]]:
+    """An event's tags for subscriptions: `tags` plus every attribute as type.key."""
+    for event in events:
+        for key, value in event.attributes:
+            tags.setdefault(f"{event.type}.{key}", []).append(value)
+    return tags
 
 
 def _event(kind: str, value: dict[str, Any]) -> dict[str, Any]:

@@ -139,7 +139,7 @@ class Node(ConsensusDriver):
             listener(decision)
         results = self.store.block_results(decision.height)
         assert results is not None
-        self.rpc.publish_block(decision.block, results.tx_results)
+        self.rpc.publish_block(decision.block, results)
 
     def _record_commit(self, decision: Decide) -> None:
         metrics = self.metrics

@@ -14,6 +14,7 @@ Key layout (all integers big-endian, so byte order is numeric order):
     b/<height:8>                   block bytes
     B/<block hash>                 height of that block
     r/<height:8><index:4>          result of the block's transaction <index>
+    e/<height:8>                   events of the block itself (end-of-block work), if any
     t/<tx hash>                    height and index of the transaction's first inclusion
     x/<esc(type.key)>\x00\x01<esc(value)>\x00\x01<height:8><index:4>
                                    event index: the transactions whose events carry
@@ -37,7 +38,7 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.storage import apphash
 from cloudchain.storage.kv import KVStore
-from cloudchain.types import Block, TxResult, results_hash
+from cloudchain.types import Block, Event, TxResult, results_hash
 
 _META_HEIGHT = b"m/height"
 _META_ACC = b"m/acc"
@@ -47,6 +48,7 @@ _STATE = b"s/"
 _BLOCK = b"b/"
 _BLOCK_BY_HASH = b"B/"
 _RESULTS = b"r/"
+_BLOCK_EVENTS = b"e/"
 _TX = b"t/"
 _EVENT_INDEX = b"x/"
 
@@ -58,6 +60,9 @@ _PRESENT = b"\x01"
 # about as much as a few steps of a LevelDB iterator).
 _SKIPS_BEFORE_SEEK = 8
 _DELETED = b"\x00"
+MAX_BLOCK_EVENTS = 4_096  # events the end-of-block work of one block may emit
+MAX_BLOCK_EVENTS_BYTES = 8 * 1024 * 1024
+MAX_BLOCK_EVENTS_OBJECTS = MAX_BLOCK_EVENTS * (4 + 3 * 16)  # 16 attributes an event, typically
 
 
 class StoreError(RuntimeError):
@@ -112,6 +117,7 @@ class BlockResults:
     so that reading one result is bounded by MAX_TX_RESULT_BYTES)."""
 
     tx_results: tuple[TxResult, ...]
+    block_events: tuple[Event, ...] = ()  # CometBFT's finalize_block_events
 
 
 class ChainStore:
@@ -250,7 +256,10 @@ class ChainStore:
         results = tuple(
             TxResult.from_bytes(raw) for _, raw in self._kv.scan(prefix, _successor(prefix))
         )
-        return BlockResults(results)
+        raw_events = self._kv.get(_BLOCK_EVENTS + _U64.pack(height))
+        events = () if raw_events is None else tuple(Event.from_obj(e) for e in codec.decode(
+            raw_events, max_bytes=MAX_BLOCK_EVENTS_BYTES, max_objects=MAX_BLOCK_EVENTS_OBJECTS))
+        return BlockResults(results, events)
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
         """(height, index) of a transaction by hash, or None."""
@@ -322,6 +331,9 @@ class ChainStore:
         for result in results.tx_results:
             batch[_result_key(height, result.index)] = result.to_bytes()
         batch[_RESULTS_HASH + _U64.pack(height)] = results_hash(results.tx_results)
+        if results.block_events:
+            batch[_BLOCK_EVENTS + _U64.pack(height)] = codec.encode(
+                [e.to_obj() for e in results.block_events])
         for result in results.tx_results:
             where = _U64.pack(height) + struct.pack(">I", result.index)
             for event in result.events:
