@@ -33,7 +33,10 @@ class Code(IntEnum):
     UNAUTHORIZED = 101
     LIMIT_EXCEEDED = 102
     NOT_FOUND = 103
-    INVALID_STATE = 104
+    INVALID_STATE = 104  # the object is not in a state that allows this (e.g. task not open)
+    DEADLINE_PASSED = 105
+    ALREADY_EXISTS = 106
+    OUT_OF_RANGE = 107  # well-formed, but not acceptable given state (stake below minimum)
     INTERNAL = 199  # a handler failed unexpectedly: a bug, recorded rather than halting
     # Queries.
     UNKNOWN_QUERY = 200

@@ -17,6 +17,7 @@ application then discards its writes and records the code and log.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,7 +29,7 @@ from cloudchain.genesis import Genesis
 
 __all__ = [
     "MAX_AMOUNT", "ArgError", "Module", "QueryError", "TxError", "TxMethod",
-    "address_arg", "amount_arg", "query_address",
+    "address_arg", "amount_arg", "bool_arg", "int_arg", "list_arg", "query_address", "text_arg",
 ]  # fmt: skip
 
 MAX_AMOUNT = 2**63 - 1  # every token amount and balance fits in a signed 64-bit integer
@@ -119,6 +120,62 @@ def amount_arg(value: Any) -> int:
     if not 0 < value <= MAX_AMOUNT:
         raise ArgError(f"{value} is not in [1, {MAX_AMOUNT}]")
     return value
+
+
+def int_arg(low: int, high: int) -> ArgCheck:
+    """An integer in [low, high]."""
+
+    def check(value: Any) -> int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ArgError(f"expected an integer, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise ArgError(f"{value} is not in [{low}, {high}]")
+        return value
+
+    return check
+
+
+def bool_arg(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ArgError(f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def text_arg(max_chars: int, pattern: str = r"[\x20-\x7e]*") -> ArgCheck:
+    """A string of at most `max_chars` characters that fully matches `pattern`."""
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ArgError(f"expected a string, got {type(value).__name__}")
+        if len(value) > max_chars:
+            raise ArgError(f"longer than {max_chars} characters")
+        if not compiled.fullmatch(value):
+            raise ArgError(f"{value[:40]!r} is not of the form {pattern}")
+        return value
+
+    return check
+
+
+def list_arg(item: ArgCheck, max_items: int, unique: bool = False) -> ArgCheck:
+    """A list of at most `max_items` items, each passing `item` (a tuple once checked)."""
+
+    def check(value: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list | tuple):
+            raise ArgError(f"expected a list, got {type(value).__name__}")
+        if len(value) > max_items:
+            raise ArgError(f"more than {max_items} items")
+        checked = []
+        for index, element in enumerate(value):
+            try:
+                checked.append(item(element))
+            except ArgError as exc:
+                raise ArgError(f"item {index}: {exc}") from None
+        if unique and len(set(checked)) != len(checked):
+            raise ArgError("items must be distinct")
+        return tuple(checked)
+
+    return check
 
 
 def query_address(data: bytes) -> str:

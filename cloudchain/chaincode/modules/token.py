@@ -56,15 +56,35 @@ def set_balance(kv: Overlay, address: str, amount: int) -> None:
 
 
 def move(kv: Overlay, sender: str, recipient: str, amount: int) -> None:
-    """Move `amount` from sender to recipient; for other modules too (escrow, rewards)."""
-    # Verify that the sender can pay.
-    balance = get_balance(kv, sender)
+    """Move `amount` from sender to recipient."""
+    debit(kv, sender, amount)
+    credit(kv, recipient, amount)
+
+
+def debit(kv: Overlay, address: str, amount: int) -> None:
+    """Take `amount` from an account (into escrow or a stake, say): the caller holds it."""
+    balance = get_balance(kv, address)
+    # Verify that the account can pay.
     if balance < amount:
         raise TxError(
             Code.INSUFFICIENT_FUNDS, f"insufficient funds: balance {balance}, need {amount}"
         )
-    set_balance(kv, sender, balance - amount)
-    set_balance(kv, recipient, get_balance(kv, recipient) + amount)
+    set_balance(kv, address, balance - amount)
+
+
+def credit(kv: Overlay, address: str, amount: int) -> None:
+    """Give `amount` that the caller held (out of escrow or a stake) to an account."""
+    set_balance(kv, address, get_balance(kv, address) + amount)
+
+
+def mint(kv: Overlay, address: str, amount: int) -> None:
+    """Create `amount` new tokens for `address` (the supply grows by as much)."""
+    supply = get_supply(kv)
+    # Verify that the supply stays representable.
+    if supply + amount > MAX_AMOUNT:
+        raise TxError(Code.LIMIT_EXCEEDED, f"minting {amount} would exceed the maximum supply")
+    kv.set(SUPPLY_KEY, encode(supply + amount))
+    credit(kv, address, amount)
 
 
 @TOKEN.genesis
@@ -95,12 +115,7 @@ def process_mint(ctx: Context, to: str, amount: int) -> None:
     # Verify that the sender is the genesis-named authority.
     if ctx.sender != get_authority(ctx.kv):
         raise TxError(Code.UNAUTHORIZED, "only the authority may mint")
-    supply = get_supply(ctx.kv)
-    # Verify that the supply stays representable.
-    if supply + amount > MAX_AMOUNT:
-        raise TxError(Code.LIMIT_EXCEEDED, f"minting {amount} would exceed the maximum supply")
-    ctx.kv.set(SUPPLY_KEY, encode(supply + amount))
-    set_balance(ctx.kv, to, get_balance(ctx.kv, to) + amount)
+    mint(ctx.kv, to, amount)
     ctx.emit("mint", recipient=to, amount=amount)
 
 

@@ -1,0 +1,86 @@
+"""Disputes: the requester or the provider contests a decided outcome; oracles vote.
+
+Within `dispute_blocks` of the outcome, either party may dispute it. Oracles
+then vote to uphold it or overturn it; the first side to reach the quorum wins,
+and if neither does within `dispute_vote_blocks` the outcome stands. The
+result is final and moves the escrowed deposit:
+
+    upheld                         the outcome as decided
+    overturned, for the requester  the provider is paid nothing and answers for at least
+                                   one violation from its stake
+    overturned, for the provider   paid for the units it reported, no penalty
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.context import Context, Overlay
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.lifecycle import Outcome, pay_out, transition
+from cloudchain.chaincode.market.module import MARKET
+from cloudchain.chaincode.market.params import MarketParams, get_params
+from cloudchain.chaincode.market.sla import require_oracle
+from cloudchain.chaincode.market.tasks import get_task_or_refuse, require_state, task_id_arg
+from cloudchain.chaincode.module import TxError, bool_arg, text_arg
+
+
+@MARKET.tx("dispute", task=task_id_arg, reason=text_arg(256))
+def process_dispute(ctx: Context, task: int, reason: str) -> None:
+    record = get_task_or_refuse(ctx, task)
+    # Verify that the sender is a party to the task.
+    if ctx.sender not in (record["requester"], record["provider"]):
+        raise TxError(Code.UNAUTHORIZED, "only the requester or the provider may dispute")
+    require_state(record, "verified")
+    # Verify that the dispute window is still open.
+    if ctx.height >= record["verified_at"] + get_params(ctx.kv).dispute_blocks:
+        raise TxError(Code.DEADLINE_PASSED, f"task {task}'s dispute window has closed")
+    party = "requester" if ctx.sender == record["requester"] else "provider"
+    record["dispute"] = {"by": party, "reason": reason, "at": ctx.height, "votes": {}}
+    transition(ctx.kv, record, "disputed", ctx.height)
+    state.put_task(ctx.kv, record)
+    ctx.emit("market_dispute", task=task, by=party)
+
+
+@MARKET.tx("vote", task=task_id_arg, uphold=bool_arg)
+def process_vote(ctx: Context, task: int, uphold: bool) -> None:
+    require_oracle(ctx)
+    record = get_task_or_refuse(ctx, task)
+    require_state(record, "disputed")
+    params = get_params(ctx.kv)
+    dispute = record["dispute"]
+    # Verify that the voting window is still open.
+    if ctx.height >= dispute["at"] + params.dispute_vote_blocks:
+        raise TxError(Code.DEADLINE_PASSED, f"task {task}'s dispute vote has closed")
+    # Verify that this oracle has not voted on this dispute yet.
+    if ctx.sender in dispute["votes"]:
+        raise TxError(Code.ALREADY_EXISTS, f"{ctx.sender} has already voted on task {task}")
+    dispute["votes"][ctx.sender] = uphold
+    ctx.emit("market_vote", task=task, oracle=ctx.sender, uphold=uphold)
+    need = params.quorum(state.oracle_count(ctx.kv))
+    for side in (True, False):
+        if sum(v == side for v in dispute["votes"].values()) >= need:
+            payout = resolve(ctx.kv, params, record, side, ctx.height)
+            ctx.emit("market_resolved", task=task, upheld=side, provider=payout["provider"],
+                     requester=payout["requester"])  # fmt: skip
+            break
+    state.put_task(ctx.kv, record)
+
+
+def resolve(kv: Overlay, params: MarketParams, task: dict[str, Any], upheld: bool,
+            height: int) -> dict[str, int]:  # fmt: skip
+    """Close a dispute and move the funds; the caller stores the task."""
+    outcome = Outcome.from_obj(task["outcome"])
+    if not upheld and task["dispute"]["by"] == "requester":
+        violations = max(outcome.violations, 1)
+        outcome = Outcome(outcome.completed, 0, outcome.uptime_bps, outcome.latency_ms,
+                          violations, 0, task["penalty"] * violations)  # fmt: skip
+    elif not upheld:
+        units = task["units_used"]
+        outcome = Outcome(True, units, outcome.uptime_bps, outcome.latency_ms, 0,
+                          task["price"] * units, 0)  # fmt: skip
+    task["dispute"]["upheld"] = upheld
+    task["outcome"] = outcome.to_obj()
+    transition(kv, task, "resolved", height)
+    return pay_out(kv, params, task, outcome, height)

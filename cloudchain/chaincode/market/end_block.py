@@ -1,0 +1,78 @@
+"""The market's end-of-block work, in this order:
+
+1. deadlines and windows: open or running tasks past their deadline expire and
+   are refunded (an assigned provider is penalised for the task it did not
+   complete: R = 2, not completed and late); completed tasks without a quorum
+   when the attestation window closes are refunded unverified; verified tasks
+   whose dispute window closed settle; disputes whose vote closed are upheld;
+2. providers whose unbonding is over get their stake back;
+3. open tasks are assigned (assignment.py);
+4. utilisation is summed, and at the end of an epoch rewards are minted and
+   reference prices move (epoch.py).
+"""
+
+from __future__ import annotations
+
+from cloudchain.chaincode.context import BlockContext
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.assignment import assign_open_tasks
+from cloudchain.chaincode.market.disputes import resolve
+from cloudchain.chaincode.market.epoch import accumulate_utilisation, end_epoch
+from cloudchain.chaincode.market.lifecycle import (
+    Outcome,
+    pay_out,
+    refund,
+    release_capacity,
+    transition,
+)
+from cloudchain.chaincode.market.module import MARKET
+from cloudchain.chaincode.market.params import MarketParams, get_params
+from cloudchain.chaincode.market.registry import finish_unbonding
+
+LATE_AND_NOT_COMPLETED = 2  # violations of an assigned task whose deadline passed
+
+
+@MARKET.end_block
+def end_block(ctx: BlockContext) -> None:
+    params = get_params(ctx.kv)
+    for task_id in list(state.iterate_ids(ctx.kv, state.ACTIVE)):
+        _watch(ctx, params, task_id)
+    finish_unbonding(ctx)
+    assign_open_tasks(ctx, params)
+    accumulate_utilisation(ctx)
+    if ctx.height % params.epoch_blocks == 0:
+        end_epoch(ctx, params)
+
+
+def _watch(ctx: BlockContext, params: MarketParams, task_id: int) -> None:
+    task = state.get_task(ctx.kv, task_id)
+    assert task is not None
+    current = task["state"]
+    if current in ("open", "assigned", "running") and ctx.time_ns >= task["deadline_ns"]:
+        penalise = 0 if current == "open" else LATE_AND_NOT_COMPLETED
+        if current != "open":
+            release_capacity(ctx.kv, task)
+        transition(ctx.kv, task, "expired", ctx.height)
+        transition(ctx.kv, task, "refunded", ctx.height)
+        payout = refund(ctx.kv, params, task, penalise, ctx.height)
+        ctx.emit("market_refund", task=task_id, requester=task["requester"],
+                 amount=payout["requester"], slashed=payout["slashed"],
+                 reason="expired")  # fmt: skip
+    elif current == "completed" and ctx.height >= task["completed_at"] + params.attestation_blocks:
+        transition(ctx.kv, task, "refunded", ctx.height)
+        payout = refund(ctx.kv, params, task, 0, ctx.height)
+        ctx.emit("market_refund", task=task_id, requester=task["requester"],
+                 amount=payout["requester"], slashed=0, reason="unverified")  # fmt: skip
+    elif current == "verified" and ctx.height >= task["verified_at"] + params.dispute_blocks:
+        transition(ctx.kv, task, "settled", ctx.height)
+        payout = pay_out(ctx.kv, params, task, Outcome.from_obj(task["outcome"]), ctx.height)
+        ctx.emit("market_settle", task=task_id, provider=payout["provider"],
+                 requester=payout["requester"], slashed=payout["slashed"])  # fmt: skip
+    elif current == "disputed" and ctx.height >= (
+            task["dispute"]["at"] + params.dispute_vote_blocks):  # fmt: skip
+        payout = resolve(ctx.kv, params, task, True, ctx.height)
+        ctx.emit("market_resolved", task=task_id, upheld=True, provider=payout["provider"],
+                 requester=payout["requester"])  # fmt: skip
+    else:
+        return
+    state.put_task(ctx.kv, task)

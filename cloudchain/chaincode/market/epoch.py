@@ -1,0 +1,71 @@
+"""Every block: utilisation sums. Every epoch: rewards minted, reference prices moved.
+
+Rewards: `epoch_reward` new tokens per epoch in which anyone did verified work.
+Providers share (1 - oracle_reward_bps) of it in proportion to their verified
+compute units weighted by quality; oracles share the rest in proportion to
+their honest attestations. Shares are rounded down and only what is paid out
+is minted, so the supply grows by exactly the sum of the rewards.
+
+Pricing: each resource class's reference price moves once per epoch by at most
+`price_step_bps` of itself (and at least one unit): up when the epoch's
+utilisation (units in flight over capacity, summed over its blocks) was above
+`target_utilisation_bps`, down (never below one) when it was below.
+"""
+
+from __future__ import annotations
+
+from cloudchain.chaincode.context import BlockContext
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.params import BPS, MarketParams
+from cloudchain.chaincode.modules import token
+
+
+def accumulate_utilisation(ctx: BlockContext) -> None:
+    for name, record in list(state.iterate_records(ctx.kv, state.CLASS)):
+        if record["capacity"] or record["in_flight"]:
+            record["util_sum"] += record["in_flight"]
+            record["cap_sum"] += record["capacity"]
+            ctx.kv.set_value(state.CLASS + name.encode(), record)
+
+
+def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
+    epoch = ctx.height // params.epoch_blocks
+    provider_pool = params.epoch_reward * (BPS - params.oracle_reward_bps) // BPS
+    paid = _distribute(ctx, state.EPOCH_WORK, "provider", provider_pool, epoch)
+    paid += _distribute(ctx, state.EPOCH_HONEST, "oracle", params.epoch_reward - provider_pool,
+                        epoch)  # fmt: skip
+    _move_prices(ctx, params)
+    ctx.emit("market_epoch", epoch=epoch, minted=paid)
+
+
+def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: int) -> int:
+    weights = [(address, weight) for address, weight in state.iterate_records(ctx.kv, prefix)]
+    for address, _ in weights:
+        ctx.kv.delete(prefix + address.encode())
+    total = sum(weight for _, weight in weights)
+    paid = 0
+    for address, weight in weights:
+        share = pool * weight // total if total else 0
+        if share:
+            token.mint(ctx.kv, address, share)
+            state.add_stats(ctx.kv, role, address, rewarded=share)
+            ctx.emit("market_reward", epoch=epoch, recipient=address, role=role, amount=share)
+            paid += share
+    return paid
+
+
+def _move_prices(ctx: BlockContext, params: MarketParams) -> None:
+    for name, record in list(state.iterate_records(ctx.kv, state.CLASS)):
+        utilisation = record["util_sum"] * BPS // record["cap_sum"] if record["cap_sum"] else 0
+        record["util_sum"] = record["cap_sum"] = 0
+        ctx.kv.set_value(state.CLASS + name.encode(), record)
+        price = state.get_price(ctx.kv, name)
+        if price is None:
+            continue
+        step = max(1, price["price"] * params.price_step_bps // BPS)
+        if utilisation > params.target_utilisation_bps:
+            price["price"] = min(price["price"] + step, 2**40)
+        elif utilisation < params.target_utilisation_bps:
+            price["price"] = max(1, price["price"] - step)
+        price.update(utilisation_bps=utilisation, updated_at=ctx.height)
+        state.put_price(ctx.kv, name, price)

@@ -1,0 +1,82 @@
+"""The market module object, its genesis, and the argument checkers its methods share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from cloudchain.chaincode.context import Overlay
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.params import PARAMS_KEY, params_from_genesis
+from cloudchain.chaincode.module import ArgError, Module, int_arg, text_arg
+from cloudchain.genesis import Genesis
+
+MARKET = Module("market")
+
+TIERS = ("enterprise", "community")
+KINDS = ("training", "inference", "preprocessing")
+MAX_CLASSES = 16
+MAX_UNITS = 10**12  # compute units in one offer or one task
+MAX_BPS = 10_000
+
+class_name_arg = text_arg(32, r"[a-z0-9][a-z0-9._-]*")
+# Content identifiers of blobs (IPFS CIDv0 "Qm..." or CIDv1 base32 "b..."): checked for
+# shape here; the blob store (a later issue) gives them their full meaning.
+cid_arg = text_arg(128, r"(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,126})")
+units_arg = int_arg(1, MAX_UNITS)
+bps_arg = int_arg(0, MAX_BPS)
+
+
+def offers_arg(value: Any) -> dict[str, dict[str, Any]]:
+    """{resource class: {gpu, gpus, memory_gb, units, price}}: what a provider sells.
+    `units` is the compute units it can have in flight at once in that class; `price`
+    is per compute unit, in token units."""
+    if not isinstance(value, Mapping) or not value:
+        raise ArgError("expected a non-empty map of resource class -> offer")
+    if len(value) > MAX_CLASSES:
+        raise ArgError(f"at most {MAX_CLASSES} resource classes")
+    checked = {}
+    for name, offer in value.items():
+        class_name_arg(name)
+        if not isinstance(offer, Mapping) or set(offer) != {"gpu", "gpus", "memory_gb", "units",
+                                                         "price"}:  # fmt: skip
+            raise ArgError(f"offer {name}: expected gpu, gpus, memory_gb, units and price")
+        try:
+            checked[name] = {
+                "gpu": text_arg(64, r"[A-Za-z0-9 ._-]+")(offer["gpu"]),
+                "gpus": int_arg(1, 1_000_000)(offer["gpus"]),
+                "memory_gb": int_arg(1, 1_000_000_000)(offer["memory_gb"]),
+                "units": units_arg(offer["units"]),
+                "price": int_arg(1, 2**40)(offer["price"]),
+            }
+        except ArgError as exc:
+            raise ArgError(f"offer {name}: {exc}") from None
+    return checked
+
+
+def choice_arg(*choices: str) -> Any:
+    def check(value: Any) -> str:
+        if value not in choices:
+            raise ArgError(f"{value!r} is not one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def optional_address_arg(value: Any) -> str:
+    from cloudchain.crypto import is_address
+
+    if value == "" or is_address(value):
+        return value
+    raise ArgError(f"{value!r} is neither empty nor an address")
+
+
+@MARKET.genesis
+def init_genesis(kv: Overlay, genesis: Genesis) -> None:
+    params, oracles, prices = params_from_genesis(genesis.params.get("market", {}))
+    kv.set_value(PARAMS_KEY, params.to_obj())
+    for oracle in oracles:
+        state.set_oracle(kv, oracle, True, 0)
+    for name, price in sorted(prices.items()):
+        class_name_arg(name)
+        state.put_price(kv, name, {"price": price, "utilisation_bps": 0, "updated_at": 0})

@@ -1,0 +1,182 @@
+"""The market's queries (`abci_query` paths under /market/).
+
+    /market/params                     the parameters
+    /market/provider   ADDRESS         a provider
+    /market/providers  [after=ADDRESS] providers in address order, a page
+    /market/oracles                    the oracles
+    /market/task       ID              a task
+    /market/tasks      [requester=A&provider=A&state=S&after=ID]   tasks in id order, a page
+    /market/prices                     reference prices and utilisation by resource class
+    /market/account    ADDRESS         what an account earned and paid: the provider's
+                                       profit Π_p = Σ(P_i·C_i - λ_i·R_i) and the
+                                       requester's utility U_r = Σ(Q_i - P_i)
+    /market/stats                      utilisation, SLA compliance, tokens earned by
+                                       provider, Jain's fairness index J = (Σx)²/(n·Σx²)
+
+Ratios are basis points (integers), as everywhere in state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudchain import codec
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.context import StateReader
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.lifecycle import TRANSITIONS
+from cloudchain.chaincode.market.module import MARKET
+from cloudchain.chaincode.market.params import BPS, get_params
+from cloudchain.chaincode.module import QueryError, query_address
+from cloudchain.crypto import is_address
+
+STATES = sorted({s for pair in TRANSITIONS for s in pair})
+
+
+@MARKET.query("params")
+def query_params(reader: StateReader, data: bytes) -> dict[str, Any]:
+    return get_params(reader).to_obj()
+
+
+@MARKET.query("provider")
+def query_provider(reader: StateReader, data: bytes) -> dict[str, Any]:
+    address = query_address(data)
+    provider = state.get_provider(reader, address)
+    if provider is None:
+        raise QueryError(Code.NOT_FOUND, f"{address} is not a provider")
+    return {"address": address, **provider}
+
+
+@MARKET.query("providers")
+def query_providers(reader: StateReader, data: bytes) -> dict[str, Any]:
+    filters = _filters(data, ("after",))
+    after = filters.get("after", "")
+    limit = get_params(reader).max_tasks_listed
+    listed = []
+    for address, provider in state.iterate_records(reader, state.PROVIDER):
+        if address > after:
+            listed.append({"address": address, **provider})
+            if len(listed) == limit:
+                break
+    return {"providers": listed}
+
+
+@MARKET.query("oracles")
+def query_oracles(reader: StateReader, data: bytes) -> dict[str, Any]:
+    oracles = [address for address, _ in state.iterate_records(reader, state.ORACLE)]
+    return {"oracles": oracles, "quorum": get_params(reader).quorum(len(oracles))}
+
+
+@MARKET.query("task")
+def query_task(reader: StateReader, data: bytes) -> dict[str, Any]:
+    task = state.get_task(reader, _task_id(data.decode("ascii", "replace")))
+    if task is None:
+        raise QueryError(Code.NOT_FOUND, f"unknown task {data[:32]!r}")
+    return task
+
+
+@MARKET.query("tasks")
+def query_tasks(reader: StateReader, data: bytes) -> dict[str, Any]:
+    filters = _filters(data, ("requester", "provider", "state", "after"))
+    for role in ("requester", "provider"):
+        if role in filters and not is_address(filters[role]):
+            raise QueryError(Code.INVALID_QUERY, f"{role} must be an address")
+    if "state" in filters and filters["state"] not in STATES:
+        raise QueryError(Code.INVALID_QUERY, f"state must be one of {', '.join(STATES)}")
+    after = _task_id(filters["after"]) if "after" in filters else 0
+    limit = get_params(reader).max_tasks_listed
+    listed = []
+    for key, raw in reader.iterate(state.TASK):
+        if int(key[len(state.TASK) :]) <= after:
+            continue
+        task = codec.thaw(codec.decode(raw))
+        if all(task[name] == value for name, value in filters.items() if name != "after"):
+            listed.append(task)
+            if len(listed) == limit:
+                break
+    return {"tasks": listed}
+
+
+@MARKET.query("prices")
+def query_prices(reader: StateReader, data: bytes) -> dict[str, Any]:
+    classes = dict(state.iterate_records(reader, state.CLASS))
+    prices = dict(state.iterate_records(reader, state.PRICE))
+    return {"classes": [{"resource_class": name, **prices.get(name, {}),
+                         "capacity": classes.get(name, {}).get("capacity", 0),
+                         "in_flight": classes.get(name, {}).get("in_flight", 0)}
+                        for name in sorted(set(classes) | set(prices))]}  # fmt: skip
+
+
+@MARKET.query("account")
+def query_account(reader: StateReader, data: bytes) -> dict[str, Any]:
+    address = query_address(data)
+    provider = state.get_stats(reader, "provider", address)
+    requester = state.get_stats(reader, "requester", address)
+    oracle = state.get_stats(reader, "oracle", address)
+    return {
+        "address": address,
+        "provider": provider, "requester": requester, "oracle": oracle,
+        "profit": provider.get("gross", 0) - provider.get("penalties", 0),
+        "utility": requester.get("worth", 0) - requester.get("paid", 0),
+    }  # fmt: skip
+
+
+@MARKET.query("stats")
+def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
+    totals = state.get_global(reader)
+    settled = totals.get("tasks_settled", 0)
+    classes = dict(state.iterate_records(reader, state.CLASS))
+    providers, provider_x = [], []
+    for address, record in state.iterate_records(reader, state.PROVIDER):
+        stats = state.get_stats(reader, "provider", address)
+        capacity = sum(offer["units"] for offer in record["offers"].values())
+        earned = stats.get("earned", 0) + stats.get("rewarded", 0)
+        providers.append({"address": address, "name": record["name"], "tier": record["tier"],
+                          "earned": stats.get("earned", 0), "rewarded": stats.get("rewarded", 0),
+                          "tokens": earned, "capacity": capacity})  # fmt: skip
+        if capacity:
+            provider_x.append(stats.get("rewarded", 0) * BPS // capacity)
+    requester_x = []
+    for _, stats in state.iterate_records(reader, state.STATS + b"requester/"):
+        if stats.get("requested_units"):
+            requester_x.append(stats.get("served_units", 0) * BPS // stats["requested_units"])
+    return {
+        "utilisation_bps": {name: (c["in_flight"] * BPS // c["capacity"] if c["capacity"]
+                                   else 0) for name, c in sorted(classes.items())},
+        "tasks_settled": settled,
+        "sla_compliance_bps": totals.get("tasks_compliant", 0) * BPS // settled if settled else 0,
+        "providers": providers,
+        "fairness_providers_bps": jain_bps(provider_x),
+        "fairness_requesters_bps": jain_bps(requester_x),
+    }  # fmt: skip
+
+
+def jain_bps(values: list[int]) -> int:
+    """Jain's fairness index J = (Σx)² / (n·Σx²), in basis points: 10,000 when all are
+    equal, 10,000/n when one has everything; 10,000 for nobody (nothing is unfair)."""
+    squares = sum(x * x for x in values)
+    if not values or squares == 0:
+        return BPS
+    return sum(values) ** 2 * BPS // (len(values) * squares)
+
+
+def _task_id(text: str) -> int:
+    if not text.isdigit() or len(text) > 18:
+        raise QueryError(Code.INVALID_QUERY, f"{text[:32]!r} is not a task id")
+    return int(text)
+
+
+def _filters(data: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
+    """`key=value&key=value` query data."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise QueryError(Code.INVALID_QUERY, "query data must be ASCII key=value&...") from None
+    filters: dict[str, str] = {}
+    for part in filter(None, text.split("&")):
+        name, sep, value = part.partition("=")
+        if not sep or name not in allowed or name in filters:
+            raise QueryError(Code.INVALID_QUERY, f"{part[:40]!r}: expected one of "
+                             f"{', '.join(allowed)} as key=value, each once")  # fmt: skip
+        filters[name] = value
+    return filters

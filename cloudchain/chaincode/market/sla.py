@@ -1,0 +1,126 @@
+"""SLA records: oracles attest to completed tasks and to providers' service.
+
+An attestation is an oracle's signed transaction. A task's outcome is decided
+when `quorum(oracles)` attestations (quorum_bps of the oracles, rounded up)
+agree on whether it was completed, never by one oracle; the verified units,
+uptime and latency are the medians of what those report, so that a minority of
+wrong reports cannot move them. Without such a quorum when the attestation
+window closes, the task is refunded unverified. An oracle whose report agrees
+with the outcome on every SLA term attested honestly and shares the epoch's
+oracle reward.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.context import Context, Overlay
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.lifecycle import Outcome, transition, violations_of
+from cloudchain.chaincode.market.module import MARKET, bps_arg
+from cloudchain.chaincode.market.params import BPS, get_params
+from cloudchain.chaincode.market.tasks import get_task_or_refuse, require_state, task_id_arg
+from cloudchain.chaincode.module import TxError, address_arg, bool_arg, int_arg
+
+latency_arg = int_arg(0, 10**9)
+
+
+def require_oracle(ctx: Context) -> None:
+    # Verify that the sender is an oracle.
+    if not state.is_oracle(ctx.kv, ctx.sender):
+        raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is not an oracle")
+
+
+@MARKET.tx("attest", task=task_id_arg, completed=bool_arg, units=int_arg(0, 10**12),
+           uptime_bps=bps_arg, latency_ms=latency_arg)  # fmt: skip
+def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_bps: int,
+                   latency_ms: int) -> None:  # fmt: skip
+    require_oracle(ctx)
+    record = get_task_or_refuse(ctx, task)
+    require_state(record, "completed")
+    params = get_params(ctx.kv)
+    # Verify that the attestation window is still open.
+    if ctx.height >= record["completed_at"] + params.attestation_blocks:
+        raise TxError(Code.DEADLINE_PASSED, f"task {task}'s attestation window has closed")
+    # Verify that this oracle has not attested to this task yet.
+    if ctx.sender in record["attestations"]:
+        raise TxError(Code.ALREADY_EXISTS, f"{ctx.sender} has already attested to task {task}")
+    # Verify that no more units are attested than the task bought.
+    if units > record["units"]:
+        raise TxError(Code.OUT_OF_RANGE, f"units {units} exceeds the task's {record['units']}")
+    record["attestations"][ctx.sender] = {"completed": completed, "units": units,
+                                          "uptime_bps": uptime_bps, "latency_ms": latency_ms,
+                                          "at": ctx.height}  # fmt: skip
+    ctx.emit("market_attest", task=task, oracle=ctx.sender, completed=completed)
+    outcome = decide(record, params.quorum(state.oracle_count(ctx.kv)))
+    if outcome is not None:
+        record["outcome"] = outcome.to_obj()
+        record["verified_at"] = ctx.height
+        transition(ctx.kv, record, "verified", ctx.height)
+        _count_honest(ctx.kv, record, outcome)
+        ctx.emit("market_verified", task=task, violations=outcome.violations,
+                 payment=outcome.payment, penalty=outcome.penalty)  # fmt: skip
+    state.put_task(ctx.kv, record)
+
+
+def decide(task: dict[str, Any], quorum: int) -> Outcome | None:
+    """The outcome once `quorum` attestations agree on completion (None before): the
+    medians of what those report, in oracle address order."""
+    reports = [task["attestations"][oracle] for oracle in sorted(task["attestations"])]
+    done = [r for r in reports if r["completed"]]
+    not_done = [r for r in reports if not r["completed"]]
+    if len(done) >= quorum:
+        completed, agreeing = True, done
+    elif len(not_done) >= quorum:
+        completed, agreeing = False, not_done
+    else:
+        return None
+    uptime = _median([r["uptime_bps"] for r in agreeing])
+    latency = _median([r["latency_ms"] for r in agreeing])
+    units = 0
+    if completed:
+        units = min(_median([r["units"] for r in agreeing]), task["units_used"])
+    violations = violations_of(task, completed, uptime, latency)
+    return Outcome(completed, units, uptime, latency, violations,
+                   payment=task["price"] * units, penalty=task["penalty"] * violations)  # fmt: skip
+
+
+def _median(values: list[int]) -> int:
+    """The lower median: an integer, and one of the reported values."""
+    ordered = sorted(values)
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def _count_honest(kv: Overlay, task: dict[str, Any], outcome: Outcome) -> None:
+    expected = _terms_broken(task, outcome.completed, outcome.uptime_bps, outcome.latency_ms)
+    for oracle in sorted(task["attestations"]):
+        report = task["attestations"][oracle]
+        honest = _terms_broken(task, report["completed"], report["uptime_bps"],
+                               report["latency_ms"]) == expected  # fmt: skip
+        state.add_stats(kv, "oracle", oracle, attestations=1, honest=int(honest))
+        if honest:
+            state.add_epoch(kv, state.EPOCH_HONEST, oracle, 1)
+
+
+def _terms_broken(task: dict[str, Any], completed: bool, uptime: int,
+                  latency: int) -> tuple[bool, bool, bool]:  # fmt: skip
+    return (not completed, uptime < task["min_uptime_bps"], latency > task["max_latency_ms"])
+
+
+@MARKET.tx("attest_provider", provider=address_arg, uptime_bps=bps_arg, latency_ms=latency_arg)
+def process_attest_provider(ctx: Context, provider: str, uptime_bps: int,
+                            latency_ms: int) -> None:  # fmt: skip
+    """An SLA record about a provider outside any task: its reputation moves an eighth of
+    the way toward the uptime attested."""
+    require_oracle(ctx)
+    record = state.get_provider(ctx.kv, provider)
+    # Verify that the provider exists.
+    if record is None or record["status"] == "left":
+        raise TxError(Code.NOT_FOUND, f"{provider} is not a provider")
+    record["reputation"] = min(BPS, (record["reputation"] * 7 + uptime_bps) // 8)
+    state.put_provider(ctx.kv, provider, record)
+    state.add_stats(ctx.kv, "provider", provider, attested=1, uptime_sum=uptime_bps,
+                    latency_sum=latency_ms)  # fmt: skip
+    ctx.emit("market_sla", provider=provider, oracle=ctx.sender, uptime_bps=uptime_bps,
+             latency_ms=latency_ms, reputation=record["reputation"])  # fmt: skip

@@ -1,0 +1,194 @@
+"""Where the market keeps its records, and the few ways to change them.
+
+    market/params                  MarketParams
+    market/provider/<address>      a provider: name, tier, offers by resource class,
+                                   stake, status, reputation, units in flight by class
+    market/oracle/<address>        an oracle (and market/oracle_count)
+    market/task/<id:16>            a task, its SLA terms, history and outcome
+    market/next_task               the next task id
+    market/open/<id:16>            index: tasks waiting for a provider, oldest first
+    market/active/<id:16>          index: tasks with a deadline or window still to watch
+    market/unbonding/<address>     index: providers leaving the market
+    market/class/<name>            a resource class: capacity and units in flight now,
+                                   and their sums over the epoch's blocks (utilisation)
+    market/price/<name>            a resource class's reference price
+    market/totals                  tokens held by the market: escrow and stakes
+    market/stats/<role>/<address>  what a provider, requester or oracle has earned, paid...
+    market/global                  tasks settled, and settled without a violation
+    market/epoch/work/<address>    this epoch's quality-weighted verified units
+    market/epoch/honest/<address>  this epoch's honest attestations
+
+Records are msgpack maps of integers, strings, booleans and lists; ids are zero
+padded so that key order is id order. Tokens leave balances only into escrow
+or stakes (and back), so that balances + escrow + stakes = supply always.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from cloudchain import codec
+from cloudchain.chaincode.context import Overlay, StateReader, read_value
+
+PREFIX = b"market/"
+PROVIDER = b"market/provider/"
+ORACLE = b"market/oracle/"
+ORACLE_COUNT = b"market/oracle_count"
+TASK = b"market/task/"
+NEXT_TASK = b"market/next_task"
+OPEN = b"market/open/"
+ACTIVE = b"market/active/"
+UNBONDING = b"market/unbonding/"
+CLASS = b"market/class/"
+PRICE = b"market/price/"
+TOTALS = b"market/totals"
+STATS = b"market/stats/"
+GLOBAL = b"market/global"
+EPOCH_WORK = b"market/epoch/work/"
+EPOCH_HONEST = b"market/epoch/honest/"
+
+ROLES = ("provider", "requester", "oracle")
+
+
+def _read(state: StateReader, key: bytes, default: Any = None) -> Any:
+    value = read_value(state, key)
+    return default if value is None else codec.thaw(value)
+
+
+def task_id_bytes(task_id: int) -> bytes:
+    return f"{task_id:016d}".encode()
+
+
+def iterate_ids(state: StateReader, index: bytes) -> Iterator[int]:
+    """Task ids under an index prefix (OPEN, ACTIVE), ascending."""
+    for key, _ in state.iterate(index):
+        yield int(key[len(index) :])
+
+
+def iterate_records(state: StateReader, prefix: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(key suffix, record) under a prefix, in key order."""
+    for key, raw in state.iterate(prefix):
+        yield key[len(prefix) :].decode(), codec.thaw(codec.decode(raw))
+
+
+# --- providers and oracles ---------------------------------------------------------------
+
+
+def get_provider(state: StateReader, address: str) -> dict[str, Any] | None:
+    return _read(state, PROVIDER + address.encode())
+
+
+def put_provider(kv: Overlay, address: str, provider: dict[str, Any]) -> None:
+    kv.set_value(PROVIDER + address.encode(), provider)
+
+
+def is_oracle(state: StateReader, address: str) -> bool:
+    return state.get(ORACLE + address.encode()) is not None
+
+
+def oracle_count(state: StateReader) -> int:
+    return read_value(state, ORACLE_COUNT, 0)
+
+
+def set_oracle(kv: Overlay, address: str, present: bool, height: int) -> None:
+    key = ORACLE + address.encode()
+    count = oracle_count(kv)
+    if present:
+        kv.set_value(key, {"added_at": height})
+        kv.set_value(ORACLE_COUNT, count + 1)
+    else:
+        kv.delete(key)
+        kv.set_value(ORACLE_COUNT, count - 1)
+
+
+# --- tasks -------------------------------------------------------------------------------
+
+
+def get_task(state: StateReader, task_id: int) -> dict[str, Any] | None:
+    return _read(state, TASK + task_id_bytes(task_id))
+
+
+def put_task(kv: Overlay, task: dict[str, Any]) -> None:
+    kv.set_value(TASK + task_id_bytes(task["id"]), task)
+
+
+def index(kv: Overlay, prefix: bytes, task_id: int, present: bool) -> None:
+    key = prefix + task_id_bytes(task_id)
+    if present:
+        kv.set(key, b"\x01")
+    else:
+        kv.delete(key)
+
+
+def next_task_id(kv: Overlay) -> int:
+    task_id = read_value(kv, NEXT_TASK, 1)
+    kv.set_value(NEXT_TASK, task_id + 1)
+    return task_id
+
+
+# --- resource classes ----------------------------------------------------------------------
+
+
+def get_class(state: StateReader, name: str) -> dict[str, int]:
+    return _read(state, CLASS + name.encode(), {"capacity": 0, "in_flight": 0,
+                                                "util_sum": 0, "cap_sum": 0})  # fmt: skip
+
+
+def add_class(kv: Overlay, name: str, capacity: int = 0, in_flight: int = 0) -> None:
+    record = get_class(kv, name)
+    record["capacity"] += capacity
+    record["in_flight"] += in_flight
+    assert record["capacity"] >= 0 and record["in_flight"] >= 0, record
+    kv.set_value(CLASS + name.encode(), record)
+
+
+def get_price(state: StateReader, name: str) -> dict[str, int] | None:
+    return _read(state, PRICE + name.encode())
+
+
+def put_price(kv: Overlay, name: str, record: dict[str, int]) -> None:
+    kv.set_value(PRICE + name.encode(), record)
+
+
+# --- tokens held, and what everyone earned -------------------------------------------------
+
+
+def get_totals(state: StateReader) -> dict[str, int]:
+    return _read(state, TOTALS, {"escrow": 0, "stake": 0})
+
+
+def add_totals(kv: Overlay, escrow: int = 0, stake: int = 0) -> None:
+    totals = get_totals(kv)
+    totals["escrow"] += escrow
+    totals["stake"] += stake
+    assert totals["escrow"] >= 0 and totals["stake"] >= 0, totals
+    kv.set_value(TOTALS, totals)
+
+
+def get_stats(state: StateReader, role: str, address: str) -> dict[str, int]:
+    assert role in ROLES
+    return _read(state, STATS + f"{role}/{address}".encode(), {})
+
+
+def add_stats(kv: Overlay, role: str, address: str, **deltas: int) -> None:
+    record = get_stats(kv, role, address)
+    for name, delta in deltas.items():
+        record[name] = record.get(name, 0) + delta
+    kv.set_value(STATS + f"{role}/{address}".encode(), record)
+
+
+def add_global(kv: Overlay, **deltas: int) -> None:
+    record = _read(kv, GLOBAL, {})
+    for name, delta in deltas.items():
+        record[name] = record.get(name, 0) + delta
+    kv.set_value(GLOBAL, record)
+
+
+def get_global(state: StateReader) -> dict[str, int]:
+    return _read(state, GLOBAL, {})
+
+
+def add_epoch(kv: Overlay, prefix: bytes, address: str, amount: int) -> None:
+    key = prefix + address.encode()
+    kv.set_value(key, read_value(kv, key, 0) + amount)

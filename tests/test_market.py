@@ -1,0 +1,298 @@
+"""The market's lifecycle, rule by rule, on a one-validator chain."""
+
+import pytest
+
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.market.queries import jain_bps
+from tests.marketutil import (
+    BALANCE,
+    GPU,
+    ORACLES,
+    PROVIDERS,
+    REQUESTERS,
+    MarketChain,
+    offer,
+    task_args,
+)
+
+P0, P1, P2 = PROVIDERS
+R0, R1, R2 = REQUESTERS
+O0, O1, O2 = ORACLES
+
+
+def supply(m):
+    return m.query("/token/supply")["supply"]
+
+
+def held(m):
+    """Balances of everyone, escrow and stakes: the supply, always."""
+    from cloudchain.chaincode.market.state import get_totals
+
+    totals = get_totals(m.app.state())
+    balances = sum(m.query("/token/balance", k.address)["balance"]
+                   for k in (*PROVIDERS, *REQUESTERS, *ORACLES))  # fmt: skip
+    return balances, totals
+
+
+@pytest.fixture
+def m():
+    return MarketChain()
+
+
+def registered(m, *providers, price=10, units=100, stake=5_000):
+    for provider in providers:
+        m.ok(provider, "register", name=f"node {provider.address[:6]}", tier="community",
+             offers=offer(units, price), stake=stake)  # fmt: skip
+
+
+def attest_all(m, task_id, completed=True, units=10, uptime=9_900, latency=100, oracles=ORACLES):
+    return [m.run(o, "attest", task=task_id, completed=completed, units=units, uptime_bps=uptime,
+                  latency_ms=latency) for o in oracles]  # fmt: skip
+
+
+def test_a_task_runs_from_submission_to_settlement(m):
+    registered(m, P0)
+    assert m.balance(P0) == BALANCE - 5_000
+    m.ok(R0, "submit", **task_args())
+    task = m.task(1)
+    assert task["state"] == "assigned" and task["provider"] == P0.address and task["price"] == 10
+    assert m.balance(R0) == BALANCE - 200  # max_price 20 x 10 units in escrow
+    m.ok(P0, "start", task=1)
+    m.ok(P0, "complete", task=1, units_used=8, output=[])
+    assert m.task(1)["state"] == "completed"
+    results = attest_all(m, 1, units=8, oracles=ORACLES[:2])  # 2 of 3 is the quorum
+    assert [r.code for r in results] == [Code.OK, Code.OK]
+    task = m.task(1)
+    assert task["state"] == "verified" and task["outcome"]["violations"] == 0
+    late = attest_all(m, 1, oracles=ORACLES[2:])[0]
+    assert late.code == Code.INVALID_STATE and "verified" in late.log
+    m.tick(2)  # the dispute window closes
+    task = m.task(1)
+    assert task["state"] == "settled"
+    assert task["payout"] == {"provider": 80, "requester": 120, "slashed": 0,
+                              "at": task["payout"]["at"]}  # fmt: skip
+    assert m.balance(R0) == BALANCE - 80
+    assert m.balance(P0) == BALANCE - 5_000 + 80 + m.query(
+        "/market/account", P0.address)["provider"].get("rewarded", 0)  # fmt: skip
+    account = m.query("/market/account", P0.address)
+    assert account["profit"] == 80 and account["provider"]["units"] == 8
+    assert m.query("/market/account", R0.address)["utility"] == 20 * 8 - 80
+    assert [s for s, _ in task["history"]] == ["open", "assigned", "running", "completed",
+                                               "verified", "settled"]  # fmt: skip
+
+
+def test_sla_violations_cost_the_payment_then_the_stake(m):
+    registered(m, P0, stake=1_000)
+    m.ok(R0, "submit", **task_args(penalty=100))
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1, uptime=5_000, latency=900)  # two terms broken: R = 2, penalty 200
+    m.tick(2)
+    task = m.task(1)
+    assert task["outcome"]["violations"] == 2 and task["outcome"]["penalty"] == 200
+    # payment 10 x 10 = 100 < penalty 200: nothing paid, 100 taken from the stake
+    assert task["payout"]["provider"] == 0 and task["payout"]["slashed"] == 100
+    assert task["payout"]["requester"] == 200 + 100
+    provider = m.query("/market/provider", P0.address)
+    assert provider["stake"] == 900 and provider["reputation"] == 5_000 - 2 * 500
+    assert m.query("/market/account", P0.address)["profit"] == 100 - 200
+
+
+def test_an_expired_task_refunds_the_requester_and_penalises_the_provider(m):
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args(deadline_s=3))
+    assert m.task(1)["state"] == "assigned"
+    m.tick(3)
+    task = m.task(1)
+    assert task["state"] == "refunded" and [s for s, _ in task["history"]][-2:] == [
+        "expired", "refunded"]  # fmt: skip
+    assert task["payout"]["slashed"] == 2 * 50  # not completed, and late
+    assert m.balance(R0) == BALANCE + 100
+    late = m.run(P0, "complete", task=1, units_used=1, output=[])
+    assert late.code == Code.INVALID_STATE
+    assert m.query("/market/provider", P0.address)["in_flight"] == {}
+
+
+def test_an_open_task_nobody_can_take_expires_without_penalty_and_can_be_cancelled(m):
+    registered(m, P0, price=30)  # dearer than the task's max_price
+    m.ok(R0, "submit", **task_args(deadline_s=2))
+    m.ok(R0, "submit", **task_args())
+    assert m.task(1)["state"] == "open"
+    assert m.run(R1, "cancel", task=2).code == Code.UNAUTHORIZED
+    m.ok(R0, "cancel", task=2)
+    m.tick(1)
+    assert m.task(1)["state"] == "refunded" and m.task(1)["payout"]["slashed"] == 0
+    assert m.balance(R0) == BALANCE
+
+
+def test_no_quorum_in_time_refunds_unverified(m):
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1, oracles=ORACLES[:1])
+    m.tick(9)
+    assert m.task(1)["state"] == "refunded"
+    assert m.balance(R0) == BALANCE
+
+
+def test_a_minority_of_wrong_reports_does_not_move_the_outcome(m):
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    m.ok(O0, "attest", task=1, completed=False, units=0, uptime_bps=0, latency_ms=10_000)
+    m.ok(O1, "attest", task=1, completed=True, units=10, uptime_bps=9_900, latency_ms=100)
+    assert m.task(1)["state"] == "completed"  # one for, one against: no quorum agrees yet
+    m.ok(O2, "attest", task=1, completed=True, units=9, uptime_bps=9_800, latency_ms=120)
+    outcome = m.task(1)["outcome"]
+    assert outcome["completed"] is True and outcome["violations"] == 0
+    assert (outcome["units"], outcome["uptime_bps"], outcome["latency_ms"]) == (9, 9_800, 100)
+    honest = [m.query("/market/account", o.address)["oracle"]["honest"] for o in ORACLES]
+    assert honest == [0, 1, 1]
+
+
+def test_disputes_are_voted_and_final(m):
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args(penalty=20))
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1, uptime=5_000, oracles=ORACLES[:2])  # uptime broken: R = 1
+    m.ok(P0, "dispute", task=1, reason="the uptime probe was wrong")
+    assert m.run(R1, "dispute", task=1, reason="x").code == Code.UNAUTHORIZED
+    assert m.task(1)["state"] == "disputed"
+    assert m.run(R0, "vote", task=1, uphold=False).code == Code.UNAUTHORIZED
+    m.ok(O0, "vote", task=1, uphold=False)
+    assert m.run(O0, "vote", task=1, uphold=False).code == Code.ALREADY_EXISTS
+    m.ok(O1, "vote", task=1, uphold=False)
+    task = m.task(1)
+    assert task["state"] == "resolved" and task["dispute"]["upheld"] is False
+    assert task["payout"]["provider"] == 100 and task["payout"]["requester"] == 100
+    assert m.run(R0, "dispute", task=1, reason="again").code == Code.INVALID_STATE
+
+
+def test_a_dispute_without_quorum_upholds_the_outcome(m):
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1, oracles=ORACLES[:2])
+    m.ok(R0, "dispute", task=1, reason="too slow")
+    m.tick(10)
+    task = m.task(1)
+    assert task["state"] == "resolved" and task["dispute"]["upheld"] is True
+    assert task["payout"]["provider"] == 100
+
+
+def test_assignment_prefers_price_then_reputation_and_shares_across_requesters(m):
+    registered(m, P0, price=12)
+    registered(m, P1, price=10, units=20)
+    # R0 floods the market with four tasks before R1 submits one, in the same block
+    txs = [m.tx(R0, "submit", **task_args()) for _ in range(4)] + [m.tx(R1, "submit",
+                                                                        **task_args())]
+    m.block(*txs)
+    tasks = [m.task(i) for i in range(1, 6)]
+    # turns: R0, R1 (least served first, then address), then R0...; the cheaper P1 first
+    # until its 20 units are in flight, then P0
+    assert all(t["state"] == "assigned" for t in tasks)
+    by_provider = {t["id"]: t["provider"] for t in tasks}
+    assert sum(p == P1.address for p in by_provider.values()) == 2
+    assert by_provider[5] == P1.address  # R1's one task got the cheap provider in turn
+
+
+def test_a_named_provider_is_waited_for(m):
+    registered(m, P0, price=10)
+    registered(m, P1, price=15)
+    m.ok(R0, "submit", **task_args(provider=P1.address))
+    assert m.task(1)["provider"] == P1.address and m.task(1)["price"] == 15
+    assert m.run(R0, "submit", **task_args(provider=R1.address)).code == Code.NOT_FOUND
+
+
+def test_refusals_say_why_and_change_nothing(m):
+    registered(m, P0)
+    before = m.app.store.app_hash
+    cases = [
+        (P0, "register", dict(name="x", tier="community", offers=offer(), stake=5_000),
+         Code.ALREADY_EXISTS),
+        (P1, "register", dict(name="x", tier="community", offers=offer(), stake=10),
+         Code.OUT_OF_RANGE),
+        (R0, "submit", task_args(max_price=BALANCE), Code.INSUFFICIENT_FUNDS),
+        (R0, "submit", task_args(penalty=10**6), Code.OUT_OF_RANGE),
+        (R0, "start", dict(task=99), Code.NOT_FOUND),
+        (R0, "attest", dict(task=1, completed=True, units=1, uptime_bps=1, latency_ms=1),
+         Code.UNAUTHORIZED),
+        (R0, "add_oracle", dict(oracle=R1.address), Code.UNAUTHORIZED),
+        (P0, "update", dict(offers=offer(units=0 + 1)), Code.OK),
+    ]  # fmt: skip
+    for sender, method, args, code in cases:
+        result = m.run(sender, method, **args)
+        assert result.code == code, (method, result.log)
+        assert result.log or code == Code.OK
+    assert m.app.store.app_hash != before  # only the nonces and the one update changed
+
+
+def test_leaving_returns_the_stake_after_unbonding_once_nothing_is_in_flight(m):
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args(deadline_s=30))
+    m.ok(P0, "leave")
+    assert m.run(P0, "update", offers=offer()).code == Code.INVALID_STATE
+    m.tick(4)
+    assert m.query("/market/provider", P0.address)["status"] == "unbonding"  # task in flight
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    m.tick(1)
+    provider = m.query("/market/provider", P0.address)
+    assert provider["status"] == "left" and provider["stake"] == 0
+    assert m.query("/market/prices")["classes"][0]["capacity"] == 0
+
+
+def test_rewards_are_minted_per_epoch_for_verified_work_and_honest_oracles(m):
+    registered(m, P0, units=10)  # room for one task: the second goes to P1
+    registered(m, P1, price=11)
+    start_supply = supply(m)
+    m.block(m.tx(R0, "submit", **task_args()), m.tx(R1, "submit", **task_args()))
+    by_address = {k.address: k for k in PROVIDERS}
+    first, second = (by_address[m.task(i)["provider"]] for i in (1, 2))
+    assert {first, second} == {P0, P1}
+    m.block(m.tx(first, "complete", task=1, units_used=10, output=[]),
+            m.tx(second, "complete", task=2, units_used=5, output=[]))  # fmt: skip
+    attest_all(m, 1, units=10)
+    m.block(m.tx(O2, "attest", task=2, completed=False, units=0, uptime_bps=0, latency_ms=0),
+            *[m.tx(o, "attest", task=2, completed=True, units=5, uptime_bps=9_900,
+                   latency_ms=100) for o in (O0, O1)])  # fmt: skip
+    while m.height % 5:
+        m.tick()
+    rewards = {e.attributes[1][1]: int(e.attributes[3][1]) for e in m.block_events
+               if e.type == "market_reward"}  # fmt: skip
+    assert rewards[first.address] == 9_000 * 10 // 15
+    assert rewards[second.address] == 9_000 * 5 // 15
+    assert sum(rewards.values()) == supply(m) - start_supply
+    dissenter = m.query("/market/account", O2.address)["oracle"]
+    assert dissenter == {"attestations": 1, "honest": 0}  # its task 1 report came too late
+    assert [rewards.get(o.address, 0) for o in ORACLES] == [500, 500, 0]
+
+
+def test_reference_prices_move_with_utilisation_by_a_bounded_step(m):
+    registered(m, P0, units=10, price=100)
+    assert m.query("/market/prices")["classes"][0]["price"] == 100
+    m.ok(R0, "submit", **task_args(units=10, max_price=100, deadline_s=300))  # all in flight
+    while m.height % 5:
+        m.tick()
+    price = m.query("/market/prices")["classes"][0]
+    assert price["price"] == 105 and price["utilisation_bps"] > 7_000
+    for _ in range(5):
+        m.tick()
+    assert m.query("/market/prices")["classes"][0]["price"] == 110  # 105 + 5% (rounded down)
+
+
+def test_statistics_and_fairness():
+    assert jain_bps([5, 5, 5]) == 10_000 and jain_bps([9, 0, 0]) == 3_333
+    assert jain_bps([]) == 10_000
+    m = MarketChain()
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1)
+    m.tick(2)
+    stats = m.query("/market/stats")
+    assert stats["tasks_settled"] == 1 and stats["sla_compliance_bps"] == 10_000
+    assert stats["providers"][0]["earned"] == 100
+    assert stats["fairness_requesters_bps"] == 10_000
+    assert m.query("/market/tasks", f"requester={R0.address}")["tasks"][0]["id"] == 1
+    assert m.query("/market/tasks", "state=open")["tasks"] == []
+    assert m.app.query("/market/tasks", b"colour=red").code == Code.INVALID_QUERY
+    assert GPU in m.query("/market/stats")["utilisation_bps"]
