@@ -296,3 +296,17 @@ def test_statistics_and_fairness():
     assert m.query("/market/tasks", "state=open")["tasks"] == []
     assert m.app.query("/market/tasks", b"colour=red").code == Code.INVALID_QUERY
     assert GPU in m.query("/market/stats")["utilisation_bps"]
+
+
+def test_end_of_block_work_is_bounded_and_the_rest_waits_its_turn():
+    from tests.marketutil import market_genesis
+
+    m = MarketChain(market_genesis(max_transitions_per_block=2))
+    m.block(*[m.tx(R0, "submit", **task_args(deadline_s=2)) for _ in range(5)])
+    m.tick(1)
+    refunded = []
+    for _ in range(3):
+        m.tick()
+        refunded.append(sum(m.task(i)["state"] == "refunded" for i in range(1, 6)))
+    assert refunded == [2, 4, 5]  # oldest first, two a block
+    assert m.balance(R0) == BALANCE

@@ -1,10 +1,11 @@
 """The market's end-of-block work, in this order:
 
-1. deadlines and windows: open or running tasks past their deadline expire and
-   are refunded (an assigned provider is penalised for the task it did not
-   complete: R = 2, not completed and late); completed tasks without a quorum
-   when the attestation window closes are refunded unverified; verified tasks
-   whose dispute window closed settle; disputes whose vote closed are upheld;
+1. deadlines and windows, at most max_transitions_per_block of them, oldest task
+   first: open or running tasks past their deadline expire and are refunded (an
+   assigned provider is penalised for the task it did not complete: R = 2, not
+   completed and late); completed tasks without a quorum when the attestation
+   window closes are refunded unverified; verified tasks whose dispute window
+   closed settle; disputes whose vote closed are upheld;
 2. providers whose unbonding is over get their stake back;
 3. open tasks are assigned (assignment.py);
 4. utilisation is summed, and at the end of an epoch rewards are minted and
@@ -35,8 +36,11 @@ LATE_AND_NOT_COMPLETED = 2  # violations of an assigned task whose deadline pass
 @MARKET.end_block
 def end_block(ctx: BlockContext) -> None:
     params = get_params(ctx.kv)
+    moved = 0
     for task_id in list(state.iterate_ids(ctx.kv, state.ACTIVE)):
-        _watch(ctx, params, task_id)
+        if moved >= params.max_transitions_per_block:
+            break  # bounded work (and events) per block; the oldest go first, the rest next
+        moved += _watch(ctx, params, task_id)
     finish_unbonding(ctx)
     assign_open_tasks(ctx, params)
     accumulate_utilisation(ctx)
@@ -44,7 +48,8 @@ def end_block(ctx: BlockContext) -> None:
         end_epoch(ctx, params)
 
 
-def _watch(ctx: BlockContext, params: MarketParams, task_id: int) -> None:
+def _watch(ctx: BlockContext, params: MarketParams, task_id: int) -> bool:
+    """Move the task on if a deadline or window of its state has passed; whether it did."""
     task = state.get_task(ctx.kv, task_id)
     assert task is not None
     current = task["state"]
@@ -74,5 +79,6 @@ def _watch(ctx: BlockContext, params: MarketParams, task_id: int) -> None:
         ctx.emit("market_resolved", task=task_id, upheld=True, provider=payout["provider"],
                  requester=payout["requester"])  # fmt: skip
     else:
-        return
+        return False
     state.put_task(ctx.kv, task)
+    return True

@@ -35,6 +35,7 @@ class MarketParams:
     max_assignments_per_block: int = 64
     max_assignments_per_provider: int = 4  # in one block: nobody is flooded at once
     max_open_tasks_scanned: int = 256  # per block, oldest first
+    max_transitions_per_block: int = 512  # deadlines and windows handled; the rest wait
     max_tasks_listed: int = 100  # by one query
 
     def __post_init__(self) -> None:
@@ -49,6 +50,7 @@ class MarketParams:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at most {BPS}")
         for name in ("quorum_bps", "epoch_blocks", "max_assignments_per_block",
                      "max_assignments_per_provider", "max_open_tasks_scanned",
+                     "max_transitions_per_block",
                      "max_tasks_listed"):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at least 1")
