@@ -126,7 +126,9 @@ def pay_out(kv: Overlay, params: MarketParams, task: dict[str, Any], outcome: Ou
     state.add_stats(kv, "requester", task["requester"], paid=paid - slashed, worth=worth,
                     refunded=refund, tasks=1)  # fmt: skip
     state.add_global(kv, tasks_settled=1, tasks_compliant=int(outcome.violations == 0))
-    state.add_epoch(kv, state.EPOCH_WORK, provider_address, outcome.units * outcome.quality_bps)
+    # quality-weighted units: at most the units, so that an epoch's sum stays an int64
+    state.add_epoch(kv, state.EPOCH_WORK, provider_address,
+                    outcome.units * outcome.quality_bps // BPS)
     task["payout"] = {"provider": paid, "requester": refund, "slashed": slashed,
                       "at": height}  # fmt: skip
     return task["payout"]
