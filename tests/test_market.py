@@ -308,5 +308,5 @@ def test_end_of_block_work_is_bounded_and_the_rest_waits_its_turn():
     for _ in range(3):
         m.tick()
         refunded.append(sum(m.task(i)["state"] == "refunded" for i in range(1, 6)))
-    assert refunded == [2, 4, 5]  # oldest first, two a block
+    assert refunded == [2, 4, 5]  # earliest due first, two a block
     assert m.balance(R0) == BALANCE

@@ -60,16 +60,27 @@ class Overlay:
         self.writes[key] = None
 
     def iterate(self, prefix: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Live pairs under `prefix` in ascending key order, buffered writes included."""
-        merged = {k: v for k, v in self._parent.iterate(prefix)}
-        for key, value in self.writes.items():
-            if key.startswith(prefix):
-                if value is None:
-                    merged.pop(key, None)
-                else:
-                    merged[key] = value
-        for key in sorted(merged):
-            yield key, merged[key]
+        """Live pairs under `prefix` in ascending key order, buffered writes included.
+
+        Lazy: the parent's pairs are merged with the buffered writes (as they were
+        when iteration began) one at a time, so a caller that stops early (a scan of
+        an index up to a deadline) reads no further than it needs."""
+        own = sorted((k, v) for k, v in self.writes.items() if k.startswith(prefix))
+        mine = 0
+        for key, value in self._parent.iterate(prefix):
+            while mine < len(own) and own[mine][0] < key:
+                if own[mine][1] is not None:
+                    yield own[mine]  # type: ignore[misc]
+                mine += 1
+            if mine < len(own) and own[mine][0] == key:
+                if own[mine][1] is not None:
+                    yield own[mine]  # type: ignore[misc]
+                mine += 1
+                continue
+            yield key, value
+        for key, buffered in own[mine:]:
+            if buffered is not None:
+                yield key, buffered
 
     # Typed helpers: values in state are canonical msgpack.
 

@@ -1,6 +1,6 @@
 """The market's end-of-block work, in this order:
 
-1. deadlines and windows, at most max_transitions_per_block of them, oldest task
+1. deadlines and windows, at most max_transitions_per_block of them, earliest due
    first: open or running tasks past their deadline expire and are refunded (an
    assigned provider is penalised for the task it did not complete: R = 2, not
    completed and late); completed tasks without a quorum when the attestation
@@ -13,6 +13,8 @@
 """
 
 from __future__ import annotations
+
+import itertools
 
 from cloudchain.chaincode.context import BlockContext
 from cloudchain.chaincode.market import state
@@ -36,11 +38,13 @@ LATE_AND_NOT_COMPLETED = 2  # violations of an assigned task whose deadline pass
 @MARKET.end_block
 def end_block(ctx: BlockContext) -> None:
     params = get_params(ctx.kv)
-    moved = 0
-    for task_id in list(state.iterate_ids(ctx.kv, state.ACTIVE)):
-        if moved >= params.max_transitions_per_block:
-            break  # bounded work (and events) per block; the oldest go first, the rest next
-        moved += _watch(ctx, params, task_id)
+    # Only tasks whose deadline or window has come are read; at most
+    # max_transitions_per_block of them, earliest due first, the rest next block.
+    limit = params.max_transitions_per_block
+    due = [*itertools.islice(state.iterate_due(ctx.kv, "t", ctx.time_ns), limit),
+           *itertools.islice(state.iterate_due(ctx.kv, "h", ctx.height), limit)]  # fmt: skip
+    for task_id in due[:limit]:
+        _watch(ctx, params, task_id)
     finish_unbonding(ctx)
     assign_open_tasks(ctx, params)
     accumulate_utilisation(ctx)

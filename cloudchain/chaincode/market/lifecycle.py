@@ -23,7 +23,7 @@ from typing import Any
 
 from cloudchain.chaincode.context import Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.params import BPS, MarketParams
+from cloudchain.chaincode.market.params import BPS, MarketParams, get_params
 from cloudchain.chaincode.modules import token
 
 TRANSITIONS = frozenset({
@@ -45,12 +45,31 @@ class TransitionError(AssertionError):
 
 
 def transition(kv: Overlay, task: dict[str, Any], new_state: str, height: int) -> None:
+    """Move the task; the caller has set what the new state's window starts from
+    (completed_at, verified_at, dispute["at"]) and stores the task."""
     if (task["state"], new_state) not in TRANSITIONS:
         raise TransitionError(f"task {task['id']}: {task['state']} -> {new_state}")
     task["state"] = new_state
     task["history"].append([new_state, height])
     state.index(kv, state.OPEN, task["id"], new_state == "open")
-    state.index(kv, state.ACTIVE, task["id"], new_state not in FINAL)
+    state.set_due(kv, task, due(kv, task))
+
+
+def due(kv: Overlay, task: dict[str, Any]) -> tuple[str, int] | None:
+    """When the end-of-block work must next look at the task: its deadline (by block
+    time) while it waits or runs, the close of its window (by height) after."""
+    current = task["state"]
+    if current in ("open", "assigned", "running"):
+        return ("t", task["deadline_ns"])
+    if current in FINAL or current == "expired":
+        return None
+    params = get_params(kv)
+    if current == "completed":
+        return ("h", task["completed_at"] + params.attestation_blocks)
+    if current == "verified":
+        return ("h", task["verified_at"] + params.dispute_blocks)
+    assert current == "disputed"
+    return ("h", task["dispute"]["at"] + params.dispute_vote_blocks)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@
     market/task/<id:16>            a task, its SLA terms, history and outcome
     market/next_task               the next task id
     market/open/<id:16>            index: tasks waiting for a provider, oldest first
-    market/active/<id:16>          index: tasks with a deadline or window still to watch
+    market/due/t/<ns:20><id:16>    index: open, assigned and running tasks by deadline
+    market/due/h/<height:20><id:16> index: completed, verified and disputed tasks by the
+                                   height their window closes
     market/unbonding/<address>     index: providers leaving the market
     market/class/<name>            a resource class: capacity and units in flight now,
                                    and their sums over the epoch's blocks (utilisation)
@@ -38,7 +40,7 @@ ORACLE_COUNT = b"market/oracle_count"
 TASK = b"market/task/"
 NEXT_TASK = b"market/next_task"
 OPEN = b"market/open/"
-ACTIVE = b"market/active/"
+DUE = {"t": b"market/due/t/", "h": b"market/due/h/"}  # by time, by height
 UNBONDING = b"market/unbonding/"
 CLASS = b"market/class/"
 PRICE = b"market/price/"
@@ -61,7 +63,7 @@ def task_id_bytes(task_id: int) -> bytes:
 
 
 def iterate_ids(state: StateReader, index: bytes) -> Iterator[int]:
-    """Task ids under an index prefix (OPEN, ACTIVE), ascending."""
+    """Task ids under an index prefix (OPEN), ascending."""
     for key, _ in state.iterate(index):
         yield int(key[len(index) :])
 
@@ -119,6 +121,27 @@ def index(kv: Overlay, prefix: bytes, task_id: int, present: bool) -> None:
         kv.set(key, b"\x01")
     else:
         kv.delete(key)
+
+
+def set_due(kv: Overlay, task: dict[str, Any], due: tuple[str, int] | None) -> None:
+    """File the task under when it must next be looked at (None: never again)."""
+    if task.get("due"):
+        kind, value = task["due"]
+        kv.delete(DUE[kind] + f"{value:020d}".encode() + task_id_bytes(task["id"]))
+    task["due"] = None if due is None else list(due)
+    if due is not None:
+        kind, value = due
+        kv.set(DUE[kind] + f"{value:020d}".encode() + task_id_bytes(task["id"]), b"\x01")
+
+
+def iterate_due(state: StateReader, kind: str, until: int) -> Iterator[int]:
+    """Ids of the tasks due (by time or by height) at or before `until`, earliest first;
+    reads no further than the first one not yet due."""
+    prefix = DUE[kind]
+    for key, _ in state.iterate(prefix):
+        if int(key[len(prefix) : len(prefix) + 20]) > until:
+            return
+        yield int(key[len(prefix) + 20 :])
 
 
 def next_task_id(kv: Overlay) -> int:

@@ -82,11 +82,11 @@ def process_submit(ctx: Context, kind: str, inputs: tuple[str, ...], resource_cl
         "penalty": penalty, "named_provider": provider, "state": "open", "history": [],
         "provider": "", "price": 0, "submitted_at": ctx.height, "units_used": 0,
         "output": "", "completed_at": 0, "attestations": {}, "outcome": None,
-        "verified_at": 0, "dispute": None, "payout": None,
+        "verified_at": 0, "dispute": None, "payout": None, "due": None,
     }  # fmt: skip
     task["history"].append(["open", ctx.height])
     state.index(ctx.kv, state.OPEN, task_id, True)
-    state.index(ctx.kv, state.ACTIVE, task_id, True)
+    state.set_due(ctx.kv, task, ("t", task["deadline_ns"]))
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", ctx.sender, submitted=1, requested_units=units)
     ctx.emit("market_submit", task=task_id, requester=ctx.sender, resource_class=resource_class,
