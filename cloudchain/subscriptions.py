@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -80,6 +81,7 @@ class EventStream:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
         self._subscription_ids: set[int] = set()
+        self._early: deque[dict[str, Any]] = deque()  # received while subscribing
 
     async def __aenter__(self) -> EventStream:
         # A bounded connect; no total, since a subscription lasts as long as the caller wants.
@@ -92,9 +94,7 @@ class EventStream:
                 request = {"jsonrpc": "2.0", "id": request_id, "method": "subscribe",
                            "params": {"query": query}}  # fmt: skip
                 await self._ws.send_json(request)
-                reply = await asyncio.wait_for(self._receive(), self._timeout_s)
-                if reply.get("id") != request_id:
-                    raise RPCClientError(-1, "unexpected reply to subscribe", str(reply)[:200])
+                reply = await asyncio.wait_for(self._reply_to(request_id), self._timeout_s)
                 _raise_for_error(reply)
                 self._subscription_ids.add(request_id)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -119,9 +119,20 @@ class EventStream:
         return self
 
     async def __anext__(self) -> SubscriptionEvent:
-        message = await self._receive()
+        message = self._early.popleft() if self._early else await self._receive()
         _raise_for_error(message)
         return SubscriptionEvent.from_json(message["result"])
+
+    async def _reply_to(self, request_id: int) -> dict[str, Any]:
+        """The reply to a subscribe; what the earlier subscriptions receive meanwhile (their
+        events, or their cancellation) is kept, in order, for iteration."""
+        while True:
+            message = await self._receive()
+            if message.get("id") == request_id:
+                return message
+            if message.get("id") not in self._subscription_ids:
+                raise RPCClientError(-1, "unexpected reply to subscribe", str(message)[:200])
+            self._early.append(message)
 
     async def _receive(self) -> dict[str, Any]:
         assert self._ws is not None, "use `async with` first"

@@ -59,8 +59,9 @@ def market_genesis(**params: Any) -> Genesis:
 class MarketChain:
     """Blocks of signed market transactions, one clock second per block."""
 
-    def __init__(self, genesis: Genesis | None = None) -> None:
-        self.app = Application(ChainStore(MemoryKV()), genesis or market_genesis())
+    def __init__(self, genesis: Genesis | None = None,
+                 application: type[Application] = Application) -> None:  # fmt: skip
+        self.app = application(ChainStore(MemoryKV()), genesis or market_genesis())
         self.clock = StepClock()
         self.chain = SoloChain(self.app, VALIDATOR, self.clock)
         self._nonces: dict[str, int] = defaultdict(int)

@@ -107,11 +107,18 @@ def test_testnet_init_prints_each_nodes_addresses(tmp_path):
 
 
 def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
-    run = cloudchain("demo", "--blocks", "3", "--txs-per-second", "8")
+    # A task submitted at height h settles at about h+7 (market_demo.py): by height 11
+    # the first ones have.
+    run = cloudchain("demo", "--blocks", "11", "--txs-per-second", "8")
     assert run.returncode == 0, run.stderr + run.stdout
     rows = re.findall(r"^\s+(\d+)\s+(\d+)\s", run.stdout, re.M)
-    assert rows and int(rows[-1][0]) >= 3
-    assert sum(int(txs) for _, txs in rows) > 0  # transfers were committed
+    assert rows and int(rows[-1][0]) == 11
+    assert sum(int(txs) for _, txs in rows) > 0  # transfers and market work were committed
+    settled = re.search(r"^market: (\d+) tasks submitted, (\d+) settled", run.stdout, re.M)
+    assert settled and int(settled[2]) > 0, run.stdout  # the market ran tasks to the end
+    assert re.search(r"^  market SLA compliance \d+\.\d% of \d+ settled; Jain fairness", run.stdout,
+                     re.M)  # fmt: skip
+    assert re.search(r"submit to settle: median \d+ blocks", run.stdout)
     assert "stopped every node" in run.stdout
     assert len(re.findall(r"node\d: rpc http://127\.0\.0\.1:\d+", run.stdout)) == 4
 
@@ -272,7 +279,7 @@ async def test_events_follows_blocks_and_matching_transactions(tmp_path):
         following = asyncio.create_task(asyncio.to_thread(
             run_main, "events", "--query", query, "--limit", "1", "--json", "--node", url))
         async with asyncio.timeout(DEADLINE_S):
-            while not node.rpc.bus.has_subscribers:  # the verb has subscribed
+            while not node.rpc.bus.has_query(query):  # the verb has subscribed
                 await wait_for_height(nodes, node.store.height + 1)
         sender = read_key_file(accounts / "account0.json")
         tx = Transaction.create(sender, node.chain_id, 0, "token", "transfer",
@@ -306,3 +313,249 @@ def test_tx_and_query_help_show_both_forms(capsys):
     assert main(["query", "/token/supply", "--data-hex", "zz"]) == 2
     with pytest.raises(SystemExit):  # --data and --data-hex are one or the other
         main(["query", "/token/supply", "--data", "a", "--data-hex", "61"])
+
+
+# --- the market's verbs: `tx market METHOD` and `query market WHAT` ------------------------
+
+CID_IN, CID_OUT = "Qm" + "a" * 44, "b" + "c" * 40
+OFFER = "gpu-a100:A100 80GB:8:80:100:5"  # class:gpu:gpus:memory_gb:units:price
+
+
+@contextlib.asynccontextmanager
+async def one_node(tmp_path):
+    """A one-validator testnet (blocks as fast as the FAST consensus config makes them)."""
+    from cloudchain.node.testnet import init_testnet
+    from tests.test_node_network import fast_node
+
+    node = fast_node(init_testnet(tmp_path / "net", 1)[0])
+    await node.start()
+    try:
+        await wait_for_height([node], 1)
+        yield node
+    finally:
+        await node.stop()
+
+
+def committed_at(out: str) -> int:
+    """The height of "ok: HASH at height H", the first line of a sent transaction."""
+    match = re.match(r"ok: [0-9A-F]{64} at height (\d+)$", out.splitlines()[0])
+    assert match, out
+    return int(match.group(1))
+
+
+async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
+    accounts = tmp_path / "net" / "accounts"
+    key = {name: str(accounts / f"{name}.json") for name in
+           ("account0", "account1", "account2", "account3")}  # fmt: skip
+    async with one_node(tmp_path) as node:
+        _authority, provider, requester, extra_oracle = (read_key_file(k).address
+                                                         for k in key.values())  # fmt: skip
+        url = f"http://{node.config.rpc.listen_address}"
+
+        async def run(*command: str, want: int = 0) -> str:
+            code, out, err = (await verbs(url, command))[0]
+            assert code == want, f"{command}: exit {code}\n{out}{err}"
+            assert "Traceback" not in err
+            return out if want == 0 else err
+
+        async def sign(who: str, *command: str, want: int = 0) -> str:
+            return await run("tx", "market", *command, "--from", key[who], want=want)
+
+        params = json.loads(await run("query", "market", "params", "--json"))
+        # Oracles: whichever genesis names (testnet key files oracle<k>.json), and one the
+        # authority admits; the quorum of them attests.
+        refused = await sign("account1", "add-oracle", "--oracle", extra_oracle, want=1)
+        assert re.match(r"error: transaction refused with code 101 \(market\): only the "
+                        "authority", refused), refused  # fmt: skip
+        await sign("account0", "add-oracle", "--oracle", extra_oracle)
+        oracles = json.loads(await run("query", "market", "oracles", "--json"))
+        held = {read_key_file(p).address: str(p) for p in sorted(accounts.glob("oracle*.json"))}
+        held[extra_oracle] = key["account3"]
+        attesters = [held[a] for a in oracles["oracles"] if a in held][: oracles["quorum"]]
+        assert len(attesters) == oracles["quorum"] and extra_oracle in oracles["oracles"]
+        oracles_table = await run("query", "market", "oracles")
+        assert oracles_table.splitlines()[-1] == (f"{len(oracles['oracles'])} oracle"
+                                                  f"{'s' * (len(oracles['oracles']) > 1)}, "
+                                                  f"quorum {oracles['quorum']}")  # fmt: skip
+
+        out = await sign("account1", "register", "--name", "Acme GPU", "--tier", "community",
+                         "--offer", OFFER, "--stake", "5000")  # fmt: skip
+        assert field(out, "provider") == provider and field(out, "stake") == "5000"
+
+        async def submit(*extra: str) -> int:
+            out = await sign("account2", "submit", "--kind", "inference", "--input", CID_IN,
+                             "--units", "10", "--max-price", "8", "--deadline", "10m",
+                             "--min-uptime", "99%", "--max-latency-ms", "200", "--penalty",
+                             "5", *extra)  # fmt: skip
+            assert field(out, "deposit") == "80"
+            return int(field(out, "task"))
+
+        async def attest(task: int, *report: str) -> list[str]:
+            return [await run("tx", "market", "attest", str(task), *report, "--from", oracle)
+                    for oracle in attesters]  # fmt: skip
+
+        # Task 1: assigned at the end of its block, run, attested, settled after the window.
+        first = await submit("--class", "gpu-a100")
+        await sign("account1", "start", str(first))
+        await sign("account1", "complete", str(first), "--units-used", "8", "--output", CID_OUT)
+        reports = await attest(first, "--completed", "--units", "8", "--uptime", "99.9%",
+                               "--latency-ms", "120")  # fmt: skip
+        assert all("verified" not in r for r in reports[:-1])  # decided by the quorum only
+        assert field(reports[-1], "verified") == str(first)
+        assert (field(reports[-1], "payment"), field(reports[-1], "penalty")) == ("40", "0")
+        settles_at = committed_at(reports[-1]) + params["dispute_blocks"]
+
+        # Task 2: an SLA term broken (uptime), disputed by the provider, overturned by vote.
+        second = await submit("--class", "gpu-a100", "--provider", provider)
+        await sign("account1", "start", str(second))
+        await sign("account1", "complete", str(second), "--units-used", "10")
+        reports = await attest(second, "--completed", "--units", "10", "--uptime", "9000bps",
+                               "--latency-ms", "120")  # fmt: skip
+        assert field(reports[-1], "violations") == "1" and field(reports[-1], "penalty") == "5"
+        out = await sign("account1", "dispute", str(second), "--reason", "uptime was 99.95%")
+        assert field(out, "disputed by") == "provider"
+        votes = [await run("tx", "market", "vote", str(second), "--overturn", "--from", oracle)
+                 for oracle in attesters]  # fmt: skip
+        assert field(votes[-1], "resolved, upheld") == "false"
+        assert (field(votes[-1], "provider paid"), field(votes[-1], "requester refunded")) == (
+            "50", "30")  # fmt: skip
+
+        # Task 3: a class nobody offers stays open; only its requester may cancel it.
+        third = await submit("--class", "cpu-small")
+        refused = await sign("account1", "cancel", str(third), want=1)
+        assert "code 101 (market): only the requester may cancel" in refused
+        assert field(await sign("account2", "cancel", str(third)), "refunded") == "80"
+
+        # Refusals say why, with the code and the log, and exit 1.
+        refused = await sign("account1", "start", str(first), want=1)
+        assert re.search(rf"code 104 \(market\): task {first} is \w+, not assigned", refused)
+        refused = await sign("account2", "attest", str(first), "--failed", "--units", "0",
+                             "--uptime", "0%", "--latency-ms", "0", want=1)  # fmt: skip
+        assert f"code 101 (market): {requester} is not an oracle" in refused
+        refused = await sign("account2", "complete", "999", "--units-used", "1", want=1)
+        assert "code 103 (market): unknown task 999" in refused
+
+        await wait_for_height([node], settles_at)
+        runs = await verbs(
+            url,
+            ("query", "market", "task", str(first)), ("query", "market", "task", str(first),
+                                                      "--json"),
+            ("query", "market", "task", str(second)),
+            ("query", "market", "tasks", "--requester", requester),
+            ("query", "market", "tasks", "--state", "settled", "--json"),
+            ("query", "market", "account", provider), ("query", "market", "account", requester,
+                                                       "--json"),
+            ("query", "market", "stats"), ("query", "market", "stats", "--json"),
+            ("query", "market", "provider", provider), ("query", "market", "providers"),
+            ("query", "market", "prices"), ("query", "market", "params"),
+            ("query", "balance", requester),
+        )  # fmt: skip
+        for code, _, err in runs:
+            assert code == 0 and err == "", err
+        (task, task_json, disputed, tasks, settled, account, requester_json, stats, stats_json,
+         provider_view, providers, prices, params_view,
+         balance) = (out for _, out, _ in runs)  # fmt: skip
+
+        # Everything else an operator does: stake, offers, SLA records, oracles, leaving.
+        out = await sign("account1", "add-stake", "--amount", "1000")
+        assert field(out, "stake") == "6000"
+        await sign("account1", "update", "--offer", OFFER.replace(":100:5", ":200:4"))
+        out = await run("tx", "market", "attest-provider", provider, "--uptime", "100%",
+                        "--latency-ms", "50", "--from", attesters[0])  # fmt: skip
+        assert int(field(out, "reputation bps")) > 0
+        await sign("account0", "remove-oracle", "--oracle", extra_oracle)
+        refused = await sign("account0", "remove-oracle", "--oracle", extra_oracle, want=1)
+        assert f"code 103 (market): {extra_oracle} is not an oracle" in refused
+        out = await sign("account1", "leave")
+        assert int(field(out, "unbond at height")) == committed_at(out) + params[
+            "unbonding_blocks"]  # fmt: skip
+        out = await sign("account2", "cancel", str(third), "--no-wait")  # refused in its block
+        assert re.match(r"ok: [0-9A-F]{64} in the mempool$", out)
+        missing = await run("query", "market", "task", "999", want=1)
+        assert re.match(r"error: query refused with code 103 \(\w+\): unknown task", missing)
+        bad = await run("query", "market", "tasks", "--state", "lost", want=1)
+        assert "code 201" in bad and "state must be one of" in bad
+
+    assert field(task, "state") == "settled" and field(task, "provider") == provider
+    assert field(task, "payout").startswith("provider 40, requester 40, slashed 0 at height")
+    assert field(task, "sla") == "uptime >= 99.00%, latency <= 200 ms, penalty 5 per term broken"
+    assert field(task, "output") == CID_OUT and field(task, "inputs") == CID_IN
+    assert len(re.findall(r"^[0-9a-f]{40}\s+yes\s+8\s+99\.90%\s+120\s+\d+$", task, re.M)) == len(
+        attesters)  # the attestations table  # fmt: skip
+    as_json = json.loads(task_json)
+    assert as_json["state"] == "settled" and as_json["payout"]["provider"] == 40
+    assert [s for s, _ in as_json["history"]] == ["open", "assigned", "running", "completed",
+                                                  "verified", "settled"]  # fmt: skip
+    assert field(disputed, "state") == "resolved"
+    assert re.match(r"by the provider at height \d+: 'uptime was 99.95%', \d+ vote\(s\), "
+                    "overturned", field(disputed, "dispute"))  # fmt: skip
+
+    header, *rows, total = tasks.splitlines()
+    assert header.split()[:3] == ["ID", "STATE", "KIND"] and total == "3 tasks"
+    assert [row.split()[:2] for row in rows] == [[str(first), "settled"],
+                                                 [str(second), "resolved"],
+                                                 [str(third), "refunded"]]  # fmt: skip
+    assert [t["id"] for t in json.loads(settled)["tasks"]] == [first]
+
+    # Π_p = Σ(P_i·C_i - λ_i·R_i) = 5·8 + 5·10 (the dispute took back the penalty);
+    # U_r = Σ(Q_i - P_i) = (8·8 - 40) + (8·10 - 50).
+    assert field(account, "profit").split()[0] == "90"
+    assert re.search(r"^provider\s+gross\s+90$", account, re.M)
+    assert json.loads(requester_json)["utility"] == 54
+    assert balance.split()[:2] == [requester, str(1_000_000_000 - 40 - 50)]
+
+    assert field(stats, "tasks settled") == "2" and field(stats, "sla compliance") == "100.00%"
+    assert json.loads(stats_json)["tasks_settled"] == 2
+    assert re.search(rf"^{provider}\s+Acme GPU\s+community\s+100\s+90\s", stats, re.M)
+    assert field(provider_view, "name") == "Acme GPU" and field(provider_view, "stake") == "5000"
+    assert re.search(r"^gpu-a100\s+A100 80GB\s+8\s+80\s+100\s+0\s+5$", provider_view, re.M)
+    assert providers.splitlines()[-1] == "1 provider" and provider in providers
+    assert re.search(r"^gpu-a100\s+\d+\s+100\s+0\s", prices, re.M)
+    assert field(params_view, "dispute_blocks") == str(params["dispute_blocks"])
+    bps = params["quorum_bps"]
+    assert field(params_view, "quorum_bps") == f"{bps}  ({bps // 100}.{bps % 100:02d}%)"
+
+
+def test_market_verbs_refuse_bad_arguments_before_sending(capsys):
+    unreachable = ("--from", "no-such-key.json", "--node", "http://127.0.0.1:1")
+    submit = ("tx", "market", "submit", "--kind", "inference", "--class", "gpu-a100",
+              "--units", "10", "--max-price", "8", "--max-latency-ms", "200")  # fmt: skip
+    for argv, message in [
+        (("tx", "market", "register", "--name", "A", "--tier", "community", "--offer",
+          "gpu-a100:A100:8", "--stake", "5000"), "is not CLASS:GPU:GPUS:MEMORY_GB:UNITS:PRICE"),
+        (("tx", "market", "update", "--offer", "gpu:A100:8:80:many:5"), "must be whole numbers"),
+        ((*submit, "--deadline", "soon", "--min-uptime", "99%"), "'soon' is not a duration"),
+        ((*submit, "--deadline", "10m", "--min-uptime", "99"), "give a percentage (99.5%)"),
+        ((*submit, "--deadline", "10m", "--min-uptime", "101%"), "more than 100%"),
+        (("tx", "market", "vote", "7"), "one of the arguments --uphold --overturn is required"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit) as exited:
+            main([*argv, *unreachable])
+        assert exited.value.code == 2
+        assert message in capsys.readouterr().err, argv
+    for argv, message in [
+        (("tx", "market", "register", "--name", "A", "--tier", "community", "--offer",
+          "gpu:A100:8:80:100:5", "--offer", "gpu:H100:8:80:100:9", "--stake", "5000"),
+         "error: --offer: resource class 'gpu' is offered twice"),
+        ((*submit, "--deadline", "10m", "--min-uptime", "99%", "--input", "not-a-cid"),
+         "error: --input: item 0: 'not-a-cid' is not of the form"),
+        ((*submit, "--deadline", "500d", "--min-uptime", "99%"), "error: --deadline: "),
+        (("tx", "market", "add-oracle", "--oracle", "ALICE"), "error: --oracle: 'ALICE' is not"),
+        (("tx", "market", "complete", "7", "--units-used", "0"), "error: --units-used: 0 is"),
+    ]:  # fmt: skip
+        assert main([*argv, *unreachable]) == 2, argv  # refused before reading the key
+        assert capsys.readouterr().err.startswith(message), argv
+
+
+def test_tx_and_query_help_name_the_market_verbs(capsys):
+    for argv, words in [
+        (["tx", "--help"], ["cloudchain tx market submit"]),
+        (["query", "--help"], ["cloudchain query market WHAT"]),
+        (["tx", "market", "--help"], ["register", "submit", "attest-provider", "vote"]),
+        (["query", "market", "--help"], ["provider", "tasks", "account", "stats", "params"]),
+    ]:
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 0
+        out = capsys.readouterr().out
+        assert all(word in out for word in words), (argv, out)

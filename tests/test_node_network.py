@@ -151,6 +151,41 @@ async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path
             assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)
 
 
+async def poll_until(condition, deadline_s=DEADLINE_S):
+    """For conditions no commit announces (nodes that cannot decide): check every 10 ms."""
+    async with asyncio.timeout(deadline_s):
+        while not condition():
+            await asyncio.sleep(0.01)  # a poll interval, not a synchronisation
+
+
+async def test_catching_up_believes_only_signed_heights_of_connected_peers(tmp_path):
+    from cloudchain.consensus.messages import Vote, VoteType
+
+    async with network(tmp_path, running=2) as (homes, nodes):  # 2 of 4: nobody decides
+        node, peer = nodes
+        await poll_until(lambda: peer.peers.node_id in node.peers.connected)
+        validator = read_key_file(homes[1] / "config" / "priv_validator_key.json")
+        stranger = read_key_file(homes[1] / "config" / "node_key.json")  # no validator's key
+
+        def receive(height, key=validator, signature=None):
+            vote = Vote.create(key, node.chain_id, VoteType.PREVOTE, height, 0, b"", 1)
+            vote = vote if signature is None else vote.with_signature(signature)
+            node._on_peer_message(peer.peers.node_id, codec.encode(
+                {"ch": "consensus", "m": vote.to_obj()}))  # fmt: skip
+
+        far = node.core.height + 1_000
+        receive(far, signature=bytes(64))  # forged: the validator never signed it
+        receive(far, key=stranger)
+        assert not node.catching_up
+        receive(node.core.height + 1)  # one height ahead: it decided ours, nothing more
+        assert not node.catching_up
+        receive(far)
+        assert node.catching_up
+        await peer.stop()
+        await poll_until(lambda: not node.peers.connected)
+        assert not node.catching_up  # what a peer gone showed no longer counts
+
+
 async def test_two_of_four_down_stops_the_chain_without_a_fork_and_one_back_resumes_it(tmp_path):
     async with network(tmp_path) as (homes, nodes):
         await wait_for_height(nodes, 2)

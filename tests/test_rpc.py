@@ -86,9 +86,18 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
     [
         (None, None, b"{not json", -32700, ""),
         (None, None, b"7", -32600, "request object"),
+        (None, None, b"[" * 100_000, -32700, "error unmarshaling request"),  # too deep
+        (None, None, b'{"jsonrpc": "2.0", "id": [1], "method": "health"}', -32600, "id must"),
         ("nosuch", {}, None, -32601, ""),
         ("block", {"height": "abc"}, None, -32602, "height"),
         ("block", {"height": "999999"}, None, -32603, "must be less than or equal"),
+        ("block", {"height": "\u00b2"}, None, -32602, "height"),  # "²".isdigit() is True
+        ("block", {"height": "\u0661"}, None, -32602, "height"),  # an Arabic-Indic one
+        ("block", {"height": "9" * 30}, None, -32602, "int64"),
+        ("block", {"height": "9223372036854775808"}, None, -32602, "int64"),  # int64 max + 1
+        ("block", {"height": 2**70}, None, -32602, "int64"),
+        ("block", ["1", "2"], None, -32602, "expected 1 parameters ([height]), got 2"),
+        ("block", 5, None, -32602, "object or an array"),
         ("tx", {"hash": "00" * 32}, None, -32603, "not found"),
         ("tx", {"hash": "xyz"}, None, -32602, "hash"),
         ("broadcast_tx_sync", {"tx": "%%%"}, None, -32602, "base64"),
@@ -102,11 +111,38 @@ async def test_bad_requests_get_json_rpc_errors(node, method, params, raw, code,
     assert "Traceback" not in str(reply)
 
 
-async def test_uri_get_form(node):
-    url = f"http://{node.config.rpc.listen_address}/block?height=1"
+async def get(node, path):
+    url = f"http://{node.config.rpc.listen_address}/{path}"
     async with aiohttp.ClientSession() as session, session.get(url) as response:
-        reply = await response.json()
+        return response.status, await response.json()
+
+
+async def test_uri_get_form(node, tmp_path):
+    _, reply = await get(node, "block?height=1")
     assert reply["result"]["block"]["header"]["height"] == "1"
+    _, reply = await get(node, 'block?height="1"')
+    assert reply["result"]["block"]["header"]["height"] == "1"
+    # tx is bytes, as CometBFT's http_uri_handler reads them: 0x-hex, or a quoted string.
+    tx, _ = transfer(tmp_path, node, 0, 5)
+    _, reply = await get(node, f"broadcast_tx_sync?tx=0x{tx.to_bytes().hex()}")
+    assert reply["result"]["code"] == 0 and reply["result"]["hash"] == tx.hash.hex().upper()
+    _, reply = await get(node, 'broadcast_tx_sync?tx="hello"')
+    assert reply["result"]["hash"] == codec.sha256(b"hello").hex().upper()
+    status, reply = await get(node, "broadcast_tx_sync?tx=0xZZ")
+    assert status == 500 and reply["error"]["code"] == -32602
+    assert reply["error"]["data"].startswith("error converting http params to arguments: ")
+
+
+async def test_positional_params_map_onto_the_names_in_order(node):
+    await wait_for_height([node], 2)
+    block = (await call(node, "block", ["1"]))["result"]
+    assert block["block"]["header"]["height"] == "1"
+    chain = (await call(node, "blockchain", ["1", "2"]))["result"]
+    assert [m["header"]["height"] for m in chain["block_metas"]] == ["2", "1"]
+    assert (await call(node, "health", []))["result"] == {}
+    tx_hash = base64.b64encode(bytes(32)).decode()
+    missing = await call(node, "tx", [tx_hash, False])  # hash, prove
+    assert missing["error"]["code"] == -32603 and "not found" in missing["error"]["data"]
 
 
 async def test_the_other_read_methods(node, tmp_path):
@@ -181,6 +217,13 @@ async def test_tx_search_pages_and_errors(node, tmp_path):
     assert [t["hash"] for t in desc["txs"]] == hashes[::-1]
     bad = await call(node, "tx_search", {"query": "tx.height ="})
     assert bad["error"]["code"] == -32603 and "needs an operand" in bad["error"]["data"]
-    beyond = await call(node, "tx_search", {"query": query, "page": "9"})
-    assert beyond["error"]["code"] == -32603 and "page" in beyond["error"]["data"]
+    for per_page in ("0", "-1"):  # below 1: the default, 30 (CometBFT's validatePerPage)
+        every = await call(node, "tx_search", {"query": query, "per_page": per_page})
+        assert [t["hash"] for t in every["result"]["txs"]] == hashes
+    for page in ("0", "9", "-1"):
+        beyond = await call(node, "tx_search", {"query": query, "page": page})
+        assert beyond["error"] == {"code": -32603, "message": "Internal error",
+                                   "data": f"page should be within [1, 1] range, given {page}"}
+    pending = await call(node, "unconfirmed_txs", {"limit": "-1"})  # the default, too
+    assert pending["result"]["total"].isdigit()
 

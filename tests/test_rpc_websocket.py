@@ -102,6 +102,8 @@ async def test_every_block_and_every_matching_tx_exactly_once_in_order(node, tmp
                 m["result"]["data"]["value"]["block"]["header"]["height"]) >= height
 
         await socket.until(is_block(last + 1))  # events come in order: all before it are here
+        await socket.until(lambda m: m.get("result", {}).get("query") == headers and int(
+            m["result"]["data"]["value"]["header"]["height"]) >= last + 1)  # and its header
 
     new_blocks = [e["data"]["value"] for e in socket.events(blocks)]
     heights = [int(b["block"]["header"]["height"]) for b in new_blocks]
@@ -111,8 +113,7 @@ async def test_every_block_and_every_matching_tx_exactly_once_in_order(node, tmp
         assert value["block_id"]["hash"] == stored.hash.hex().upper()
         assert len(value["result_finalize_block"]["tx_results"]) == len(stored.txs)
     header_heights = [int(e["data"]["value"]["header"]["height"]) for e in socket.events(headers)]
-    assert header_heights == heights[: len(header_heights)] and len(header_heights) >= len(
-        heights) - 1  # fmt: skip
+    assert header_heights == heights  # each NewBlock's header follows it, before the next block
     assert all(e["data"]["type"] == "tendermint/event/NewBlockHeader" for e in socket.events(
         headers))  # fmt: skip
 
@@ -198,6 +199,41 @@ async def test_bad_socket_messages_get_errors_and_the_socket_goes_on(node):
         assert binary["error"]["code"] == -32600
         assert (await socket.request("nosuch"))["error"]["code"] == -32601
         assert "node_info" in (await socket.request("status"))["result"]
+        await ws.send_str("[" * 100_000)  # nested too deep for json.loads: RecursionError
+        deep = await socket.until(lambda m: "error" in m and m is not parse and m is not binary)
+        assert deep["error"]["code"] == -32700 and "id" not in deep
+        assert "node_info" in (await socket.request("status"))["result"]  # still served
+
+
+async def test_a_request_that_fails_unexpectedly_costs_one_error_not_the_session(
+        node, monkeypatch):  # fmt: skip
+    handle = node.rpc.handle
+
+    async def failing(payload, session=None):
+        if isinstance(payload, dict) and payload.get("method") == "explode":
+            raise RuntimeError("a bug")
+        return await handle(payload, session)
+
+    monkeypatch.setattr(node.rpc, "handle", failing)  # sessions opened from now on use it
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(node)) as ws:
+        socket = Socket(ws)
+        await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "explode"})
+        error = await socket.until(lambda m: "error" in m)
+        assert error["error"] == {"code": -32603, "message": "Internal error",
+                                  "data": "RuntimeError"}  # fmt: skip
+        assert "node_info" in (await socket.request("status"))["result"]
+
+
+async def test_positional_params_on_the_socket(node):
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(node)) as ws:
+        socket = Socket(ws)
+        await ws.send_json({"jsonrpc": "2.0", "id": "s", "method": "subscribe",
+                            "params": ["tm.event='NewBlock'"]})  # fmt: skip
+        assert (await socket.until(lambda m: m.get("id") == "s"))["result"] == {}
+        event = await socket.until(lambda m: m.get("result", {}).get("query"))
+        assert event["id"] == "s" and event["result"]["query"] == "tm.event='NewBlock'"
+        block = await socket.request("block", height="1")
+        assert block["result"]["block"]["header"]["height"] == "1"
 
 
 async def post(node, payload):
@@ -225,27 +261,6 @@ async def test_batches_and_notifications(node):
                                  for k in range(11)])  # fmt: skip
     assert too_many["error"]["code"] == -32600
     assert "exceeds maximum (10)" in too_many["error"]["data"]
-
-
-async def test_connections_beyond_the_limit_get_503(tmp_path):
-    node = await start_node(tmp_path, max_open_connections=2)
-    try:
-        async with aiohttp.ClientSession() as session:
-            first = await session.ws_connect(ws_url(node))
-            second = await session.ws_connect(ws_url(node))
-            async with session.get(f"http://{node.config.rpc.listen_address}/health") as r:
-                assert r.status == 503
-            await first.close()
-            async with asyncio.timeout(DEADLINE_S):
-                while True:  # the freed place is taken as soon as the server sees the close
-                    async with session.get(
-                            f"http://{node.config.rpc.listen_address}/health") as r:  # fmt: skip
-                        if r.status == 200:
-                            break
-                    await wait_for_height([node], node.store.height + 1)
-            await second.close()
-    finally:
-        await node.stop()
 
 
 class FakeSubscriber:
@@ -288,10 +303,64 @@ async def test_a_session_refuses_events_beyond_its_buffer():
     class IdleSocket:
         closed = False
 
-    session = WebSocketSession(IdleSocket(), EventBus(), handle=None, buffer=2)
-    bus = session._bus
+    bus = EventBus()
+    session = WebSocketSession(IdleSocket(), bus, handle=None, buffer=2, max_outbox_bytes=1_000,
+                               abort=lambda: None)  # fmt: skip
     subscription = bus.subscribe(session, "tm.event='NewBlock'", 9)
     assert session.deliver(subscription, {}, {}) and session.deliver(subscription, {}, {})
     assert not session.deliver(subscription, {}, {})  # nobody writes: the buffer is full
+    assert session.queued_events == 2
     assert bus.publish({"tm.event": ["NewBlock"]}, dict) == 0
     assert bus.subscription_count(session) == 0  # cancelled, and told why
+
+
+def test_a_session_bounds_the_bytes_of_its_events_too():
+    class IdleSocket:
+        closed = False
+
+    bus = EventBus()
+    session = WebSocketSession(IdleSocket(), bus, handle=None, buffer=100, max_outbox_bytes=1_000,
+                               abort=lambda: None)  # fmt: skip
+    subscription = bus.subscribe(session, "tm.event='NewBlock'", 9)
+    assert session.deliver(subscription, {"blob": "x" * 5_000}, {})  # one always fits
+    assert not session.deliver(subscription, {"blob": "x" * 10}, {})  # beyond 1000 bytes
+    assert session.queued_events == 1 and session.queued_event_bytes > 5_000
+
+
+def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
+    from cloudchain.node import rpc_websocket
+    from cloudchain.node.config import RPCConfig
+    from cloudchain.node.rpc import RPCServer
+    from cloudchain.node.rpc_errors import result_body
+    from cloudchain.node.rpc_shapes import new_block_event, new_block_tags
+    from tests.chainutil import ACCOUNTS, make_chain, transfer
+
+    chain = make_chain()
+    txs = [transfer(ACCOUNTS[0], nonce, ACCOUNTS[1].address, 1).to_bytes() for nonce in range(20)]
+    block = chain.produce_block(txs).block
+    results = chain.app.store.block_results(block.height)
+    server = RPCServer(node=None, limits=RPCConfig())
+
+    class OpenSocket:
+        closed = False
+
+    sessions = [WebSocketSession(OpenSocket(), server.bus, handle=None, buffer=10,
+                                 max_outbox_bytes=1 << 20, abort=lambda: None)
+                for _ in range(100)]  # fmt: skip
+    for k, session in enumerate(sessions):
+        server.bus.subscribe(session, "tm.event='NewBlock'", k)
+    serialised = []
+    dumps = rpc_websocket.json.dumps
+    monkeypatch.setattr(rpc_websocket.json, "dumps",
+                        lambda value, **kw: serialised.append(dumps(value, **kw)) or serialised[-1])
+    server.publish_block(block, results)
+    monkeypatch.undo()
+    event = new_block_event(block, results)
+    one = len(json.dumps(event))
+    assert one > 20_000  # a block worth not serialising a hundred times
+    assert sum(len(text) for text in serialised) < one + 100 * 100  # once, plus ids and queries
+    for k, session in enumerate(sessions):
+        text, is_event = session._outbox.get_nowait()
+        tags = new_block_tags(block, results)
+        assert is_event and json.loads(text) == result_body(k, {
+            "query": "tm.event='NewBlock'", "data": event, "events": tags})  # fmt: skip

@@ -1,9 +1,11 @@
 """The client's subscriptions (async and blocking) against a running node."""
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
+from aiohttp import web
 
 from cloudchain.client import Client, RPCClientError, SyncClient
 from cloudchain.subscriptions import SubscriptionEvent, websocket_url
@@ -28,6 +30,60 @@ async def test_async_subscription_follows_blocks_in_order(node):  # noqa: F811
     assert blocks == list(range(blocks[0], blocks[0] + len(blocks)))
     assert heights[0][1] == "NewBlock"  # NewBlock first, then its header, at every height
     assert heights == [(h, k) for h in blocks for k in ("NewBlock", "NewBlockHeader")][:6]
+
+
+@contextlib.asynccontextmanager
+async def scripted_node(on_subscribe):
+    """A WebSocket server on a free loopback port that answers each subscribe request with
+    what `on_subscribe(request)` returns: the messages to send, in order."""
+
+    async def websocket(request):
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            for reply in on_subscribe(message.json()):
+                await ws.send_json(reply)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/websocket", websocket)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_event_arriving_before_the_next_subscribe_reply_is_kept():
+    def event(request_id, height):
+        return {"jsonrpc": "2.0", "id": request_id, "result": {
+            "query": "tm.event='NewBlock'", "events": {"tm.event": ["NewBlock"]},
+            "data": {"type": "tendermint/event/NewBlock",
+                     "value": {"block": {"header": {"height": str(height)}}}}}}  # fmt: skip
+
+    def on_subscribe(request):
+        replies = [event(1, 7)] if request["id"] == 2 else []  # the first one's event first
+        return [*replies, {"jsonrpc": "2.0", "id": request["id"], "result": {}}]
+
+    async with scripted_node(on_subscribe) as url:
+        queries = ("tm.event='NewBlock'", "tm.event='Tx'")
+        async with Client(url).subscribe(*queries) as events:
+            first = await asyncio.wait_for(anext(events), DEADLINE_S)
+    assert (first.kind, first.height, first.query) == ("NewBlock", 7, "tm.event='NewBlock'")
+
+
+async def test_a_reply_to_no_subscription_is_still_an_error():
+    def on_subscribe(request):
+        return [{"jsonrpc": "2.0", "id": 99, "result": {}}]
+
+    async with scripted_node(on_subscribe) as url:
+        with pytest.raises(RPCClientError, match="unexpected reply to subscribe"):
+            async with Client(url).subscribe("tm.event='NewBlock'"):
+                pass
 
 
 async def test_refused_subscriptions_and_unreachable_nodes_raise_the_one_error(node):  # noqa: F811

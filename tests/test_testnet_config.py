@@ -3,6 +3,7 @@ import tomllib
 
 import pytest
 
+from cloudchain.chaincode.market.params import params_from_genesis
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
 from cloudchain.node.config import ConfigError, NodeConfig
@@ -30,6 +31,12 @@ def test_init_writes_a_consistent_network(tmp_path):
     account = read_key_file(home / "accounts" / "account0.json")
     assert genesis.authority == account.address
     assert dict(genesis.balances)[account.address] > 0
+    oracles = [read_key_file(home / "accounts" / f"oracle{k}.json").address for k in range(3)]
+    params, named, _ = params_from_genesis(genesis.params["market"])
+    assert list(named) == oracles  # named in genesis, funded, and the rest of the accounts
+    assert all(dict(genesis.balances)[oracle] > 0 for oracle in oracles)
+    assert len(genesis.balances) == 4 + 3
+    assert params.dispute_blocks < params.attestation_blocks <= 10 and params.epoch_blocks == 10
 
 
 def test_fixed_base_port_and_refusals(tmp_path):
@@ -41,6 +48,11 @@ def test_fixed_base_port_and_refusals(tmp_path):
         init_testnet(tmp_path / "fixed", 2)
     with pytest.raises(TestnetError, match="--validators"):
         init_testnet(tmp_path / "zero", 0)
+    with pytest.raises(TestnetError, match="--oracles"):
+        init_testnet(tmp_path / "many", 1, oracles=65)
+    init_testnet(tmp_path / "none", 1, oracles=0)  # a market without oracles: none named
+    genesis = Genesis.load(tmp_path / "none" / "node0" / "config" / "genesis.json")
+    assert genesis.params["market"]["oracles"] == ()
 
 
 def test_config_round_trips_and_defaults_are_documented_values():

@@ -1,13 +1,22 @@
-"""What every command that talks to a node shares: the --node and --json options."""
+"""What every command that talks to a node shares: the --node and --json options, and
+the signing and sending of a transaction (`tx MODULE METHOD ...`)."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from cloudchain.client import DEFAULT_NODE
+from cloudchain.cli.table import format_fields
+from cloudchain.client import DEFAULT_NODE, SyncClient
+from cloudchain.rpc_types import Event
 
 NODE_HELP = "a node's RPC URL (default $CLOUDCHAIN_NODE or http://127.0.0.1:26657)"
+
+# What a verb prints after "ok: ..." from its transaction's events: (label, value) lines.
+Describe = Callable[[Sequence[Event]], Sequence[tuple[str, object]]]
 
 
 def node_options(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
@@ -15,6 +24,62 @@ def node_options(parser: argparse.ArgumentParser, with_json: bool = True) -> Non
     if with_json:
         parser.add_argument("--json", action="store_true",
                             help="print the node's JSON result (for scripts)")  # fmt: skip
+
+
+def tx_options(parser: argparse.ArgumentParser) -> None:
+    """--from KEYFILE, --node URL and --no-wait: what every verb that sends a transaction
+    takes (their values reach `send_tx` in its `args`)."""
+    parser.add_argument("--from", dest="key_file", required=True,
+                        help="the signer's key file")  # fmt: skip
+    node_options(parser, with_json=False)
+    parser.add_argument("--no-wait", action="store_true",
+                        help="return after the mempool check (broadcast_tx_sync)")  # fmt: skip
+
+
+def send_tx(args: argparse.Namespace, module: str, method: str, tx_args: Mapping[str, Any],
+            describe: Describe | None = None) -> int:  # fmt: skip
+    """Sign `module.method(tx_args)` with the key in args.key_file, with the account's next
+    nonce, and send it to args.node: by default wait until it is in a block
+    (broadcast_tx_commit), with args.no_wait only for the mempool's check. Prints
+    "ok: HASH at height H" and what `describe` finds in its events, or the refusal on
+    stderr; returns the exit status (0 or 1)."""
+    from cloudchain.crypto import read_key_file
+    from cloudchain.types import Transaction
+
+    key = read_key_file(args.key_file)
+    client = SyncClient(args.node)
+    chain_id = client.status().network
+    tx = Transaction.create(key, chain_id, client.nonce(key.address), module, method, tx_args)
+    events: Sequence[Event] = ()
+    if args.no_wait:
+        checked = client.broadcast_tx_sync(tx.to_bytes())
+        failure = None if checked.ok else checked
+        where = "in the mempool"
+    else:
+        committed = client.broadcast_tx_commit(tx.to_bytes())
+        failure = committed.failure
+        where = f"at height {committed.height}"
+        events = committed.tx_result.events
+    if failure is not None:
+        codespace = f" ({failure.codespace})" if failure.codespace else ""
+        print(f"error: transaction refused with code {failure.code}{codespace}: {failure.log}",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    print(f"ok: {tx.hash.hex().upper()} {where}")
+    shown = describe(events) if describe is not None else ()
+    if shown:
+        print(format_fields(shown))
+    return 0
+
+
+def event_value(events: Sequence[Event], type_: str, key: str) -> str | None:
+    """The value of attribute `key` of the first event of type `type_`, if there is one."""
+    for event in events:
+        if event.type == type_:
+            for name, value in event.attributes:
+                if name == key:
+                    return value
+    return None
 
 
 TX_HASH = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")  # a transaction hash as `tx HASH` takes it

@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cloudchain import __version__
-from cloudchain.cli.common import TX_HASH, node_options
+from cloudchain.cli.common import TX_HASH, send_tx, tx_options
+from cloudchain.cli.market_commands import add_market_tx_commands
 from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
-from cloudchain.client import RPCClientError, SyncClient
+from cloudchain.client import RPCClientError
 from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.node.config import ConfigError
@@ -74,19 +75,21 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run a local 4-validator network doing signed transfers (Ctrl-C stops)",
+        help="run a local 4-validator network running the market (Ctrl-C stops)",
         description="Example: cloudchain demo   |   cloudchain demo --blocks 10   |   "
         "cloudchain demo --solo --blocks 20 (one in-process chain, no network)",
     )
     demo.add_argument("--solo", action="store_true", help="one in-process chain, no network")
     demo.add_argument("--validators", type=int, default=4, help="validators (4)")
-    demo.add_argument("--txs-per-second", type=int, default=20, help="transfers sent (20)")
+    demo.add_argument("--txs-per-second", type=int, default=20,
+                      help="token transfers sent besides the market's work (20)")  # fmt: skip
     demo.add_argument("--blocks", type=int, help="stop after this height (default: Ctrl-C; "
                       "--solo: 20)")  # fmt: skip
     demo.add_argument("--txs-per-block", type=int, default=8, help="transfers per block (8)")
     demo.add_argument("--interval", type=float, default=0.2, help="seconds between blocks (0.2)")
     demo.add_argument("--home", help="directory for genesis, keys and data (default: temporary)")
-    demo.add_argument("--seed", type=int, default=1, help="seed of the random transfers (1)")
+    demo.add_argument("--seed", type=int, default=1,
+                      help="seed of the random transfers and market work (1)")  # fmt: skip
     demo.set_defaults(run=_run_demo)
 
     bench = commands.add_parser("bench", help="measure what the ledger costs")
@@ -99,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--txs-per-block", type=int, default=500, help="transfers per block (500)")
     apply.add_argument("--accounts", type=int, default=100, help="accounts sending (100)")
     apply.set_defaults(run=_run_bench_apply)
+    market = bench_commands.add_parser(
+        "market", help="time the market's transactions and end-of-block work",
+        description="Example: cloudchain bench market --tasks 5000 --providers 20",
+    )  # fmt: skip
+    market.add_argument("--tasks", type=int, default=2000, help="tasks submitted (2000)")
+    market.add_argument("--providers", type=int, default=20, help="providers (20)")
+    market.set_defaults(run=_run_bench_market)
 
     sim = commands.add_parser("sim", help="run deterministic simulations")
     sim_commands = sim.add_subparsers(title="sim commands", metavar="COMMAND")
@@ -126,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--home", required=True, help="directory to create (must be empty)")
     init.add_argument("--chain-id", default="cloudchain-local", help="chain id (cloudchain-local)")
     init.add_argument("--accounts", type=int, default=4, help="funded accounts (4)")
+    init.add_argument("--oracles", type=int, default=3, help="funded market oracles named in "
+                      "genesis, key files accounts/oracle<k>.json (3)")  # fmt: skip
     init.add_argument("--base-port", type=int, default=26656,
                       help="node i listens on base+2i (p2p) and base+2i+1 (RPC), so node0's RPC "
                       "is the default --node of every command (26656); 0: free ports")  # fmt: skip
@@ -156,7 +168,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Show the committed transaction with this hash (64 hex digits):\n"
         "  cloudchain tx HASH [--node URL] [--json]   (the same as: cloudchain show-tx HASH)\n"
         "Sign a transaction and send it:\n"
-        "  cloudchain tx token transfer --from alice.json --to ADDRESS --amount 100",
+        "  cloudchain tx token transfer --from alice.json --to ADDRESS --amount 100\n"
+        "  cloudchain tx market submit --from alice.json --kind inference ...   (tx market -h)",
     )  # fmt: skip
     tx_modules = tx.add_subparsers(title="modules", metavar="MODULE")
     token = tx_modules.add_parser("token", help="token transactions")
@@ -166,13 +179,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Example: cloudchain tx token transfer --from alice.json --to ADDRESS "
         "--amount 100",
     )  # fmt: skip
-    transfer.add_argument("--from", dest="key_file", required=True, help="sender's key file")
     transfer.add_argument("--to", required=True, help="recipient address (40 hex)")
     transfer.add_argument("--amount", type=int, required=True, help="integer units")
-    node_options(transfer, with_json=False)
-    transfer.add_argument("--no-wait", action="store_true",
-                          help="return after the mempool check (broadcast_tx_sync)")  # fmt: skip
+    tx_options(transfer)
     transfer.set_defaults(run=_run_transfer)
+    add_market_tx_commands(tx_modules)
 
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
@@ -231,6 +242,16 @@ def _run_bench_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_bench_market(args: argparse.Namespace) -> int:
+    from cloudchain.bench.market import format_report, run_market_bench
+
+    if args.tasks < 1 or args.providers < 1:
+        print("error: --tasks and --providers must be >= 1", file=sys.stderr)
+        return 2
+    print(format_report(run_market_bench(args.tasks, args.providers)))
+    return 0
+
+
 def _run_sim_consensus(args: argparse.Namespace) -> int:
     from cloudchain.sim.consensus_sim import SimConfig, SimViolation, run_seed
 
@@ -268,7 +289,7 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
 
     try:
         nodes = init_testnet(Path(args.home), args.validators, args.chain_id, args.accounts,
-                             args.base_port or None)  # fmt: skip
+                             args.base_port or None, args.oracles)  # fmt: skip
     except TestnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -281,31 +302,12 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
 
 def _run_transfer(args: argparse.Namespace) -> int:
     from cloudchain.crypto import is_address
-    from cloudchain.types import Transaction
 
     if not is_address(args.to) or args.amount <= 0:
         print("error: --to must be an address (40 lower-case hex) and --amount positive",
               file=sys.stderr)  # fmt: skip
         return 2
-    key = read_key_file(args.key_file)
-    client = SyncClient(args.node)
-    chain_id = client.status().network
-    tx = Transaction.create(key, chain_id, client.nonce(key.address), "token", "transfer",
-                            {"to": args.to, "amount": args.amount})  # fmt: skip
-    if args.no_wait:
-        checked = client.broadcast_tx_sync(tx.to_bytes())
-        failure = None if checked.ok else checked
-        where = "in the mempool"
-    else:
-        committed = client.broadcast_tx_commit(tx.to_bytes())
-        failure = committed.failure
-        where = f"at height {committed.height}"
-    if failure is not None:
-        print(f"error: transaction refused with code {failure.code}: {failure.log}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    print(f"ok: {tx.hash.hex().upper()} {where}")
-    return 0
+    return send_tx(args, "token", "transfer", {"to": args.to, "amount": args.amount})
 
 
 def _run_keys_new(args: argparse.Namespace) -> int:

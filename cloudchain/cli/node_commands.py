@@ -73,16 +73,18 @@ def run_testnet(home: Path) -> int:
 
 
 def start_node_processes(
-    node_homes: list[Path], log_to_files: bool = False
+    node_homes: list[Path], log_to_files: bool = False, own_session: bool = False
 ) -> list[subprocess.Popen[str]]:
-    """One `cloudchain node start` process per home; output piped, or to home/node.log."""
+    """One `cloudchain node start` process per home; output piped, or to home/node.log.
+    With `own_session` the nodes do not receive the terminal's Ctrl-C: the caller stops
+    them (stop_node_processes) when it is done with them."""
     processes = []
     for node_home in node_homes:
         output = open(node_home / "node.log", "w") if log_to_files else subprocess.PIPE  # noqa: SIM115
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
             stdout=output, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=own_session,
         ))  # fmt: skip
     return processes
 

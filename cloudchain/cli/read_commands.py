@@ -12,6 +12,7 @@ from typing import Any
 
 from cloudchain import codec
 from cloudchain.cli.common import TX_HASH, node_options
+from cloudchain.cli.market_commands import add_market_queries
 from cloudchain.cli.table import format_fields, format_table
 from cloudchain.client import SubscriptionEvent, SyncClient, decode_query_value
 from cloudchain.timefmt import format_rfc3339_ns
@@ -60,9 +61,11 @@ def add_read_commands(commands: Any) -> None:
 
     query_usage = ("cloudchain query PATH [--data TEXT | --data-hex HEX] [--height H] "
                    "[--node URL] [--json]\n"
-                   "       cloudchain query balance ADDRESS [--height H] [--node URL]")  # fmt: skip
+                   "       cloudchain query balance ADDRESS [--height H] [--node URL]\n"
+                   "       cloudchain query market WHAT [...] [--height H] [--node URL] "
+                   "[--json]")  # fmt: skip
     query = commands.add_parser(
-        "query", help="read application state: any query path, or a balance",
+        "query", help="read application state: any query path, a balance, the market",
         usage=query_usage,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Any application query: a PATH that starts with '/' (/token/balance,\n"
@@ -72,7 +75,8 @@ def add_read_commands(commands: Any) -> None:
         "Examples:\n"
         "  cloudchain query /token/supply\n"
         "  cloudchain query /auth/nonce --data ADDRESS\n"
-        "  cloudchain query balance ADDRESS",
+        "  cloudchain query balance ADDRESS\n"
+        "  cloudchain query market tasks --state open   (query market -h: the market's)",
     )  # fmt: skip
     query_path = commands.add_parser(QUERY_PATH_COMMAND, prog="cloudchain query",
                                      usage=query_usage)  # fmt: skip
@@ -92,6 +96,7 @@ def add_read_commands(commands: Any) -> None:
     balance.add_argument("--height", type=int, default=0, help="at this height (0: latest)")
     node_options(balance, with_json=False)
     balance.set_defaults(run=_run_balance)
+    add_market_queries(queries)
 
     events = commands.add_parser(
         "events", help="follow a node's events as blocks are committed (Ctrl-C stops)",

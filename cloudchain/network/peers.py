@@ -9,9 +9,10 @@ peer lets it fill, further messages to that peer are dropped and counted
 (gossip re-sends what matters). `broadcast` and `send` say how many peers a
 message was queued for, so the caller can count bytes by what they mean.
 
-What the bytes mean is the caller's business: `on_message(peer_id, data)`. A
-PeerError, from the transport or from `on_message`, is a refused message: the
-peer is disconnected and `refused_messages` counts it.
+What the bytes mean is the caller's business: `on_message(peer_id, data)`, and
+`on_disconnect(peer_id)` once a connected peer is dropped. A PeerError, from the
+transport or from `on_message`, is a refused message: the peer is disconnected
+and `refused_messages` counts it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class PeerManager:
         peers: list[PeerAddress],
         on_message: Callable[[str, bytes], None],
         backoff_ms: tuple[int, int] = (250, 10_000),
+        on_disconnect: Callable[[str], None] | None = None,
     ) -> None:
         self.node_id = node_key.address
         self._key = node_key
@@ -66,6 +68,7 @@ class PeerManager:
         self._dial = [p for p in peers if p.node_id > self.node_id]  # the lower id dials
         self._allowed = {p.node_id for p in peers}
         self._on_message = on_message
+        self._on_disconnect = on_disconnect
         self._backoff_ms = backoff_ms
         self._peers: dict[str, _Peer] = {}
         self._server: asyncio.Server | None = None
@@ -180,5 +183,7 @@ class PeerManager:
             return
         for task in peer.tasks:
             task.cancel()
+        if self._on_disconnect is not None:
+            self._on_disconnect(peer_id)
         await peer.connection.close()
         log.info("peer disconnected", extra=fields(peer=peer_id))

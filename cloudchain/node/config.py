@@ -4,8 +4,8 @@
     [p2p]         listen_address, persistent_peers ("<node id>@<host>:<port>"), dial
                   backoff, frame and message limits come from network/secret_connection
     [rpc]         listen_address of the JSON-RPC server; limits on request bodies, batches,
-                  connections in flight, WebSocket subscribers, subscriptions per client
-                  and events queued per client
+                  open connections, WebSocket subscribers, subscriptions per client, and
+                  events and bytes queued per WebSocket
     [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
@@ -50,10 +50,14 @@ class RPCConfig:
     listen_address: str = "127.0.0.1:26657"
     max_body_bytes: int = 1_000_000  # a transaction is at most 64 KiB; base64 and JSON add a third
     max_request_batch_size: int = 10
-    max_open_connections: int = 900  # requests in flight, open WebSockets included
+    max_open_connections: int = 900  # TCP connections, idle and WebSocket ones included
     max_subscription_clients: int = 100
     max_subscriptions_per_client: int = 5
     subscription_buffer_size: int = 200  # events queued for a WebSocket before it is cut off
+    # Ours, not CometBFT's: bytes queued for one WebSocket, counted for replies and events
+    # apart. Replies beyond it: its requests are not read until they drain; events beyond
+    # it: its subscriptions are cancelled. One reply or event always fits, however large.
+    max_websocket_outbox_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)

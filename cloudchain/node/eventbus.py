@@ -72,6 +72,10 @@ class EventBus:
     def has_subscribers(self) -> bool:
         return bool(self._subscriptions)
 
+    def has_query(self, query: str) -> bool:
+        """Whether some subscriber holds a subscription with exactly this query text."""
+        return any(query in held for held in self._subscriptions.values())
+
     def subscribe(self, subscriber: Subscriber, query: str, request_id: Any) -> Subscription:
         if not isinstance(query, str):
             raise SubscriptionError("query must be a string")

@@ -12,20 +12,23 @@ values as base64, times as RFC 3339 with nanoseconds, public keys as
 Bad requests get JSON-RPC errors (-32700 parse error, -32600 invalid request,
 -32601 method not found, -32602 invalid params, -32603 internal error with a
 message saying what, e.g. a height above the chain's), never a stack trace.
-The limits of [rpc] in config.toml (body size, batch size, requests in flight,
-WebSocket subscribers and subscriptions) protect the node.
+Params come by name (an object) or by position (an array, mapped onto the
+method's parameter names in PARAM_NAMES, as CometBFT does). The limits of
+[rpc] in config.toml (body size, batch size, open connections, WebSocket
+subscribers, subscriptions and bytes queued) protect the node. Reading params is
+rpc_params.py, the JSON shapes rpc_shapes.py, connection counting
+rpc_connections.py, one WebSocket rpc_websocket.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 
 from cloudchain import codec
 from cloudchain.consensus.events import Decide
@@ -34,10 +37,10 @@ from cloudchain.logfields import fields
 from cloudchain.node import txquery
 from cloudchain.node.eventbus import BusLimits, EventBus
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from cloudchain.node.rpc_connections import ConnectionGate
 from cloudchain.node.rpc_errors import (
     HTTP_PARAMS_PREFIX,
     INTERNAL_ERROR,
-    INVALID_PARAMS,
     INVALID_REQUEST,
     JSON_PARAMS_PREFIX,
     METHOD_NOT_FOUND,
@@ -46,10 +49,39 @@ from cloudchain.node.rpc_errors import (
     error_body,
     result_body,
 )
-from cloudchain.node.rpc_websocket import WS_METHODS, WebSocketSession
+from cloudchain.node.rpc_params import (
+    PARAM_NAMES,
+    bad_params,
+    hash_param,
+    height_param,
+    int_param,
+    is_request_id,
+    page_param,
+    params_object,
+    per_page_param,
+    tx_param,
+    uri_params,
+)
+from cloudchain.node.rpc_shapes import (
+    b64,
+    block_id_json,
+    block_json,
+    commit_json,
+    events_json,
+    header_json,
+    hex_upper,
+    new_block_event,
+    new_block_header_event,
+    new_block_header_tags,
+    new_block_tags,
+    tx_event,
+    tx_result_json,
+    tx_tags,
+)
+from cloudchain.node.rpc_websocket import WS_METHODS, EncodedEvent, WebSocketSession
 from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
-from cloudchain.types import Block, BlockHeader, Commit, Event, TxResult
+from cloudchain.types import Block, TxResult
 
 if TYPE_CHECKING:
     from cloudchain.node.config import RPCConfig
@@ -59,74 +91,9 @@ log = logging.getLogger(__name__)
 
 BROADCAST_COMMIT_TIMEOUT_S = 30.0
 VERSION = "0.38.0-cloudchain"
-
-def _hex(data: bytes) -> str:
-    return data.hex().upper()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def _block_id(block_hash: bytes) -> dict[str, Any]:
-    # We do not split blocks into parts; one part whose hash is the block's.
-    return {"hash": _hex(block_hash), "parts": {"total": 1 if block_hash else 0,
-                                                "hash": _hex(block_hash)}}  # fmt: skip
-
-
-def header_json(header: BlockHeader) -> dict[str, Any]:
-    return {
-        "version": {"block": "11", "app": "0"},
-        "chain_id": header.chain_id,
-        "height": str(header.height),
-        "time": format_rfc3339_ns(header.time_ns),
-        "last_block_id": _block_id(header.last_block_hash),
-        "last_commit_hash": _hex(header.last_commit_hash),
-        "data_hash": _hex(header.data_hash),
-        "validators_hash": _hex(header.validators_hash),
-        "next_validators_hash": _hex(header.validators_hash),  # the set never changes
-        "consensus_hash": "",
-        "app_hash": _hex(header.app_hash),
-        "last_results_hash": _hex(header.last_results_hash),
-        "evidence_hash": _hex(codec.sha256(b"")),  # no evidence: RFC 6962's empty root
-        "proposer_address": _hex(header.proposer_address),
-    }
-
-
-def commit_json(commit: Commit | None, height: int) -> dict[str, Any]:
-    if commit is None:
-        return {"height": "0", "round": 0, "block_id": _block_id(b""), "signatures": []}
-    return {
-        "height": str(commit.height),
-        "round": commit.round,
-        "block_id": _block_id(commit.block_hash),
-        "signatures": [{"block_id_flag": 2, "validator_address": _hex(s.validator_address),
-                        "timestamp": format_rfc3339_ns(s.timestamp_ns),
-                        "signature": _b64(s.signature)} for s in commit.signatures],
-    }  # fmt: skip
-
-
-def block_json(block: Block) -> dict[str, Any]:
-    return {
-        "block_id": _block_id(block.hash),
-        "block": {
-            "header": header_json(block.header),
-            "data": {"txs": [_b64(tx.to_bytes()) for tx in block.txs]},
-            "evidence": {"evidence": []},
-            "last_commit": commit_json(block.last_commit, block.height - 1),
-        },
-    }
-
-
-def events_json(events: tuple[Event, ...]) -> list[dict[str, Any]]:
-    return [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
-                                            for k, v in e.attributes]} for e in events]  # fmt: skip
-
-
-def tx_result_json(result: TxResult) -> dict[str, Any]:
-    return {"code": int(result.code), "data": None, "log": result.log, "info": "",
-            "gas_wanted": "0", "gas_used": "0", "events": events_json(result.events),
-            "codespace": result.codespace}  # fmt: skip
+CLOSE_WAIT_S = 5.0  # stop(): the longest the WebSockets may take to close, all together
+READ_TIMEOUT_S = 10.0  # CometBFT's ReadTimeout: a new connection's first request head; a body
+IDLE_TIMEOUT_S = 10.0  # aiohttp's keep-alive: the longest wait for a connection's next request
 
 
 class RPCServer:
@@ -153,80 +120,101 @@ class RPCServer:
             "blockchain": self.blockchain,
             "tx_search": self.tx_search,
         }
+        assert set(self._methods) | set(WS_METHODS) == set(PARAM_NAMES)
         self._limits = limits
         self.bus = EventBus(BusLimits(limits.max_subscription_clients,
                                       limits.max_subscriptions_per_client))  # fmt: skip
         self._runner: web.AppRunner | None = None
-        self._sockets: set[web.WebSocketResponse] = set()
-        self._open = 0
+        self._gate: ConnectionGate | None = None
+        self._listener: asyncio.Server | None = None
+        self.sessions: set[WebSocketSession] = set()  # the open WebSockets
+
+    @property
+    def open_connections(self) -> int:
+        return 0 if self._gate is None else self._gate.open_count
 
     async def start(self, host: str, port: int) -> None:
         app = web.Application(client_max_size=self._limits.max_body_bytes,
-                              middlewares=[self._limit_connections])  # fmt: skip
+                              middlewares=[self._note_request])  # fmt: skip
         app.router.add_post("/", self._post)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/websocket", self._websocket)
         app.router.add_get("/{method}", self._get)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=IDLE_TIMEOUT_S,
+                                     shutdown_timeout=CLOSE_WAIT_S)  # fmt: skip
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        assert self._runner.server is not None
+        # Connections are counted where they are accepted (see rpc_connections.py).
+        self._gate = ConnectionGate(self._runner.server, self._limits.max_open_connections,
+                                    READ_TIMEOUT_S)  # fmt: skip
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self._gate, host, port)
 
     async def stop(self) -> None:
-        for ws in list(self._sockets):
-            await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node stopping")
+        """Stop listening, close the WebSockets (concurrently, within CLOSE_WAIT_S; those
+        that do not finish are aborted), then every other connection; never hangs."""
+        if self._listener is not None:
+            self._listener.close()
+        sessions = list(self.sessions)
+        closing = [asyncio.create_task(session.close()) for session in sessions]
+        if closing:
+            _, pending = await asyncio.wait(closing, timeout=CLOSE_WAIT_S)
+            for session, task in zip(sessions, closing, strict=True):
+                if task in pending:
+                    task.cancel()
+                    session.abort()
+            await asyncio.gather(*closing, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._gate is not None:
+            self._gate.abort_all()  # what cleanup could not close gracefully
 
     def publish_block(self, block: Block, results: BlockResults) -> None:
         """Offer a committed block's events to the WebSocket subscribers, in CometBFT's
-        order: NewBlock, NewBlockHeader, then one Tx event per transaction."""
-        bus = self.bus
-        if not bus.has_subscribers:
+        order: NewBlock, NewBlockHeader, then one Tx event per transaction. Each event is
+        built and serialised once, however many subscriptions take it."""
+        if not self.bus.has_subscribers:
             return
-        height = str(block.height)
-        block_tags = _tags(results.block_events,
-                           {"tm.event": ["NewBlock"], "block.height": [height]})  # fmt: skip
-        bus.publish(block_tags, lambda: _event("NewBlock", dict(block_json(block),
-                    result_finalize_block={
-                        "events": events_json(results.block_events),
-                        "tx_results": [tx_result_json(r) for r in results.tx_results],
-                        "validator_updates": [], "consensus_param_updates": None,
-                        "app_hash": _b64(block.header.app_hash)})))  # fmt: skip
-        bus.publish({"tm.event": ["NewBlockHeader"], "block.height": [height]},
-                    lambda: _event("NewBlockHeader", {"header": header_json(block.header)}))
+        self._publish(new_block_tags(block, results), lambda: new_block_event(block, results))
+        self._publish(new_block_header_tags(block.header),
+                      lambda: new_block_header_event(block.header))  # fmt: skip
+        height = block.height
         for tx, result in zip(block.txs, results.tx_results, strict=True):
-            tags = _tags(result.events, {"tm.event": ["Tx"], "tx.hash": [_hex(tx.hash)],
-                                         "tx.height": [height]})  # fmt: skip
-            bus.publish(tags, lambda tx=tx, result=result: _event("Tx", {"TxResult": {
-                "height": height, "index": result.index, "tx": _b64(tx.to_bytes()),
-                "result": tx_result_json(result)}}))  # fmt: skip
+            self._publish(tx_tags(height, tx, result),
+                          lambda tx=tx, result=result: tx_event(height, tx, result))  # fmt: skip
+
+    def _publish(self, tags: dict[str, list[str]], build: Callable[[], Any]) -> None:
+        self.bus.publish(tags, lambda: EncodedEvent.of(build(), tags))
 
     # --- transport ----------------------------------------------------------------------------
 
     @web.middleware
-    async def _limit_connections(self, request: web.Request, handler: Any) -> web.StreamResponse:
-        """At most max_open_connections requests in flight (a WebSocket is one for as long
-        as it is open); beyond that, 503 at once rather than a queue that grows."""
-        if self._open >= self._limits.max_open_connections:
-            raise web.HTTPServiceUnavailable(text="too many open connections")
-        self._open += 1
-        try:
-            return await handler(request)
-        finally:
-            self._open -= 1
+    async def _note_request(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        """A request head arrived: its connection is no longer a silent one."""
+        if self._gate is not None:
+            self._gate.note_request(request.transport)
+        return await handler(request)
 
     async def _post(self, request: web.Request) -> web.Response:
         # A request that cannot be read is an HTTP 500, as in CometBFT's WriteRPCResponseHTTPError.
         try:
-            payload = json.loads(await request.read())
-        except (ValueError, UnicodeDecodeError) as exc:
-            return _json(error_body(None, RPCError(PARSE_ERROR, "Parse error. Invalid JSON",
-                                                   f"error unmarshaling request: {exc}")), 500)
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             too_large = (f"error reading request body: request body larger than "
                          f"{self._limits.max_body_bytes} bytes")  # fmt: skip
             return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
                                                    too_large)), 500)  # fmt: skip
+        except TimeoutError:
+            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                                   "error reading request body: timeout")),
+                         500)  # fmt: skip
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+            return _json(error_body(None, RPCError(PARSE_ERROR, "Parse error. Invalid JSON",
+                                                   f"error unmarshaling request: {exc}")),
+                         500)  # fmt: skip
         if request.path != "/":
             return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
                                                    f"path {request.path} is invalid")))  # fmt: skip
@@ -256,19 +244,20 @@ class RPCServer:
             return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
                                              "expected a JSON-RPC request object"))  # fmt: skip
         request_id = payload.get("id")
+        if not is_request_id(request_id):
+            return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
+                                             "id must be a string or a number"))  # fmt: skip
         if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
             return error_body(request_id, RPCError(INVALID_REQUEST, "Invalid Request",
                                                    'jsonrpc must be "2.0" and method a '
                                                    "string"))  # fmt: skip
         if "id" not in payload:
             return None  # a notification: CometBFT skips it, and so do we
-        params = payload.get("params", {})
-        if params is None:
-            params = {}
-        if not isinstance(params, dict):
-            return error_body(request_id, RPCError(INVALID_PARAMS, "Invalid params",
-                                                   "params must be an object"))  # fmt: skip
         method = payload["method"]
+        try:
+            params = params_object(method, payload.get("params"))
+        except RPCError as exc:
+            return error_body(request_id, exc)
         if session is not None and method in WS_METHODS:
             try:
                 return result_body(request_id, session.call(method, request_id, params))
@@ -279,13 +268,19 @@ class RPCServer:
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=self._limits.max_body_bytes, heartbeat=30.0)
         await ws.prepare(request)
-        self._sockets.add(ws)
+
+        def abort() -> None:
+            if request.transport is not None:
+                request.transport.abort()
+
+        limits = self._limits
+        session = WebSocketSession(ws, self.bus, self.handle, limits.subscription_buffer_size,
+                                   limits.max_websocket_outbox_bytes, abort)  # fmt: skip
+        self.sessions.add(session)
         try:
-            session = WebSocketSession(ws, self.bus, self.handle,
-                                       self._limits.subscription_buffer_size)  # fmt: skip
             await session.run()
         finally:
-            self._sockets.discard(ws)
+            self.sessions.discard(session)
         return ws
 
     async def _metrics(self, request: web.Request) -> web.Response:
@@ -295,10 +290,14 @@ class RPCServer:
 
     async def _get(self, request: web.Request) -> web.Response:
         """The URI form; its errors are HTTP 500 and its bad params say "http", as CometBFT's."""
-        params = {k: v.strip('"') for k, v in request.query.items()}
         method = request.match_info["method"]
-        body = await self._call(-1, method, params) if method not in WS_METHODS else error_body(
-            -1, RPCError(METHOD_NOT_FOUND, "Method not found"))  # fmt: skip
+        try:
+            params = uri_params(request.query)
+        except RPCError as exc:
+            body = error_body(-1, exc)
+        else:
+            body = await self._call(-1, method, params) if method not in WS_METHODS else (
+                error_body(-1, RPCError(METHOD_NOT_FOUND, "Method not found")))  # fmt: skip
         error = body.get("error")
         if error is None:
             return _json(body)
@@ -342,41 +341,41 @@ class RPCServer:
             },
             "sync_info": {
                 # app hashes as in the headers (the state before that block), as CometBFT
-                "latest_block_hash": _hex(latest.hash) if latest else "",
-                "latest_app_hash": _hex(latest.header.app_hash) if latest else "",
+                "latest_block_hash": hex_upper(latest.hash) if latest else "",
+                "latest_app_hash": hex_upper(latest.header.app_hash) if latest else "",
                 "latest_block_height": str(store.height),
                 "latest_block_time": format_rfc3339_ns(
                     latest.header.time_ns if latest else node.app.genesis.genesis_time_ns),
-                "earliest_block_hash": _hex(first.hash) if first else "",
-                "earliest_app_hash": _hex(first.header.app_hash) if first else "",
+                "earliest_block_hash": hex_upper(first.hash) if first else "",
+                "earliest_app_hash": hex_upper(first.header.app_hash) if first else "",
                 "earliest_block_height": "1" if first else "0",
                 "earliest_block_time": format_rfc3339_ns(
                     first.header.time_ns if first else node.app.genesis.genesis_time_ns),
                 "catching_up": node.catching_up,
             },
             "validator_info": {
-                "address": _hex(bytes.fromhex(key.address)) if key else "",
-                "pub_key": {"type": PUBKEY_TYPE, "value": _b64(key.public_key) if key else ""},
+                "address": hex_upper(bytes.fromhex(key.address)) if key else "",
+                "pub_key": {"type": PUBKEY_TYPE, "value": b64(key.public_key) if key else ""},
                 "voting_power": str(power),
             },
         }  # fmt: skip
 
     async def block(self, params: dict[str, Any]) -> dict[str, Any]:
         store = self._node.store
-        height = _height(params.get("height"), store.height)
+        height = height_param(params.get("height"), store.height)
         block = store.block(height)
         if block is None:
             raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} is not available")
         return block_json(block)
 
     async def broadcast_tx_sync(self, params: dict[str, Any]) -> dict[str, Any]:
-        raw = _tx_param(params)
+        raw = tx_param(params)
         admission = self._node.submit_tx(raw)
         return {"code": int(admission.code), "data": "", "log": admission.log,
-                "codespace": admission.codespace, "hash": _hex(codec.sha256(raw))}  # fmt: skip
+                "codespace": admission.codespace, "hash": hex_upper(codec.sha256(raw))}  # fmt: skip
 
     async def broadcast_tx_commit(self, params: dict[str, Any]) -> dict[str, Any]:
-        raw = _tx_param(params)
+        raw = tx_param(params)
         tx_hash = codec.sha256(raw)
         node = self._node
         committed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -393,7 +392,7 @@ class RPCServer:
                      "codespace": admission.codespace}  # fmt: skip
             if not admission.ok:
                 empty = tx_result_json(TxResult(0, "", "", (), 1, 0))
-                return {"check_tx": check, "tx_result": empty, "hash": _hex(tx_hash),
+                return {"check_tx": check, "tx_result": empty, "hash": hex_upper(tx_hash),
                         "height": "0"}  # fmt: skip
             try:
                 height = await asyncio.wait_for(committed, BROADCAST_COMMIT_TIMEOUT_S)
@@ -404,14 +403,14 @@ class RPCServer:
             node.commit_listeners.remove(on_commit)
         result = node.store.tx_result(tx_hash)
         assert result is not None
-        return {"check_tx": check, "tx_result": tx_result_json(result), "hash": _hex(tx_hash),
+        return {"check_tx": check, "tx_result": tx_result_json(result), "hash": hex_upper(tx_hash),
                 "height": str(height)}  # fmt: skip
 
     async def tx(self, params: dict[str, Any]) -> dict[str, Any]:
-        tx_hash = _hash_param(params.get("hash"))
+        tx_hash = hash_param(params.get("hash"))
         location = self._node.store.tx_location(tx_hash)
         if location is None:
-            raise RPCError(INTERNAL_ERROR, "Internal error", f"tx ({_hex(tx_hash)}) not found")
+            raise RPCError(INTERNAL_ERROR, "Internal error", f"tx ({hex_upper(tx_hash)}) not found")
         return self._tx_json(*location)
 
     def _tx_json(self, height: int, index: int) -> dict[str, Any]:
@@ -421,22 +420,18 @@ class RPCServer:
         tx = block.txs[index]
         result = store.tx_result(tx.hash)
         assert result is not None
-        return {"hash": _hex(tx.hash), "height": str(height), "index": index,
-                "tx_result": tx_result_json(result), "tx": _b64(tx.to_bytes())}  # fmt: skip
+        return {"hash": hex_upper(tx.hash), "height": str(height), "index": index,
+                "tx_result": tx_result_json(result), "tx": b64(tx.to_bytes())}  # fmt: skip
 
     async def tx_search(self, params: dict[str, Any]) -> dict[str, Any]:
         try:
             found = txquery.search(self._node.store, txquery.parse(params.get("query", "")))
         except txquery.QueryError as exc:
             raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
-        per_page = min(max(_int_param(params.get("per_page", "30"), "per_page"), 1), 100)
-        page = max(_int_param(params.get("page", "1"), "page"), 1)
+        per_page = per_page_param(params.get("per_page"), "per_page")
+        page = page_param(params.get("page"), per_page, len(found))
         if params.get("order_by", "asc") == "desc":
             found.reverse()
-        pages = max(1, (len(found) + per_page - 1) // per_page)
-        if page > pages:
-            raise RPCError(INTERNAL_ERROR, "Internal error", f"page should be within "
-                           f"[1, {pages}] range, given {page}")  # fmt: skip
         chosen = found[(page - 1) * per_page : page * per_page]
         return {"txs": [self._tx_json(h, i) for h, i in chosen],
                 "total_count": str(len(found))}  # fmt: skip
@@ -447,9 +442,9 @@ class RPCServer:
         store = self._node.store
         latest = store.height
         max_raw = params.get("maxHeight") or params.get("max_height") or 0
-        max_height = min(_int_param(max_raw, "maxHeight") or latest, latest)
+        max_height = min(int_param(max_raw, "maxHeight") or latest, latest)
         min_raw = params.get("minHeight") or params.get("min_height") or 0
-        min_height = max(_int_param(min_raw, "minHeight"), max_height - 19, 1)
+        min_height = max(int_param(min_raw, "minHeight"), max_height - 19, 1)
         if min_height > max_height:
             raise RPCError(INTERNAL_ERROR, "Internal error", f"min height {min_height} can't be "
                            f"greater than max height {max_height}")  # fmt: skip
@@ -457,7 +452,7 @@ class RPCServer:
         for height in range(max_height, min_height - 1, -1):
             block = store.block(height)
             assert block is not None
-            metas.append({"block_id": _block_id(block.hash), "block_size": str(
+            metas.append({"block_id": block_id_json(block.hash), "block_size": str(
                 len(block.to_bytes())), "header": header_json(block.header),
                 "num_txs": str(len(block.txs))})  # fmt: skip
         return {"last_height": str(latest), "block_metas": metas}
@@ -470,7 +465,7 @@ class RPCServer:
         genesis = self._node.app.genesis
         document = genesis.to_obj()
         for validator, listed in zip(genesis.validators, document["validators"], strict=True):
-            listed["address"] = _hex(validator.address)
+            listed["address"] = hex_upper(validator.address)
             listed["power"] = str(listed["power"])
         # What CometBFT's params would say of us: no gas, no evidence, Ed25519 keys, no
         # vote extensions; max_txs is ours and has no CometBFT counterpart.
@@ -488,13 +483,13 @@ class RPCServer:
         info = self._node.app.info()
         return {"response": {"data": "cloudchain", "version": VERSION, "app_version": "0",
                              "last_block_height": str(info.height),
-                             "last_block_app_hash": _b64(info.app_hash)}}  # fmt: skip
+                             "last_block_app_hash": b64(info.app_hash)}}  # fmt: skip
 
     async def validators(self, params: dict[str, Any]) -> dict[str, Any]:
         node = self._node
-        height = _height(params.get("height"), node.store.height)
-        listed = [{"address": _hex(v.address),
-                   "pub_key": {"type": PUBKEY_TYPE, "value": _b64(v.public_key)},
+        height = height_param(params.get("height"), node.store.height)
+        listed = [{"address": hex_upper(v.address),
+                   "pub_key": {"type": PUBKEY_TYPE, "value": b64(v.public_key)},
                    "voting_power": str(v.power), "proposer_priority": "0"}
                   for v in node.validators]  # fmt: skip
         return {"block_height": str(height), "validators": listed, "count": str(len(listed)),
@@ -504,7 +499,7 @@ class RPCServer:
         """The header at `height` and the commit that finalised it: the next block's
         last commit, or, for the latest height, the node's own (canonical: false)."""
         node = self._node
-        height = _height(params.get("height"), node.store.height)
+        height = height_param(params.get("height"), node.store.height)
         block = node.store.block(height)
         following = node.store.block(height + 1)
         if following is not None:
@@ -518,17 +513,17 @@ class RPCServer:
                 "canonical": canonical}  # fmt: skip
 
     async def block_by_hash(self, params: dict[str, Any]) -> dict[str, Any]:
-        block_hash = _hash_param(params.get("hash"))
+        block_hash = hash_param(params.get("hash"))
         height = self._node.store.block_height(block_hash)
         if height is None:  # not an error in CometBFT: an empty block id and a null block
-            return {"block_id": _block_id(b""), "block": None}
+            return {"block_id": block_id_json(b""), "block": None}
         block = self._node.store.block(height)
         assert block is not None
         return block_json(block)
 
     async def block_results(self, params: dict[str, Any]) -> dict[str, Any]:
         store = self._node.store
-        height = _height(params.get("height"), store.height)
+        height = height_param(params.get("height"), store.height)
         results = store.block_results(height)
         assert results is not None
         return {"height": str(height),
@@ -536,13 +531,13 @@ class RPCServer:
                 "finalize_block_events": events_json(results.block_events),
                 "validator_updates": None,
                 "consensus_param_updates": None,
-                "app_hash": _b64(store.app_hash_at(height) or b"")}  # fmt: skip
+                "app_hash": b64(store.app_hash_at(height) or b"")}  # fmt: skip
 
     async def broadcast_tx_async(self, params: dict[str, Any]) -> dict[str, Any]:
-        raw = _tx_param(params)
+        raw = tx_param(params)
         self._node.submit_tx(raw)  # the result is not awaited, as CometBFT's async
         return {"code": 0, "data": "", "log": "", "codespace": "",
-                "hash": _hex(codec.sha256(raw))}  # fmt: skip
+                "hash": hex_upper(codec.sha256(raw))}  # fmt: skip
 
     async def num_unconfirmed_txs(self, params: dict[str, Any]) -> dict[str, Any]:
         mempool = self._node.mempool
@@ -550,11 +545,11 @@ class RPCServer:
                 "total_bytes": str(mempool.size_bytes), "txs": None}  # fmt: skip
 
     async def unconfirmed_txs(self, params: dict[str, Any]) -> dict[str, Any]:
-        limit = min(_int_param(params.get("limit", "30"), "limit"), 100)
+        limit = per_page_param(params.get("limit"), "limit")
         mempool = self._node.mempool
         return {"n_txs": str(min(limit, len(mempool))), "total": str(len(mempool)),
                 "total_bytes": str(mempool.size_bytes),
-                "txs": [_b64(raw) for raw in mempool.pending(limit)]}  # fmt: skip
+                "txs": [b64(raw) for raw in mempool.pending(limit)]}  # fmt: skip
 
     async def net_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """Our peers in CometBFT's shape. We learn no NodeInfo in our handshake, so a peer's
@@ -577,89 +572,19 @@ class RPCServer:
     async def abci_query(self, params: dict[str, Any]) -> dict[str, Any]:
         path = params.get("path")
         if not isinstance(path, str):
-            raise _bad_params("path must be a string")
+            raise bad_params("path must be a string")
         data_hex = params.get("data", "") or ""
         try:
             data = bytes.fromhex(data_hex.removeprefix("0x"))
         except (ValueError, AttributeError):
-            raise _bad_params("data must be hex") from None
-        height = _int_param(params.get("height", "0"), "height")
+            raise bad_params("data must be hex") from None
+        height = int_param(params.get("height", "0"), "height")
         answer = self._node.app.query(path, data, height)
         return {"response": {"code": int(answer.code), "log": answer.log, "info": "",
-                             "index": "0", "key": None, "value": _b64(answer.value) or None,
+                             "index": "0", "key": None, "value": b64(answer.value) or None,
                              "proofOps": None, "height": str(answer.height),
                              "codespace": "" if answer.code == 0 else "query"}}  # fmt: skip
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
-
-
-def _tags(events: tuple[Event, ...], tags: dict[str, list[str]]) -> dict[str, list[str]]:
-    """An event's tags for subscriptions: `tags` plus every attribute as type.key."""
-    for event in events:
-        for key, value in event.attributes:
-            tags.setdefault(f"{event.type}.{key}", []).append(value)
-    return tags
-
-
-def _event(kind: str, value: dict[str, Any]) -> dict[str, Any]:
-    return {"type": f"tendermint/event/{kind}", "value": value}
-
-
-def _bad_params(why: str) -> RPCError:
-    """CometBFT's -32602, whose data prefixes the decoder's complaint with this text."""
-    return RPCError(INVALID_PARAMS, "Invalid params",
-                    JSON_PARAMS_PREFIX + why)  # fmt: skip
-
-
-def _int_param(value: Any, name: str) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    raise _bad_params(f"{name} must be a non-negative integer")
-
-
-def _height(value: Any, latest: int) -> int:
-    """CometBFT's getHeight: absent means the latest; below 1 or above the chain fails."""
-    if value is None or value == "":
-        if latest < 1:
-            raise RPCError(INTERNAL_ERROR, "Internal error", "no block has been committed yet")
-        return latest
-    negative = isinstance(value, str) and value.startswith("-")
-    height = -_int_param(value[1:], "height") if negative else _int_param(value, "height")
-    if height <= 0:
-        raise RPCError(INTERNAL_ERROR, "Internal error",
-                       f"height must be greater than 0, but got {height}")  # fmt: skip
-    if height > latest:
-        raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} must be less than or "
-                       f"equal to the current blockchain height {latest}")  # fmt: skip
-    return height
-
-
-def _tx_param(params: dict[str, Any]) -> bytes:
-    value = params.get("tx")
-    if not isinstance(value, str):
-        raise _bad_params("tx must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
-        raise _bad_params("tx is not valid base64") from None
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.b64decode(text, validate=True)
-
-
-def _hash_param(value: Any) -> bytes:
-    if isinstance(value, str):
-        text = value.removeprefix("0x")
-        decode = bytes.fromhex if len(text) == 64 else _b64decode
-        try:
-            raw = decode(text)
-        except ValueError:
-            raw = b""
-        if len(raw) == 32:
-            return raw
-    raise _bad_params("hash must be 32 bytes (hex or base64)")

@@ -27,7 +27,8 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.chaincode.application import Application
 from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutElapsed
-from cloudchain.consensus.messages import Message, message_from_obj
+from cloudchain.consensus.messages import Decision, Message, Vote, message_from_obj
+from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
 from cloudchain.logfields import fields
@@ -69,6 +70,7 @@ class Node(ConsensusDriver):
         self.peers = PeerManager(
             node_key, (host, int(port)), [PeerAddress.parse(p) for p in p2p.persistent_peers],
             self._on_peer_message, (p2p.dial_backoff_min_ms, p2p.dial_backoff_max_ms),
+            on_disconnect=self._forget_peer,
         )  # fmt: skip
         self.commit_listeners: list[Callable[[Decide], None]] = []
         self.metrics = NodeMetrics()
@@ -76,7 +78,8 @@ class Node(ConsensusDriver):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
         self._asked: dict[tuple[str, int], float] = {}
-        self._peer_heights: dict[str, int] = {}
+        self._peer_heights: dict[str, int] = {}  # claimed, unverified: whom to ask (block sync)
+        self._proven_heights: dict[str, int] = {}  # shown by signed messages: catching_up
         self._stopped = False
         self._last_block_time_ns = self.app.info().last_block_time_ns
 
@@ -162,9 +165,11 @@ class Node(ConsensusDriver):
 
     @property
     def catching_up(self) -> bool:
-        """Whether a peer has shown a later height than the one this node is deciding:
-        the node is fetching decided blocks (status's catching_up)."""
-        return any(h > self.core.height for h in self._peer_heights.values())
+        """Whether a connected peer has proven, with a message a validator signed (or a
+        decision's commit certificate), a height beyond the next one: the node is fetching
+        decided blocks (status's catching_up). A peer one height ahead has only decided
+        the height this node is deciding."""
+        return any(h > self.core.height + 1 for h in self._proven_heights.values())
 
     # --- transactions ----------------------------------------------------------------------
 
@@ -198,11 +203,39 @@ class Node(ConsensusDriver):
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
             raise PeerError(f"undecodable message: {exc}") from None
         self._peer_heights[peer_id] = max(self._peer_heights.get(peer_id, 0), message.height)
+        self._note_proven_height(peer_id, message)
         if message.height < self.core.height:
             self._help_lagging_peer(peer_id, message.height)
         elif message.height > self.core.height:
             self._ask_for_decision(peer_id, self.core.height)
         self.handle(MessageReceived(message))
+
+    def _note_proven_height(self, peer_id: str, message: Message) -> None:
+        """Record `message.height` for catching_up if it says more than we knew and a
+        validator signed it. The core never reads a message beyond the next height, so
+        it is checked here; at most once per peer and height, unless forged."""
+        known = max(self.core.height + 1, self._proven_heights.get(peer_id, 0))
+        if message.height > known and self._is_signed_by_validators(message):
+            self._proven_heights[peer_id] = message.height
+
+    def _is_signed_by_validators(self, message: Message) -> bool:
+        if message.chain_id != self.chain_id:
+            return False
+        if isinstance(message, Decision):
+            try:
+                verify_commit(self.chain_id, self.validator_set, message.commit, message.height)
+            except CommitError:
+                return False
+            return True
+        signer = message.validator_address if isinstance(message, Vote) else (
+            message.proposer_address)  # fmt: skip
+        validator = self.validator_set.get(signer)
+        return validator is not None and message.verify(validator.public_key)
+
+    def _forget_peer(self, peer_id: str) -> None:
+        """A peer disconnected: what it showed no longer counts."""
+        self._peer_heights.pop(peer_id, None)
+        self._proven_heights.pop(peer_id, None)
 
     def _ask_for_decision(self, peer_id: str, height: int) -> None:
         """Block sync: a peer is ahead; ask it for the decision of `height` (it comes

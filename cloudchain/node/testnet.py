@@ -6,11 +6,16 @@
     DIR/node<i>/config/priv_validator_key.json  consensus signing key (mode 0600)
     DIR/node<i>/data/                           state, blocks, WAL
     DIR/accounts/account<k>.json                funded accounts for clients (mode 0600)
+    DIR/accounts/oracle<k>.json                 funded market oracles named in genesis (0600)
 
 As in CometBFT, a node's id is the address of its node key, and every node
 names the others as persistent peers. Ports are free ones picked at init time
 unless a base port is given (then node i uses base+2i for p2p and base+2i+1
 for RPC).
+
+The genesis names the oracle accounts in app_state.params.market.oracles and sets
+LOCAL_MARKET_PARAMS: windows short enough that a task settles within about ten
+blocks (seconds, at the default commit timeout) of being submitted.
 """
 
 from __future__ import annotations
@@ -28,6 +33,19 @@ DEFAULT_CHAIN_ID = "cloudchain-local"
 VALIDATOR_POWER = 10
 ACCOUNT_BALANCE = 1_000_000_000
 MAX_VALIDATORS = 64
+MAX_ORACLES = 64
+
+# The market's windows, in blocks, for a network on one machine (about a block a
+# second): submitted at h, a task is assigned at h, started and completed at h+1 or
+# h+2, verified by the oracles' quorum a block later and settled `dispute_blocks`
+# after that. Everything else keeps the defaults of market/params.py.
+LOCAL_MARKET_PARAMS = {
+    "unbonding_blocks": 10,
+    "attestation_blocks": 8,
+    "dispute_blocks": 3,
+    "dispute_vote_blocks": 8,
+    "epoch_blocks": 10,
+}
 
 
 class TestnetError(ValueError):
@@ -57,12 +75,15 @@ def init_testnet(
     chain_id: str = DEFAULT_CHAIN_ID,
     accounts: int = 4,
     base_port: int | None = None,
+    oracles: int = 3,
 ) -> list[Path]:
     """Write a testnet of `validators` nodes under `home`; returns the node directories."""
     if not 1 <= validators <= MAX_VALIDATORS:
         raise TestnetError(f"--validators must be between 1 and {MAX_VALIDATORS}")
     if not 1 <= accounts <= 1_000:
         raise TestnetError("--accounts must be between 1 and 1000")
+    if not 0 <= oracles <= MAX_ORACLES:
+        raise TestnetError(f"--oracles must be between 0 and {MAX_ORACLES}")
     if home.exists() and any(home.iterdir()):
         raise TestnetError(f"{home} is not empty; choose another --home or remove it")
     if base_port is None:
@@ -74,17 +95,22 @@ def init_testnet(
     node_keys = [PrivateKey.generate() for _ in range(validators)]
     validator_keys = [PrivateKey.generate() for _ in range(validators)]
     account_keys = [PrivateKey.generate() for _ in range(accounts)]
+    oracle_keys = [PrivateKey.generate() for _ in range(oracles)]
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time_ns=time.time_ns(),
         validators=tuple(Validator(k.public_key, VALIDATOR_POWER, f"node{i}")
                          for i, k in enumerate(validator_keys)),
         authority=account_keys[0].address,
-        balances=tuple(sorted((k.address, ACCOUNT_BALANCE) for k in account_keys)),
-        params={"token": {"denom": "ucc"}},
+        balances=tuple(sorted((k.address, ACCOUNT_BALANCE)
+                              for k in [*account_keys, *oracle_keys])),
+        params={"token": {"denom": "ucc"},
+                "market": {**LOCAL_MARKET_PARAMS, "oracles": [k.address for k in oracle_keys]}},
     )  # fmt: skip
     for k, key in enumerate(account_keys):
         write_key_file(home / "accounts" / f"account{k}.json", key)
+    for k, key in enumerate(oracle_keys):
+        write_key_file(home / "accounts" / f"oracle{k}.json", key)
     directories = []
     for i in range(validators):
         node_dir = home / f"node{i}"

@@ -1,0 +1,136 @@
+"""Our blocks, commits, results and events in the JSON shapes of CometBFT v0.38's RPC.
+
+Pure functions from our types to JSON values; no I/O and no node state. The
+encodings are CometBFT's: heights and counts as decimal strings, hashes as
+upper-case hex, transactions as base64, times as RFC 3339 with nanoseconds.
+The server (rpc.py) answers with these; the WebSocket (rpc_websocket.py)
+sends the event payloads built here.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from cloudchain import codec
+from cloudchain.storage.chain import BlockResults
+from cloudchain.timefmt import format_rfc3339_ns
+from cloudchain.types import Block, BlockHeader, Commit, Event, Transaction, TxResult
+
+Tags = dict[str, list[str]]
+
+
+def hex_upper(data: bytes) -> str:
+    return data.hex().upper()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def block_id_json(block_hash: bytes) -> dict[str, Any]:
+    # We do not split blocks into parts; one part whose hash is the block's.
+    return {"hash": hex_upper(block_hash), "parts": {"total": 1 if block_hash else 0,
+                                                     "hash": hex_upper(block_hash)}}  # fmt: skip
+
+
+def header_json(header: BlockHeader) -> dict[str, Any]:
+    return {
+        "version": {"block": "11", "app": "0"},
+        "chain_id": header.chain_id,
+        "height": str(header.height),
+        "time": format_rfc3339_ns(header.time_ns),
+        "last_block_id": block_id_json(header.last_block_hash),
+        "last_commit_hash": hex_upper(header.last_commit_hash),
+        "data_hash": hex_upper(header.data_hash),
+        "validators_hash": hex_upper(header.validators_hash),
+        "next_validators_hash": hex_upper(header.validators_hash),  # the set never changes
+        "consensus_hash": "",
+        "app_hash": hex_upper(header.app_hash),
+        "last_results_hash": hex_upper(header.last_results_hash),
+        "evidence_hash": hex_upper(codec.sha256(b"")),  # no evidence: RFC 6962's empty root
+        "proposer_address": hex_upper(header.proposer_address),
+    }
+
+
+def commit_json(commit: Commit | None, height: int) -> dict[str, Any]:
+    if commit is None:
+        return {"height": "0", "round": 0, "block_id": block_id_json(b""), "signatures": []}
+    return {
+        "height": str(commit.height),
+        "round": commit.round,
+        "block_id": block_id_json(commit.block_hash),
+        "signatures": [{"block_id_flag": 2, "validator_address": hex_upper(s.validator_address),
+                        "timestamp": format_rfc3339_ns(s.timestamp_ns),
+                        "signature": b64(s.signature)} for s in commit.signatures],
+    }  # fmt: skip
+
+
+def block_json(block: Block) -> dict[str, Any]:
+    return {
+        "block_id": block_id_json(block.hash),
+        "block": {
+            "header": header_json(block.header),
+            "data": {"txs": [b64(tx.to_bytes()) for tx in block.txs]},
+            "evidence": {"evidence": []},
+            "last_commit": commit_json(block.last_commit, block.height - 1),
+        },
+    }
+
+
+def events_json(events: tuple[Event, ...]) -> list[dict[str, Any]]:
+    return [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
+                                            for k, v in e.attributes]} for e in events]  # fmt: skip
+
+
+def tx_result_json(result: TxResult) -> dict[str, Any]:
+    return {"code": int(result.code), "data": None, "log": result.log, "info": "",
+            "gas_wanted": "0", "gas_used": "0", "events": events_json(result.events),
+            "codespace": result.codespace}  # fmt: skip
+
+
+# --- events for subscriptions (the WebSocket's `data` and `events`) ----------------------------
+
+
+def event_json(kind: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"type": f"tendermint/event/{kind}", "value": value}
+
+
+def event_tags(events: tuple[Event, ...], tags: Tags) -> Tags:
+    """An event's tags for subscriptions: `tags` plus every attribute as type.key."""
+    for event in events:
+        for key, value in event.attributes:
+            tags.setdefault(f"{event.type}.{key}", []).append(value)
+    return tags
+
+
+def new_block_event(block: Block, results: BlockResults) -> dict[str, Any]:
+    return event_json("NewBlock", dict(block_json(block), result_finalize_block={
+        "events": events_json(results.block_events),
+        "tx_results": [tx_result_json(r) for r in results.tx_results],
+        "validator_updates": [], "consensus_param_updates": None,
+        "app_hash": b64(block.header.app_hash)}))  # fmt: skip
+
+
+def new_block_tags(block: Block, results: BlockResults) -> Tags:
+    return event_tags(results.block_events, {"tm.event": ["NewBlock"],
+                                             "block.height": [str(block.height)]})  # fmt: skip
+
+
+def new_block_header_event(header: BlockHeader) -> dict[str, Any]:
+    return event_json("NewBlockHeader", {"header": header_json(header)})
+
+
+def new_block_header_tags(header: BlockHeader) -> Tags:
+    return {"tm.event": ["NewBlockHeader"], "block.height": [str(header.height)]}
+
+
+def tx_event(height: int, tx: Transaction, result: TxResult) -> dict[str, Any]:
+    return event_json("Tx", {"TxResult": {"height": str(height), "index": result.index,
+                                          "tx": b64(tx.to_bytes()),
+                                          "result": tx_result_json(result)}})  # fmt: skip
+
+
+def tx_tags(height: int, tx: Transaction, result: TxResult) -> Tags:
+    return event_tags(result.events, {"tm.event": ["Tx"], "tx.hash": [hex_upper(tx.hash)],
+                                      "tx.height": [str(height)]})  # fmt: skip
