@@ -1,0 +1,57 @@
+"""Content addressing for the blob store: CIDs and DAGs as `ipfs add` makes them.
+
+A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
+
+    varint.py     multiformats unsigned varint
+    multibase.py  base58btc and base32 text
+    cid.py        multihash (sha2-256) and CIDv0/CIDv1 (dag-pb, raw): parse, format
+    block.py      a block and its verification against its CID
+    protobuf.py   the protobuf wire primitives dag-pb and UnixFS need
+    dagpb.py      dag-pb nodes (PBNode, PBLink), encode and strict decode
+    unixfs.py     UnixFS Data messages, encode and decode
+    importer.py   chunker and balanced layout: bytes in, blocks and root CID out
+    walk.py       reading a file DAG back, verified, in order
+
+Everything here is pure: no files, sockets or clocks. The importer reads only
+the stream it is given; the store and the network live elsewhere.
+"""
+
+from cloudchain.blobs.block import Block, is_block_valid, verify_block
+from cloudchain.blobs.cid import CID, DAG_PB, RAW
+from cloudchain.blobs.errors import BlobFormatError, BlockMismatchError, CIDError, DecodeError
+from cloudchain.blobs.importer import (
+    CID_V1_OPTIONS,
+    DEFAULT_OPTIONS,
+    FileImporter,
+    ImportOptions,
+    ImportResult,
+    ImportStream,
+    hash_stream,
+    import_bytes,
+    import_stream,
+)
+from cloudchain.blobs.walk import decode_file_node, iter_file
+
+__all__ = [
+    "CID",
+    "CID_V1_OPTIONS",
+    "DAG_PB",
+    "DEFAULT_OPTIONS",
+    "RAW",
+    "BlobFormatError",
+    "Block",
+    "BlockMismatchError",
+    "CIDError",
+    "DecodeError",
+    "FileImporter",
+    "ImportOptions",
+    "ImportResult",
+    "ImportStream",
+    "decode_file_node",
+    "hash_stream",
+    "import_bytes",
+    "import_stream",
+    "is_block_valid",
+    "iter_file",
+    "verify_block",
+]
