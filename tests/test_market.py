@@ -4,7 +4,9 @@ import pytest
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.market.queries import jain_bps
+from cloudchain.chaincode.module import MAX_AMOUNT
 from tests.marketutil import (
+    AUTHORITY,
     BALANCE,
     GPU,
     ORACLES,
@@ -310,3 +312,59 @@ def test_end_of_block_work_is_bounded_and_the_rest_waits_its_turn():
         refunded.append(sum(m.task(i)["state"] == "refunded" for i in range(1, 6)))
     assert refunded == [2, 4, 5]  # earliest due first, two a block
     assert m.balance(R0) == BALANCE
+
+
+def test_rewards_never_take_the_supply_past_its_maximum(m):
+    # Found by test_market_properties: with the supply within an epoch reward of
+    # MAX_AMOUNT, minting the reward failed and took the market's whole end-of-block
+    # work with it (deadlines, settlement, assignment) at every epoch's last block.
+    registered(m, P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1)
+    m.ok(AUTHORITY, "token.mint", to=R2.address, amount=MAX_AMOUNT - supply(m) - 100)
+    while m.height % 5:
+        m.tick()
+    assert [e for e in m.block_events if e.type == "end_block_error"] == []
+    assert m.task(1)["state"] == "settled"
+    assert MAX_AMOUNT - 100 < supply(m) <= MAX_AMOUNT  # rewards minted, as far as they fit
+
+
+def test_statistics_of_a_rich_account_never_overflow_and_stall_the_market(m):
+    # Found by test_market_properties: a requester's cumulative statistics (refunded,
+    # paid...) outgrew the 64-bit range state can hold after three refunds of a deposit
+    # near the maximum supply; the third cancel failed as an internal error, and the
+    # task's expiry then failed the market's end-of-block work at every block after.
+    m.ok(AUTHORITY, "token.mint", to=R0.address, amount=MAX_AMOUNT - supply(m))
+    deposit = m.balance(R0) - 10
+    for task_id in (1, 2, 3):
+        m.ok(R0, "submit", **task_args(units=1, max_price=deposit, penalty=0))
+        m.ok(R0, "cancel", task=task_id)
+    m.ok(R0, "submit", **task_args(units=1, max_price=deposit, penalty=0, deadline_s=2))
+    registered(m, P0)
+    m.ok(R1, "submit", **task_args())
+    m.tick(2)
+    assert [e for e in m.block_events if e.type == "end_block_error"] == []
+    assert m.task(4)["state"] == "refunded" and m.task(5)["state"] == "assigned"
+    assert m.query("/market/account", R0.address)["requester"]["refunded"] == MAX_AMOUNT
+
+
+def test_a_penalty_beyond_the_maximum_amount_is_recorded_as_the_maximum(m):
+    # Found while writing test_market_properties (too rare for it to hit): penalty x 3
+    # violations outgrew the 64-bit range, so the attestation that decided such an
+    # outcome, or the vote that overturned one, failed as an internal error.
+    m.ok(AUTHORITY, "token.mint", to=R0.address, amount=MAX_AMOUNT - supply(m))
+    registered(m, P0)
+    deposit = m.balance(R0) - 10
+    m.ok(R0, "submit", **task_args(units=1, max_price=deposit, penalty=deposit))
+    m.ok(P0, "complete", task=1, units_used=1, output=[])
+    results = attest_all(m, 1, completed=False, units=0, uptime=0, latency=10_000,
+                         oracles=ORACLES[:2])  # fmt: skip
+    assert [r.code for r in results] == [Code.OK, Code.OK]
+    outcome = m.task(1)["outcome"]
+    assert outcome["violations"] == 3 and outcome["penalty"] == MAX_AMOUNT
+    m.ok(R0, "dispute", task=1, reason="the provider owes more")
+    assert [m.run(o, "vote", task=1, uphold=False).code for o in ORACLES[:2]] == [Code.OK] * 2
+    task = m.task(1)
+    assert task["state"] == "resolved" and task["payout"]["slashed"] == 5_000
+    assert m.balance(R0) == deposit + 10 + 5_000  # the deposit back, and the provider's stake

@@ -1,13 +1,19 @@
 """Property tests of the market: random sequences of every market transaction.
 
 A stateful hypothesis test (`MarketMachine`) drives a one-validator market chain
-with every market transaction (register, update, add_stake, leave, add_oracle,
-remove_oracle, submit, cancel, start, complete, attest, attest_provider, dispute,
-vote) and token.transfer, token.burn and token.mint: mostly by the party that may
-send them and about a task in a state that allows them, but also by anyone, about
-any task or an unknown one, for more than a balance holds, and after deadlines
-and windows (blocks pass one clock second each). Several transactions often share
-a block. After every block it checks:
+(MarketChain, one clock second a block, tight per-block bounds) with one rule per
+transaction: register, update, add_stake, leave, add_oracle, remove_oracle, submit,
+cancel, start, complete, attest, attest_provider, dispute, vote, and token.transfer,
+token.burn and token.mint. Each is mostly sent by the party that may send it, about
+a task in a state that allows it, for an amount it holds; otherwise by anyone, about
+any task or an unknown one, for more than the balance (or the maximum amount).
+Transactions queue up and share a block (at most MAX_PENDING). Three more rules
+move time and tasks on: `produce_block`, `let_time_pass` (up to 12 blocks), the
+parties moving every unfinished task on for a few blocks (as due, not now, by an
+intruder, or twice in a block), and `at_a_deadline`, which waits until the block
+just before, or just at, a task's deadline or window close and acts in it. The
+authority can mint up to the maximum supply, and a requester holding a good part of
+it (a whale) stakes all of it on its tasks. After every block it checks:
 
 Tokens are conserved
 - supply = genesis + minted (mints, epoch rewards) - burned;
@@ -86,6 +92,7 @@ DRAIN_BLOCKS = (MAX_DEADLINE_S + FAST_PARAMS["attestation_blocks"] + FAST_PARAMS
 # block, open tasks not scanned, providers and blocks that take no more tasks.
 TIGHT_LIMITS = {"max_transitions_per_block": 3, "max_assignments_per_block": 3,
                 "max_assignments_per_provider": 2, "max_open_tasks_scanned": 5}  # fmt: skip
+WHALE = MAX_AMOUNT // 4  # a balance above this is a whale's
 ABSENT = object()
 FINAL_EVENTS = ("market_refund", "market_settle", "market_resolved")
 
@@ -338,6 +345,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.tasks: dict[int, dict[str, Any]] = {}
         self.providers: dict[str, dict[str, Any]] = {}
         self.oracles: list[str] = list(ORACLE_CANDIDATES[:3])
+        self.decoded: dict[bytes, Any] = {}  # records by their bytes, decoded once
         self.broken = False
 
     # --- who, and about what ---------------------------------------------------------------
@@ -359,6 +367,11 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _balance(self, who: str) -> int:
         return self.balances.get(ADDRESS[who], 0)
+
+    def _is_whale(self, who: str) -> bool:
+        """Holds a good part of the largest supply there can be (after a mint to the limit):
+        its tasks test what amounts and sums near the 64-bit bounds do."""
+        return self._balance(who) > WHALE
 
     def _party(self, task_id: int, role: str) -> str | None:
         """The name of the task's requester or provider, if the task and it exist."""
@@ -421,8 +434,11 @@ class MarketMachine(RuleBasedStateMachine):
     def submit(self, data, resource_class, min_uptime_bps, max_latency_ms) -> None:
         sender = self._sender(data, *REQUESTERS_, "provider1")
         units = _mostly(data, st.integers(1, 20), st.integers(21, 60))
-        max_price = _mostly(data, st.integers(15, 40), st.integers(1, 14),
-                            st.just(MAX_AMOUNT // units), st.just(self._balance(sender) + 1))
+        balance = self._balance(sender)
+        all_of_it = st.just(max(balance // units, 1))
+        max_price = _mostly(data, all_of_it if self._is_whale(sender) else st.integers(15, 40),
+                            st.integers(1, 14), st.just(MAX_AMOUNT // units),
+                            st.just(balance + 1), all_of_it)  # fmt: skip
         deposit = max_price * units
         penalty = _mostly(data, st.integers(0, min(deposit, 100)), st.just(deposit),
                           st.just(min(deposit + 1, MAX_AMOUNT)))  # fmt: skip
@@ -495,45 +511,87 @@ class MarketMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), rounds=st.integers(1, 6))
     def the_parties_move_their_tasks_on(self, data, rounds) -> None:
-        """For a few blocks, the next step of each unfinished task (mostly), by the party
-        whose turn it is: so that sequences often reach the later states (verified,
-        disputed, resolved) before their windows close."""
+        """For a few blocks, the next step of each unfinished task: mostly as due, by the
+        party whose turn it is, so that sequences often reach the later states (verified,
+        disputed, resolved) before their windows close; sometimes not yet, sent by an
+        intruder, or sent twice (in one block: the second must be refused)."""
         for _ in range(rounds):
             self._next_steps(data)
             self._block()
 
     def _next_steps(self, data) -> None:
         if not any(t["state"] == "open" for t in self.tasks.values()):
+            whales = [r for r in REQUESTERS_ if self._is_whale(r)]
+            requester = _mostly(data, st.sampled_from(whales or REQUESTERS_),
+                                st.sampled_from(REQUESTERS_))  # fmt: skip
             units = data.draw(st.integers(1, 20))
-            self._queue(data.draw(st.sampled_from(REQUESTERS_)), "submit", kind="inference",
-                        inputs=[], resource_class=data.draw(st.sampled_from(CLASSES)),
-                        units=units, max_price=data.draw(st.integers(15, 40)),
-                        deadline_s=data.draw(st.integers(8, MAX_DEADLINE_S)),
+            max_price = data.draw(st.integers(5, 40))
+            if self._is_whale(requester):  # all it holds, at the price of one unit
+                units, max_price = 1, self._balance(requester)
+            self._queue(requester, "submit", kind="inference", inputs=[],
+                        resource_class=data.draw(st.sampled_from(CLASSES)), units=units,
+                        max_price=max_price, deadline_s=data.draw(st.integers(8, MAX_DEADLINE_S)),
                         min_uptime_bps=9_000, max_latency_ms=500,
-                        penalty=data.draw(st.integers(0, 15 * units)), provider="")  # fmt: skip
+                        penalty=data.draw(st.integers(0, max_price * units)), provider="")
         for task_id, task in sorted(self.tasks.items()):
-            if not _mostly(data, st.just(True), st.just(False)):
+            steps = self._steps_of(data, task_id, task)
+            how = _mostly(data, st.just("as due"), st.just("not now"), st.just("by an intruder"),
+                          st.just("twice"))  # fmt: skip
+            if how == "not now":
                 continue
-            provider, current = self._party(task_id, "provider"), task["state"]
-            if current == "assigned" and provider and data.draw(st.booleans()):
-                self._queue(provider, "start", task=task_id)
-            elif current in ("assigned", "running") and provider:
-                units_used = data.draw(st.integers(1, task["units"]))
-                self._queue(provider, "complete", task=task_id, units_used=units_used,
-                            output=[CID])  # fmt: skip
-            elif current == "completed":
-                for oracle in self._fresh_oracles(task_id, "attest"):
-                    self._queue(oracle, "attest", task=task_id,
-                                completed=_mostly(data, st.just(True), st.just(False)),
-                                units=data.draw(st.integers(0, task["units"])),
-                                uptime_bps=data.draw(st.sampled_from((9_900, 10_000, 5_000))),
-                                latency_ms=data.draw(st.sampled_from((100, 0, 900))))  # fmt: skip
-            elif current == "verified":
-                party = data.draw(st.sampled_from(("requester", "provider")))
-                self._queue(self._party(task_id, party), "dispute", task=task_id, reason="no")
-            elif current == "disputed":
-                for oracle in self._fresh_oracles(task_id, "vote"):
-                    self._queue(oracle, "vote", task=task_id, uphold=data.draw(st.booleans()))
+            for sender, method, args in steps:
+                if how == "by an intruder":
+                    sender = data.draw(st.sampled_from(SENDERS))
+                for _ in range(2 if how == "twice" else 1):
+                    self._queue(sender, method, **args)
+
+    @rule(data=st.data(), late=st.booleans())
+    def at_a_deadline(self, data, late) -> None:
+        """Blocks pass until a task's deadline or window is about to close (the next
+        block is the last before it) or closes (the next block is the first at it); then
+        the parties move the task on in that block."""
+        due = sorted(i for i, t in self.tasks.items() if t["due"])
+        if not due:
+            return
+        task_id = data.draw(st.sampled_from(due))
+        kind, at = self.tasks[task_id]["due"]
+        step = 1 if kind == "h" else 10**9  # a block: one height, one clock second
+        self._block()
+        for _ in range(DRAIN_BLOCKS):
+            upcoming = self.m.height + 1 if kind == "h" else self.m.clock.now_ns + 10**9
+            if upcoming >= (at if late else at - step):
+                break
+            self._block()
+        for sender, method, args in self._steps_of(data, task_id, self.tasks[task_id]):
+            self._queue(sender, method, **args)
+        self._block()
+
+    def _steps_of(self, data, task_id: int, task: dict[str, Any]) -> list[tuple[str, str, Any]]:
+        """The transactions that move the task on, each by the party whose turn it is."""
+        provider, requester = self._party(task_id, "provider"), self._party(task_id, "requester")
+        current = task["state"]
+        if current == "open" and requester and data.draw(st.booleans()):
+            return [(requester, "cancel", {"task": task_id})]
+        if current == "assigned" and provider and data.draw(st.booleans()):
+            return [(provider, "start", {"task": task_id})]
+        if current in ("assigned", "running") and provider:
+            units_used = data.draw(st.integers(1, task["units"]))
+            return [(provider, "complete", {"task": task_id, "units_used": units_used,
+                                            "output": [CID]})]  # fmt: skip
+        if current == "completed":
+            return [(oracle, "attest", {
+                "task": task_id, "completed": _mostly(data, st.just(True), st.just(False)),
+                "units": data.draw(st.integers(0, task["units"])),
+                "uptime_bps": data.draw(st.sampled_from((9_900, 10_000, 5_000))),
+                "latency_ms": data.draw(st.sampled_from((100, 0, 900)))})
+                for oracle in self._fresh_oracles(task_id, "attest")]  # fmt: skip
+        if current == "verified":
+            party = data.draw(st.sampled_from(("requester", "provider")))
+            return [(self._party(task_id, party), "dispute", {"task": task_id, "reason": "no"})]
+        if current == "disputed":
+            return [(oracle, "vote", {"task": task_id, "uphold": data.draw(st.booleans())})
+                    for oracle in self._fresh_oracles(task_id, "vote")]  # fmt: skip
+        return []
 
     # --- tokens -------------------------------------------------------------------------------
 
@@ -548,8 +606,9 @@ class MarketMachine(RuleBasedStateMachine):
         sender = self._sender(data)
         self._queue(sender, "token.burn", amount=_amount(data, self._balance(sender)))
 
-    @rule(data=st.data(), to=st.sampled_from(SENDERS))
-    def mint(self, data, to) -> None:
+    @rule(data=st.data())
+    def mint(self, data) -> None:
+        to = _mostly(data, st.sampled_from(REQUESTERS_), st.sampled_from(SENDERS))
         room = MAX_AMOUNT - (GENESIS_SUPPLY + self.minted - self.burned)  # as of the last block
         amount = _mostly(data, st.integers(1, 5_000), st.just(max(room, 1)),
                          st.just(max(room - 1_000, 1)), st.just(MAX_AMOUNT))  # fmt: skip
@@ -630,9 +689,18 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _read_state(self) -> None:
         reader = self.m.app.state()
-        self.tasks = {int(i): t for i, t in mstate.iterate_records(reader, mstate.TASK)}
-        self.providers = dict(mstate.iterate_records(reader, mstate.PROVIDER))
+        self.tasks = {int(i): t for i, t in self._records(reader, mstate.TASK)}
+        self.providers = dict(self._records(reader, mstate.PROVIDER))
         self.oracles = [o for o in ORACLE_CANDIDATES if mstate.is_oracle(reader, ADDRESS[o])]
+
+    def _records(self, reader: StateReader, prefix: bytes) -> list[tuple[str, Any]]:
+        """(key suffix, record) under `prefix`, decoding only records that changed."""
+        records = []
+        for state_key, raw in reader.iterate(prefix):
+            if raw not in self.decoded:
+                self.decoded[raw] = codec.thaw(codec.decode(raw))
+            records.append((state_key[len(prefix) :].decode(), self.decoded[raw]))
+        return records
 
     def _account(self, deliveries: list[Delivery], block_events: list[Event]) -> None:
         """Bring the ledger up to date with this block: what succeeded, what was paid out
@@ -729,7 +797,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _check_statistics(self, reader: StateReader) -> None:
         """What the statistics say each account earned, was refunded and lost is what the
-        payouts and rewards moved."""
+        payouts and rewards moved (running sums, saturating at STAT_MAX)."""
         expected: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
         for task_id, payout in self.paid.items():
             task = self.tasks[task_id]
@@ -741,7 +809,8 @@ class MarketMachine(RuleBasedStateMachine):
             expected[role, address]["rewarded"] += rewarded
         for (role, address), amounts in expected.items():
             stats = mstate.get_stats(reader, role, address)
-            assert {k: stats.get(k, 0) for k in amounts} == dict(amounts), (role, address)
+            assert {k: stats.get(k, 0) for k in amounts} == {
+                k: min(v, mstate.STAT_MAX) for k, v in amounts.items()}, role + address  # fmt: skip
 
     def _check_indexes(self, reader: StateReader) -> None:
         tasks, providers = self.tasks, self.providers
@@ -774,5 +843,5 @@ class MarketMachine(RuleBasedStateMachine):
                     assert provider["in_flight"].get(name, 0) <= offer["units"], provider
 
 
-MarketMachine.TestCase.settings = settings(stateful_step_count=40)
+MarketMachine.TestCase.settings = settings(stateful_step_count=30)
 TestMarketMachine = MarketMachine.TestCase

@@ -18,7 +18,7 @@ from typing import Any
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context, Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import Outcome, pay_out, transition
+from cloudchain.chaincode.market.lifecycle import Outcome, pay_out, penalty_of, transition
 from cloudchain.chaincode.market.module import MARKET
 from cloudchain.chaincode.market.params import MarketParams, get_params
 from cloudchain.chaincode.market.sla import require_oracle
@@ -75,7 +75,7 @@ def resolve(kv: Overlay, params: MarketParams, task: dict[str, Any], upheld: boo
     if not upheld and task["dispute"]["by"] == "requester":
         violations = max(outcome.violations, 1)
         outcome = Outcome(outcome.completed, 0, outcome.uptime_bps, outcome.latency_ms,
-                          violations, 0, task["penalty"] * violations)  # fmt: skip
+                          violations, 0, penalty_of(task, violations))  # fmt: skip
     elif not upheld:
         units = task["units_used"]
         outcome = Outcome(True, units, outcome.uptime_bps, outcome.latency_ms, 0,

@@ -4,7 +4,8 @@ Rewards: `epoch_reward` new tokens per epoch in which anyone did verified work.
 Providers share (1 - oracle_reward_bps) of it in proportion to their verified
 compute units weighted by quality; oracles share the rest in proportion to
 their honest attestations. Shares are rounded down and only what is paid out
-is minted, so the supply grows by exactly the sum of the rewards.
+is minted, so the supply grows by exactly the sum of the rewards; near the maximum
+supply the reward is what still fits (minting more would fail the block's work).
 
 Pricing: each resource class's reference price moves once per epoch by at most
 `price_step_bps` of itself (and at least one unit): up when the epoch's
@@ -17,6 +18,7 @@ from __future__ import annotations
 from cloudchain.chaincode.context import BlockContext
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.params import BPS, MarketParams
+from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules import token
 
 
@@ -30,10 +32,10 @@ def accumulate_utilisation(ctx: BlockContext) -> None:
 
 def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
     epoch = ctx.height // params.epoch_blocks
-    provider_pool = params.epoch_reward * (BPS - params.oracle_reward_bps) // BPS
+    reward = min(params.epoch_reward, MAX_AMOUNT - token.get_supply(ctx.kv))
+    provider_pool = reward * (BPS - params.oracle_reward_bps) // BPS
     paid = _distribute(ctx, state.EPOCH_WORK, "provider", provider_pool, epoch)
-    paid += _distribute(ctx, state.EPOCH_HONEST, "oracle", params.epoch_reward - provider_pool,
-                        epoch)  # fmt: skip
+    paid += _distribute(ctx, state.EPOCH_HONEST, "oracle", reward - provider_pool, epoch)
     _move_prices(ctx, params)
     ctx.emit("market_epoch", epoch=epoch, minted=paid)
 

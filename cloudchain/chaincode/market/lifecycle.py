@@ -24,6 +24,7 @@ from typing import Any
 from cloudchain.chaincode.context import Overlay
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.params import BPS, MarketParams, get_params
+from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules import token
 
 TRANSITIONS = frozenset({
@@ -106,6 +107,12 @@ def violations_of(task: dict[str, Any], completed: bool, uptime_bps: int,
             + (latency_ms > task["max_latency_ms"]))  # fmt: skip
 
 
+def penalty_of(task: dict[str, Any], violations: int) -> int:
+    """λ_i·R_i, as an amount: at most MAX_AMOUNT (a payment and a stake, all it can be
+    taken from, are amounts too), so that an outcome always fits in state."""
+    return min(task["penalty"] * violations, MAX_AMOUNT)
+
+
 def release_capacity(kv: Overlay, task: dict[str, Any]) -> None:
     """The provider's units for this task are free again."""
     provider = state.get_provider(kv, task["provider"])
@@ -162,11 +169,11 @@ def refund(kv: Overlay, params: MarketParams, task: dict[str, Any], penalise: in
     if task["provider"] and penalise:
         provider = state.get_provider(kv, task["provider"])
         assert provider is not None
-        slashed = min(task["penalty"] * penalise, provider["stake"])
+        slashed = min(penalty_of(task, penalise), provider["stake"])
         provider["stake"] -= slashed
         _rate(provider, params, penalise)
         state.put_provider(kv, task["provider"], provider)
-        state.add_stats(kv, "provider", task["provider"], penalties=task["penalty"] * penalise,
+        state.add_stats(kv, "provider", task["provider"], penalties=penalty_of(task, penalise),
                         slashed=slashed, tasks=1, violated=1)  # fmt: skip
         state.add_global(kv, tasks_settled=1)
     state.add_totals(kv, escrow=-deposit, stake=-slashed)

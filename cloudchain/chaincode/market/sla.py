@@ -17,7 +17,12 @@ from typing import Any
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context, Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import Outcome, transition, violations_of
+from cloudchain.chaincode.market.lifecycle import (
+    Outcome,
+    penalty_of,
+    transition,
+    violations_of,
+)
 from cloudchain.chaincode.market.module import MARKET, bps_arg
 from cloudchain.chaincode.market.params import BPS, get_params
 from cloudchain.chaincode.market.tasks import get_task_or_refuse, require_state, task_id_arg
@@ -83,7 +88,7 @@ def decide(task: dict[str, Any], quorum: int) -> Outcome | None:
         units = min(_median([r["units"] for r in agreeing]), task["units_used"])
     violations = violations_of(task, completed, uptime, latency)
     return Outcome(completed, units, uptime, latency, violations,
-                   payment=task["price"] * units, penalty=task["penalty"] * violations)  # fmt: skip
+                   payment=task["price"] * units, penalty=penalty_of(task, violations))  # fmt: skip
 
 
 def _median(values: list[int]) -> int:

@@ -23,6 +23,9 @@
 Records are msgpack maps of integers, strings, booleans and lists; ids are zero
 padded so that key order is id order. Tokens leave balances only into escrow
 or stakes (and back), so that balances + escrow + stakes = supply always.
+Statistics are running sums over the whole history, so they saturate at
+±STAT_MAX rather than outgrow what state can hold (and fail the transaction or
+the end-of-block work that adds to them).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ EPOCH_WORK = b"market/epoch/work/"
 EPOCH_HONEST = b"market/epoch/honest/"
 
 ROLES = ("provider", "requester", "oracle")
+STAT_MAX = 2**63 - 1  # a statistic's bound either way: a signed 64-bit integer, as amounts
 
 
 def _read(state: StateReader, key: bytes, default: Any = None) -> Any:
@@ -197,15 +201,19 @@ def get_stats(state: StateReader, role: str, address: str) -> dict[str, int]:
 def add_stats(kv: Overlay, role: str, address: str, **deltas: int) -> None:
     record = get_stats(kv, role, address)
     for name, delta in deltas.items():
-        record[name] = record.get(name, 0) + delta
+        record[name] = _saturating(record.get(name, 0) + delta)
     kv.set_value(STATS + f"{role}/{address}".encode(), record)
 
 
 def add_global(kv: Overlay, **deltas: int) -> None:
     record = _read(kv, GLOBAL, {})
     for name, delta in deltas.items():
-        record[name] = record.get(name, 0) + delta
+        record[name] = _saturating(record.get(name, 0) + delta)
     kv.set_value(GLOBAL, record)
+
+
+def _saturating(value: int) -> int:
+    return max(-STAT_MAX, min(STAT_MAX, value))
 
 
 def get_global(state: StateReader) -> dict[str, int]:
