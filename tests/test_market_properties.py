@@ -215,11 +215,12 @@ def _oracle_rules(kv, sender: str) -> set[Code]:
 
 def _attest(kv, height, time_ns, sender, balance, task, units, **_) -> set[Code]:
     codes = _oracle_rules(kv, sender)
-    task_codes, record = _task_rules(kv, task, ("completed",))
+    task_codes, record = _task_rules(kv, task, ("completed", "verified"))
     codes |= task_codes
     if record is None or task_codes:
         return codes
-    if height >= record["completed_at"] + get_params(kv).attestation_blocks:
+    if record["state"] == "completed" and (
+            height >= record["completed_at"] + get_params(kv).attestation_blocks):  # fmt: skip
         codes.add(Code.DEADLINE_PASSED)
     if sender in record["attestations"]:
         codes.add(Code.ALREADY_EXISTS)
@@ -828,8 +829,11 @@ class MarketMachine(RuleBasedStateMachine):
         for task in tasks.values():
             if task["state"] in ("assigned", "running"):
                 in_flight[task["provider"]][task["resource_class"]] += task["units"]
+        pending: Counter[str] = Counter(t["provider"] for t in tasks.values()
+                                        if t["provider"] and t["state"] not in FINAL)  # fmt: skip
         for address, provider in providers.items():
             assert provider["in_flight"] == dict(in_flight[address]), (address, provider)
+            assert provider["tasks_pending"] == pending[address], (address, provider)
             if provider["status"] == "left":
                 assert provider["offers"] == {} and provider["stake"] == 0, provider
         for name, record in mstate.iterate_records(reader, mstate.CLASS):

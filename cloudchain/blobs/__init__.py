@@ -1,4 +1,4 @@
-"""Content addressing for the blob store: CIDs and DAGs as `ipfs add` makes them.
+"""The blob store: CIDs and DAGs as `ipfs add` makes them, and blocks on disk.
 
 A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
 
@@ -11,9 +11,15 @@ A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
     unixfs.py     UnixFS Data messages, encode and decode
     importer.py   chunker and balanced layout: bytes in, blocks and root CID out
     walk.py       reading a file DAG back, verified, in order
+    traverse.py   byte ranges and DAG walks over blocks from any source
 
-Everything here is pure: no files, sockets or clocks. The importer reads only
-the stream it is given; the store and the network live elsewhere.
+    store.py      BlobStore: blocks on disk, streaming add and read, pins, GC
+    flatfs.py     block files in kubo's flatfs layout, written atomically
+    pinfile.py    the pin set, one JSON file written atomically
+
+Everything above the blank line is pure: no files, sockets or clocks (the
+importer reads only the stream it is given). The store owns a directory; the
+network exchange lives elsewhere.
 """
 
 from cloudchain.blobs.block import Block, is_block_valid, verify_block

@@ -92,6 +92,7 @@ def _assign(ctx: BlockContext, task: dict[str, Any], address: str,
     name, units = task["resource_class"], task["units"]
     price = provider["offers"][name]["price"]
     provider["in_flight"][name] = provider["in_flight"].get(name, 0) + units
+    provider["tasks_pending"] += 1  # until the task's final state: its stake answers for it
     state.put_provider(ctx.kv, address, provider)
     state.add_class(ctx.kv, name, in_flight=units)
     task.update(provider=address, price=price)

@@ -40,10 +40,14 @@ def end_block(ctx: BlockContext) -> None:
     params = get_params(ctx.kv)
     # Only tasks whose deadline or window has come are read; at most
     # max_transitions_per_block of them, earliest due first, the rest next block.
+    # Deadlines and windows share the limit, so a backlog of one kind cannot starve the
+    # other: each gets half, and what one leaves unused goes to the other.
     limit = params.max_transitions_per_block
-    due = [*itertools.islice(state.iterate_due(ctx.kv, "t", ctx.time_ns), limit),
-           *itertools.islice(state.iterate_due(ctx.kv, "h", ctx.height), limit)]  # fmt: skip
-    for task_id in due[:limit]:
+    by_time = list(itertools.islice(state.iterate_due(ctx.kv, "t", ctx.time_ns), limit))
+    by_height = list(itertools.islice(state.iterate_due(ctx.kv, "h", ctx.height), limit))
+    half = (limit + 1) // 2
+    take_time = min(len(by_time), max(half, limit - len(by_height)))
+    for task_id in [*by_time[:take_time], *by_height[: limit - take_time]]:
         _watch(ctx, params, task_id)
     finish_unbonding(ctx)
     assign_open_tasks(ctx, params)

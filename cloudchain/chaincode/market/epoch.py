@@ -21,6 +21,10 @@ from cloudchain.chaincode.market.params import BPS, MarketParams
 from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules import token
 
+# Reward events per role and epoch, in address order: an epoch paying thousands must
+# not exceed the block's event limit (which would fail the market's end-of-block work).
+MAX_REWARD_EVENTS = 512
+
 
 def accumulate_utilisation(ctx: BlockContext) -> None:
     for name, record in list(state.iterate_records(ctx.kv, state.CLASS)):
@@ -45,13 +49,16 @@ def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: i
     for address, _ in weights:
         ctx.kv.delete(prefix + address.encode())
     total = sum(weight for _, weight in weights)
-    paid = 0
+    paid = events = 0
     for address, weight in weights:
         share = pool * weight // total if total else 0
         if share:
             token.mint(ctx.kv, address, share)
             state.add_stats(ctx.kv, role, address, rewarded=share)
-            ctx.emit("market_reward", epoch=epoch, recipient=address, role=role, amount=share)
+            if events < MAX_REWARD_EVENTS:  # the rest are in /market/account only
+                ctx.emit("market_reward", epoch=epoch, recipient=address, role=role,
+                         amount=share)  # fmt: skip
+                events += 1
             paid += share
     return paid
 

@@ -139,6 +139,7 @@ def pay_out(kv: Overlay, params: MarketParams, task: dict[str, Any], outcome: Ou
     assert 0 <= paid <= deposit
     state.add_totals(kv, escrow=-deposit, stake=-slashed)
     provider["stake"] -= slashed
+    provider["tasks_pending"] -= 1
     _rate(provider, params, outcome.violations)
     state.put_provider(kv, provider_address, provider)
     token.credit(kv, provider_address, paid)
@@ -166,9 +167,12 @@ def refund(kv: Overlay, params: MarketParams, task: dict[str, Any], penalise: in
     `penalise` violations (λ_i each) from its stake, which goes to the requester too."""
     deposit = task["deposit"]
     slashed = 0
-    if task["provider"] and penalise:
+    if task["provider"]:
         provider = state.get_provider(kv, task["provider"])
         assert provider is not None
+        provider["tasks_pending"] -= 1
+        state.put_provider(kv, task["provider"], provider)
+    if task["provider"] and penalise:
         slashed = min(penalty_of(task, penalise), provider["stake"])
         provider["stake"] -= slashed
         _rate(provider, params, penalise)

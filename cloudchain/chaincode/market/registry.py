@@ -4,8 +4,9 @@ A provider registers with a name, a tier, offers by resource class and a stake
 (at least `min_stake`, moved from its balance into the market). It may change
 its offers, as long as each class keeps room for the units already in flight,
 and add stake. `leave` starts unbonding: no new tasks, but the stake answers for
-open ones until `unbonding_blocks` have passed and none is left in flight; then
-the end-of-block work returns it. Oracles are named in genesis or admitted and
+its tasks until `unbonding_blocks` have passed and every task it was assigned
+has reached a final state (settled, resolved or refunded, so no penalty can still
+come); then the end-of-block work returns it. Oracles are named in genesis or admitted and
 removed by the authority.
 """
 
@@ -59,7 +60,7 @@ def process_register(ctx: Context, name: str, tier: str, offers: dict[str, Any],
     _ensure_price(ctx.kv, offers, ctx.height)
     state.put_provider(ctx.kv, ctx.sender, {
         "name": name, "tier": tier, "offers": offers, "stake": stake, "status": "active",
-        "unbond_at": 0, "joined_at": ctx.height, "in_flight": {},
+        "unbond_at": 0, "joined_at": ctx.height, "in_flight": {}, "tasks_pending": 0,
         "reputation": params.reputation_start_bps,
     })  # fmt: skip
     ctx.emit("market_register", provider=ctx.sender, tier=tier, stake=stake)
@@ -124,8 +125,8 @@ def finish_unbonding(ctx: BlockContext) -> None:
     for address, _ in list(state.iterate_records(ctx.kv, state.UNBONDING)):
         provider = state.get_provider(ctx.kv, address)
         assert provider is not None and provider["status"] == "unbonding"
-        if ctx.height < provider["unbond_at"] or any(provider["in_flight"].values()):
-            continue
+        if ctx.height < provider["unbond_at"] or provider["tasks_pending"]:
+            continue  # a task not yet final may still cost it a penalty
         stake = provider["stake"]
         if stake:
             state.add_totals(ctx.kv, stake=-stake)

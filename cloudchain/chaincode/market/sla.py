@@ -7,11 +7,13 @@ uptime and latency are the medians of what those report, so that a minority of
 wrong reports cannot move them. Without such a quorum when the attestation
 window closes, the task is refunded unverified. An oracle whose report agrees
 with the outcome on every SLA term attested honestly and shares the epoch's
-oracle reward.
+oracle reward; an attestation that arrives after the outcome (until the task
+settles) cannot move it, but is scored the same way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from cloudchain.chaincode.codes import Code
@@ -43,10 +45,12 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
                    latency_ms: int) -> None:  # fmt: skip
     require_oracle(ctx)
     record = get_task_or_refuse(ctx, task)
-    require_state(record, "completed")
+    require_state(record, "completed", "verified")
     params = get_params(ctx.kv)
-    # Verify that the attestation window is still open.
-    if ctx.height >= record["completed_at"] + params.attestation_blocks:
+    # Verify that the attestation window is still open (a task stays verified only
+    # until its dispute window closes).
+    if record["state"] == "completed" and (
+            ctx.height >= record["completed_at"] + params.attestation_blocks):  # fmt: skip
         raise TxError(Code.DEADLINE_PASSED, f"task {task}'s attestation window has closed")
     # Verify that this oracle has not attested to this task yet.
     if ctx.sender in record["attestations"]:
@@ -58,12 +62,16 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
                                           "uptime_bps": uptime_bps, "latency_ms": latency_ms,
                                           "at": ctx.height}  # fmt: skip
     ctx.emit("market_attest", task=task, oracle=ctx.sender, completed=completed)
+    if record["state"] == "verified":  # late: it cannot move the outcome, but is scored
+        _count_honest(ctx.kv, record, Outcome.from_obj(record["outcome"]), (ctx.sender,))
+        state.put_task(ctx.kv, record)
+        return
     outcome = decide(record, params.quorum(state.oracle_count(ctx.kv)))
     if outcome is not None:
         record["outcome"] = outcome.to_obj()
         record["verified_at"] = ctx.height
         transition(ctx.kv, record, "verified", ctx.height)
-        _count_honest(ctx.kv, record, outcome)
+        _count_honest(ctx.kv, record, outcome, sorted(record["attestations"]))
         ctx.emit("market_verified", task=task, violations=outcome.violations,
                  payment=outcome.payment, penalty=outcome.penalty)  # fmt: skip
     state.put_task(ctx.kv, record)
@@ -81,7 +89,9 @@ def decide(task: dict[str, Any], quorum: int) -> Outcome | None:
         completed, agreeing = False, not_done
     else:
         return None
-    uptime = _median([r["uptime_bps"] for r in agreeing])
+    # On an even count the tie goes to the provider for the SLA terms (the higher
+    # uptime, the lower latency) and to the requester for the units it pays for.
+    uptime = _median([r["uptime_bps"] for r in agreeing], upper=True)
     latency = _median([r["latency_ms"] for r in agreeing])
     units = 0
     if completed:
@@ -91,15 +101,17 @@ def decide(task: dict[str, Any], quorum: int) -> Outcome | None:
                    payment=task["price"] * units, penalty=penalty_of(task, violations))  # fmt: skip
 
 
-def _median(values: list[int]) -> int:
-    """The lower median: an integer, and one of the reported values."""
+def _median(values: list[int], upper: bool = False) -> int:
+    """The median, one of the reported values: on an even count the lower of the two
+    middle ones, or the upper."""
     ordered = sorted(values)
-    return ordered[(len(ordered) - 1) // 2]
+    return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
 
 
-def _count_honest(kv: Overlay, task: dict[str, Any], outcome: Outcome) -> None:
+def _count_honest(kv: Overlay, task: dict[str, Any], outcome: Outcome,
+                  oracles: Sequence[str]) -> None:  # fmt: skip
     expected = _terms_broken(task, outcome.completed, outcome.uptime_bps, outcome.latency_ms)
-    for oracle in sorted(task["attestations"]):
+    for oracle in oracles:
         report = task["attestations"][oracle]
         honest = _terms_broken(task, report["completed"], report["uptime_bps"],
                                report["latency_ms"]) == expected  # fmt: skip
