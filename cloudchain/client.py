@@ -27,6 +27,9 @@ from typing import Any
 import aiohttp
 
 from cloudchain import codec
+from cloudchain.client_blobs import BlobGC, BlobGot, BlobPut, BlobStat, Progress, Source
+from cloudchain.client_blobs import get_blob as _get_blob
+from cloudchain.client_blobs import put_blob as _put_blob
 from cloudchain.client_errors import RPCClientError
 from cloudchain.rpc_types import (
     CLIENT_ERROR,
@@ -185,6 +188,37 @@ class Client:
             raise malformed("/auth/nonce", f"expected {{'nonce': int}}, got {answer!r:.60}")
         return nonce
 
+    # --- blobs (streamed over HTTP; see client_blobs.py) ----------------------------------
+
+    async def blob_put(
+        self, path_or_stream: Source, replicas: int = 1, progress: Progress | None = None,
+        cid_version: int = 0,
+    ) -> BlobPut:  # fmt: skip
+        """Upload a file (a path or a binary stream); returns once `replicas` nodes hold it.
+        `progress(bytes_sent, bytes_total or None)` is called as it goes."""
+        return await _put_blob(self.url, path_or_stream, replicas=replicas,
+                               cid_version=cid_version, progress=progress)  # fmt: skip
+
+    async def blob_get(self, cid: str, dest_path: str | os.PathLike[str],
+                       progress: Progress | None = None, start: int | None = None,
+                       end: int | None = None) -> BlobGot:  # fmt: skip
+        """Download the blob's bytes [start, end) (default: all) to `dest_path`."""
+        return await _get_blob(self.url, str(cid), dest_path, start=start, end=end,
+                               progress=progress)  # fmt: skip
+
+    async def blob_stat(self, cid: str) -> BlobStat:
+        return BlobStat.from_json(await self.call("blob_stat", cid=str(cid)))
+
+    async def blob_pin(self, cid: str) -> bool:
+        """Pin the blob on this node; True if it was not pinned before."""
+        return bool((await self.call("blob_pin", cid=str(cid)))["changed"])
+
+    async def blob_unpin(self, cid: str) -> bool:
+        """Unpin the blob on this node; True if it was pinned."""
+        return bool((await self.call("blob_unpin", cid=str(cid)))["changed"])
+
+    async def blob_gc(self) -> BlobGC:
+        return BlobGC.from_json(await self.call("blob_gc"))
 
     def subscribe(self, *queries: str) -> EventStream:
         """Follow the node's events matching any of `queries` over its WebSocket:

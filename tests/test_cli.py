@@ -317,7 +317,9 @@ def test_tx_and_query_help_show_both_forms(capsys):
 
 # --- the market's verbs: `tx market METHOD` and `query market WHAT` ------------------------
 
-CID_IN, CID_OUT = "Qm" + "a" * 44, "b" + "c" * 40
+# Real CIDs: "hello world\n" as `ipfs add` and `ipfs add --cid-version=1` name it.
+CID_IN = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"
+CID_OUT = "bafkreifjjcie6lypi6ny7amxnfftagclbuxndqonfipmb64f2km2devei4"
 OFFER = "gpu-a100:A100 80GB:8:80:100:5"  # class:gpu:gpus:memory_gb:units:price
 
 
@@ -538,7 +540,7 @@ def test_market_verbs_refuse_bad_arguments_before_sending(capsys):
           "gpu:A100:8:80:100:5", "--offer", "gpu:H100:8:80:100:9", "--stake", "5000"),
          "error: --offer: resource class 'gpu' is offered twice"),
         ((*submit, "--deadline", "10m", "--min-uptime", "99%", "--input", "not-a-cid"),
-         "error: --input: item 0: 'not-a-cid' is not of the form"),
+         "error: --input: item 0: invalid CID 'not-a-cid': unsupported multibase"),
         ((*submit, "--deadline", "500d", "--min-uptime", "99%"), "error: --deadline: "),
         (("tx", "market", "add-oracle", "--oracle", "ALICE"), "error: --oracle: 'ALICE' is not"),
         (("tx", "market", "complete", "7", "--units-used", "0"), "error: --units-used: 0 is"),

@@ -41,6 +41,7 @@ from cloudchain.chaincode.codes import AUTH_CODESPACE, Code
 from cloudchain.chaincode.context import BlockContext, Context, EventLog, Overlay, StateReader
 from cloudchain.chaincode.market import MARKET
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
+from cloudchain.chaincode.modules.storage import STORAGE
 from cloudchain.chaincode.modules.token import TOKEN
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.logfields import fields
@@ -68,7 +69,7 @@ from cloudchain.types import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, MARKET)
+DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, MARKET, STORAGE)
 
 # How far ahead of the committed nonce check_tx accepts a transaction, so that a
 # client may submit several in a row before the first is included.

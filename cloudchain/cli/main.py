@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cloudchain import __version__
+from cloudchain.cli.blob_commands import add_blob_commands
 from cloudchain.cli.common import TX_HASH, send_tx, tx_options
 from cloudchain.cli.market_commands import add_market_tx_commands
 from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
@@ -159,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     start.set_defaults(run=lambda a: _node_commands().run_node(Path(a.home)))
 
     add_read_commands(commands)
+    add_blob_commands(commands)
 
     tx = commands.add_parser(
         "tx", help="show a committed transaction (tx HASH), or sign and send one",

@@ -10,6 +10,8 @@
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
     [mempool]     max_txs, max_bytes
+    [blobs]       max_upload_bytes: the largest body `POST /blobs` accepts (the blob
+                  store lives in <home>/data/blobs; see node/blob_http.py)
     [log]         level: debug, info, warning or error; format: plain (one line per
                   record, fields as key=value) or json (one object per line), see node/logs.py
 
@@ -87,6 +89,13 @@ class MempoolConfig:
 
 
 @dataclass(frozen=True)
+class BlobsConfig:
+    # The largest upload `POST /blobs` takes: models and datasets run to several GB, so
+    # this bounds a mistake (a disk filled by one request), not normal use.
+    max_upload_bytes: int = 64 * 1024**3
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: str = "info"
     format: str = "plain"  # or "json"
@@ -99,11 +108,12 @@ class NodeConfig:
     rpc: RPCConfig = field(default_factory=RPCConfig)
     consensus: ConsensusConfig = field(default_factory=ConsensusConfig)
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
+    blobs: BlobsConfig = field(default_factory=BlobsConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
     def to_toml(self) -> str:
         lines = [f"moniker = {_toml(self.moniker)}", ""]
-        for section in ("p2p", "rpc", "consensus", "mempool", "log"):
+        for section in ("p2p", "rpc", "consensus", "mempool", "blobs", "log"):
             lines.append(f"[{section}]")
             for key, value in asdict(getattr(self, section)).items():
                 lines.append(f"{key} = {_toml(value)}")
@@ -126,7 +136,8 @@ class NodeConfig:
     @classmethod
     def from_dict(cls, document: dict[str, Any], where: str = "config") -> NodeConfig:
         sections = {"p2p": P2PConfig, "rpc": RPCConfig, "consensus": ConsensusConfig,
-                    "mempool": MempoolConfig, "log": LogConfig}  # fmt: skip
+                    "mempool": MempoolConfig, "blobs": BlobsConfig,
+                    "log": LogConfig}  # fmt: skip
         unknown = sorted(set(document) - set(sections) - {"moniker"})
         if unknown:
             raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
@@ -142,6 +153,8 @@ class NodeConfig:
         for limit in fields(RPCConfig):
             if limit.name != "listen_address" and getattr(config.rpc, limit.name) < 1:
                 raise ConfigError(f"{where}: [rpc] {limit.name} must be at least 1")
+        if config.blobs.max_upload_bytes < 1:
+            raise ConfigError(f"{where}: [blobs] max_upload_bytes must be at least 1")
         for name in ("p2p", "rpc"):
             _check_address(
                 getattr(config, name).listen_address, f"{where}: [{name}] listen_address"

@@ -4,7 +4,8 @@ JSON-RPC 2.0 over HTTP POST at "/" (one request or a batch of at most
 max_request_batch_size; a request without an id is a notification and gets no
 reply), the same methods as URI GET (`/status`, `/block?height=5`), a WebSocket
 at /websocket (any method, plus subscribe/unsubscribe/unsubscribe_all; see
-rpc_websocket.py) and Prometheus text at /metrics. CometBFT's encodings: heights
+rpc_websocket.py), Prometheus text at /metrics, and the blob store's streamed
+POST /blobs, GET and HEAD /blobs/{cid} (blob_http.py). CometBFT's encodings: heights
 and counts as decimal strings, hashes as upper-case hex, transactions and query
 values as base64, times as RFC 3339 with nanoseconds, public keys as
 {"type": "tendermint/PubKeyEd25519", "value": base64}.
@@ -35,6 +36,7 @@ from cloudchain.consensus.events import Decide
 from cloudchain.crypto import PUBKEY_TYPE
 from cloudchain.logfields import fields
 from cloudchain.node import txquery
+from cloudchain.node.blob_http import BlobHTTP
 from cloudchain.node.eventbus import BusLimits, EventBus
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloudchain.node.rpc_connections import ConnectionGate
@@ -120,6 +122,9 @@ class RPCServer:
             "blockchain": self.blockchain,
             "tx_search": self.tx_search,
         }
+        # The blob store's HTTP routes and JSON-RPC methods (blob_http.py).
+        self.blob_http = BlobHTTP(node)
+        self._methods.update(self.blob_http.rpc_methods())
         assert set(self._methods) | set(WS_METHODS) == set(PARAM_NAMES)
         self._limits = limits
         self.bus = EventBus(BusLimits(limits.max_subscription_clients,
@@ -139,6 +144,7 @@ class RPCServer:
         app.router.add_post("/", self._post)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/websocket", self._websocket)
+        self.blob_http.add_routes(app)  # streamed: client_max_size does not bound them
         app.router.add_get("/{method}", self._get)
         self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=IDLE_TIMEOUT_S,
                                      shutdown_timeout=CLOSE_WAIT_S)  # fmt: skip
@@ -166,6 +172,7 @@ class RPCServer:
             await asyncio.gather(*closing, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        await self.blob_http.stop()
         if self._gate is not None:
             self._gate.abort_all()  # what cleanup could not close gracefully
 

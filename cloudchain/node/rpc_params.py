@@ -40,6 +40,8 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "num_unconfirmed_txs": (), "broadcast_tx_commit": ("tx",), "broadcast_tx_sync": ("tx",),
     "broadcast_tx_async": ("tx",), "abci_query": ("path", "data", "height", "prove"),
     "abci_info": (),
+    # Ours: the blob store's (node/blob_http.py).
+    "blob_stat": ("cid",), "blob_pin": ("cid",), "blob_unpin": ("cid",), "blob_gc": (),
 }  # fmt: skip
 
 

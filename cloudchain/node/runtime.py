@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudchain import codec
+from cloudchain.blobs.store import BlobStore
 from cloudchain.chaincode.application import Application
 from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutElapsed
 from cloudchain.consensus.messages import Decision, Message, Vote, message_from_obj
@@ -74,6 +75,7 @@ class Node(ConsensusDriver):
         )  # fmt: skip
         self.commit_listeners: list[Callable[[Decide], None]] = []
         self.metrics = NodeMetrics()
+        self.blobs: BlobStore | None = None  # <home>/data/blobs, open from start to stop
         self.rpc = RPCServer(self, self.config.rpc)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
@@ -87,6 +89,7 @@ class Node(ConsensusDriver):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.blobs = await asyncio.to_thread(BlobStore, self.home / "data" / "blobs")
         await self.peers.start()
         host, _, port = self.config.rpc.listen_address.rpartition(":")
         await self.rpc.start(host, int(port))
@@ -104,8 +107,10 @@ class Node(ConsensusDriver):
             self._gossip.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gossip
-        await self.rpc.stop()
+        await self.rpc.stop()  # waits for the blob transfers in flight
         await self.peers.stop()
+        if self.blobs is not None:
+            await asyncio.to_thread(self.blobs.close)
         self.store.close()
 
     # --- the driver's environment ------------------------------------------------------------

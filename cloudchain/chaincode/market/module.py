@@ -9,6 +9,7 @@ from cloudchain.chaincode.context import Overlay
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.params import PARAMS_KEY, params_from_genesis
 from cloudchain.chaincode.module import ArgError, Module, int_arg, text_arg
+from cloudchain.chaincode.modules.storage import cid_arg as storage_cid_arg
 from cloudchain.genesis import Genesis
 
 MARKET = Module("market")
@@ -20,9 +21,9 @@ MAX_UNITS = 10**12  # compute units in one offer or one task
 MAX_BPS = 10_000
 
 class_name_arg = text_arg(32, r"[a-z0-9][a-z0-9._-]*")
-# Content identifiers of blobs (IPFS CIDv0 "Qm..." or CIDv1 base32 "b..."): checked for
-# shape here; the blob store (a later issue) gives them their full meaning.
-cid_arg = text_arg(128, r"(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,126})")
+# Content identifiers of blobs (CIDv0 "Qm..." or CIDv1), parsed in full and kept in
+# their canonical text: the storage module's checker, so both read a CID alike.
+cid_arg = storage_cid_arg
 units_arg = int_arg(1, MAX_UNITS)
 bps_arg = int_arg(0, MAX_BPS)
 

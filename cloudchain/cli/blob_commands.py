@@ -1,0 +1,165 @@
+"""The `blob` verbs: put, get, stat, pin, unpin and gc against one node's blob store.
+
+    cloudchain blob put FILE [--replicas N] [--cid-version 1]
+    cloudchain blob get CID -o FILE
+    cloudchain blob stat CID | pin CID | unpin CID | gc
+
+Each takes --node and --json (the node's JSON as it came). put and get stream the
+file and show a progress bar (bytes, rate, time left) on stderr when it is a
+terminal, or always with --progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from tqdm import tqdm
+
+from cloudchain.cli.common import node_options
+from cloudchain.cli.table import format_fields
+from cloudchain.client import SyncClient
+
+
+def add_blob_commands(commands: Any) -> None:
+    """Register `blob` and its verbs on the `cloudchain` command's subparsers."""
+    blob = commands.add_parser(
+        "blob", help="store and fetch files (models, datasets) by CID",
+        description="Files live in the nodes' blob stores, named by the CID `ipfs add` "
+        "would print. Example: cloudchain blob put model.bin --replicas 2",
+    )  # fmt: skip
+    verbs = blob.add_subparsers(title="blob commands", metavar="COMMAND")
+
+    put = verbs.add_parser("put", help="upload a file; prints its CID",
+                           description="Example: cloudchain blob put model.bin --replicas 2 "
+                           "--cid-version 1")  # fmt: skip
+    put.add_argument("file", help="the file to upload ('-': standard input)")
+    put.add_argument("--replicas", type=int, default=1,
+                     help="return once this many nodes hold it, this one included (1)")  # fmt: skip
+    put.add_argument("--cid-version", type=int, choices=(0, 1), default=0,
+                     help="0: Qm... (kubo's default); 1: raw leaves, as ipfs add "
+                     "--cid-version=1")  # fmt: skip
+    _transfer_options(put)
+    put.set_defaults(run=_run_put)
+
+    get = verbs.add_parser("get", help="download a blob to a file",
+                           description="Example: cloudchain blob get QmCID -o model.bin")
+    get.add_argument("cid")
+    get.add_argument("-o", "--output", required=True, help="the file to write")
+    _transfer_options(get)
+    get.set_defaults(run=_run_get)
+
+    for name, help_text, run in (
+        ("stat", "size, completeness and pin of a blob on the node", _run_stat),
+        ("pin", "keep a blob from garbage collection on the node", _run_pin),
+        ("unpin", "let garbage collection remove a blob (unless anchored)", _run_unpin),
+    ):
+        verb = verbs.add_parser(name, help=help_text,
+                                description=f"Example: cloudchain blob {name} QmCID")  # fmt: skip
+        verb.add_argument("cid")
+        node_options(verb)
+        verb.set_defaults(run=run)
+    gc = verbs.add_parser("gc", help="remove the blocks of blobs neither pinned nor anchored",
+                          description="Example: cloudchain blob gc --json")  # fmt: skip
+    node_options(gc)
+    gc.set_defaults(run=_run_gc)
+
+
+def _transfer_options(parser: argparse.ArgumentParser) -> None:
+    node_options(parser)
+    parser.add_argument("--progress", action="store_true",
+                        help="show the progress bar even when stderr is not a terminal")
+
+
+@contextmanager
+def _progress_bar(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, int | None],
+                                                                           None]]:  # fmt: skip
+    """A progress callback drawing bytes, rate and time left on stderr (or nothing)."""
+    shown = args.progress or sys.stderr.isatty()
+    with tqdm(desc=what, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
+              disable=not shown, dynamic_ncols=True, leave=True) as bar:  # fmt: skip
+
+        def update(done: int, total: int | None) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.update(done - bar.n)
+
+        yield update
+
+
+def _print(args: argparse.Namespace, raw: Any, lines: list[tuple[str, object]]) -> None:
+    if args.json:
+        print(json.dumps(raw, indent=2))
+    else:
+        print(format_fields(lines))
+
+
+def _run_put(args: argparse.Namespace) -> int:
+    if args.replicas < 1:
+        print("error: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    source = sys.stdin.buffer if args.file == "-" else args.file
+    try:
+        with _progress_bar(args, "put") as progress:
+            put = SyncClient(args.node).blob_put(source, args.replicas, progress,
+                                                 args.cid_version)  # fmt: skip
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    _print(args, put.raw, [("cid", put.cid), ("size", f"{put.size} bytes"),
+                           ("replicas", ", ".join(put.replicas))])  # fmt: skip
+    return 0
+
+
+def _run_get(args: argparse.Namespace) -> int:
+    try:
+        with _progress_bar(args, "get") as progress:
+            got = SyncClient(args.node).blob_get(args.cid, args.output, progress)
+    except OSError as exc:
+        print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    raw = {"cid": got.cid, "path": str(got.path), "size": got.bytes_written}
+    _print(args, raw, [("cid", got.cid), ("file", got.path),
+                       ("size", f"{got.bytes_written} bytes")])  # fmt: skip
+    return 0
+
+
+def _run_stat(args: argparse.Namespace) -> int:
+    stat = SyncClient(args.node).blob_stat(args.cid)
+    _print(args, stat.raw, [
+        ("cid", stat.cid),
+        ("size", f"{stat.size} bytes"),
+        ("complete", "yes" if stat.complete else "no"),
+        ("blocks", f"{stat.blocks_local} here, {stat.blocks_missing} known to be missing"),
+        ("pinned", "yes" if stat.pinned else "no"),
+    ])  # fmt: skip
+    return 0
+
+
+def _run_pin(args: argparse.Namespace) -> int:
+    return _pin_verb(args, pin=True)
+
+
+def _run_unpin(args: argparse.Namespace) -> int:
+    return _pin_verb(args, pin=False)
+
+
+def _pin_verb(args: argparse.Namespace, *, pin: bool) -> int:
+    client = SyncClient(args.node)
+    method = "blob_pin" if pin else "blob_unpin"
+    result = client.call(method, cid=args.cid)
+    state = "pinned" if pin else "not pinned"
+    changed = "" if result.get("changed") else " (already)"
+    _print(args, result, [("cid", result.get("cid")), ("state", state + changed)])
+    return 0
+
+
+def _run_gc(args: argparse.Namespace) -> int:
+    gc = SyncClient(args.node).blob_gc()
+    _print(args, gc.raw, [("removed", f"{gc.blocks_removed} blocks"),
+                          ("freed", f"{gc.bytes_freed} bytes")])  # fmt: skip
+    return 0
