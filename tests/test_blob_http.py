@@ -122,7 +122,7 @@ async def test_cid_version_1_and_an_empty_file(node):
             assert response.status == 400 and "replicas" in (await response.json())["error"]
         async with session.post(f"{base}/blobs?replicas=2", data=b"x") as response:
             refused = await response.json()
-            assert response.status == 503 and "exchange" in refused["error"]
+            assert response.status == 503 and "only 1 of 2 replicas" in refused["error"]
             assert refused["replicas"] == [node.peers.node_id]  # kept here, pinned
 
 
@@ -137,7 +137,8 @@ async def test_malformed_and_unknown_cids(node):
         async with session.get(f"{base}/blobs/QmNotACid") as response:
             assert "malformed CID" in (await response.json())["error"]
         async with session.get(f"{base}/blobs/{UNKNOWN_CID}") as response:
-            assert (await response.json())["error"] == f"blob {UNKNOWN_CID} is not here"
+            assert (await response.json())["error"] == (
+                f"blob {UNKNOWN_CID} is not here, and no connected peer has it")
 
 
 async def test_a_corrupt_block_is_never_served(node):
@@ -156,7 +157,9 @@ async def test_a_corrupt_block_is_never_served(node):
             assert "corrupt block" in (await response.json())["error"]
         # Moved to quarantine: now missing (to be fetched again), so not wholly here.
         async with session.get(url) as response:
-            assert response.status == 404 and "only partly here" in (await response.json())["error"]
+            refused = await response.json()
+            assert response.status == 404 and "only partly here" in refused["error"]
+            assert f"no connected peer has block {leaf}" in refused["error"]
     assert not node.blobs.has(leaf)
 
 

@@ -262,7 +262,7 @@ async def test_undecodable_messages_are_refused_counted_and_never_a_label(tmp_pa
     try:
         host, _, port = node.config.p2p.listen_address.rpartition(":")
         bad_sync = codec.encode({"ch": "sync", "m": {"height": 0}})
-        attacks = [b"\xc1 not msgpack", codec.encode({"ch": "blob", "m": b"x"}), bad_sync,
+        attacks = [b"\xc1 not msgpack", codec.encode({"ch": "made-up", "m": b"x"}), bad_sync,
                    b"oversized frame"]  # fmt: skip
         for refused, attack in enumerate(attacks, start=1):
             reader, writer = await asyncio.open_connection(host, int(port))
@@ -277,7 +277,35 @@ async def test_undecodable_messages_are_refused_counted_and_never_a_label(tmp_pa
         # A known channel's bytes count even when its payload is refused; a channel the
         # peer made up never becomes a label.
         assert metric(node, RECEIVE_BYTES, channel="sync") == len(bad_sync)
-        assert node.metrics.registry.get_sample_value(RECEIVE_BYTES, {"channel": "blob"}) is None
+        assert node.metrics.registry.get_sample_value(RECEIVE_BYTES, {"channel": "made-up"}) is None
         assert node.peers.connected == []
     finally:
         await node.stop()
+
+
+async def test_consensus_and_mempool_metrics_follow_the_chain(tmp_path):
+    """rounds, block interval, mempool size and bytes, and refused transactions, whether
+    refused from a client or from a peer's gossip (a second copy is no refusal)."""
+    async with network(tmp_path) as (_homes, nodes):
+        await wait_for_height(nodes, 3)
+        node = nodes[0]
+        assert metric(node, "cloudchain_consensus_rounds") >= 1
+        assert metric(node, "cloudchain_consensus_block_interval_seconds") > 0
+        assert metric(node, "cloudchain_consensus_height") == node.app.info().height
+
+        sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
+        # Nonce 5 while 0 is next: admitted, and waits in the mempool for 0 to 4.
+        waiting = Transaction.create(sender, node.chain_id, 5, "token", "transfer",
+                                     {"to": sender.address, "amount": 1}).to_bytes()  # fmt: skip
+        assert node.submit_tx(waiting).ok
+        assert metric(node, "cloudchain_mempool_size") == 1
+        assert metric(node, "cloudchain_mempool_size_bytes") == len(waiting)
+
+        refused = metric(node, "cloudchain_mempool_refused_txs_total")
+        assert not node.submit_tx(b"not a transaction").ok
+        assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 1
+        peer = nodes[1].peers.node_id
+        node._on_peer_message(peer, codec.encode({"ch": "tx", "m": b"garbage from gossip"}))
+        assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 2
+        node._on_peer_message(peer, codec.encode({"ch": "tx", "m": waiting}))  # a second copy
+        assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 2

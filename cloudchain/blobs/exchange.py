@@ -6,8 +6,11 @@ when; for each `replicate`, whom it asked. Messages are in exchange_messages.py.
 
 What it does not know: sockets, envelopes, node ids beyond opaque strings. It is
 built with the store, a `send(peer_id, obj)` that queues one message map for a
-peer (the node wraps it in {"ch": "blob", "m": obj}), and `list_peers()`. The
-node feeds it `on_message(peer_id, obj)` and `on_peer_disconnected(peer_id)`.
+peer (the node wraps it in {"ch": "blob", "m": obj}), `list_peers()`, and
+optionally `wait_for_room(peer_id)`, awaited before each block is read and sent,
+so that serving a large DAG follows the link's pace instead of filling memory
+(False: the peer is gone, stop serving it). The node feeds it
+`on_message(peer_id, obj)` and `on_peer_disconnected(peer_id)`.
 All of it runs on one event loop; the store's blocking calls go to threads.
 
 Serving. want-have is answered have/dont-have by presence; want-block with the
@@ -41,7 +44,7 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -148,6 +151,7 @@ class BlobExchange:
         *,
         request_timeout_s: float = REQUEST_TIMEOUT_S,
         on_fault: Callable[[str, str], None] | None = None,
+        wait_for_room: Callable[[str], Awaitable[bool]] | None = None,
     ) -> None:
         self.store = store
         self.node_id = node_id
@@ -156,6 +160,7 @@ class BlobExchange:
         self._send_obj = send
         self._list_peers = list_peers
         self._on_fault = on_fault
+        self._wait_for_room = wait_for_room
         self._serving: dict[str, _Serving] = {}
         self._fetches: set[_Fetch] = set()
         self._replications: set[_Replication] = set()
@@ -234,6 +239,8 @@ class BlobExchange:
                 present = await asyncio.to_thread(self.store.has, cid)
                 self._send(peer_id, Have((cid,)) if present else DontHave((cid,)))
                 continue
+            if self._wait_for_room is not None and not await self._wait_for_room(peer_id):
+                return  # the peer is gone
             try:
                 data = await asyncio.to_thread(self.store.get_block, cid)
             except (BlockNotFoundError, CorruptBlockError):
@@ -460,8 +467,11 @@ class _Fetch:
         try:
             missing = await asyncio.to_thread(self._store_and_walk, cid, data)
         except (BlockMismatchError, BlockTooLargeError) as exc:
-            self.exchange._fault(peer_id, f"sent a bad block for {cid}: {exc}")
-            self._drop_provider(peer_id)
+            # One fault per peer and fetch: the blocks it had in flight when it was
+            # dropped may still arrive, and say nothing new.
+            if peer_id not in self.excluded:
+                self.exchange._fault(peer_id, f"sent a bad block for {cid}: {exc}")
+                self._drop_provider(peer_id)
             return
         request = self.in_flight.get(cid)
         if request is not None:

@@ -4,10 +4,17 @@ Only peers named in the allow-list (the persistent peers of config.toml, by node
 id) may connect. To keep exactly one connection per pair of nodes, the node
 with the lower id dials and the higher one accepts. A peer that breaks the
 protocol (PeerError) or hangs up is dropped; an outbound peer is dialed again
-with exponential backoff. Each connection has a bounded send queue: when a slow
-peer lets it fill, further messages to that peer are dropped and counted
-(gossip re-sends what matters). `broadcast` and `send` say how many peers a
-message was queued for, so the caller can count bytes by what they mean.
+with exponential backoff.
+
+Each connection has two send queues. The urgent one (consensus, transactions,
+block sync) is bounded in messages: when a slow peer lets it fill, further
+messages to that peer are dropped and counted (gossip re-sends what matters).
+The bulk one (blob blocks, `send(..., bulk=True)`) is bounded in bytes, and its
+senders wait for room (`wait_for_room`) instead of losing data. The writer
+always empties the urgent queue first, so a transfer of gigabytes delays a vote
+by one bulk message at most, as CometBFT's channel priorities do. `broadcast`
+and `send` say how many peers a message was queued for, so the caller can count
+bytes by what they mean.
 
 What the bytes mean is the caller's business: `on_message(peer_id, data)`, and
 `on_disconnect(peer_id)` once a connected peer is dropped. A PeerError, from the
@@ -20,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -29,7 +37,10 @@ from cloudchain.network.secret_connection import PeerError, SecretConnection, ha
 
 log = logging.getLogger(__name__)
 
-SEND_QUEUE_MESSAGES = 1_024  # per peer; beyond it, messages to that peer are dropped
+SEND_QUEUE_MESSAGES = 1_024  # urgent, per peer; beyond it, messages to that peer are dropped
+# Bulk bytes queued per peer before `wait_for_room` makes senders wait: 4 MiB, sixteen
+# 256 KiB blob blocks, keeps a LAN link busy without holding much memory per peer.
+BULK_QUEUE_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,11 +56,30 @@ class PeerAddress:
         return cls(node_id.lower(), host, int(port))
 
 
-@dataclass
+@dataclass(eq=False)
 class _Peer:
     connection: SecretConnection
-    queue: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(SEND_QUEUE_MESSAGES))
+    urgent: deque[bytes] = field(default_factory=deque)
+    bulk: deque[bytes] = field(default_factory=deque)
+    bulk_bytes: int = 0
+    queued: asyncio.Event = field(default_factory=asyncio.Event)  # something to write
+    room: asyncio.Event = field(default_factory=asyncio.Event)  # bulk below its bound
+    closed: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.room.set()
+
+    def next_message(self) -> bytes | None:
+        if self.urgent:
+            return self.urgent.popleft()
+        if self.bulk:
+            data = self.bulk.popleft()
+            self.bulk_bytes -= len(data)
+            if self.bulk_bytes < BULK_QUEUE_BYTES:
+                self.room.set()
+            return data
+        return None
 
 
 class PeerManager:
@@ -107,17 +137,33 @@ class PeerManager:
         """Queue `data` for every connected peer; return how many peers it was queued for."""
         return sum(self.send(peer_id, data) for peer_id in list(self._peers))
 
-    def send(self, peer_id: str, data: bytes) -> bool:
-        """Queue `data` for one peer; False if it is not connected or its queue is full."""
+    def send(self, peer_id: str, data: bytes, *, bulk: bool = False) -> bool:
+        """Queue `data` for one peer; False if it is not connected or, for an urgent
+        message, its queue is full. A bulk message is always queued: its sender
+        awaits `wait_for_room` first to keep the queue within its bound."""
         peer = self._peers.get(peer_id)
         if peer is None:
             return False
-        try:
-            peer.queue.put_nowait(data)
-        except asyncio.QueueFull:
+        if bulk:
+            peer.bulk.append(data)
+            peer.bulk_bytes += len(data)
+            if peer.bulk_bytes >= BULK_QUEUE_BYTES:
+                peer.room.clear()
+        elif len(peer.urgent) >= SEND_QUEUE_MESSAGES:
             self.dropped_messages += 1
             return False
+        else:
+            peer.urgent.append(data)
+        peer.queued.set()
         return True
+
+    async def wait_for_room(self, peer_id: str) -> bool:
+        """Wait until the peer's bulk queue is below its bound; False if the peer is
+        not connected (or goes away meanwhile)."""
+        peer = self._peers.get(peer_id)
+        while peer is not None and not peer.closed and not peer.room.is_set():
+            await peer.room.wait()
+        return peer is not None and not peer.closed
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -175,12 +221,19 @@ class PeerManager:
     async def _write_loop(self, peer: _Peer) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while True:
-                await peer.connection.send_message(await peer.queue.get())
+                data = peer.next_message()
+                if data is None:
+                    peer.queued.clear()
+                    await peer.queued.wait()
+                    continue
+                await peer.connection.send_message(data)
 
     async def _drop(self, peer_id: str) -> None:
         peer = self._peers.pop(peer_id, None)
         if peer is None:
             return
+        peer.closed = True
+        peer.room.set()  # wake the bulk senders: the peer is gone
         for task in peer.tasks:
             task.cancel()
         if self._on_disconnect is not None:

@@ -22,13 +22,12 @@ store's thread waits for (`_UploadReader`), so a body is never held whole in
 memory, and the RPC server's client_max_size (a bound for `request.read()`) does
 not apply to it.
 
-What it does not know: the peer-to-peer exchange and the chain. Two hooks say
-where they plug in:
-- `replicator`: after a local add, brings the blob to `replicas` nodes in all and
-  says which hold it. Until the exchange exists it is `LocalOnly`: this node, and
-  a 503 for more than one replica (the blob stays here, pinned).
-- `anchored_cids`: the CIDs anchored on chain (`storage.anchor`), which GC keeps
-  besides the pins. Until the storage chaincode exists it gives none.
+Where the exchange plugs in (node.exchange, blobs/exchange.py): an upload asking
+for `replicas` > 1 has the exchange bring the blob to that many nodes in all
+(503, naming the holders, if fewer can); a GET of a blob that is not wholly here
+fetches what is missing from the connected peers first, as an IPFS gateway does
+(404 if no peer has it). GC keeps the CIDs anchored on chain (`node.anchored_cids`)
+besides the pins.
 """
 
 from __future__ import annotations
@@ -38,14 +37,15 @@ import concurrent.futures
 import logging
 import re
 import threading
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
+from cloudchain.blobs.exchange import BlobExchange, FetchError, NoProvidersError, ReplicationError
 from cloudchain.blobs.importer import CID_V1_OPTIONS, DEFAULT_OPTIONS, ImportOptions
 from cloudchain.blobs.store import (
     BlobStore,
@@ -115,14 +115,6 @@ class UnsatisfiableRangeError(ValueError):
         self.start, self.size = start, size
 
 
-class ReplicationError(Exception):
-    """Fewer nodes than asked for hold the blob; `holders` are those that do."""
-
-    def __init__(self, message: str, holders: list[str]) -> None:
-        super().__init__(message)
-        self.holders = holders
-
-
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """The byte range [start, end) a Range header asks of a blob of `size` bytes, or
     None for the whole blob: no header, or one we ignore as RFC 9110 allows (not
@@ -170,31 +162,6 @@ def _query_replicas(query: Any) -> int:
         raise BlobHTTPError(400, f"replicas must be an integer from 1 to {REPLICAS_MAX}, "
                             f"not {text!r}")  # fmt: skip
     return int(text)
-
-
-# -- replication hook ----------------------------------------------------------------
-
-
-class Replicator(Protocol):
-    async def replicate(self, cid: CID, replicas: int) -> list[str]:
-        """Bring the blob (wholly here, pinned) to `replicas` nodes in all, this one
-        included; the ids of the nodes that hold it. ReplicationError if fewer do."""
-        ...
-
-
-class LocalOnly:
-    """No exchange yet: the blob is on this node only."""
-
-    def __init__(self, node_id: Callable[[], str]) -> None:
-        self._node_id = node_id
-
-    async def replicate(self, cid: CID, replicas: int) -> list[str]:
-        holders = [self._node_id()]
-        if replicas > len(holders):
-            raise ReplicationError(f"{replicas} replicas asked for, but this node has no "
-                                   "peer-to-peer exchange yet: the blob is only here",
-                                   holders)  # fmt: skip
-        return holders
 
 
 # -- the upload bridge ---------------------------------------------------------------
@@ -251,9 +218,6 @@ class BlobHTTP:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self.replicator: Replicator = LocalOnly(lambda: node.peers.node_id)
-        # The exchange's hook: the CIDs anchored on chain, kept by GC besides the pins.
-        self.anchored_cids: Callable[[], Iterable[CID]] = lambda: ()
         self._executor = concurrent.futures.ThreadPoolExecutor(BLOB_THREADS,
                                                                thread_name_prefix="blob-rpc")
         self._uploads = asyncio.Semaphore(UPLOADS_MAX)
@@ -287,6 +251,12 @@ class BlobHTTP:
         if store is None:
             raise BlobHTTPError(503, "the blob store is not open (the node is not running)")
         return store
+
+    def _exchange(self) -> BlobExchange:
+        exchange = self._node.exchange
+        if exchange is None:
+            raise BlobHTTPError(503, "the blob exchange is not running (the node is not)")
+        return exchange
 
     # -- HTTP --------------------------------------------------------------------
 
@@ -322,7 +292,7 @@ class BlobHTTP:
         log.info("blob added", extra=fields(cid=cid, size=added.size,
                  blocks_written=added.blocks_written))  # fmt: skip
         try:
-            holders = await self.replicator.replicate(added.root, replicas)
+            holders = await self._exchange().replicate(added.root, replicas)
         except ReplicationError as exc:
             raise BlobHTTPError(503, str(exc), cid=cid, size=added.size,
                                 replicas=exc.holders) from None  # fmt: skip
@@ -331,7 +301,12 @@ class BlobHTTP:
     async def _download(self, request: web.Request) -> web.StreamResponse:
         store = self._store()
         cid = parse_cid(request.match_info["cid"])
-        size = await self._run(self._whole_size, store, cid)
+        with store.hold(cid):  # GC keeps what a fetch brings until it is sent
+            return await self._send_blob(request, store, cid)
+
+    async def _send_blob(self, request: web.Request, store: BlobStore,
+                         cid: CID) -> web.StreamResponse:  # fmt: skip
+        size = await self._whole_size(store, cid)
         span = parse_range(request.headers.get(hdrs.RANGE), size)
         headers = {**BLOB_HEADERS, hdrs.ETAG: f'"{cid}"'}
         start, end = (0, size) if span is None else span
@@ -359,14 +334,25 @@ class BlobHTTP:
         await response.write_eof()
         return response
 
-    def _whole_size(self, store: BlobStore, cid: CID) -> int:
-        """The blob's size if every block of it is here (a store thread)."""
-        stat = store.stat(cid)
-        if not stat.complete:
-            # The exchange's hook: fetch the missing blocks here instead of refusing.
-            raise BlobHTTPError(404, f"blob {cid} is only partly here ({stat.blocks_missing} "
-                                "blocks known to be missing)")  # fmt: skip
-        return stat.size
+    async def _whole_size(self, store: BlobStore, cid: CID) -> int:
+        """The blob's size, once every block of it is here: what is missing is
+        fetched from the connected peers first."""
+        try:
+            stat = await self._run(store.stat, cid)
+        except BlockNotFoundError:
+            stat = None
+        if stat is not None and stat.complete:
+            return stat.size
+        try:
+            await self._exchange().fetch(cid)
+        except NoProvidersError as exc:
+            where = "not here" if stat is None else (
+                f"only partly here ({stat.blocks_missing} blocks missing)")  # fmt: skip
+            raise BlobHTTPError(404, f"blob {cid} is {where}, and no connected peer has "
+                                f"{'it' if exc.cid == cid else f'block {exc.cid}'}") from None
+        except FetchError as exc:  # the peers gave a DAG that is not a UnixFS file
+            raise BlobHTTPError(502, str(exc)) from None
+        return (await self._run(store.stat, cid)).size
 
     # -- JSON-RPC ----------------------------------------------------------------
 
@@ -390,7 +376,7 @@ class BlobHTTP:
         return {"cid": str(cid), "pinned": False, "changed": changed}
 
     async def blob_gc(self, params: dict[str, Any]) -> dict[str, Any]:
-        keep = list(self.anchored_cids())  # the pins the store keeps by itself
+        keep = await self._rpc_run(self._node.anchored_cids)  # the store keeps its pins
         result = await self._rpc_run(self._rpc_store().gc, keep)
         return {"blocks_removed": result.blocks_removed, "bytes_freed": result.bytes_freed,
                 "blocks_kept": result.blocks_kept}  # fmt: skip

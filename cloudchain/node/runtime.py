@@ -10,8 +10,11 @@ Wire messages are canonical msgpack maps {"ch": channel, "m": payload}:
 "consensus" carries proposals, votes and decisions; "tx" carries raw
 transactions; "sync" carries {"height": h}, a lagging node's request for the
 decision of height h (block sync: the answer is a Decision, verified against the
-validator set before the block is applied). Anything a peer sends that does not
-decode is a PeerError: the peer is disconnected, the node goes on.
+validator set before the block is applied); "blob" carries the blob exchange's
+messages (blobs/exchange_messages.py), queued behind everything else (the peer
+manager's bulk queue), so a transfer of gigabytes never holds up a vote.
+Anything a peer sends that does not decode is a PeerError: the peer is
+disconnected, the node goes on.
 """
 
 from __future__ import annotations
@@ -25,8 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from cloudchain import codec
+from cloudchain.blobs.cid import CID
+from cloudchain.blobs.exchange import BlobExchange
 from cloudchain.blobs.store import BlobStore
 from cloudchain.chaincode.application import Application
+from cloudchain.chaincode.codes import Code
+from cloudchain.chaincode.modules.storage import anchored_cids
 from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutElapsed
 from cloudchain.consensus.messages import Decision, Message, Vote, message_from_obj
 from cloudchain.consensus.validator_set import CommitError, verify_commit
@@ -47,7 +54,7 @@ from cloudchain.types import MAX_BLOCK_BYTES, MalformedError
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("consensus", "tx", "sync")  # the "ch" of a wire message; a metrics label
+CHANNELS = ("consensus", "tx", "sync", "blob")  # the "ch" of a wire message; a metrics label
 GOSSIP_INTERVAL_S = 0.2
 MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 
@@ -76,6 +83,7 @@ class Node(ConsensusDriver):
         self.commit_listeners: list[Callable[[Decide], None]] = []
         self.metrics = NodeMetrics()
         self.blobs: BlobStore | None = None  # <home>/data/blobs, open from start to stop
+        self.exchange: BlobExchange | None = None  # over self.blobs, from start to stop
         self.rpc = RPCServer(self, self.config.rpc)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
@@ -90,6 +98,10 @@ class Node(ConsensusDriver):
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.blobs = await asyncio.to_thread(BlobStore, self.home / "data" / "blobs")
+        self.exchange = BlobExchange(
+            self.blobs, self._send_blob_message, lambda: self.peers.connected,
+            self.peers.node_id, wait_for_room=self.peers.wait_for_room,
+        )  # fmt: skip
         await self.peers.start()
         host, _, port = self.config.rpc.listen_address.rpartition(":")
         await self.rpc.start(host, int(port))
@@ -108,6 +120,8 @@ class Node(ConsensusDriver):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._gossip
         await self.rpc.stop()  # waits for the blob transfers in flight
+        if self.exchange is not None:
+            await self.exchange.close()
         await self.peers.stop()
         if self.blobs is not None:
             await asyncio.to_thread(self.blobs.close)
@@ -199,10 +213,16 @@ class Node(ConsensusDriver):
             if channel == "tx":
                 if not isinstance(payload, bytes):
                     raise MalformedError("tx payload must be bytes")
-                self.mempool.add(payload)  # already gossiped by its sender to everyone
+                admission = self.mempool.add(payload)  # its sender gossiped it to everyone
+                if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
+                    self.metrics.refused_txs.inc()  # a copy from a second peer is no refusal
                 return
             if channel == "sync":
                 self._help_lagging_peer(peer_id, _height(payload))
+                return
+            if channel == "blob":
+                if self.exchange is not None:  # ExchangeProtocolError is a MalformedError
+                    self.exchange.on_message(peer_id, payload)
                 return
             message = message_from_obj(payload)
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
@@ -241,6 +261,20 @@ class Node(ConsensusDriver):
         """A peer disconnected: what it showed no longer counts."""
         self._peer_heights.pop(peer_id, None)
         self._proven_heights.pop(peer_id, None)
+        if self.exchange is not None:
+            self.exchange.on_peer_disconnected(peer_id)
+
+    # --- blobs -------------------------------------------------------------------------------
+
+    def _send_blob_message(self, peer_id: str, obj: dict[str, Any]) -> None:
+        data = _envelope("blob", obj)
+        if self.peers.send(peer_id, data, bulk=True):
+            self.metrics.send_bytes.labels("blob").inc(len(data))
+
+    def anchored_cids(self) -> list[CID]:
+        """The CIDs anchored on chain at the latest height (storage.anchor), which the
+        blob store's garbage collector keeps besides its pins."""
+        return [CID.parse(text) for text in anchored_cids(self.app.state())]
 
     def _ask_for_decision(self, peer_id: str, height: int) -> None:
         """Block sync: a peer is ahead; ask it for the decision of `height` (it comes
