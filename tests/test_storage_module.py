@@ -11,11 +11,13 @@ from cloudchain.chaincode.module import ArgError
 from cloudchain.chaincode.modules.storage import (
     MAX_LISTED,
     MAX_OWNERS_PER_CID,
+    MAX_PART_BYTES,
+    MAX_PARTS,
     MAX_REPLICAS,
     anchored_cids,
     cid_arg,
 )
-from cloudchain.types import Transaction
+from cloudchain.types import MAX_TX_BYTES, Transaction
 from tests.chainutil import ACCOUNTS, CHAIN_ID, key, make_chain
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
@@ -232,3 +234,68 @@ def test_market_cids_are_fully_checked():
         market_cid_arg("Qm" + "0" * 44)
     with pytest.raises(ArgError, match="unsupported CID version"):
         market_cid_arg("b" + "c" * 40)
+
+
+# --- on-chain parts: consensus-based storage ----------------------------------------------
+
+
+def test_parts_are_stored_on_chain_and_read_back(storage):
+    parts = [bytes([i]) * (MAX_PART_BYTES if i < 2 else 10) for i in range(3)]
+    txs = [storage.tx(ALICE, "put_part", object="model-1.bin", index=i, data=part)
+           for i, part in enumerate(parts)]  # fmt: skip
+    assert all(len(tx.to_bytes()) <= MAX_TX_BYTES for tx in txs)  # a full part fits a tx
+    produced = storage.chain.produce_block([tx.to_bytes() for tx in txs])
+    assert [r.code for r in produced.result.tx_results] == [Code.OK] * 3
+    assert event(produced.result.tx_results[2], "put_part") == {
+        "owner": ALICE.address, "object": "model-1.bin", "index": "2", "bytes": "10"}
+    owner = f"owner={ALICE.address}&object=model-1.bin"
+    assert storage.query("/storage/object", owner.encode()) == {
+        "owner": ALICE.address, "object": "model-1.bin", "parts": 3,
+        "bytes": 2 * MAX_PART_BYTES + 10}  # fmt: skip
+    read = [storage.query("/storage/part", f"{owner}&index={i}".encode()) for i in range(3)]
+    assert b"".join(p["data"] for p in read) == b"".join(parts)
+
+    # Rewriting a part replaces it; the count stays, the bytes follow.
+    assert storage.send(ALICE, "put_part", object="model-1.bin", index=2, data=b"xy").ok
+    summary = storage.query("/storage/object", owner.encode())
+    assert (summary["parts"], summary["bytes"]) == (3, 2 * MAX_PART_BYTES + 2)
+    # Another owner's object of the same name is its own.
+    assert storage.send(BOB, "put_part", object="model-1.bin", index=0, data=b"b").ok
+    assert storage.query("/storage/object", owner.encode())["parts"] == 3
+
+
+@pytest.mark.parametrize(
+    "args, log",
+    [
+        ({"data": b""}, "argument data: 0 bytes is not in [1, 64512]"),
+        ({"data": b"x" * (MAX_PART_BYTES + 1)}, "64513 bytes is not in"),
+        ({"data": "text"}, "argument data: expected bytes, got str"),
+        ({"index": -1}, "argument index: -1 is not in"),
+        ({"index": MAX_PARTS}, f"argument index: {MAX_PARTS} is not in"),
+        ({"object": "../etc"}, "argument object: '../etc' is not of the form"),
+        ({"object": "x" * 65}, "argument object: longer than 64 characters"),
+    ],
+)
+def test_malformed_parts_are_refused_and_change_nothing(storage, args, log):
+    tx = storage.tx(ALICE, "put_part", **{"object": "o", "index": 0, "data": b"d", **args})
+    check = storage.chain.app.check_tx(tx.to_bytes())
+    assert check.code == Code.INVALID_ARGS and log in check.log
+    storage.chain.produce_block([tx.to_bytes()])
+    assert storage.state() == {}
+
+
+@pytest.mark.parametrize(
+    "path, data, code",
+    [
+        ("/storage/object", b"owner=nope&object=o", Code.INVALID_QUERY),
+        ("/storage/object", f"owner={ALICE.address}".encode(), Code.INVALID_QUERY),
+        ("/storage/object", f"owner={ALICE.address}&object=none".encode(), Code.NOT_FOUND),
+        ("/storage/part", f"owner={ALICE.address}&object=o&index=x".encode(), Code.INVALID_QUERY),
+        ("/storage/part", f"owner={ALICE.address}&object=o&index=0".encode(), Code.NOT_FOUND),
+        ("/storage/part", f"owner={ALICE.address}&object=o&index={MAX_PARTS}".encode(),
+         Code.INVALID_QUERY),
+    ],
+)
+def test_bad_part_queries_say_why(storage, path, data, code):
+    result = storage.chain.app.query(path, data)
+    assert result.code == code and result.log and result.value == b""

@@ -26,6 +26,16 @@ and a CIDv1 of the same DAG are different CIDs here, as they are to `ipfs pin`.
 Every CID text is ASCII above "/", so the anchors of one CID are contiguous in
 key order and the CIDs come out sorted.
 
+Small records that need the chain's integrity (the paper's "important metadata")
+can instead be written on chain, in parts: `storage.put_part(object, index,
+data)` stores at most MAX_PART_BYTES under the sender's object, and every
+validator keeps it. This is consensus-based storage, what `cloudchain bench
+storage` measures against the blob store; it is priced in block space, so a
+blob of gigabytes belongs in the blob store, with only its anchor on chain.
+
+    storage/part/<owner>/<object>/<index, 8 hex digits>   the part's bytes
+    storage/object/<owner>/<object>                        {parts, bytes}
+
 This module does not know where the bytes are, whether the replicas really hold
 them, or what they contain: the blob store and its peers answer that.
 """
@@ -47,6 +57,7 @@ from cloudchain.chaincode.module import (
     TxError,
     int_arg,
     list_arg,
+    text_arg,
 )
 from cloudchain.crypto import is_address
 
@@ -54,11 +65,17 @@ STORAGE = Module("storage")
 
 ANCHOR = b"storage/anchor/"
 OWNER = b"storage/owner/"
+PART = b"storage/part/"
+OBJECT = b"storage/object/"
 
 MAX_BLOB_BYTES = 2**50  # 1 PiB: far above any model or dataset, far below an int64
 MAX_REPLICAS = 32  # replica nodes named by one anchor
 MAX_OWNERS_PER_CID = 16  # independent anchors of the same bytes
 MAX_LISTED = 100  # CIDs in one page of /storage/anchored
+# The bytes of one on-chain part: what fits in a transaction (MAX_TX_BYTES, 64 KiB)
+# with its envelope (keys, signature, names: under 300 bytes) and room to spare.
+MAX_PART_BYTES = 63 * 1024
+MAX_PARTS = 2**24  # parts of one object: 1 TiB at MAX_PART_BYTES, an index of 8 hex digits
 
 
 # --- arguments ----------------------------------------------------------------------------
@@ -82,6 +99,17 @@ def node_id_arg(value: Any) -> str:
 
 
 size_arg = int_arg(0, MAX_BLOB_BYTES)
+object_arg = text_arg(64, r"[A-Za-z0-9][A-Za-z0-9._-]*")
+index_arg = int_arg(0, MAX_PARTS - 1)
+
+
+def part_arg(value: Any) -> bytes:
+    """1 to MAX_PART_BYTES bytes."""
+    if not isinstance(value, bytes):
+        raise ArgError(f"expected bytes, got {type(value).__name__}")
+    if not 1 <= len(value) <= MAX_PART_BYTES:
+        raise ArgError(f"{len(value)} bytes is not in [1, {MAX_PART_BYTES}]")
+    return value
 _replica_list = list_arg(node_id_arg, MAX_REPLICAS, unique=True)
 
 
@@ -102,6 +130,14 @@ def anchor_key(cid: str, owner: str) -> bytes:
 
 def owner_key(owner: str, cid: str) -> bytes:
     return OWNER + owner.encode() + b"/" + cid.encode()
+
+
+def part_key(owner: str, name: str, index: int) -> bytes:
+    return PART + f"{owner}/{name}/{index:08x}".encode()
+
+
+def object_key(owner: str, name: str) -> bytes:
+    return OBJECT + f"{owner}/{name}".encode()
 
 
 def get_anchor(state: StateReader, cid: str, owner: str) -> dict[str, Any] | None:
@@ -174,6 +210,21 @@ def process_unanchor(ctx: Context, cid: str) -> None:
     ctx.emit("unanchor", cid=cid, owner=ctx.sender)
 
 
+@STORAGE.tx("put_part", object=object_arg, index=index_arg, data=part_arg)
+def process_put_part(ctx: Context, object: str, index: int, data: bytes) -> None:
+    """Store part `index` of the sender's on-chain `object` (replacing it if present)."""
+    key = part_key(ctx.sender, object, index)
+    previous = ctx.kv.get(key)
+    summary = read_value(ctx.kv, object_key(ctx.sender, object), {"parts": 0, "bytes": 0})
+    if previous is None:
+        parts, size = summary["parts"] + 1, summary["bytes"] + len(data)
+    else:
+        parts, size = summary["parts"], summary["bytes"] - len(codec.decode(previous)) + len(data)
+    ctx.kv.set_value(key, data)
+    ctx.kv.set_value(object_key(ctx.sender, object), {"parts": parts, "bytes": size})
+    ctx.emit("put_part", owner=ctx.sender, object=object, index=index, bytes=len(data))
+
+
 # --- queries ------------------------------------------------------------------------------
 
 
@@ -203,6 +254,43 @@ def query_anchored(state: StateReader, data: bytes) -> dict[str, Any]:
             break
         cids.append(cid)
     return {"cids": cids, "more": more}
+
+
+@STORAGE.query("object")
+def query_object(state: StateReader, data: bytes) -> dict[str, Any]:
+    """owner=ADDRESS&object=NAME -> {owner, object, parts, bytes}."""
+    owner, name = _object_filters(data)
+    summary = read_value(state, object_key(owner, name))
+    if summary is None:
+        raise QueryError(Code.NOT_FOUND, f"{owner} has no object {name!r}")
+    return {"owner": owner, "object": name, **codec.thaw(summary)}
+
+
+@STORAGE.query("part")
+def query_part(state: StateReader, data: bytes) -> dict[str, Any]:
+    """owner=ADDRESS&object=NAME&index=N -> {index, data}."""
+    filters = _filters(data, ("owner", "object", "index"))
+    owner, name = _object_filters(data, filters)
+    text = filters.get("index", "")
+    if not (text.isascii() and text.isdigit() and int(text) < MAX_PARTS):
+        raise QueryError(Code.INVALID_QUERY, f"index {text[:20]!r} is not in [0, {MAX_PARTS})")
+    part = read_value(state, part_key(owner, name, int(text)))
+    if part is None:
+        raise QueryError(Code.NOT_FOUND, f"{owner}'s object {name!r} has no part {text}")
+    return {"index": int(text), "data": part}
+
+
+def _object_filters(data: bytes, filters: dict[str, str] | None = None) -> tuple[str, str]:
+    if filters is None:
+        filters = _filters(data, ("owner", "object"))
+    owner, name = filters.get("owner", ""), filters.get("object", "")
+    if not is_address(owner):
+        raise QueryError(Code.INVALID_QUERY, f"owner {owner[:48]!r} is not an address")
+    try:
+        object_arg(name)
+    except ArgError as exc:
+        raise QueryError(Code.INVALID_QUERY, f"object: {exc}") from None
+    return owner, name
 
 
 def _query_cid(data: bytes) -> str:
