@@ -13,7 +13,7 @@ from cloudchain.genesis import Genesis
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from cloudchain.types import Transaction, TxResult, Validator
+from cloudchain.types import Block, Transaction, TxResult, Validator
 from tests.chainutil import CHAIN_ID, GENESIS_TIME_NS, VALIDATOR, StepClock, key
 
 AUTHORITY = key("authority")
@@ -54,6 +54,23 @@ def market_genesis(**params: Any) -> Genesis:
         balances=tuple(sorted((k.address, BALANCE) for k in EVERYONE)),
         params={"token": {"denom": "ucc"}, "market": market},
     )  # fmt: skip
+
+
+class SnapshotApplication(Application):
+    """The application, keeping the whole state each transaction ran on and left behind
+    (the block's writes so far included): a refused transaction must change nothing
+    but its sender's nonce."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.snapshots: list[tuple[Transaction, TxResult, dict[bytes, bytes],
+                                   dict[bytes, bytes]]] = []  # fmt: skip
+        super().__init__(*args, **kwargs)
+
+    def _deliver(self, block_kv: Any, block: Block, index: int, tx: Transaction) -> TxResult:
+        before = dict(block_kv.iterate())
+        result = super()._deliver(block_kv, block, index, tx)
+        self.snapshots.append((tx, result, before, dict(block_kv.iterate())))
+        return result
 
 
 class MarketChain:

@@ -2,8 +2,10 @@
 
 import pytest
 
+from cloudchain.chaincode.auth import nonce_key
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.market.queries import jain_bps
+from cloudchain.chaincode.market.tasks import MAX_DEADLINE_S
 from cloudchain.chaincode.module import MAX_AMOUNT
 from tests.marketutil import (
     AUTHORITY,
@@ -13,6 +15,8 @@ from tests.marketutil import (
     PROVIDERS,
     REQUESTERS,
     MarketChain,
+    SnapshotApplication,
+    market_genesis,
     offer,
     task_args,
 )
@@ -200,6 +204,22 @@ def test_assignment_prefers_price_then_reputation_and_shares_across_requesters(m
     assert by_provider[5] == P1.address  # R1's one task got the cheap provider in turn
 
 
+def test_assignment_breaks_price_ties_by_reputation_and_caps_each_provider_per_block():
+    m = MarketChain(market_genesis(max_assignments_per_provider=2))
+    registered(m, P0, P1, P2)  # the same price and units: reputation decides
+    m.block(m.tx(O0, "attest_provider", provider=P1.address, uptime_bps=0, latency_ms=1),
+            m.tx(O0, "attest_provider", provider=P2.address, uptime_bps=10_000,
+                 latency_ms=1))  # fmt: skip
+    reputation = {p: m.query("/market/provider", p.address)["reputation"] for p in PROVIDERS}
+    assert reputation[P2] > reputation[P0] > reputation[P1]
+    m.block(*[m.tx(R0, "submit", **task_args()) for _ in range(7)])
+    assert [m.task(i)["provider"] for i in range(1, 8)] == [
+        P2.address, P2.address, P0.address, P0.address, P1.address, P1.address, ""]
+    assert m.task(7)["state"] == "open"  # every provider took its two this block
+    m.tick()
+    assert m.task(7)["provider"] == P2.address  # the cap is per block; P2 has the units
+
+
 def test_a_named_provider_is_waited_for(m):
     registered(m, P0, price=10)
     registered(m, P1, price=15)
@@ -208,9 +228,12 @@ def test_a_named_provider_is_waited_for(m):
     assert m.run(R0, "submit", **task_args(provider=R1.address)).code == Code.NOT_FOUND
 
 
-def test_refusals_say_why_and_change_nothing(m):
+def test_refusals_say_why_and_change_nothing():
+    m = MarketChain(application=SnapshotApplication)
     registered(m, P0)
-    before = m.app.store.app_hash
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    report = dict(completed=True, units=10, uptime_bps=9_900, latency_ms=100)
     cases = [
         (P0, "register", dict(name="x", tier="community", offers=offer(), stake=5_000),
          Code.ALREADY_EXISTS),
@@ -219,16 +242,23 @@ def test_refusals_say_why_and_change_nothing(m):
         (R0, "submit", task_args(max_price=BALANCE), Code.INSUFFICIENT_FUNDS),
         (R0, "submit", task_args(penalty=10**6), Code.OUT_OF_RANGE),
         (R0, "start", dict(task=99), Code.NOT_FOUND),
-        (R0, "attest", dict(task=1, completed=True, units=1, uptime_bps=1, latency_ms=1),
-         Code.UNAUTHORIZED),
+        (P0, "start", dict(task=1), Code.INVALID_STATE),
+        (R0, "attest", dict(task=1, **report), Code.UNAUTHORIZED),
         (R0, "add_oracle", dict(oracle=R1.address), Code.UNAUTHORIZED),
         (P0, "update", dict(offers=offer(units=0 + 1)), Code.OK),
     ]  # fmt: skip
     for sender, method, args, code in cases:
         result = m.run(sender, method, **args)
+        tx, delivered, before, after = m.app.snapshots[-1]
+        assert delivered == result and tx.method == method
         assert result.code == code, (method, result.log)
-        assert result.log or code == Code.OK
-    assert m.app.store.app_hash != before  # only the nonces and the one update changed
+        nonce = nonce_key(sender.address)
+        assert before.pop(nonce, None) != after.pop(nonce)  # the nonce is always used
+        if code == Code.OK:
+            assert before != after
+        else:
+            assert result.log, method
+            assert before == after, f"refused {method} changed state"
 
 
 def test_leaving_returns_the_stake_only_once_no_task_can_still_cost_a_penalty(m):
@@ -277,6 +307,22 @@ def test_rewards_are_minted_per_epoch_for_verified_work_and_honest_oracles(m):
     assert [rewards.get(o.address, 0) for o in ORACLES] == [400, 400, 200]
 
 
+def test_reference_prices_step_down_below_target_utilisation_and_never_below_one(m):
+    registered(m, P0, units=10, price=100)
+    cheap = {"t4-16gb": {"gpu": "T4", "gpus": 1, "memory_gb": 16, "units": 10, "price": 1}}
+    m.ok(P1, "register", name="cheap", tier="community", offers=cheap, stake=5_000)
+    while m.height % 5:  # nothing in flight all epoch: utilisation 0, below the 70% target
+        m.tick()
+    prices = {c["resource_class"]: c for c in m.query("/market/prices")["classes"]}
+    assert prices[GPU]["price"] == 95 and prices[GPU]["utilisation_bps"] == 0
+    assert prices["t4-16gb"]["price"] == 1  # one unit is the floor
+    for _ in range(5):
+        m.tick()
+    prices = {c["resource_class"]: c for c in m.query("/market/prices")["classes"]}
+    assert prices[GPU]["price"] == 91  # 95 - 5% of 95 (rounded down to 4)
+    assert prices["t4-16gb"]["price"] == 1
+
+
 def test_reference_prices_move_with_utilisation_by_a_bounded_step(m):
     registered(m, P0, units=10, price=100)
     assert m.query("/market/prices")["classes"][0]["price"] == 100
@@ -310,8 +356,6 @@ def test_statistics_and_fairness():
 
 
 def test_end_of_block_work_is_bounded_and_the_rest_waits_its_turn():
-    from tests.marketutil import market_genesis
-
     m = MarketChain(market_genesis(max_transitions_per_block=2))
     m.block(*[m.tx(R0, "submit", **task_args(deadline_s=2)) for _ in range(5)])
     m.tick(1)
@@ -377,3 +421,142 @@ def test_a_penalty_beyond_the_maximum_amount_is_recorded_as_the_maximum(m):
     task = m.task(1)
     assert task["state"] == "resolved" and task["payout"]["slashed"] == 5_000
     assert m.balance(R0) == deposit + 10 + 5_000  # the deposit back, and the provider's stake
+
+
+# --- found by an audit --------------------------------------------------------------------
+
+
+def test_tasks_of_a_class_nobody_offers_do_not_hold_back_the_others():
+    # The audit's attack: only the oldest max_open_tasks_scanned (256) open tasks were
+    # looked at, so 256 one-token tasks that nobody could take starved every task after
+    # them until their deadline, 400 days on.
+    m = MarketChain()
+    registered(m, P0)
+    junk = task_args(resource_class="nobody", units=1, max_price=1, penalty=0,
+                     deadline_s=MAX_DEADLINE_S)  # fmt: skip
+    for _ in range(8):
+        m.block(*[m.tx(R0, "submit", **junk) for _ in range(32)])
+    m.ok(R1, "submit", **task_args())
+    assert m.task(257)["state"] == "assigned"
+
+
+@pytest.mark.parametrize("unassignable", ["price below every offer", "named provider busy",
+                                          "more units than anyone has"])  # fmt: skip
+def test_tasks_that_cannot_be_assigned_are_passed_over_in_turn(unassignable):
+    m = MarketChain(market_genesis(max_open_tasks_scanned=4))
+    registered(m, P0, P1)  # 100 units each, at 10
+    m.ok(R2, "submit", **task_args(units=100, provider=P1.address, deadline_s=600))
+    assert m.task(1)["provider"] == P1.address  # P1 is busy; P0 has room
+    junk = {"price below every offer": task_args(max_price=5),
+            "named provider busy": task_args(provider=P1.address),
+            "more units than anyone has": task_args(units=150)}[unassignable]  # fmt: skip
+    m.block(*[m.tx(R0, "submit", **junk) for _ in range(12)])  # tasks 2 to 13
+    m.ok(R1, "submit", **task_args())  # task 14, behind twelve that P0 cannot take
+    for _ in range(12 // 4):  # four tasks read a block: it comes to task 14 in time
+        if m.task(14)["state"] == "assigned":
+            break
+        m.tick()
+    assert m.task(14)["provider"] == P0.address
+    assert all(m.task(i)["state"] == "open" for i in range(2, 14))
+
+
+def test_waiting_tasks_keep_their_order_while_the_class_has_no_room():
+    m = MarketChain(market_genesis(max_open_tasks_scanned=4))
+    registered(m, P0, units=20)  # room for two tasks at a time
+    m.block(*[m.tx(R0, "submit", **task_args()) for _ in range(8)])
+    assert [m.task(i)["state"] for i in range(1, 4)] == ["assigned", "assigned", "open"]
+    m.tick(3)  # no room: nothing is read, and the oldest waiting task stays first
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    assert m.task(3)["state"] == "assigned"
+    m.ok(P0, "complete", task=2, units_used=10, output=[])
+    assert m.task(4)["state"] == "assigned" and m.task(5)["state"] == "open"
+
+
+def test_the_queue_resumes_exactly_where_it_stopped():
+    from cloudchain.chaincode.context import Overlay
+    from cloudchain.chaincode.market import state
+
+    m = MarketChain()
+    kv = Overlay(m.app.state())
+    ids = [3, 9, 10, 11, 19, 99, 100, 101, 250, 1_000, 1_234, 5_000]
+    for task_id in ids:
+        state.set_open(kv, {"id": task_id, "resource_class": GPU}, True)
+    kv.set_value(state.NEXT_TASK, 5_001)
+    for after in (0, 2, 3, 10, 98, 100, 1_233, 4_999, 5_000):
+        later = [i for i in ids if i > after]
+        expected = ids if not after else later + [i for i in ids if i <= after]
+        assert list(state.iterate_queue(kv, GPU, after)) == expected, after
+
+
+def test_a_removed_oracles_attestation_no_longer_counts():
+    registered(m := MarketChain(), P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    failed = dict(completed=False, units=0, uptime_bps=0, latency_ms=10**6)
+    m.ok(O0, "attest", task=1, **failed)
+    m.ok(AUTHORITY, "remove_oracle", oracle=O0.address)
+    assert m.query("/market/oracles")["quorum"] == 2
+    m.ok(O1, "attest", task=1, **failed)
+    assert m.task(1)["state"] == "completed"  # one of the two oracles: no quorum
+    m.ok(O2, "attest", task=1, completed=True, units=10, uptime_bps=9_900, latency_ms=100)
+    assert m.task(1)["state"] == "completed"  # one each way
+    assert m.run(O0, "attest", task=1, **failed).code == Code.UNAUTHORIZED
+    m.tick(10)
+    assert m.task(1)["state"] == "refunded"  # unverified: nobody was paid or penalised
+    assert m.query("/market/account", O0.address)["oracle"] == {}
+
+
+def test_a_removed_oracle_is_not_scored_and_a_quorum_of_current_ones_decides():
+    registered(m := MarketChain(), P0)
+    m.ok(R0, "submit", **task_args())
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    m.ok(O0, "attest", task=1, completed=False, units=0, uptime_bps=0, latency_ms=10**6)
+    m.ok(AUTHORITY, "remove_oracle", oracle=O0.address)
+    attest_all(m, 1, oracles=(O1, O2))
+    task = m.task(1)
+    assert task["state"] == "verified" and task["outcome"]["completed"] is True
+    assert sorted(task["attestations"]) == sorted(o.address for o in ORACLES)  # on record
+    assert m.query("/market/account", O0.address)["oracle"] == {}  # but not scored
+    assert m.query("/market/account", O1.address)["oracle"] == {"attestations": 1, "honest": 1}
+
+
+def test_a_removed_oracles_dispute_vote_no_longer_counts():
+    registered(m := MarketChain(), P0)
+    m.ok(R0, "submit", **task_args(penalty=20))
+    m.ok(P0, "complete", task=1, units_used=10, output=[])
+    attest_all(m, 1, uptime=5_000, oracles=ORACLES[:2])
+    m.ok(P0, "dispute", task=1, reason="the uptime probe was wrong")
+    m.ok(O0, "vote", task=1, uphold=False)
+    m.ok(AUTHORITY, "remove_oracle", oracle=O0.address)
+    m.ok(O1, "vote", task=1, uphold=False)
+    assert m.task(1)["state"] == "disputed"  # O1 alone of two: no quorum yet
+    m.ok(O2, "vote", task=1, uphold=False)
+    task = m.task(1)
+    assert task["state"] == "resolved" and task["dispute"]["upheld"] is False
+
+
+def test_an_oracle_may_not_judge_its_own_task():
+    m = MarketChain(application=SnapshotApplication)
+    m.ok(O0, "register", name="judge", tier="community", offers=offer(), stake=5_000)
+    m.ok(AUTHORITY, "add_oracle", oracle=R0.address)
+    m.ok(R0, "submit", **task_args(penalty=20))
+    m.ok(O0, "complete", task=1, units_used=10, output=[])
+    report = dict(completed=True, units=10, uptime_bps=10_000, latency_ms=1)
+    for oracle, role in ((O0, "provider"), (R0, "requester")):
+        result = m.run(oracle, "attest", task=1, **report)
+        assert result.code == Code.UNAUTHORIZED and f"task 1's {role}" in result.log
+    result = m.run(O0, "attest_provider", provider=O0.address, uptime_bps=10_000, latency_ms=1)
+    assert result.code == Code.UNAUTHORIZED and "its own service" in result.log
+    assert m.task(1)["attestations"] == {}
+    attest_all(m, 1, uptime=5_000, oracles=(O1, O2))  # two of the four, but all that may
+    assert m.task(1)["state"] == "verified"  # judge it: the quorum is of those
+    m.ok(R0, "dispute", task=1, reason="it was down")
+    for oracle in (O0, R0):
+        result = m.run(oracle, "vote", task=1, uphold=False)
+        assert result.code == Code.UNAUTHORIZED and "its own task" in result.log
+        _, _, before, after = m.app.snapshots[-1]
+        nonce = nonce_key(oracle.address)
+        assert before.pop(nonce) != after.pop(nonce) and before == after
+    assert m.task(1)["dispute"]["votes"] == {}
+    m.block(m.tx(O1, "vote", task=1, uphold=False), m.tx(O2, "vote", task=1, uphold=False))
+    assert m.task(1)["state"] == "resolved" and m.task(1)["dispute"]["upheld"] is False

@@ -13,7 +13,8 @@ parties moving every unfinished task on for a few blocks (as due, not now, by an
 intruder, or twice in a block), and `at_a_deadline`, which waits until the block
 just before, or just at, a task's deadline or window close and acts in it. The
 authority can mint up to the maximum supply, and a requester holding a good part of
-it (a whale) stakes all of it on its tasks. After every block it checks:
+it (a whale) stakes all of it on its tasks; `hold_up_the_queue` submits more tasks
+than a block reads that no provider may take. After every block it checks:
 
 Tokens are conserved
 - supply = genesis + minted (mints, epoch rewards) - burned;
@@ -40,6 +41,12 @@ Refusals
   events, and no state change but its sender's nonce: the application below
   records the block's buffered writes before and after each transaction;
 - no handler fails (INTERNAL) and no end-of-block work fails.
+
+Assignment
+- tasks that cannot be assigned (a class nobody offers, a price below every offer, a
+  named provider that is busy) do not hold back one that can be: after a block that
+  assigned nothing, a task a provider could take now has been passed over, in a row
+  of such blocks, at most once for each other task of its class open meanwhile.
 
 After the last step, empty blocks run until every task is final: the escrow is
 then empty and no provider is left unbonding.
@@ -74,7 +81,8 @@ from tests.marketutil import BALANCE, EVERYONE, FAST_PARAMS, GPU, MarketChain, m
 PROVIDERS_ = ("provider0", "provider1", "provider2")
 REQUESTERS_ = ("requester0", "requester1", "requester2")
 SENDERS = ("authority", *PROVIDERS_, *REQUESTERS_, "oracle0", "oracle1", "oracle2", "stranger")
-ORACLE_CANDIDATES = ("oracle0", "oracle1", "oracle2", "oracle3", "requester2")
+# requester2 and provider2 may be made oracles too: an oracle may not judge its own task
+ORACLE_CANDIDATES = ("oracle0", "oracle1", "oracle2", "oracle3", "requester2", "provider2")
 KEY = {name: key(name) for name in (*SENDERS, *ORACLE_CANDIDATES)}
 ADDRESS = {name: k.address for name, k in KEY.items()}
 NAME = {address: name for name, address in ADDRESS.items()}
@@ -84,6 +92,7 @@ CLASSES = (GPU, "t4-16gb")
 CID = "Qm" + "a" * 44
 MAX_PENDING = 4  # transactions queued before a block is produced anyway
 MAX_DEADLINE_S = 25  # of a task: short, so that deadlines pass within a run
+MAX_OFFER_UNITS = 60  # in one class of one provider's offers
 # Empty blocks after the last step by which every task is final: its deadline, then
 # the attestation window, the dispute window and the vote, with room to spare.
 DRAIN_BLOCKS = (MAX_DEADLINE_S + FAST_PARAMS["attestation_blocks"] + FAST_PARAMS["dispute_blocks"]
@@ -213,12 +222,18 @@ def _oracle_rules(kv, sender: str) -> set[Code]:
     return set() if mstate.is_oracle(kv, sender) else {Code.UNAUTHORIZED}
 
 
+def _party_rules(sender: str, record: dict[str, Any]) -> set[Code]:
+    """An oracle may not judge a task it is the provider or the requester of."""
+    return {Code.UNAUTHORIZED} if sender in (record["provider"], record["requester"]) else set()
+
+
 def _attest(kv, height, time_ns, sender, balance, task, units, **_) -> set[Code]:
     codes = _oracle_rules(kv, sender)
     task_codes, record = _task_rules(kv, task, ("completed", "verified"))
     codes |= task_codes
     if record is None or task_codes:
         return codes
+    codes |= _party_rules(sender, record)
     if record["state"] == "completed" and (
             height >= record["completed_at"] + get_params(kv).attestation_blocks):  # fmt: skip
         codes.add(Code.DEADLINE_PASSED)
@@ -234,6 +249,8 @@ def _attest_provider(kv, height, time_ns, sender, balance, provider, **_) -> set
     record = mstate.get_provider(kv, provider)
     if record is None or record["status"] == "left":
         codes.add(Code.NOT_FOUND)
+    if provider == sender:
+        codes.add(Code.UNAUTHORIZED)
     return codes
 
 
@@ -254,6 +271,7 @@ def _vote(kv, height, time_ns, sender, balance, task, **_) -> set[Code]:
     codes |= task_codes
     if record is None or task_codes:
         return codes
+    codes |= _party_rules(sender, record)
     dispute = record["dispute"]
     if height >= dispute["at"] + get_params(kv).dispute_vote_blocks:
         codes.add(Code.DEADLINE_PASSED)
@@ -310,7 +328,7 @@ def _attributes(event: Event) -> dict[str, str]:
 
 an_offer = st.fixed_dictionaries({
     "gpu": st.just("A100"), "gpus": st.integers(1, 8), "memory_gb": st.just(80),
-    "units": st.integers(1, 60), "price": st.integers(1, 30),
+    "units": st.integers(1, MAX_OFFER_UNITS), "price": st.integers(1, 30),
 })  # fmt: skip
 offers_strategy = st.dictionaries(st.sampled_from(CLASSES), an_offer, min_size=1, max_size=2)
 
@@ -347,6 +365,9 @@ class MarketMachine(RuleBasedStateMachine):
         self.providers: dict[str, dict[str, Any]] = {}
         self.oracles: list[str] = list(ORACLE_CANDIDATES[:3])
         self.decoded: dict[bytes, Any] = {}  # records by their bytes, decoded once
+        # Open tasks that could be assigned after blocks that assigned nothing: how many
+        # such blocks in a row, and the other tasks of their class open meanwhile.
+        self.passed_over: dict[int, tuple[int, frozenset[int]]] = {}
         self.broken = False
 
     # --- who, and about what ---------------------------------------------------------------
@@ -385,7 +406,7 @@ class MarketMachine(RuleBasedStateMachine):
 
     # --- setup ---------------------------------------------------------------------------------
 
-    @initialize(units=st.integers(20, 60), price=st.integers(1, 20),
+    @initialize(units=st.integers(20, MAX_OFFER_UNITS), price=st.integers(1, 20),
                 stake=st.integers(1_000, 10_000))  # fmt: skip
     def a_provider_is_in_the_market(self, units, price, stake) -> None:
         offers = {name: {"gpu": "A100", "gpus": 8, "memory_gb": 80, "units": units,
@@ -450,6 +471,23 @@ class MarketMachine(RuleBasedStateMachine):
                     deadline_s=deadline_s, min_uptime_bps=min_uptime_bps,
                     max_latency_ms=max_latency_ms, penalty=penalty,
                     provider=ADDRESS.get(named, ""))  # fmt: skip
+
+    @rule(data=st.data(), resource_class=st.sampled_from(CLASSES),
+          how=st.sampled_from(("max_price", "units", "provider")))  # fmt: skip
+    def hold_up_the_queue(self, data, resource_class, how) -> None:
+        """The head-of-line attack: a requester submits more tasks than a block reads that
+        no provider may take (a max_price of one, more units than any offer, or naming a
+        provider that may be busy), with the longest deadline, ahead of everyone else's."""
+        args = {"units": 1, "max_price": 1, "provider": ""}
+        if how == "units":
+            args["units"] = MAX_OFFER_UNITS + 1
+        elif how == "provider":
+            args.update(max_price=40, provider=ADDRESS[data.draw(st.sampled_from(PROVIDERS_))])
+        sender = data.draw(st.sampled_from(REQUESTERS_))
+        for _ in range(TIGHT_LIMITS["max_open_tasks_scanned"] + 1):
+            self._queue(sender, "submit", kind="inference", inputs=[],
+                        resource_class=resource_class, deadline_s=MAX_DEADLINE_S,
+                        min_uptime_bps=0, max_latency_ms=10**9, penalty=0, **args)  # fmt: skip
 
     @rule(data=st.data())
     def cancel(self, data) -> None:
@@ -667,6 +705,7 @@ class MarketMachine(RuleBasedStateMachine):
             self._read_state()
             self._account(deliveries, block_events)
             self._check_invariants()
+            self._check_no_starvation(block_events)
         except BaseException:
             self.broken = True
             raise
@@ -796,6 +835,40 @@ class MarketMachine(RuleBasedStateMachine):
         self._check_indexes(reader)
         self._check_statistics(reader)
 
+    def _check_no_starvation(self, block_events: list[Event]) -> None:
+        """Tasks that cannot be assigned do not hold back one that can.
+
+        After a block that assigned nothing, an open task that a provider could take now
+        (active, staked, offering its class at no more than the task's max_price, with
+        the free units; the one it names, if it names one) could have been taken in that
+        block too: nothing after the assignment changes that. So it was not looked at,
+        and its class's cursor moved on past other tasks of its class, never past it:
+        in a row of such blocks it is passed over at most once for each other task of
+        its class open meanwhile (the two classes share the five tasks read a block)."""
+        if any(e.type == "market_assign" for e in block_events):
+            self.passed_over = {}
+            return
+        time_ns = self.m.app.store.last_block.header.time_ns
+        min_stake = get_params(self.m.app.state()).min_stake
+        waiting: dict[str, set[int]] = defaultdict(set)
+        for task_id, task in self.tasks.items():
+            if task["state"] == "open":
+                waiting[task["resource_class"]].add(task_id)
+        passed_over = {}
+        for task_id, task in sorted(self.tasks.items()):
+            if task["state"] != "open" or time_ns >= task["deadline_ns"] or not any(
+                    _could_take(p, a, task, min_stake)
+                    for a, p in self.providers.items()):  # fmt: skip
+                continue
+            blocks, others = self.passed_over.get(task_id, (0, frozenset()))
+            blocks += 1
+            others |= waiting[task["resource_class"]] - {task_id}
+            assert blocks <= len(others), (
+                f"task {task_id} could be assigned, but was passed over {blocks} times "
+                f"behind {sorted(others)}")  # fmt: skip
+            passed_over[task_id] = (blocks, others)
+        self.passed_over = passed_over
+
     def _check_statistics(self, reader: StateReader) -> None:
         """What the statistics say each account earned, was refunded and lost is what the
         payouts and rewards moved (running sums, saturating at STAT_MAX)."""
@@ -815,8 +888,8 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _check_indexes(self, reader: StateReader) -> None:
         tasks, providers = self.tasks, self.providers
-        assert set(mstate.iterate_ids(reader, mstate.OPEN)) == {
-            i for i, t in tasks.items() if t["state"] == "open"}  # fmt: skip
+        assert set(mstate.iterate_open(reader)) == {
+            (t["resource_class"], i) for i, t in tasks.items() if t["state"] == "open"}  # fmt: skip
         due = {(kind, int(k[len(p):][:20]), int(k[len(p):][20:]))
                for kind, p in mstate.DUE.items() for k, _ in reader.iterate(p)}  # fmt: skip
         assert due == {(t["due"][0], t["due"][1], i) for i, t in tasks.items() if t["due"]}
@@ -845,6 +918,16 @@ class MarketMachine(RuleBasedStateMachine):
                 offer = provider["offers"].get(name)
                 if offer is not None:
                     assert provider["in_flight"].get(name, 0) <= offer["units"], provider
+
+
+def _could_take(provider: dict[str, Any], address: str, task: dict[str, Any],
+                min_stake: int) -> bool:  # fmt: skip
+    """Whether the provider could take the task now (its per-block cap aside)."""
+    offer = provider["offers"].get(task["resource_class"])
+    return (provider["status"] == "active" and provider["stake"] >= min_stake
+            and offer is not None and offer["price"] <= task["max_price"]
+            and offer["units"] - provider["in_flight"].get(task["resource_class"], 0)
+            >= task["units"] and task["named_provider"] in ("", address))  # fmt: skip
 
 
 MarketMachine.TestCase.settings = settings(stateful_step_count=30)

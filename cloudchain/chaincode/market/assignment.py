@@ -1,7 +1,23 @@
 """Matching open tasks to providers, at the end of every block.
 
-Deterministic and bounded: at most `max_open_tasks_scanned` open tasks are
-considered, oldest first, and at most `max_assignments_per_block` assigned.
+Open tasks wait in one queue per resource class, oldest first (state.OPEN). Only
+the queues of classes in which some provider could take a task now (active, with
+`min_stake`, free units, and under its per-block cap) are read: tasks of a class
+nobody offers, or whose providers are all busy, cost nothing.
+
+Bounded: at most `max_open_tasks_scanned` open tasks are read a block, shared
+evenly between those classes (what one class does not use goes to the others; if
+there are more classes than that, which come first turns with the height), and at
+most `max_assignments_per_block` assigned.
+
+No head-of-line blocking: each queue is read from a cursor, where the last block
+stopped in it. The cursor moves past the tasks that were looked at and not assigned
+although the class still had room after the block (a max_price below every offer,
+a named provider that is busy, more units than anyone has free): the next block
+looks at the tasks behind them, so a task waiting in a class with room is looked at
+in its turn, however many tasks that cannot be assigned came before it. When the
+class has run out of room, the cursor stays, and the same tasks come first again
+when units are free; a queue read whole in one block starts from its oldest again.
 
 Fairness across requesters: requesters take turns, least served first (by
 units assigned to them so far, then address), one task per turn, so that a
@@ -18,29 +34,110 @@ that one. A task nobody can take stays open until its deadline.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from cloudchain.chaincode.context import BlockContext
+from cloudchain.chaincode.context import BlockContext, Overlay
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.lifecycle import transition
 from cloudchain.chaincode.market.params import BPS, MarketParams
 
 
+@dataclass
+class _Window:
+    """What one block read of a class's queue, in the order it read it."""
+
+    ids: list[int] = field(default_factory=list)
+    whole: bool = False  # read to its end and round to where it began: every task in it
+
+
 def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
+    providers = {address: record for address, record in state.iterate_records(
+        ctx.kv, state.PROVIDER) if _assignable(record, params)}  # fmt: skip
+    taken: dict[str, int] = defaultdict(int)
+    windows = _read_queues(ctx, _classes_with_room(providers, taken, params), params)
+    queues, looked_at = _queues_by_requester(ctx, windows)
+    looked_at |= _take_turns(ctx, params, queues, providers, taken)
+    room = _classes_with_room(providers, taken, params)
+    for name, window in sorted(windows.items()):
+        _move_cursor(ctx.kv, name, window, looked_at, name in room)
+
+
+def _assignable(provider: dict[str, Any], params: MarketParams) -> bool:
+    return provider["status"] == "active" and provider["stake"] >= params.min_stake
+
+
+def _classes_with_room(providers: Mapping[str, dict[str, Any]], taken: Mapping[str, int],
+                       params: MarketParams) -> list[str]:  # fmt: skip
+    """The classes in which some provider could still take a task in this block."""
+    names = set()
+    for address, provider in providers.items():
+        if taken.get(address, 0) >= params.max_assignments_per_provider:
+            continue
+        for name, offer in provider["offers"].items():
+            if provider["in_flight"].get(name, 0) < offer["units"]:
+                names.add(name)
+    return sorted(names)
+
+
+def _read_queues(ctx: BlockContext, classes: list[str],
+                 params: MarketParams) -> dict[str, _Window]:  # fmt: skip
+    """Up to `max_open_tasks_scanned` ids from the queues of `classes`, each read from
+    its cursor: an even share each, then what is left between those that had more."""
+    if not classes:
+        return {}
+    first = ctx.height % len(classes)
+    order = classes[first:] + classes[:first]
+    readers: dict[str, Iterator[int]] = {}
+    windows = {name: _Window() for name in order}
+    budget, hungry = params.max_open_tasks_scanned, order
+    while budget and hungry:
+        share = max(1, budget // len(hungry))
+        still_hungry = []
+        for name in hungry:
+            if name not in readers:
+                readers[name] = state.iterate_queue(ctx.kv, name, state.get_cursor(ctx.kv, name))
+            want = min(share, budget)
+            read = list(itertools.islice(readers[name], want))
+            windows[name].ids.extend(read)
+            budget -= len(read)
+            if len(read) < want:
+                windows[name].whole = True
+            else:
+                still_hungry.append(name)
+            if not budget:
+                break
+        hungry = still_hungry
+    return {name: window for name, window in windows.items() if window.ids or window.whole}
+
+
+def _queues_by_requester(ctx: BlockContext, windows: Mapping[str, _Window]
+                         ) -> tuple[dict[str, list[dict[str, Any]]], set[int]]:  # fmt: skip
+    """Each requester's tasks in the order the queues were read (the first of each
+    class's window, then the second...), and the ids of those past their deadline (not
+    queued: the deadline work of the next block refunds them)."""
     queues: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for count, task_id in enumerate(state.iterate_ids(ctx.kv, state.OPEN)):
-        if count >= params.max_open_tasks_scanned:
-            break
+    expired = set()
+    read = sorted((position, name, task_id) for name, window in windows.items()
+                  for position, task_id in enumerate(window.ids))  # fmt: skip
+    for _, _, task_id in read:
         task = state.get_task(ctx.kv, task_id)
         assert task is not None and task["state"] == "open"
         if ctx.time_ns < task["deadline_ns"]:
             queues[task["requester"]].append(task)
-    if not queues:
-        return
-    providers = {address: record for address, record in state.iterate_records(
-        ctx.kv, state.PROVIDER) if _assignable(record, params)}  # fmt: skip
-    taken: dict[str, int] = defaultdict(int)
+        else:
+            expired.add(task_id)
+    return queues, expired
+
+
+def _take_turns(ctx: BlockContext, params: MarketParams,
+                queues: dict[str, list[dict[str, Any]]], providers: dict[str, dict[str, Any]],
+                taken: dict[str, int]) -> set[int]:  # fmt: skip
+    """Requesters take turns, least served first; the ids of the tasks looked at."""
+    looked_at = set()
     served = {r: state.get_stats(ctx.kv, "requester", r).get("served_units", 0) for r in queues}
     turn = sorted(queues, key=lambda r: (served[r], r))
     assigned = 0
@@ -51,6 +148,7 @@ def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
                 break
             queue = queues[requester]
             task = queue.pop(0)
+            looked_at.add(task["id"])
             address = _best_provider(task, providers, taken, params)
             if address is not None:
                 _assign(ctx, task, address, providers[address])
@@ -59,10 +157,21 @@ def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
             if queue:
                 still_waiting.append(requester)
         turn = still_waiting
+    return looked_at
 
 
-def _assignable(provider: dict[str, Any], params: MarketParams) -> bool:
-    return provider["status"] == "active" and provider["stake"] >= params.min_stake
+def _move_cursor(kv: Overlay, name: str, window: _Window, looked_at: set[int],
+                 room_left: bool) -> None:  # fmt: skip
+    """Past the tasks read in a row from the cursor and looked at, if the class still has
+    room they could not use; back to the oldest task if the whole queue was read."""
+    if window.whole:
+        state.set_cursor(kv, name, 0)
+        return
+    if not room_left:
+        return  # what was passed over waited for units: it comes first again
+    passed = list(itertools.takewhile(looked_at.__contains__, window.ids))
+    if passed:
+        state.set_cursor(kv, name, passed[-1])
 
 
 def _best_provider(task: dict[str, Any], providers: dict[str, dict[str, Any]],

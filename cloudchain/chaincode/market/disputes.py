@@ -1,9 +1,12 @@
 """Disputes: the requester or the provider contests a decided outcome; oracles vote.
 
 Within `dispute_blocks` of the outcome, either party may dispute it. Oracles
-then vote to uphold it or overturn it; the first side to reach the quorum wins,
-and if neither does within `dispute_vote_blocks` the outcome stands. The
-result is final and moves the escrowed deposit:
+(other than the task's provider and requester) then vote to uphold it or overturn
+it; the first side to reach the quorum (of the oracles that may judge the task,
+sla.py) wins, and if neither does within `dispute_vote_blocks` the outcome stands.
+As with attestations, only the votes of those that are oracles when a vote arrives
+count: a removed oracle's vote no longer does, and a removal alone decides nothing.
+The result is final and moves the escrowed deposit:
 
     upheld                         the outcome as decided
     overturned, for the requester  the provider is paid nothing and answers for at least
@@ -21,7 +24,12 @@ from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.lifecycle import Outcome, pay_out, penalty_of, transition
 from cloudchain.chaincode.market.module import MARKET
 from cloudchain.chaincode.market.params import MarketParams, get_params
-from cloudchain.chaincode.market.sla import require_oracle
+from cloudchain.chaincode.market.sla import (
+    current_oracles,
+    judges,
+    require_not_a_party,
+    require_oracle,
+)
 from cloudchain.chaincode.market.tasks import get_task_or_refuse, require_state, task_id_arg
 from cloudchain.chaincode.module import TxError, bool_arg, text_arg
 
@@ -48,6 +56,7 @@ def process_vote(ctx: Context, task: int, uphold: bool) -> None:
     require_oracle(ctx)
     record = get_task_or_refuse(ctx, task)
     require_state(record, "disputed")
+    require_not_a_party(ctx, record)
     params = get_params(ctx.kv)
     dispute = record["dispute"]
     # Verify that the voting window is still open.
@@ -58,9 +67,10 @@ def process_vote(ctx: Context, task: int, uphold: bool) -> None:
         raise TxError(Code.ALREADY_EXISTS, f"{ctx.sender} has already voted on task {task}")
     dispute["votes"][ctx.sender] = uphold
     ctx.emit("market_vote", task=task, oracle=ctx.sender, uphold=uphold)
-    need = params.quorum(state.oracle_count(ctx.kv))
+    need = params.quorum(judges(ctx.kv, record))
+    counted = [dispute["votes"][o] for o in current_oracles(ctx.kv, dispute["votes"])]
     for side in (True, False):
-        if sum(v == side for v in dispute["votes"].values()) >= need:
+        if sum(v == side for v in counted) >= need:
             payout = resolve(ctx.kv, params, record, side, ctx.height)
             ctx.emit("market_resolved", task=task, upheld=side, provider=payout["provider"],
                      requester=payout["requester"])  # fmt: skip

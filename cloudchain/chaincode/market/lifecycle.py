@@ -50,9 +50,10 @@ def transition(kv: Overlay, task: dict[str, Any], new_state: str, height: int) -
     (completed_at, verified_at, dispute["at"]) and stores the task."""
     if (task["state"], new_state) not in TRANSITIONS:
         raise TransitionError(f"task {task['id']}: {task['state']} -> {new_state}")
+    if task["state"] == "open":  # nothing moves back to open: it leaves the queue for good
+        state.set_open(kv, task, False)
     task["state"] = new_state
     task["history"].append([new_state, height])
-    state.index(kv, state.OPEN, task["id"], new_state == "open")
     state.set_due(kv, task, due(kv, task))
 
 

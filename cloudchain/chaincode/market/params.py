@@ -34,7 +34,7 @@ class MarketParams:
     reputation_loss_bps: int = 500  # per violation
     max_assignments_per_block: int = 64
     max_assignments_per_provider: int = 4  # in one block: nobody is flooded at once
-    max_open_tasks_scanned: int = 256  # per block, oldest first
+    max_open_tasks_scanned: int = 256  # read per block, shared by the classes with room
     max_transitions_per_block: int = 512  # deadlines and windows handled; the rest wait
     max_tasks_listed: int = 100  # by one query
 

@@ -9,15 +9,27 @@ window closes, the task is refunded unverified. An oracle whose report agrees
 with the outcome on every SLA term attested honestly and shares the epoch's
 oracle reward; an attestation that arrives after the outcome (until the task
 settles) cannot move it, but is scored the same way.
+
+Only oracles that are oracles when the outcome is decided count, toward the quorum
+and in the medians (and only they are scored): the authority removes an oracle
+because its word is no longer trusted, and that goes for what it said before. The
+outcome is decided when an attestation arrives, so a removal alone decides nothing:
+the task waits for the next attestation, or its window. Dispute votes are counted the
+same way (disputes.py).
+
+An oracle is never a judge in its own case: it may not attest to, or vote on a dispute
+of, a task it is the provider or the requester of, nor attest to its own service as a
+provider. The quorum is then a fraction of the oracles that may judge the task, so that
+an oracle's own tasks can still be decided by the others.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from cloudchain.chaincode.codes import Code
-from cloudchain.chaincode.context import Context, Overlay
+from cloudchain.chaincode.context import Context, Overlay, StateReader
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.lifecycle import (
     Outcome,
@@ -39,6 +51,25 @@ def require_oracle(ctx: Context) -> None:
         raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is not an oracle")
 
 
+def require_not_a_party(ctx: Context, task: dict[str, Any]) -> None:
+    # Verify that the oracle is neither the task's provider nor its requester.
+    for role in ("provider", "requester"):
+        if ctx.sender == task[role]:
+            raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is task {task['id']}'s {role}: an "
+                          "oracle may not judge its own task")  # fmt: skip
+
+
+def judges(kv: StateReader, task: dict[str, Any]) -> int:
+    """The oracles that may attest to (or vote on) the task: all but its parties."""
+    parties = {task["provider"], task["requester"]} - {""}
+    return state.oracle_count(kv) - sum(state.is_oracle(kv, party) for party in parties)
+
+
+def current_oracles(kv: StateReader, addresses: Iterable[str]) -> list[str]:
+    """Those of `addresses` that are oracles now, in address order."""
+    return [address for address in sorted(addresses) if state.is_oracle(kv, address)]
+
+
 @MARKET.tx("attest", task=task_id_arg, completed=bool_arg, units=int_arg(0, 10**12),
            uptime_bps=bps_arg, latency_ms=latency_arg)  # fmt: skip
 def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_bps: int,
@@ -46,6 +77,7 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
     require_oracle(ctx)
     record = get_task_or_refuse(ctx, task)
     require_state(record, "completed", "verified")
+    require_not_a_party(ctx, record)
     params = get_params(ctx.kv)
     # Verify that the attestation window is still open (a task stays verified only
     # until its dispute window closes).
@@ -66,21 +98,22 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
         _count_honest(ctx.kv, record, Outcome.from_obj(record["outcome"]), (ctx.sender,))
         state.put_task(ctx.kv, record)
         return
-    outcome = decide(record, params.quorum(state.oracle_count(ctx.kv)))
+    counted = current_oracles(ctx.kv, record["attestations"])
+    outcome = decide(record, counted, params.quorum(judges(ctx.kv, record)))
     if outcome is not None:
         record["outcome"] = outcome.to_obj()
         record["verified_at"] = ctx.height
         transition(ctx.kv, record, "verified", ctx.height)
-        _count_honest(ctx.kv, record, outcome, sorted(record["attestations"]))
+        _count_honest(ctx.kv, record, outcome, counted)
         ctx.emit("market_verified", task=task, violations=outcome.violations,
                  payment=outcome.payment, penalty=outcome.penalty)  # fmt: skip
     state.put_task(ctx.kv, record)
 
 
-def decide(task: dict[str, Any], quorum: int) -> Outcome | None:
-    """The outcome once `quorum` attestations agree on completion (None before): the
-    medians of what those report, in oracle address order."""
-    reports = [task["attestations"][oracle] for oracle in sorted(task["attestations"])]
+def decide(task: dict[str, Any], oracles: Sequence[str], quorum: int) -> Outcome | None:
+    """The outcome once `quorum` of the attestations of `oracles` agree on completion
+    (None before): the medians of what those report, in oracle address order."""
+    reports = [task["attestations"][oracle] for oracle in sorted(oracles)]
     done = [r for r in reports if r["completed"]]
     not_done = [r for r in reports if not r["completed"]]
     if len(done) >= quorum:
@@ -135,6 +168,10 @@ def process_attest_provider(ctx: Context, provider: str, uptime_bps: int,
     # Verify that the provider exists.
     if record is None or record["status"] == "left":
         raise TxError(Code.NOT_FOUND, f"{provider} is not a provider")
+    # Verify that the oracle is not attesting to its own service.
+    if provider == ctx.sender:
+        raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is the provider: an oracle may not "
+                      "attest to its own service")  # fmt: skip
     record["reputation"] = min(BPS, (record["reputation"] * 7 + uptime_bps) // 8)
     state.put_provider(ctx.kv, provider, record)
     state.add_stats(ctx.kv, "provider", provider, attested=1, uptime_sum=uptime_bps,

@@ -6,7 +6,10 @@
     market/oracle/<address>        an oracle (and market/oracle_count)
     market/task/<id:16>            a task, its SLA terms, history and outcome
     market/next_task               the next task id
-    market/open/<id:16>            index: tasks waiting for a provider, oldest first
+    market/open/<class>/<id:16>    index: tasks waiting for a provider, one queue per
+                                   resource class, oldest first
+    market/cursor/<class>          the task of that queue the last block's assignment
+                                   looked at last, if it has to go on from there
     market/due/t/<ns:20><id:16>    index: open, assigned and running tasks by deadline
     market/due/h/<height:20><id:16> index: completed, verified and disputed tasks by the
                                    height their window closes
@@ -43,6 +46,8 @@ ORACLE_COUNT = b"market/oracle_count"
 TASK = b"market/task/"
 NEXT_TASK = b"market/next_task"
 OPEN = b"market/open/"
+CURSOR = b"market/cursor/"
+ID_DIGITS = 16  # of a task id in a key: zero padded, so that key order is id order
 DUE = {"t": b"market/due/t/", "h": b"market/due/h/"}  # by time, by height
 UNBONDING = b"market/unbonding/"
 CLASS = b"market/class/"
@@ -63,13 +68,7 @@ def _read(state: StateReader, key: bytes, default: Any = None) -> Any:
 
 
 def task_id_bytes(task_id: int) -> bytes:
-    return f"{task_id:016d}".encode()
-
-
-def iterate_ids(state: StateReader, index: bytes) -> Iterator[int]:
-    """Task ids under an index prefix (OPEN), ascending."""
-    for key, _ in state.iterate(index):
-        yield int(key[len(index) :])
+    return f"{task_id:0{ID_DIGITS}d}".encode()
 
 
 def iterate_records(state: StateReader, prefix: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -119,12 +118,79 @@ def put_task(kv: Overlay, task: dict[str, Any]) -> None:
     kv.set_value(TASK + task_id_bytes(task["id"]), task)
 
 
-def index(kv: Overlay, prefix: bytes, task_id: int, present: bool) -> None:
-    key = prefix + task_id_bytes(task_id)
+# --- open tasks: a queue per resource class ---------------------------------------------
+
+
+def open_queue(name: str) -> bytes:
+    """The prefix of the queue of open tasks of resource class `name`."""
+    return OPEN + name.encode() + b"/"
+
+
+def set_open(kv: Overlay, task: dict[str, Any], present: bool) -> None:
+    """File the task in (or take it out of) its class's queue of open tasks."""
+    key = open_queue(task["resource_class"]) + task_id_bytes(task["id"])
     if present:
         kv.set(key, b"\x01")
     else:
         kv.delete(key)
+
+
+def iterate_open(state: StateReader) -> Iterator[tuple[str, int]]:
+    """(resource class, task id) of every open task, by class and then id."""
+    for key, _ in state.iterate(OPEN):
+        name, _, task_id = key[len(OPEN) :].decode().rpartition("/")
+        yield name, int(task_id)
+
+
+def iterate_queue(state: StateReader, name: str, after: int) -> Iterator[int]:
+    """The ids in class `name`'s queue, each once: from the first after `after` to the
+    last, then from the first up to `after`: a queue read in turns, from a cursor.
+
+    State is read by prefix only, so the ids after the cursor are read under the
+    decimal prefixes that cover them (`_prefixes_after`): the read goes straight to
+    where it resumes, instead of through every task (and every deleted index entry,
+    which the store keeps) before it."""
+    prefix = open_queue(name)
+    if after:
+        below = read_value(state, NEXT_TASK, 1)  # no id reaches the next one
+        for digits in _prefixes_after(after, below):
+            for key, _ in state.iterate(prefix + digits):
+                yield int(key[len(prefix) :])
+    for key, _ in state.iterate(prefix):
+        task_id = int(key[len(prefix) :])
+        if after and task_id > after:
+            return
+        yield task_id
+
+
+def _prefixes_after(after: int, below: int) -> Iterator[bytes]:
+    """Prefixes of zero-padded ids that together hold exactly the ids between `after`
+    and `below` (and no others below `below`), in key order: for 0…0123, the ids
+    0…0124 to 0…0129, then 0…013 to 0…019, then 0…02 to 0…09, and so on up. At most
+    9 prefixes a digit, and none that starts at or past `below`."""
+    digits = f"{after:0{ID_DIGITS}d}"
+    for place in range(ID_DIGITS - 1, -1, -1):
+        for digit in range(int(digits[place]) + 1, 10):
+            prefix = digits[:place] + str(digit)
+            if int(prefix.ljust(ID_DIGITS, "0")) >= below:
+                return
+            yield prefix.encode()
+
+
+def get_cursor(state: StateReader, name: str) -> int:
+    """Where the assignment goes on in class `name`'s queue (0: at its oldest task)."""
+    return read_value(state, CURSOR + name.encode(), 0)
+
+
+def set_cursor(kv: Overlay, name: str, task_id: int) -> None:
+    key = CURSOR + name.encode()
+    if task_id:
+        kv.set_value(key, task_id)
+    elif kv.get(key) is not None:
+        kv.delete(key)
+
+
+# --- the due index -------------------------------------------------------------------------
 
 
 def set_due(kv: Overlay, task: dict[str, Any], due: tuple[str, int] | None) -> None:

@@ -85,7 +85,7 @@ def process_submit(ctx: Context, kind: str, inputs: tuple[str, ...], resource_cl
         "verified_at": 0, "dispute": None, "payout": None, "due": None,
     }  # fmt: skip
     task["history"].append(["open", ctx.height])
-    state.index(ctx.kv, state.OPEN, task_id, True)
+    state.set_open(ctx.kv, task, True)
     state.set_due(ctx.kv, task, ("t", task["deadline_ns"]))
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", ctx.sender, submitted=1, requested_units=units)
