@@ -67,6 +67,10 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
 class Client:
     def __init__(self, url: str = DEFAULT_NODE) -> None:
         self.url = url.rstrip("/") + "/"
@@ -86,7 +90,7 @@ class Client:
             raise RPCClientError(CLIENT_ERROR, f"cannot reach {self.url}",
                                  str(exc) or type(exc).__name__) from None  # fmt: skip
         try:
-            reply = json.loads(text)
+            reply = json.loads(text, parse_constant=_not_json)  # NaN, Infinity: not JSON
         except ValueError:
             raise malformed(method, f"not JSON: {text[:60]!r}") from None
         if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
@@ -150,8 +154,14 @@ class Client:
     async def commit(self, height: int | None = None) -> Commit:
         return Commit.from_json(await self.call("commit", **_height(height)))
 
-    async def validators(self, height: int | None = None) -> Validators:
-        return Validators.from_json(await self.call("validators", **_height(height)))
+    async def validators(self, height: int | None = None, page: int | None = None,
+                         per_page: int | None = None) -> Validators:  # fmt: skip
+        """One page of the validator set at `height` (default: the next height's, as
+        CometBFT), `per_page` of them (default 30, at most 100); `total` says how many
+        there are in all. A page beyond the last is an RPCClientError (-32603)."""
+        paging = {name: str(value) for name, value in (("page", page), ("per_page", per_page))
+                  if value is not None}  # fmt: skip
+        return Validators.from_json(await self.call("validators", **_height(height), **paging))
 
     async def broadcast_tx_async(self, tx: bytes) -> BroadcastResult:
         return BroadcastResult.from_json(await self.call("broadcast_tx_async", tx=_b64(tx)))
@@ -222,7 +232,9 @@ class Client:
 
     def subscribe(self, *queries: str) -> EventStream:
         """Follow the node's events matching any of `queries` over its WebSocket:
-        `async with client.subscribe("tm.event='Tx'") as events: async for e in events`."""
+        `async with client.subscribe("tm.event='Tx'") as events: async for e in events`.
+        The stream's `subscribe`, `unsubscribe` and `unsubscribe_all` change its queries
+        while it runs."""
         return EventStream(self.url, queries, TIMEOUT_S)
 
 

@@ -457,7 +457,7 @@ class BroadcastResult(_Result):
             code=at["code"].integer(optional=True),
             codespace=at["codespace"].text(optional=True),
             log=at["log"].text(optional=True),
-            data=at["data"].b64_bytes(optional=True),
+            data=at["data"].hex_bytes(optional=True),  # HexBytes in CometBFT's ResultBroadcastTx
             hash=at["hash"].hex_bytes(),
             raw=at.mapping(),
         )

@@ -7,6 +7,11 @@
 The node sends every matching event once, in commit order. If it cannot (this
 client read too slowly and the node cancelled the subscription) or the
 connection drops, iteration raises RPCClientError: a gap is never silent.
+
+The stream's queries can change while it runs, between two events (from the task
+that iterates): `await events.subscribe(query)`, `await events.unsubscribe(query)`
+(no event of that query is yielded after it returns) and `await
+events.unsubscribe_all()`; a stream left with no subscription ends.
 """
 
 from __future__ import annotations
@@ -80,30 +85,63 @@ class EventStream:
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._ids = itertools.count(1)
-        self._subscription_ids: set[int] = set()
-        self._early: deque[dict[str, Any]] = deque()  # received while subscribing
+        self._subscriptions: dict[str, int] = {}  # query -> the id of its subscribe request
+        self._early: deque[dict[str, Any]] = deque()  # received while awaiting a reply
 
     async def __aenter__(self) -> EventStream:
         # A bounded connect; no total, since a subscription lasts as long as the caller wants.
         timeout = aiohttp.ClientTimeout(total=None, connect=self._timeout_s)
         self._session = aiohttp.ClientSession(timeout=timeout)
         try:
-            self._ws = await self._session.ws_connect(self.url)
+            try:
+                self._ws = await self._session.ws_connect(self.url)
+            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+                raise RPCClientError(-1, f"cannot subscribe at {self.url}", str(exc)) from None
             for query in self.queries:
-                request_id = next(self._ids)
-                request = {"jsonrpc": "2.0", "id": request_id, "method": "subscribe",
-                           "params": {"query": query}}  # fmt: skip
-                await self._ws.send_json(request)
-                reply = await asyncio.wait_for(self._reply_to(request_id), self._timeout_s)
-                _raise_for_error(reply)
-                self._subscription_ids.add(request_id)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            await self.close()
-            raise RPCClientError(-1, f"cannot subscribe at {self.url}", str(exc)) from None
+                await self.subscribe(query)
         except BaseException:
             await self.close()
             raise
         return self
+
+    @property
+    def subscribed(self) -> tuple[str, ...]:
+        """The queries this stream follows now."""
+        return tuple(self._subscriptions)
+
+    async def subscribe(self, query: str) -> None:
+        """Follow `query` too; its events join the stream from the node's next one."""
+        self._subscriptions[query] = await self._request("subscribe", {"query": query})
+
+    async def unsubscribe(self, query: str) -> None:
+        """Stop following `query`: no event of it is yielded after this returns (those
+        received but not yet yielded are dropped). RPCClientError if not subscribed."""
+        await self._request("unsubscribe", {"query": query})
+        self._forget(self._subscriptions.pop(query, None))
+
+    async def unsubscribe_all(self) -> None:
+        """Stop following every query; the stream then ends."""
+        await self._request("unsubscribe_all", {})
+        for request_id in list(self._subscriptions.values()):
+            self._forget(request_id)
+        self._subscriptions.clear()
+
+    def _forget(self, request_id: int | None) -> None:
+        self._early = deque(m for m in self._early if m.get("id") != request_id)
+
+    async def _request(self, method: str, params: dict[str, Any]) -> int:
+        """Send one request on the socket and wait for its reply; returns its id."""
+        assert self._ws is not None, "use `async with` first"
+        request_id = next(self._ids)
+        try:
+            await self._ws.send_json({"jsonrpc": "2.0", "id": request_id, "method": method,
+                                      "params": params})  # fmt: skip
+            reply = await asyncio.wait_for(self._reply_to(request_id, method), self._timeout_s)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise RPCClientError(-1, f"cannot {method} at {self.url}",
+                                 str(exc) or type(exc).__name__) from None  # fmt: skip
+        _raise_for_error(reply)
+        return request_id
 
     async def __aexit__(self, exc_type: type[BaseException] | None,
                         exc: BaseException | None, tb: TracebackType | None) -> None:  # fmt: skip
@@ -119,19 +157,21 @@ class EventStream:
         return self
 
     async def __anext__(self) -> SubscriptionEvent:
+        if not self._early and not self._subscriptions:
+            raise StopAsyncIteration  # nothing followed any more: nothing will come
         message = self._early.popleft() if self._early else await self._receive()
         _raise_for_error(message)
         return SubscriptionEvent.from_json(message["result"])
 
-    async def _reply_to(self, request_id: int) -> dict[str, Any]:
-        """The reply to a subscribe; what the earlier subscriptions receive meanwhile (their
-        events, or their cancellation) is kept, in order, for iteration."""
+    async def _reply_to(self, request_id: int, method: str) -> dict[str, Any]:
+        """The reply to a request; what the subscriptions receive meanwhile (their events,
+        or their cancellation) is kept, in order, for iteration."""
         while True:
             message = await self._receive()
             if message.get("id") == request_id:
                 return message
-            if message.get("id") not in self._subscription_ids:
-                raise RPCClientError(-1, "unexpected reply to subscribe", str(message)[:200])
+            if message.get("id") not in self._subscriptions.values():
+                raise RPCClientError(-1, f"unexpected reply to {method}", str(message)[:200])
             self._early.append(message)
 
     async def _receive(self) -> dict[str, Any]:

@@ -251,6 +251,7 @@ def reply(result=None, error=None) -> bytes:
     "body, message",
     [
         (b"<html>Bad Gateway</html>", "status: not JSON"),
+        (b'{"jsonrpc": "2.0", "id": 1, "result": NaN}', "status: not JSON"),
         (b"", "status: not JSON"),
         (b"[1, 2]", "status: expected a JSON-RPC response"),
         (b'{"jsonrpc": "2.0", "id": 1}', "status: expected a JSON-RPC response"),
@@ -326,8 +327,18 @@ async def test_every_method_returns_its_typed_result_from_a_running_node(node, t
     search = await client.tx_search(f"transfer.recipient = '{recipient.address}'")
     assert search.total_count == 1 and search.txs == (found,)
 
+    before = node.store.height
     validators = await client.validators()
     assert validators.total_power == 10 and validators.validators[0].pub_key == node.key.public_key
+    # CometBFT's latest is the next height's set: one above the chain when it was asked
+    assert before + 1 <= validators.block_height <= node.store.height + 1
+    paged = await client.validators(1, page=1, per_page=1)
+    assert (paged.block_height, paged.count, paged.total) == (1, 1, 1)
+    assert paged.validators == validators.validators
+    with pytest.raises(RPCClientError) as beyond:
+        await client.validators(page=2, per_page=1)
+    assert (beyond.value.code, beyond.value.data) == (
+        -32603, "page should be within [1, 1] range, given 2")  # fmt: skip
     assert (await client.abci_info()).last_block_height >= height
     assert (await client.genesis()).chain_id == node.chain_id
     assert (await client.net_info()).n_peers == 0
@@ -336,6 +347,14 @@ async def test_every_method_returns_its_typed_result_from_a_running_node(node, t
 
     replay = await client.broadcast_tx_sync(tx.to_bytes())
     assert not replay.ok and replay.code == 5 and replay.hash == tx.hash
+    later, _ = transfer(tmp_path, node, 7, 1)  # a nonce gap: it waits in the mempool
+    accepted = await client.broadcast_tx_async(later.to_bytes())
+    assert accepted.ok and accepted.hash == later.hash and accepted.data == b""
+    pending = await client.unconfirmed_txs(limit=5)
+    assert pending.txs == (later.to_bytes(),) and (pending.n_txs, pending.total) == (1, 1)
+    assert pending.total_bytes == len(later.to_bytes())
+    assert (await client.num_unconfirmed_txs()).total == 1
+    assert (await client.unconfirmed_txs(limit=0)).txs == (later.to_bytes(),)  # 0: default
     assert (await client.query("/token/balance", recipient.address.encode()))["balance"] == (
         1_000_000_025)  # fmt: skip
     assert await client.nonce(tx.sender_address) == 1

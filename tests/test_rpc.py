@@ -2,6 +2,7 @@
 
 import base64
 import dataclasses
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -102,6 +103,22 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
         ("tx", {"hash": "xyz"}, None, -32602, "hash"),
         ("broadcast_tx_sync", {"tx": "%%%"}, None, -32602, "base64"),
         ("abci_query", {"path": "/token/supply", "data": "zz"}, None, -32602, "hex"),
+        # NaN and Infinity are not JSON (Python's json module would take them).
+        (None, None, b'{"jsonrpc": "2.0", "id": NaN, "method": "health"}', -32700, "'N'"),
+        (None, None, b'{"jsonrpc": "2.0", "id": Infinity, "method": "health"}', -32700, ""),
+        (None, None, b'{"jsonrpc": "2.0", "id": -Infinity, "method": "health"}', -32700, ""),
+        (None, None, b'{"jsonrpc": "2.0", "id": 1e999, "method": "health"}', -32700, ""),
+        (None, None, b'{"jsonrpc": "2.0", "id": 1, "method": "block", "params": '
+                     b'{"height": NaN}}', -32700, "error unmarshaling request"),
+        ("block", {"height": "-1"}, None, -32603, "height must be greater than 0, but got -1"),
+        ("block_results", {"height": -5}, None, -32603, "greater than 0, but got -5"),
+        ("commit", {"height": "-1"}, None, -32603, "greater than 0, but got -1"),
+        ("validators", {"height": "-1"}, None, -32603, "greater than 0, but got -1"),
+        ("blockchain", {"minHeight": "-1"}, None, -32603, "heights must be non-negative"),
+        ("blockchain", {"maxHeight": -3}, None, -32603, "heights must be non-negative"),
+        ("validators", {"page": "2"}, None, -32603, "page should be within [1, 1] range, given 2"),
+        ("validators", {"page": "0"}, None, -32603, "page should be within [1, 1] range, given 0"),
+        ("validators", {"page": "x"}, None, -32602, "page"),
     ],
 )
 async def test_bad_requests_get_json_rpc_errors(node, method, params, raw, code, data):
@@ -109,11 +126,15 @@ async def test_bad_requests_get_json_rpc_errors(node, method, params, raw, code,
     assert reply["error"]["code"] == code
     assert data in reply["error"].get("data", "")
     assert "Traceback" not in str(reply)
+    if raw is not None and code == -32700:
+        assert "id" not in reply  # nothing of the request is echoed
 
 
-async def get(node, path):
+async def get(node, path, method="GET"):
     url = f"http://{node.config.rpc.listen_address}/{path}"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+    async with aiohttp.ClientSession() as session, session.request(method, url) as response:
+        if response.content_type != "application/json":
+            return response.status, await response.text()
         return response.status, await response.json()
 
 
@@ -131,6 +152,77 @@ async def test_uri_get_form(node, tmp_path):
     status, reply = await get(node, "broadcast_tx_sync?tx=0xZZ")
     assert status == 500 and reply["error"]["code"] == -32602
     assert reply["error"]["data"].startswith("error converting http params to arguments: ")
+
+
+def test_uri_params_follow_cometbfts_rules_per_go_type():
+    from multidict import MultiDict
+
+    from cloudchain.node.rpc_params import uri_params
+
+    # The method's own params only, the first value of each, an empty one absent.
+    assert uri_params("block", MultiDict([("height", "5"), ("height", "6"), ("x", "1")])) == {
+        "height": "5"}  # fmt: skip
+    assert uri_params("block", MultiDict(height="")) == {}
+    given = MultiDict(path='"/a b"', data='"ab"', height='"3"', prove="true")
+    assert uri_params("abci_query", given) == {"path": "/a b", "data": "6162", "height": "3",
+                                               "prove": True}  # fmt: skip
+    assert uri_params("abci_query", MultiDict(data="0xAB01")) == {"data": "ab01"}
+    assert uri_params("tx", MultiDict(hash="0x" + "ab" * 32)) == {
+        "hash": base64.b64encode(bytes.fromhex("ab" * 32)).decode()}  # fmt: skip
+    assert uri_params("tx_search", MultiDict(query="0x" + b"a.b EXISTS".hex())) == {
+        "query": "a.b EXISTS"}  # fmt: skip
+    assert uri_params("broadcast_tx_sync", MultiDict(tx='"hi"')) == {"tx": "aGk="}
+
+
+async def test_uri_form_reads_each_param_by_its_go_type(node, tmp_path):
+    """CometBFT's http_uri_handler: a "quoted" value is a JSON string (for bytes, the raw
+    bytes of the text), 0x... is hex-decoded for strings and bytes and refused for
+    numbers, and the reply's id is -1."""
+    status, reply = await get(node, "status")
+    assert status == 200 and reply["id"] == -1
+    assert reply["result"]["node_info"]["network"] == node.chain_id
+    tx, recipient = transfer(tmp_path, node, 0, 25)
+    _, reply = await get(node, f"broadcast_tx_commit?tx=0x{tx.to_bytes().hex()}")
+    height = reply["result"]["height"]
+    address = recipient.address
+    for data in (f'"{address}"', f"0x{address.encode().hex()}"):
+        status, reply = await get(node, f'abci_query?path="/token/balance"&data={data}')
+        assert status == 200, reply
+        value = reply["result"]["response"]["value"]
+        assert codec.decode(base64.b64decode(value))["balance"] == 1_000_000_025
+    supply_path = "0x" + b"/token/supply".hex()  # a string param may be hex too
+    _, reply = await get(node, f"abci_query?path={supply_path}")
+    assert reply["result"]["response"]["code"] == 0 and reply["result"]["response"]["value"]
+    _, reply = await get(node, f"tx?hash=0x{tx.hash.hex()}")
+    assert reply["result"]["height"] == height
+    query = quote(f"\"transfer.recipient = '{address}' AND tx.height >= {height}\"")
+    _, reply = await get(node, f'tx_search?query={query}&order_by="desc"&per_page=5')
+    assert [t["hash"] for t in reply["result"]["txs"]] == [tx.hash.hex().upper()]
+    status, reply = await get(node, 'tx_search?query="tx.height>0"&order_by="sideways"')
+    assert status == 500 and reply["error"]["code"] == -32603
+    _, reply = await get(node, "validators?height=1&page=1&per_page=1")
+    assert reply["result"]["block_height"] == "1" and reply["result"]["count"] == "1"
+    assert reply["result"]["total"] == "1"
+    status, reply = await get(node, 'validators?height="1"')
+    assert status == 200 and reply["result"]["block_height"] == "1"
+    status, reply = await get(node, "block?height=0x1")
+    assert status == 500 and reply["error"]["code"] == -32602
+    assert reply["error"]["data"] == ("error converting http params to arguments: "
+                                      "got a hex string arg, but expected 'int64'")  # fmt: skip
+    status, reply = await get(node, "validators?page=0x1")
+    assert "expected 'int'" in reply["error"]["data"]
+    status, reply = await get(node, "status", method="POST")  # Go's mux: any verb
+    assert status == 200 and "node_info" in reply["result"]
+
+
+async def test_a_path_that_names_no_method_is_a_plain_404(node):
+    for path in ("nosuch", "nosuch?height=1", "blobs"):
+        status, text = await get(node, path)
+        assert (status, text) == (404, "404 page not found\n")
+    status, reply = await get(node, "nosuch", method="POST")
+    assert (status, reply) == (404, "404 page not found\n")
+    status, reply = await get(node, "unsubscribe_all")  # exists, but only on the socket
+    assert status == 404 and reply["error"] == {"code": -32601, "message": "Method not found"}
 
 
 async def test_positional_params_map_onto_the_names_in_order(node):
@@ -216,7 +308,17 @@ async def test_tx_search_pages_and_errors(node, tmp_path):
     desc = (await call(node, "tx_search", {"query": query, "order_by": "desc"}))["result"]
     assert [t["hash"] for t in desc["txs"]] == hashes[::-1]
     bad = await call(node, "tx_search", {"query": "tx.height ="})
-    assert bad["error"]["code"] == -32603 and "needs an operand" in bad["error"]["data"]
+    assert bad["error"] == {"code": -32603, "message": "Internal error",
+                            "data": "offset 11: EOF (= needs an operand)"}
+    for order_by in ("ascending", "DESC", " asc"):
+        wrong = await call(node, "tx_search", {"query": query, "order_by": order_by})
+        assert wrong["error"] == {"code": -32603, "message": "Internal error", "data":
+                                  "expected order_by to be either `asc` or `desc` or empty"}
+    empty = (await call(node, "tx_search", {"query": query, "order_by": ""}))["result"]
+    assert [t["hash"] for t in empty["txs"]] == hashes  # "" is ascending
+    long = await call(node, "tx_search", {"query": "a.b EXISTS" + " " * 600})
+    assert long["error"]["data"] == "maximum query length exceeded"
+    assert (await call(node, "tx_search", {"query": 5}))["error"]["code"] == -32602
     for per_page in ("0", "-1"):  # below 1: the default, 30 (CometBFT's validatePerPage)
         every = await call(node, "tx_search", {"query": query, "per_page": per_page})
         assert [t["hash"] for t in every["result"]["txs"]] == hashes

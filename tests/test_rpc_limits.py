@@ -16,6 +16,7 @@ from cloudchain.node import rpc, rpc_websocket
 from cloudchain.node.eventbus import NOT_PULLING
 from cloudchain.node.rpc_shapes import event_json
 from tests.test_node_network import wait_for_height
+from tests.test_rpc import transfer
 from tests.test_rpc_websocket import start_node, ws_url
 
 LIMIT_DEADLINE_S = 10  # these tests wait for the node's own timeouts, patched to fractions
@@ -169,6 +170,48 @@ async def test_a_subscriber_that_does_not_read_is_cancelled_and_told_why(tmp_pat
         assert raised.value.code == -32000
         assert raised.value.data == f"subscription was canceled (reason: {NOT_PULLING})"
         assert received == published - 1  # the one refused is the one that cancelled it
+    finally:
+        await node.stop()
+
+
+async def test_broadcast_tx_commit_waiters_are_bounded_by_the_subscription_limits(
+        tmp_path, monkeypatch):  # fmt: skip
+    """As CometBFT's: a waiting broadcast_tx_commit holds a subscription under its caller's
+    name, so max_subscription_clients bounds the waiters (and the WebSocket subscribers
+    with them), and over a socket max_subscriptions_per_client counts its subscriptions."""
+    monkeypatch.setattr(rpc, "BROADCAST_COMMIT_TIMEOUT_S", 1.0)
+    node = await start_node(tmp_path, max_subscription_clients=1)
+    try:
+        await wait_for_height([node], 1)
+        client = Client(f"http://{node.config.rpc.listen_address}")
+        stuck, _ = transfer(tmp_path, node, 5, 1)  # a nonce gap: never in a block
+        ready, _ = transfer(tmp_path, node, 0, 1)
+        waiting = asyncio.create_task(client.broadcast_tx_commit(stuck.to_bytes()))
+        await until(lambda: node.rpc.bus.has_subscribers)
+        with pytest.raises(RPCClientError) as refused:
+            await client.broadcast_tx_commit(ready.to_bytes())
+        assert (refused.value.code, refused.value.data) == (
+            -32603, "max_subscription_clients 1 reached")  # fmt: skip
+        with pytest.raises(RPCClientError, match="max_subscription_clients 1 reached"):
+            async with client.subscribe("tm.event='NewBlock'"):
+                pass
+        with pytest.raises(RPCClientError, match="timed out waiting for tx"):
+            await waiting
+        assert not node.rpc.bus.has_subscribers  # the waiter let go of its place
+        assert (await client.broadcast_tx_commit(ready.to_bytes())).ok
+
+        async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(node)) as ws:
+            for k in range(5):  # max_subscriptions_per_client
+                await ws.send_json({"jsonrpc": "2.0", "id": k, "method": "subscribe",
+                                    "params": {"query": f"tx.height > {k}"}})  # fmt: skip
+            tx = base64.b64encode(transfer(tmp_path, node, 1, 1)[0].to_bytes()).decode()
+            await ws.send_json({"jsonrpc": "2.0", "id": "c", "method": "broadcast_tx_commit",
+                                "params": {"tx": tx}})  # fmt: skip
+            async with asyncio.timeout(LIMIT_DEADLINE_S):
+                while (reply := await ws.receive_json()).get("id") != "c":
+                    pass
+        assert reply["error"] == {"code": -32603, "message": "Internal error",
+                                  "data": "max_subscriptions_per_client 5 reached"}
     finally:
         await node.stop()
 

@@ -11,11 +11,13 @@ knowingly differs from CometBFT, the comment says "ours:".
 
 A description is a leaf name (see LEAVES), a dict (an object with exactly these keys;
 a value wrapped in Optional may be absent), a one-item list (an array of that item),
-Null(x) (null or x), Const(v), or ANY_OBJECT (any object: app-defined JSON).
+Null(x) (null or x), Const(v), OneOf(x, y, ...) (the first that fits), or ANY_OBJECT
+(any object: app-defined JSON).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -52,6 +54,11 @@ class Optional:
 @dataclass(frozen=True)
 class Const:
     value: Any
+
+
+class OneOf:
+    def __init__(self, *choices: Any) -> None:
+        self.choices = choices
 
 
 ANY_OBJECT = "object"
@@ -113,12 +120,21 @@ def check(value: Any, schema: Any, path: str = "$") -> None:
         if value is None:
             return
         schema = schema.inner
+    if isinstance(schema, Const):
+        if value != schema.value or type(value) is not type(schema.value):
+            raise AssertionError(f"{path}: {value!r} is not {schema.value!r}")
+        return
+    if isinstance(schema, OneOf):
+        misses = []
+        for choice in schema.choices:
+            try:
+                return check(value, choice, path)
+            except AssertionError as exc:
+                misses.append(str(exc))
+        raise AssertionError(f"{path}: fits no choice ({'; '.join(misses)})")
     if value is None:
         raise AssertionError(f"{path}: null where the schema wants {_name(schema)}")
-    if isinstance(schema, Const):
-        if value != schema.value:
-            raise AssertionError(f"{path}: {value!r} is not {schema.value!r}")
-    elif isinstance(schema, dict):
+    if isinstance(schema, dict):
         if not isinstance(value, dict):
             raise AssertionError(f"{path}: {type(value).__name__} where the schema wants object")
         for key, sub in schema.items():
@@ -166,20 +182,20 @@ HEADER = {
     "evidence_hash": "hash",  # we carry no evidence: the empty Merkle root, as CometBFT
     "proposer_address": "addr",
 }
+# One per validator of the set, in the set's order: BLOCK_ID_FLAG_COMMIT with the
+# signer's address, time and signature, or BLOCK_ID_FLAG_ABSENT with Go's zero values
+# (types.NewCommitSigAbsent). We record no nil precommits, so never flag 3 (NIL).
+COMMIT_SIG = OneOf(
+    {"block_id_flag": Const(2), "validator_address": "addr", "timestamp": "time",
+     "signature": "sig"},
+    {"block_id_flag": Const(1), "validator_address": Const(""),
+     "timestamp": Const("0001-01-01T00:00:00Z"), "signature": Const(None)},
+)  # fmt: skip
 COMMIT = {
     "height": "int64",  # schema: integer under Block.last_commit; int64 is a string on the wire
     "round": "uint",
     "block_id": BLOCK_ID,
-    # ours: only the validators that signed; CometBFT lists every validator in the set,
-    # the absent ones with block_id_flag 1, address "" and signature null.
-    "signatures": [
-        {
-            "block_id_flag": "uint",
-            "validator_address": "addr/empty",
-            "timestamp": "time",
-            "signature": Null("sig"),
-        }
-    ],
+    "signatures": [COMMIT_SIG],
 }
 BLOCK = {
     "block_id": BLOCK_ID,
@@ -358,6 +374,9 @@ SHORT_KEY = base64.b64encode(bytes(31)).decode()  # an Ed25519 key is 32 bytes
         ({"n": None}, {"n": ["str"]}, r"\$\.n: null where the schema wants array"),
         ({"o": 1, "p": 2}, {"o": "uint"}, r"\$: unexpected field 'p'"),
         ({"b": "%%"}, {"b": "b64"}, r"\$\.b"),
+        ({"s": {"block_id_flag": 1, "validator_address": "", "timestamp": "0001-01-01T00:00:00Z",
+                "signature": "c2ln"}}, {"s": COMMIT_SIG}, r"\$\.s: fits no choice"),
+        ({"f": True}, {"f": Const(1)}, r"\$\.f: True is not 1"),
     ],
 )
 def test_the_checker_names_the_first_mismatch(value, schema, where):
@@ -495,3 +514,115 @@ async def test_transport_error_details_are_cometbfts(node):
     for query in ("tx.height =", "nosuch ~ 1"):
         error = (await call(node, "tx_search", {"query": query}))["error"]
         assert (error["code"], error["message"]) == (-32603, "Internal error")
+
+
+# --- commits: one signature per validator of the set ----------------------------------------
+
+
+def test_a_commit_lists_every_validator_in_set_order_the_absent_ones_as_cometbft():
+    from cloudchain.node.rpc_shapes import commit_json
+    from cloudchain.types import Commit, CommitSig, Validator
+    from tests.chainutil import ACCOUNTS
+
+    validators = [Validator(k.public_key, 10) for k in ACCOUNTS[:3]]
+    signed = [CommitSig(v.address, 1_767_225_600_123_456_789 + k, bytes([k]) * 64)
+              for k, v in enumerate(validators) if k != 1]  # fmt: skip
+    commit = Commit(7, 1, b"\xab" * 32, tuple(reversed(signed)))  # the order they came in
+    listed = commit_json(commit, validators)
+    check(listed, COMMIT, "commit")
+    assert [s["block_id_flag"] for s in listed["signatures"]] == [2, 1, 2]
+    assert [s["validator_address"] for s in listed["signatures"]] == [
+        validators[0].address.hex().upper(), "", validators[2].address.hex().upper()]
+    assert listed["signatures"][1] == {"block_id_flag": 1, "validator_address": "",
+                                       "timestamp": "0001-01-01T00:00:00Z", "signature": None}
+    assert listed["signatures"][2]["timestamp"] == "2026-01-01T00:00:00.123456791Z"
+    assert base64.b64decode(listed["signatures"][2]["signature"]) == bytes([2]) * 64
+    assert commit_json(None, validators)["signatures"] == []  # before height 1: no commit
+
+
+async def test_a_stopped_validator_is_absent_from_the_commits_of_a_running_network(tmp_path):
+    """Four validators, one never started: 3/4 of the power commits, and every commit lists
+    all four in genesis order, the fourth absent."""
+    homes = init_testnet(tmp_path / "net", 4)
+    nodes = [fast_node(home) for home in homes[:3]]
+    try:
+        for running in nodes:
+            await running.start()
+        await wait_for_height(nodes, 3)
+        block = await result_of(nodes[0], "block", {"height": "3"})
+        commit = await result_of(nodes[0], "commit", {"height": "2"})
+        chain = await result_of(nodes[0], "blockchain", {"minHeight": "1", "maxHeight": "3"})
+    finally:
+        for running in nodes:
+            await running.stop()
+    check(block, RESULTS["block"], "block.result")
+    check(commit, RESULTS["commit"], "commit.result")
+    check(chain, RESULTS["blockchain"], "blockchain.result")
+    genesis = [v.address.hex().upper() for v in nodes[0].app.genesis.validators]
+    for listed in (block["block"]["last_commit"], commit["signed_header"]["commit"]):
+        # +2/3 of the power needs all three running validators; the fourth is absent
+        assert [s["block_id_flag"] for s in listed["signatures"]] == [2, 2, 2, 1]
+        assert [s["validator_address"] for s in listed["signatures"]] == [*genesis[:3], ""]
+
+
+# --- the WebSocket's events ------------------------------------------------------------------
+
+# EventDataNewBlock: its ResponseFinalizeBlock is written by CometBFT's encoder with Go's
+# omitempty (no jsonpb MarshalJSON), so what is nil in Go is absent; the ExecTxResults in
+# it are jsonpb's, every field present. An abci.Event there is omitempty as well.
+FINALIZE_EVENT = {"type": "str", "attributes": Optional(EVENT["attributes"])}
+FINALIZE_BLOCK = {
+    "events": Optional([FINALIZE_EVENT]),
+    "tx_results": Optional([TX_RESULT]),
+    "validator_updates": Optional([{"pub_key": PUB_KEY, "power": "int64"}]),
+    "consensus_param_updates": Optional(CONSENSUS_PARAMS),
+    "app_hash": Optional("b64"),
+}
+EVENTS: dict[str, Any] = {
+    "NewBlock": dict(BLOCK, result_finalize_block=FINALIZE_BLOCK),
+    "NewBlockHeader": {"header": HEADER},
+    # EventDataTx embeds an abci.TxResult: omitempty, so index 0 is absent.
+    "Tx": {"TxResult": {"height": "int64", "index": Optional("uint"), "tx": "b64",
+                        "result": TX_RESULT}},
+}  # fmt: skip
+
+
+def event_reply(kind: str) -> dict[str, Any]:
+    """A WebSocket event message: a JSON-RPC response carrying CometBFT's ResultEvent."""
+    return {"jsonrpc": Const("2.0"), "id": "uint", "result": {
+        "query": "str", "events": ANY_OBJECT,
+        "data": {"type": Const(f"tendermint/event/{kind}"), "value": EVENTS[kind]}}}  # fmt: skip
+
+
+async def test_websocket_events_match_cometbfts_shapes_field_by_field(node, tmp_path):
+    queries = {"NewBlock": "tm.event='NewBlock'", "NewBlockHeader": "tm.event='NewBlockHeader'",
+               "Tx": "tm.event='Tx'"}  # fmt: skip
+    url = f"ws://{node.config.rpc.listen_address}/websocket"
+    got: dict[str, list[dict[str, Any]]] = {kind: [] for kind in queries}
+    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        for number, query in enumerate(queries.values(), start=1):
+            await ws.send_json({"jsonrpc": "2.0", "id": number, "method": "subscribe",
+                                "params": {"query": query}})  # fmt: skip
+        sent = [transfer(tmp_path, node, nonce, 1 + nonce)[0] for nonce in range(3)]
+        for tx in sent:  # sent together, so that a block holds more than one
+            await ws.send_json({"jsonrpc": "2.0", "id": 100, "method": "broadcast_tx_async",
+                                "params": {"tx": base64.b64encode(tx.to_bytes()).decode()}})
+        async with asyncio.timeout(30):
+            while len(got["Tx"]) < len(sent):  # a block's NewBlock comes before its Txs
+                message = await ws.receive_json()
+                if "query" in message.get("result", {}):
+                    kind = message["result"]["data"]["type"].removeprefix("tendermint/event/")
+                    check(message, event_reply(kind), f"{kind} event")
+                    got[kind].append(message["result"]["data"]["value"])
+    assert got["NewBlock"] and got["NewBlockHeader"]
+    for value in got["NewBlock"]:
+        stored = node.store.block(int(value["block"]["header"]["height"]))
+        assert len(value["block"]["last_commit"]["signatures"]) == len(node.validators)
+        assert len(value["result_finalize_block"]["tx_results"]) == len(stored.txs)
+    txs = [value["TxResult"] for value in got["Tx"]]
+    assert [base64.b64decode(t["tx"]) for t in txs] == [tx.to_bytes() for tx in sent]
+    for t in txs:
+        stored = node.store.block(int(t["height"]))
+        index = [x.hash for x in stored.txs].index(
+            next(tx.hash for tx in sent if tx.to_bytes() == base64.b64decode(t["tx"])))
+        assert ("index" in t) == (index != 0) and t.get("index", 0) == index

@@ -4,13 +4,14 @@ import asyncio
 import base64
 import dataclasses
 import json
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
 
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import NodeConfig
-from cloudchain.node.eventbus import NOT_PULLING, EventBus, SubscriptionError
+from cloudchain.node.eventbus import NOT_PULLING, BusLimits, EventBus, SubscriptionError
 from cloudchain.node.rpc_websocket import WebSocketSession
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
@@ -121,7 +122,7 @@ async def test_every_block_and_every_matching_tx_exactly_once_in_order(node, tmp
     expected = [tx.hash.hex().upper() for tx in sent if tx.args["to"] == watched]
     assert [e["events"]["tx.hash"][0] for e in txs] == expected  # each once, in block order
     positions = [(int(e["data"]["value"]["TxResult"]["height"]),
-                  e["data"]["value"]["TxResult"]["index"]) for e in txs]  # fmt: skip
+                  e["data"]["value"]["TxResult"].get("index", 0)) for e in txs]  # fmt: skip
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     for event in txs:
         assert event["data"]["type"] == "tendermint/event/Tx"
@@ -299,6 +300,24 @@ def test_a_subscriber_that_cannot_keep_up_is_cancelled_not_thinned():
         bus.subscribe(fast, "tx.height > 1" + " " * 600, 3)
 
 
+def test_subscriptions_are_counted_per_client_and_cancelled_together():
+    """A broadcast_tx_commit waiter subscribes under its caller (here a socket's session):
+    it counts against that client's limits and goes with the client's subscriptions."""
+    bus = EventBus(BusLimits(max_clients=1, max_per_client=2))
+    session, waiter = FakeSubscriber(0), FakeSubscriber(100)
+    bus.subscribe(session, "tm.event='Tx'", 1)
+    bus.subscribe(waiter, "tx.hash = 'AB'", None, client=session)
+    assert bus.subscription_count(session) == 2 and bus.subscription_count(waiter) == 0
+    with pytest.raises(SubscriptionError, match="max_subscriptions_per_client 2 reached"):
+        bus.subscribe(waiter, "tx.height > 1", None, client=session)
+    with pytest.raises(SubscriptionError, match="max_subscription_clients 1 reached"):
+        bus.subscribe(FakeSubscriber(9), "tm.event='Tx'", 2)
+    assert bus.publish({"tm.event": ["Tx"], "tx.hash": ["AB"]}, dict) == 0  # session is full
+    assert session.cancelled_with == [("tm.event='Tx'", NOT_PULLING)]
+    assert waiter.cancelled_with == [("tx.hash = 'AB'", NOT_PULLING)] and not waiter.got
+    assert not bus.has_subscribers
+
+
 async def test_a_session_refuses_events_beyond_its_buffer():
     class IdleSocket:
         closed = False
@@ -339,7 +358,8 @@ def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
     txs = [transfer(ACCOUNTS[0], nonce, ACCOUNTS[1].address, 1).to_bytes() for nonce in range(20)]
     block = chain.produce_block(txs).block
     results = chain.app.store.block_results(block.height)
-    server = RPCServer(node=None, limits=RPCConfig())
+    validators = chain.app.genesis.validators
+    server = RPCServer(node=SimpleNamespace(validators=validators), limits=RPCConfig())
 
     class OpenSocket:
         closed = False
@@ -355,7 +375,7 @@ def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
                         lambda value, **kw: serialised.append(dumps(value, **kw)) or serialised[-1])
     server.publish_block(block, results)
     monkeypatch.undo()
-    event = new_block_event(block, results)
+    event = new_block_event(block, results, validators)
     one = len(json.dumps(event))
     assert one > 20_000  # a block worth not serialising a hundred times
     assert sum(len(text) for text in serialised) < one + 100 * 100  # once, plus ids and queries

@@ -32,6 +32,30 @@ async def test_async_subscription_follows_blocks_in_order(node):  # noqa: F811
     assert heights == [(h, k) for h in blocks for k in ("NewBlock", "NewBlockHeader")][:6]
 
 
+async def test_a_stream_changes_its_queries_while_it_runs(node):  # noqa: F811
+    blocks, headers = "tm.event='NewBlock'", "tm.event='NewBlockHeader'"
+    async with Client(url(node)).subscribe(blocks) as events:
+        assert events.subscribed == (blocks,)
+        async with asyncio.timeout(DEADLINE_S):
+            assert (await anext(events)).kind == "NewBlock"
+            await events.subscribe(headers)
+            assert events.subscribed == (blocks, headers)
+            kinds = [(await anext(events)).kind for _ in range(4)]
+            assert "NewBlockHeader" in kinds
+            await events.unsubscribe(blocks)  # nothing of it yielded from here on
+            assert events.subscribed == (headers,)
+            after = [await anext(events) for _ in range(3)]
+            assert [e.kind for e in after] == ["NewBlockHeader"] * 3
+            assert [e.height for e in after] == list(range(after[0].height, after[0].height + 3))
+            with pytest.raises(RPCClientError, match="subscription not found") as raised:
+                await events.unsubscribe(blocks)
+            assert raised.value.code == -32603
+            await events.unsubscribe_all()
+            assert events.subscribed == ()
+            assert [e async for e in events] == []  # following nothing, the stream ends
+        assert not node.rpc.bus.has_subscribers
+
+
 @contextlib.asynccontextmanager
 async def scripted_node(on_subscribe):
     """A WebSocket server on a free loopback port that answers each subscribe request with

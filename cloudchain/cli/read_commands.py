@@ -313,7 +313,8 @@ def _event_line(event: SubscriptionEvent) -> str:
         outcome = _tx_outcome(result["code"], result.get("codespace", ""), result.get("log", ""))
         tx_hash = (event.tags.get("tx.hash") or [""])[0]
         call = dict(_tx_call(base64.b64decode(tx["tx"]))).get("call", "")
-        return f"{'Tx':<15} {event.height:>8}  {tx_hash}  #{tx['index']:<4} {call}  {outcome}"
+        index = tx.get("index", 0)  # CometBFT's omitempty leaves out index 0
+        return f"{'Tx':<15} {event.height:>8}  {tx_hash}  #{index:<4} {call}  {outcome}"
     if event.kind == "NewBlock":
         header = value["block"]["header"]
         txs = len(value["block"]["data"].get("txs") or [])

@@ -8,16 +8,22 @@ receives the events whose tags satisfy its query (the language of tx_search,
 matched as CometBFT does: a condition holds if any value under its key
 satisfies it).
 
+Subscriptions are counted per client, as CometBFT counts them per remote
+address: a WebSocket session is the client of its own subscriptions, and a
+broadcast_tx_commit waiting for its transaction holds one subscription under the
+client that called it (an HTTP connection, or the WebSocket it came over), so
+that max_subscription_clients and max_subscriptions_per_client bound both.
+
 Delivery is exactly once and in order, or not at all: a subscriber's `deliver`
 returns False when it cannot take more (its buffer is full), and then every
-subscription of that subscriber is cancelled with a reason, never thinned
+subscription of that client is cancelled with a reason, never thinned
 silently. The bus is synchronous and does no I/O; the WebSocket session
 behind `Subscriber` owns the buffer and the socket.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -65,8 +71,9 @@ class BusLimits:
 class EventBus:
     def __init__(self, limits: BusLimits | None = None) -> None:
         self.limits = limits or BusLimits()
-        # insertion-ordered: subscriptions see events in the order they subscribed
-        self._subscriptions: dict[Subscriber, dict[str, Subscription]] = {}
+        # client -> query -> subscription; insertion-ordered: subscriptions see events in
+        # the order they subscribed
+        self._subscriptions: dict[Hashable, dict[str, Subscription]] = {}
 
     @property
     def has_subscribers(self) -> bool:
@@ -76,12 +83,16 @@ class EventBus:
         """Whether some subscriber holds a subscription with exactly this query text."""
         return any(query in held for held in self._subscriptions.values())
 
-    def subscribe(self, subscriber: Subscriber, query: str, request_id: Any) -> Subscription:
+    def subscribe(self, subscriber: Subscriber, query: str, request_id: Any,
+                  client: Hashable | None = None) -> Subscription:  # fmt: skip
+        """Subscribe `subscriber` to `query` under `client` (by default the subscriber
+        itself), within the limits on clients and on subscriptions per client."""
         if not isinstance(query, str):
             raise SubscriptionError("query must be a string")
         if len(query) > MAX_QUERY_LENGTH:
             raise SubscriptionError("maximum query length exceeded")
-        held = self._subscriptions.get(subscriber)
+        client = subscriber if client is None else client
+        held = self._subscriptions.get(client)
         if held is None and len(self._subscriptions) >= self.limits.max_clients:
             raise SubscriptionError(f"max_subscription_clients {self.limits.max_clients} reached")
         if held is not None and len(held) >= self.limits.max_per_client:
@@ -95,23 +106,23 @@ class EventBus:
         except txquery.QueryError as exc:
             raise SubscriptionError(f"failed to parse query: {exc}") from None
         subscription = Subscription(subscriber, query, conditions, request_id)
-        self._subscriptions.setdefault(subscriber, {})[query] = subscription
+        self._subscriptions.setdefault(client, {})[query] = subscription
         return subscription
 
-    def unsubscribe(self, subscriber: Subscriber, query: str) -> None:
-        held = self._subscriptions.get(subscriber, {})
+    def unsubscribe(self, client: Hashable, query: str) -> None:
+        held = self._subscriptions.get(client, {})
         if query not in held:
             raise SubscriptionError("subscription not found")
         del held[query]
         if not held:
-            del self._subscriptions[subscriber]
+            del self._subscriptions[client]
 
-    def unsubscribe_all(self, subscriber: Subscriber) -> None:
-        if self._subscriptions.pop(subscriber, None) is None:
+    def unsubscribe_all(self, client: Hashable) -> None:
+        if self._subscriptions.pop(client, None) is None:
             raise SubscriptionError("subscription not found")
 
-    def subscription_count(self, subscriber: Subscriber) -> int:
-        return len(self._subscriptions.get(subscriber, {}))
+    def subscription_count(self, client: Hashable) -> int:
+        return len(self._subscriptions.get(client, {}))
 
     def publish(self, tags: Tags, make_data: Callable[[], Any]) -> int:
         """Offer one event to every matching subscription; returns how many took it.
@@ -120,19 +131,19 @@ class EventBus:
         data: Any = None
         built = False
         delivered = 0
-        for subscriber, held in list(self._subscriptions.items()):
+        for client, held in list(self._subscriptions.items()):
             for subscription in list(held.values()):
                 if not subscription.matches(tags):
                     continue
                 if not built:
                     data, built = make_data(), True
-                if subscriber.deliver(subscription, data, tags):
+                if subscription.subscriber.deliver(subscription, data, tags):
                     delivered += 1
                     continue
-                self._cancel_all(subscriber, NOT_PULLING)
+                self._cancel_all(client, NOT_PULLING)
                 break
         return delivered
 
-    def _cancel_all(self, subscriber: Subscriber, reason: str) -> None:
-        for subscription in self._subscriptions.pop(subscriber, {}).values():
-            subscriber.cancelled(subscription, reason)
+    def _cancel_all(self, client: Hashable, reason: str) -> None:
+        for subscription in self._subscriptions.pop(client, {}).values():
+            subscription.subscriber.cancelled(subscription, reason)

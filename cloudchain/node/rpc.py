@@ -12,7 +12,8 @@ values as base64, times as RFC 3339 with nanoseconds, public keys as
 
 Bad requests get JSON-RPC errors (-32700 parse error, -32600 invalid request,
 -32601 method not found, -32602 invalid params, -32603 internal error with a
-message saying what, e.g. a height above the chain's), never a stack trace.
+message saying what, e.g. a height above the chain's), never a stack trace; a
+path that names no method is a plain 404, as Go's http.NotFound.
 Params come by name (an object) or by position (an array, mapped onto the
 method's parameter names in PARAM_NAMES, as CometBFT does). The limits of
 [rpc] in config.toml (body size, batch size, open connections, WebSocket
@@ -24,20 +25,27 @@ rpc_connections.py, one WebSocket rpc_websocket.py.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
+import contextvars
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from cloudchain import codec
-from cloudchain.consensus.events import Decide
 from cloudchain.crypto import PUBKEY_TYPE
 from cloudchain.logfields import fields
 from cloudchain.node import txquery
 from cloudchain.node.blob_http import BlobHTTP
-from cloudchain.node.eventbus import BusLimits, EventBus
+from cloudchain.node.eventbus import (
+    MAX_QUERY_LENGTH,
+    BusLimits,
+    EventBus,
+    Subscription,
+    SubscriptionError,
+    Tags,
+)
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cloudchain.node.rpc_connections import ConnectionGate
 from cloudchain.node.rpc_errors import (
@@ -58,6 +66,7 @@ from cloudchain.node.rpc_params import (
     height_param,
     int_param,
     is_request_id,
+    loads,
     page_param,
     params_object,
     per_page_param,
@@ -92,6 +101,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BROADCAST_COMMIT_TIMEOUT_S = 30.0
+NOT_FOUND = "404 page not found\n"  # Go's http.NotFound
+# Who is calling, as CometBFT's subscriber id (ctx.RemoteAddr()): an HTTP connection's
+# "host:port", or the WebSocket session a request came over. broadcast_tx_commit
+# subscribes under it.
+_CALLER: contextvars.ContextVar[Hashable] = contextvars.ContextVar("rpc_caller")
 VERSION = "0.38.0-cloudchain"
 CLOSE_WAIT_S = 5.0  # stop(): the longest the WebSockets may take to close, all together
 READ_TIMEOUT_S = 10.0  # CometBFT's ReadTimeout: a new connection's first request head; a body
@@ -146,6 +160,7 @@ class RPCServer:
         app.router.add_get("/websocket", self._websocket)
         self.blob_http.add_routes(app)  # streamed: client_max_size does not bound them
         app.router.add_get("/{method}", self._get)
+        app.router.add_post("/{method}", self._get)  # Go's mux routes any verb to the URI form
         self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=IDLE_TIMEOUT_S,
                                      shutdown_timeout=CLOSE_WAIT_S)  # fmt: skip
         await self._runner.setup()
@@ -182,7 +197,9 @@ class RPCServer:
         built and serialised once, however many subscriptions take it."""
         if not self.bus.has_subscribers:
             return
-        self._publish(new_block_tags(block, results), lambda: new_block_event(block, results))
+        validators = self._node.validators
+        self._publish(new_block_tags(block, results),
+                      lambda: new_block_event(block, results, validators))  # fmt: skip
         self._publish(new_block_header_tags(block.header),
                       lambda: new_block_header_event(block.header))  # fmt: skip
         height = block.height
@@ -217,14 +234,12 @@ class RPCServer:
                                                    "error reading request body: timeout")),
                          500)  # fmt: skip
         try:
-            payload = json.loads(body)
+            payload = loads(body)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             return _json(error_body(None, RPCError(PARSE_ERROR, "Parse error. Invalid JSON",
                                                    f"error unmarshaling request: {exc}")),
                          500)  # fmt: skip
-        if request.path != "/":
-            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                                   f"path {request.path} is invalid")))  # fmt: skip
+        _CALLER.set(_remote_address(request))
         reply = await self.handle(payload)
         if reply is None:  # only notifications: JSON-RPC sends nothing back
             return web.Response(status=200)
@@ -233,6 +248,8 @@ class RPCServer:
     async def handle(self, payload: Any, session: WebSocketSession | None = None) -> Any:
         """One JSON-RPC request object or a batch of them -> the reply body (None when
         there is nothing to answer: a request without an id is a notification)."""
+        if session is not None:
+            _CALLER.set(session)
         if isinstance(payload, list):
             if not payload:
                 return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
@@ -296,15 +313,21 @@ class RPCServer:
                             headers={"Content-Type": METRICS_CONTENT_TYPE})  # fmt: skip
 
     async def _get(self, request: web.Request) -> web.Response:
-        """The URI form; its errors are HTTP 500 and its bad params say "http", as CometBFT's."""
+        """The URI form; its errors are HTTP 500 and its bad params say "http", as CometBFT's.
+        A path that names no method is Go's plain 404; a WebSocket-only method a 404 with
+        "Method not found", as CometBFT's makeHTTPHandler answers it."""
         method = request.match_info["method"]
+        if method in WS_METHODS:
+            return _json(error_body(-1, RPCError(METHOD_NOT_FOUND, "Method not found")), 404)
+        if method not in self._methods:
+            return web.Response(status=404, text=NOT_FOUND)
+        _CALLER.set(_remote_address(request))
         try:
-            params = uri_params(request.query)
+            params = uri_params(method, request.query)
         except RPCError as exc:
             body = error_body(-1, exc)
         else:
-            body = await self._call(-1, method, params) if method not in WS_METHODS else (
-                error_body(-1, RPCError(METHOD_NOT_FOUND, "Method not found")))  # fmt: skip
+            body = await self._call(-1, method, params)
         error = body.get("error")
         if error is None:
             return _json(body)
@@ -373,7 +396,7 @@ class RPCServer:
         block = store.block(height)
         if block is None:
             raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} is not available")
-        return block_json(block)
+        return block_json(block, self._node.validators)
 
     async def broadcast_tx_sync(self, params: dict[str, Any]) -> dict[str, Any]:
         raw = tx_param(params)
@@ -382,16 +405,21 @@ class RPCServer:
                 "codespace": admission.codespace, "hash": hex_upper(codec.sha256(raw))}  # fmt: skip
 
     async def broadcast_tx_commit(self, params: dict[str, Any]) -> dict[str, Any]:
+        """CometBFT's: subscribe to the transaction's Tx event under the caller's name, so
+        that the subscription limits bound the waiters too (over them, its errors), then
+        check it into the mempool and wait for the block that commits it."""
         raw = tx_param(params)
         tx_hash = codec.sha256(raw)
         node = self._node
-        committed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-
-        def on_commit(decision: Decide) -> None:
-            if not committed.done() and any(tx.hash == tx_hash for tx in decision.block.txs):
-                committed.set_result(decision.height)
-
-        node.commit_listeners.append(on_commit)
+        waiter = _CommitWaiter()
+        query = f"tm.event='Tx' AND tx.hash='{hex_upper(tx_hash)}'"  # its EventQueryTxFor
+        client = _CALLER.get(None) or waiter
+        try:
+            self.bus.subscribe(waiter, query, None, client=client)
+        except SubscriptionError as exc:
+            why = str(exc)
+            raise RPCError(INTERNAL_ERROR, "Internal error", why if why.startswith("max_")
+                           else f"failed to subscribe to tx: {why}") from None  # fmt: skip
         try:
             admission = node.submit_tx(raw)
             check = {"code": int(admission.code), "data": None, "log": admission.log,
@@ -402,12 +430,14 @@ class RPCServer:
                 return {"check_tx": check, "tx_result": empty, "hash": hex_upper(tx_hash),
                         "height": "0"}  # fmt: skip
             try:
-                height = await asyncio.wait_for(committed, BROADCAST_COMMIT_TIMEOUT_S)
+                height = await asyncio.wait_for(waiter.committed, BROADCAST_COMMIT_TIMEOUT_S)
             except TimeoutError:
                 raise RPCError(INTERNAL_ERROR, "Internal error", "timed out waiting for tx "
                                "to be included in a block") from None  # fmt: skip
         finally:
-            node.commit_listeners.remove(on_commit)
+            # (already gone if the bus cancelled it, with the client's other subscriptions)
+            with contextlib.suppress(SubscriptionError):
+                self.bus.unsubscribe(client, query)
         result = node.store.tx_result(tx_hash)
         assert result is not None
         return {"check_tx": check, "tx_result": tx_result_json(result), "hash": hex_upper(tx_hash),
@@ -431,13 +461,26 @@ class RPCServer:
                 "tx_result": tx_result_json(result), "tx": b64(tx.to_bytes())}  # fmt: skip
 
     async def tx_search(self, params: dict[str, Any]) -> dict[str, Any]:
+        """CometBFT's order of checks: the query's length, the query, then order_by
+        ("asc", "desc" or "", which is "asc"), then the page."""
+        query = params.get("query", "")
+        if not isinstance(query, str):
+            raise bad_params("query must be a string")
+        order_by = params.get("order_by", "")
+        if not isinstance(order_by, str):
+            raise bad_params("order_by must be a string")
+        if len(query) > MAX_QUERY_LENGTH:
+            raise RPCError(INTERNAL_ERROR, "Internal error", "maximum query length exceeded")
         try:
-            found = txquery.search(self._node.store, txquery.parse(params.get("query", "")))
+            found = txquery.search(self._node.store, txquery.parse(query))
         except txquery.QueryError as exc:
             raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
+        if order_by not in ("asc", "desc", ""):
+            raise RPCError(INTERNAL_ERROR, "Internal error",
+                           "expected order_by to be either `asc` or `desc` or empty")  # fmt: skip
         per_page = per_page_param(params.get("per_page"), "per_page")
         page = page_param(params.get("page"), per_page, len(found))
-        if params.get("order_by", "asc") == "desc":
+        if order_by == "desc":
             found.reverse()
         chosen = found[(page - 1) * per_page : page * per_page]
         return {"txs": [self._tx_json(h, i) for h, i in chosen],
@@ -445,13 +488,18 @@ class RPCServer:
 
     async def blockchain(self, params: dict[str, Any]) -> dict[str, Any]:
         """Block metas from max_height down to min_height, at most 20, as CometBFT's
-        filterMinMax: 0 or absent means the chain's ends, and max is clamped to the chain."""
+        filterMinMax: a negative height is an error, 0 or absent means the chain's ends,
+        and max is clamped to the chain."""
         store = self._node.store
         latest = store.height
         max_raw = params.get("maxHeight") or params.get("max_height") or 0
-        max_height = min(int_param(max_raw, "maxHeight") or latest, latest)
         min_raw = params.get("minHeight") or params.get("min_height") or 0
-        min_height = max(int_param(min_raw, "minHeight"), max_height - 19, 1)
+        max_height = int_param(max_raw, "maxHeight", signed=True)
+        min_height = int_param(min_raw, "minHeight", signed=True)
+        if min_height < 0 or max_height < 0:
+            raise RPCError(INTERNAL_ERROR, "Internal error", "heights must be non-negative")
+        max_height = min(max_height or latest, latest)
+        min_height = max(min_height, max_height - 19, 1)
         if min_height > max_height:
             raise RPCError(INTERNAL_ERROR, "Internal error", f"min height {min_height} can't be "
                            f"greater than max height {max_height}")  # fmt: skip
@@ -493,14 +541,20 @@ class RPCServer:
                              "last_block_app_hash": b64(info.app_hash)}}  # fmt: skip
 
     async def validators(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The set at `height`, a page of it: CometBFT's, whose latest is the next height's
+        set (the one after the last block; the last block's while catching up)."""
         node = self._node
-        height = height_param(params.get("height"), node.store.height)
+        latest = node.store.height if node.catching_up else node.store.height + 1
+        height = height_param(params.get("height"), latest)
+        every = node.validators
+        per_page = per_page_param(params.get("per_page"), "per_page")
+        page = page_param(params.get("page"), per_page, len(every))
         listed = [{"address": hex_upper(v.address),
                    "pub_key": {"type": PUBKEY_TYPE, "value": b64(v.public_key)},
                    "voting_power": str(v.power), "proposer_priority": "0"}
-                  for v in node.validators]  # fmt: skip
+                  for v in every[(page - 1) * per_page : page * per_page]]  # fmt: skip
         return {"block_height": str(height), "validators": listed, "count": str(len(listed)),
-                "total": str(len(listed))}  # fmt: skip
+                "total": str(len(every))}  # fmt: skip
 
     async def commit(self, params: dict[str, Any]) -> dict[str, Any]:
         """The header at `height` and the commit that finalised it: the next block's
@@ -516,7 +570,7 @@ class RPCServer:
             commit, canonical = (None if decided is None else decided.commit), False
         assert block is not None
         return {"signed_header": {"header": header_json(block.header),
-                                  "commit": commit_json(commit, height)},
+                                  "commit": commit_json(commit, node.validators)},
                 "canonical": canonical}  # fmt: skip
 
     async def block_by_hash(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -526,7 +580,7 @@ class RPCServer:
             return {"block_id": block_id_json(b""), "block": None}
         block = self._node.store.block(height)
         assert block is not None
-        return block_json(block)
+        return block_json(block, self._node.validators)
 
     async def block_results(self, params: dict[str, Any]) -> dict[str, Any]:
         store = self._node.store
@@ -595,3 +649,28 @@ class RPCServer:
 
 def _json(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status)
+
+
+def _remote_address(request: web.Request) -> str:
+    """An HTTP caller's "host:port", CometBFT's name for it as a subscriber."""
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(request.remote)
+
+
+class _CommitWaiter:
+    """broadcast_tx_commit's subscriber: takes its transaction's Tx event (the height
+    it was committed at), or learns that the bus cancelled it."""
+
+    def __init__(self) -> None:
+        self.committed: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def deliver(self, subscription: Subscription, data: Any, tags: Tags) -> bool:
+        if not self.committed.done():
+            self.committed.set_result(int(tags["tx.height"][0]))
+        return True
+
+    def cancelled(self, subscription: Subscription, reason: str) -> None:
+        if not self.committed.done():
+            self.committed.set_exception(RPCError(INTERNAL_ERROR, "Internal error",
+                                                  f"deliverTxSub was canceled (reason: "
+                                                  f"{reason})"))  # fmt: skip

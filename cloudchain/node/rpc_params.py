@@ -2,10 +2,12 @@
 
 Params come by name (a JSON object) or by position (an array, mapped onto the
 method's parameter names in PARAM_NAMES, as CometBFT's arrayParamsToArgs);
-the URI form's query string is read as its http_uri_handler reads it. Numbers
-are int64s, given as JSON integers or decimal strings; hashes and transactions
-are bytes. What cannot be read is CometBFT's -32602 (`bad_params`); a page
-beyond the results is its -32603. Pure functions: no node state, no I/O.
+the URI form's query string is read as its http_uri_handler reads it (see
+uri_params). Numbers are int64s, given as JSON integers or decimal strings;
+hashes and transactions are bytes. What cannot be read is CometBFT's -32602
+(`bad_params`); a page beyond the results is its -32603. A request body is JSON
+as Go reads it: NaN and Infinity are not JSON (`loads`). Pure functions: no
+node state, no I/O.
 """
 
 from __future__ import annotations
@@ -45,6 +47,35 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+# The Go type of each parameter in CometBFT's rpc/core, which decides how the URI form
+# reads it: "int64"/"int" numbers, "string" text, "bytes" ([]byte: base64 in the JSON
+# form), "hexbytes" (HexBytes: hex in the JSON form), "bool".
+PARAM_KINDS: dict[str, str] = {
+    "height": "int64", "minHeight": "int64", "maxHeight": "int64", "page": "int",
+    "per_page": "int", "limit": "int", "query": "string", "path": "string",
+    "order_by": "string", "cid": "string", "hash": "bytes", "tx": "bytes",
+    "data": "hexbytes", "prove": "bool",
+}  # fmt: skip
+_URI_INT = re.compile(r"-?[0-9]+")  # CometBFT's reInt (fullmatch)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"invalid character '{name[0]}' looking for beginning of value")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text} is out of range")
+    return number
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON as Go's encoding/json reads it: no NaN, Infinity or -Infinity, and no number
+    beyond a float64 (Python's json module takes all of these). ValueError otherwise."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def bad_params(why: str) -> RPCError:
     """CometBFT's -32602, whose data prefixes the decoder's complaint with this text."""
     return RPCError(INVALID_PARAMS, "Invalid params",
@@ -74,22 +105,52 @@ def params_object(method: str, params: Any) -> dict[str, Any]:
     return dict(zip(names, params, strict=True))
 
 
-def uri_params(query: Mapping[str, str]) -> dict[str, Any]:
+def uri_params(method: str, query: Mapping[str, str]) -> dict[str, Any]:
     """The URI form's params in the JSON form's terms, as CometBFT's http_uri_handler reads
-    them: a "quoted" value is a JSON string; `tx` (bytes) is 0x-prefixed hex or a "quoted"
-    string of raw bytes (either passed on as the base64 the JSON form takes)."""
+    them: only the method's own parameters, each the first value given, an empty one
+    absent. By the parameter's Go type (PARAM_KINDS):
+
+    - a number: digits (with a '-') as they are; "quoted" as JSON text; 0x... is refused;
+    - a string: "quoted" as JSON text; 0x... hex-decoded into the text;
+    - bytes (tx, hash, data): "quoted" is the raw bytes of the text between the quotes;
+      0x... hex-decoded; passed on as the JSON form takes them (base64, or hex for data);
+    - a bool: true/false.
+
+    A value of another form is taken as it is (CometBFT would refuse a bare string as
+    not JSON; the methods here read it as the JSON form would)."""
     params: dict[str, Any] = {}
-    for name, value in query.items():
-        if name == "tx" and value[:2].lower() == "0x":
-            try:
-                params[name] = b64(bytes.fromhex(value[2:]))
-            except ValueError:
-                raise bad_params("tx: invalid hex") from None
-        elif name == "tx" and _is_quoted(value):
-            params[name] = b64(_unquote(value).encode())
-        else:
-            params[name] = _unquote(value) if _is_quoted(value) else value
+    for name in PARAM_NAMES.get(method, ()):
+        value = query.get(name, "")
+        if value:
+            params[name] = _uri_value(name, value)
     return params
+
+
+def _uri_value(name: str, value: str) -> Any:
+    kind = PARAM_KINDS.get(name, "string")
+    quoted = _is_quoted(value)
+    if kind in ("int64", "int"):
+        if value[:2].lower() == "0x":
+            raise bad_params(f"got a hex string arg, but expected '{kind}'")
+        return value if _URI_INT.fullmatch(value) or not quoted else _unquote(value)
+    if kind == "bool":
+        if value[:2].lower() == "0x":
+            raise bad_params("got a hex string arg, but expected 'bool'")
+        return {"true": True, "false": False}.get(value, value)
+    if value[:2].lower() == "0x":
+        try:
+            raw = bytes.fromhex(value[2:])
+        except ValueError:
+            raise bad_params(f"{name}: encoding/hex: invalid byte in {value[:40]!r}") from None
+    elif quoted:
+        if kind == "string":
+            return _unquote(value)
+        raw = _unquote(value).encode()
+    else:
+        return value
+    if kind == "string":
+        return raw.decode(errors="replace")
+    return raw.hex() if kind == "hexbytes" else b64(raw)
 
 
 def _is_quoted(value: str) -> bool:
@@ -98,7 +159,7 @@ def _is_quoted(value: str) -> bool:
 
 def _unquote(value: str) -> str:
     try:
-        text = json.loads(value)
+        text = loads(value)
     except ValueError:
         raise bad_params(f"invalid quoted string {value[:40]!r}") from None
     if not isinstance(text, str):

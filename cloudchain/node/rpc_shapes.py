@@ -10,14 +10,17 @@ sends the event payloads built here.
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any
 
 from cloudchain import codec
 from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
-from cloudchain.types import Block, BlockHeader, Commit, Event, Transaction, TxResult
+from cloudchain.types import Block, BlockHeader, Commit, Event, Transaction, TxResult, Validator
 
 Tags = dict[str, list[str]]
+BLOCK_ID_FLAG_ABSENT, BLOCK_ID_FLAG_COMMIT = 1, 2  # CometBFT's BlockIDFlag
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Go's zero time.Time, an absent vote's timestamp
 
 
 def hex_upper(data: bytes) -> str:
@@ -53,27 +56,41 @@ def header_json(header: BlockHeader) -> dict[str, Any]:
     }
 
 
-def commit_json(commit: Commit | None, height: int) -> dict[str, Any]:
+def commit_json(commit: Commit | None, validators: Sequence[Validator]) -> dict[str, Any]:
+    """A commit as CometBFT lists it: one signature per validator of the set, in the set's
+    order; a validator whose precommit the commit does not carry is absent (flag 1, no
+    address, Go's zero time, a null signature). No commit (before height 1): empty."""
     if commit is None:
         return {"height": "0", "round": 0, "block_id": block_id_json(b""), "signatures": []}
+    signed = {s.validator_address: s for s in commit.signatures}
+    signatures = []
+    for validator in validators:
+        sig = signed.get(validator.address)
+        if sig is None:
+            signatures.append({"block_id_flag": BLOCK_ID_FLAG_ABSENT, "validator_address": "",
+                               "timestamp": ZERO_TIME, "signature": None})  # fmt: skip
+            continue
+        signatures.append({"block_id_flag": BLOCK_ID_FLAG_COMMIT,
+                           "validator_address": hex_upper(sig.validator_address),
+                           "timestamp": format_rfc3339_ns(sig.timestamp_ns),
+                           "signature": b64(sig.signature)})  # fmt: skip
     return {
         "height": str(commit.height),
         "round": commit.round,
         "block_id": block_id_json(commit.block_hash),
-        "signatures": [{"block_id_flag": 2, "validator_address": hex_upper(s.validator_address),
-                        "timestamp": format_rfc3339_ns(s.timestamp_ns),
-                        "signature": b64(s.signature)} for s in commit.signatures],
+        "signatures": signatures,
     }  # fmt: skip
 
 
-def block_json(block: Block) -> dict[str, Any]:
+def block_json(block: Block, validators: Sequence[Validator]) -> dict[str, Any]:
+    """A block; `validators` the set that signed its last commit (ours never changes)."""
     return {
         "block_id": block_id_json(block.hash),
         "block": {
             "header": header_json(block.header),
             "data": {"txs": [b64(tx.to_bytes()) for tx in block.txs]},
             "evidence": {"evidence": []},
-            "last_commit": commit_json(block.last_commit, block.height - 1),
+            "last_commit": commit_json(block.last_commit, validators),
         },
     }
 
@@ -104,11 +121,15 @@ def event_tags(events: tuple[Event, ...], tags: Tags) -> Tags:
     return tags
 
 
-def new_block_event(block: Block, results: BlockResults) -> dict[str, Any]:
-    return event_json("NewBlock", dict(block_json(block), result_finalize_block={
+def new_block_event(block: Block, results: BlockResults,
+                    validators: Sequence[Validator]) -> dict[str, Any]:  # fmt: skip
+    """EventDataNewBlock. Its result_finalize_block is a ResponseFinalizeBlock, which
+    CometBFT's encoder writes with Go's omitempty (it has no jsonpb MarshalJSON, unlike
+    the ExecTxResults in it): no validator updates and no consensus param updates, since
+    we have neither (nil in Go), rather than [] and null."""
+    return event_json("NewBlock", dict(block_json(block, validators), result_finalize_block={
         "events": events_json(results.block_events),
         "tx_results": [tx_result_json(r) for r in results.tx_results],
-        "validator_updates": [], "consensus_param_updates": None,
         "app_hash": b64(block.header.app_hash)}))  # fmt: skip
 
 
@@ -126,9 +147,13 @@ def new_block_header_tags(header: BlockHeader) -> Tags:
 
 
 def tx_event(height: int, tx: Transaction, result: TxResult) -> dict[str, Any]:
-    return event_json("Tx", {"TxResult": {"height": str(height), "index": result.index,
-                                          "tx": b64(tx.to_bytes()),
-                                          "result": tx_result_json(result)}})  # fmt: skip
+    """EventDataTx: an abci.TxResult, written (as CometBFT's encoder writes it) with Go's
+    omitempty, so the first transaction of a block, index 0, has no "index"."""
+    value: dict[str, Any] = {"height": str(height)}
+    if result.index:
+        value["index"] = result.index
+    value.update(tx=b64(tx.to_bytes()), result=tx_result_json(result))
+    return event_json("Tx", {"TxResult": value})
 
 
 def tx_tags(height: int, tx: Transaction, result: TxResult) -> Tags:

@@ -47,6 +47,7 @@ from cloudchain.node.rpc_errors import (
     RPCError,
     error_body,
 )
+from cloudchain.node.rpc_params import loads
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class WebSocketSession:
 
     async def _on_text(self, text: str) -> None:
         try:
-            payload = json.loads(text)
+            payload = loads(text)  # as Go reads JSON: no NaN or Infinity
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
             error = RPCError(PARSE_ERROR, "Parse error. Invalid JSON", str(exc))
             self._send(error_body(None, error))
