@@ -25,11 +25,15 @@ Missing blocks are asked with want-block in breadth-first order (the DAG level
 by level: a block's children are known once it arrives), round-robin over the
 providers, at most IN_FLIGHT_PER_PEER per provider. Every block received is
 stored through `store.hold(root)` (so GC keeps the partial transfer), which
-checks it against its CID: a block that does not match is dropped, the sender
-is reported (`peer_faults`, `on_fault`) and no longer asked, and the block is
-asked of another provider. dont-have moves a block to another provider; a
-request unanswered for `request_timeout_s` drops that provider. A block that no
-provider can give, with no want-have answer still pending, is NoProvidersError.
+checks it against its CID, on worker threads, up to STORES_IN_FLIGHT at once
+(the blocks received and not yet stored count against the room to ask for
+more, so memory stays bounded when the disk is slower than the network). The
+renames are made durable once, at the end, before the fetch returns or pins.
+A block that does not match is dropped, the sender is reported (`peer_faults`,
+`on_fault`) and no longer asked, and the block is asked of another provider.
+dont-have moves a block to another provider; a request unanswered for
+`request_timeout_s` drops that provider. A block that no provider can give,
+with no want-have answer still pending, is NoProvidersError.
 Blocks already local are never asked for, so an interrupted fetch resumes.
 
 Replicating (`replicate`). fetch-request {cid} asks a peer to fetch the DAG from
@@ -83,6 +87,9 @@ log = logging.getLogger(__name__)
 # Blocks asked of one provider and not yet answered: with 256 KiB chunks, 4 MiB in
 # flight per peer, enough to cover a LAN round trip at disk speed.
 IN_FLIGHT_PER_PEER = 16
+# Blocks received and being verified and written at once, on worker threads: enough
+# to keep a disk's queue busy with fsyncs, a bound on the memory they hold (4 MiB).
+STORES_IN_FLIGHT = 16
 # Wants one peer may have waiting for our answer. An honest fetcher has at most
 # IN_FLIGHT_PER_PEER want-blocks plus a want-have per fetch; 256 leaves room for
 # sixteen concurrent fetches from the same peer.
@@ -293,7 +300,8 @@ class BlobExchange:
                 result = await fetch.run()
             finally:
                 self._fetches.discard(fetch)
-                fetch.cancel_all()
+                await fetch.cancel_all()
+            await asyncio.to_thread(session.sync)  # the renames, durable before any report
             if pin:
                 await asyncio.to_thread(self.store.pin, root)
         return result
@@ -388,8 +396,10 @@ class _Fetch:
         self.in_flight: dict[CID, _InFlight] = {}
         self.load: Counter[str] = Counter()  # in flight per provider
         self.refused: dict[CID, set[str]] = {}  # providers that answered dont-have
-        self.inbox: deque[tuple[str, ExchangeMessage | None]] = deque()
+        self.inbox: deque[tuple[str, ExchangeMessage | _Stored | None]] = deque()
         self.wake = asyncio.Event()
+        self.storing: set[CID] = set()  # received, being verified and written
+        self.store_tasks: set[asyncio.Task[None]] = set()
         self.seen: set[CID] = set()
         self.served_by: Counter[str] = Counter()
         self.bytes_done = self.bytes_total = 0
@@ -428,8 +438,7 @@ class _Fetch:
                 break
             self._check_providers()
             self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), self._next_deadline() - now)
+            await _wait(self.wake, self._next_deadline() - now)
         self._report()
         return FetchResult(
             self.root, self.bytes_total, self.blocks_fetched, self.bytes_fetched,
@@ -450,7 +459,9 @@ class _Fetch:
             elif isinstance(message, DontHave):
                 self._on_dont_have(peer_id, message.cids)
             elif isinstance(message, BlockMessage):
-                await self._on_block(peer_id, message.cid, message.data)
+                self._on_block(peer_id, message.cid, message.data)
+            elif isinstance(message, _Stored):
+                await self._on_stored(peer_id, message)
 
     def _on_dont_have(self, peer_id: str, cids: Sequence[CID]) -> None:
         for cid in cids:
@@ -461,28 +472,51 @@ class _Fetch:
                 self.refused.setdefault(cid, set()).add(peer_id)
                 self._release(cid)
 
-    async def _on_block(self, peer_id: str, cid: CID, data: bytes) -> None:
-        if cid not in self.pending:
+    def _on_block(self, peer_id: str, cid: CID, data: bytes) -> None:
+        """A block arrived: out of flight, into a store task (its result comes back
+        through the inbox as _Stored)."""
+        if cid not in self.pending or cid in self.storing:
             return  # a duplicate, or late
-        try:
-            missing = await asyncio.to_thread(self._store_and_walk, cid, data)
-        except (BlockMismatchError, BlockTooLargeError) as exc:
-            # One fault per peer and fetch: the blocks it had in flight when it was
-            # dropped may still arrive, and say nothing new.
-            if peer_id not in self.excluded:
-                self.exchange._fault(peer_id, f"sent a bad block for {cid}: {exc}")
-                self._drop_provider(peer_id)
-            return
         request = self.in_flight.get(cid)
         if request is not None:
             self._release(cid)
             if request.peer != peer_id:
                 self.exchange._send(request.peer, Cancel((cid,)))
+        self.storing.add(cid)
+        task = asyncio.create_task(self._store(peer_id, cid, data))
+        self.store_tasks.add(task)
+        task.add_done_callback(self.store_tasks.discard)
+
+    async def _store(self, peer_id: str, cid: CID, data: bytes) -> None:
+        try:
+            links = await asyncio.to_thread(self._store_block, cid, data)
+        except (BlockMismatchError, BlockTooLargeError, FetchError) as exc:
+            self.inbox.append((peer_id, _Stored(cid, len(data), (), exc)))
+        else:
+            self.inbox.append((peer_id, _Stored(cid, len(data), links, None)))
+        self.wake.set()
+
+    async def _on_stored(self, peer_id: str, stored: _Stored) -> None:
+        cid = stored.cid
+        self.storing.discard(cid)
+        if isinstance(stored.error, FetchError):
+            raise stored.error  # the DAG itself is malformed: no peer can fix that
+        if stored.error is not None:
+            # One fault per peer and fetch: the blocks it had in flight when it was
+            # dropped may still arrive, and say nothing new.
+            if peer_id not in self.excluded:
+                self.exchange._fault(peer_id, f"sent a bad block for {cid}: {stored.error}")
+                self._drop_provider(peer_id)
+            self.todo.appendleft(cid)  # still pending: ask another provider
+            return
         del self.pending[cid]
+        self.seen.add(cid)
         self.served_by[peer_id] += 1
         self.blocks_fetched += 1
-        self.bytes_fetched += len(data)
-        self._add_missing(missing)
+        self.bytes_fetched += stored.size
+        self._count_block(cid, stored.size, stored.links)
+        if stored.links:
+            self._add_missing(await asyncio.to_thread(self._walk_local, list(stored.links)))
         self._report()
 
     def _expire(self, now: float) -> None:
@@ -499,7 +533,7 @@ class _Fetch:
         skipped: list[CID] = []
         while self.todo and self._has_room():
             cid = self.todo.popleft()
-            if cid not in self.pending or cid in self.in_flight:
+            if cid not in self.pending or cid in self.in_flight or cid in self.storing:
                 continue
             peer = self._pick(cid)
             if peer is None:
@@ -518,7 +552,7 @@ class _Fetch:
         if len(self.answered) < len(self.asked):
             return
         for cid in self.pending:
-            if cid in self.in_flight:
+            if cid in self.in_flight or cid in self.storing:
                 continue
             refused = self.refused.get(cid, set())
             if not any(p not in refused for p in self.providers):
@@ -533,6 +567,8 @@ class _Fetch:
     # -- helpers -----------------------------------------------------------
 
     def _has_room(self) -> bool:
+        if len(self.storing) >= STORES_IN_FLIGHT:
+            return False  # received blocks wait for the disk: ask for no more yet
         return any(self.load[p] < IN_FLIGHT_PER_PEER for p in self.providers)
 
     def _pick(self, cid: CID) -> str | None:
@@ -568,14 +604,16 @@ class _Fetch:
             self.pending[cid] = tsize
             self.todo.append(cid)
 
-    def cancel_all(self) -> None:
-        """Withdraw every want still in flight (the fetch ended or failed)."""
+    async def cancel_all(self) -> None:
+        """Withdraw every want still in flight (the fetch ended or failed) and wait for
+        the blocks being stored: once a fetch returns or raises, nothing of it writes."""
         by_peer: dict[str, list[CID]] = {}
         for cid, request in self.in_flight.items():
             by_peer.setdefault(request.peer, []).append(cid)
         for peer, cids in by_peer.items():
             self.exchange._send_cids(peer, Cancel, cids)
         self.in_flight.clear()
+        await asyncio.gather(*self.store_tasks, return_exceptions=True)
 
     def _report(self) -> None:
         if self.progress is not None and self.bytes_total:
@@ -583,12 +621,11 @@ class _Fetch:
 
     # -- in a worker thread (run awaits it; nothing else touches these fields) --
 
-    def _store_and_walk(self, cid: CID, data: bytes) -> list[tuple[CID, int]]:
-        """Store a received block (verified by the store) and return its children
-        that are missing, after walking those that are already here."""
-        self.session.put_block(cid, data)
-        self._count_block(cid, data)
-        return self._walk_local(_links(self.root, cid, data))
+    def _store_block(self, cid: CID, data: bytes) -> tuple[tuple[CID, int], ...]:
+        """Store a received block (verified by the store); its children, (cid, Tsize).
+        Runs on several threads at once: it touches no field of the fetch."""
+        self.session.put_block(cid, data, durable=False)
+        return tuple(_links(self.root, cid, data))
 
     def _walk_local(self, items: list[tuple[CID, int]]) -> list[tuple[CID, int]]:
         """Walk the local part of the DAG below `items` ((cid, Tsize) pairs); return
@@ -611,14 +648,25 @@ class _Fetch:
                 missing.append((cid, tsize))
                 continue
             self.blocks_local += 1
-            self._count_block(cid, data)
-            stack.extend(reversed(_links(self.root, cid, data)))
+            links = _links(self.root, cid, data)
+            self._count_block(cid, len(data), links)
+            stack.extend(reversed(links))
         return missing
 
-    def _count_block(self, cid: CID, data: bytes) -> None:
-        self.bytes_done += len(data)
+    def _count_block(self, cid: CID, size: int, links: Sequence[tuple[CID, int]]) -> None:
+        self.bytes_done += size
         if cid == self.root:
-            self.bytes_total = len(data) + sum(t for _, t in _links(self.root, cid, data))
+            self.bytes_total = size + sum(t for _, t in links)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    """A store task's outcome, back on the loop: the block's children, or why not."""
+
+    cid: CID
+    size: int
+    links: tuple[tuple[CID, int], ...]
+    error: Exception | None
 
 
 @dataclass(eq=False)
@@ -648,8 +696,7 @@ class _Replication:
             if not self.waiting:
                 raise ReplicationError(self.root, replicas, self.holders)
             self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), min(self.waiting.values()) - loop.time())
+            await _wait(self.wake, min(self.waiting.values()) - loop.time())
             while self.inbox:
                 peer, message = self.inbox.popleft()
                 if self.waiting.pop(peer, None) is not None and isinstance(message, HaveAll):
@@ -658,6 +705,14 @@ class _Replication:
             for peer in [p for p, deadline in self.waiting.items() if deadline <= now]:
                 del self.waiting[peer]
         return self.holders
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    """Until `event` is set or `timeout_s` passes. asyncio.timeout, not wait_for: on
+    Python 3.11 wait_for can swallow a cancellation that comes as the event is set."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(timeout_s, 0)):
+            await event.wait()
 
 
 def _links(root: CID, cid: CID, data: bytes) -> list[tuple[CID, int]]:

@@ -228,12 +228,21 @@ class StoreSession:
     roots: tuple[CID, ...]
     keys: set[str] = field(default_factory=set)  # flatfs keys stored or found intact
     is_open: bool = True
+    dirty: set[Path] = field(default_factory=set)  # shard directories `sync` must fsync
 
-    def put_block(self, cid: CIDLike, data: bytes) -> bool:
-        """`BlobStore.put_block`, protected by this session."""
+    def put_block(self, cid: CIDLike, data: bytes, *, durable: bool = True) -> bool:
+        """`BlobStore.put_block`, protected by this session. With durable=False the
+        block's file is fsynced but its rename is made durable only by `sync`: a
+        transfer of many blocks syncs each shard directory once, at its end."""
         if not self.is_open:
             raise BlobStoreError("the session is closed: its blocks are no longer protected")
-        return self.store._put_verified(self, cid, data)
+        return self.store._put_verified(self, cid, data, durable=durable)
+
+    def sync(self) -> None:
+        """Make the renames of every `put_block(..., durable=False)` so far durable."""
+        with self.store._lock:
+            dirty, self.dirty = self.dirty, set()
+        self.store._fs.sync_dirs(dirty)
 
 
 # -- the store ---------------------------------------------------------------------
@@ -313,7 +322,9 @@ class BlobStore:
         """
         return self._put_verified(None, cid, data)
 
-    def _put_verified(self, session: StoreSession | None, cid: CIDLike, data: bytes) -> bool:
+    def _put_verified(self, session: StoreSession | None, cid: CIDLike, data: bytes, *,
+                      durable: bool = True) -> bool:  # fmt: skip
+        assert durable or session is not None, "only a session can sync later"
         cid = self._cid(cid)
         # Verify that the block is of a size we store and hashes to its CID.
         if len(data) > BLOCK_BYTES_MAX:
@@ -322,7 +333,11 @@ class BlobStore:
         key = key_of(cid)
         if not self._claim(session, key):
             return False
-        written, _ = self._write_unless_intact(cid, key, bytes(data), sync_dir=True)
+        written, shard_dir = self._write_unless_intact(cid, key, bytes(data), sync_dir=durable)
+        if shard_dir is not None:
+            assert session is not None
+            with self._lock:
+                session.dirty.add(shard_dir)
         return written
 
     def _claim(self, session: StoreSession | None, key: str) -> bool:
