@@ -49,6 +49,7 @@ import contextlib
 import logging
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,6 +91,12 @@ IN_FLIGHT_PER_PEER = 16
 # Blocks received and being verified and written at once, on worker threads: enough
 # to keep a disk's queue busy with fsyncs, a bound on the memory they hold (4 MiB).
 STORES_IN_FLIGHT = 16
+# Blocks read from disk and verified ahead of sending, per peer served: the next
+# blocks are ready when the link has room, at 1 MiB of memory per peer.
+SERVE_READS_AHEAD = 4
+# Threads for the store's blocking calls (reads to serve, verified writes of what is
+# fetched), shared by every peer and every fetch.
+EXCHANGE_THREADS = 16
 # Wants one peer may have waiting for our answer. An honest fetcher has at most
 # IN_FLIGHT_PER_PEER want-blocks plus a want-have per fetch; 256 leaves room for
 # sixteen concurrent fetches from the same peer.
@@ -172,6 +179,7 @@ class BlobExchange:
         self._fetches: set[_Fetch] = set()
         self._replications: set[_Replication] = set()
         self._replicating: dict[str, set[asyncio.Task[None]]] = {}
+        self._threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="blob-exchange")
         self._counts: Counter[str] = Counter()
 
     @property
@@ -193,6 +201,7 @@ class BlobExchange:
                 await task
         self._serving.clear()
         self._replicating.clear()
+        await asyncio.to_thread(self._threads.shutdown, wait=True)
 
     # -- inputs from the node ----------------------------------------------
 
@@ -240,24 +249,38 @@ class BlobExchange:
             serving.task = asyncio.create_task(self._serve(peer_id, serving))
 
     async def _serve(self, peer_id: str, serving: _Serving) -> None:
-        while serving.queue:
-            kind, cid = serving.queue.popleft()
-            if kind == "have":
-                present = await asyncio.to_thread(self.store.has, cid)
-                self._send(peer_id, Have((cid,)) if present else DontHave((cid,)))
-                continue
-            if self._wait_for_room is not None and not await self._wait_for_room(peer_id):
-                return  # the peer is gone
-            try:
-                data = await asyncio.to_thread(self.store.get_block, cid)
-            except (BlockNotFoundError, CorruptBlockError):
-                self._send(peer_id, DontHave((cid,)))
-                continue
-            except BlobStoreError as exc:  # the store is closing: nothing more to serve
-                log.info("blob serving stopped", extra=log_fields(error=str(exc)))
-                return
-            self._counts.update(blocks_sent=1, bytes_sent=len(data))
-            self._send(peer_id, BlockMessage(cid, data))
+        """Answer the peer's wants in order, reading up to SERVE_READS_AHEAD blocks from
+        disk (and verifying them) while the ones before are being sent."""
+        loop = asyncio.get_running_loop()
+        reads: deque[tuple[CID, asyncio.Future[bytes]]] = deque()
+        try:
+            while serving.queue or reads:
+                while serving.queue and len(reads) < SERVE_READS_AHEAD:
+                    kind, cid = serving.queue.popleft()
+                    if kind == "have":
+                        present = await loop.run_in_executor(self._threads, self.store.has, cid)
+                        self._send(peer_id, Have((cid,)) if present else DontHave((cid,)))
+                        continue
+                    read = loop.run_in_executor(self._threads, self.store.get_block, cid)
+                    reads.append((cid, read))
+                if not reads:
+                    continue
+                if self._wait_for_room is not None and not await self._wait_for_room(peer_id):
+                    return  # the peer is gone
+                cid, read = reads.popleft()
+                try:
+                    data = await read
+                except (BlockNotFoundError, CorruptBlockError):
+                    self._send(peer_id, DontHave((cid,)))
+                    continue
+                except BlobStoreError as exc:  # the store is closing: nothing more to serve
+                    log.info("blob serving stopped", extra=log_fields(error=str(exc)))
+                    return
+                self._counts.update(blocks_sent=1, bytes_sent=len(data))
+                self._send(peer_id, BlockMessage(cid, data))
+        finally:
+            for _, read in reads:  # reads nobody will send; they end on their threads
+                read.cancel()
 
     def _send(self, peer_id: str, message: ExchangeMessage) -> None:
         self._send_obj(peer_id, message_to_obj(message))
@@ -489,7 +512,9 @@ class _Fetch:
 
     async def _store(self, peer_id: str, cid: CID, data: bytes) -> None:
         try:
-            links = await asyncio.to_thread(self._store_block, cid, data)
+            loop = asyncio.get_running_loop()
+            links = await loop.run_in_executor(self.exchange._threads,
+                                               self._store_block, cid, data)  # fmt: skip
         except (BlockMismatchError, BlockTooLargeError, FetchError) as exc:
             self.inbox.append((peer_id, _Stored(cid, len(data), (), exc)))
         else:
@@ -551,11 +576,15 @@ class _Fetch:
         want-have answer is still to come."""
         if len(self.answered) < len(self.asked):
             return
-        for cid in self.pending:
-            if cid in self.in_flight or cid in self.storing:
-                continue
-            refused = self.refused.get(cid, set())
-            if not any(p not in refused for p in self.providers):
+        if not self.providers:  # nobody left to ask for anything not yet here
+            for cid in self.pending:
+                if cid not in self.in_flight and cid not in self.storing:
+                    raise NoProvidersError(self.root, cid)
+            return
+        # Otherwise only a block some provider refused can have run out of providers.
+        for cid, refused in self.refused.items():
+            waiting = cid in self.pending and cid not in self.in_flight and cid not in self.storing
+            if waiting and all(p in refused for p in self.providers):
                 raise NoProvidersError(self.root, cid)
 
     def _next_deadline(self) -> float:

@@ -110,6 +110,25 @@ def _parser() -> argparse.ArgumentParser:
     market.add_argument("--tasks", type=int, default=2000, help="tasks submitted (2000)")
     market.add_argument("--providers", type=int, default=20, help="providers (20)")
     market.set_defaults(run=_run_bench_market)
+    storage = bench_commands.add_parser(
+        "storage", help="latency of writes and reads: blob store (p2p) vs consensus",
+        description="Starts a local network of node processes, writes and reads files of "
+        "each size through the blob store and through consensus, with a baseline of hashing "
+        "and copying them on this machine; prints a table, writes JSON, CSV and a PNG chart. "
+        "Example: cloudchain bench storage --sizes 50,100,200 --validators 4 --replicas 2",
+    )  # fmt: skip
+    storage.add_argument("--sizes", default="50,100,200",
+                         help="file sizes in MB, comma-separated (50,100,200)")  # fmt: skip
+    storage.add_argument("--validators", type=int, default=4, help="validators (4)")
+    storage.add_argument("--replicas", type=int, default=2,
+                         help="nodes that must hold a blob before a put returns (2)")
+    storage.add_argument("--runs", type=int, default=3, help="runs of each size (3)")
+    storage.add_argument("--systems", default="baseline,p2p,consensus",
+                         help="what to measure, comma-separated (baseline,p2p,consensus)")
+    storage.add_argument("--out", default="bench-storage",
+                         help="directory for storage.json, .csv and .png (bench-storage)")
+    storage.add_argument("--seed", type=int, default=1, help="seed of the files' bytes (1)")
+    storage.set_defaults(run=_run_bench_storage)
 
     sim = commands.add_parser("sim", help="run deterministic simulations")
     sim_commands = sim.add_subparsers(title="sim commands", metavar="COMMAND")
@@ -251,6 +270,31 @@ def _run_bench_market(args: argparse.Namespace) -> int:
         print("error: --tasks and --providers must be >= 1", file=sys.stderr)
         return 2
     print(format_report(run_market_bench(args.tasks, args.providers)))
+    return 0
+
+
+def _run_bench_storage(args: argparse.Namespace) -> int:
+    from cloudchain.bench.storage import (
+        BenchError,
+        StorageBenchConfig,
+        parse_sizes,
+        run_storage_bench,
+    )
+    from cloudchain.bench.storage_report import format_table, write_outputs
+
+    try:
+        config = StorageBenchConfig(
+            parse_sizes(args.sizes), args.validators, args.replicas, args.runs,
+            tuple(s.strip() for s in args.systems.split(",") if s.strip()), args.seed,
+        )  # fmt: skip
+        config.check()
+        result = run_storage_bench(config, say=lambda line: print(line, flush=True))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if "--" in str(exc) else 1
+    print(format_table(result))
+    for path in write_outputs(result, Path(args.out)):
+        print(f"wrote {path}")
     return 0
 
 

@@ -37,6 +37,7 @@ import concurrent.futures
 import logging
 import re
 import threading
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -70,6 +71,8 @@ T = TypeVar("T")
 # of them at once leaves the rest to downloads, stats and pins.
 BLOB_THREADS = 16
 UPLOADS_MAX = 8
+# The body is read from the socket in pieces of this size, one piece ahead of the store.
+READ_AHEAD_BYTES = 1024 * 1024
 # The longest an upload's store thread waits for the next piece of the body: a client
 # that stops sending frees its thread after this.
 BODY_PIECE_TIMEOUT_S = 60.0
@@ -169,45 +172,89 @@ def _query_replicas(query: Any) -> int:
 
 class _UploadReader:
     """An upload's body as the blocking reader `BlobStore.add` takes; runs on a store
-    thread, while the event loop reads the body in pieces of the size asked for."""
+    thread, while the event loop reads the body in pieces of READ_AHEAD_BYTES. One
+    piece is always being read ahead, so the network and the disk work at once; the
+    memory held is two pieces, whatever the body's size. The pieces are kept as
+    aiohttp gives them and joined once, into the chunk `read` returns: a copy per
+    byte, not one per step."""
 
     def __init__(self, content: Any, loop: asyncio.AbstractEventLoop, limit_bytes: int) -> None:
         self._content = content
         self._loop = loop
         self._limit_bytes = limit_bytes
+        self._pieces: deque[memoryview] = deque()
+        self._buffered = 0  # bytes in _pieces
+        self._ahead: concurrent.futures.Future[list[bytes]] | None = None
+        self._eof = False
         self.bytes_read = 0
         self.cancelled = threading.Event()
 
     def read(self, size: int = -1, /) -> bytes:
         assert size != 0
+        want = size if size > 0 else READ_AHEAD_BYTES
+        while self._buffered < want and not self._eof:
+            self._fill()
+        taken: list[memoryview] = []
+        need = min(want, self._buffered)
+        while need:
+            piece = self._pieces.popleft()
+            if len(piece) > need:
+                self._pieces.appendleft(piece[need:])
+                piece = piece[:need]
+            taken.append(piece)
+            need -= len(piece)
+            self._buffered -= len(piece)
+        return b"".join(taken)
+
+    def _fill(self) -> None:
+        """Wait for the piece being read ahead, and start reading the next one."""
         if self.cancelled.is_set():
             raise UploadInterruptedError("the upload was cancelled (the node is stopping)")
-        want = min(size if size > 0 else 1024 * 1024, self._limit_bytes - self.bytes_read + 1)
-        future = asyncio.run_coroutine_threadsafe(self._read(want), self._loop)
+        future = self._ahead if self._ahead is not None else self._start()
+        self._ahead = None
         try:
-            data = future.result(timeout=BODY_PIECE_TIMEOUT_S)
+            pieces = future.result(timeout=BODY_PIECE_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise UploadInterruptedError(f"no bytes of the body for {BODY_PIECE_TIMEOUT_S:g} s "
                                          f"after {self.bytes_read}") from None  # fmt: skip
-        self.bytes_read += len(data)
+        size = sum(len(piece) for piece in pieces)
+        self.bytes_read += size
         if self.bytes_read > self._limit_bytes:
             raise UploadTooLargeError(f"the body is larger than {self._limit_bytes} bytes")
-        return data
+        if not size:
+            self._eof = True
+            return
+        self._pieces.extend(memoryview(piece) for piece in pieces)
+        self._buffered += size
+        self._ahead = self._start()
 
-    async def _read(self, size: int) -> bytes:
-        pieces = bytearray()
+    def _start(self) -> concurrent.futures.Future[list[bytes]]:
+        size = min(READ_AHEAD_BYTES, self._limit_bytes - self.bytes_read + 1)
+        return asyncio.run_coroutine_threadsafe(self._read(size), self._loop)
+
+    def close(self) -> None:
+        """Stop a read ahead that nobody will wait for (the upload ended or failed)."""
+        if self._ahead is not None:
+            self._ahead.cancel()
+            self._ahead = None
+
+    async def _read(self, size: int) -> list[bytes]:
+        """The body's next pieces, `size` bytes in all or fewer at its end."""
+        pieces: list[bytes] = []
+        got = 0
         try:
-            while len(pieces) < size:
-                piece = await self._content.read(size - len(pieces))
+            while got < size:
+                piece = await self._content.read(size - got)
                 if not piece:
                     break
-                pieces += piece
+                pieces.append(piece)
+                got += len(piece)
         except (OSError, HttpProcessingError) as exc:
-            read = self.bytes_read + len(pieces)
+            read = self.bytes_read + got
             raise UploadInterruptedError(f"the upload was cut off after {read} bytes: "
                                          f"{exc or type(exc).__name__}") from None  # fmt: skip
-        return bytes(pieces)
+        return pieces
 
 
 # -- the service ---------------------------------------------------------------------
@@ -286,6 +333,7 @@ class BlobHTTP:
                 reader.cancelled.set()
                 raise
             finally:
+                reader.close()
                 self._readers.discard(reader)
                 self.uploads_in_flight -= 1
         cid = str(added.root)
