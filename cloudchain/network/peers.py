@@ -7,8 +7,9 @@ protocol (PeerError) or hangs up is dropped; an outbound peer is dialed again
 with exponential backoff.
 
 Each connection has two send queues. The urgent one (consensus, transactions,
-block sync) is bounded in messages: when a slow peer lets it fill, further
-messages to that peer are dropped and counted (gossip re-sends what matters).
+block sync) is bounded in messages and in bytes: when a slow peer lets it fill,
+further messages to that peer are dropped and counted (gossip re-sends what
+matters).
 The bulk one (blob blocks, `send(..., bulk=True)`) is bounded in bytes, and its
 senders wait for room (`wait_for_room`) instead of losing data. The writer
 always empties the urgent queue first, so a transfer of gigabytes delays a vote
@@ -38,6 +39,9 @@ from cloudchain.network.secret_connection import PeerError, SecretConnection, ha
 log = logging.getLogger(__name__)
 
 SEND_QUEUE_MESSAGES = 1_024  # urgent, per peer; beyond it, messages to that peer are dropped
+# The urgent queue's bytes per peer: room for a few proposals of the largest block
+# (16 MiB) and their votes; beyond it messages are dropped as when it is full.
+SEND_QUEUE_BYTES = 64 * 1024 * 1024
 # Bulk bytes queued per peer before `wait_for_room` makes senders wait: 4 MiB, sixteen
 # 256 KiB blob blocks, keeps a LAN link busy without holding much memory per peer.
 BULK_QUEUE_BYTES = 4 * 1024 * 1024
@@ -60,6 +64,7 @@ class PeerAddress:
 class _Peer:
     connection: SecretConnection
     urgent: deque[bytes] = field(default_factory=deque)
+    urgent_bytes: int = 0
     bulk: deque[bytes] = field(default_factory=deque)
     bulk_bytes: int = 0
     queued: asyncio.Event = field(default_factory=asyncio.Event)  # something to write
@@ -72,7 +77,9 @@ class _Peer:
 
     def next_message(self) -> bytes | None:
         if self.urgent:
-            return self.urgent.popleft()
+            data = self.urgent.popleft()
+            self.urgent_bytes -= len(data)
+            return data
         if self.bulk:
             data = self.bulk.popleft()
             self.bulk_bytes -= len(data)
@@ -149,11 +156,13 @@ class PeerManager:
             peer.bulk_bytes += len(data)
             if peer.bulk_bytes >= BULK_QUEUE_BYTES:
                 peer.room.clear()
-        elif len(peer.urgent) >= SEND_QUEUE_MESSAGES:
+        elif (len(peer.urgent) >= SEND_QUEUE_MESSAGES
+              or peer.urgent_bytes + len(data) > SEND_QUEUE_BYTES):  # fmt: skip
             self.dropped_messages += 1
             return False
         else:
             peer.urgent.append(data)
+            peer.urgent_bytes += len(data)
         peer.queued.set()
         return True
 

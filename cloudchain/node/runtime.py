@@ -35,7 +35,7 @@ from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.modules.storage import anchored_cids
 from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutElapsed
-from cloudchain.consensus.messages import Decision, Message, Vote, message_from_obj
+from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, message_from_obj
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
@@ -45,6 +45,7 @@ from cloudchain.network.secret_connection import PeerError
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.consensus_wal import FileWAL
 from cloudchain.node.driver import ConsensusDriver
+from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, GossipMemory
 from cloudchain.node.mempool import Admission, Mempool
 from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc import RPCServer
@@ -82,6 +83,9 @@ class Node(ConsensusDriver):
         )  # fmt: skip
         self.commit_listeners: list[Callable[[Decide], None]] = []
         self.metrics = NodeMetrics()
+        for channel in CHANNELS:  # every series exists from the start, at 0
+            self.metrics.send_bytes.labels(channel)
+            self.metrics.receive_bytes.labels(channel)
         self.blobs: BlobStore | None = None  # <home>/data/blobs, open from start to stop
         self.exchange: BlobExchange | None = None  # over self.blobs, from start to stop
         self.rpc = RPCServer(self, self.config.rpc)
@@ -90,6 +94,9 @@ class Node(ConsensusDriver):
         self._asked: dict[tuple[str, int], float] = {}
         self._peer_heights: dict[str, int] = {}  # claimed, unverified: whom to ask (block sync)
         self._proven_heights: dict[str, int] = {}  # shown by signed messages: catching_up
+        self._gossip_memory = GossipMemory(GOSSIP_INTERVAL_S)
+        self._encoded: dict[bytes, bytes] = {}  # signature -> wire bytes, this height's
+        self._gossip_height = 0  # the core's height the gossip memory is about
         self._stopped = False
         self._last_block_time_ns = self.app.info().last_block_time_ns
 
@@ -133,7 +140,7 @@ class Node(ConsensusDriver):
         return time.time_ns()
 
     def broadcast(self, message: Message) -> None:
-        self._broadcast_on("consensus", message.to_obj())
+        self._offer(message, time.monotonic())
 
     def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
         assert self._loop is not None
@@ -218,7 +225,7 @@ class Node(ConsensusDriver):
                     self.metrics.refused_txs.inc()  # a copy from a second peer is no refusal
                 return
             if channel == "sync":
-                self._help_lagging_peer(peer_id, _height(payload))
+                self._help_lagging_peer(peer_id, _height(payload), asked=True)
                 return
             if channel == "blob":
                 if self.exchange is not None:  # ExchangeProtocolError is a MalformedError
@@ -227,11 +234,14 @@ class Node(ConsensusDriver):
             message = message_from_obj(payload)
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
             raise PeerError(f"undecodable message: {exc}") from None
+        if isinstance(message, Proposal | Vote):  # the peer has it: never send it back
+            self._gossip_memory.note_received(peer_id, message.signature)
         self._peer_heights[peer_id] = max(self._peer_heights.get(peer_id, 0), message.height)
         self._note_proven_height(peer_id, message)
         if message.height < self.core.height:
-            self._help_lagging_peer(peer_id, message.height)
-        elif message.height > self.core.height:
+            self._help_lagging_peer(peer_id, message.height, asked=False)
+        elif message.height > self.core.height and self.app.info().height < self.core.height:
+            # Behind, and not merely waiting out the commit timeout of a decided height.
             self._ask_for_decision(peer_id, self.core.height)
         self.handle(MessageReceived(message))
 
@@ -261,6 +271,7 @@ class Node(ConsensusDriver):
         """A peer disconnected: what it showed no longer counts."""
         self._peer_heights.pop(peer_id, None)
         self._proven_heights.pop(peer_id, None)
+        self._gossip_memory.forget_peer(peer_id)
         if self.exchange is not None:
             self.exchange.on_peer_disconnected(peer_id)
 
@@ -286,9 +297,20 @@ class Node(ConsensusDriver):
         self._asked[(peer_id, height)] = now
         self._send_to(peer_id, "sync", {"height": height})
 
-    def _help_lagging_peer(self, peer_id: str, height: int) -> None:
-        decision = self.decision_for_peer(peer_id, height, int(GOSSIP_INTERVAL_S * 1e9))
-        if decision is not None:
+    def _help_lagging_peer(self, peer_id: str, height: int, *, asked: bool) -> None:
+        """Send a peer behind us the decision of its height: when it asks (block sync),
+        or unasked when it is small. A peer whose message is of an older height may
+        only be waiting out its commit timeout, with that decision in hand: a large
+        block goes only to a peer that asked, and again no sooner than a large
+        message is resent (gossip.py)."""
+        decision = self.decision(height)
+        if decision is None:
+            return
+        size = len(decision.proposal.block.to_bytes())  # cached by the block
+        if not asked and size > LARGE_MESSAGE_BYTES:
+            return
+        every_s = self._gossip_memory.resend_after_s(size)
+        if self.decision_for_peer(peer_id, height, int(every_s * 1e9)) is not None:
             self._send_to(peer_id, "consensus", decision.to_obj())
 
     def _broadcast_on(self, channel: str, payload: Any) -> None:
@@ -304,8 +326,30 @@ class Node(ConsensusDriver):
     async def _gossip_loop(self) -> None:
         while True:
             await asyncio.sleep(GOSSIP_INTERVAL_S)  # a period, not a synchronisation
-            for message in self.core.gossip_messages():
-                self.broadcast(message)
+            if self.core.height != self._gossip_height:  # what peers had is of the last one
+                self._gossip_height = self.core.height
+                self._gossip_memory.new_height()
+            messages = self.core.gossip_messages()
+            keep = {m.signature for m in messages if isinstance(m, Proposal | Vote)}
+            self._encoded = {k: v for k, v in self._encoded.items() if k in keep}
+            now = time.monotonic()
+            for message in messages:
+                self._offer(message, now)
+
+    def _offer(self, message: Message, now_s: float) -> None:
+        """Send a consensus message to the connected peers that lack it (gossip.py)."""
+        if not isinstance(message, Proposal | Vote):
+            self._broadcast_on("consensus", message.to_obj())
+            return
+        key = message.signature
+        data = self._encoded.get(key)
+        if data is None:
+            data = self._encoded[key] = _envelope("consensus", message.to_obj())
+        for peer in self._gossip_memory.peers_lacking(key, len(data), self.peers.connected,
+                                                      now_s):  # fmt: skip
+            if self.peers.send(peer, data):
+                self._gossip_memory.note_sent(peer, key, now_s)
+                self.metrics.send_bytes.labels("consensus").inc(len(data))
 
 
 def _height(payload: Any) -> int:
