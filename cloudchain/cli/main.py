@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    # SIGTERM as Ctrl-C: the commands that start nodes (demo, bench storage, testnet
+    # up) stop them on the way out, which Python's default SIGTERM would skip.
+    try:
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread (a test calling main): leave signals be
+        previous = None
     try:
         return args.run(args)
     except (KeyFileError, GenesisError, ConfigError, RPCClientError) as exc:
@@ -32,6 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 _OPTIONS_WITH_VALUES = frozenset({"--node", "--height", "--data", "--data-hex"})
