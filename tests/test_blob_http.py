@@ -12,6 +12,7 @@ from cloudchain.blobs import CID_V1_OPTIONS, import_bytes
 from cloudchain.blobs.flatfs import key_of
 from cloudchain.blobs.importer import CHUNK_SIZE_BYTES
 from cloudchain.client import Client, RPCClientError
+from cloudchain.crypto import read_key_file
 from cloudchain.node.blob_http import UnsatisfiableRangeError, parse_range
 from cloudchain.node.config import BlobsConfig
 from tests import test_rpc
@@ -300,3 +301,54 @@ class _Reader:
         size = len(self._data) if size < 0 else size
         piece, self._data = self._data[:size], self._data[size:]
         return bytes(piece)
+
+
+async def test_anchoring_keeps_a_blob_from_gc_and_the_verbs_read_it_back(node, tmp_path):
+    """blob put --anchor, query storage blob/anchored, then: unpinned but anchored, GC
+    keeps it; unanchored and unpinned, GC collects it."""
+    data = payload(CHUNK_SIZE_BYTES + 7, seed=9)
+    source = tmp_path / "model.bin"
+    source.write_bytes(data)
+    cid = str(import_bytes(data)[1].root)
+    key = str(node.home.parent / "accounts" / "account0.json")
+    owner = read_key_file(key).address
+    url = url_of(node)
+    (put,) = await verbs(url, ("blob", "put", str(source), "--anchor", "--from", key))
+    assert put[0] == 0, put[2]
+    assert f"anchored  {cid}" in put[1] and f"size      {len(data)} bytes" in put[1]
+
+    blob, anchored, listed = await verbs(
+        url, ("query", "storage", "blob", cid, "--json"), ("query", "storage", "anchored"),
+        ("query", "storage", "anchored", "--owner", owner, "--json"))  # fmt: skip
+    (record,) = json.loads(blob[1])["anchors"]
+    assert (record["owner"], record["size"], record["replicas"]) == (
+        owner, len(data), [node.peers.node_id])  # fmt: skip
+    assert cid in anchored[1] and "1 CIDs" in anchored[1]
+    assert json.loads(listed[1]) == {"cids": [cid], "more": False}
+
+    unpin, gc = await verbs(url, ("blob", "unpin", cid), ("blob", "gc", "--json"))
+    assert unpin[0] == 0 and gc[0] == 0
+    assert node.blobs.stat(cid).complete  # anchored: kept though unpinned
+
+    unanchor, gc = await verbs(url, ("tx", "storage", "unanchor", cid, "--from", key),
+                               ("blob", "gc", "--json"))  # fmt: skip
+    assert unanchor[0] == 0, unanchor[2]
+    assert json.loads(gc[1])["blocks_removed"] >= 2
+    assert not node.blobs.has(import_bytes(data)[1].root)
+
+
+async def test_anchor_verbs_refuse_what_they_cannot_do(node, tmp_path):
+    key = str(node.home.parent / "accounts" / "account0.json")
+    url = url_of(node)
+    no_key, json_anchor, unknown, refused, not_anchored = await verbs(
+        url, ("blob", "put", str(tmp_path), "--anchor"),
+        ("blob", "put", str(tmp_path), "--anchor", "--from", key, "--json"),
+        ("tx", "storage", "anchor", str(UNKNOWN_CID), "--from", key),
+        ("tx", "storage", "anchor", "QmNotACid", "--size", "5", "--from", key),
+        ("query", "storage", "blob", str(UNKNOWN_CID)),
+    )  # fmt: skip
+    assert no_key[0] == 2 and "--anchor needs --from KEYFILE" in no_key[2]
+    assert json_anchor[0] == 2 and "goes without --json" in json_anchor[2]
+    assert unknown[0] == 1 and "--size not given and the node cannot say it" in unknown[2]
+    assert refused[0] == 1 and "refused with code" in refused[2] and "invalid CID" in refused[2]
+    assert not_anchored[0] == 1 and "is not anchored" in not_anchored[2]

@@ -119,6 +119,10 @@ def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
     assert re.search(r"^  market SLA compliance \d+\.\d% of \d+ settled; Jain fairness", run.stdout,
                      re.M)  # fmt: skip
     assert re.search(r"submit to settle: median \d+ blocks", run.stdout)
+    # The data went through the blob store: datasets anchored, inputs fetched by CID.
+    blobs = re.search(r"^  blobs: 4 datasets anchored, (\d+) inputs fetched, (\d+) results "
+                      r"stored$", run.stdout, re.M)  # fmt: skip
+    assert blobs and int(blobs[1]) > 0 and blobs[1] == blobs[2], run.stdout
     assert "stopped every node" in run.stdout
     assert len(re.findall(r"node\d: rpc http://127\.0\.0\.1:\d+", run.stdout)) == 4
 

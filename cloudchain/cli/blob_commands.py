@@ -1,6 +1,6 @@
 """The `blob` verbs: put, get, stat, pin, unpin and gc against one node's blob store.
 
-    cloudchain blob put FILE [--replicas N] [--cid-version 1]
+    cloudchain blob put FILE [--replicas N] [--cid-version 1] [--anchor --from KEYFILE]
     cloudchain blob get CID -o FILE
     cloudchain blob stat CID | pin CID | unpin CID | gc
 
@@ -21,6 +21,7 @@ from typing import Any
 from tqdm import tqdm
 
 from cloudchain.cli.common import node_options
+from cloudchain.cli.storage_commands import anchor_blob
 from cloudchain.cli.table import format_fields
 from cloudchain.client import SyncClient
 
@@ -43,6 +44,12 @@ def add_blob_commands(commands: Any) -> None:
     put.add_argument("--cid-version", type=int, choices=(0, 1), default=0,
                      help="0: Qm... (kubo's default); 1: raw leaves, as ipfs add "
                      "--cid-version=1")  # fmt: skip
+    put.add_argument("--anchor", action="store_true",
+                     help="then anchor it on chain (storage.anchor) with its replicas; "
+                     "needs --from")  # fmt: skip
+    put.add_argument("--from", dest="key_file", help="the key file that signs the anchor")
+    put.add_argument("--no-wait", action="store_true",
+                     help="with --anchor: return after the mempool check")  # fmt: skip
     _transfer_options(put)
     put.set_defaults(run=_run_put)
 
@@ -102,6 +109,10 @@ def _run_put(args: argparse.Namespace) -> int:
     if args.replicas < 1:
         print("error: --replicas must be at least 1", file=sys.stderr)
         return 2
+    if args.anchor and (args.key_file is None or args.json):
+        print("error: --anchor needs --from KEYFILE, and goes without --json (for scripts: "
+              "blob put --json, then tx storage anchor)", file=sys.stderr)  # fmt: skip
+        return 2
     source = sys.stdin.buffer if args.file == "-" else args.file
     try:
         with _progress_bar(args, "put") as progress:
@@ -112,6 +123,8 @@ def _run_put(args: argparse.Namespace) -> int:
         return 2
     _print(args, put.raw, [("cid", put.cid), ("size", f"{put.size} bytes"),
                            ("replicas", ", ".join(put.replicas))])  # fmt: skip
+    if args.anchor:
+        return anchor_blob(args, put.cid, put.size, list(put.replicas))
     return 0
 
 

@@ -14,6 +14,7 @@ from cloudchain.cli.blob_commands import add_blob_commands
 from cloudchain.cli.common import TX_HASH, send_tx, tx_options
 from cloudchain.cli.market_commands import add_market_tx_commands
 from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
+from cloudchain.cli.storage_commands import add_storage_tx_commands
 from cloudchain.client import RPCClientError
 from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
 from cloudchain.genesis import Genesis, GenesisError
@@ -204,7 +205,8 @@ def _parser() -> argparse.ArgumentParser:
         "  cloudchain tx HASH [--node URL] [--json]   (the same as: cloudchain show-tx HASH)\n"
         "Sign a transaction and send it:\n"
         "  cloudchain tx token transfer --from alice.json --to ADDRESS --amount 100\n"
-        "  cloudchain tx market submit --from alice.json --kind inference ...   (tx market -h)",
+        "  cloudchain tx market submit --from alice.json --kind inference ...   (tx market -h)\n"
+        "  cloudchain tx storage anchor QmCID --from alice.json   (tx storage -h)",
     )  # fmt: skip
     tx_modules = tx.add_subparsers(title="modules", metavar="MODULE")
     token = tx_modules.add_parser("token", help="token transactions")
@@ -219,6 +221,7 @@ def _parser() -> argparse.ArgumentParser:
     tx_options(transfer)
     transfer.set_defaults(run=_run_transfer)
     add_market_tx_commands(tx_modules)
+    add_storage_tx_commands(tx_modules)
 
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")

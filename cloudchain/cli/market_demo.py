@@ -11,6 +11,11 @@ What lives here, and what does not:
   (registrations once; then each block new tasks, starts, completions and
   attestations, plus token transfers between requesters as background load), and
   queries /market/stats and /market/prices for the periodic lines.
+- Data goes through the blob store, never through consensus: each requester
+  uploads its dataset once (two replicas) and anchors it on chain; its tasks name
+  it by CID. A provider fetches a task's input by CID from its own node (which
+  gets it from the peers that hold it), stores its result as a blob, and reports
+  completion with the result's CID.
 - The chain decides everything else: assignment, outcomes, payouts, rewards.
 
 The agents' behaviour is a seeded plan: each assigned task is marked, when the
@@ -23,6 +28,8 @@ violation and the provider is penalised.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import io
 import random
 import statistics
 from collections import Counter, defaultdict, deque
@@ -108,7 +115,10 @@ TASK_PLANS = (
     TaskPlan(RTX, "inference", 20, 80, 8, 3),
     TaskPlan(RTX, "preprocessing", 10, 60, 8, 2),
 )
-INPUT_CID = "Qm" + "Yw" * 22  # a stand-in dataset; the blob store gives CIDs meaning later
+DATASET_BYTES = 1024 * 1024  # each requester's dataset: four 256 KiB chunks
+DATASET_REPLICAS = 2
+RESULT_BYTES = 64 * 1024  # a task's result
+BLOB_COUNTS = ("datasets anchored", "inputs fetched", "results stored", "inputs missing")
 
 
 @dataclass
@@ -264,13 +274,17 @@ class MarketAgents:
         self.epoch_blocks = 10
         self._turn = 0
         self._acted_at = 0  # the height after which the market last acted
+        self.datasets: dict[str, str] = {}  # requester -> the CID of its dataset
+        self.work_dir = accounts.parent / "agents"  # inputs fetched by the providers
+        self.blob_counts: Counter[str] = Counter()
 
     @property
     def signers(self) -> list[Signer]:
         return [*self.providers, *self.requesters, *self.oracles]
 
     async def start(self) -> None:
-        """Read the nonces and the epoch length; register the providers."""
+        """Read the nonces and the epoch length; register the providers; upload and
+        anchor the requesters' datasets."""
         for signer in self.signers:
             await signer.sync()
         self.epoch_blocks = (await self.client.query("/market/params"))["epoch_blocks"]
@@ -278,6 +292,17 @@ class MarketAgents:
             "name": plan.name, "tier": plan.tier, "stake": plan.stake,
             "offers": {name: offer.to_obj() for name, offer in plan.offers.items()}})
             for signer, plan in zip(self.providers, PROVIDERS, strict=True)])  # fmt: skip
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        anchors: list[Action] = []
+        for requester in self.requesters:
+            dataset = random.Random(f"{requester.address}/{self.rng.random()}").randbytes(
+                DATASET_BYTES)  # fmt: skip
+            put = await requester.client.blob_put(io.BytesIO(dataset), DATASET_REPLICAS)
+            self.datasets[requester.address] = put.cid
+            self.blob_counts["datasets anchored"] += 1
+            anchors.append((requester, "storage", "anchor", {
+                "cid": put.cid, "size": put.size, "replicas": list(put.replicas)}))  # fmt: skip
+        await _run(anchors)
 
     async def act(self, transfers: int) -> None:
         """`transfers` token transfers, and once after each new block the book has seen
@@ -286,6 +311,7 @@ class MarketAgents:
         if self.book.height > self._acted_at:
             self._acted_at = self.book.height
             actions += [*self._submissions(), *self._provider_work(), *self._attestations()]
+            actions = [await self._deliver(a) if a[2] == "complete" else a for a in actions]
         for _ in range(transfers):
             sender, recipient = self.rng.sample(self.requesters, 2)
             actions.append((sender, "token", "transfer",
@@ -305,7 +331,8 @@ class MarketAgents:
             if turn == 0 and plan.kind == "training":
                 named = self.providers[NAMED_PROVIDER].address
             yield requester, "market", "submit", {
-                "kind": plan.kind, "inputs": [INPUT_CID], "resource_class": plan.resource_class,
+                "kind": plan.kind, "inputs": [self.datasets[requester.address]],
+                "resource_class": plan.resource_class,
                 "units": units, "max_price": plan.max_price, "deadline_s": DEADLINE_S,
                 "min_uptime_bps": MIN_UPTIME_BPS, "max_latency_ms": MAX_LATENCY_MS,
                 "penalty": deposit * PENALTY_FRACTION_BPS // BPS, "provider": named}  # fmt: skip
@@ -322,7 +349,28 @@ class MarketAgents:
             elif (task.state == "running" and height >= task.changed_at + WORK_BLOCKS
                   and task.send_now("complete", height)):  # fmt: skip
                 yield signer, "market", "complete", {"task": task.id, "units_used": task.units,
-                                                     "output": [INPUT_CID]}  # fmt: skip
+                                                     "input": self.datasets[task.requester]}
+
+    async def _deliver(self, action: Action) -> Action:
+        """The provider's work for a completion: fetch the task's input by CID from its
+        node, store a result derived from it as a blob; the completion names it."""
+        signer, module, method, args = action
+        task, input_cid = args["task"], args.pop("input")
+        path = self.work_dir / f"task-{task}.input"
+        try:
+            await signer.client.blob_get(input_cid, path)
+            digest = hashlib.sha256(path.read_bytes()).digest()
+            self.blob_counts["inputs fetched"] += 1
+            result = (digest + task.to_bytes(8, "big")) * (RESULT_BYTES // 40)
+            put = await signer.client.blob_put(io.BytesIO(result), 1)
+            self.blob_counts["results stored"] += 1
+            output = [put.cid]
+        except RPCClientError:  # the input could not be had: report the task with none
+            self.blob_counts["inputs missing"] += 1
+            output = []
+        finally:
+            path.unlink(missing_ok=True)
+        return signer, module, method, {**args, "output": output}
 
     def _attestations(self) -> Iterable[Action]:
         for task in self.book.in_state("completed"):
@@ -378,6 +426,8 @@ class MarketAgents:
             "of them badly)",
             f"  submit to settle: {latency}",
             f"  {sent} transactions sent ({refused} refused by the mempool)",
+            "  blobs: " + ", ".join(f"{self.blob_counts[what]} {what}" for what in BLOB_COUNTS
+                                    if what in self.blob_counts or what != "inputs missing"),
         ]
 
     async def chain_summary_lines(self) -> list[str]:

@@ -13,6 +13,7 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.cli.common import TX_HASH, node_options
 from cloudchain.cli.market_commands import add_market_queries
+from cloudchain.cli.storage_commands import add_storage_queries
 from cloudchain.cli.table import format_fields, format_table
 from cloudchain.client import SubscriptionEvent, SyncClient, decode_query_value
 from cloudchain.timefmt import format_rfc3339_ns
@@ -97,6 +98,7 @@ def add_read_commands(commands: Any) -> None:
     node_options(balance, with_json=False)
     balance.set_defaults(run=_run_balance)
     add_market_queries(queries)
+    add_storage_queries(queries)
 
     events = commands.add_parser(
         "events", help="follow a node's events as blocks are committed (Ctrl-C stops)",
