@@ -7,6 +7,7 @@ import dataclasses
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import read_key_file
+from cloudchain.node import driver
 from cloudchain.node.config import ConsensusConfig, NodeConfig
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
@@ -149,6 +150,23 @@ async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path
         for height in range(1, late.app.info().height + 1):
             assert late.store.block(height).hash == nodes[0].store.block(height).hash
             assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)
+
+
+async def test_old_decisions_are_rebuilt_from_the_store_not_kept_in_memory(tmp_path):
+    """Only the last decisions are kept whole: a node 8 heights late is served the rest
+    from the block store and the decision records, and still catches up."""
+    async with network(tmp_path, running=3) as (homes, nodes):
+        await wait_for_height(nodes, 8)
+        assert all(len(n.decided) <= driver.DECISIONS_IN_MEMORY < 6 for n in nodes)
+        old = nodes[0].decision(2)
+        assert old is not None and old.height == 2
+        assert old.proposal.block.hash == nodes[0].store.block(2).hash
+        late = fast_node(homes[3])
+        nodes.append(late)  # stopped with the others
+        await late.start()
+        await wait_for_height(nodes, max(n.app.info().height for n in nodes[:3]) + 2)
+        for height in range(1, late.app.info().height + 1):
+            assert late.store.block(height).hash == nodes[0].store.block(height).hash
 
 
 async def poll_until(condition, deadline_s=DEADLINE_S):

@@ -605,6 +605,20 @@ class Consensus:
     def _is_locked_on(self, block: Block) -> bool:
         return self.locked_value is not None and self.locked_value.hash == block.hash
 
+    def knows(self, message: Message) -> bool:
+        """Whether handling `message` again would change nothing: a proposal of this
+        height already held as signed, or a decision of a height already decided.
+        The node asks before logging a message to the WAL, so that the copies of a
+        large proposal that several peers relay cost one record, not one each."""
+        if message.height != self.height:
+            return False
+        if isinstance(message, Decision):
+            return self.decision is not None
+        if isinstance(message, Proposal):
+            held = self._proposals.get(message.round, {}).get(message.block_hash)
+            return held is not None and held.signature == message.signature
+        return False
+
     def gossip_messages(self) -> list[Message]:
         """What peers may still need from us at this height: the proposals and votes of
         the rounds that matter (the current one; the one before, whose precommits a

@@ -28,7 +28,6 @@ the connection and carries on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import struct
 from collections.abc import Callable
@@ -51,6 +50,7 @@ MAX_FRAME_PAYLOAD = 64 * 1024
 MAX_FRAME_BYTES = MAX_FRAME_PAYLOAD + 1 + TAG_BYTES
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024  # a block (16 MiB) and its framing, with room
 HANDSHAKE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0  # the longest a close waits for queued bytes to drain
 _LENGTH = struct.Struct(">I")
 _MORE, _LAST = b"\x01", b"\x00"  # first payload byte: does the message continue?
 
@@ -137,9 +137,16 @@ class SecretConnection:
             raise PeerError("frame failed authentication") from None
 
     async def close(self) -> None:
+        """Close, flushing what is queued if the peer takes it within CLOSE_TIMEOUT_S;
+        a peer that reads nothing more cannot hold a closing node up."""
         self._writer.close()
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._writer.wait_closed()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT_S):
+                await self._writer.wait_closed()
+        except TimeoutError:
+            self._writer.transport.abort()
+        except (ConnectionError, OSError):
+            pass
 
 
 async def handshake(

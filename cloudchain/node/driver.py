@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
+from cloudchain import codec
 from cloudchain.chaincode.application import Application
 from cloudchain.consensus import wal_records
 from cloudchain.consensus.events import (
@@ -32,6 +33,7 @@ from cloudchain.consensus.events import (
     Effect,
     Event,
     EvidenceFound,
+    MessageReceived,
     PersistSigned,
     ProposalValue,
     RequestProposal,
@@ -48,6 +50,14 @@ from cloudchain.node.solo import build_block
 from cloudchain.types import Block
 
 WALRecord = tuple[str, Any, int]  # (kind, event or message, now_ns)
+
+# Decisions kept whole in memory: the last heights. Older ones are rebuilt from the
+# block store and their decision record, so that memory does not grow with the
+# chain (blocks of 16 MiB made 2 GB in an hour).
+DECISIONS_IN_MEMORY = 2  # the last one is needed to propose the next block
+# A decision record: a proposal's fields and a commit of up to MAX_VALIDATORS
+# signatures (about 150 bytes each).
+MAX_RECORD_BYTES = 1024 * 1024
 
 
 class ConsensusWAL(Protocol):
@@ -114,6 +124,8 @@ class ConsensusDriver:
     # --- events in --------------------------------------------------------------------------
 
     def handle(self, event: Event) -> None:
+        if isinstance(event, MessageReceived) and self.core.knows(event.message):
+            return  # a copy of what the core holds: not worth a WAL record
         now = self.now_ns()
         self.wal.append("event", event, now)
         self._execute(self.core.handle(event, now), replay=False)
@@ -137,7 +149,15 @@ class ConsensusDriver:
     def decision(self, height: int) -> Decision | None:
         """What decided `height`, as one message for a peer that lags behind."""
         decided = self.decided.get(height)
-        return None if decided is None else Decision(decided.proposal, decided.commit)
+        if decided is not None:
+            return Decision(decided.proposal, decided.commit)
+        store = self.app.store
+        record, block = store.decision_record(height), store.block(height)
+        if record is None or block is None:
+            return None
+        obj = codec.decode(record, max_bytes=MAX_RECORD_BYTES)
+        proposal = {**obj["proposal"], "block": block.to_bytes()}
+        return Decision.from_obj({**obj, "proposal": proposal})
 
     def decision_for_peer(self, peer: Hashable, height: int, every_ns: int) -> Decision | None:
         """The decision of `height` for a lagging `peer`, unless we sent it that same
@@ -184,6 +204,15 @@ class ConsensusDriver:
         elif isinstance(effect, EvidenceFound):
             self.on_evidence(effect)
 
+    def _remember(self, decision: Decide) -> None:
+        """Keep the decision whole for a while and as a record for good (see `decision`)."""
+        self.decided[decision.height] = decision
+        obj = Decision(decision.proposal, decision.commit).to_obj()
+        obj["proposal"]["block"] = b""  # the block store has it
+        self.app.store.put_decision(decision.height, codec.encode(obj))
+        for height in [h for h in self.decided if h <= decision.height - DECISIONS_IN_MEMORY]:
+            del self.decided[height]
+
     def build_block(self, height: int, candidates: Sequence[bytes] | None = None) -> Block:
         assert self.key is not None, "only a validator proposes"
         assert self.app.info().height == height - 1, "the app is one height behind consensus"
@@ -212,7 +241,7 @@ class ConsensusDriver:
         self.before_commit(decision)
         self.app.finalize_block(decision.block)
         self.app.commit()
-        self.decided[decision.height] = decision
+        self._remember(decision)
         keep = wal_records.keep_after_commit
         self.wal.rewrite([r for r in self.wal.records() if keep(r[0], r[1], decision.height)])
         # The commit of the last height is needed to propose the next block, and no

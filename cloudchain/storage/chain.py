@@ -19,6 +19,8 @@ Key layout (all integers big-endian, so byte order is numeric order):
     x/<esc(type.key)>\x00\x01<esc(value)>\x00\x01<height:8><index:4>
                                    event index: the transactions whose events carry
                                    attribute type.key = value (for tx_search)
+    d/<height:8>                   what decided block <height>: its proposal without the
+                                   block, and its commit (written by the consensus driver)
 
 State keys are escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which
 keeps them in the order of the raw keys and makes a key's versions contiguous.
@@ -51,6 +53,7 @@ _RESULTS = b"r/"
 _BLOCK_EVENTS = b"e/"
 _TX = b"t/"
 _EVENT_INDEX = b"x/"
+_DECISION = b"d/"
 
 _TERM = b"\x00\x01"
 _U64 = struct.Struct(">Q")
@@ -244,6 +247,16 @@ class ChainStore:
     def block(self, height: int) -> Block | None:
         raw = self._kv.get(_BLOCK + _U64.pack(height))
         return None if raw is None else Block.from_bytes(raw)
+
+    def put_decision(self, height: int, record: bytes) -> None:
+        """Keep what decided a committed block besides the block itself (the signed
+        proposal's fields and the commit certificate, as the consensus driver encodes
+        them), so that a lagging peer can be sent the decision of any height. Not
+        part of the block's atomic commit: the latest one is also in the WAL."""
+        self._kv.write({_DECISION + _U64.pack(height): record})
+
+    def decision_record(self, height: int) -> bytes | None:
+        return self._kv.get(_DECISION + _U64.pack(height))
 
     def block_height(self, block_hash: bytes) -> int | None:
         raw = self._kv.get(_BLOCK_BY_HASH + block_hash)
