@@ -55,6 +55,7 @@ def test_the_target_ratio_and_the_table():
 
 @pytest.mark.parametrize("text, message", [
     ("50,x", "'x' is not a number of MB"), ("0", "0 MB is not in"), ("-5", "-5 MB is not in"),
+    ("50,100,50", "names a size twice"),
 ])  # fmt: skip
 def test_bad_sizes_are_refused(text, message):
     with pytest.raises(BenchError, match=message):

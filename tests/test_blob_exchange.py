@@ -418,3 +418,15 @@ async def test_too_many_waiting_wants_is_misbehaviour(net):
         for start in range(0, len(cids), CIDS_PER_MESSAGE_MAX):
             part = cids[start : start + CIDS_PER_MESSAGE_MAX]
             b.on_message("A", message_to_obj(WantBlock(tuple(part))))
+
+
+async def test_a_disk_error_while_storing_ends_the_fetch_instead_of_hanging(net, monkeypatch):
+    a, b = net.add("A"), net.add("B")
+    root = add_file(a, make_file(size=200_000))
+
+    def disk_full(key, data, *, sync_dir=True):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(b.store._fs, "write", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        await asyncio.wait_for(b.fetch(root), 30)

@@ -89,6 +89,11 @@ async def test_a_get_on_a_node_without_the_blob_fetches_it_from_several_peers(tm
         (reader,) = [n for n in nodes if n.peers.node_id not in put.replicas]
         sent_before = {h.peers.node_id: h.exchange.counters.blocks_sent for h in holders}
 
+        url = f"{url_of(reader)}/blobs/{put.cid}"
+        async with aiohttp.ClientSession() as session, session.head(url) as response:
+            assert response.status == 404  # HEAD says what is here: it fetches nothing
+        assert not reader.blobs.has(CID.parse(put.cid))
+
         dest = tmp_path / "got.bin"
         got = await Client(url_of(reader)).blob_get(put.cid, dest)
 

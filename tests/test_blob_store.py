@@ -868,3 +868,25 @@ def test_add_and_read_256_mib_in_bounded_memory(store):
     assert digest == sha256_of_reader(KuboRandomReader(size, "memory"))
     assert add_peak < 32 * MiB, f"add peaked at {add_peak / MiB:.1f} MiB"
     assert read_peak < 32 * MiB, f"read peaked at {read_peak / MiB:.1f} MiB"
+
+
+def test_a_sync_makes_every_pending_rename_durable_even_another_sessions(store, monkeypatch):
+    """A fetch that fails leaves renames not yet synced; a later session that finds
+    those blocks here (and reports them) must sync their directories too."""
+    from cloudchain.blobs import store as store_module
+
+    synced: list[Path] = []
+    monkeypatch.setattr(store_module, "fsync_directory", synced.append)
+    data = random_bytes(1000)
+    cid = CID.for_data(data, 0x55, 1)
+    with store.hold() as failed:  # stored, never synced: its fetch failed
+        assert failed.put_block(cid, data, durable=False)
+    assert synced == []
+    with store.hold() as later:
+        assert not later.put_block(cid, data, durable=False)  # already here
+        later.sync()
+    assert store._fs.path_of(key_of(cid)).parent in synced
+    synced.clear()
+    with store.hold() as again:
+        again.sync()
+    assert synced == []  # nothing left pending

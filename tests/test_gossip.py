@@ -6,7 +6,12 @@ import dataclasses
 from cloudchain.chaincode.modules.storage import MAX_PART_BYTES
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import NodeConfig
-from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, LARGE_RESEND_S, GossipMemory
+from cloudchain.node.gossip import (
+    LARGE_MESSAGE_BYTES,
+    LARGE_RESEND_S,
+    PEER_MESSAGES_MAX,
+    GossipMemory,
+)
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
 from cloudchain.types import Transaction
@@ -17,16 +22,16 @@ SMALL_S = 0.2
 
 def test_a_message_a_peer_sent_us_is_never_sent_back():
     memory = GossipMemory(SMALL_S)
-    memory.note_received("a", b"vote")
+    memory.note_received("a", b"vote", 5)
     assert memory.peers_lacking(b"vote", 200, ["a", "b"], now_s=100.0) == ["b"]
-    memory.note_sent("a", b"vote", 100.0)  # a send does not undo "it came from a"
+    memory.note_sent("a", b"vote", 5, 100.0)  # a send does not undo "it came from a"
     assert memory.peers_lacking(b"vote", 200, ["a"], now_s=1000.0) == []
 
 
 def test_small_messages_come_again_every_interval_large_ones_rarely():
     memory = GossipMemory(SMALL_S)
     for key in (b"vote", b"proposal"):
-        memory.note_sent("a", key, 0.0)
+        memory.note_sent("a", key, 5, 0.0)
     assert memory.peers_lacking(b"vote", 200, ["a"], now_s=SMALL_S / 2) == []
     assert memory.peers_lacking(b"vote", 200, ["a"], now_s=SMALL_S) == ["a"]
     large = LARGE_MESSAGE_BYTES + 1
@@ -34,14 +39,32 @@ def test_small_messages_come_again_every_interval_large_ones_rarely():
     assert memory.peers_lacking(b"proposal", large, ["a"], now_s=LARGE_RESEND_S) == ["a"]
 
 
-def test_a_new_connection_or_height_starts_knowing_nothing():
+def test_a_new_connection_or_a_peer_moving_on_starts_it_afresh():
     memory = GossipMemory(SMALL_S)
-    memory.note_sent("a", b"m", 1.0)
-    memory.note_received("b", b"m")
+    memory.note_sent("a", b"m", 5, 1.0)
+    memory.note_received("b", b"m", 5)
     memory.forget_peer("a")
     assert memory.peers_lacking(b"m", 10, ["a", "b"], now_s=1.0) == ["a"]
-    memory.new_height()
-    assert memory.peers_lacking(b"m", 10, ["a", "b"], now_s=1.0) == ["a", "b"]
+    memory.note_sent("a", b"m", 5, 1.0)
+    memory.peer_advanced("a")  # it dropped what was ahead of it: sent things are forgotten
+    memory.peer_advanced("b")  # what it sent us, it still has
+    assert memory.peers_lacking(b"m", 10, ["a", "b"], now_s=1.0) == ["a"]
+
+
+def test_pruning_forgets_past_heights_and_keeps_the_next():
+    memory = GossipMemory(SMALL_S)
+    memory.note_received("a", b"old", 5)
+    memory.note_received("a", b"early", 7)  # arrived during the commit timeout of 6
+    memory.prune(7)
+    assert memory.peers_lacking(b"old", 10, ["a"], now_s=1.0) == ["a"]
+    assert memory.peers_lacking(b"early", 10, ["a"], now_s=1.0) == []
+
+
+def test_a_peer_cannot_grow_the_memory_without_bound():
+    memory = GossipMemory(SMALL_S)
+    for i in range(PEER_MESSAGES_MAX + 10):
+        memory.note_received("a", i.to_bytes(8, "big"), 5)
+    assert len(memory._known["a"]) <= PEER_MESSAGES_MAX
 
 
 async def test_a_decided_large_block_is_not_sent_again_while_the_height_ends(tmp_path):
@@ -76,3 +99,19 @@ async def test_a_decided_large_block_is_not_sent_again_while_the_height_ends(tmp
     finally:
         for node in nodes:
             await node.stop()
+
+
+def test_decisions_answered_are_rate_limited_by_height_and_by_size(tmp_path):
+    """The limits the node applies before it loads and sends a decision."""
+    (home,) = init_testnet(tmp_path / "net", 1)
+    node = Node(home)
+    try:
+        assert node.may_answer("p", 5, every_ns=10**10)
+        node.note_answered("p", 5)
+        assert not node.may_answer("p", 5, every_ns=10**10)  # the same height, too soon
+        assert node.may_answer("p", 6, every_ns=10**10)  # another height: fine when small
+        assert not node.may_answer("p", 6, every_ns=10**10, gap_ns=10**10)  # not when large
+        assert node.may_answer("q", 5, every_ns=10**10, gap_ns=10**10)  # per peer
+        assert node.decision_bytes(1) is None  # nothing decided here yet
+    finally:
+        node.store.close()

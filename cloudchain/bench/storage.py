@@ -184,6 +184,8 @@ class _Bench:
     async def run(self) -> tuple[list[Sample], list[MemoryGrowth]]:
         await self._wait_ready()
         for size in self.config.sizes_bytes:
+            for pid in self.pids:
+                _reset_peak_rss(pid)  # so that each size's peak is its own
             rss_before = [_rss_bytes(pid) for pid in self.pids]
             for run in range(self.config.runs):
                 await self._one_run(size, run)
@@ -394,6 +396,16 @@ def _status_field(pid: int, name: str) -> int:
     return 0
 
 
+def _reset_peak_rss(pid: int) -> None:
+    """Reset the process's VmHWM to its current RSS (Linux: clear_refs 5); where that is
+    not allowed, the peak stays the one since the process started."""
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as refs:
+            refs.write("5")
+    except OSError:
+        pass
+
+
 def _rss_bytes(pid: int) -> int:
     return _status_field(pid, "VmRSS")
 
@@ -413,6 +425,9 @@ def parse_sizes(text: str) -> tuple[int, ...]:
         if not 0 < megabytes <= 100_000:
             raise BenchError(f"--sizes: {item} MB is not in (0, 100000]")
         sizes.append(round(megabytes * MB))
+    if len(set(sizes)) != len(sizes):
+        raise BenchError(f"--sizes: {text} names a size twice (its runs would write the same "
+                         "bytes under the same names)")  # fmt: skip
     return tuple(sizes)
 
 

@@ -41,7 +41,7 @@ def fit_model(result: StorageBenchResult, system: str) -> ModelFit:
     write_mb_s = overhead_s = None
     if writes:
         slope, overhead_s = _line(writes)
-        write_mb_s = 1 / slope if slope > 0 else float("inf")
+        write_mb_s = 1 / slope if slope > 0 else None  # no bandwidth explains a flat line
     return ModelFit(system, read_mb_s, write_mb_s, overhead_s)
 
 

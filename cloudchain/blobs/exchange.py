@@ -515,7 +515,7 @@ class _Fetch:
             loop = asyncio.get_running_loop()
             links = await loop.run_in_executor(self.exchange._threads,
                                                self._store_block, cid, data)  # fmt: skip
-        except (BlockMismatchError, BlockTooLargeError, FetchError) as exc:
+        except Exception as exc:  # every outcome goes back: a block left "storing" would hang
             self.inbox.append((peer_id, _Stored(cid, len(data), (), exc)))
         else:
             self.inbox.append((peer_id, _Stored(cid, len(data), links, None)))
@@ -524,8 +524,11 @@ class _Fetch:
     async def _on_stored(self, peer_id: str, stored: _Stored) -> None:
         cid = stored.cid
         self.storing.discard(cid)
-        if isinstance(stored.error, FetchError):
-            raise stored.error  # the DAG itself is malformed: no peer can fix that
+        if isinstance(stored.error, FetchError | BlobStoreError | OSError):
+            raise stored.error  # a malformed DAG or our own disk: no peer can fix that
+        if stored.error is not None and not isinstance(stored.error, BlockMismatchError
+                                                       | BlockTooLargeError):  # fmt: skip
+            raise FetchError(f"storing {cid} failed: {stored.error!r}") from stored.error
         if stored.error is not None:
             # One fault per peer and fetch: the blocks it had in flight when it was
             # dropped may still arrive, and say nothing new.

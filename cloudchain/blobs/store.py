@@ -276,6 +276,7 @@ class BlobStore:
         self._held: Counter[CID] = Counter()
         self._roots_generation = 0  # bumped whenever a GC root is added
         self._gc_fresh: set[str] | None = None  # keys stored since the running GC began
+        self._unsynced: set[Path] = set()  # shard directories with renames not yet durable
         self._counts: Counter[str] = Counter(temp_files_removed=removed)
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="blob-write")
         self._closed = False
@@ -345,9 +346,16 @@ class BlobStore:
     def _sync_dirs(self, directories: Iterable[Path]) -> None:
         """fsync shard directories on the writer threads at once: a transfer of a few
         hundred blocks touches a few hundred shards, and one fsync at a time would
-        wait for each in turn. Not to be called from a writer thread."""
-        for _ in self._writers.map(fsync_directory, sorted(set(directories))):
+        wait for each in turn. Every directory with a rename not yet durable is synced
+        too, whoever wrote it: a block found here may be another session's, not yet
+        synced (a failed fetch's), and what is reported must be durable whole. Not to
+        be called from a writer thread."""
+        with self._lock:
+            pending = set(directories) | self._unsynced
+        for _ in self._writers.map(fsync_directory, sorted(pending)):
             pass
+        with self._lock:
+            self._unsynced -= pending
     def _claim(self, session: StoreSession | None, key: str) -> bool:
         """Protect `key` from GC before its file is looked for (see the module
         docstring); False if the session already stored it or found it intact."""
@@ -375,6 +383,9 @@ class BlobStore:
                 cid=str(cid), path=str(self._fs.path_of(key))))  # fmt: skip
             self._count(corrupt_blocks=1, blocks_repaired=1)
         shard_dir = self._fs.write(key, data, sync_dir=sync_dir)
+        if not sync_dir:
+            with self._lock:
+                self._unsynced.add(shard_dir)
         self._count(blocks_written=1, bytes_written=len(data))
         return True, None if sync_dir else shard_dir
 

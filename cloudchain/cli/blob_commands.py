@@ -24,6 +24,7 @@ from cloudchain.cli.common import node_options
 from cloudchain.cli.storage_commands import anchor_blob
 from cloudchain.cli.table import format_fields
 from cloudchain.client import SyncClient
+from cloudchain.crypto import read_key_file
 
 
 def add_blob_commands(commands: Any) -> None:
@@ -113,6 +114,8 @@ def _run_put(args: argparse.Namespace) -> int:
         print("error: --anchor needs --from KEYFILE, and goes without --json (for scripts: "
               "blob put --json, then tx storage anchor)", file=sys.stderr)  # fmt: skip
         return 2
+    if args.anchor:
+        read_key_file(args.key_file)  # a bad key file fails now, not after the upload
     source = sys.stdin.buffer if args.file == "-" else args.file
     try:
         with _progress_bar(args, "put") as progress:

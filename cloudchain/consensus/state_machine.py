@@ -607,9 +607,13 @@ class Consensus:
 
     def knows(self, message: Message) -> bool:
         """Whether handling `message` again would change nothing: a proposal of this
-        height already held as signed, or a decision of a height already decided.
+        height (or buffered for the next) already held as signed, or a decision of a
+        height already decided.
         The node asks before logging a message to the WAL, so that the copies of a
         large proposal that several peers relay cost one record, not one each."""
+        if message.height == self.height + 1 and isinstance(message, Proposal):
+            held = self._future.get((message.proposer_address, message.round, "proposal"))
+            return held is not None and held.signature == message.signature
         if message.height != self.height:
             return False
         if isinstance(message, Decision):

@@ -185,6 +185,8 @@ class _UploadReader:
         self._pieces: deque[memoryview] = deque()
         self._buffered = 0  # bytes in _pieces
         self._ahead: concurrent.futures.Future[list[bytes]] | None = None
+        self._waiting: concurrent.futures.Future[list[bytes]] | None = None  # the thread's
+        self._ahead_lock = threading.Lock()  # the loop (close) and the thread (_fill) share
         self._eof = False
         self.bytes_read = 0
         self.cancelled = threading.Event()
@@ -208,16 +210,19 @@ class _UploadReader:
 
     def _fill(self) -> None:
         """Wait for the piece being read ahead, and start reading the next one."""
-        if self.cancelled.is_set():
-            raise UploadInterruptedError("the upload was cancelled (the node is stopping)")
-        future = self._ahead if self._ahead is not None else self._start()
-        self._ahead = None
+        with self._ahead_lock:
+            if self.cancelled.is_set():
+                raise UploadInterruptedError("the upload was cancelled")
+            future = self._ahead if self._ahead is not None else self._start()
+            self._ahead, self._waiting = None, future
         try:
             pieces = future.result(timeout=BODY_PIECE_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise UploadInterruptedError(f"no bytes of the body for {BODY_PIECE_TIMEOUT_S:g} s "
                                          f"after {self.bytes_read}") from None  # fmt: skip
+        except concurrent.futures.CancelledError:
+            raise UploadInterruptedError("the upload was cancelled") from None
         size = sum(len(piece) for piece in pieces)
         self.bytes_read += size
         if self.bytes_read > self._limit_bytes:
@@ -227,17 +232,22 @@ class _UploadReader:
             return
         self._pieces.extend(memoryview(piece) for piece in pieces)
         self._buffered += size
-        self._ahead = self._start()
+        with self._ahead_lock:
+            if not self.cancelled.is_set():
+                self._ahead = self._start()
 
     def _start(self) -> concurrent.futures.Future[list[bytes]]:
         size = min(READ_AHEAD_BYTES, self._limit_bytes - self.bytes_read + 1)
         return asyncio.run_coroutine_threadsafe(self._read(size), self._loop)
 
     def close(self) -> None:
-        """Stop a read ahead that nobody will wait for (the upload ended or failed)."""
-        if self._ahead is not None:
-            self._ahead.cancel()
-            self._ahead = None
+        """Stop the reads nobody will wait for (the upload ended or failed); with
+        `cancelled` set first, the thread starts no other."""
+        with self._ahead_lock:
+            for future in (self._ahead, self._waiting):
+                if future is not None:
+                    future.cancel()
+            self._ahead = self._waiting = None
 
     async def _read(self, size: int) -> list[bytes]:
         """The body's next pieces, `size` bytes in all or fewer at its end."""
@@ -326,11 +336,16 @@ class BlobHTTP:
         async with self._uploads:
             self._readers.add(reader)
             self.uploads_in_flight += 1
+            adding = asyncio.wrap_future(self._executor.submit(
+                store.add, reader, options, pin=True, expected_size=expected))  # fmt: skip
             try:
-                added = await self._run(store.add, reader, options, pin=True,
-                                        expected_size=expected)  # fmt: skip
+                added = await asyncio.shield(adding)
             except asyncio.CancelledError:
+                # The client went away: stop the reader, and hold the upload's slot until
+                # its thread is done (it ends at its next read).
                 reader.cancelled.set()
+                reader.close()
+                await asyncio.gather(adding, return_exceptions=True)
                 raise
             finally:
                 reader.close()
@@ -354,7 +369,8 @@ class BlobHTTP:
 
     async def _send_blob(self, request: web.Request, store: BlobStore,
                          cid: CID) -> web.StreamResponse:  # fmt: skip
-        size = await self._whole_size(store, cid)
+        # HEAD says what is here: it does not bring a blob from the peers.
+        size = await self._whole_size(store, cid, fetch=request.method != hdrs.METH_HEAD)
         span = parse_range(request.headers.get(hdrs.RANGE), size)
         headers = {**BLOB_HEADERS, hdrs.ETAG: f'"{cid}"'}
         start, end = (0, size) if span is None else span
@@ -382,15 +398,18 @@ class BlobHTTP:
         await response.write_eof()
         return response
 
-    async def _whole_size(self, store: BlobStore, cid: CID) -> int:
+    async def _whole_size(self, store: BlobStore, cid: CID, *, fetch: bool = True) -> int:
         """The blob's size, once every block of it is here: what is missing is
-        fetched from the connected peers first."""
+        fetched from the connected peers first (unless not `fetch`: a 404)."""
         try:
             stat = await self._run(store.stat, cid)
         except BlockNotFoundError:
             stat = None
         if stat is not None and stat.complete:
             return stat.size
+        if not fetch:
+            where = "not here" if stat is None else "only partly here"
+            raise BlobHTTPError(404, f"blob {cid} is {where}")
         try:
             await self._exchange().fetch(cid)
         except NoProvidersError as exc:

@@ -83,6 +83,7 @@ class ConsensusDriver:
         self.validator_set = ValidatorSet(tuple(self.validators))
         self.decided: dict[int, Decide] = {}
         self._answered: dict[Hashable, tuple[int, int]] = {}  # peer -> (height, when) answered
+        self._rebuilt: Decision | None = None  # the last old decision rebuilt from the store
         self.core = self._new_core()
 
     @property
@@ -147,28 +148,56 @@ class ConsensusDriver:
         return len(records)
 
     def decision(self, height: int) -> Decision | None:
-        """What decided `height`, as one message for a peer that lags behind."""
+        """What decided `height`, as one message for a peer that lags behind: kept
+        whole for the last heights, rebuilt from the store for older ones (the last
+        one rebuilt is kept, as a catching-up peer may ask for it again)."""
         decided = self.decided.get(height)
         if decided is not None:
             return Decision(decided.proposal, decided.commit)
+        if self._rebuilt is not None and self._rebuilt.height == height:
+            return self._rebuilt
         store = self.app.store
-        record, block = store.decision_record(height), store.block(height)
+        record, block = self._decision_record(height), store.block(height)
         if record is None or block is None:
             return None
-        obj = codec.decode(record, max_bytes=MAX_RECORD_BYTES)
-        proposal = {**obj["proposal"], "block": block.to_bytes()}
-        return Decision.from_obj({**obj, "proposal": proposal})
+        proposal = {**record["decision"]["proposal"], "block": block.to_bytes()}
+        self._rebuilt = Decision.from_obj({**record["decision"], "proposal": proposal})
+        return self._rebuilt
+
+    def decision_bytes(self, height: int) -> int | None:
+        """The size of the block that decided `height`, without loading it; None if this
+        node has no decision of that height."""
+        decided = self.decided.get(height)
+        if decided is not None:
+            return len(decided.block.to_bytes())
+        record = self._decision_record(height)
+        return None if record is None else int(record["block_bytes"])
+
+    def _decision_record(self, height: int) -> Any:
+        raw = self.app.store.decision_record(height)
+        return None if raw is None else codec.decode(raw, max_bytes=MAX_RECORD_BYTES)
+
+    def may_answer(self, peer: Hashable, height: int, every_ns: int, gap_ns: int = 0) -> bool:
+        """Whether to send `peer` the decision of `height` now: not if we sent it that
+        same height less than `every_ns` ago (its gossip would make us answer every
+        message), nor any decision less than `gap_ns` ago."""
+        last = self._answered.get(peer)
+        if last is None:
+            return True
+        elapsed = self.now_ns() - last[1]
+        return not ((last[0] == height and elapsed < every_ns) or elapsed < gap_ns)
+
+    def note_answered(self, peer: Hashable, height: int) -> None:
+        self._answered[peer] = (height, self.now_ns())
 
     def decision_for_peer(self, peer: Hashable, height: int, every_ns: int) -> Decision | None:
-        """The decision of `height` for a lagging `peer`, unless we sent it that same
-        height less than `every_ns` ago (its gossip would make us answer every message)."""
-        decision = self.decision(height)
-        now = self.now_ns()
-        last = self._answered.get(peer)
-        if decision is None or (last is not None and last[0] == height
-                                and now - last[1] < every_ns):  # fmt: skip
+        """The decision of `height` for a lagging `peer`, if `may_answer`, counted as
+        sent (the simulator's network takes every message)."""
+        if not self.may_answer(peer, height, every_ns):
             return None
-        self._answered[peer] = (height, now)
+        decision = self.decision(height)
+        if decision is not None:
+            self.note_answered(peer, height)
         return decision
 
     def _new_core(self) -> Consensus:
@@ -209,7 +238,8 @@ class ConsensusDriver:
         self.decided[decision.height] = decision
         obj = Decision(decision.proposal, decision.commit).to_obj()
         obj["proposal"]["block"] = b""  # the block store has it
-        self.app.store.put_decision(decision.height, codec.encode(obj))
+        record = {"decision": obj, "block_bytes": len(decision.block.to_bytes())}
+        self.app.store.put_decision(decision.height, codec.encode(record))
         for height in [h for h in self.decided if h <= decision.height - DECISIONS_IN_MEMORY]:
             del self.decided[height]
 

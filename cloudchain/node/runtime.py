@@ -57,6 +57,9 @@ log = logging.getLogger(__name__)
 
 CHANNELS = ("consensus", "tx", "sync", "blob")  # the "ch" of a wire message; a metrics label
 GOSSIP_INTERVAL_S = 0.2
+# The least time between two large decisions sent to one peer, whatever their heights:
+# a peer asking for heights in turn cannot make us load and send blocks nonstop.
+LARGE_DECISION_GAP_S = 0.25
 MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 
 
@@ -96,7 +99,6 @@ class Node(ConsensusDriver):
         self._proven_heights: dict[str, int] = {}  # shown by signed messages: catching_up
         self._gossip_memory = GossipMemory(GOSSIP_INTERVAL_S)
         self._encoded: dict[bytes, bytes] = {}  # signature -> wire bytes, this height's
-        self._gossip_height = 0  # the core's height the gossip memory is about
         self._stopped = False
         self._last_block_time_ns = self.app.info().last_block_time_ns
 
@@ -235,8 +237,10 @@ class Node(ConsensusDriver):
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
             raise PeerError(f"undecodable message: {exc}") from None
         if isinstance(message, Proposal | Vote):  # the peer has it: never send it back
-            self._gossip_memory.note_received(peer_id, message.signature)
-        self._peer_heights[peer_id] = max(self._peer_heights.get(peer_id, 0), message.height)
+            self._gossip_memory.note_received(peer_id, message.signature, message.height)
+        if message.height > self._peer_heights.get(peer_id, 0):
+            self._peer_heights[peer_id] = message.height
+            self._gossip_memory.peer_advanced(peer_id)  # it may need now what it dropped
         self._note_proven_height(peer_id, message)
         if message.height < self.core.height:
             self._help_lagging_peer(peer_id, message.height, asked=False)
@@ -301,34 +305,41 @@ class Node(ConsensusDriver):
         """Send a peer behind us the decision of its height: when it asks (block sync),
         or unasked when it is small. A peer whose message is of an older height may
         only be waiting out its commit timeout, with that decision in hand: a large
-        block goes only to a peer that asked, and again no sooner than a large
-        message is resent (gossip.py)."""
+        block goes only to a peer that asked, the same height again no sooner than a
+        large message is resent (gossip.py), and any large one at most every
+        LARGE_DECISION_GAP_S. The limits are checked before the block is loaded, and
+        an answer counts only once it is queued."""
+        size = self.decision_bytes(height)
+        if size is None:
+            return
+        large = size > LARGE_MESSAGE_BYTES
+        if large and not asked:
+            return
+        every_ns = int(self._gossip_memory.resend_after_s(size) * 1e9)
+        gap_ns = int(LARGE_DECISION_GAP_S * 1e9) if large else 0
+        if not self.may_answer(peer_id, height, every_ns, gap_ns):
+            return
         decision = self.decision(height)
-        if decision is None:
-            return
-        size = len(decision.proposal.block.to_bytes())  # cached by the block
-        if not asked and size > LARGE_MESSAGE_BYTES:
-            return
-        every_s = self._gossip_memory.resend_after_s(size)
-        if self.decision_for_peer(peer_id, height, int(every_s * 1e9)) is not None:
-            self._send_to(peer_id, "consensus", decision.to_obj())
+        if decision is not None and self._send_to(peer_id, "consensus", decision.to_obj()):
+            self.note_answered(peer_id, height)
 
     def _broadcast_on(self, channel: str, payload: Any) -> None:
         data = _envelope(channel, payload)
         queued = self.peers.broadcast(data)
         self.metrics.send_bytes.labels(channel).inc(len(data) * queued)
 
-    def _send_to(self, peer_id: str, channel: str, payload: Any) -> None:
+    def _send_to(self, peer_id: str, channel: str, payload: Any) -> bool:
+        """Queue a message for one peer; False if it was not (gone, or its queue full)."""
         data = _envelope(channel, payload)
-        if self.peers.send(peer_id, data):
-            self.metrics.send_bytes.labels(channel).inc(len(data))
+        if not self.peers.send(peer_id, data):
+            return False
+        self.metrics.send_bytes.labels(channel).inc(len(data))
+        return True
 
     async def _gossip_loop(self) -> None:
         while True:
             await asyncio.sleep(GOSSIP_INTERVAL_S)  # a period, not a synchronisation
-            if self.core.height != self._gossip_height:  # what peers had is of the last one
-                self._gossip_height = self.core.height
-                self._gossip_memory.new_height()
+            self._gossip_memory.prune(self.core.height)  # what peers had of past heights
             messages = self.core.gossip_messages()
             keep = {m.signature for m in messages if isinstance(m, Proposal | Vote)}
             self._encoded = {k: v for k, v in self._encoded.items() if k in keep}
@@ -345,10 +356,14 @@ class Node(ConsensusDriver):
         data = self._encoded.get(key)
         if data is None:
             data = self._encoded[key] = _envelope("consensus", message.to_obj())
-        for peer in self._gossip_memory.peers_lacking(key, len(data), self.peers.connected,
-                                                      now_s):  # fmt: skip
+        peers = self.peers.connected
+        if len(data) > LARGE_MESSAGE_BYTES:
+            # A peer two heights behind would drop it (it keeps only the next height's).
+            peers = [p for p in peers if self._peer_heights.get(p, message.height)
+                     >= message.height - 1]  # fmt: skip
+        for peer in self._gossip_memory.peers_lacking(key, len(data), peers, now_s):
             if self.peers.send(peer, data):
-                self._gossip_memory.note_sent(peer, key, now_s)
+                self._gossip_memory.note_sent(peer, key, message.height, now_s)
                 self.metrics.send_bytes.labels("consensus").inc(len(data))
 
 
