@@ -191,9 +191,15 @@ async def _attack(homes, hung_up):
 
 def test_testnet_up_streams_blocks_and_stops_every_node_on_ctrl_c(tmp_path):
     fast_testnet(tmp_path / "net", 4)
+    # SIGINT as a terminal delivers it, even if this test runs where SIGINT is ignored
+    # (a background job of a script): Python then leaves it ignored in the child.
+    def default_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     up = subprocess.Popen([sys.executable, "-m", "cloudchain", "testnet", "up", "--home",
                            str(tmp_path / "net")], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)  # fmt: skip
+                          stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=default_sigint)  # fmt: skip
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in up.stdout], daemon=True).start()
     seen: list[str] = []
