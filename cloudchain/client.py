@@ -27,13 +27,16 @@ from typing import Any
 import aiohttp
 
 from cloudchain import codec
-from cloudchain.client_blobs import BlobGC, BlobGot, BlobPut, BlobStat, Progress, Source
+from cloudchain.client_blobs import BlobGot, Progress, Source
 from cloudchain.client_blobs import get_blob as _get_blob
 from cloudchain.client_blobs import put_blob as _put_blob
 from cloudchain.client_errors import RPCClientError
 from cloudchain.rpc_types import (
     CLIENT_ERROR,
     ABCIInfo,
+    BlobGC,
+    BlobPut,
+    BlobStat,
     Block,
     BlockchainInfo,
     BlockResults,

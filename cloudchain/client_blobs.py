@@ -2,7 +2,7 @@
 to `POST /blobs` and down from `GET /blobs/{cid}`, never held whole in memory.
 
 `Client.blob_put` and `Client.blob_get` call these; the JSON-RPC methods (blob_stat,
-blob_pin, blob_unpin, blob_gc) go through `Client.call` and are parsed here. Errors
+blob_pin, blob_unpin, blob_gc) go through `Client.call`, their results parsed by rpc_types. Errors
 are the client's one RPCClientError: an HTTP refusal has the HTTP status as its code
 and the node's message ("blob Qm... is not here (404)"); a node that cannot be
 reached, a download cut short or a reply of the wrong shape has code CLIENT_ERROR.
@@ -16,14 +16,14 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import aiohttp
 
 from cloudchain.client_errors import RPCClientError
-from cloudchain.rpc_types import CLIENT_ERROR, malformed
+from cloudchain.rpc_types import CLIENT_ERROR, BlobPut, malformed
 
 # progress(bytes_done, bytes_total or None when the total is not known)
 Progress = Callable[[int, int | None], None]
@@ -36,72 +36,12 @@ PART_SUFFIX = ".part"
 
 
 @dataclass(frozen=True)
-class BlobPut:
-    cid: str
-    size: int
-    replicas: tuple[str, ...]  # ids of the nodes that hold the whole blob
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True)
 class BlobGot:
     cid: str
     path: Path
     start: int  # the first byte written, of the blob
     bytes_written: int
     size: int | None  # the whole blob's size, when the node said it
-
-
-@dataclass(frozen=True)
-class BlobStat:
-    cid: str
-    size: int
-    complete: bool
-    blocks_local: int
-    blocks_missing: int
-    pinned: bool
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, result: Any) -> BlobStat:
-        return cls(_str(result, "cid", "BlobStat"), _int(result, "size", "BlobStat"),
-                   _bool(result, "complete", "BlobStat"),
-                   _int(result, "blocks_local", "BlobStat"),
-                   _int(result, "blocks_missing", "BlobStat"),
-                   _bool(result, "pinned", "BlobStat"), result)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class BlobGC:
-    blocks_removed: int
-    bytes_freed: int
-    raw: dict[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_json(cls, result: Any) -> BlobGC:
-        return cls(_int(result, "blocks_removed", "BlobGC"),
-                   _int(result, "bytes_freed", "BlobGC"), result)  # fmt: skip
-
-
-def _field(result: Any, name: str, where: str, kind: type) -> Any:
-    if not isinstance(result, dict):
-        raise malformed(where, "expected an object")
-    value = result.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise malformed(f"{where}.{name}", f"expected {kind.__name__}, got {value!r:.60}")
-    return value
-
-
-def _int(result: Any, name: str, where: str) -> int:
-    return int(_field(result, name, where, int))
-
-
-def _bool(result: Any, name: str, where: str) -> bool:
-    return bool(_field(result, name, where, bool))
-
-
-def _str(result: Any, name: str, where: str) -> str:
-    return str(_field(result, name, where, str))
 
 
 def _session() -> aiohttp.ClientSession:
@@ -159,9 +99,7 @@ async def put_blob(base_url: str, source: Source, *, replicas: int = 1, cid_vers
                 result = await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise _unreachable(url, exc) from None
-    holders = _field(result, "replicas", "BlobPut", list)
-    return BlobPut(_str(result, "cid", "BlobPut"), _int(result, "size", "BlobPut"),
-                   tuple(str(h) for h in holders), result)  # fmt: skip
+    return BlobPut.from_json(result)
 
 
 def _remaining_bytes(stream: IO[bytes]) -> int | None:

@@ -754,3 +754,48 @@ class Genesis(_Result):
             genesis_time_ns=document["genesis_time"].time_ns(),
             raw=at.mapping(),
         )
+
+
+# --- blobs (node/blob_http.py: POST /blobs, blob_stat, blob_gc) -------------------------
+
+
+@dataclass(frozen=True)
+class BlobPut(_Result):
+    cid: str
+    size: int
+    replicas: tuple[str, ...]  # ids of the nodes that hold the whole blob
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def _parse(cls, at: _At) -> Self:
+        return cls(at["cid"].text(), at["size"].integer(),
+                   tuple(r.text() for r in at["replicas"].items()), at.mapping())  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BlobStat(_Result):
+    cid: str
+    size: int
+    complete: bool
+    blocks_local: int
+    blocks_missing: int
+    pinned: bool
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def _parse(cls, at: _At) -> Self:
+        return cls(at["cid"].text(), at["size"].integer(), at["complete"].flag(),
+                   at["blocks_local"].integer(), at["blocks_missing"].integer(),
+                   at["pinned"].flag(), at.mapping())  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BlobGC(_Result):
+    blocks_removed: int
+    bytes_freed: int
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def _parse(cls, at: _At) -> Self:
+        return cls(at["blocks_removed"].integer(), at["bytes_freed"].integer(), at.mapping())
+

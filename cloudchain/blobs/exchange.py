@@ -524,16 +524,16 @@ class _Fetch:
     async def _on_stored(self, peer_id: str, stored: _Stored) -> None:
         cid = stored.cid
         self.storing.discard(cid)
-        if isinstance(stored.error, FetchError | BlobStoreError | OSError):
-            raise stored.error  # a malformed DAG or our own disk: no peer can fix that
-        if stored.error is not None and not isinstance(stored.error, BlockMismatchError
-                                                       | BlockTooLargeError):  # fmt: skip
-            raise FetchError(f"storing {cid} failed: {stored.error!r}") from stored.error
-        if stored.error is not None:
+        error = stored.error
+        if isinstance(error, FetchError | BlobStoreError | OSError):
+            raise error  # a malformed DAG or our own disk: no peer can fix that
+        if error is not None and not isinstance(error, BlockMismatchError | BlockTooLargeError):
+            raise FetchError(f"storing {cid} failed: {error!r}") from error
+        if error is not None:
             # One fault per peer and fetch: the blocks it had in flight when it was
             # dropped may still arrive, and say nothing new.
             if peer_id not in self.excluded:
-                self.exchange._fault(peer_id, f"sent a bad block for {cid}: {stored.error}")
+                self.exchange._fault(peer_id, f"sent a bad block for {cid}: {error}")
                 self._drop_provider(peer_id)
             self.todo.appendleft(cid)  # still pending: ask another provider
             return

@@ -187,3 +187,20 @@ def query_address(data: bytes) -> str:
     if not is_address(text):
         raise QueryError(Code.INVALID_QUERY, f"query data {data[:64]!r} is not an address")
     return text
+
+
+def query_filters(data: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
+    """Query data of the form `key=value&key=value`, each key one of `allowed`, once."""
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError:
+        raise QueryError(Code.INVALID_QUERY, "query data must be ASCII key=value&...") from None
+    filters: dict[str, str] = {}
+    for part in filter(None, text.split("&")):
+        name, sep, value = part.partition("=")
+        if not sep or name not in allowed or name in filters:
+            raise QueryError(Code.INVALID_QUERY, f"{part[:40]!r}: expected one of "
+                             f"{', '.join(allowed)} as key=value, each once")  # fmt: skip
+        filters[name] = value
+    return filters
+

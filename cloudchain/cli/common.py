@@ -4,14 +4,15 @@ the signing and sending of a transaction (`tx MODULE METHOD ...`)."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from cloudchain.cli.table import format_fields
-from cloudchain.client import DEFAULT_NODE, SyncClient
-from cloudchain.rpc_types import Event
+from cloudchain.client import DEFAULT_NODE, SyncClient, decode_query_value
+from cloudchain.rpc_types import Event, QueryResponse
 
 NODE_HELP = "a node's RPC URL (default $CLOUDCHAIN_NODE or http://127.0.0.1:26657)"
 
@@ -69,6 +70,25 @@ def send_tx(args: argparse.Namespace, module: str, method: str, tx_args: Mapping
     shown = describe(events) if describe is not None else ()
     if shown:
         print(format_fields(shown))
+    return 0
+
+
+def print_query_refusal(response: QueryResponse) -> None:
+    codespace = f" ({response.codespace})" if response.codespace else ""
+    print(f"error: query refused with code {response.code}{codespace}: {response.log}",
+          file=sys.stderr)  # fmt: skip
+
+
+def show_query(args: argparse.Namespace, path: str, data: bytes,
+               show: Callable[[Any], str]) -> int:  # fmt: skip
+    """Run the query `path` on args.node at args.height; print its decoded value as JSON
+    with args.json, else `show(value)`, or the refusal on stderr. The exit status."""
+    response = SyncClient(args.node).abci_query(path, data, args.height)
+    if not response.ok:
+        print_query_refusal(response)
+        return 1
+    value = decode_query_value(response)
+    print(json.dumps(value, indent=2) if args.json else show(value))
     return 0
 
 

@@ -17,7 +17,6 @@ basis points; the tables show them as percentages.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -26,9 +25,8 @@ from typing import Any
 
 from cloudchain.chaincode.market.module import KINDS, MARKET, TIERS
 from cloudchain.chaincode.module import ArgError
-from cloudchain.cli.common import event_value, node_options, send_tx, tx_options
+from cloudchain.cli.common import event_value, node_options, send_tx, show_query, tx_options
 from cloudchain.cli.table import format_fields, format_table
-from cloudchain.client import SyncClient, decode_query_value
 from cloudchain.rpc_types import Event
 from cloudchain.timefmt import format_rfc3339_ns
 
@@ -360,19 +358,7 @@ def _query_data(args: argparse.Namespace) -> bytes:
 
 
 def _run_query(what: str, args: argparse.Namespace) -> int:
-    response = SyncClient(args.node).abci_query(f"/market/{what}", _query_data(args),
-                                                args.height)  # fmt: skip
-    if not response.ok:
-        codespace = f" ({response.codespace})" if response.codespace else ""
-        print(f"error: query refused with code {response.code}{codespace}: {response.log}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    value = decode_query_value(response)
-    if args.json:
-        print(json.dumps(value, indent=2))
-    else:
-        print(SHOW[what](value))
-    return 0
+    return show_query(args, f"/market/{what}", _query_data(args), SHOW[what])
 
 
 def _pct(bps: int) -> str:

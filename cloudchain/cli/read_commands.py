@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from cloudchain import codec
-from cloudchain.cli.common import TX_HASH, node_options
+from cloudchain.cli.common import TX_HASH, node_options, print_query_refusal
 from cloudchain.cli.market_commands import add_market_queries
 from cloudchain.cli.storage_commands import add_storage_queries
 from cloudchain.cli.table import format_fields, format_table
@@ -270,9 +270,7 @@ def _run_query_path(args: argparse.Namespace) -> int:
     if args.json:
         print_json(response.raw)
     if not response.ok:
-        codespace = f" ({response.codespace})" if response.codespace else ""
-        print(f"error: query refused with code {response.code}{codespace}: {response.log}",
-              file=sys.stderr)  # fmt: skip
+        print_query_refusal(response)
         return 1
     if not args.json:
         print(json.dumps(decode_query_value(response), indent=2, default=_json_bytes))

@@ -14,13 +14,12 @@ storage anchor CID` on a node that holds the blob need no bookkeeping by hand.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from cloudchain.cli.common import event_value, node_options, send_tx, tx_options
+from cloudchain.cli.common import event_value, node_options, send_tx, show_query, tx_options
 from cloudchain.cli.table import format_fields, format_table
-from cloudchain.client import RPCClientError, SyncClient, decode_query_value
+from cloudchain.client import RPCClientError, SyncClient
 from cloudchain.rpc_types import Event
 
 
@@ -114,25 +113,20 @@ def _describe_anchor(events: Any) -> list[tuple[str, object]]:
 
 def _run_query(what: str, args: argparse.Namespace) -> int:
     if what == "blob":
-        data = args.cid.encode()
-    else:
-        filters = [(f, getattr(args, f)) for f in ("owner", "after")]
-        data = "&".join(f"{f}={v}" for f, v in filters if v is not None).encode()
-    response = SyncClient(args.node).abci_query(f"/storage/{what}", data, args.height)
-    if not response.ok:
-        codespace = f" ({response.codespace})" if response.codespace else ""
-        print(f"error: query refused with code {response.code}{codespace}: {response.log}",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    value = decode_query_value(response)
-    if args.json:
-        print(json.dumps(value, indent=2))
-    elif what == "blob":
-        rows = [(a["owner"], a["size"], a["height"], ", ".join(a["replicas"]))
-                for a in value["anchors"]]  # fmt: skip
-        print(format_fields([("cid", value["cid"]), ("anchors", len(rows))]))
-        print(format_table(("OWNER", "SIZE", "HEIGHT", "REPLICAS"), rows, right=(1, 2)))
-    else:
-        more = "  (more: --after " + value["cids"][-1] + ")" if value["more"] else ""
-        print("\n".join([*value["cids"], f"{len(value['cids'])} CIDs{more}"]))
-    return 0
+        return show_query(args, "/storage/blob", args.cid.encode(), _show_blob)
+    filters = [(f, getattr(args, f)) for f in ("owner", "after")]
+    data = "&".join(f"{f}={v}" for f, v in filters if v is not None).encode()
+    return show_query(args, "/storage/anchored", data, _show_anchored)
+
+
+def _show_blob(value: dict[str, Any]) -> str:
+    rows = [(a["owner"], a["size"], a["height"], ", ".join(a["replicas"]))
+            for a in value["anchors"]]  # fmt: skip
+    fields = format_fields([("cid", value["cid"]), ("anchors", len(rows))])
+    return fields + "\n" + format_table(("OWNER", "SIZE", "HEIGHT", "REPLICAS"), rows,
+                                        right=(1, 2))  # fmt: skip
+
+
+def _show_anchored(value: dict[str, Any]) -> str:
+    more = "  (more: --after " + value["cids"][-1] + ")" if value["more"] else ""
+    return "\n".join([*value["cids"], f"{len(value['cids'])} CIDs{more}"])

@@ -252,8 +252,9 @@ class ChainStore:
         """Keep what decided a committed block besides the block itself (the signed
         proposal's fields and the commit certificate, as the consensus driver encodes
         them), so that a lagging peer can be sent the decision of any height. Not
-        part of the block's atomic commit: the latest one is also in the WAL."""
-        self._kv.write({_DECISION + _U64.pack(height): record})
+        part of the block's atomic commit, nor synced (the next block's commit syncs it):
+        the latest one is also in the WAL."""
+        self._kv.write({_DECISION + _U64.pack(height): record}, sync=False)
 
     def decision_record(self, height: int) -> bytes | None:
         return self._kv.get(_DECISION + _U64.pack(height))

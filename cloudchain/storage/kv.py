@@ -27,8 +27,9 @@ class KVStore(Protocol):
         """Items with start <= key < stop (no upper bound if stop is None), keys ascending."""
         ...
 
-    def write(self, changes: Changes) -> None:
-        """Apply all changes atomically and durably."""
+    def write(self, changes: Changes, *, sync: bool = True) -> None:
+        """Apply all changes atomically; durably unless sync=False, when the next synced
+        write makes them durable too (LevelDB's log is one sequence)."""
         ...
 
     def close(self) -> None: ...
@@ -50,7 +51,7 @@ class MemoryKV:
         end = len(self._keys) if stop is None else bisect.bisect_left(self._keys, stop)
         yield from [(key, self._data[key]) for key in self._keys[i:end]]
 
-    def write(self, changes: Changes) -> None:
+    def write(self, changes: Changes, *, sync: bool = True) -> None:
         for key, value in changes.items():
             present = key in self._data
             if value is None:
@@ -82,9 +83,9 @@ class LevelDBKV:
         with self._db.iterator(start=start, stop=stop) as it:
             yield from it
 
-    def write(self, changes: Changes) -> None:
+    def write(self, changes: Changes, *, sync: bool = True) -> None:
         # Built whole, then written once: an exception while building writes nothing.
-        batch = self._db.write_batch(sync=True)
+        batch = self._db.write_batch(sync=sync)
         for key, value in changes.items():
             if value is None:
                 batch.delete(key)

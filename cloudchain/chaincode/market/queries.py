@@ -27,7 +27,7 @@ from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.lifecycle import TRANSITIONS
 from cloudchain.chaincode.market.module import MARKET
 from cloudchain.chaincode.market.params import BPS, get_params
-from cloudchain.chaincode.module import QueryError, query_address
+from cloudchain.chaincode.module import QueryError, query_address, query_filters
 from cloudchain.crypto import is_address
 
 STATES = sorted({s for pair in TRANSITIONS for s in pair})
@@ -49,7 +49,7 @@ def query_provider(reader: StateReader, data: bytes) -> dict[str, Any]:
 
 @MARKET.query("providers")
 def query_providers(reader: StateReader, data: bytes) -> dict[str, Any]:
-    filters = _filters(data, ("after",))
+    filters = query_filters(data, ("after",))
     after = filters.get("after", "")
     limit = get_params(reader).max_tasks_listed
     listed = []
@@ -77,7 +77,7 @@ def query_task(reader: StateReader, data: bytes) -> dict[str, Any]:
 
 @MARKET.query("tasks")
 def query_tasks(reader: StateReader, data: bytes) -> dict[str, Any]:
-    filters = _filters(data, ("requester", "provider", "state", "after"))
+    filters = query_filters(data, ("requester", "provider", "state", "after"))
     for role in ("requester", "provider"):
         if role in filters and not is_address(filters[role]):
             raise QueryError(Code.INVALID_QUERY, f"{role} must be an address")
@@ -164,19 +164,3 @@ def _task_id(text: str) -> int:
     if not text.isdigit() or len(text) > 18:
         raise QueryError(Code.INVALID_QUERY, f"{text[:32]!r} is not a task id")
     return int(text)
-
-
-def _filters(data: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
-    """`key=value&key=value` query data."""
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise QueryError(Code.INVALID_QUERY, "query data must be ASCII key=value&...") from None
-    filters: dict[str, str] = {}
-    for part in filter(None, text.split("&")):
-        name, sep, value = part.partition("=")
-        if not sep or name not in allowed or name in filters:
-            raise QueryError(Code.INVALID_QUERY, f"{part[:40]!r}: expected one of "
-                             f"{', '.join(allowed)} as key=value, each once")  # fmt: skip
-        filters[name] = value
-    return filters

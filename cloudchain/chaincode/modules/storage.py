@@ -57,6 +57,7 @@ from cloudchain.chaincode.module import (
     TxError,
     int_arg,
     list_arg,
+    query_filters,
     text_arg,
 )
 from cloudchain.crypto import is_address
@@ -242,7 +243,7 @@ def query_blob(state: StateReader, data: bytes) -> dict[str, Any]:
 def query_anchored(state: StateReader, data: bytes) -> dict[str, Any]:
     """[owner=ADDRESS&after=CID] -> {cids: up to MAX_LISTED, more: bool}; ask again
     with after=the last CID while `more`."""
-    filters = _filters(data, ("owner", "after"))
+    filters = query_filters(data, ("owner", "after"))
     owner = filters.get("owner", "")
     if "owner" in filters and not is_address(owner):
         raise QueryError(Code.INVALID_QUERY, f"owner {owner[:48]!r} is not an address")
@@ -259,7 +260,7 @@ def query_anchored(state: StateReader, data: bytes) -> dict[str, Any]:
 @STORAGE.query("object")
 def query_object(state: StateReader, data: bytes) -> dict[str, Any]:
     """owner=ADDRESS&object=NAME -> {owner, object, parts, bytes}."""
-    owner, name = _object_filters(data)
+    owner, name = _object_named(query_filters(data, ("owner", "object")))
     summary = read_value(state, object_key(owner, name))
     if summary is None:
         raise QueryError(Code.NOT_FOUND, f"{owner} has no object {name!r}")
@@ -269,8 +270,8 @@ def query_object(state: StateReader, data: bytes) -> dict[str, Any]:
 @STORAGE.query("part")
 def query_part(state: StateReader, data: bytes) -> dict[str, Any]:
     """owner=ADDRESS&object=NAME&index=N -> {index, data}."""
-    filters = _filters(data, ("owner", "object", "index"))
-    owner, name = _object_filters(data, filters)
+    filters = query_filters(data, ("owner", "object", "index"))
+    owner, name = _object_named(filters)
     text = filters.get("index", "")
     if not (text.isascii() and text.isdigit() and int(text) < MAX_PARTS):
         raise QueryError(Code.INVALID_QUERY, f"index {text[:20]!r} is not in [0, {MAX_PARTS})")
@@ -280,9 +281,8 @@ def query_part(state: StateReader, data: bytes) -> dict[str, Any]:
     return {"index": int(text), "data": part}
 
 
-def _object_filters(data: bytes, filters: dict[str, str] | None = None) -> tuple[str, str]:
-    if filters is None:
-        filters = _filters(data, ("owner", "object"))
+def _object_named(filters: dict[str, str]) -> tuple[str, str]:
+    """The owner and object name a query's filters give, checked."""
     owner, name = filters.get("owner", ""), filters.get("object", "")
     if not is_address(owner):
         raise QueryError(Code.INVALID_QUERY, f"owner {owner[:48]!r} is not an address")
@@ -298,19 +298,3 @@ def _query_cid(data: bytes) -> str:
         return cid_arg(data.decode("ascii"))
     except (UnicodeDecodeError, ArgError) as exc:
         raise QueryError(Code.INVALID_QUERY, f"query data is not a CID: {exc}") from None
-
-
-def _filters(data: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
-    """`key=value&key=value` query data, each key once."""
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError:
-        raise QueryError(Code.INVALID_QUERY, "query data must be ASCII key=value&...") from None
-    filters: dict[str, str] = {}
-    for part in filter(None, text.split("&")):
-        name, sep, value = part.partition("=")
-        if not sep or name not in allowed or name in filters:
-            raise QueryError(Code.INVALID_QUERY, f"{part[:40]!r}: expected one of "
-                             f"{', '.join(allowed)} as key=value, each once")  # fmt: skip
-        filters[name] = value
-    return filters
