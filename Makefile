@@ -19,6 +19,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cloudchain tests
+	$(BIN)/ruff format --check cloudchain tests
 
 test: lint
 	$(BIN)/pytest -q

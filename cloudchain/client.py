@@ -55,8 +55,14 @@ from cloudchain.rpc_types import (
 )
 from cloudchain.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
 
-__all__ = ["DEFAULT_NODE", "Client", "RPCClientError", "SubscriptionEvent", "SyncClient",
-           "decode_query_value"]
+__all__ = [
+    "DEFAULT_NODE",
+    "Client",
+    "RPCClientError",
+    "SubscriptionEvent",
+    "SyncClient",
+    "decode_query_value",
+]
 
 DEFAULT_NODE = os.environ.get("CLOUDCHAIN_NODE", "http://127.0.0.1:26657")
 TIMEOUT_S = 40.0  # a little above the node's broadcast_tx_commit wait
@@ -90,8 +96,9 @@ class Client:
             ):
                 text = await response.read()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise RPCClientError(CLIENT_ERROR, f"cannot reach {self.url}",
-                                 str(exc) or type(exc).__name__) from None  # fmt: skip
+            raise RPCClientError(
+                CLIENT_ERROR, f"cannot reach {self.url}", str(exc) or type(exc).__name__
+            ) from None
         try:
             reply = json.loads(text, parse_constant=_not_json)  # NaN, Infinity: not JSON
         except ValueError:
@@ -139,8 +146,7 @@ class Client:
         return Genesis.from_json(await self.call("genesis"))
 
     async def blockchain(self, min_height: int = 1, max_height: int = 0) -> BlockchainInfo:
-        result = await self.call("blockchain", minHeight=str(min_height),
-                                 maxHeight=str(max_height))  # fmt: skip
+        result = await self.call("blockchain", minHeight=str(min_height), maxHeight=str(max_height))
         return BlockchainInfo.from_json(result)
 
     async def block_by_hash(self, block_hash: bytes) -> Block | None:
@@ -157,22 +163,28 @@ class Client:
     async def commit(self, height: int | None = None) -> Commit:
         return Commit.from_json(await self.call("commit", **_height(height)))
 
-    async def validators(self, height: int | None = None, page: int | None = None,
-                         per_page: int | None = None) -> Validators:  # fmt: skip
+    async def validators(
+        self, height: int | None = None, page: int | None = None, per_page: int | None = None
+    ) -> Validators:
         """One page of the validator set at `height` (default: the next height's, as
         CometBFT), `per_page` of them (default 30, at most 100); `total` says how many
         there are in all. A page beyond the last is an RPCClientError (-32603)."""
-        paging = {name: str(value) for name, value in (("page", page), ("per_page", per_page))
-                  if value is not None}  # fmt: skip
+        paging = {
+            name: str(value)
+            for name, value in (("page", page), ("per_page", per_page))
+            if value is not None
+        }
         return Validators.from_json(await self.call("validators", **_height(height), **paging))
 
     async def broadcast_tx_async(self, tx: bytes) -> BroadcastResult:
         return BroadcastResult.from_json(await self.call("broadcast_tx_async", tx=_b64(tx)))
 
-    async def tx_search(self, query: str, page: int = 1, per_page: int = 30,
-                        order_by: str = "asc") -> TxSearch:  # fmt: skip
-        result = await self.call("tx_search", query=query, page=str(page),
-                                 per_page=str(per_page), order_by=order_by)  # fmt: skip
+    async def tx_search(
+        self, query: str, page: int = 1, per_page: int = 30, order_by: str = "asc"
+    ) -> TxSearch:
+        result = await self.call(
+            "tx_search", query=query, page=str(page), per_page=str(per_page), order_by=order_by
+        )
         return TxSearch.from_json(result)
 
     async def abci_info(self) -> ABCIInfo:
@@ -204,20 +216,30 @@ class Client:
     # --- blobs (streamed over HTTP; see client_blobs.py) ----------------------------------
 
     async def blob_put(
-        self, path_or_stream: Source, replicas: int = 1, progress: Progress | None = None,
+        self,
+        path_or_stream: Source,
+        replicas: int = 1,
+        progress: Progress | None = None,
         cid_version: int = 0,
-    ) -> BlobPut:  # fmt: skip
+    ) -> BlobPut:
         """Upload a file (a path or a binary stream); returns once `replicas` nodes hold it.
         `progress(bytes_sent, bytes_total or None)` is called as it goes."""
-        return await _put_blob(self.url, path_or_stream, replicas=replicas,
-                               cid_version=cid_version, progress=progress)  # fmt: skip
+        return await _put_blob(
+            self.url, path_or_stream, replicas=replicas, cid_version=cid_version, progress=progress
+        )
 
-    async def blob_get(self, cid: str, dest_path: str | os.PathLike[str],
-                       progress: Progress | None = None, start: int | None = None,
-                       end: int | None = None) -> BlobGot:  # fmt: skip
+    async def blob_get(
+        self,
+        cid: str,
+        dest_path: str | os.PathLike[str],
+        progress: Progress | None = None,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> BlobGot:
         """Download the blob's bytes [start, end) (default: all) to `dest_path`."""
-        return await _get_blob(self.url, str(cid), dest_path, start=start, end=end,
-                               progress=progress)  # fmt: skip
+        return await _get_blob(
+            self.url, str(cid), dest_path, start=start, end=end, progress=progress
+        )
 
     async def blob_stat(self, cid: str) -> BlobStat:
         return BlobStat.from_json(await self.call("blob_stat", cid=str(cid)))

@@ -45,8 +45,9 @@ class BlobGot:
 
 
 def _session() -> aiohttp.ClientSession:
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_S,
-                                    sock_read=READ_TIMEOUT_S)  # fmt: skip
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=READ_TIMEOUT_S
+    )
     return aiohttp.ClientSession(timeout=timeout)
 
 
@@ -64,8 +65,14 @@ def _unreachable(url: str, exc: BaseException) -> RPCClientError:
     return RPCClientError(CLIENT_ERROR, f"cannot reach {url}", str(exc) or type(exc).__name__)
 
 
-async def put_blob(base_url: str, source: Source, *, replicas: int = 1, cid_version: int = 0,
-                   progress: Progress | None = None) -> BlobPut:  # fmt: skip
+async def put_blob(
+    base_url: str,
+    source: Source,
+    *,
+    replicas: int = 1,
+    cid_version: int = 0,
+    progress: Progress | None = None,
+) -> BlobPut:
     """Upload a file (a path, or a binary stream read to its end) to the node."""
     if replicas < 1 or cid_version not in (0, 1):
         raise ValueError("replicas must be >= 1 and cid_version 0 or 1")
@@ -112,9 +119,15 @@ def _remaining_bytes(stream: IO[bytes]) -> int | None:
     return max(size - position, 0)
 
 
-async def get_blob(base_url: str, cid: str, dest: str | os.PathLike[str], *,
-                   start: int | None = None, end: int | None = None,
-                   progress: Progress | None = None) -> BlobGot:  # fmt: skip
+async def get_blob(
+    base_url: str,
+    cid: str,
+    dest: str | os.PathLike[str],
+    *,
+    start: int | None = None,
+    end: int | None = None,
+    progress: Progress | None = None,
+) -> BlobGot:
     """Download the blob's bytes [start, end) (default: all of them) to `dest`."""
     first = start or 0
     if first < 0 or (end is not None and end <= first):
@@ -139,14 +152,16 @@ async def get_blob(base_url: str, cid: str, dest: str | os.PathLike[str], *,
     return BlobGot(cid, path, first, written, size)
 
 
-async def _download(url: str, cid: str, headers: dict[str, str], part: Path,
-                    progress: Progress | None) -> tuple[int, int | None]:  # fmt: skip
+async def _download(
+    url: str, cid: str, headers: dict[str, str], part: Path, progress: Progress | None
+) -> tuple[int, int | None]:
     async with _session() as session, session.get(url, headers=headers) as response:
         if response.status not in (200, 206):
             raise await _refusal(response)
         if response.headers.get("ETag") != f'"{cid}"':
-            raise malformed("GET /blobs ETag", f"expected the CID, got "
-                            f"{response.headers.get('ETag')!r:.60}")  # fmt: skip
+            raise malformed(
+                "GET /blobs ETag", f"expected the CID, got {response.headers.get('ETag')!r:.60}"
+            )
         expected = response.content_length
         size = expected
         content_range = response.headers.get("Content-Range", "")
@@ -169,6 +184,7 @@ async def _download(url: str, cid: str, headers: dict[str, str], part: Path,
             if progress is not None:
                 progress(written, expected)
         if expected is not None and written != expected:
-            raise RPCClientError(CLIENT_ERROR, "the download was cut short",
-                                 f"{written} of {expected} bytes")  # fmt: skip
+            raise RPCClientError(
+                CLIENT_ERROR, "the download was cut short", f"{written} of {expected} bytes"
+            )
         return written, size

@@ -137,11 +137,18 @@ class Genesis:
 
     @classmethod
     def from_obj(cls, obj: Any) -> Genesis:
-        g = _map(obj, "genesis", required=("chain_id", "genesis_time", "validators", "app_state"),
-                 optional=("consensus_params",))  # fmt: skip
+        g = _map(
+            obj,
+            "genesis",
+            required=("chain_id", "genesis_time", "validators", "app_state"),
+            optional=("consensus_params",),
+        )
         chain_id = g["chain_id"]
-        if not (isinstance(chain_id, str) and 0 < len(chain_id) <= MAX_CHAIN_ID_CHARS
-                and CHAIN_ID_PATTERN.match(chain_id)):  # fmt: skip
+        if not (
+            isinstance(chain_id, str)
+            and 0 < len(chain_id) <= MAX_CHAIN_ID_CHARS
+            and CHAIN_ID_PATTERN.match(chain_id)
+        ):
             raise GenesisError(
                 f"genesis.chain_id: {chain_id!r} must be 1-{MAX_CHAIN_ID_CHARS} characters "
                 "of letters, digits, '.', '_' or '-'"
@@ -161,8 +168,12 @@ class Genesis:
                 f"largest transaction with a commit of {len(validators)} validators; "
                 f"at least {needed} is needed"
             )
-        app = _map(g["app_state"], "genesis.app_state", required=("authority",),
-                   optional=("accounts", "params"))  # fmt: skip
+        app = _map(
+            g["app_state"],
+            "genesis.app_state",
+            required=("authority",),
+            optional=("accounts", "params"),
+        )
         authority = app["authority"]
         if not is_address(authority):
             raise GenesisError(f"genesis.app_state.authority: {authority!r} is not an address")
@@ -176,8 +187,9 @@ class Genesis:
             frozen_params = codec.freeze(params)
         except codec.CodecError as exc:
             raise GenesisError(f"genesis.app_state.params: {exc}") from None
-        return cls(chain_id, time_ns, validators, authority, balances, frozen_params,
-                   max_bytes, max_txs)  # fmt: skip
+        return cls(
+            chain_id, time_ns, validators, authority, balances, frozen_params, max_bytes, max_txs
+        )
 
 
 def _refuse_float(text: str) -> Any:
@@ -208,13 +220,24 @@ def _integer(value: Any, where: str, low: int, high: int) -> int:
 
 def _consensus_params(obj: Any) -> tuple[int, int]:
     params = _map(obj, "genesis.consensus_params", required=(), optional=("block",))
-    block = _map(params.get("block", {}), "genesis.consensus_params.block", required=(),
-                 optional=("max_bytes", "max_txs"))  # fmt: skip
-    max_bytes = _integer(block.get("max_bytes", DEFAULT_MAX_BLOCK_BYTES),
-                         "genesis.consensus_params.block.max_bytes", MAX_TX_BYTES,
-                         MAX_BLOCK_BYTES)  # fmt: skip
-    max_txs = _integer(block.get("max_txs", DEFAULT_MAX_BLOCK_TXS),
-                       "genesis.consensus_params.block.max_txs", 1, MAX_BLOCK_TXS)  # fmt: skip
+    block = _map(
+        params.get("block", {}),
+        "genesis.consensus_params.block",
+        required=(),
+        optional=("max_bytes", "max_txs"),
+    )
+    max_bytes = _integer(
+        block.get("max_bytes", DEFAULT_MAX_BLOCK_BYTES),
+        "genesis.consensus_params.block.max_bytes",
+        MAX_TX_BYTES,
+        MAX_BLOCK_BYTES,
+    )
+    max_txs = _integer(
+        block.get("max_txs", DEFAULT_MAX_BLOCK_TXS),
+        "genesis.consensus_params.block.max_txs",
+        1,
+        MAX_BLOCK_TXS,
+    )
     return max_bytes, max_txs
 
 
@@ -237,8 +260,9 @@ def _validators(obj: Any) -> tuple[Validator, ...]:
             raise GenesisError(f"{where}.pub_key.value: not base64") from None
         power = _integer(v["power"], f"{where}.power", 1, INT64_MAX // 8)
         name = v.get("name", f"validator{i}")
-        if not (isinstance(name, str) and len(name) <= 64 and name.isascii()
-                and name.isprintable()):  # fmt: skip
+        if not (
+            isinstance(name, str) and len(name) <= 64 and name.isascii() and name.isprintable()
+        ):
             raise GenesisError(f"{where}.name: expected at most 64 printable ASCII characters")
         try:
             validator = Validator(public_key, power, name)

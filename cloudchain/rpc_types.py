@@ -768,8 +768,12 @@ class BlobPut(_Result):
 
     @classmethod
     def _parse(cls, at: _At) -> Self:
-        return cls(at["cid"].text(), at["size"].integer(),
-                   tuple(r.text() for r in at["replicas"].items()), at.mapping())  # fmt: skip
+        return cls(
+            at["cid"].text(),
+            at["size"].integer(),
+            tuple(r.text() for r in at["replicas"].items()),
+            at.mapping(),
+        )
 
 
 @dataclass(frozen=True)
@@ -784,9 +788,15 @@ class BlobStat(_Result):
 
     @classmethod
     def _parse(cls, at: _At) -> Self:
-        return cls(at["cid"].text(), at["size"].integer(), at["complete"].flag(),
-                   at["blocks_local"].integer(), at["blocks_missing"].integer(),
-                   at["pinned"].flag(), at.mapping())  # fmt: skip
+        return cls(
+            at["cid"].text(),
+            at["size"].integer(),
+            at["complete"].flag(),
+            at["blocks_local"].integer(),
+            at["blocks_missing"].integer(),
+            at["pinned"].flag(),
+            at.mapping(),
+        )
 
 
 @dataclass(frozen=True)
@@ -798,4 +808,3 @@ class BlobGC(_Result):
     @classmethod
     def _parse(cls, at: _At) -> Self:
         return cls(at["blocks_removed"].integer(), at["bytes_freed"].integer(), at.mapping())
-

@@ -48,8 +48,9 @@ class SubscriptionEvent:
         """The height the event belongs to."""
         if self.kind == "Tx":
             return int(self.value["TxResult"]["height"])
-        header = self.value["header"] if self.kind == "NewBlockHeader" else self.value[
-            "block"]["header"]  # fmt: skip
+        header = (
+            self.value["header"] if self.kind == "NewBlockHeader" else self.value["block"]["header"]
+        )
         return int(header["height"])
 
     @classmethod
@@ -57,8 +58,7 @@ class SubscriptionEvent:
         try:
             data = result["data"]
             kind = data["type"].removeprefix(_EVENT_TYPE_PREFIX)
-            return cls(result["query"], kind, data["value"], result.get("events") or {},
-                       raw=result)
+            return cls(result["query"], kind, data["value"], result.get("events") or {}, raw=result)
         except (KeyError, TypeError, AttributeError) as exc:
             raise RPCClientError(-1, "malformed event from the node", repr(exc)) from None
 
@@ -134,17 +134,23 @@ class EventStream:
         assert self._ws is not None, "use `async with` first"
         request_id = next(self._ids)
         try:
-            await self._ws.send_json({"jsonrpc": "2.0", "id": request_id, "method": method,
-                                      "params": params})  # fmt: skip
+            await self._ws.send_json(
+                {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+            )
             reply = await asyncio.wait_for(self._reply_to(request_id, method), self._timeout_s)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise RPCClientError(-1, f"cannot {method} at {self.url}",
-                                 str(exc) or type(exc).__name__) from None  # fmt: skip
+            raise RPCClientError(
+                -1, f"cannot {method} at {self.url}", str(exc) or type(exc).__name__
+            ) from None
         _raise_for_error(reply)
         return request_id
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:  # fmt: skip
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         await self.close()
 
     async def close(self) -> None:
@@ -178,8 +184,9 @@ class EventStream:
         assert self._ws is not None, "use `async with` first"
         message = await self._ws.receive()
         if message.type != aiohttp.WSMsgType.TEXT:
-            raise RPCClientError(-1, "the node closed the event stream",
-                                 str(message.extra or message.type))  # fmt: skip
+            raise RPCClientError(
+                -1, "the node closed the event stream", str(message.extra or message.type)
+            )
         try:
             body = message.json()
         except ValueError:
@@ -195,8 +202,7 @@ def _raise_for_error(body: Mapping[str, Any]) -> None:
     if error is not None:
         if not isinstance(error, Mapping):
             raise RPCClientError(-1, "malformed error from the node", str(error)[:200])
-        raise RPCClientError(error.get("code", 0), error.get("message", ""),
-                             error.get("data", ""))  # fmt: skip
+        raise RPCClientError(error.get("code", 0), error.get("message", ""), error.get("data", ""))
     if not isinstance(body.get("result"), Mapping):
         raise RPCClientError(-1, "malformed reply from the node", str(body)[:200])
 

@@ -238,7 +238,12 @@ class Transaction:
             f,
             "transaction",
             lambda f: cls(
-                f["chain_id"], f["sender"], f["nonce"], f["module"], f["method"], f["args"],
+                f["chain_id"],
+                f["sender"],
+                f["nonce"],
+                f["module"],
+                f["method"],
+                f["args"],
                 f["signature"],
             ),
         )
@@ -263,9 +268,17 @@ class BlockHeader:
     proposer_address: bytes
 
     FIELDS = (
-        "chain_id", "height", "time_ns", "last_block_hash", "last_commit_hash",
-        "data_hash", "app_hash", "last_results_hash", "validators_hash", "proposer_address",
-    )  # fmt: skip
+        "chain_id",
+        "height",
+        "time_ns",
+        "last_block_hash",
+        "last_commit_hash",
+        "data_hash",
+        "app_hash",
+        "last_results_hash",
+        "validators_hash",
+        "proposer_address",
+    )
 
     def __post_init__(self) -> None:
         _str(self.chain_id, "header.chain_id", MAX_CHAIN_ID_CHARS, CHAIN_ID_PATTERN)

@@ -24,10 +24,16 @@ EVERYONE = (AUTHORITY, *PROVIDERS, *REQUESTERS, *ORACLES)
 BALANCE = 1_000_000
 
 FAST_PARAMS = {
-    "min_stake": 1_000, "unbonding_blocks": 3, "quorum_bps": 6_666, "attestation_blocks": 10,
-    "dispute_blocks": 2, "dispute_vote_blocks": 10, "epoch_blocks": 5, "epoch_reward": 10_000,
+    "min_stake": 1_000,
+    "unbonding_blocks": 3,
+    "quorum_bps": 6_666,
+    "attestation_blocks": 10,
+    "dispute_blocks": 2,
+    "dispute_vote_blocks": 10,
+    "epoch_blocks": 5,
+    "epoch_reward": 10_000,
     "oracle_reward_bps": 1_000,
-}  # fmt: skip
+}
 
 GPU = "a100-80gb"
 
@@ -37,9 +43,18 @@ def offer(units: int = 100, price: int = 10) -> dict[str, Any]:
 
 
 def task_args(**overrides: Any) -> dict[str, Any]:
-    args = {"kind": "training", "inputs": ["Qm" + "a" * 44], "resource_class": GPU,
-            "units": 10, "max_price": 20, "deadline_s": 60, "min_uptime_bps": 9_000,
-            "max_latency_ms": 500, "penalty": 50, "provider": ""}  # fmt: skip
+    args = {
+        "kind": "training",
+        "inputs": ["Qm" + "a" * 44],
+        "resource_class": GPU,
+        "units": 10,
+        "max_price": 20,
+        "deadline_s": 60,
+        "min_uptime_bps": 9_000,
+        "max_latency_ms": 500,
+        "penalty": 50,
+        "provider": "",
+    }
     args.update(overrides)
     return args
 
@@ -48,12 +63,13 @@ def market_genesis(**params: Any) -> Genesis:
     market = {**FAST_PARAMS, **params}
     market.setdefault("oracles", [k.address for k in ORACLES])
     return Genesis(
-        chain_id=CHAIN_ID, genesis_time_ns=GENESIS_TIME_NS,
+        chain_id=CHAIN_ID,
+        genesis_time_ns=GENESIS_TIME_NS,
         validators=(Validator(VALIDATOR.public_key, 10, "node0"),),
         authority=AUTHORITY.address,
         balances=tuple(sorted((k.address, BALANCE) for k in EVERYONE)),
         params={"token": {"denom": "ucc"}, "market": market},
-    )  # fmt: skip
+    )
 
 
 class SnapshotApplication(Application):
@@ -62,8 +78,9 @@ class SnapshotApplication(Application):
     but its sender's nonce."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self.snapshots: list[tuple[Transaction, TxResult, dict[bytes, bytes],
-                                   dict[bytes, bytes]]] = []  # fmt: skip
+        self.snapshots: list[
+            tuple[Transaction, TxResult, dict[bytes, bytes], dict[bytes, bytes]]
+        ] = []
         super().__init__(*args, **kwargs)
 
     def _deliver(self, block_kv: Any, block: Block, index: int, tx: Transaction) -> TxResult:
@@ -76,8 +93,9 @@ class SnapshotApplication(Application):
 class MarketChain:
     """Blocks of signed market transactions, one clock second per block."""
 
-    def __init__(self, genesis: Genesis | None = None,
-                 application: type[Application] = Application) -> None:  # fmt: skip
+    def __init__(
+        self, genesis: Genesis | None = None, application: type[Application] = Application
+    ) -> None:
         self.app = application(ChainStore(MemoryKV()), genesis or market_genesis())
         self.clock = StepClock()
         self.chain = SoloChain(self.app, VALIDATOR, self.clock)

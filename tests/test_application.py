@@ -47,8 +47,9 @@ def next_block(chain, txs=(), **header_changes):
     commit = None if last is None else sign_commit(app.genesis.chain_id, last, VALIDATOR)
     block = build_block(app, list(txs), VALIDATOR, commit)
     if header_changes:
-        block = Block(dataclasses.replace(block.header, **header_changes), block.txs,
-                      block.last_commit)  # fmt: skip
+        block = Block(
+            dataclasses.replace(block.header, **header_changes), block.txs, block.last_commit
+        )
     return block
 
 
@@ -132,8 +133,10 @@ def test_prepare_proposal_respects_the_block_limits():
     # Room for 70,000 bytes of transactions: two 30 KB notes fit, a third does not.
     genesis = dataclasses.replace(make_genesis(), max_block_bytes=block_overhead_bytes(1) + 70_000)
     app = Application(ChainStore(MemoryKV()), genesis, modules=(TOKEN, NOTE))
-    notes = [Transaction.create(ALICE, "cloudchain-test", n, "note", "post",
-                                {"text": "x" * 30_000}) for n in range(3)]  # fmt: skip
+    notes = [
+        Transaction.create(ALICE, "cloudchain-test", n, "note", "post", {"text": "x" * 30_000})
+        for n in range(3)
+    ]
     assert [tx.nonce for tx in app.prepare_proposal([t.to_bytes() for t in notes])] == [0, 1]
 
 
@@ -150,8 +153,10 @@ def test_a_full_block_with_a_commit_from_every_validator_fits_the_limit():
     app.commit()
     sigs = tuple(CommitSig(bytes.fromhex(v.address), 2**62, b"\xff" * 64) for v in validators)
     commit = Commit(1, 2**31 - 1, first.hash, sigs)
-    notes = [Transaction.create(ALICE, "cloudchain-test", n, "note", "post",
-                                {"text": "x" * 20_000}) for n in range(5)]  # fmt: skip
+    notes = [
+        Transaction.create(ALICE, "cloudchain-test", n, "note", "post", {"text": "x" * 20_000})
+        for n in range(5)
+    ]
     chosen = app.prepare_proposal([t.to_bytes() for t in notes])
     assert len(chosen) == 3
     block = build_block(app, chosen, validators[1], commit)
@@ -207,8 +212,9 @@ def test_bad_queries_get_a_code_and_a_log(path, data, height, code):
 
 def test_mint_by_authority_and_burn_change_the_supply():
     chain = make_chain()
-    mint = Transaction.create(ALICE, "cloudchain-test", 0, "token", "mint",
-                              {"to": CAROL.address, "amount": 500})  # fmt: skip
+    mint = Transaction.create(
+        ALICE, "cloudchain-test", 0, "token", "mint", {"to": CAROL.address, "amount": 500}
+    )
     burn = Transaction.create(CAROL, "cloudchain-test", 0, "token", "burn", {"amount": 200})
     produced = chain.produce_block([mint.to_bytes(), burn.to_bytes()])
     assert [r.code for r in produced.result.tx_results] == [Code.OK, Code.OK]
@@ -224,8 +230,15 @@ def test_a_block_equal_as_objects_but_different_as_bytes_is_not_taken_for_the_ac
     tx = transfer(BOB, 0, CAROL.address, 1)
     block = next_block(chain, [tx])
     assert app.process_proposal(block).accept
-    forged_tx = Transaction(tx.chain_id, tx.sender, 0, "token", "transfer",
-                            {"to": CAROL.address, "amount": True}, tx.signature)  # fmt: skip
+    forged_tx = Transaction(
+        tx.chain_id,
+        tx.sender,
+        0,
+        "token",
+        "transfer",
+        {"to": CAROL.address, "amount": True},
+        tx.signature,
+    )
     forged = Block(block.header, (forged_tx,), block.last_commit)
     assert forged == block and forged.to_bytes() != block.to_bytes()  # True == 1 in Python
     assert not app.process_proposal(forged).accept
@@ -254,8 +267,9 @@ def process_shout(ctx, count, width):
 def test_events_beyond_the_limits_fail_the_transaction_not_the_chain(count, width, code, log):
     app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, NOISY))
     chain = SoloChain(app, VALIDATOR, StepClock())
-    tx = Transaction.create(BOB, "cloudchain-test", 0, "noisy", "shout",
-                            {"count": count, "width": width})  # fmt: skip
+    tx = Transaction.create(
+        BOB, "cloudchain-test", 0, "noisy", "shout", {"count": count, "width": width}
+    )
     result = chain.produce_block([tx.to_bytes()]).result.tx_results[0]
     assert result.code == code
     assert log in result.log
@@ -297,7 +311,11 @@ def test_event_values_must_have_a_node_independent_text():
     log = EventLog()
     log.emit("ok", text="a", number=5, flag=True, raw=b"\x01")
     assert log.events[0].attributes == (
-        ("text", "a"), ("number", "5"), ("flag", "true"), ("raw", "01"))  # fmt: skip
+        ("text", "a"),
+        ("number", "5"),
+        ("flag", "true"),
+        ("raw", "01"),
+    )
     with pytest.raises(TypeError, match="set"):
         log.emit("bad", members={1, 2})
 
@@ -333,13 +351,21 @@ def test_time_comes_from_the_last_commit_and_must_advance():
     "powers, expected",
     # As CometBFT's WeightedMedian: the walk stops once half the power (rounded down)
     # is covered, so with (1, 1, 1) the first timestamp already covers 3 // 2 = 1.
-    [((1, 1, 5), 30), ((3, 1, 1), 10), ((1, 1, 1), 10), ((2, 2), 10), ((1, 3), 20),
-     ((1, 1, 1, 1), 20)],
-)  # fmt: skip
+    [
+        ((1, 1, 5), 30),
+        ((3, 1, 1), 10),
+        ((1, 1, 1), 10),
+        ((2, 2), 10),
+        ((1, 3), 20),
+        ((1, 1, 1, 1), 20),
+    ],
+)
 def test_median_time_is_weighted_by_power(powers, expected):
     signers = [key(f"signer{i}") for i in range(len(powers))]
-    sigs = tuple(CommitSig(bytes.fromhex(k.address), 10 * (i + 1), b"\x00" * 64)
-                 for i, k in enumerate(signers))  # fmt: skip
+    sigs = tuple(
+        CommitSig(bytes.fromhex(k.address), 10 * (i + 1), b"\x00" * 64)
+        for i, k in enumerate(signers)
+    )
     commit = Commit(1, 0, b"\x00" * 32, sigs)
     weights = {bytes.fromhex(k.address): p for k, p in zip(signers, powers, strict=True)}
     assert commit.median_time_ns(weights) == expected
@@ -350,9 +376,11 @@ def test_each_header_commits_to_the_previous_blocks_results():
 
     chain = make_chain()
     first = chain.produce_block(
-        [transfer(ALICE, 0, BOB.address, 5).to_bytes(),
-         transfer(BOB, 0, ALICE.address, 10**6).to_bytes()]  # fails: insufficient funds
-    )  # fmt: skip
+        [
+            transfer(ALICE, 0, BOB.address, 5).to_bytes(),
+            transfer(BOB, 0, ALICE.address, 10**6).to_bytes(),
+        ]  # fails: insufficient funds
+    )
     codes = [r.code for r in first.result.tx_results]
     assert codes == [Code.OK, Code.INSUFFICIENT_FUNDS]
     assert first.block.header.last_results_hash == results_hash(())
@@ -391,7 +419,8 @@ def test_end_of_block_work_runs_after_the_transactions_and_a_failure_changes_not
     second = chain.produce_block([fail.to_bytes()])
     # the transaction's write is seen by the work, which fails: none of its writes apply
     assert second.result.block_events == (
-        Event("end_block_error", (("module", "ticker"), ("error", "KeyError"))),)
+        Event("end_block_error", (("module", "ticker"), ("error", "KeyError"))),
+    )
     assert codec.decode(app.state().get(b"ticker/count")) == 1
     assert app.store.block_results(2).block_events == second.result.block_events
     assert app.store.block_results(2).tx_results[0].code == Code.OK

@@ -25,8 +25,11 @@ from cloudchain.types import MAX_BLOCK_BYTES
 
 def synthetic(points: dict[str, list[tuple[int, float]]]) -> StorageBenchResult:
     """A result whose samples are the given (size in MB, seconds) per operation."""
-    samples = [Sample(op, mb * MB, run, seconds)
-               for op, values in points.items() for run, (mb, seconds) in enumerate(values)]
+    samples = [
+        Sample(op, mb * MB, run, seconds)
+        for op, values in points.items()
+        for run, (mb, seconds) in enumerate(values)
+    ]
     sizes = tuple(sorted({s.size_bytes for s in samples}))
     config = StorageBenchConfig(sizes, runs=1)
     return StorageBenchResult(config, tuple(samples), (), MAX_BLOCK_BYTES, MAX_PART_BYTES)
@@ -47,27 +50,36 @@ def test_the_model_is_fitted_to_the_points():
 
 
 def test_the_target_ratio_and_the_table():
-    result = synthetic({"baseline": [(200, 1.0)], "p2p write": [(200, 2.5)],
-                        "p2p read": [(200, 2.0)]})  # fmt: skip
+    result = synthetic(
+        {"baseline": [(200, 1.0)], "p2p write": [(200, 2.5)], "p2p read": [(200, 2.0)]}
+    )
     assert target_met(result) == {200 * MB: 2.5}
     assert "200 MB: p2p write / baseline = 2.50x (target <= 3x: met)" in format_table(result)
 
 
-@pytest.mark.parametrize("text, message", [
-    ("50,x", "'x' is not a number of MB"), ("0", "0 MB is not in"), ("-5", "-5 MB is not in"),
-    ("50,100,50", "names a size twice"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("50,x", "'x' is not a number of MB"),
+        ("0", "0 MB is not in"),
+        ("-5", "-5 MB is not in"),
+        ("50,100,50", "names a size twice"),
+    ],
+)
 def test_bad_sizes_are_refused(text, message):
     with pytest.raises(BenchError, match=message):
         parse_sizes(text)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--replicas", "4"], "--replicas must be from 1 to validators - 1"),
-    (["--runs", "0"], "--runs must be at least 1"),
-    (["--systems", "ipfs"], "--systems must name some of"),
-    (["--sizes", "big"], "--sizes: 'big' is not a number"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--replicas", "4"], "--replicas must be from 1 to validators - 1"),
+        (["--runs", "0"], "--runs must be at least 1"),
+        (["--systems", "ipfs"], "--systems must name some of"),
+        (["--sizes", "big"], "--sizes: 'big' is not a number"),
+    ],
+)
 def test_the_command_refuses_bad_options_before_starting_anything(args, message, capsys):
     assert main(["bench", "storage", *args]) == 2
     assert message in capsys.readouterr().err
@@ -81,7 +93,8 @@ def test_a_small_run_measures_every_operation_and_writes_its_outputs(tmp_path):
     result = run_storage_bench(config, say=lines.append)
 
     assert sorted((s.operation, s.size_bytes) for s in result.samples) == sorted(
-        (op, size) for op in OPERATIONS for size in sizes)  # fmt: skip
+        (op, size) for op in OPERATIONS for size in sizes
+    )
     assert all(s.seconds > 0 for s in result.samples)
     assert any("consensus write" in line for line in lines)
     assert {m.node for m in result.memory} == {f"node{i}" for i in range(4)}

@@ -217,9 +217,10 @@ async def test_fetch_after_cancelled_transfer_asks_only_for_what_is_missing(net)
     assert read_all(b, root) == data
     assert result.blocks_local == len(stored_before)
     resent = {
-        CID.from_bytes(cid) for key, cid in net.sent_cids if net.sent_cids[(key, cid)]
-        > asked_before[(key, cid)]
-    }  # fmt: skip
+        CID.from_bytes(cid)
+        for key, cid in net.sent_cids
+        if net.sent_cids[(key, cid)] > asked_before[(key, cid)]
+    }
     assert resent.isdisjoint(stored_before)
 
 
@@ -358,11 +359,17 @@ LEAF = CID.for_data(b"leaf", 0x55, 1)
 @pytest.mark.parametrize(
     "message",
     [
-        WantHave((ROOT, LEAF)), Have((ROOT,)), DontHave((LEAF,)), WantBlock((ROOT, LEAF)),
-        Cancel((LEAF,)), BlockMessage(LEAF, b"leaf"), FetchRequest(ROOT), HaveAll(ROOT),
+        WantHave((ROOT, LEAF)),
+        Have((ROOT,)),
+        DontHave((LEAF,)),
+        WantBlock((ROOT, LEAF)),
+        Cancel((LEAF,)),
+        BlockMessage(LEAF, b"leaf"),
+        FetchRequest(ROOT),
+        HaveAll(ROOT),
         FetchFailed(LEAF),
     ],
-)  # fmt: skip
+)
 def test_messages_round_trip(message):
     assert decode_message(encode_message(message)) == message
     assert message_from_obj(codec.decode(codec.encode(message_to_obj(message)))) == message
@@ -381,16 +388,23 @@ def test_messages_round_trip(message):
         ({"t": "want-have", "cids": [str(ROOT)]}, "must be bytes"),
         ({"t": "want-have", "cids": [b"\x01\x70\x12\x20" + b"\x00" * 31]}, "truncated"),
         ({"t": "want-have", "cids": [ROOT.to_bytes()] * 2}, "repeated"),
-        ({"t": "cancel", "cids": [CID.for_data(bytes([i]), 0x55, 1).to_bytes()
-                                  for i in range(CIDS_PER_MESSAGE_MAX + 1)]}, "cids, expected"),
+        (
+            {
+                "t": "cancel",
+                "cids": [
+                    CID.for_data(bytes([i]), 0x55, 1).to_bytes()
+                    for i in range(CIDS_PER_MESSAGE_MAX + 1)
+                ],
+            },
+            "cids, expected",
+        ),
         ({"t": "block", "cid": LEAF.to_bytes(), "data": "text"}, "data must be bytes"),
-        ({"t": "block", "cid": LEAF.to_bytes(), "data": b"x" * (BLOCK_BYTES_MAX + 1)},
-         "exceeds"),
+        ({"t": "block", "cid": LEAF.to_bytes(), "data": b"x" * (BLOCK_BYTES_MAX + 1)}, "exceeds"),
         ({"t": "block", "cid": b"\x00" * 100, "data": b""}, "cid of 100 bytes"),
         ({"t": "fetch-request", "cid": 7}, "must be bytes"),
         ({"t": "have-all", "cids": [ROOT.to_bytes()]}, "keys"),
     ],
-)  # fmt: skip
+)
 async def test_malformed_messages_raise_the_protocol_error(net, obj, error):
     b = net.add("B")
     with pytest.raises(ExchangeProtocolError, match=error):

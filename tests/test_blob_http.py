@@ -36,25 +36,30 @@ def payload(size: int, seed: int = 1) -> bytes:
 # --- parse_range, pure ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header, size, expected", [
-    (None, 10, None),
-    ("bytes=0-3", 10, (0, 4)),
-    ("bytes=4-", 10, (4, 10)),
-    ("bytes=-3", 10, (7, 10)),
-    ("bytes=-30", 10, (0, 10)),  # a suffix longer than the blob: all of it
-    ("bytes=2-99", 10, (2, 10)),  # the last byte clamped
-    ("bytes=9-9", 10, (9, 10)),
-    ("bytes=5-2", 10, None),  # malformed: ignored, as RFC 9110 allows
-    ("bytes=0-1,4-5", 10, None),  # several ranges: ignored
-    ("items=0-1", 10, None),
-    ("bytes=-", 10, None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "header, size, expected",
+    [
+        (None, 10, None),
+        ("bytes=0-3", 10, (0, 4)),
+        ("bytes=4-", 10, (4, 10)),
+        ("bytes=-3", 10, (7, 10)),
+        ("bytes=-30", 10, (0, 10)),  # a suffix longer than the blob: all of it
+        ("bytes=2-99", 10, (2, 10)),  # the last byte clamped
+        ("bytes=9-9", 10, (9, 10)),
+        ("bytes=5-2", 10, None),  # malformed: ignored, as RFC 9110 allows
+        ("bytes=0-1,4-5", 10, None),  # several ranges: ignored
+        ("items=0-1", 10, None),
+        ("bytes=-", 10, None),
+    ],
+)
 def test_parse_range(header, size, expected):
     assert parse_range(header, size) == expected
 
 
-@pytest.mark.parametrize("header, size", [("bytes=10-", 10), ("bytes=10-20", 10),
-                                          ("bytes=-0", 10), ("bytes=0-", 0), ("bytes=-5", 0)])
+@pytest.mark.parametrize(
+    "header, size",
+    [("bytes=10-", 10), ("bytes=10-20", 10), ("bytes=-0", 10), ("bytes=0-", 0), ("bytes=-5", 0)],
+)
 def test_parse_range_past_the_end(header, size):
     with pytest.raises(UnsatisfiableRangeError) as refused:
         parse_range(header, size)
@@ -72,8 +77,7 @@ async def test_put_get_round_trip_and_ranges(node, tmp_path):
         async with session.post(f"{base}/blobs", data=data) as response:
             assert response.status == 200, await response.text()
             put = await response.json()
-        assert put == {"cid": str(expected), "size": FILE_BYTES,
-                       "replicas": [node.peers.node_id]}  # fmt: skip
+        assert put == {"cid": str(expected), "size": FILE_BYTES, "replicas": [node.peers.node_id]}
         assert node.blobs.pins() == [expected]
 
         async with session.get(f"{base}/blobs/{expected}") as response:
@@ -84,17 +88,20 @@ async def test_put_get_round_trip_and_ranges(node, tmp_path):
             assert await response.read() == data
 
         start, last = CHUNK_SIZE_BYTES - 10, 2 * CHUNK_SIZE_BYTES + 10  # across three chunks
-        async with session.get(f"{base}/blobs/{expected}",
-                               headers={"Range": f"bytes={start}-{last}"}) as response:
+        async with session.get(
+            f"{base}/blobs/{expected}", headers={"Range": f"bytes={start}-{last}"}
+        ) as response:
             assert response.status == 206
             assert response.headers["Content-Range"] == f"bytes {start}-{last}/{FILE_BYTES}"
             assert await response.read() == data[start : last + 1]
-        async with session.get(f"{base}/blobs/{expected}",
-                               headers={"Range": "bytes=-100"}) as response:
+        async with session.get(
+            f"{base}/blobs/{expected}", headers={"Range": "bytes=-100"}
+        ) as response:
             assert response.status == 206
             assert await response.read() == data[-100:]
-        async with session.get(f"{base}/blobs/{expected}",
-                               headers={"Range": f"bytes={FILE_BYTES}-"}) as response:
+        async with session.get(
+            f"{base}/blobs/{expected}", headers={"Range": f"bytes={FILE_BYTES}-"}
+        ) as response:
             assert response.status == 416
             assert response.headers["Content-Range"] == f"bytes */{FILE_BYTES}"
             assert "past the end" in (await response.json())["error"]
@@ -139,7 +146,8 @@ async def test_malformed_and_unknown_cids(node):
             assert "malformed CID" in (await response.json())["error"]
         async with session.get(f"{base}/blobs/{UNKNOWN_CID}") as response:
             assert (await response.json())["error"] == (
-                f"blob {UNKNOWN_CID} is not here, and no connected peer has it")
+                f"blob {UNKNOWN_CID} is not here, and no connected peer has it"
+            )
 
 
 async def test_a_corrupt_block_is_never_served(node):
@@ -183,8 +191,10 @@ async def test_a_body_over_the_limit_is_refused(node):
 async def test_a_truncated_upload_is_refused_and_pins_nothing(node):
     host, _, port = node.config.rpc.listen_address.rpartition(":")
     declared = 3 * CHUNK_SIZE_BYTES
-    head = (f"POST /blobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {declared}\r\n"
-            "Content-Type: application/octet-stream\r\n\r\n").encode()  # fmt: skip
+    head = (
+        f"POST /blobs HTTP/1.1\r\nHost: {host}\r\nContent-Length: {declared}\r\n"
+        "Content-Type: application/octet-stream\r\n\r\n"
+    ).encode()
 
     def send_part() -> bytes:
         with socket.create_connection((host, int(port)), timeout=DEADLINE_S) as sock:
@@ -231,7 +241,12 @@ async def test_client_put_get_stat_pin_unpin_gc(node, tmp_path):
     stat = await client.blob_stat(put.cid)
     blocks = len({b.cid for b in import_bytes(data)[0]})
     assert (stat.size, stat.complete, stat.blocks_local, stat.blocks_missing, stat.pinned) == (
-        FILE_BYTES, True, blocks, 0, True)
+        FILE_BYTES,
+        True,
+        blocks,
+        0,
+        True,
+    )
     assert await client.blob_pin(put.cid) is False  # already pinned by the put
     gc = await client.blob_gc()
     assert gc.blocks_removed == 0 and node.blobs.has(root)
@@ -262,8 +277,10 @@ async def test_blob_verbs(node, tmp_path):
     url = url_of(node)
     v1 = str(import_bytes(data, CID_V1_OPTIONS)[1].root)
     (put_code, put_out, put_err), (v1_code, v1_out, _) = await verbs(
-        url, ("blob", "put", str(source), "--progress"),
-        ("blob", "put", str(source), "--cid-version", "1", "--json"))
+        url,
+        ("blob", "put", str(source), "--progress"),
+        ("blob", "put", str(source), "--cid-version", "1", "--json"),
+    )
     cid = str(import_bytes(data)[1].root)
     assert put_code == 0, put_err
     assert cid in put_out and "B/s" in put_err  # the bar: bytes and rate on stderr
@@ -271,12 +288,16 @@ async def test_blob_verbs(node, tmp_path):
 
     out_file = tmp_path / "out.bin"
     results = await verbs(
-        url, ("blob", "get", cid, "-o", str(out_file)), ("blob", "stat", cid, "--json"),
-        ("blob", "unpin", v1), ("blob", "gc", "--json"), ("blob", "pin", cid),
-        ("blob", "stat", "QmNotACid"), ("blob", "get", str(UNKNOWN_CID), "-o",
-                                        str(tmp_path / "x")),
+        url,
+        ("blob", "get", cid, "-o", str(out_file)),
+        ("blob", "stat", cid, "--json"),
+        ("blob", "unpin", v1),
+        ("blob", "gc", "--json"),
+        ("blob", "pin", cid),
+        ("blob", "stat", "QmNotACid"),
+        ("blob", "get", str(UNKNOWN_CID), "-o", str(tmp_path / "x")),
         ("blob", "put", str(tmp_path / "missing.bin")),
-    )  # fmt: skip
+    )
     (get, stat, unpin, gc, pin, bad, unknown, missing) = results
     assert get[0] == 0 and out_file.read_bytes() == data and get[2] == ""  # no bar: not a TTY
     assert stat[0] == 0 and json.loads(stat[1])["pinned"] is True
@@ -318,11 +339,17 @@ async def test_anchoring_keeps_a_blob_from_gc_and_the_verbs_read_it_back(node, t
     assert f"anchored  {cid}" in put[1] and f"size      {len(data)} bytes" in put[1]
 
     blob, anchored, listed = await verbs(
-        url, ("query", "storage", "blob", cid, "--json"), ("query", "storage", "anchored"),
-        ("query", "storage", "anchored", "--owner", owner, "--json"))  # fmt: skip
+        url,
+        ("query", "storage", "blob", cid, "--json"),
+        ("query", "storage", "anchored"),
+        ("query", "storage", "anchored", "--owner", owner, "--json"),
+    )
     (record,) = json.loads(blob[1])["anchors"]
     assert (record["owner"], record["size"], record["replicas"]) == (
-        owner, len(data), [node.peers.node_id])  # fmt: skip
+        owner,
+        len(data),
+        [node.peers.node_id],
+    )
     assert cid in anchored[1] and "1 CIDs" in anchored[1]
     assert json.loads(listed[1]) == {"cids": [cid], "more": False}
 
@@ -330,8 +357,9 @@ async def test_anchoring_keeps_a_blob_from_gc_and_the_verbs_read_it_back(node, t
     assert unpin[0] == 0 and gc[0] == 0
     assert node.blobs.stat(cid).complete  # anchored: kept though unpinned
 
-    unanchor, gc = await verbs(url, ("tx", "storage", "unanchor", cid, "--from", key),
-                               ("blob", "gc", "--json"))  # fmt: skip
+    unanchor, gc = await verbs(
+        url, ("tx", "storage", "unanchor", cid, "--from", key), ("blob", "gc", "--json")
+    )
     assert unanchor[0] == 0, unanchor[2]
     assert json.loads(gc[1])["blocks_removed"] >= 2
     assert not node.blobs.has(import_bytes(data)[1].root)
@@ -341,12 +369,13 @@ async def test_anchor_verbs_refuse_what_they_cannot_do(node, tmp_path):
     key = str(node.home.parent / "accounts" / "account0.json")
     url = url_of(node)
     no_key, json_anchor, unknown, refused, not_anchored = await verbs(
-        url, ("blob", "put", str(tmp_path), "--anchor"),
+        url,
+        ("blob", "put", str(tmp_path), "--anchor"),
         ("blob", "put", str(tmp_path), "--anchor", "--from", key, "--json"),
         ("tx", "storage", "anchor", str(UNKNOWN_CID), "--from", key),
         ("tx", "storage", "anchor", "QmNotACid", "--size", "5", "--from", key),
         ("query", "storage", "blob", str(UNKNOWN_CID)),
-    )  # fmt: skip
+    )
     assert no_key[0] == 2 and "--anchor needs --from KEYFILE" in no_key[2]
     assert json_anchor[0] == 2 and "goes without --json" in json_anchor[2]
     assert unknown[0] == 1 and "--size not given and the node cannot say it" in unknown[2]

@@ -100,8 +100,9 @@ async def test_a_get_on_a_node_without_the_blob_fetches_it_from_several_peers(tm
         assert dest.read_bytes() == data and got.bytes_written == len(data)
         assert holds(reader, CID.parse(put.cid))
         assert CID.parse(put.cid) not in reader.blobs.pins()  # fetched to serve, not pinned
-        served = [h for h in holders
-                  if h.exchange.counters.blocks_sent > sent_before[h.peers.node_id]]  # fmt: skip
+        served = [
+            h for h in holders if h.exchange.counters.blocks_sent > sent_before[h.peers.node_id]
+        ]
         assert len(served) >= 2, "the blocks came from one peer only"
         assert metric(reader, RECEIVE_BYTES, channel="blob") >= len(data)
 
@@ -114,7 +115,8 @@ async def test_a_blob_no_peer_has_is_a_clear_404(tmp_path):
         async with aiohttp.ClientSession() as session, session.get(url) as response:
             assert response.status == 404
             assert (await response.json())["error"] == (
-                f"blob {unknown} is not here, and no connected peer has it")
+                f"blob {unknown} is not here, and no connected peer has it"
+            )
 
 
 async def test_a_peer_breaking_the_blob_protocol_is_disconnected(tmp_path):
@@ -135,6 +137,7 @@ async def test_the_chain_keeps_committing_while_a_blob_replicates(tmp_path):
         await wait_for_peers(nodes, 3)
         start = nodes[0].app.info().height
         put = asyncio.create_task(
-            Client(url_of(nodes[0])).blob_put(io.BytesIO(blob(4, 12 * 1024 * 1024)), replicas=4))
+            Client(url_of(nodes[0])).blob_put(io.BytesIO(blob(4, 12 * 1024 * 1024)), replicas=4)
+        )
         await wait_for_height(nodes, start + 3)
         assert len((await put).replicas) == 4

@@ -628,7 +628,10 @@ def test_gc_keeps_what_is_here_of_a_partially_local_dag(tmp_path, store):
         assert set(missing) == {hidden_node} | (skipped_leaves - under_hidden)
         stat = partial.stat(root)
         assert (stat.complete, stat.blocks_local, stat.blocks_missing) == (
-            False, len(copied), len(missing))  # fmt: skip
+            False,
+            len(copied),
+            len(missing),
+        )
         # Unpinned, a partial DAG is collected like any other.
         partial.unpin(root)
         assert partial.gc().blocks_removed == len(copied)
@@ -729,7 +732,10 @@ def test_a_root_pinned_while_gc_sweeps_is_kept(store, monkeypatch):
     result = store.gc()
     assert store.stat(late.root).complete
     assert (result.roots, result.blocks_removed, result.blocks_kept) == (
-        1, first.blocks, late.blocks)  # fmt: skip
+        1,
+        first.blocks,
+        late.blocks,
+    )
 
 
 def test_a_block_stored_while_gc_sweeps_is_kept(store, monkeypatch):

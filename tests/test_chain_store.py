@@ -49,8 +49,15 @@ def test_iterate_sees_each_key_once_at_its_version_and_hides_deletes(kv):
 
 def test_keys_with_zero_bytes_keep_their_order_and_prefixes():
     store = ChainStore(MemoryKV())
-    state = {b"p": b"0", b"p\x00": b"1", b"p\x00\x00": b"2", b"p\x00a": b"3", b"p\x01": b"4",
-             b"pa": b"5", b"q": b"6"}  # fmt: skip
+    state = {
+        b"p": b"0",
+        b"p\x00": b"1",
+        b"p\x00\x00": b"2",
+        b"p\x00a": b"3",
+        b"p\x01": b"4",
+        b"pa": b"5",
+        b"q": b"6",
+    }
     store.commit(store.diff(state))
     assert list(store.iterate(b"p")) == sorted((k, v) for k, v in state.items() if k != b"q")
     assert [k for k, _ in store.iterate(b"p\x00")] == [b"p\x00", b"p\x00\x00", b"p\x00a"]

@@ -98,17 +98,18 @@ SMALL_VECTORS = [
     (b"Hello Mars!\n", V0, "QmPrrHqJzto9m7SyiRzarwkqPcCSsKR2EB1AyqJfe8L8tN"),
     (b"Hello Mars!\n", RAW_LEAVES, "bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4"),
     (b"Hello Mars!\n", V1, "bafkreibmlvvgdyihetgocpof6xk64kjjzdeq2e4c7hqs3krdheosk4tgj4"),
-    (b"Hello Mars!\n", V1_PB_LEAVES,
-     "bafybeiawta2ntdmsy24aro35w3homzl4ak7svr3si7l7gesvq4erglyye4"),
+    (b"Hello Mars!\n", V1_PB_LEAVES, "bafybeiawta2ntdmsy24aro35w3homzl4ak7svr3si7l7gesvq4erglyye4"),
     (b"Hello Venus!\n", V0, "QmU5kp3BH3B8tnWUU2Pikdb2maksBNkb92FHRr56hyghh4"),
     (b"Hello Venus!\n", V1, "bafkreihfsphazrk2ilejpekyltjeh5k4yvwgjuwg26ueafohqioeo3sdca"),
-    (b"Hello Venus!\n", V1_PB_LEAVES,
-     "bafybeicvkvhs2fr75ynebtdjqpgm4g2fc63abqbmysupwpmcjl4gx7mzrm"),
+    (
+        b"Hello Venus!\n",
+        V1_PB_LEAVES,
+        "bafybeicvkvhs2fr75ynebtdjqpgm4g2fc63abqbmysupwpmcjl4gx7mzrm",
+    ),
     # kubo test/cli/add_test.go ("hello world" without a newline).
     (b"hello world", V0, "Qmf412jQZiuVUtdgnB36FXFX7xg5V6KEbSJ4dpQuhkLyfD"),
     (b"hello world", V1, "bafkreifzjut3te2nhyekklss27nh3k72ysco7y32koao5eei66wof36n5e"),
-    (b"hello world", V1_PB_LEAVES,
-     "bafybeihykld7uyxzogax6vgyvag42y7464eywpf55gxi5qpoisibh3c5wa"),
+    (b"hello world", V1_PB_LEAVES, "bafybeihykld7uyxzogax6vgyvag42y7464eywpf55gxi5qpoisibh3c5wa"),
     # kubo test/sharness/t0114-gateway-subdomains/README.md.
     (b"hello\n", V0, "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN"),
     (b"hello\n", V1, "bafkreicysg23kiwv34eg2d7qweipxwosdo2py4ldv42nbauguluen5v6am"),
@@ -117,10 +118,13 @@ SMALL_VECTORS = [
     (b"Solidity\n", V0, "QmSsm9M7PQRBnyiz1smizk8hZw3URfk8fSeHzeTo3oZidS"),
     # ipld/js-unixfs test/file.spec.js: "basic file" and "write empty with defaults"
     # (its defaults are CIDv1 with dag-pb leaves).
-    (b"this file does not have much content\n", V1_PB_LEAVES,
-     "bafybeidequ5soq6smzafv4lb76i5dkvl5fzgvrxz4bmlc2k4dkikklv2j4"),
+    (
+        b"this file does not have much content\n",
+        V1_PB_LEAVES,
+        "bafybeidequ5soq6smzafv4lb76i5dkvl5fzgvrxz4bmlc2k4dkikklv2j4",
+    ),
     (b"", V1_PB_LEAVES, "bafybeif7ztnhq65lumvvtr4ekcwd2ifwgm3awq4zfr3srh462rwyinlb4y"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("data, options, expected", SMALL_VECTORS)
@@ -164,23 +168,43 @@ KUBO_RANDOM_VECTORS = [
     (44544 * KiB, "v0-seed", V0, "QmUbBALi174SnogsUzLpYbD4xPiBSFANF4iztWCsHbMKh2"),
     (44800 * KiB, "v0-seed", V0, "QmepeWtdmS1hHXx1oZXsPUv6bMrfRRKfZcoPPU4eEfjnbf"),
     # legacy-cid-v0 with --max-file-links 1024: 1024 chunks under one node.
-    (262144 * KiB, "hello world", ImportOptions(max_links=1024),
-     "QmbBftNHWmjSWKLC49dMVrfnY8pjrJYntiAXirFJ7oJrNk"),
+    (
+        262144 * KiB,
+        "hello world",
+        ImportOptions(max_links=1024),
+        "QmbBftNHWmjSWKLC49dMVrfnY8pjrJYntiAXirFJ7oJrNk",
+    ),
     # test-cid-v1 profile: CIDv1, raw leaves, 1 MiB chunks, 174 links.
-    (174 * MiB, "v1-seed", ImportOptions(cid_version=1, chunk_size=MiB),
-     "bafybeigwduxcf2aawppv3isnfeshnimkyplvw3hthxjhr2bdeje4tdaicu"),
-    (175 * MiB, "v1-seed", ImportOptions(cid_version=1, chunk_size=MiB),
-     "bafybeidhd7lo2n2v7lta5yamob3xwhbxcczmmtmhquwhjesi35jntf7mpu"),
-]  # fmt: skip
+    (
+        174 * MiB,
+        "v1-seed",
+        ImportOptions(cid_version=1, chunk_size=MiB),
+        "bafybeigwduxcf2aawppv3isnfeshnimkyplvw3hthxjhr2bdeje4tdaicu",
+    ),
+    (
+        175 * MiB,
+        "v1-seed",
+        ImportOptions(cid_version=1, chunk_size=MiB),
+        "bafybeidhd7lo2n2v7lta5yamob3xwhbxcczmmtmhquwhjesi35jntf7mpu",
+    ),
+]
 
 # unixfs-v1-2025 profile: CIDv1, raw leaves, 1 MiB chunks, 1024 links; 1 GiB each,
 # so only with CLOUDCHAIN_LARGE_VECTORS=1 (about a second each with SHA-NI).
 KUBO_RANDOM_GIB_VECTORS = [
-    (1024 * MiB, "v1-2025-seed", ImportOptions(cid_version=1, chunk_size=MiB, max_links=1024),
-     "bafybeihmf37wcuvtx4hpu7he5zl5qaf2ineo2lqlfrapokkm5zzw7zyhvm"),
-    (1025 * MiB, "v1-2025-seed", ImportOptions(cid_version=1, chunk_size=MiB, max_links=1024),
-     "bafybeihmzokxxjqwxjcryerhp5ezpcog2wcawfryb2xm64xiakgm4a5jue"),
-]  # fmt: skip
+    (
+        1024 * MiB,
+        "v1-2025-seed",
+        ImportOptions(cid_version=1, chunk_size=MiB, max_links=1024),
+        "bafybeihmf37wcuvtx4hpu7he5zl5qaf2ineo2lqlfrapokkm5zzw7zyhvm",
+    ),
+    (
+        1025 * MiB,
+        "v1-2025-seed",
+        ImportOptions(cid_version=1, chunk_size=MiB, max_links=1024),
+        "bafybeihmzokxxjqwxjcryerhp5ezpcog2wcawfryb2xm64xiakgm4a5jue",
+    ),
+]
 
 
 @pytest.mark.parametrize("size, seed, options, expected", KUBO_RANDOM_VECTORS)
@@ -246,8 +270,9 @@ def test_js_unixfs_odd_chunk_size_vector():
     chunk_size = 65535
     size = round(chunk_size * 2.2)
     frame = round(size / 10)
-    data = b"".join(bytes([n + 1]) * min(frame, size - offset)
-                    for n, offset in enumerate(range(0, size, frame)))  # fmt: skip
+    data = b"".join(
+        bytes([n + 1]) * min(frame, size - offset) for n, offset in enumerate(range(0, size, frame))
+    )
     _, result = import_bytes(data, ImportOptions(1, False, chunk_size=chunk_size))
     assert str(result.root) == "bafybeiduffmtppi4cwa6olo3ggmoehvtdtcd47y6ddoodhyvcv7y3zvgnq"
     assert (result.size, result.dag_size) == (144177, 144372)
@@ -490,10 +515,13 @@ def test_walk_rejects_a_parent_that_misstates_a_child_size():
     [
         (UnixFSData(DataType.DIRECTORY), 0, "DIRECTORY node, not a file"),
         (UnixFSData(DataType.FILE, filesize=3, blocksizes=()), 1, "1 links but 0 blocksizes"),
-        (UnixFSData(DataType.FILE, b"ab", filesize=5, blocksizes=(2,)), 1,
-         "filesize 5 but data and blocksizes add to 4"),
+        (
+            UnixFSData(DataType.FILE, b"ab", filesize=5, blocksizes=(2,)),
+            1,
+            "filesize 5 but data and blocksizes add to 4",
+        ),
     ],
-)  # fmt: skip
+)
 def test_walk_rejects_nodes_that_are_not_well_formed_files(unixfs, links, message):
     leaf = CID.for_data(b"ab", RAW, 1)
     cid, data = _pb_block([PBLink(leaf, "", 2)] * links, unixfs)

@@ -202,18 +202,22 @@ HASH = encode_len_field(1, CID(0, DAG_PB, bytes(32)).to_bytes())
         (encode_len_field(3, b""), "unexpected field 3"),
         (encode_len_field(2, encode_len_field(2, b"n") + HASH), "field 1 out of order"),
         (encode_len_field(2, HASH + HASH), "field 1 out of order"),
-        (encode_len_field(2, HASH + encode_varint_field(3, 1) + encode_len_field(2, b"")),
-         "field 2 out of order"),
+        (
+            encode_len_field(2, HASH + encode_varint_field(3, 1) + encode_len_field(2, b"")),
+            "field 2 out of order",
+        ),
         (encode_len_field(2, encode_len_field(2, b"name")), "link 0 has no Hash"),
-        (encode_len_field(2, encode_len_field(1, b"\x01\x71\x12\x20" + bytes(32))),
-         "Hash is not a usable CID: unsupported codec 0x71"),
+        (
+            encode_len_field(2, encode_len_field(1, b"\x01\x71\x12\x20" + bytes(32))),
+            "Hash is not a usable CID: unsupported codec 0x71",
+        ),
         (encode_len_field(2, encode_len_field(1, b"garbage")), "Hash is not a usable CID"),
         (encode_len_field(2, HASH + encode_len_field(2, b"\xff")), "Name is not UTF-8"),
         (encode_len_field(2, HASH + encode_varint_field(4, 1)), "unexpected field 4"),
         (encode_len_field(2, HASH + encode_len_field(3, b"")), "unexpected field 3"),
         (encode_len_field(2, HASH)[:-1], "declares 36 bytes, only 35 remain"),
     ],
-)  # fmt: skip
+)
 def test_dagpb_decoder_rejects(block, error):
     with pytest.raises(DecodeError, match=error):
         decode_pbnode(block)

@@ -146,12 +146,16 @@ def test_base32_round_trip(data):
 # (CIDv0, its CIDv1 in base32), each pair naming the same dag-pb block.
 V0_V1_PAIRS = [
     # ipld/ipld specs/codecs/dag-pb/spec.md, "Zero-length blocks".
-    ("QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n",
-     "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),
+    (
+        "QmdfTbBqBPQ7VNxZEYEj14VmRuZBkqFbiwReogJgS1zR1n",
+        "bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+    ),
     # ipfs/kubo test/sharness/t0114-gateway-subdomains/README.md: CIDv0 and CIDv0to1 of "hello\n".
-    ("QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN",
-     "bafybeiffndsajwhk3lwjewwdxqntmjm4b5wxaaanokonsggenkbw6slwk4"),
-]  # fmt: skip
+    (
+        "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN",
+        "bafybeiffndsajwhk3lwjewwdxqntmjm4b5wxaaanokonsggenkbw6slwk4",
+    ),
+]
 
 
 @pytest.mark.parametrize("v0, v1", V0_V1_PAIRS)
@@ -210,11 +214,16 @@ MALFORMED_CIDS = [
     ("Bafybeihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku", "lower-case characters"),
     ("b" + "a" * 200, "longer than 128 characters"),
     # kubo test/cli/add_test.go: "hello world" with Import.HashFunction=sha2-512.
-    ("bafkrgqbqt3gerhas23vuzrapkdeqf4vu2dwxp3srdj6hvg6nhsug2tgyn6mj3u23yx7utftq3i2ckw2fwdh5qmhid"
-     "5qf3t35yvkc5e5ottlw6", "unsupported multihash function 0x13"),
+    (
+        "bafkrgqbqt3gerhas23vuzrapkdeqf4vu2dwxp3srdj6hvg6nhsug2tgyn6mj3u23yx7utftq3i2ckw2fwdh5qmhid"
+        "5qf3t35yvkc5e5ottlw6",
+        "unsupported multihash function 0x13",
+    ),
     # kubo t0040-add-and-cat.sh: a file added with --hash=blake2b-256.
-    ("bafk2bzaceaqcxw46uzkyd2jmczoogof6pnkqt4dpiv3pwkunsv4g5rkkmecie",
-     "unsupported multihash function 0xb220"),
+    (
+        "bafk2bzaceaqcxw46uzkyd2jmczoogof6pnkqt4dpiv3pwkunsv4g5rkkmecie",
+        "unsupported multihash function 0xb220",
+    ),
     # ipld/ipld dag-cbor fixtures ("array-2"): a dag-cbor CID.
     ("bafyreihdb57fdysx5h35urvxz64ros7zvywshber7id6t6c6fek37jgyfe", "unsupported codec 0x71"),
     (_v1_text(b"\x02\x70\x12\x20" + EMPTY_SHA256), "unsupported CID version 2"),
@@ -224,7 +233,7 @@ MALFORMED_CIDS = [
     (_v1_text(b"\x01\xf0\x00\x12\x20" + EMPTY_SHA256), "non-minimal varint"),
     (_v1_text(b"\x12\x20" + EMPTY_SHA256), "a CIDv0 is never multibase-prefixed"),
     ("z" + encode_base58btc(b"\x01\x71\x12\x20" + EMPTY_SHA256), "unsupported codec 0x71"),
-]  # fmt: skip
+]
 
 
 @pytest.mark.parametrize("text, message", MALFORMED_CIDS)

@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 def cloudchain(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cloudchain", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_demo_commits_blocks_and_conserves_the_supply(tmp_path):
@@ -99,8 +102,9 @@ def test_testnet_init_prints_each_nodes_addresses(tmp_path):
     assert run.returncode == 0, run.stderr
     # By default node0's RPC is where every command looks for a node.
     assert re.findall(r"rpc http://127\.0\.0\.1:(\d+)", run.stdout) == ["26657", "26659"]
-    free = cloudchain("testnet", "init", "--validators", "2", "--base-port", "0",
-                      "--home", str(tmp_path / "free"))  # fmt: skip
+    free = cloudchain(
+        "testnet", "init", "--validators", "2", "--base-port", "0", "--home", str(tmp_path / "free")
+    )
     assert free.returncode == 0 and "26657" not in free.stdout
     again = cloudchain("testnet", "init", "--validators", "2", "--home", str(tmp_path / "net"))
     assert again.returncode == 2 and "not empty" in again.stderr
@@ -116,12 +120,17 @@ def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
     assert sum(int(txs) for _, txs in rows) > 0  # transfers and market work were committed
     settled = re.search(r"^market: (\d+) tasks submitted, (\d+) settled", run.stdout, re.M)
     assert settled and int(settled[2]) > 0, run.stdout  # the market ran tasks to the end
-    assert re.search(r"^  market SLA compliance \d+\.\d% of \d+ settled; Jain fairness", run.stdout,
-                     re.M)  # fmt: skip
+    assert re.search(
+        r"^  market SLA compliance \d+\.\d% of \d+ settled; Jain fairness", run.stdout, re.M
+    )
     assert re.search(r"submit to settle: median \d+ blocks", run.stdout)
     # The data went through the blob store: datasets anchored, inputs fetched by CID.
-    blobs = re.search(r"^  blobs: 4 datasets anchored, (\d+) inputs fetched, (\d+) results "
-                      r"stored$", run.stdout, re.M)  # fmt: skip
+    blobs = re.search(
+        r"^  blobs: 4 datasets anchored, (\d+) inputs fetched, (\d+) results "
+        r"stored$",
+        run.stdout,
+        re.M,
+    )
     assert blobs and int(blobs[1]) > 0 and blobs[1] == blobs[2], run.stdout
     assert "stopped every node" in run.stdout
     assert len(re.findall(r"node\d: rpc http://127\.0\.0\.1:\d+", run.stdout)) == 4
@@ -133,9 +142,14 @@ def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
 async def acli(*args: str) -> tuple[int, str, str]:
     """`cloudchain ARGS` as a child process, while this process's nodes keep running."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cloudchain", *args, cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+        sys.executable,
+        "-m",
+        "cloudchain",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(process.communicate(), DEADLINE_S)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
@@ -168,30 +182,61 @@ async def test_operator_verbs_print_tables_and_json(tmp_path):
         accounts = tmp_path / "net" / "accounts"
         sender = read_key_file(accounts / "account0.json").address
         recipient = read_key_file(accounts / "account1.json").address
-        code, out, err = await acli("tx", "token", "transfer", "--from",
-                                    str(accounts / "account0.json"), "--to", recipient,
-                                    "--amount", "5", "--node", url)  # fmt: skip
+        code, out, err = await acli(
+            "tx",
+            "token",
+            "transfer",
+            "--from",
+            str(accounts / "account0.json"),
+            "--to",
+            recipient,
+            "--amount",
+            "5",
+            "--node",
+            url,
+        )
         assert code == 0 and out.startswith("ok: "), err
         tx_hash, height = out.split()[1], int(out.split()[-1])
         await wait_for_height(nodes, height + 1)
         runs = await verbs(
             url,
-            ("status",), ("status", "--json"),
-            ("block", str(height)), ("block", str(height), "--json"),
-            ("tx", tx_hash), ("tx", tx_hash, "--json"), ("show-tx", tx_hash.lower()),
+            ("status",),
+            ("status", "--json"),
+            ("block", str(height)),
+            ("block", str(height), "--json"),
+            ("tx", tx_hash),
+            ("tx", tx_hash, "--json"),
+            ("show-tx", tx_hash.lower()),
             ("txs", "--query", f"transfer.recipient = '{recipient}'"),
             ("txs", "--query", "tx.height >= 1", "--json"),
-            ("validators",), ("validators", "--height", "1", "--json"),
+            ("validators",),
+            ("validators", "--height", "1", "--json"),
             ("query", "/token/balance", "--data", recipient),
             ("query", "/token/balance", "--data-hex", recipient.encode().hex(), "--json"),
-            ("query", "/auth/nonce", "--data", sender), ("query", "/token/supply"),
+            ("query", "/auth/nonce", "--data", sender),
+            ("query", "/token/supply"),
             ("query", "balance", recipient),
-        )  # fmt: skip
+        )
         for code, _, err in runs:
             assert code == 0 and "error" not in err, err
-        (status, status_json, block, block_json, tx, tx_json, show_tx, txs, txs_json,
-         validators, validators_json, balance, balance_json, nonce, supply,
-         old_balance) = (out for _, out, _ in runs)  # fmt: skip
+        (
+            status,
+            status_json,
+            block,
+            block_json,
+            tx,
+            tx_json,
+            show_tx,
+            txs,
+            txs_json,
+            validators,
+            validators_json,
+            balance,
+            balance_json,
+            nonce,
+            supply,
+            old_balance,
+        ) = (out for _, out, _ in runs)
 
     chain_id = json.loads(status_json)["node_info"]["network"]
     assert field(status, "chain") == chain_id and int(field(status, "height")) >= height + 1
@@ -238,9 +283,11 @@ async def test_refusals_and_errors_exit_1_with_a_message(tmp_path):
         url = f"http://{nodes[0].config.rpc.listen_address}"
         runs = await verbs(
             url,
-            ("query", "/no/such/path"), ("tx", "00" * 32), ("block", "999999"),
+            ("query", "/no/such/path"),
+            ("tx", "00" * 32),
+            ("block", "999999"),
             ("txs", "--query", "tx.height ="),
-        )  # fmt: skip
+        )
     (refused, missing, beyond, bad_query) = runs
     assert refused[0] == 1 and refused[1] == ""
     assert re.match(r"error: query refused with code \d+", refused[2])
@@ -250,11 +297,19 @@ async def test_refusals_and_errors_exit_1_with_a_message(tmp_path):
     assert not any("Traceback" in err for _, _, err in runs)
 
 
-@pytest.mark.parametrize("verb", [
-    ("status",), ("block",), ("tx", "ab" * 32), ("txs", "--query", "tx.height = 1"),
-    ("validators",), ("query", "/token/supply"), ("query", "balance", "ab" * 20),
-    ("events", "--limit", "1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ("status",),
+        ("block",),
+        ("tx", "ab" * 32),
+        ("txs", "--query", "tx.height = 1"),
+        ("validators",),
+        ("query", "/token/supply"),
+        ("query", "balance", "ab" * 20),
+        ("events", "--limit", "1"),
+    ],
+)
 def test_an_unreachable_node_is_an_error_not_a_traceback(verb, capsys):
     assert main([*verb, "--node", "http://127.0.0.1:1"]) == 1
     err = capsys.readouterr().err
@@ -280,14 +335,18 @@ async def test_events_follows_blocks_and_matching_transactions(tmp_path):
         accounts = tmp_path / "net" / "accounts"
         recipient = read_key_file(accounts / "account1.json").address
         query = f"tm.event='Tx' AND transfer.recipient='{recipient}'"
-        following = asyncio.create_task(asyncio.to_thread(
-            run_main, "events", "--query", query, "--limit", "1", "--json", "--node", url))
+        following = asyncio.create_task(
+            asyncio.to_thread(
+                run_main, "events", "--query", query, "--limit", "1", "--json", "--node", url
+            )
+        )
         async with asyncio.timeout(DEADLINE_S):
             while not node.rpc.bus.has_query(query):  # the verb has subscribed
                 await wait_for_height(nodes, node.store.height + 1)
         sender = read_key_file(accounts / "account0.json")
-        tx = Transaction.create(sender, node.chain_id, 0, "token", "transfer",
-                                {"to": recipient, "amount": 5})  # fmt: skip
+        tx = Transaction.create(
+            sender, node.chain_id, 0, "token", "transfer", {"to": recipient, "amount": 5}
+        )
         assert (await Client(url).broadcast_tx_commit(tx.to_bytes())).ok
         code, out, err = await asyncio.wait_for(following, DEADLINE_S)
         assert code == 0, err
@@ -295,8 +354,9 @@ async def test_events_follows_blocks_and_matching_transactions(tmp_path):
         assert event["query"] == query and event["data"]["type"] == "tendermint/event/Tx"
         assert event["events"]["tx.hash"] == [tx.hash.hex().upper()]
 
-        code, out, err = await asyncio.to_thread(run_main, "events", "--query", "tm.event = = 1",
-                                                 "--node", url)  # fmt: skip
+        code, out, err = await asyncio.to_thread(
+            run_main, "events", "--query", "tm.event = = 1", "--node", url
+        )
         assert code == 1 and "failed to parse query" in err and "Traceback" not in err
 
 
@@ -351,11 +411,14 @@ def committed_at(out: str) -> int:
 
 async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
     accounts = tmp_path / "net" / "accounts"
-    key = {name: str(accounts / f"{name}.json") for name in
-           ("account0", "account1", "account2", "account3")}  # fmt: skip
+    key = {
+        name: str(accounts / f"{name}.json")
+        for name in ("account0", "account1", "account2", "account3")
+    }
     async with one_node(tmp_path) as node:
-        _authority, provider, requester, extra_oracle = (read_key_file(k).address
-                                                         for k in key.values())  # fmt: skip
+        _authority, provider, requester, extra_oracle = (
+            read_key_file(k).address for k in key.values()
+        )
         url = f"http://{node.config.rpc.listen_address}"
 
         async def run(*command: str, want: int = 0) -> str:
@@ -371,8 +434,11 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         # Oracles: whichever genesis names (testnet key files oracle<k>.json), and one the
         # authority admits; the quorum of them attests.
         refused = await sign("account1", "add-oracle", "--oracle", extra_oracle, want=1)
-        assert re.match(r"error: transaction refused with code 101 \(market\): only the "
-                        "authority", refused), refused  # fmt: skip
+        assert re.match(
+            r"error: transaction refused with code 101 \(market\): only the "
+            "authority",
+            refused,
+        ), refused
         await sign("account0", "add-oracle", "--oracle", extra_oracle)
         oracles = json.loads(await run("query", "market", "oracles", "--json"))
         held = {read_key_file(p).address: str(p) for p in sorted(accounts.glob("oracle*.json"))}
@@ -380,32 +446,64 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         attesters = [held[a] for a in oracles["oracles"] if a in held][: oracles["quorum"]]
         assert len(attesters) == oracles["quorum"] and extra_oracle in oracles["oracles"]
         oracles_table = await run("query", "market", "oracles")
-        assert oracles_table.splitlines()[-1] == (f"{len(oracles['oracles'])} oracle"
-                                                  f"{'s' * (len(oracles['oracles']) > 1)}, "
-                                                  f"quorum {oracles['quorum']}")  # fmt: skip
+        assert oracles_table.splitlines()[-1] == (
+            f"{len(oracles['oracles'])} oracle"
+            f"{'s' * (len(oracles['oracles']) > 1)}, "
+            f"quorum {oracles['quorum']}"
+        )
 
-        out = await sign("account1", "register", "--name", "Acme GPU", "--tier", "community",
-                         "--offer", OFFER, "--stake", "5000")  # fmt: skip
+        out = await sign(
+            "account1",
+            "register",
+            "--name",
+            "Acme GPU",
+            "--tier",
+            "community",
+            "--offer",
+            OFFER,
+            "--stake",
+            "5000",
+        )
         assert field(out, "provider") == provider and field(out, "stake") == "5000"
 
         async def submit(*extra: str) -> int:
-            out = await sign("account2", "submit", "--kind", "inference", "--input", CID_IN,
-                             "--units", "10", "--max-price", "8", "--deadline", "10m",
-                             "--min-uptime", "99%", "--max-latency-ms", "200", "--penalty",
-                             "5", *extra)  # fmt: skip
+            out = await sign(
+                "account2",
+                "submit",
+                "--kind",
+                "inference",
+                "--input",
+                CID_IN,
+                "--units",
+                "10",
+                "--max-price",
+                "8",
+                "--deadline",
+                "10m",
+                "--min-uptime",
+                "99%",
+                "--max-latency-ms",
+                "200",
+                "--penalty",
+                "5",
+                *extra,
+            )
             assert field(out, "deposit") == "80"
             return int(field(out, "task"))
 
         async def attest(task: int, *report: str) -> list[str]:
-            return [await run("tx", "market", "attest", str(task), *report, "--from", oracle)
-                    for oracle in attesters]  # fmt: skip
+            return [
+                await run("tx", "market", "attest", str(task), *report, "--from", oracle)
+                for oracle in attesters
+            ]
 
         # Task 1: assigned at the end of its block, run, attested, settled after the window.
         first = await submit("--class", "gpu-a100")
         await sign("account1", "start", str(first))
         await sign("account1", "complete", str(first), "--units-used", "8", "--output", CID_OUT)
-        reports = await attest(first, "--completed", "--units", "8", "--uptime", "99.9%",
-                               "--latency-ms", "120")  # fmt: skip
+        reports = await attest(
+            first, "--completed", "--units", "8", "--uptime", "99.9%", "--latency-ms", "120"
+        )
         assert all("verified" not in r for r in reports[:-1])  # decided by the quorum only
         assert field(reports[-1], "verified") == str(first)
         assert (field(reports[-1], "payment"), field(reports[-1], "penalty")) == ("40", "0")
@@ -415,16 +513,21 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         second = await submit("--class", "gpu-a100", "--provider", provider)
         await sign("account1", "start", str(second))
         await sign("account1", "complete", str(second), "--units-used", "10")
-        reports = await attest(second, "--completed", "--units", "10", "--uptime", "9000bps",
-                               "--latency-ms", "120")  # fmt: skip
+        reports = await attest(
+            second, "--completed", "--units", "10", "--uptime", "9000bps", "--latency-ms", "120"
+        )
         assert field(reports[-1], "violations") == "1" and field(reports[-1], "penalty") == "5"
         out = await sign("account1", "dispute", str(second), "--reason", "uptime was 99.95%")
         assert field(out, "disputed by") == "provider"
-        votes = [await run("tx", "market", "vote", str(second), "--overturn", "--from", oracle)
-                 for oracle in attesters]  # fmt: skip
+        votes = [
+            await run("tx", "market", "vote", str(second), "--overturn", "--from", oracle)
+            for oracle in attesters
+        ]
         assert field(votes[-1], "resolved, upheld") == "false"
         assert (field(votes[-1], "provider paid"), field(votes[-1], "requester refunded")) == (
-            "50", "30")  # fmt: skip
+            "50",
+            "30",
+        )
 
         # Task 3: a class nobody offers stays open; only its requester may cancel it.
         third = await submit("--class", "cpu-small")
@@ -435,8 +538,19 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         # Refusals say why, with the code and the log, and exit 1.
         refused = await sign("account1", "start", str(first), want=1)
         assert re.search(rf"code 104 \(market\): task {first} is \w+, not assigned", refused)
-        refused = await sign("account2", "attest", str(first), "--failed", "--units", "0",
-                             "--uptime", "0%", "--latency-ms", "0", want=1)  # fmt: skip
+        refused = await sign(
+            "account2",
+            "attest",
+            str(first),
+            "--failed",
+            "--units",
+            "0",
+            "--uptime",
+            "0%",
+            "--latency-ms",
+            "0",
+            want=1,
+        )
         assert f"code 101 (market): {requester} is not an oracle" in refused
         refused = await sign("account2", "complete", "999", "--units-used", "1", want=1)
         assert "code 103 (market): unknown task 999" in refused
@@ -444,37 +558,62 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         await wait_for_height([node], settles_at)
         runs = await verbs(
             url,
-            ("query", "market", "task", str(first)), ("query", "market", "task", str(first),
-                                                      "--json"),
+            ("query", "market", "task", str(first)),
+            ("query", "market", "task", str(first), "--json"),
             ("query", "market", "task", str(second)),
             ("query", "market", "tasks", "--requester", requester),
             ("query", "market", "tasks", "--state", "settled", "--json"),
-            ("query", "market", "account", provider), ("query", "market", "account", requester,
-                                                       "--json"),
-            ("query", "market", "stats"), ("query", "market", "stats", "--json"),
-            ("query", "market", "provider", provider), ("query", "market", "providers"),
-            ("query", "market", "prices"), ("query", "market", "params"),
+            ("query", "market", "account", provider),
+            ("query", "market", "account", requester, "--json"),
+            ("query", "market", "stats"),
+            ("query", "market", "stats", "--json"),
+            ("query", "market", "provider", provider),
+            ("query", "market", "providers"),
+            ("query", "market", "prices"),
+            ("query", "market", "params"),
             ("query", "balance", requester),
-        )  # fmt: skip
+        )
         for code, _, err in runs:
             assert code == 0 and err == "", err
-        (task, task_json, disputed, tasks, settled, account, requester_json, stats, stats_json,
-         provider_view, providers, prices, params_view,
-         balance) = (out for _, out, _ in runs)  # fmt: skip
+        (
+            task,
+            task_json,
+            disputed,
+            tasks,
+            settled,
+            account,
+            requester_json,
+            stats,
+            stats_json,
+            provider_view,
+            providers,
+            prices,
+            params_view,
+            balance,
+        ) = (out for _, out, _ in runs)
 
         # Everything else an operator does: stake, offers, SLA records, oracles, leaving.
         out = await sign("account1", "add-stake", "--amount", "1000")
         assert field(out, "stake") == "6000"
         await sign("account1", "update", "--offer", OFFER.replace(":100:5", ":200:4"))
-        out = await run("tx", "market", "attest-provider", provider, "--uptime", "100%",
-                        "--latency-ms", "50", "--from", attesters[0])  # fmt: skip
+        out = await run(
+            "tx",
+            "market",
+            "attest-provider",
+            provider,
+            "--uptime",
+            "100%",
+            "--latency-ms",
+            "50",
+            "--from",
+            attesters[0],
+        )
         assert int(field(out, "reputation bps")) > 0
         await sign("account0", "remove-oracle", "--oracle", extra_oracle)
         refused = await sign("account0", "remove-oracle", "--oracle", extra_oracle, want=1)
         assert f"code 103 (market): {extra_oracle} is not an oracle" in refused
         out = await sign("account1", "leave")
-        assert int(field(out, "unbond at height")) == committed_at(out) + params[
-            "unbonding_blocks"]  # fmt: skip
+        assert int(field(out, "unbond at height")) == committed_at(out) + params["unbonding_blocks"]
         out = await sign("account2", "cancel", str(third), "--no-wait")  # refused in its block
         assert re.match(r"ok: [0-9A-F]{64} in the mempool$", out)
         missing = await run("query", "market", "task", "999", want=1)
@@ -487,20 +626,32 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
     assert field(task, "sla") == "uptime >= 99.00%, latency <= 200 ms, penalty 5 per term broken"
     assert field(task, "output") == CID_OUT and field(task, "inputs") == CID_IN
     assert len(re.findall(r"^[0-9a-f]{40}\s+yes\s+8\s+99\.90%\s+120\s+\d+$", task, re.M)) == len(
-        attesters)  # the attestations table  # fmt: skip
+        attesters
+    )  # the attestations table
     as_json = json.loads(task_json)
     assert as_json["state"] == "settled" and as_json["payout"]["provider"] == 40
-    assert [s for s, _ in as_json["history"]] == ["open", "assigned", "running", "completed",
-                                                  "verified", "settled"]  # fmt: skip
+    assert [s for s, _ in as_json["history"]] == [
+        "open",
+        "assigned",
+        "running",
+        "completed",
+        "verified",
+        "settled",
+    ]
     assert field(disputed, "state") == "resolved"
-    assert re.match(r"by the provider at height \d+: 'uptime was 99.95%', \d+ vote\(s\), "
-                    "overturned", field(disputed, "dispute"))  # fmt: skip
+    assert re.match(
+        r"by the provider at height \d+: 'uptime was 99.95%', \d+ vote\(s\), "
+        "overturned",
+        field(disputed, "dispute"),
+    )
 
     header, *rows, total = tasks.splitlines()
     assert header.split()[:3] == ["ID", "STATE", "KIND"] and total == "3 tasks"
-    assert [row.split()[:2] for row in rows] == [[str(first), "settled"],
-                                                 [str(second), "resolved"],
-                                                 [str(third), "refunded"]]  # fmt: skip
+    assert [row.split()[:2] for row in rows] == [
+        [str(first), "settled"],
+        [str(second), "resolved"],
+        [str(third), "refunded"],
+    ]
     assert [t["id"] for t in json.loads(settled)["tasks"]] == [first]
 
     # Π_p = Σ(P_i·C_i - λ_i·R_i) = 5·8 + 5·10 (the dispute took back the penalty);
@@ -524,31 +675,75 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
 
 def test_market_verbs_refuse_bad_arguments_before_sending(capsys):
     unreachable = ("--from", "no-such-key.json", "--node", "http://127.0.0.1:1")
-    submit = ("tx", "market", "submit", "--kind", "inference", "--class", "gpu-a100",
-              "--units", "10", "--max-price", "8", "--max-latency-ms", "200")  # fmt: skip
+    submit = (
+        "tx",
+        "market",
+        "submit",
+        "--kind",
+        "inference",
+        "--class",
+        "gpu-a100",
+        "--units",
+        "10",
+        "--max-price",
+        "8",
+        "--max-latency-ms",
+        "200",
+    )
     for argv, message in [
-        (("tx", "market", "register", "--name", "A", "--tier", "community", "--offer",
-          "gpu-a100:A100:8", "--stake", "5000"), "is not CLASS:GPU:GPUS:MEMORY_GB:UNITS:PRICE"),
+        (
+            (
+                "tx",
+                "market",
+                "register",
+                "--name",
+                "A",
+                "--tier",
+                "community",
+                "--offer",
+                "gpu-a100:A100:8",
+                "--stake",
+                "5000",
+            ),
+            "is not CLASS:GPU:GPUS:MEMORY_GB:UNITS:PRICE",
+        ),
         (("tx", "market", "update", "--offer", "gpu:A100:8:80:many:5"), "must be whole numbers"),
         ((*submit, "--deadline", "soon", "--min-uptime", "99%"), "'soon' is not a duration"),
         ((*submit, "--deadline", "10m", "--min-uptime", "99"), "give a percentage (99.5%)"),
         ((*submit, "--deadline", "10m", "--min-uptime", "101%"), "more than 100%"),
         (("tx", "market", "vote", "7"), "one of the arguments --uphold --overturn is required"),
-    ]:  # fmt: skip
+    ]:
         with pytest.raises(SystemExit) as exited:
             main([*argv, *unreachable])
         assert exited.value.code == 2
         assert message in capsys.readouterr().err, argv
     for argv, message in [
-        (("tx", "market", "register", "--name", "A", "--tier", "community", "--offer",
-          "gpu:A100:8:80:100:5", "--offer", "gpu:H100:8:80:100:9", "--stake", "5000"),
-         "error: --offer: resource class 'gpu' is offered twice"),
-        ((*submit, "--deadline", "10m", "--min-uptime", "99%", "--input", "not-a-cid"),
-         "error: --input: item 0: invalid CID 'not-a-cid': unsupported multibase"),
+        (
+            (
+                "tx",
+                "market",
+                "register",
+                "--name",
+                "A",
+                "--tier",
+                "community",
+                "--offer",
+                "gpu:A100:8:80:100:5",
+                "--offer",
+                "gpu:H100:8:80:100:9",
+                "--stake",
+                "5000",
+            ),
+            "error: --offer: resource class 'gpu' is offered twice",
+        ),
+        (
+            (*submit, "--deadline", "10m", "--min-uptime", "99%", "--input", "not-a-cid"),
+            "error: --input: item 0: invalid CID 'not-a-cid': unsupported multibase",
+        ),
         ((*submit, "--deadline", "500d", "--min-uptime", "99%"), "error: --deadline: "),
         (("tx", "market", "add-oracle", "--oracle", "ALICE"), "error: --oracle: 'ALICE' is not"),
         (("tx", "market", "complete", "7", "--units-used", "0"), "error: --units-used: 0 is"),
-    ]:  # fmt: skip
+    ]:
         assert main([*argv, *unreachable]) == 2, argv  # refused before reading the key
         assert capsys.readouterr().err.startswith(message), argv
 

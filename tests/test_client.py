@@ -52,11 +52,13 @@ STATUS = {
     },
     "validator_info": {
         "address": "5D6A51A8E9899C44079C6AF90618BA0369070E6E",
-        "pub_key": {"type": "tendermint/PubKeyEd25519",
-                    "value": "A6DoBUypNtUAyEHWtQ9bFjfNg8Bo9CrnkUGl6k6OHN4="},
+        "pub_key": {
+            "type": "tendermint/PubKeyEd25519",
+            "value": "A6DoBUypNtUAyEHWtQ9bFjfNg8Bo9CrnkUGl6k6OHN4=",
+        },
         "voting_power": "0",
     },
-}  # fmt: skip
+}
 
 HASH = "790BA84C3545FCCC49A5C629CEE6EA58A6E875C3862175BDC11EE7AF54703501"
 TX = base64.b64encode(b"a transaction").decode()
@@ -87,37 +89,62 @@ BLOCK = {
             "round": 0,
             "block_id": {"hash": HASH, "parts": {"total": 1, "hash": HASH}},
             "signatures": [
-                {"block_id_flag": 2,
-                 "validator_address": "5D6A51A8E9899C44079C6AF90618BA0369070E6E",
-                 "timestamp": "2019-08-01T11:52:22.1Z", "signature": "c2ln"},
+                {
+                    "block_id_flag": 2,
+                    "validator_address": "5D6A51A8E9899C44079C6AF90618BA0369070E6E",
+                    "timestamp": "2019-08-01T11:52:22.1Z",
+                    "signature": "c2ln",
+                },
                 # A validator that did not vote: CometBFT's "absent" flag, no address, null.
-                {"block_id_flag": 1, "validator_address": "", "timestamp": "0001-01-01T00:00:00Z",
-                 "signature": None},
+                {
+                    "block_id_flag": 1,
+                    "validator_address": "",
+                    "timestamp": "0001-01-01T00:00:00Z",
+                    "signature": None,
+                },
             ],
         },
     },
-}  # fmt: skip
+}
 TX_RESPONSE = {
     "hash": HASH,
     "height": "12",
     "index": 0,
     "tx_result": {
-        "code": 0, "data": None, "log": "", "info": "", "gas_wanted": "0", "gas_used": "0",
-        "events": [{"type": "transfer", "attributes": [
-            {"key": "recipient", "value": "ab12", "index": True},
-            {"key": "amount", "value": "5", "index": True}]}],
+        "code": 0,
+        "data": None,
+        "log": "",
+        "info": "",
+        "gas_wanted": "0",
+        "gas_used": "0",
+        "events": [
+            {
+                "type": "transfer",
+                "attributes": [
+                    {"key": "recipient", "value": "ab12", "index": True},
+                    {"key": "amount", "value": "5", "index": True},
+                ],
+            }
+        ],
     },  # no codespace: left out, as CometBFT does with empty fields
     "tx": TX,
-}  # fmt: skip
+}
 VALIDATORS = {
     "block_height": "55",
-    "validators": [{"address": "5D6A51A8E9899C44079C6AF90618BA0369070E6E",
-                    "pub_key": {"type": "tendermint/PubKeyEd25519",
-                                "value": "A6DoBUypNtUAyEHWtQ9bFjfNg8Bo9CrnkUGl6k6OHN4="},
-                    "voting_power": "7", "proposer_priority": "-14"}],
+    "validators": [
+        {
+            "address": "5D6A51A8E9899C44079C6AF90618BA0369070E6E",
+            "pub_key": {
+                "type": "tendermint/PubKeyEd25519",
+                "value": "A6DoBUypNtUAyEHWtQ9bFjfNg8Bo9CrnkUGl6k6OHN4=",
+            },
+            "voting_power": "7",
+            "proposer_priority": "-14",
+        }
+    ],
     "count": "1",
     "total": "1",
-}  # fmt: skip
+}
 
 
 def test_status_parses_cometbft_shapes_into_python_types():
@@ -185,36 +212,101 @@ def _with(obj, path, value):
         (Status, STATUS, (), None, "Status: expected an object, got None"),
         (Status, STATUS, (), [], "Status: expected an object, got []"),
         (Status, STATUS, ("sync_info",), ..., "Status.sync_info: expected an object, got nothing"),
-        (Status, STATUS, ("sync_info", "latest_block_height"), "abc",
-         "Status.sync_info.latest_block_height: expected an integer, got 'abc'"),
-        (Status, STATUS, ("sync_info", "latest_block_height"), True,
-         "latest_block_height: expected an integer, got True"),
-        (Status, STATUS, ("sync_info", "latest_block_hash"), "XYZ",
-         "Status.sync_info.latest_block_hash: expected hex"),
-        (Status, STATUS, ("sync_info", "latest_block_time"), "yesterday",
-         "latest_block_time: expected an RFC 3339 time"),
+        (
+            Status,
+            STATUS,
+            ("sync_info", "latest_block_height"),
+            "abc",
+            "Status.sync_info.latest_block_height: expected an integer, got 'abc'",
+        ),
+        (
+            Status,
+            STATUS,
+            ("sync_info", "latest_block_height"),
+            True,
+            "latest_block_height: expected an integer, got True",
+        ),
+        (
+            Status,
+            STATUS,
+            ("sync_info", "latest_block_hash"),
+            "XYZ",
+            "Status.sync_info.latest_block_hash: expected hex",
+        ),
+        (
+            Status,
+            STATUS,
+            ("sync_info", "latest_block_time"),
+            "yesterday",
+            "latest_block_time: expected an RFC 3339 time",
+        ),
         (Status, STATUS, ("sync_info", "catching_up"), "no", "catching_up: expected true or false"),
-        (Status, STATUS, ("node_info", "network"), 5,
-         "Status.node_info.network: expected a string"),
-        (Block, BLOCK, ("block", "data", "txs", 0), "%%%",
-         "Block.block.data.txs[0]: expected base64"),
-        (Block, BLOCK, ("block", "header", "height"), ...,
-         "Block.block.header.height: expected an integer, got nothing"),
-        (Block, BLOCK, ("block", "last_commit", "signatures"), {},
-         "Block.block.last_commit.signatures: expected a list"),
+        (
+            Status,
+            STATUS,
+            ("node_info", "network"),
+            5,
+            "Status.node_info.network: expected a string",
+        ),
+        (
+            Block,
+            BLOCK,
+            ("block", "data", "txs", 0),
+            "%%%",
+            "Block.block.data.txs[0]: expected base64",
+        ),
+        (
+            Block,
+            BLOCK,
+            ("block", "header", "height"),
+            ...,
+            "Block.block.header.height: expected an integer, got nothing",
+        ),
+        (
+            Block,
+            BLOCK,
+            ("block", "last_commit", "signatures"),
+            {},
+            "Block.block.last_commit.signatures: expected a list",
+        ),
         (TxResponse, TX_RESPONSE, ("hash",), "zz", "TxResponse.hash: expected hex"),
-        (TxResponse, TX_RESPONSE, ("tx_result", "events", 0, "attributes", 0, "key"), 7,
-         "TxResponse.tx_result.events[0].attributes[0].key: expected a string"),
-        (Validators, VALIDATORS, ("validators",), None,
-         "Validators.validators: expected a list, got None"),
-        (Validators, VALIDATORS, ("validators", 0, "pub_key"), "A6Do",
-         "Validators.validators[0].pub_key: expected an object"),
-        (QueryResponse, {"response": {"code": 0, "value": "!!"}}, (), ...,
-         "QueryResponse.response.value: expected base64"),
-        (BroadcastCommitResult, {"check_tx": {}, "tx_result": {}, "hash": HASH}, (), ...,
-         "BroadcastCommitResult.height: expected an integer, got nothing"),
+        (
+            TxResponse,
+            TX_RESPONSE,
+            ("tx_result", "events", 0, "attributes", 0, "key"),
+            7,
+            "TxResponse.tx_result.events[0].attributes[0].key: expected a string",
+        ),
+        (
+            Validators,
+            VALIDATORS,
+            ("validators",),
+            None,
+            "Validators.validators: expected a list, got None",
+        ),
+        (
+            Validators,
+            VALIDATORS,
+            ("validators", 0, "pub_key"),
+            "A6Do",
+            "Validators.validators[0].pub_key: expected an object",
+        ),
+        (
+            QueryResponse,
+            {"response": {"code": 0, "value": "!!"}},
+            (),
+            ...,
+            "QueryResponse.response.value: expected base64",
+        ),
+        (
+            BroadcastCommitResult,
+            {"check_tx": {}, "tx_result": {}, "hash": HASH},
+            (),
+            ...,
+            "BroadcastCommitResult.height: expected an integer, got nothing",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_reply_raises_the_one_error_naming_the_field(kind, obj, path, value, message):
     bad = obj if value is ... and not path else _with(obj, path, value)
     with pytest.raises(RPCClientError, match="malformed reply from the node") as raised:
@@ -274,7 +366,10 @@ async def test_error_replies_bad_query_values_and_unreachable_nodes(scripted):
     with pytest.raises(RPCClientError) as raised:
         await client.block(5)
     assert (raised.value.code, raised.value.message, raised.value.data) == (
-        -32603, "Internal error", "gone")  # fmt: skip
+        -32603,
+        "Internal error",
+        "gone",
+    )
     not_msgpack = base64.b64encode(b"\xc1").decode()
     replies.append(reply({"response": {"code": 0, "value": not_msgpack, "height": "3"}}))
     with pytest.raises(RPCClientError, match="QueryResponse.response.value"):
@@ -338,7 +433,9 @@ async def test_every_method_returns_its_typed_result_from_a_running_node(node, t
     with pytest.raises(RPCClientError) as beyond:
         await client.validators(page=2, per_page=1)
     assert (beyond.value.code, beyond.value.data) == (
-        -32603, "page should be within [1, 1] range, given 2")  # fmt: skip
+        -32603,
+        "page should be within [1, 1] range, given 2",
+    )
     assert (await client.abci_info()).last_block_height >= height
     assert (await client.genesis()).chain_id == node.chain_id
     assert (await client.net_info()).n_peers == 0
@@ -356,7 +453,8 @@ async def test_every_method_returns_its_typed_result_from_a_running_node(node, t
     assert (await client.num_unconfirmed_txs()).total == 1
     assert (await client.unconfirmed_txs(limit=0)).txs == (later.to_bytes(),)  # 0: default
     assert (await client.query("/token/balance", recipient.address.encode()))["balance"] == (
-        1_000_000_025)  # fmt: skip
+        1_000_000_025
+    )
     assert await client.nonce(tx.sender_address) == 1
     refused = await client.abci_query("/no/such/path")
     assert not refused.ok and refused.log

@@ -54,8 +54,9 @@ def test_equal_powers_take_turns():
 
 
 def test_quorums_are_measured_in_power():
-    validators = ValidatorSet(tuple(Validator(key(f"q{i}").public_key, p)
-                                    for i, p in enumerate([70, 10, 10, 10])))  # fmt: skip
+    validators = ValidatorSet(
+        tuple(Validator(key(f"q{i}").public_key, p) for i, p in enumerate([70, 10, 10, 10]))
+    )
     assert validators.has_two_thirds(70) and not validators.has_two_thirds(66)
     assert validators.has_one_third(34) and not validators.has_one_third(33)
 
@@ -77,9 +78,16 @@ def test_a_decided_commit_verifies_with_only_the_validator_set():
         (Commit(commit.height, commit.round, commit.block_hash, sigs[:2]), "not \\+2/3"),
         (Commit(commit.height, commit.round, commit.block_hash, (sigs[0], *sigs)), "twice"),
         (Commit(commit.height, commit.round, bytes(32), sigs), "bad signature"),
-        (Commit(commit.height, commit.round, commit.block_hash,
-                (CommitSig(bytes(20), 1, bytes(64)), *sigs)), "non-validator"),
-    ]  # fmt: skip
+        (
+            Commit(
+                commit.height,
+                commit.round,
+                commit.block_hash,
+                (CommitSig(bytes(20), 1, bytes(64)), *sigs),
+            ),
+            "non-validator",
+        ),
+    ]
     for bad, message in broken:
         with pytest.raises(CommitError, match=message):
             verify_commit(CHAIN_ID, sim.validator_set, bad, 1)
@@ -106,8 +114,11 @@ def test_votes_from_strangers_with_bad_signatures_or_for_other_chains_are_droppe
     ]
     for message in messages:
         assert c.handle(MessageReceived(message), 2) == []
-    assert (c.counters["non_validator"], c.counters["bad_signature"],
-            c.counters["wrong_chain"]) == (1, 1, 1)  # fmt: skip
+    assert (
+        c.counters["non_validator"],
+        c.counters["bad_signature"],
+        c.counters["wrong_chain"],
+    ) == (1, 1, 1)
 
 
 def test_two_conflicting_votes_are_evidence():
@@ -164,7 +175,8 @@ def test_only_validators_signed_messages_wait_for_the_next_height():
     c.handle(Start(), 1)
     stranger = Vote.create(key("stranger"), CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5)
     unsigned = Vote.create(KEYS[1], CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5).with_signature(
-        bytes(64))  # fmt: skip
+        bytes(64)
+    )
     honest = Vote.create(KEYS[2], CHAIN_ID, VoteType.PREVOTE, 2, 0, b"", 5)
     for message in (stranger, unsigned, honest, honest):
         c.handle(MessageReceived(message), 2)

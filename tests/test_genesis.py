@@ -50,12 +50,14 @@ def test_integers_as_decimal_strings_are_accepted():
         (lambda g: g["app_state"].update(authority="nobody"), "authority"),
         (lambda g: g["app_state"]["accounts"][0].update(balance=-1), r"accounts\[0\].balance"),
         (lambda g: g["app_state"]["accounts"][1].update(address="xyz"), r"accounts\[1\].address"),
-        (lambda g: g["app_state"]["accounts"].append(dict(g["app_state"]["accounts"][0])),
-         "listed twice"),
+        (
+            lambda g: g["app_state"]["accounts"].append(dict(g["app_state"]["accounts"][0])),
+            "listed twice",
+        ),
         (lambda g: g["app_state"].update(params=[]), "params"),
         (lambda g: g["consensus_params"]["block"].update(max_bytes=10), "max_bytes"),
     ],
-)  # fmt: skip
+)
 def test_invalid_genesis_names_the_field(change, message):
     obj = genesis_obj()
     change(obj)
@@ -86,8 +88,9 @@ def test_genesis_state_holds_balances_and_supply():
 
 
 def test_unknown_module_params_are_refused_by_the_application():
-    genesis = Genesis.from_obj({**genesis_obj(), "app_state": {
-        **genesis_obj()["app_state"], "params": {"nosuch": {}}}})  # fmt: skip
+    genesis = Genesis.from_obj(
+        {**genesis_obj(), "app_state": {**genesis_obj()["app_state"], "params": {"nosuch": {}}}}
+    )
     with pytest.raises(GenesisError, match="unknown module"):
         Application(ChainStore(MemoryKV()), genesis)
 
@@ -125,8 +128,11 @@ def second_validator(power, name="y"):
     from tests.chainutil import key
 
     public = base64.b64encode(key("second" + name).public_key).decode()
-    return {"name": name, "power": power,
-            "pub_key": {"type": "tendermint/PubKeyEd25519", "value": public}}  # fmt: skip
+    return {
+        "name": name,
+        "power": power,
+        "pub_key": {"type": "tendermint/PubKeyEd25519", "value": public},
+    }
 
 
 @pytest.mark.parametrize(
@@ -136,8 +142,12 @@ def second_validator(power, name="y"):
         (lambda g: g["validators"][0].update(name="\ud800"), "printable ASCII"),
         (lambda g: g["app_state"]["params"]["token"].update(denom="\ud800"), "surrogate"),
         (lambda g: g.update(genesis_time="9999-12-31T23:59:59-23:59"), "between 1970 and 2262"),
-        (lambda g: g["validators"].extend([second_validator(2**59), second_validator(2**59, "x")]),
-         "total power"),
+        (
+            lambda g: g["validators"].extend(
+                [second_validator(2**59), second_validator(2**59, "x")]
+            ),
+            "total power",
+        ),
     ],
 )
 def test_out_of_range_values_are_genesis_errors(change, message):

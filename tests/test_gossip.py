@@ -76,16 +76,27 @@ async def test_a_decided_large_block_is_not_sent_again_while_the_height_ends(tmp
     peer asked for (12 to 18 copies measured)."""
     homes = init_testnet(tmp_path / "net", 4)
     slow_commit = dataclasses.replace(FAST, timeout_commit_ms=2_000)
-    nodes = [Node(h, dataclasses.replace(NodeConfig.load(h / "config" / "config.toml"),
-                                         consensus=slow_commit)) for h in homes]  # fmt: skip
+    nodes = [
+        Node(
+            h,
+            dataclasses.replace(
+                NodeConfig.load(h / "config" / "config.toml"), consensus=slow_commit
+            ),
+        )
+        for h in homes
+    ]
     try:
         for node in nodes:
             await node.start()
         await wait_for_height(nodes, 1)
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         part = {"object": "big", "data": b"p" * MAX_PART_BYTES}
-        txs = [Transaction.create(sender, nodes[0].chain_id, i, "storage", "put_part",
-                                  {**part, "index": i}) for i in range(20)]  # fmt: skip
+        txs = [
+            Transaction.create(
+                sender, nodes[0].chain_id, i, "storage", "put_part", {**part, "index": i}
+            )
+            for i in range(20)
+        ]
         sent_before = sum(metric(n, SEND_BYTES, channel="consensus") for n in nodes)
         for tx in txs:
             assert nodes[0].submit_tx(tx.to_bytes()).ok

@@ -46,9 +46,15 @@ def test_json_lines_carry_level_time_module_message_and_fields(logger):
     assert len(lines) == 3  # one JSON object per line, newlines in values escaped
     first, second, third = (json.loads(line) for line in lines)
     assert first == {
-        "level": "info", "ts": first["ts"], "module": "cloudchain.test_logs", "msg": "committed",
-        "height": 5, "txs": 0, "hash": "abcd", "ok": True,
-    }  # fmt: skip
+        "level": "info",
+        "ts": first["ts"],
+        "module": "cloudchain.test_logs",
+        "msg": "committed",
+        "height": 5,
+        "txs": 0,
+        "hash": "abcd",
+        "ok": True,
+    }
     assert re.fullmatch(RFC3339_MS, first["ts"])
     assert abs(parse_rfc3339_ns(first["ts"]) - before_ns) < 60 * 10**9
     assert (second["level"], second["msg"]) == ("warning", "peer ab12 misbehaved")
@@ -61,8 +67,11 @@ def test_plain_lines_are_level_time_module_message_then_key_values(logger):
     logger.info("committed", extra=fields(height=5, hash=b"\x01", note="two words", empty=""))
     logger.error("plain %s", "args")
     first, second = stream.getvalue().splitlines()
-    assert re.fullmatch(rf'INFO {RFC3339_MS} cloudchain.test_logs: committed height=5 hash=01 '
-                        r'note="two words" empty=""', first)  # fmt: skip
+    assert re.fullmatch(
+        rf"INFO {RFC3339_MS} cloudchain.test_logs: committed height=5 hash=01 "
+        r'note="two words" empty=""',
+        first,
+    )
     assert re.fullmatch(rf"ERROR {RFC3339_MS} cloudchain.test_logs: plain args", second)
 
 

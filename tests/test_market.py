@@ -35,8 +35,9 @@ def held(m):
     from cloudchain.chaincode.market.state import get_totals
 
     totals = get_totals(m.app.state())
-    balances = sum(m.query("/token/balance", k.address)["balance"]
-                   for k in (*PROVIDERS, *REQUESTERS, *ORACLES))  # fmt: skip
+    balances = sum(
+        m.query("/token/balance", k.address)["balance"] for k in (*PROVIDERS, *REQUESTERS, *ORACLES)
+    )
     return balances, totals
 
 
@@ -47,13 +48,29 @@ def m():
 
 def registered(m, *providers, price=10, units=100, stake=5_000):
     for provider in providers:
-        m.ok(provider, "register", name=f"node {provider.address[:6]}", tier="community",
-             offers=offer(units, price), stake=stake)  # fmt: skip
+        m.ok(
+            provider,
+            "register",
+            name=f"node {provider.address[:6]}",
+            tier="community",
+            offers=offer(units, price),
+            stake=stake,
+        )
 
 
 def attest_all(m, task_id, completed=True, units=10, uptime=9_900, latency=100, oracles=ORACLES):
-    return [m.run(o, "attest", task=task_id, completed=completed, units=units, uptime_bps=uptime,
-                  latency_ms=latency) for o in oracles]  # fmt: skip
+    return [
+        m.run(
+            o,
+            "attest",
+            task=task_id,
+            completed=completed,
+            units=units,
+            uptime_bps=uptime,
+            latency_ms=latency,
+        )
+        for o in oracles
+    ]
 
 
 def test_a_task_runs_from_submission_to_settlement(m):
@@ -77,16 +94,27 @@ def test_a_task_runs_from_submission_to_settlement(m):
     m.tick(2)  # the dispute window closes
     task = m.task(1)
     assert task["state"] == "settled"
-    assert task["payout"] == {"provider": 80, "requester": 120, "slashed": 0,
-                              "at": task["payout"]["at"]}  # fmt: skip
+    assert task["payout"] == {
+        "provider": 80,
+        "requester": 120,
+        "slashed": 0,
+        "at": task["payout"]["at"],
+    }
     assert m.balance(R0) == BALANCE - 80
-    assert m.balance(P0) == BALANCE - 5_000 + 80 + m.query(
-        "/market/account", P0.address)["provider"].get("rewarded", 0)  # fmt: skip
+    assert m.balance(P0) == BALANCE - 5_000 + 80 + m.query("/market/account", P0.address)[
+        "provider"
+    ].get("rewarded", 0)
     account = m.query("/market/account", P0.address)
     assert account["profit"] == 80 and account["provider"]["units"] == 8
     assert m.query("/market/account", R0.address)["utility"] == 20 * 8 - 80
-    assert [s for s, _ in task["history"]] == ["open", "assigned", "running", "completed",
-                                               "verified", "settled"]  # fmt: skip
+    assert [s for s, _ in task["history"]] == [
+        "open",
+        "assigned",
+        "running",
+        "completed",
+        "verified",
+        "settled",
+    ]
 
 
 def test_sla_violations_cost_the_payment_then_the_stake(m):
@@ -112,7 +140,9 @@ def test_an_expired_task_refunds_the_requester_and_penalises_the_provider(m):
     m.tick(3)
     task = m.task(1)
     assert task["state"] == "refunded" and [s for s, _ in task["history"]][-2:] == [
-        "expired", "refunded"]  # fmt: skip
+        "expired",
+        "refunded",
+    ]
     assert task["payout"]["slashed"] == 2 * 50  # not completed, and late
     assert m.balance(R0) == BALANCE + 100
     late = m.run(P0, "complete", task=1, units_used=1, output=[])
@@ -192,8 +222,9 @@ def test_assignment_prefers_price_then_reputation_and_shares_across_requesters(m
     registered(m, P0, price=12)
     registered(m, P1, price=10, units=20)
     # R0 floods the market with four tasks before R1 submits one, in the same block
-    txs = [m.tx(R0, "submit", **task_args()) for _ in range(4)] + [m.tx(R1, "submit",
-                                                                        **task_args())]
+    txs = [m.tx(R0, "submit", **task_args()) for _ in range(4)] + [
+        m.tx(R1, "submit", **task_args())
+    ]
     m.block(*txs)
     tasks = [m.task(i) for i in range(1, 6)]
     # turns: R0, R1 (least served first, then address), then R0...; the cheaper P1 first
@@ -207,14 +238,22 @@ def test_assignment_prefers_price_then_reputation_and_shares_across_requesters(m
 def test_assignment_breaks_price_ties_by_reputation_and_caps_each_provider_per_block():
     m = MarketChain(market_genesis(max_assignments_per_provider=2))
     registered(m, P0, P1, P2)  # the same price and units: reputation decides
-    m.block(m.tx(O0, "attest_provider", provider=P1.address, uptime_bps=0, latency_ms=1),
-            m.tx(O0, "attest_provider", provider=P2.address, uptime_bps=10_000,
-                 latency_ms=1))  # fmt: skip
+    m.block(
+        m.tx(O0, "attest_provider", provider=P1.address, uptime_bps=0, latency_ms=1),
+        m.tx(O0, "attest_provider", provider=P2.address, uptime_bps=10_000, latency_ms=1),
+    )
     reputation = {p: m.query("/market/provider", p.address)["reputation"] for p in PROVIDERS}
     assert reputation[P2] > reputation[P0] > reputation[P1]
     m.block(*[m.tx(R0, "submit", **task_args()) for _ in range(7)])
     assert [m.task(i)["provider"] for i in range(1, 8)] == [
-        P2.address, P2.address, P0.address, P0.address, P1.address, P1.address, ""]
+        P2.address,
+        P2.address,
+        P0.address,
+        P0.address,
+        P1.address,
+        P1.address,
+        "",
+    ]
     assert m.task(7)["state"] == "open"  # every provider took its two this block
     m.tick()
     assert m.task(7)["provider"] == P2.address  # the cap is per block; P2 has the units
@@ -235,10 +274,18 @@ def test_refusals_say_why_and_change_nothing():
     m.ok(P0, "complete", task=1, units_used=10, output=[])
     report = dict(completed=True, units=10, uptime_bps=9_900, latency_ms=100)
     cases = [
-        (P0, "register", dict(name="x", tier="community", offers=offer(), stake=5_000),
-         Code.ALREADY_EXISTS),
-        (P1, "register", dict(name="x", tier="community", offers=offer(), stake=10),
-         Code.OUT_OF_RANGE),
+        (
+            P0,
+            "register",
+            dict(name="x", tier="community", offers=offer(), stake=5_000),
+            Code.ALREADY_EXISTS,
+        ),
+        (
+            P1,
+            "register",
+            dict(name="x", tier="community", offers=offer(), stake=10),
+            Code.OUT_OF_RANGE,
+        ),
         (R0, "submit", task_args(max_price=BALANCE), Code.INSUFFICIENT_FUNDS),
         (R0, "submit", task_args(penalty=10**6), Code.OUT_OF_RANGE),
         (R0, "start", dict(task=99), Code.NOT_FOUND),
@@ -246,7 +293,7 @@ def test_refusals_say_why_and_change_nothing():
         (R0, "attest", dict(task=1, **report), Code.UNAUTHORIZED),
         (R0, "add_oracle", dict(oracle=R1.address), Code.UNAUTHORIZED),
         (P0, "update", dict(offers=offer(units=0 + 1)), Code.OK),
-    ]  # fmt: skip
+    ]
     for sender, method, args, code in cases:
         result = m.run(sender, method, **args)
         tx, delivered, before, after = m.app.snapshots[-1]
@@ -288,16 +335,25 @@ def test_rewards_are_minted_per_epoch_for_verified_work_and_honest_oracles(m):
     by_address = {k.address: k for k in PROVIDERS}
     first, second = (by_address[m.task(i)["provider"]] for i in (1, 2))
     assert {first, second} == {P0, P1}
-    m.block(m.tx(first, "complete", task=1, units_used=10, output=[]),
-            m.tx(second, "complete", task=2, units_used=5, output=[]))  # fmt: skip
+    m.block(
+        m.tx(first, "complete", task=1, units_used=10, output=[]),
+        m.tx(second, "complete", task=2, units_used=5, output=[]),
+    )
     attest_all(m, 1, units=10)
-    m.block(m.tx(O2, "attest", task=2, completed=False, units=0, uptime_bps=0, latency_ms=0),
-            *[m.tx(o, "attest", task=2, completed=True, units=5, uptime_bps=9_900,
-                   latency_ms=100) for o in (O0, O1)])  # fmt: skip
+    m.block(
+        m.tx(O2, "attest", task=2, completed=False, units=0, uptime_bps=0, latency_ms=0),
+        *[
+            m.tx(o, "attest", task=2, completed=True, units=5, uptime_bps=9_900, latency_ms=100)
+            for o in (O0, O1)
+        ],
+    )
     while m.height % 5:
         m.tick()
-    rewards = {e.attributes[1][1]: int(e.attributes[3][1]) for e in m.block_events
-               if e.type == "market_reward"}  # fmt: skip
+    rewards = {
+        e.attributes[1][1]: int(e.attributes[3][1])
+        for e in m.block_events
+        if e.type == "market_reward"
+    }
     assert rewards[first.address] == 9_000 * 10 // 15
     assert rewards[second.address] == 9_000 * 5 // 15
     assert sum(rewards.values()) == supply(m) - start_supply
@@ -411,8 +467,9 @@ def test_a_penalty_beyond_the_maximum_amount_is_recorded_as_the_maximum(m):
     deposit = m.balance(R0) - 10
     m.ok(R0, "submit", **task_args(units=1, max_price=deposit, penalty=deposit))
     m.ok(P0, "complete", task=1, units_used=1, output=[])
-    results = attest_all(m, 1, completed=False, units=0, uptime=0, latency=10_000,
-                         oracles=ORACLES[:2])  # fmt: skip
+    results = attest_all(
+        m, 1, completed=False, units=0, uptime=0, latency=10_000, oracles=ORACLES[:2]
+    )
     assert [r.code for r in results] == [Code.OK, Code.OK]
     outcome = m.task(1)["outcome"]
     assert outcome["violations"] == 3 and outcome["penalty"] == MAX_AMOUNT
@@ -432,24 +489,28 @@ def test_tasks_of_a_class_nobody_offers_do_not_hold_back_the_others():
     # them until their deadline, 400 days on.
     m = MarketChain()
     registered(m, P0)
-    junk = task_args(resource_class="nobody", units=1, max_price=1, penalty=0,
-                     deadline_s=MAX_DEADLINE_S)  # fmt: skip
+    junk = task_args(
+        resource_class="nobody", units=1, max_price=1, penalty=0, deadline_s=MAX_DEADLINE_S
+    )
     for _ in range(8):
         m.block(*[m.tx(R0, "submit", **junk) for _ in range(32)])
     m.ok(R1, "submit", **task_args())
     assert m.task(257)["state"] == "assigned"
 
 
-@pytest.mark.parametrize("unassignable", ["price below every offer", "named provider busy",
-                                          "more units than anyone has"])  # fmt: skip
+@pytest.mark.parametrize(
+    "unassignable", ["price below every offer", "named provider busy", "more units than anyone has"]
+)
 def test_tasks_that_cannot_be_assigned_are_passed_over_in_turn(unassignable):
     m = MarketChain(market_genesis(max_open_tasks_scanned=4))
     registered(m, P0, P1)  # 100 units each, at 10
     m.ok(R2, "submit", **task_args(units=100, provider=P1.address, deadline_s=600))
     assert m.task(1)["provider"] == P1.address  # P1 is busy; P0 has room
-    junk = {"price below every offer": task_args(max_price=5),
-            "named provider busy": task_args(provider=P1.address),
-            "more units than anyone has": task_args(units=150)}[unassignable]  # fmt: skip
+    junk = {
+        "price below every offer": task_args(max_price=5),
+        "named provider busy": task_args(provider=P1.address),
+        "more units than anyone has": task_args(units=150),
+    }[unassignable]
     m.block(*[m.tx(R0, "submit", **junk) for _ in range(12)])  # tasks 2 to 13
     m.ok(R1, "submit", **task_args())  # task 14, behind twelve that P0 cannot take
     for _ in range(12 // 4):  # four tasks read a block: it comes to task 14 in time

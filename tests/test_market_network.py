@@ -64,8 +64,9 @@ async def on_blocks(client: Client, check: Callable[[], Awaitable[Any]], what: s
 def test_a_task_runs_settles_and_the_balances_add_up_on_two_nodes(tmp_path):
     homes = fast_testnet(tmp_path / "net", 4)
     nodes = [NodeProcess(home) for home in homes]
-    urls = [f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
-            for h in homes]  # fmt: skip
+    urls = [
+        f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}" for h in homes
+    ]
     try:
         wait_until(lambda: all(n.height >= 2 for n in nodes), nodes)
         asyncio.run(_one_task(tmp_path / "net" / "accounts", urls))
@@ -80,8 +81,10 @@ async def _one_task(accounts: Path, urls: list[str]) -> None:
     genesis = (await clients[0].genesis()).document["app_state"]
     provider = Party(read_key_file(accounts / "account1.json"), clients[1], chain_id)
     requester = Party(read_key_file(accounts / "account2.json"), clients[2], chain_id)
-    oracles = [Party(read_key_file(accounts / f"oracle{k}.json"), clients[k % 4], chain_id)
-               for k in range(3)]  # fmt: skip
+    oracles = [
+        Party(read_key_file(accounts / f"oracle{k}.json"), clients[k % 4], chain_id)
+        for k in range(3)
+    ]
     assert genesis["params"]["market"]["oracles"] == [o.address for o in oracles]
     initial = {a["address"]: a["balance"] for a in genesis["accounts"]}
     params = await clients[0].query("/market/params")
@@ -89,9 +92,18 @@ async def _one_task(accounts: Path, urls: list[str]) -> None:
     offers = {GPU: {"gpu": "A100", "gpus": 8, "memory_gb": 640, "units": 100, "price": PRICE}}
     await provider.must("register", name="atlas", tier="enterprise", offers=offers, stake=STAKE)
     submitted = await requester.must(
-        "submit", kind="training", inputs=["Qm" + "a" * 44], resource_class=GPU, units=UNITS,
-        max_price=MAX_PRICE, deadline_s=600, min_uptime_bps=9_000, max_latency_ms=500,
-        penalty=50, provider="")  # fmt: skip
+        "submit",
+        kind="training",
+        inputs=["Qm" + "a" * 44],
+        resource_class=GPU,
+        units=UNITS,
+        max_price=MAX_PRICE,
+        deadline_s=600,
+        min_uptime_bps=9_000,
+        max_latency_ms=500,
+        penalty=50,
+        provider="",
+    )
     (event,) = [e for e in submitted.tx_result.events if e.type == "market_submit"]
     task_id = int(dict(event.attributes)["task"])
 
@@ -107,15 +119,31 @@ async def _one_task(accounts: Path, urls: list[str]) -> None:
     assert quorum == 2  # of the three oracles
     for oracle in oracles:  # one at a time: two decide, the third is scored (the task is
         # verified until its dispute window closes, three blocks after the second)
-        result = await oracle.send("attest", task=task_id, completed=True, units=UNITS_USED,
-                                   uptime_bps=9_990, latency_ms=120)  # fmt: skip
+        result = await oracle.send(
+            "attest",
+            task=task_id,
+            completed=True,
+            units=UNITS_USED,
+            uptime_bps=9_990,
+            latency_ms=120,
+        )
         assert result.ok, result.failure.log if result.failure else ""
     settled = await on_blocks(clients[0], lambda: task("settled"), "settlement")
     assert [state for state, _ in settled["history"]] == [
-        "open", "assigned", "running", "completed", "verified", "settled"]  # fmt: skip
+        "open",
+        "assigned",
+        "running",
+        "completed",
+        "verified",
+        "settled",
+    ]
     payment = PRICE * UNITS_USED
-    assert settled["payout"] == {"provider": payment, "requester": MAX_PRICE * UNITS - payment,
-                                 "slashed": 0, "at": settled["payout"]["at"]}  # fmt: skip
+    assert settled["payout"] == {
+        "provider": payment,
+        "requester": MAX_PRICE * UNITS - payment,
+        "slashed": 0,
+        "at": settled["payout"]["at"],
+    }
 
     # The epochs after the work mint the rewards: 90% to the provider (the only one that
     # worked), 10% to the three oracles, which all attested honestly, a third each.
@@ -135,12 +163,12 @@ async def _one_task(accounts: Path, urls: list[str]) -> None:
     provider_pool = params["epoch_reward"] * (BPS - params["oracle_reward_bps"]) // BPS
     oracle_share = (params["epoch_reward"] - provider_pool) // 3
     assert earned[provider.address]["provider"]["rewarded"] == provider_pool
-    assert [earned[o.address]["oracle"].get("rewarded", 0) for o in oracles] == [
-        oracle_share] * 3
+    assert [earned[o.address]["oracle"].get("rewarded", 0) for o in oracles] == [oracle_share] * 3
     minted = provider_pool + 3 * oracle_share
     assert balances[requester.address] == initial[requester.address] - payment
-    assert balances[provider.address] == (initial[provider.address] - STAKE + payment
-                                          + provider_pool)  # fmt: skip
+    assert balances[provider.address] == (
+        initial[provider.address] - STAKE + payment + provider_pool
+    )
     for oracle in oracles:
         assert balances[oracle.address] == initial[oracle.address] + oracle_share
     assert earned[provider.address]["profit"] == payment

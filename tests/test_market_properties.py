@@ -95,12 +95,21 @@ MAX_DEADLINE_S = 25  # of a task: short, so that deadlines pass within a run
 MAX_OFFER_UNITS = 60  # in one class of one provider's offers
 # Empty blocks after the last step by which every task is final: its deadline, then
 # the attestation window, the dispute window and the vote, with room to spare.
-DRAIN_BLOCKS = (MAX_DEADLINE_S + FAST_PARAMS["attestation_blocks"] + FAST_PARAMS["dispute_blocks"]
-                + FAST_PARAMS["dispute_vote_blocks"] + 5)  # fmt: skip
+DRAIN_BLOCKS = (
+    MAX_DEADLINE_S
+    + FAST_PARAMS["attestation_blocks"]
+    + FAST_PARAMS["dispute_blocks"]
+    + FAST_PARAMS["dispute_vote_blocks"]
+    + 5
+)
 # Bounds small enough that a run meets them: deadlines and windows left for the next
 # block, open tasks not scanned, providers and blocks that take no more tasks.
-TIGHT_LIMITS = {"max_transitions_per_block": 3, "max_assignments_per_block": 3,
-                "max_assignments_per_provider": 2, "max_open_tasks_scanned": 5}  # fmt: skip
+TIGHT_LIMITS = {
+    "max_transitions_per_block": 3,
+    "max_assignments_per_block": 3,
+    "max_assignments_per_provider": 2,
+    "max_open_tasks_scanned": 5,
+}
 WHALE = MAX_AMOUNT // 4  # a balance above this is a whale's
 ABSENT = object()
 FINAL_EVENTS = ("market_refund", "market_settle", "market_resolved")
@@ -116,8 +125,10 @@ def refusal_codes(kv: StateReader, height: int, time_ns: int, tx: Transaction) -
     if tx.module == "token":
         if tx.method == "mint":
             return ({Code.UNAUTHORIZED} if sender != get_authority(kv) else set()) | (
-                {Code.LIMIT_EXCEEDED} if token.get_supply(kv) + args["amount"] > MAX_AMOUNT
-                else set())  # fmt: skip
+                {Code.LIMIT_EXCEEDED}
+                if token.get_supply(kv) + args["amount"] > MAX_AMOUNT
+                else set()
+            )
         return {Code.INSUFFICIENT_FUNDS} if args["amount"] > balance else set()
     check = _MARKET_RULES[tx.method]
     return check(kv, height, time_ns, sender, balance, **args)
@@ -146,8 +157,10 @@ def _provider_rules(kv, sender: str, leaving_refused: bool) -> tuple[set[Code], 
 
 def _update(kv, height, time_ns, sender, balance, offers, **_) -> set[Code]:
     codes, provider = _provider_rules(kv, sender, leaving_refused=True)
-    if provider is not None and any(offers.get(name, {}).get("units", 0) < units
-                                    for name, units in provider["in_flight"].items()):  # fmt: skip
+    if provider is not None and any(
+        offers.get(name, {}).get("units", 0) < units
+        for name, units in provider["in_flight"].items()
+    ):
         codes.add(Code.OUT_OF_RANGE)
     return codes
 
@@ -171,8 +184,9 @@ def _oracle_admin(present: bool):
     return check
 
 
-def _submit(kv, height, time_ns, sender, balance, units, max_price, penalty, provider,
-            resource_class, **_) -> set[Code]:  # fmt: skip
+def _submit(
+    kv, height, time_ns, sender, balance, units, max_price, penalty, provider, resource_class, **_
+) -> set[Code]:
     codes = set()
     deposit = units * max_price
     if deposit > MAX_AMOUNT or penalty > deposit:
@@ -235,7 +249,8 @@ def _attest(kv, height, time_ns, sender, balance, task, units, **_) -> set[Code]
         return codes
     codes |= _party_rules(sender, record)
     if record["state"] == "completed" and (
-            height >= record["completed_at"] + get_params(kv).attestation_blocks):  # fmt: skip
+        height >= record["completed_at"] + get_params(kv).attestation_blocks
+    ):
         codes.add(Code.DEADLINE_PASSED)
     if sender in record["attestations"]:
         codes.add(Code.ALREADY_EXISTS)
@@ -281,12 +296,21 @@ def _vote(kv, height, time_ns, sender, balance, task, **_) -> set[Code]:
 
 
 _MARKET_RULES = {
-    "register": _register, "update": _update, "add_stake": _add_stake, "leave": _leave,
-    "add_oracle": _oracle_admin(True), "remove_oracle": _oracle_admin(False),
-    "submit": _submit, "cancel": _cancel, "start": _run_rules(("assigned",)),
-    "complete": _run_rules(("assigned", "running")), "attest": _attest,
-    "attest_provider": _attest_provider, "dispute": _dispute, "vote": _vote,
-}  # fmt: skip
+    "register": _register,
+    "update": _update,
+    "add_stake": _add_stake,
+    "leave": _leave,
+    "add_oracle": _oracle_admin(True),
+    "remove_oracle": _oracle_admin(False),
+    "submit": _submit,
+    "cancel": _cancel,
+    "start": _run_rules(("assigned",)),
+    "complete": _run_rules(("assigned", "running")),
+    "attest": _attest,
+    "attest_provider": _attest_provider,
+    "dispute": _dispute,
+    "vote": _vote,
+}
 
 
 # --- an application that records what each transaction wrote -------------------------------
@@ -313,8 +337,9 @@ class WatchedApplication(Application):
         before = dict(block_kv.writes)
         result = super()._deliver(block_kv, block, index, tx)
         after = block_kv.writes
-        changed = frozenset(k for k in before.keys() | after.keys()
-                            if before.get(k, ABSENT) != after.get(k, ABSENT))  # fmt: skip
+        changed = frozenset(
+            k for k in before.keys() | after.keys() if before.get(k, ABSENT) != after.get(k, ABSENT)
+        )
         self.deliveries.append(Delivery(tx, result, frozenset(refusals), changed))
         return result
 
@@ -326,10 +351,15 @@ def _attributes(event: Event) -> dict[str, str]:
     return dict(event.attributes)
 
 
-an_offer = st.fixed_dictionaries({
-    "gpu": st.just("A100"), "gpus": st.integers(1, 8), "memory_gb": st.just(80),
-    "units": st.integers(1, MAX_OFFER_UNITS), "price": st.integers(1, 30),
-})  # fmt: skip
+an_offer = st.fixed_dictionaries(
+    {
+        "gpu": st.just("A100"),
+        "gpus": st.integers(1, 8),
+        "memory_gb": st.just(80),
+        "units": st.integers(1, MAX_OFFER_UNITS),
+        "price": st.integers(1, 30),
+    }
+)
 offers_strategy = st.dictionaries(st.sampled_from(CLASSES), an_offer, min_size=1, max_size=2)
 
 
@@ -343,8 +373,13 @@ def _mostly(data, usual: st.SearchStrategy, *unusual: st.SearchStrategy) -> Any:
 def _amount(data, balance: int) -> int:
     """Within a balance, exactly it, just above it, or far beyond it."""
     within = st.integers(1, balance) if balance > 0 else st.just(1)
-    return _mostly(data, within, st.just(max(balance, 1)), st.integers(balance + 1, balance + 100),
-                   st.just(MAX_AMOUNT))  # fmt: skip
+    return _mostly(
+        data,
+        within,
+        st.just(max(balance, 1)),
+        st.integers(balance + 1, balance + 100),
+        st.just(MAX_AMOUNT),
+    )
 
 
 class MarketMachine(RuleBasedStateMachine):
@@ -406,26 +441,37 @@ class MarketMachine(RuleBasedStateMachine):
 
     # --- setup ---------------------------------------------------------------------------------
 
-    @initialize(units=st.integers(20, MAX_OFFER_UNITS), price=st.integers(1, 20),
-                stake=st.integers(1_000, 10_000))  # fmt: skip
+    @initialize(
+        units=st.integers(20, MAX_OFFER_UNITS),
+        price=st.integers(1, 20),
+        stake=st.integers(1_000, 10_000),
+    )
     def a_provider_is_in_the_market(self, units, price, stake) -> None:
-        offers = {name: {"gpu": "A100", "gpus": 8, "memory_gb": 80, "units": units,
-                         "price": price} for name in CLASSES}  # fmt: skip
-        self._queue("provider0", "register", name="first", tier="enterprise", offers=offers,
-                    stake=stake)  # fmt: skip
+        offers = {
+            name: {"gpu": "A100", "gpus": 8, "memory_gb": 80, "units": units, "price": price}
+            for name in CLASSES
+        }
+        self._queue(
+            "provider0", "register", name="first", tier="enterprise", offers=offers, stake=stake
+        )
         self._block()
 
     # --- the registry --------------------------------------------------------------------------
 
-    @rule(data=st.data(), tier=st.sampled_from(("enterprise", "community")),
-          offers=offers_strategy)  # fmt: skip
+    @rule(data=st.data(), tier=st.sampled_from(("enterprise", "community")), offers=offers_strategy)
     def register(self, data, tier, offers) -> None:
-        sender = _mostly(data, st.sampled_from(PROVIDERS_),
-                         st.sampled_from(("requester0", "stranger")))  # fmt: skip
-        stake = _mostly(data, st.integers(1_000, 10_000), st.integers(1, 999),
-                        st.just(self._balance(sender) + 1))  # fmt: skip
-        self._queue(sender, "register", name=f"node {sender}", tier=tier, offers=offers,
-                    stake=stake)  # fmt: skip
+        sender = _mostly(
+            data, st.sampled_from(PROVIDERS_), st.sampled_from(("requester0", "stranger"))
+        )
+        stake = _mostly(
+            data,
+            st.integers(1_000, 10_000),
+            st.integers(1, 999),
+            st.just(self._balance(sender) + 1),
+        )
+        self._queue(
+            sender, "register", name=f"node {sender}", tier=tier, offers=offers, stake=stake
+        )
 
     @rule(data=st.data(), offers=offers_strategy)
     def update(self, data, offers) -> None:
@@ -450,30 +496,54 @@ class MarketMachine(RuleBasedStateMachine):
 
     # --- tasks --------------------------------------------------------------------------------
 
-    @rule(data=st.data(), resource_class=st.sampled_from(CLASSES),
-          min_uptime_bps=st.sampled_from((9_000, 0, 10_000)),
-          max_latency_ms=st.sampled_from((500, 1, 10**9)))  # fmt: skip
+    @rule(
+        data=st.data(),
+        resource_class=st.sampled_from(CLASSES),
+        min_uptime_bps=st.sampled_from((9_000, 0, 10_000)),
+        max_latency_ms=st.sampled_from((500, 1, 10**9)),
+    )
     def submit(self, data, resource_class, min_uptime_bps, max_latency_ms) -> None:
         sender = self._sender(data, *REQUESTERS_, "provider1")
         units = _mostly(data, st.integers(1, 20), st.integers(21, 60))
         balance = self._balance(sender)
         all_of_it = st.just(max(balance // units, 1))
-        max_price = _mostly(data, all_of_it if self._is_whale(sender) else st.integers(15, 40),
-                            st.integers(1, 14), st.just(MAX_AMOUNT // units),
-                            st.just(balance + 1), all_of_it)  # fmt: skip
+        max_price = _mostly(
+            data,
+            all_of_it if self._is_whale(sender) else st.integers(15, 40),
+            st.integers(1, 14),
+            st.just(MAX_AMOUNT // units),
+            st.just(balance + 1),
+            all_of_it,
+        )
         deposit = max_price * units
-        penalty = _mostly(data, st.integers(0, min(deposit, 100)), st.just(deposit),
-                          st.just(min(deposit + 1, MAX_AMOUNT)))  # fmt: skip
+        penalty = _mostly(
+            data,
+            st.integers(0, min(deposit, 100)),
+            st.just(deposit),
+            st.just(min(deposit + 1, MAX_AMOUNT)),
+        )
         deadline_s = _mostly(data, st.integers(8, MAX_DEADLINE_S), st.integers(1, 7))
         named = _mostly(data, st.just(""), st.sampled_from((*PROVIDERS_, "requester1")))
-        self._queue(sender, "submit", kind="training", inputs=[CID],
-                    resource_class=resource_class, units=units, max_price=max_price,
-                    deadline_s=deadline_s, min_uptime_bps=min_uptime_bps,
-                    max_latency_ms=max_latency_ms, penalty=penalty,
-                    provider=ADDRESS.get(named, ""))  # fmt: skip
+        self._queue(
+            sender,
+            "submit",
+            kind="training",
+            inputs=[CID],
+            resource_class=resource_class,
+            units=units,
+            max_price=max_price,
+            deadline_s=deadline_s,
+            min_uptime_bps=min_uptime_bps,
+            max_latency_ms=max_latency_ms,
+            penalty=penalty,
+            provider=ADDRESS.get(named, ""),
+        )
 
-    @rule(data=st.data(), resource_class=st.sampled_from(CLASSES),
-          how=st.sampled_from(("max_price", "units", "provider")))  # fmt: skip
+    @rule(
+        data=st.data(),
+        resource_class=st.sampled_from(CLASSES),
+        how=st.sampled_from(("max_price", "units", "provider")),
+    )
     def hold_up_the_queue(self, data, resource_class, how) -> None:
         """The head-of-line attack: a requester submits more tasks than a block reads that
         no provider may take (a max_price of one, more units than any offer, or naming a
@@ -485,9 +555,18 @@ class MarketMachine(RuleBasedStateMachine):
             args.update(max_price=40, provider=ADDRESS[data.draw(st.sampled_from(PROVIDERS_))])
         sender = data.draw(st.sampled_from(REQUESTERS_))
         for _ in range(TIGHT_LIMITS["max_open_tasks_scanned"] + 1):
-            self._queue(sender, "submit", kind="inference", inputs=[],
-                        resource_class=resource_class, deadline_s=MAX_DEADLINE_S,
-                        min_uptime_bps=0, max_latency_ms=10**9, penalty=0, **args)  # fmt: skip
+            self._queue(
+                sender,
+                "submit",
+                kind="inference",
+                inputs=[],
+                resource_class=resource_class,
+                deadline_s=MAX_DEADLINE_S,
+                min_uptime_bps=0,
+                max_latency_ms=10**9,
+                penalty=0,
+                **args,
+            )
 
     @rule(data=st.data())
     def cancel(self, data) -> None:
@@ -504,35 +583,60 @@ class MarketMachine(RuleBasedStateMachine):
         task = self._task(data, "assigned", "running")
         units = self.tasks.get(task, {}).get("units", 10)
         units_used = _mostly(data, st.integers(1, units), st.just(units + 1))
-        self._queue(self._sender(data, self._party(task, "provider")), "complete", task=task,
-                    units_used=units_used, output=output)  # fmt: skip
+        self._queue(
+            self._sender(data, self._party(task, "provider")),
+            "complete",
+            task=task,
+            units_used=units_used,
+            output=output,
+        )
 
     # --- SLA records and disputes -------------------------------------------------------------
 
     def _fresh_oracles(self, task_id: int, record: str) -> tuple[str, ...]:
         """Oracles that have not attested to (or voted on) the task yet."""
         task = self.tasks.get(task_id, {})
-        done = task.get("attestations", {}) if record == "attest" else (
-            task.get("dispute") or {}).get("votes", {})  # fmt: skip
+        done = (
+            task.get("attestations", {})
+            if record == "attest"
+            else (task.get("dispute") or {}).get("votes", {})
+        )
         return tuple(o for o in self.oracles if ADDRESS[o] not in done)
 
-    @rule(data=st.data(), uptime_bps=st.sampled_from((9_900, 8_000, 10_000, 0)),
-          latency_ms=st.sampled_from((100, 900, 0)))  # fmt: skip
+    @rule(
+        data=st.data(),
+        uptime_bps=st.sampled_from((9_900, 8_000, 10_000, 0)),
+        latency_ms=st.sampled_from((100, 900, 0)),
+    )
     def attest(self, data, uptime_bps, latency_ms) -> None:
         task = self._task(data, "completed")
         units = self.tasks.get(task, {}).get("units", 10)
         completed = _mostly(data, st.just(True), st.just(False))
         reported = _mostly(data, st.integers(0, units), st.just(units + 1))
-        self._queue(self._sender(data, *self._fresh_oracles(task, "attest")), "attest",
-                    task=task, completed=completed, units=reported, uptime_bps=uptime_bps,
-                    latency_ms=latency_ms)  # fmt: skip
+        self._queue(
+            self._sender(data, *self._fresh_oracles(task, "attest")),
+            "attest",
+            task=task,
+            completed=completed,
+            units=reported,
+            uptime_bps=uptime_bps,
+            latency_ms=latency_ms,
+        )
 
-    @rule(data=st.data(), provider=st.sampled_from((*PROVIDERS_, "requester0")),
-          uptime_bps=st.integers(0, 10_000), latency_ms=st.integers(0, 1_000))  # fmt: skip
+    @rule(
+        data=st.data(),
+        provider=st.sampled_from((*PROVIDERS_, "requester0")),
+        uptime_bps=st.integers(0, 10_000),
+        latency_ms=st.integers(0, 1_000),
+    )
     def attest_provider(self, data, provider, uptime_bps, latency_ms) -> None:
-        self._queue(self._sender(data, *self.oracles), "attest_provider",
-                    provider=ADDRESS[provider], uptime_bps=uptime_bps,
-                    latency_ms=latency_ms)  # fmt: skip
+        self._queue(
+            self._sender(data, *self.oracles),
+            "attest_provider",
+            provider=ADDRESS[provider],
+            uptime_bps=uptime_bps,
+            latency_ms=latency_ms,
+        )
 
     @rule(data=st.data(), reason=st.sampled_from(("too slow", "", "the probe was wrong")))
     def dispute(self, data, reason) -> None:
@@ -543,8 +647,9 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(data=st.data(), uphold=st.booleans())
     def vote(self, data, uphold) -> None:
         task = self._task(data, "disputed")
-        self._queue(self._sender(data, *self._fresh_oracles(task, "vote")), "vote", task=task,
-                    uphold=uphold)  # fmt: skip
+        self._queue(
+            self._sender(data, *self._fresh_oracles(task, "vote")), "vote", task=task, uphold=uphold
+        )
 
     # --- everyone does their part -------------------------------------------------------------
 
@@ -561,21 +666,36 @@ class MarketMachine(RuleBasedStateMachine):
     def _next_steps(self, data) -> None:
         if not any(t["state"] == "open" for t in self.tasks.values()):
             whales = [r for r in REQUESTERS_ if self._is_whale(r)]
-            requester = _mostly(data, st.sampled_from(whales or REQUESTERS_),
-                                st.sampled_from(REQUESTERS_))  # fmt: skip
+            requester = _mostly(
+                data, st.sampled_from(whales or REQUESTERS_), st.sampled_from(REQUESTERS_)
+            )
             units = data.draw(st.integers(1, 20))
             max_price = data.draw(st.integers(5, 40))
             if self._is_whale(requester):  # all it holds, at the price of one unit
                 units, max_price = 1, self._balance(requester)
-            self._queue(requester, "submit", kind="inference", inputs=[],
-                        resource_class=data.draw(st.sampled_from(CLASSES)), units=units,
-                        max_price=max_price, deadline_s=data.draw(st.integers(8, MAX_DEADLINE_S)),
-                        min_uptime_bps=9_000, max_latency_ms=500,
-                        penalty=data.draw(st.integers(0, max_price * units)), provider="")
+            self._queue(
+                requester,
+                "submit",
+                kind="inference",
+                inputs=[],
+                resource_class=data.draw(st.sampled_from(CLASSES)),
+                units=units,
+                max_price=max_price,
+                deadline_s=data.draw(st.integers(8, MAX_DEADLINE_S)),
+                min_uptime_bps=9_000,
+                max_latency_ms=500,
+                penalty=data.draw(st.integers(0, max_price * units)),
+                provider="",
+            )
         for task_id, task in sorted(self.tasks.items()):
             steps = self._steps_of(data, task_id, task)
-            how = _mostly(data, st.just("as due"), st.just("not now"), st.just("by an intruder"),
-                          st.just("twice"))  # fmt: skip
+            how = _mostly(
+                data,
+                st.just("as due"),
+                st.just("not now"),
+                st.just("by an intruder"),
+                st.just("twice"),
+            )
             if how == "not now":
                 continue
             for sender, method, args in steps:
@@ -615,21 +735,32 @@ class MarketMachine(RuleBasedStateMachine):
             return [(provider, "start", {"task": task_id})]
         if current in ("assigned", "running") and provider:
             units_used = data.draw(st.integers(1, task["units"]))
-            return [(provider, "complete", {"task": task_id, "units_used": units_used,
-                                            "output": [CID]})]  # fmt: skip
+            return [
+                (provider, "complete", {"task": task_id, "units_used": units_used, "output": [CID]})
+            ]
         if current == "completed":
-            return [(oracle, "attest", {
-                "task": task_id, "completed": _mostly(data, st.just(True), st.just(False)),
-                "units": data.draw(st.integers(0, task["units"])),
-                "uptime_bps": data.draw(st.sampled_from((9_900, 10_000, 5_000))),
-                "latency_ms": data.draw(st.sampled_from((100, 0, 900)))})
-                for oracle in self._fresh_oracles(task_id, "attest")]  # fmt: skip
+            return [
+                (
+                    oracle,
+                    "attest",
+                    {
+                        "task": task_id,
+                        "completed": _mostly(data, st.just(True), st.just(False)),
+                        "units": data.draw(st.integers(0, task["units"])),
+                        "uptime_bps": data.draw(st.sampled_from((9_900, 10_000, 5_000))),
+                        "latency_ms": data.draw(st.sampled_from((100, 0, 900))),
+                    },
+                )
+                for oracle in self._fresh_oracles(task_id, "attest")
+            ]
         if current == "verified":
             party = data.draw(st.sampled_from(("requester", "provider")))
             return [(self._party(task_id, party), "dispute", {"task": task_id, "reason": "no"})]
         if current == "disputed":
-            return [(oracle, "vote", {"task": task_id, "uphold": data.draw(st.booleans())})
-                    for oracle in self._fresh_oracles(task_id, "vote")]  # fmt: skip
+            return [
+                (oracle, "vote", {"task": task_id, "uphold": data.draw(st.booleans())})
+                for oracle in self._fresh_oracles(task_id, "vote")
+            ]
         return []
 
     # --- tokens -------------------------------------------------------------------------------
@@ -637,8 +768,9 @@ class MarketMachine(RuleBasedStateMachine):
     @rule(data=st.data(), to=st.sampled_from(SENDERS))
     def transfer(self, data, to) -> None:
         sender = self._sender(data)
-        self._queue(sender, "token.transfer", to=ADDRESS[to],
-                    amount=_amount(data, self._balance(sender)))  # fmt: skip
+        self._queue(
+            sender, "token.transfer", to=ADDRESS[to], amount=_amount(data, self._balance(sender))
+        )
 
     @rule(data=st.data())
     def burn(self, data) -> None:
@@ -649,8 +781,13 @@ class MarketMachine(RuleBasedStateMachine):
     def mint(self, data) -> None:
         to = _mostly(data, st.sampled_from(REQUESTERS_), st.sampled_from(SENDERS))
         room = MAX_AMOUNT - (GENESIS_SUPPLY + self.minted - self.burned)  # as of the last block
-        amount = _mostly(data, st.integers(1, 5_000), st.just(max(room, 1)),
-                         st.just(max(room - 1_000, 1)), st.just(MAX_AMOUNT))  # fmt: skip
+        amount = _mostly(
+            data,
+            st.integers(1, 5_000),
+            st.just(max(room, 1)),
+            st.just(max(room - 1_000, 1)),
+            st.just(MAX_AMOUNT),
+        )
         self._queue(self._sender(data, "authority"), "token.mint", to=ADDRESS[to], amount=amount)
 
     # --- time ---------------------------------------------------------------------------------
@@ -670,7 +807,8 @@ class MarketMachine(RuleBasedStateMachine):
         self._block()
         for _ in range(DRAIN_BLOCKS):
             if all(t["state"] in FINAL for t in self.tasks.values()) and not any(
-                    p["status"] == "unbonding" for p in self.providers.values()):  # fmt: skip
+                p["status"] == "unbonding" for p in self.providers.values()
+            ):
                 break
             self._block()
         assert all(t["state"] in FINAL for t in self.tasks.values()), self.tasks
@@ -678,12 +816,20 @@ class MarketMachine(RuleBasedStateMachine):
         assert mstate.get_totals(reader)["escrow"] == 0
         assert not any(list(reader.iterate(prefix)) for prefix in mstate.DUE.values())
         # Every query answers (none fails on what the run left behind).
-        paths = [("/market/stats", ""), ("/market/prices", ""), ("/market/oracles", ""),
-                 ("/market/providers", ""), ("/market/tasks", "")]  # fmt: skip
+        paths = [
+            ("/market/stats", ""),
+            ("/market/prices", ""),
+            ("/market/oracles", ""),
+            ("/market/providers", ""),
+            ("/market/tasks", ""),
+        ]
         paths += [("/market/task", str(i)) for i in sorted(self.tasks)]
-        paths += [(f"/market/{what}", ADDRESS[name]) for name in SENDERS
-                  for what in ("account", "provider") if what == "account" or name in (
-                      NAME.get(a) for a in self.providers)]  # fmt: skip
+        paths += [
+            (f"/market/{what}", ADDRESS[name])
+            for name in SENDERS
+            for what in ("account", "provider")
+            if what == "account" or name in (NAME.get(a) for a in self.providers)
+        ]
         for path, data in paths:
             answer = self.m.app.query(path, data.encode())
             assert answer.code == Code.OK, (path, data, answer.log)
@@ -713,8 +859,13 @@ class MarketMachine(RuleBasedStateMachine):
     def _check_delivery(self, d: Delivery) -> None:
         tx, result = d.tx, d.result
         sender = tx.sender_address
-        what = (f"{tx.module}.{tx.method}", tx.args, result.code.name, result.log,
-                sorted(c.name for c in d.refusals))  # fmt: skip
+        what = (
+            f"{tx.module}.{tx.method}",
+            tx.args,
+            result.code.name,
+            result.log,
+            sorted(c.name for c in d.refusals),
+        )
         event(f"{tx.module}.{tx.method}: {result.code.name}")
         assert result.code != Code.INTERNAL, what
         assert nonce_key(sender) in d.changed, what
@@ -805,8 +956,7 @@ class MarketMachine(RuleBasedStateMachine):
         reader = self.m.app.state()
         tasks, providers = self.tasks, self.providers
         prefix = b"token/balance/"
-        balances = {k[len(prefix):].decode(): codec.decode(v)
-                    for k, v in reader.iterate(prefix)}  # fmt: skip
+        balances = {k[len(prefix) :].decode(): codec.decode(v) for k, v in reader.iterate(prefix)}
         supply = token.get_supply(reader)
         totals = mstate.get_totals(reader)
         # Tokens are conserved, and no balance, stake or total is negative.
@@ -818,7 +968,8 @@ class MarketMachine(RuleBasedStateMachine):
         # Every balance and stake is what the ledger says: nothing paid twice.
         assert balances == {a: b for a, b in self.balances.items() if b}
         assert {a: p["stake"] for a, p in providers.items() if p["stake"]} == {
-            a: s for a, s in self.stakes.items() if s}  # fmt: skip
+            a: s for a, s in self.stakes.items() if s
+        }
         # Escrow holds the deposits of unsettled tasks; stakes are the providers'.
         unsettled = [t for t in tasks.values() if t["state"] not in FINAL]
         assert totals["escrow"] == sum(t["deposit"] for t in unsettled)
@@ -856,16 +1007,19 @@ class MarketMachine(RuleBasedStateMachine):
                 waiting[task["resource_class"]].add(task_id)
         passed_over = {}
         for task_id, task in sorted(self.tasks.items()):
-            if task["state"] != "open" or time_ns >= task["deadline_ns"] or not any(
-                    _could_take(p, a, task, min_stake)
-                    for a, p in self.providers.items()):  # fmt: skip
+            if (
+                task["state"] != "open"
+                or time_ns >= task["deadline_ns"]
+                or not any(_could_take(p, a, task, min_stake) for a, p in self.providers.items())
+            ):
                 continue
             blocks, others = self.passed_over.get(task_id, (0, frozenset()))
             blocks += 1
             others |= waiting[task["resource_class"]] - {task_id}
             assert blocks <= len(others), (
                 f"task {task_id} could be assigned, but was passed over {blocks} times "
-                f"behind {sorted(others)}")  # fmt: skip
+                f"behind {sorted(others)}"
+            )
             passed_over[task_id] = (blocks, others)
         self.passed_over = passed_over
 
@@ -884,26 +1038,33 @@ class MarketMachine(RuleBasedStateMachine):
         for (role, address), amounts in expected.items():
             stats = mstate.get_stats(reader, role, address)
             assert {k: stats.get(k, 0) for k in amounts} == {
-                k: min(v, mstate.STAT_MAX) for k, v in amounts.items()}, role + address  # fmt: skip
+                k: min(v, mstate.STAT_MAX) for k, v in amounts.items()
+            }, role + address
 
     def _check_indexes(self, reader: StateReader) -> None:
         tasks, providers = self.tasks, self.providers
         assert set(mstate.iterate_open(reader)) == {
-            (t["resource_class"], i) for i, t in tasks.items() if t["state"] == "open"}  # fmt: skip
-        due = {(kind, int(k[len(p):][:20]), int(k[len(p):][20:]))
-               for kind, p in mstate.DUE.items() for k, _ in reader.iterate(p)}  # fmt: skip
+            (t["resource_class"], i) for i, t in tasks.items() if t["state"] == "open"
+        }
+        due = {
+            (kind, int(k[len(p) :][:20]), int(k[len(p) :][20:]))
+            for kind, p in mstate.DUE.items()
+            for k, _ in reader.iterate(p)
+        }
         assert due == {(t["due"][0], t["due"][1], i) for i, t in tasks.items() if t["due"]}
         assert all(bool(t["due"]) == (t["state"] not in FINAL) for t in tasks.values())
         assert {a for a, _ in mstate.iterate_records(reader, mstate.UNBONDING)} == {
-            a for a, p in providers.items() if p["status"] == "unbonding"}  # fmt: skip
+            a for a, p in providers.items() if p["status"] == "unbonding"
+        }
         assert mstate.oracle_count(reader) == len(list(reader.iterate(mstate.ORACLE)))
         # Units in flight: those of assigned and running tasks, by provider and by class.
         in_flight: dict[str, Counter[str]] = defaultdict(Counter)
         for task in tasks.values():
             if task["state"] in ("assigned", "running"):
                 in_flight[task["provider"]][task["resource_class"]] += task["units"]
-        pending: Counter[str] = Counter(t["provider"] for t in tasks.values()
-                                        if t["provider"] and t["state"] not in FINAL)  # fmt: skip
+        pending: Counter[str] = Counter(
+            t["provider"] for t in tasks.values() if t["provider"] and t["state"] not in FINAL
+        )
         for address, provider in providers.items():
             assert provider["in_flight"] == dict(in_flight[address]), (address, provider)
             assert provider["tasks_pending"] == pending[address], (address, provider)
@@ -912,22 +1073,27 @@ class MarketMachine(RuleBasedStateMachine):
         for name, record in mstate.iterate_records(reader, mstate.CLASS):
             assert record["in_flight"] == sum(c[name] for c in in_flight.values()), name
             assert record["capacity"] == sum(
-                p["offers"][name]["units"] for p in providers.values()
-                if name in p["offers"]), (name, record)  # fmt: skip
+                p["offers"][name]["units"] for p in providers.values() if name in p["offers"]
+            ), (name, record)
             for provider in providers.values():
                 offer = provider["offers"].get(name)
                 if offer is not None:
                     assert provider["in_flight"].get(name, 0) <= offer["units"], provider
 
 
-def _could_take(provider: dict[str, Any], address: str, task: dict[str, Any],
-                min_stake: int) -> bool:  # fmt: skip
+def _could_take(
+    provider: dict[str, Any], address: str, task: dict[str, Any], min_stake: int
+) -> bool:
     """Whether the provider could take the task now (its per-block cap aside)."""
     offer = provider["offers"].get(task["resource_class"])
-    return (provider["status"] == "active" and provider["stake"] >= min_stake
-            and offer is not None and offer["price"] <= task["max_price"]
-            and offer["units"] - provider["in_flight"].get(task["resource_class"], 0)
-            >= task["units"] and task["named_provider"] in ("", address))  # fmt: skip
+    return (
+        provider["status"] == "active"
+        and provider["stake"] >= min_stake
+        and offer is not None
+        and offer["price"] <= task["max_price"]
+        and offer["units"] - provider["in_flight"].get(task["resource_class"], 0) >= task["units"]
+        and task["named_provider"] in ("", address)
+    )
 
 
 MarketMachine.TestCase.settings = settings(stateful_step_count=30)

@@ -18,10 +18,14 @@ SEND_BYTES = "cloudchain_p2p_message_send_bytes_total"
 RECEIVE_BYTES = "cloudchain_p2p_message_receive_bytes_total"
 REFUSED_MESSAGES = "cloudchain_p2p_refused_messages_total"
 FAST = ConsensusConfig(
-    timeout_propose_ms=800, timeout_propose_delta_ms=200, timeout_prevote_ms=300,
-    timeout_prevote_delta_ms=200, timeout_precommit_ms=300, timeout_precommit_delta_ms=200,
+    timeout_propose_ms=800,
+    timeout_propose_delta_ms=200,
+    timeout_prevote_ms=300,
+    timeout_prevote_delta_ms=200,
+    timeout_precommit_ms=300,
+    timeout_precommit_delta_ms=200,
     timeout_commit_ms=100,
-)  # fmt: skip
+)
 
 
 def fast_node(home):
@@ -77,15 +81,23 @@ async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
         await wait_for_height(nodes, 2)
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
-        tx = Transaction.create(sender, nodes[0].chain_id, 0, "token", "transfer",
-                                {"to": recipient.address, "amount": 7})  # fmt: skip
+        tx = Transaction.create(
+            sender,
+            nodes[0].chain_id,
+            0,
+            "token",
+            "transfer",
+            {"to": recipient.address, "amount": 7},
+        )
         assert nodes[0].submit_tx(tx.to_bytes()).ok
         assert nodes[0].submit_tx(tx.to_bytes()).code == Code.TX_IN_MEMPOOL
         included = asyncio.Event()
         for node in nodes:
             node.commit_listeners.append(
-                lambda d: included.set() if all(n.store.tx_location(tx.hash) for n in nodes)
-                else None)  # fmt: skip
+                lambda d: (
+                    included.set() if all(n.store.tx_location(tx.hash) for n in nodes) else None
+                )
+            )
         await asyncio.wait_for(included.wait(), DEADLINE_S)
         await wait_for_height(nodes, max(n.app.info().height for n in nodes))
         top = min(n.app.info().height for n in nodes)
@@ -101,8 +113,9 @@ async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
         tx_bytes = len(codec.encode({"ch": "tx", "m": tx.to_bytes()}))
         sent = metric(nodes[0], SEND_BYTES, channel="tx")
         assert sent in (tx_bytes, 2 * tx_bytes, 3 * tx_bytes)
-        await wait_until(nodes, lambda: sum(
-            metric(n, RECEIVE_BYTES, channel="tx") for n in nodes[1:]) == sent)  # fmt: skip
+        await wait_until(
+            nodes, lambda: sum(metric(n, RECEIVE_BYTES, channel="tx") for n in nodes[1:]) == sent
+        )
         assert all(metric(n, SEND_BYTES, channel="tx") == 0 for n in nodes[1:])
         for node in nodes:
             assert metric(node, SEND_BYTES, channel="consensus") > 0
@@ -188,8 +201,9 @@ async def test_catching_up_believes_only_signed_heights_of_connected_peers(tmp_p
         def receive(height, key=validator, signature=None):
             vote = Vote.create(key, node.chain_id, VoteType.PREVOTE, height, 0, b"", 1)
             vote = vote if signature is None else vote.with_signature(signature)
-            node._on_peer_message(peer.peers.node_id, codec.encode(
-                {"ch": "consensus", "m": vote.to_obj()}))  # fmt: skip
+            node._on_peer_message(
+                peer.peers.node_id, codec.encode({"ch": "consensus", "m": vote.to_obj()})
+            )
 
         far = node.core.height + 1_000
         receive(far, signature=bytes(64))  # forged: the validator never signed it
@@ -280,8 +294,12 @@ async def test_undecodable_messages_are_refused_counted_and_never_a_label(tmp_pa
     try:
         host, _, port = node.config.p2p.listen_address.rpartition(":")
         bad_sync = codec.encode({"ch": "sync", "m": {"height": 0}})
-        attacks = [b"\xc1 not msgpack", codec.encode({"ch": "made-up", "m": b"x"}), bad_sync,
-                   b"oversized frame"]  # fmt: skip
+        attacks = [
+            b"\xc1 not msgpack",
+            codec.encode({"ch": "made-up", "m": b"x"}),
+            bad_sync,
+            b"oversized frame",
+        ]
         for refused, attack in enumerate(attacks, start=1):
             reader, writer = await asyncio.open_connection(host, int(port))
             connection = await handshake(reader, writer, keys[low], lambda k: True)
@@ -313,8 +331,9 @@ async def test_consensus_and_mempool_metrics_follow_the_chain(tmp_path):
 
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         # Nonce 5 while 0 is next: admitted, and waits in the mempool for 0 to 4.
-        waiting = Transaction.create(sender, node.chain_id, 5, "token", "transfer",
-                                     {"to": sender.address, "amount": 1}).to_bytes()  # fmt: skip
+        waiting = Transaction.create(
+            sender, node.chain_id, 5, "token", "transfer", {"to": sender.address, "amount": 1}
+        ).to_bytes()
         assert node.submit_tx(waiting).ok
         assert metric(node, "cloudchain_mempool_size") == 1
         assert metric(node, "cloudchain_mempool_size_bytes") == len(waiting)

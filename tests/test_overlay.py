@@ -28,10 +28,12 @@ def test_nested_overlays_iterate_like_the_merged_dictionary(base, middle, top, p
             else:
                 expected[key] = value
     assert list(upper.iterate(prefix)) == sorted(
-        (k, v) for k, v in expected.items() if k.startswith(prefix))
+        (k, v) for k, v in expected.items() if k.startswith(prefix)
+    )
     first = next(iter(upper.iterate(prefix)), None)  # stopping early is fine
-    assert first == (min(((k, v) for k, v in expected.items() if k.startswith(prefix)),
-                         default=None))
+    assert first == (
+        min(((k, v) for k, v in expected.items() if k.startswith(prefix)), default=None)
+    )
 
 
 class _Committed:

@@ -41,8 +41,14 @@ async def call(node, method, params=None, raw=None):
 def transfer(tmp_path, node, nonce, amount):
     sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
     recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
-    tx = Transaction.create(sender, node.chain_id, nonce, "token", "transfer",
-                            {"to": recipient.address, "amount": amount})  # fmt: skip
+    tx = Transaction.create(
+        sender,
+        node.chain_id,
+        nonce,
+        "token",
+        "transfer",
+        {"to": recipient.address, "amount": amount},
+    )
     return tx, recipient
 
 
@@ -58,9 +64,20 @@ async def test_status_and_block_in_cometbft_shapes(node):
     header = block["block"]["header"]
     assert header["height"] == "1" and header["chain_id"] == node.chain_id
     assert block["block_id"]["hash"] == node.store.block(1).hash.hex().upper()
-    for field in ("last_block_id", "last_commit_hash", "data_hash", "validators_hash",
-                  "next_validators_hash", "consensus_hash", "app_hash", "last_results_hash",
-                  "evidence_hash", "proposer_address", "version", "time"):  # fmt: skip
+    for field in (
+        "last_block_id",
+        "last_commit_hash",
+        "data_hash",
+        "validators_hash",
+        "next_validators_hash",
+        "consensus_hash",
+        "app_hash",
+        "last_results_hash",
+        "evidence_hash",
+        "proposer_address",
+        "version",
+        "time",
+    ):
         assert field in header
 
 
@@ -74,8 +91,9 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
     assert found["height"] == committed["height"] and found["index"] == 0
     assert base64.b64decode(found["tx"]) == tx.to_bytes()
     assert [e["type"] for e in found["tx_result"]["events"]] == ["message", "transfer"]
-    query = await call(node, "abci_query", {"path": "/token/balance",
-                                            "data": recipient.address.encode().hex()})  # fmt: skip
+    query = await call(
+        node, "abci_query", {"path": "/token/balance", "data": recipient.address.encode().hex()}
+    )
     answer = codec.decode(base64.b64decode(query["result"]["response"]["value"]))
     assert answer["balance"] == 1_000_000_025
     replay = (await call(node, "broadcast_tx_sync", {"tx": encoded}))["result"]
@@ -108,8 +126,13 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
         (None, None, b'{"jsonrpc": "2.0", "id": Infinity, "method": "health"}', -32700, ""),
         (None, None, b'{"jsonrpc": "2.0", "id": -Infinity, "method": "health"}', -32700, ""),
         (None, None, b'{"jsonrpc": "2.0", "id": 1e999, "method": "health"}', -32700, ""),
-        (None, None, b'{"jsonrpc": "2.0", "id": 1, "method": "block", "params": '
-                     b'{"height": NaN}}', -32700, "error unmarshaling request"),
+        (
+            None,
+            None,
+            b'{"jsonrpc": "2.0", "id": 1, "method": "block", "params": {"height": NaN}}',
+            -32700,
+            "error unmarshaling request",
+        ),
         ("block", {"height": "-1"}, None, -32603, "height must be greater than 0, but got -1"),
         ("block_results", {"height": -5}, None, -32603, "greater than 0, but got -5"),
         ("commit", {"height": "-1"}, None, -32603, "greater than 0, but got -1"),
@@ -161,16 +184,23 @@ def test_uri_params_follow_cometbfts_rules_per_go_type():
 
     # The method's own params only, the first value of each, an empty one absent.
     assert uri_params("block", MultiDict([("height", "5"), ("height", "6"), ("x", "1")])) == {
-        "height": "5"}  # fmt: skip
+        "height": "5"
+    }
     assert uri_params("block", MultiDict(height="")) == {}
     given = MultiDict(path='"/a b"', data='"ab"', height='"3"', prove="true")
-    assert uri_params("abci_query", given) == {"path": "/a b", "data": "6162", "height": "3",
-                                               "prove": True}  # fmt: skip
+    assert uri_params("abci_query", given) == {
+        "path": "/a b",
+        "data": "6162",
+        "height": "3",
+        "prove": True,
+    }
     assert uri_params("abci_query", MultiDict(data="0xAB01")) == {"data": "ab01"}
     assert uri_params("tx", MultiDict(hash="0x" + "ab" * 32)) == {
-        "hash": base64.b64encode(bytes.fromhex("ab" * 32)).decode()}  # fmt: skip
+        "hash": base64.b64encode(bytes.fromhex("ab" * 32)).decode()
+    }
     assert uri_params("tx_search", MultiDict(query="0x" + b"a.b EXISTS".hex())) == {
-        "query": "a.b EXISTS"}  # fmt: skip
+        "query": "a.b EXISTS"
+    }
     assert uri_params("broadcast_tx_sync", MultiDict(tx='"hi"')) == {"tx": "aGk="}
 
 
@@ -207,8 +237,9 @@ async def test_uri_form_reads_each_param_by_its_go_type(node, tmp_path):
     assert status == 200 and reply["result"]["block_height"] == "1"
     status, reply = await get(node, "block?height=0x1")
     assert status == 500 and reply["error"]["code"] == -32602
-    assert reply["error"]["data"] == ("error converting http params to arguments: "
-                                      "got a hex string arg, but expected 'int64'")  # fmt: skip
+    assert reply["error"]["data"] == (
+        "error converting http params to arguments: got a hex string arg, but expected 'int64'"
+    )
     status, reply = await get(node, "validators?page=0x1")
     assert "expected 'int'" in reply["error"]["data"]
     status, reply = await get(node, "status", method="POST")  # Go's mux: any verb
@@ -249,7 +280,8 @@ async def test_the_other_read_methods(node, tmp_path):
     commit = (await call(node, "commit", {"height": "1"}))["result"]
     assert commit["canonical"] is True
     assert commit["signed_header"]["commit"]["block_id"]["hash"] == (
-        node.store.block(1).hash.hex().upper())  # fmt: skip
+        node.store.block(1).hash.hex().upper()
+    )
     block_hash = base64.b64encode(node.store.block(1).hash).decode()
     by_hash = (await call(node, "block_by_hash", {"hash": block_hash}))["result"]
     assert by_hash["block"]["header"]["height"] == "1"
@@ -303,17 +335,23 @@ async def test_tx_search_pages_and_errors(node, tmp_path):
     query = f"transfer.recipient = '{recipient.address}'"
     page = (await call(node, "tx_search", {"query": query, "per_page": "2"}))["result"]
     assert page["total_count"] == "3" and [t["hash"] for t in page["txs"]] == hashes[:2]
-    last = (await call(node, "tx_search", {"query": query, "per_page": "2", "page": "2"}))
+    last = await call(node, "tx_search", {"query": query, "per_page": "2", "page": "2"})
     assert [t["hash"] for t in last["result"]["txs"]] == hashes[2:]
     desc = (await call(node, "tx_search", {"query": query, "order_by": "desc"}))["result"]
     assert [t["hash"] for t in desc["txs"]] == hashes[::-1]
     bad = await call(node, "tx_search", {"query": "tx.height ="})
-    assert bad["error"] == {"code": -32603, "message": "Internal error",
-                            "data": "offset 11: EOF (= needs an operand)"}
+    assert bad["error"] == {
+        "code": -32603,
+        "message": "Internal error",
+        "data": "offset 11: EOF (= needs an operand)",
+    }
     for order_by in ("ascending", "DESC", " asc"):
         wrong = await call(node, "tx_search", {"query": query, "order_by": order_by})
-        assert wrong["error"] == {"code": -32603, "message": "Internal error", "data":
-                                  "expected order_by to be either `asc` or `desc` or empty"}
+        assert wrong["error"] == {
+            "code": -32603,
+            "message": "Internal error",
+            "data": "expected order_by to be either `asc` or `desc` or empty",
+        }
     empty = (await call(node, "tx_search", {"query": query, "order_by": ""}))["result"]
     assert [t["hash"] for t in empty["txs"]] == hashes  # "" is ascending
     long = await call(node, "tx_search", {"query": "a.b EXISTS" + " " * 600})
@@ -324,8 +362,10 @@ async def test_tx_search_pages_and_errors(node, tmp_path):
         assert [t["hash"] for t in every["result"]["txs"]] == hashes
     for page in ("0", "9", "-1"):
         beyond = await call(node, "tx_search", {"query": query, "page": page})
-        assert beyond["error"] == {"code": -32603, "message": "Internal error",
-                                   "data": f"page should be within [1, 1] range, given {page}"}
+        assert beyond["error"] == {
+            "code": -32603,
+            "message": "Internal error",
+            "data": f"page should be within [1, 1] range, given {page}",
+        }
     pending = await call(node, "unconfirmed_txs", {"limit": "-1"})  # the default, too
     assert pending["result"]["total"].isdigit()
-

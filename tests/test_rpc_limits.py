@@ -68,9 +68,11 @@ class RawWebSocket:
         await asyncio.get_running_loop().sock_connect(sock, (host, port))
         reader, writer = await asyncio.open_connection(sock=sock, limit=4096)
         key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(f"GET /websocket HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                     "Sec-WebSocket-Version: 13\r\n\r\n".encode())  # fmt: skip
+        writer.write(
+            f"GET /websocket HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
         head = await reader.readuntil(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 101"), head
         return cls(reader, writer)
@@ -92,15 +94,20 @@ class RawWebSocket:
 
 def block_batches(count):
     """`count` batches of 100 `block` requests: many large replies from small requests."""
-    batch = json.dumps([{"jsonrpc": "2.0", "id": k, "method": "block",
-                         "params": {"height": "1"}} for k in range(100)])  # fmt: skip
+    batch = json.dumps(
+        [
+            {"jsonrpc": "2.0", "id": k, "method": "block", "params": {"height": "1"}}
+            for k in range(100)
+        ]
+    )
     return [batch] * count
 
 
 @pytest.fixture
 async def unread_node(tmp_path):
-    node = await start_node(tmp_path, max_websocket_outbox_bytes=16 * 1024,
-                            max_request_batch_size=100)  # fmt: skip
+    node = await start_node(
+        tmp_path, max_websocket_outbox_bytes=16 * 1024, max_request_batch_size=100
+    )
     try:
         await wait_for_height([node], 1)
         yield node
@@ -116,13 +123,15 @@ def quick_close(monkeypatch):
 
 
 async def test_replies_beyond_the_outbox_stop_the_reading_and_stop_still_returns(
-        quick_close, unread_node):  # fmt: skip
+    quick_close, unread_node
+):
     node = unread_node
     client = await RawWebSocket.connect(*host_port(node))
     for batch in block_batches(400):  # ~60 MB of replies: more than any socket buffers
         client.send_text(batch)
-    session = await until(lambda: next((s for s in node.rpc.sessions
-                                        if s.waiting_for_writer), None))  # fmt: skip
+    session = await until(
+        lambda: next((s for s in node.rpc.sessions if s.waiting_for_writer), None)
+    )
     one_reply = len(json.dumps(await node.rpc.handle(json.loads(block_batches(1)[0]))))
     assert 0 < session.queued_reply_bytes <= 16 * 1024 + one_reply  # bytes, not messages
     # The writer is stuck on a client that does not read: a graceful close would wait on
@@ -134,7 +143,8 @@ async def test_replies_beyond_the_outbox_stop_the_reading_and_stop_still_returns
 
 
 async def test_a_client_that_stops_reading_is_hung_up_on_after_the_write_wait(
-        monkeypatch, unread_node):  # fmt: skip
+    monkeypatch, unread_node
+):
     monkeypatch.setattr(rpc_websocket, "WRITE_WAIT_S", 0.2)
     node = unread_node
     client = await RawWebSocket.connect(*host_port(node))
@@ -157,8 +167,9 @@ async def test_a_subscriber_that_does_not_read_is_cancelled_and_told_why(tmp_pat
             published = 0
             async with asyncio.timeout(LIMIT_DEADLINE_S):
                 while node.rpc.bus.has_query(query):  # until the socket's buffers are full
-                    node.rpc.bus.publish({"tm.event": ["Test"]},
-                                         lambda: event_json("Test", {"blob": blob}))
+                    node.rpc.bus.publish(
+                        {"tm.event": ["Test"]}, lambda: event_json("Test", {"blob": blob})
+                    )
                     published += 1
                     await asyncio.sleep(0)  # let the writer write: only the client is slow
             received = 0
@@ -175,7 +186,8 @@ async def test_a_subscriber_that_does_not_read_is_cancelled_and_told_why(tmp_pat
 
 
 async def test_broadcast_tx_commit_waiters_are_bounded_by_the_subscription_limits(
-        tmp_path, monkeypatch):  # fmt: skip
+    tmp_path, monkeypatch
+):
     """As CometBFT's: a waiting broadcast_tx_commit holds a subscription under its caller's
     name, so max_subscription_clients bounds the waiters (and the WebSocket subscribers
     with them), and over a socket max_subscriptions_per_client counts its subscriptions."""
@@ -191,7 +203,9 @@ async def test_broadcast_tx_commit_waiters_are_bounded_by_the_subscription_limit
         with pytest.raises(RPCClientError) as refused:
             await client.broadcast_tx_commit(ready.to_bytes())
         assert (refused.value.code, refused.value.data) == (
-            -32603, "max_subscription_clients 1 reached")  # fmt: skip
+            -32603,
+            "max_subscription_clients 1 reached",
+        )
         with pytest.raises(RPCClientError, match="max_subscription_clients 1 reached"):
             async with client.subscribe("tm.event='NewBlock'"):
                 pass
@@ -202,16 +216,26 @@ async def test_broadcast_tx_commit_waiters_are_bounded_by_the_subscription_limit
 
         async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(node)) as ws:
             for k in range(5):  # max_subscriptions_per_client
-                await ws.send_json({"jsonrpc": "2.0", "id": k, "method": "subscribe",
-                                    "params": {"query": f"tx.height > {k}"}})  # fmt: skip
+                await ws.send_json(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": k,
+                        "method": "subscribe",
+                        "params": {"query": f"tx.height > {k}"},
+                    }
+                )
             tx = base64.b64encode(transfer(tmp_path, node, 1, 1)[0].to_bytes()).decode()
-            await ws.send_json({"jsonrpc": "2.0", "id": "c", "method": "broadcast_tx_commit",
-                                "params": {"tx": tx}})  # fmt: skip
+            await ws.send_json(
+                {"jsonrpc": "2.0", "id": "c", "method": "broadcast_tx_commit", "params": {"tx": tx}}
+            )
             async with asyncio.timeout(LIMIT_DEADLINE_S):
                 while (reply := await ws.receive_json()).get("id") != "c":
                     pass
-        assert reply["error"] == {"code": -32603, "message": "Internal error",
-                                  "data": "max_subscriptions_per_client 5 reached"}
+        assert reply["error"] == {
+            "code": -32603,
+            "message": "Internal error",
+            "data": "max_subscriptions_per_client 5 reached",
+        }
     finally:
         await node.stop()
 

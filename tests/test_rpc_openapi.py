@@ -186,11 +186,19 @@ HEADER = {
 # signer's address, time and signature, or BLOCK_ID_FLAG_ABSENT with Go's zero values
 # (types.NewCommitSigAbsent). We record no nil precommits, so never flag 3 (NIL).
 COMMIT_SIG = OneOf(
-    {"block_id_flag": Const(2), "validator_address": "addr", "timestamp": "time",
-     "signature": "sig"},
-    {"block_id_flag": Const(1), "validator_address": Const(""),
-     "timestamp": Const("0001-01-01T00:00:00Z"), "signature": Const(None)},
-)  # fmt: skip
+    {
+        "block_id_flag": Const(2),
+        "validator_address": "addr",
+        "timestamp": "time",
+        "signature": "sig",
+    },
+    {
+        "block_id_flag": Const(1),
+        "validator_address": Const(""),
+        "timestamp": Const("0001-01-01T00:00:00Z"),
+        "signature": Const(None),
+    },
+)
 COMMIT = {
     "height": "int64",  # schema: integer under Block.last_commit; int64 is a string on the wire
     "round": "uint",
@@ -374,8 +382,18 @@ SHORT_KEY = base64.b64encode(bytes(31)).decode()  # an Ed25519 key is 32 bytes
         ({"n": None}, {"n": ["str"]}, r"\$\.n: null where the schema wants array"),
         ({"o": 1, "p": 2}, {"o": "uint"}, r"\$: unexpected field 'p'"),
         ({"b": "%%"}, {"b": "b64"}, r"\$\.b"),
-        ({"s": {"block_id_flag": 1, "validator_address": "", "timestamp": "0001-01-01T00:00:00Z",
-                "signature": "c2ln"}}, {"s": COMMIT_SIG}, r"\$\.s: fits no choice"),
+        (
+            {
+                "s": {
+                    "block_id_flag": 1,
+                    "validator_address": "",
+                    "timestamp": "0001-01-01T00:00:00Z",
+                    "signature": "c2ln",
+                }
+            },
+            {"s": COMMIT_SIG},
+            r"\$\.s: fits no choice",
+        ),
         ({"f": True}, {"f": Const(1)}, r"\$\.f: True is not 1"),
     ],
 )
@@ -477,11 +495,14 @@ async def test_error_shapes_are_cometbfts(node):
     await wait_for_height([node], 2)
     latest = node.store.height
     internal = [
-        ("block", {"height": "100"},
-         f"height 100 must be less than or equal to the current blockchain height {latest}"),
+        (
+            "block",
+            {"height": "100"},
+            f"height 100 must be less than or equal to the current blockchain height {latest}",
+        ),
         ("block", {"height": "0"}, "height must be greater than 0, but got 0"),
         ("tx", {"hash": "AB" * 32}, f"tx ({'AB' * 32}) not found"),
-    ]  # fmt: skip
+    ]
     for method, params, data in internal:
         error = (await call(node, method, params))["error"]
         assert error == {"code": -32603, "message": "Internal error", "data": data}
@@ -525,16 +546,26 @@ def test_a_commit_lists_every_validator_in_set_order_the_absent_ones_as_cometbft
     from tests.chainutil import ACCOUNTS
 
     validators = [Validator(k.public_key, 10) for k in ACCOUNTS[:3]]
-    signed = [CommitSig(v.address, 1_767_225_600_123_456_789 + k, bytes([k]) * 64)
-              for k, v in enumerate(validators) if k != 1]  # fmt: skip
+    signed = [
+        CommitSig(v.address, 1_767_225_600_123_456_789 + k, bytes([k]) * 64)
+        for k, v in enumerate(validators)
+        if k != 1
+    ]
     commit = Commit(7, 1, b"\xab" * 32, tuple(reversed(signed)))  # the order they came in
     listed = commit_json(commit, validators)
     check(listed, COMMIT, "commit")
     assert [s["block_id_flag"] for s in listed["signatures"]] == [2, 1, 2]
     assert [s["validator_address"] for s in listed["signatures"]] == [
-        validators[0].address.hex().upper(), "", validators[2].address.hex().upper()]
-    assert listed["signatures"][1] == {"block_id_flag": 1, "validator_address": "",
-                                       "timestamp": "0001-01-01T00:00:00Z", "signature": None}
+        validators[0].address.hex().upper(),
+        "",
+        validators[2].address.hex().upper(),
+    ]
+    assert listed["signatures"][1] == {
+        "block_id_flag": 1,
+        "validator_address": "",
+        "timestamp": "0001-01-01T00:00:00Z",
+        "signature": None,
+    }
     assert listed["signatures"][2]["timestamp"] == "2026-01-01T00:00:00.123456791Z"
     assert base64.b64decode(listed["signatures"][2]["signature"]) == bytes([2]) * 64
     assert commit_json(None, validators)["signatures"] == []  # before height 1: no commit
@@ -582,31 +613,48 @@ EVENTS: dict[str, Any] = {
     "NewBlock": dict(BLOCK, result_finalize_block=FINALIZE_BLOCK),
     "NewBlockHeader": {"header": HEADER},
     # EventDataTx embeds an abci.TxResult: omitempty, so index 0 is absent.
-    "Tx": {"TxResult": {"height": "int64", "index": Optional("uint"), "tx": "b64",
-                        "result": TX_RESULT}},
-}  # fmt: skip
+    "Tx": {
+        "TxResult": {"height": "int64", "index": Optional("uint"), "tx": "b64", "result": TX_RESULT}
+    },
+}
 
 
 def event_reply(kind: str) -> dict[str, Any]:
     """A WebSocket event message: a JSON-RPC response carrying CometBFT's ResultEvent."""
-    return {"jsonrpc": Const("2.0"), "id": "uint", "result": {
-        "query": "str", "events": ANY_OBJECT,
-        "data": {"type": Const(f"tendermint/event/{kind}"), "value": EVENTS[kind]}}}  # fmt: skip
+    return {
+        "jsonrpc": Const("2.0"),
+        "id": "uint",
+        "result": {
+            "query": "str",
+            "events": ANY_OBJECT,
+            "data": {"type": Const(f"tendermint/event/{kind}"), "value": EVENTS[kind]},
+        },
+    }
 
 
 async def test_websocket_events_match_cometbfts_shapes_field_by_field(node, tmp_path):
-    queries = {"NewBlock": "tm.event='NewBlock'", "NewBlockHeader": "tm.event='NewBlockHeader'",
-               "Tx": "tm.event='Tx'"}  # fmt: skip
+    queries = {
+        "NewBlock": "tm.event='NewBlock'",
+        "NewBlockHeader": "tm.event='NewBlockHeader'",
+        "Tx": "tm.event='Tx'",
+    }
     url = f"ws://{node.config.rpc.listen_address}/websocket"
     got: dict[str, list[dict[str, Any]]] = {kind: [] for kind in queries}
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         for number, query in enumerate(queries.values(), start=1):
-            await ws.send_json({"jsonrpc": "2.0", "id": number, "method": "subscribe",
-                                "params": {"query": query}})  # fmt: skip
+            await ws.send_json(
+                {"jsonrpc": "2.0", "id": number, "method": "subscribe", "params": {"query": query}}
+            )
         sent = [transfer(tmp_path, node, nonce, 1 + nonce)[0] for nonce in range(3)]
         for tx in sent:  # sent together, so that a block holds more than one
-            await ws.send_json({"jsonrpc": "2.0", "id": 100, "method": "broadcast_tx_async",
-                                "params": {"tx": base64.b64encode(tx.to_bytes()).decode()}})
+            await ws.send_json(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 100,
+                    "method": "broadcast_tx_async",
+                    "params": {"tx": base64.b64encode(tx.to_bytes()).decode()},
+                }
+            )
         async with asyncio.timeout(30):
             while len(got["Tx"]) < len(sent):  # a block's NewBlock comes before its Txs
                 message = await ws.receive_json()
@@ -624,5 +672,6 @@ async def test_websocket_events_match_cometbfts_shapes_field_by_field(node, tmp_
     for t in txs:
         stored = node.store.block(int(t["height"]))
         index = [x.hash for x in stored.txs].index(
-            next(tx.hash for tx in sent if tx.to_bytes() == base64.b64decode(t["tx"])))
+            next(tx.hash for tx in sent if tx.to_bytes() == base64.b64decode(t["tx"]))
+        )
         assert ("index" in t) == (index != 0) and t.get("index", 0) == index

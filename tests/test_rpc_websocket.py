@@ -22,8 +22,9 @@ from tests.test_node_network import DEADLINE_S, FAST, wait_for_height
 async def start_node(tmp_path, **rpc_limits):
     home = init_testnet(tmp_path / "net", 1)[0]
     config = NodeConfig.load(home / "config" / "config.toml")
-    config = dataclasses.replace(config, consensus=FAST,
-                                 rpc=dataclasses.replace(config.rpc, **rpc_limits))  # fmt: skip
+    config = dataclasses.replace(
+        config, consensus=FAST, rpc=dataclasses.replace(config.rpc, **rpc_limits)
+    )
     node = Node(home, config)
     await node.start()
     return node
@@ -53,10 +54,12 @@ class Socket:
 
     async def request(self, method, **params):
         request_id = next(self._ids)
-        await self.ws.send_json({"jsonrpc": "2.0", "id": request_id, "method": method,
-                                 "params": params})  # fmt: skip
-        return await self.until(lambda m: m.get("id") == request_id and "query" not in
-                                m.get("result", {}))  # fmt: skip
+        await self.ws.send_json(
+            {"jsonrpc": "2.0", "id": request_id, "method": method, "params": params}
+        )
+        return await self.until(
+            lambda m: m.get("id") == request_id and "query" not in m.get("result", {})
+        )
 
     async def until(self, predicate):
         """Receive until a message satisfies `predicate`; return it (it is kept too)."""
@@ -68,16 +71,24 @@ class Socket:
                     return message
 
     def events(self, query):
-        return [m["result"] for m in self.received
-                if "result" in m and m["result"].get("query") == query]  # fmt: skip
+        return [
+            m["result"]
+            for m in self.received
+            if "result" in m and m["result"].get("query") == query
+        ]
 
 
 async def transfer(session, node, tmp_path, nonce, recipient):
     sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
-    tx = Transaction.create(sender, node.chain_id, nonce, "token", "transfer",
-                            {"to": recipient, "amount": 1 + nonce})  # fmt: skip
-    body = {"jsonrpc": "2.0", "id": nonce, "method": "broadcast_tx_sync",
-            "params": {"tx": base64.b64encode(tx.to_bytes()).decode()}}  # fmt: skip
+    tx = Transaction.create(
+        sender, node.chain_id, nonce, "token", "transfer", {"to": recipient, "amount": 1 + nonce}
+    )
+    body = {
+        "jsonrpc": "2.0",
+        "id": nonce,
+        "method": "broadcast_tx_sync",
+        "params": {"tx": base64.b64encode(tx.to_bytes()).decode()},
+    }
     async with session.post(f"http://{node.config.rpc.listen_address}/", json=body) as response:
         assert (await response.json())["result"]["code"] == 0
     return tx
@@ -94,17 +105,25 @@ async def test_every_block_and_every_matching_tx_exactly_once_in_order(node, tmp
         for query in (blocks, headers, to_watched):
             assert (await socket.request("subscribe", query=query))["result"] == {}
         first_height = node.store.height + 1  # subscribed before this block was committed
-        sent = [await transfer(session, node, tmp_path, nonce, watched if nonce % 3 else other)
-                for nonce in range(12)]  # fmt: skip
+        sent = [
+            await transfer(session, node, tmp_path, nonce, watched if nonce % 3 else other)
+            for nonce in range(12)
+        ]
         last = max([await _committed_height(node, tx) for tx in sent])
 
         def is_block(height):
-            return lambda m: m.get("result", {}).get("query") == blocks and int(
-                m["result"]["data"]["value"]["block"]["header"]["height"]) >= height
+            return lambda m: (
+                m.get("result", {}).get("query") == blocks
+                and int(m["result"]["data"]["value"]["block"]["header"]["height"]) >= height
+            )
 
         await socket.until(is_block(last + 1))  # events come in order: all before it are here
-        await socket.until(lambda m: m.get("result", {}).get("query") == headers and int(
-            m["result"]["data"]["value"]["header"]["height"]) >= last + 1)  # and its header
+        await socket.until(
+            lambda m: (
+                m.get("result", {}).get("query") == headers
+                and int(m["result"]["data"]["value"]["header"]["height"]) >= last + 1
+            )
+        )  # and its header
 
     new_blocks = [e["data"]["value"] for e in socket.events(blocks)]
     heights = [int(b["block"]["header"]["height"]) for b in new_blocks]
@@ -115,14 +134,20 @@ async def test_every_block_and_every_matching_tx_exactly_once_in_order(node, tmp
         assert len(value["result_finalize_block"]["tx_results"]) == len(stored.txs)
     header_heights = [int(e["data"]["value"]["header"]["height"]) for e in socket.events(headers)]
     assert header_heights == heights  # each NewBlock's header follows it, before the next block
-    assert all(e["data"]["type"] == "tendermint/event/NewBlockHeader" for e in socket.events(
-        headers))  # fmt: skip
+    assert all(
+        e["data"]["type"] == "tendermint/event/NewBlockHeader" for e in socket.events(headers)
+    )
 
     txs = socket.events(to_watched)
     expected = [tx.hash.hex().upper() for tx in sent if tx.args["to"] == watched]
     assert [e["events"]["tx.hash"][0] for e in txs] == expected  # each once, in block order
-    positions = [(int(e["data"]["value"]["TxResult"]["height"]),
-                  e["data"]["value"]["TxResult"].get("index", 0)) for e in txs]  # fmt: skip
+    positions = [
+        (
+            int(e["data"]["value"]["TxResult"]["height"]),
+            e["data"]["value"]["TxResult"].get("index", 0),
+        )
+        for e in txs
+    ]
     assert positions == sorted(positions) and len(set(positions)) == len(positions)
     for event in txs:
         assert event["data"]["type"] == "tendermint/event/Tx"
@@ -163,12 +188,17 @@ async def test_subscription_errors_and_unsubscribe(node):
         # after the unsubscribe reply, no NewBlock for that query, while the socket still works
         assert not [m for m in socket.received[cut:] if m.get("result", {}).get("query")]
         assert (await socket.request("unsubscribe_all"))["error"]["data"] == (
-            "subscription not found")  # fmt: skip
+            "subscription not found"
+        )
 
 
 async def test_subscribe_exists_only_on_the_socket_and_clients_are_limited(node):
-    body = {"jsonrpc": "2.0", "id": 1, "method": "subscribe",
-            "params": {"query": "tm.event='NewBlock'"}}  # fmt: skip
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "subscribe",
+        "params": {"query": "tm.event='NewBlock'"},
+    }
     async with aiohttp.ClientSession() as session:
         async with session.post(f"http://{node.config.rpc.listen_address}/", json=body) as r:
             assert (await r.json())["error"]["code"] == -32601
@@ -180,8 +210,9 @@ async def test_subscribe_exists_only_on_the_socket_and_clients_are_limited(node)
             assert third["error"]["data"] == "max_subscription_clients 2 reached"
             await sockets[0].ws.close()  # a closed socket frees its place
             async with asyncio.timeout(DEADLINE_S):
-                while "error" in (reply := await sockets[2].request(
-                        "subscribe", query="tm.event='Tx'")):  # fmt: skip
+                while "error" in (
+                    reply := await sockets[2].request("subscribe", query="tm.event='Tx'")
+                ):
                     await wait_for_height([node], node.store.height + 1)
             assert reply["result"] == {}
         finally:
@@ -206,8 +237,7 @@ async def test_bad_socket_messages_get_errors_and_the_socket_goes_on(node):
         assert "node_info" in (await socket.request("status"))["result"]  # still served
 
 
-async def test_a_request_that_fails_unexpectedly_costs_one_error_not_the_session(
-        node, monkeypatch):  # fmt: skip
+async def test_a_request_that_fails_unexpectedly_costs_one_error_not_the_session(node, monkeypatch):
     handle = node.rpc.handle
 
     async def failing(payload, session=None):
@@ -220,16 +250,20 @@ async def test_a_request_that_fails_unexpectedly_costs_one_error_not_the_session
         socket = Socket(ws)
         await ws.send_json({"jsonrpc": "2.0", "id": 1, "method": "explode"})
         error = await socket.until(lambda m: "error" in m)
-        assert error["error"] == {"code": -32603, "message": "Internal error",
-                                  "data": "RuntimeError"}  # fmt: skip
+        assert error["error"] == {
+            "code": -32603,
+            "message": "Internal error",
+            "data": "RuntimeError",
+        }
         assert "node_info" in (await socket.request("status"))["result"]
 
 
 async def test_positional_params_on_the_socket(node):
     async with aiohttp.ClientSession() as session, session.ws_connect(ws_url(node)) as ws:
         socket = Socket(ws)
-        await ws.send_json({"jsonrpc": "2.0", "id": "s", "method": "subscribe",
-                            "params": ["tm.event='NewBlock'"]})  # fmt: skip
+        await ws.send_json(
+            {"jsonrpc": "2.0", "id": "s", "method": "subscribe", "params": ["tm.event='NewBlock'"]}
+        )
         assert (await socket.until(lambda m: m.get("id") == "s"))["result"] == {}
         event = await socket.until(lambda m: m.get("result", {}).get("query"))
         assert event["id"] == "s" and event["result"]["query"] == "tm.event='NewBlock'"
@@ -248,18 +282,24 @@ async def post(node, payload):
 
 
 async def test_batches_and_notifications(node):
-    replies = await post(node, [{"jsonrpc": "2.0", "id": 1, "method": "health"},
-                                {"jsonrpc": "2.0", "id": "two", "method": "nosuch"},
-                                {"jsonrpc": "2.0", "method": "health"},  # a notification
-                                "junk"])  # fmt: skip
+    replies = await post(
+        node,
+        [
+            {"jsonrpc": "2.0", "id": 1, "method": "health"},
+            {"jsonrpc": "2.0", "id": "two", "method": "nosuch"},
+            {"jsonrpc": "2.0", "method": "health"},  # a notification
+            "junk",
+        ],
+    )
     assert [r.get("id") for r in replies] == [1, "two", None]
     assert replies[0]["result"] == {}
     assert replies[1]["error"]["code"] == -32601 and replies[2]["error"]["code"] == -32600
     assert await post(node, {"jsonrpc": "2.0", "method": "health"}) is None
     empty = await post(node, [])
     assert empty["error"]["code"] == -32600
-    too_many = await post(node, [{"jsonrpc": "2.0", "id": k, "method": "health"}
-                                 for k in range(11)])  # fmt: skip
+    too_many = await post(
+        node, [{"jsonrpc": "2.0", "id": k, "method": "health"} for k in range(11)]
+    )
     assert too_many["error"]["code"] == -32600
     assert "exceeds maximum (10)" in too_many["error"]["data"]
 
@@ -291,8 +331,10 @@ def test_a_subscriber_that_cannot_keep_up_is_cancelled_not_thinned():
         bus.publish(tags, lambda h=height: built.append(h) or h)
     assert built == [1, 2, 3]  # each payload built once, however many subscribers take it
     assert slow.got == [("tm.event='Tx'", 1), ("tm.event='Tx'", 2)]
-    assert sorted(slow.cancelled_with) == [("tm.event='Tx'", NOT_PULLING),
-                                           ("tx.height >= 2", NOT_PULLING)]  # fmt: skip
+    assert sorted(slow.cancelled_with) == [
+        ("tm.event='Tx'", NOT_PULLING),
+        ("tx.height >= 2", NOT_PULLING),
+    ]
     assert bus.subscription_count(slow) == 0
     assert [d for _, d in fast.got] == [1, 2, 2, 3, 3]
     assert bus.publish({"tm.event": ["NewBlock"]}, lambda: pytest.fail("nobody wants it")) == 0
@@ -323,8 +365,9 @@ async def test_a_session_refuses_events_beyond_its_buffer():
         closed = False
 
     bus = EventBus()
-    session = WebSocketSession(IdleSocket(), bus, handle=None, buffer=2, max_outbox_bytes=1_000,
-                               abort=lambda: None)  # fmt: skip
+    session = WebSocketSession(
+        IdleSocket(), bus, handle=None, buffer=2, max_outbox_bytes=1_000, abort=lambda: None
+    )
     subscription = bus.subscribe(session, "tm.event='NewBlock'", 9)
     assert session.deliver(subscription, {}, {}) and session.deliver(subscription, {}, {})
     assert not session.deliver(subscription, {}, {})  # nobody writes: the buffer is full
@@ -338,8 +381,9 @@ def test_a_session_bounds_the_bytes_of_its_events_too():
         closed = False
 
     bus = EventBus()
-    session = WebSocketSession(IdleSocket(), bus, handle=None, buffer=100, max_outbox_bytes=1_000,
-                               abort=lambda: None)  # fmt: skip
+    session = WebSocketSession(
+        IdleSocket(), bus, handle=None, buffer=100, max_outbox_bytes=1_000, abort=lambda: None
+    )
     subscription = bus.subscribe(session, "tm.event='NewBlock'", 9)
     assert session.deliver(subscription, {"blob": "x" * 5_000}, {})  # one always fits
     assert not session.deliver(subscription, {"blob": "x" * 10}, {})  # beyond 1000 bytes
@@ -364,15 +408,26 @@ def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
     class OpenSocket:
         closed = False
 
-    sessions = [WebSocketSession(OpenSocket(), server.bus, handle=None, buffer=10,
-                                 max_outbox_bytes=1 << 20, abort=lambda: None)
-                for _ in range(100)]  # fmt: skip
+    sessions = [
+        WebSocketSession(
+            OpenSocket(),
+            server.bus,
+            handle=None,
+            buffer=10,
+            max_outbox_bytes=1 << 20,
+            abort=lambda: None,
+        )
+        for _ in range(100)
+    ]
     for k, session in enumerate(sessions):
         server.bus.subscribe(session, "tm.event='NewBlock'", k)
     serialised = []
     dumps = rpc_websocket.json.dumps
-    monkeypatch.setattr(rpc_websocket.json, "dumps",
-                        lambda value, **kw: serialised.append(dumps(value, **kw)) or serialised[-1])
+    monkeypatch.setattr(
+        rpc_websocket.json,
+        "dumps",
+        lambda value, **kw: serialised.append(dumps(value, **kw)) or serialised[-1],
+    )
     server.publish_block(block, results)
     monkeypatch.undo()
     event = new_block_event(block, results, validators)
@@ -382,5 +437,6 @@ def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
     for k, session in enumerate(sessions):
         text, is_event = session._outbox.get_nowait()
         tags = new_block_tags(block, results)
-        assert is_event and json.loads(text) == result_body(k, {
-            "query": "tm.event='NewBlock'", "data": event, "events": tags})  # fmt: skip
+        assert is_event and json.loads(text) == result_body(
+            k, {"query": "tm.event='NewBlock'", "data": event, "events": tags}
+        )

@@ -64,8 +64,9 @@ async def test_both_sides_learn_each_others_node_key_and_exchange_messages():
 
 async def test_a_peer_that_is_not_allowed_is_refused():
     async with pair(client_key=MALLORY, server_allows=lambda k: k == ALICE.public_key) as (
-        _, accepted,
-    ):  # fmt: skip
+        _,
+        accepted,
+    ):
         with pytest.raises(PeerError, match="not in the genesis or the allow-list"):
             await asyncio.wait_for(accepted, DEADLINE_S)
 

@@ -71,13 +71,28 @@ def storage():
 def test_anchor_records_cid_size_owner_replicas_and_block(storage):
     result = storage.send(ALICE, "anchor", cid=HELLO_V0, size=12, replicas=[NODE1, NODE2])
     assert result.code == Code.OK, result.log
-    assert event(result, "anchor") == {"cid": HELLO_V0, "owner": ALICE.address, "size": "12",
-                                       "replicas": "2", "updated": "false"}  # fmt: skip
+    assert event(result, "anchor") == {
+        "cid": HELLO_V0,
+        "owner": ALICE.address,
+        "size": "12",
+        "replicas": "2",
+        "updated": "false",
+    }
     store = storage.chain.app.store
     blob = storage.query("/storage/blob", HELLO_V0.encode())
-    assert blob == {"cid": HELLO_V0, "anchors": [{
-        "cid": HELLO_V0, "size": 12, "owner": ALICE.address, "replicas": [NODE1, NODE2],
-        "height": store.height, "time_ns": store.last_block.header.time_ns}]}  # fmt: skip
+    assert blob == {
+        "cid": HELLO_V0,
+        "anchors": [
+            {
+                "cid": HELLO_V0,
+                "size": 12,
+                "owner": ALICE.address,
+                "replicas": [NODE1, NODE2],
+                "height": store.height,
+                "time_ns": store.last_block.header.time_ns,
+            }
+        ],
+    }
     assert list(anchored_cids(storage.chain.app.state())) == [HELLO_V0]
 
 
@@ -111,7 +126,8 @@ def test_several_owners_anchor_the_same_cid_each_their_own(storage):
     assert storage.send(BOB, "anchor", cid=HELLO_V0, size=12, replicas=[NODE2]).code == Code.OK
     anchors = storage.query("/storage/blob", HELLO_V0.encode())["anchors"]
     assert sorted((a["owner"], a["replicas"][0]) for a in anchors) == sorted(
-        [(ALICE.address, NODE1), (BOB.address, NODE2)])  # fmt: skip
+        [(ALICE.address, NODE1), (BOB.address, NODE2)]
+    )
     assert list(anchored_cids(storage.chain.app.state())) == [HELLO_V0]  # once
 
     assert storage.send(BOB, "unanchor", cid=HELLO_V0).code == Code.OK
@@ -203,7 +219,9 @@ def test_anchored_pages_in_cid_order_with_owner_and_after(storage):
     assert list(anchored_cids(storage.chain.app.state())) == cids
 
     assert storage.query("/storage/anchored", f"owner={BOB.address}".encode()) == {
-        "cids": cids[:3], "more": False}  # fmt: skip
+        "cids": cids[:3],
+        "more": False,
+    }
     data = f"owner={BOB.address}&after={cids[0]}".encode()
     assert storage.query("/storage/anchored", data)["cids"] == cids[1:3]
     carol = storage.query("/storage/anchored", f"owner={CAROL.address}".encode())
@@ -241,17 +259,26 @@ def test_market_cids_are_fully_checked():
 
 def test_parts_are_stored_on_chain_and_read_back(storage):
     parts = [bytes([i]) * (MAX_PART_BYTES if i < 2 else 10) for i in range(3)]
-    txs = [storage.tx(ALICE, "put_part", object="model-1.bin", index=i, data=part)
-           for i, part in enumerate(parts)]  # fmt: skip
+    txs = [
+        storage.tx(ALICE, "put_part", object="model-1.bin", index=i, data=part)
+        for i, part in enumerate(parts)
+    ]
     assert all(len(tx.to_bytes()) <= MAX_TX_BYTES for tx in txs)  # a full part fits a tx
     produced = storage.chain.produce_block([tx.to_bytes() for tx in txs])
     assert [r.code for r in produced.result.tx_results] == [Code.OK] * 3
     assert event(produced.result.tx_results[2], "put_part") == {
-        "owner": ALICE.address, "object": "model-1.bin", "index": "2", "bytes": "10"}
+        "owner": ALICE.address,
+        "object": "model-1.bin",
+        "index": "2",
+        "bytes": "10",
+    }
     owner = f"owner={ALICE.address}&object=model-1.bin"
     assert storage.query("/storage/object", owner.encode()) == {
-        "owner": ALICE.address, "object": "model-1.bin", "parts": 3,
-        "bytes": 2 * MAX_PART_BYTES + 10}  # fmt: skip
+        "owner": ALICE.address,
+        "object": "model-1.bin",
+        "parts": 3,
+        "bytes": 2 * MAX_PART_BYTES + 10,
+    }
     read = [storage.query("/storage/part", f"{owner}&index={i}".encode()) for i in range(3)]
     assert b"".join(p["data"] for p in read) == b"".join(parts)
 
@@ -292,8 +319,11 @@ def test_malformed_parts_are_refused_and_change_nothing(storage, args, log):
         ("/storage/object", f"owner={ALICE.address}&object=none".encode(), Code.NOT_FOUND),
         ("/storage/part", f"owner={ALICE.address}&object=o&index=x".encode(), Code.INVALID_QUERY),
         ("/storage/part", f"owner={ALICE.address}&object=o&index=0".encode(), Code.NOT_FOUND),
-        ("/storage/part", f"owner={ALICE.address}&object=o&index={MAX_PARTS}".encode(),
-         Code.INVALID_QUERY),
+        (
+            "/storage/part",
+            f"owner={ALICE.address}&object=o&index={MAX_PARTS}".encode(),
+            Code.INVALID_QUERY,
+        ),
     ],
 )
 def test_bad_part_queries_say_why(storage, path, data, code):

@@ -84,10 +84,18 @@ async def scripted_node(on_subscribe):
 
 async def test_an_event_arriving_before_the_next_subscribe_reply_is_kept():
     def event(request_id, height):
-        return {"jsonrpc": "2.0", "id": request_id, "result": {
-            "query": "tm.event='NewBlock'", "events": {"tm.event": ["NewBlock"]},
-            "data": {"type": "tendermint/event/NewBlock",
-                     "value": {"block": {"header": {"height": str(height)}}}}}}  # fmt: skip
+        return {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "result": {
+                "query": "tm.event='NewBlock'",
+                "events": {"tm.event": ["NewBlock"]},
+                "data": {
+                    "type": "tendermint/event/NewBlock",
+                    "value": {"block": {"header": {"height": str(height)}}},
+                },
+            },
+        }
 
     def on_subscribe(request):
         replies = [event(1, 7)] if request["id"] == 2 else []  # the first one's event first

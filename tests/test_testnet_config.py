@@ -43,7 +43,9 @@ def test_fixed_base_port_and_refusals(tmp_path):
     nodes = init_testnet(tmp_path / "fixed", 2, base_port=40000)
     config = NodeConfig.load(nodes[1] / "config" / "config.toml")
     assert (config.p2p.listen_address, config.rpc.listen_address) == (
-        "127.0.0.1:40002", "127.0.0.1:40003")  # fmt: skip
+        "127.0.0.1:40002",
+        "127.0.0.1:40003",
+    )
     with pytest.raises(TestnetError, match="not empty"):
         init_testnet(tmp_path / "fixed", 2)
     with pytest.raises(TestnetError, match="--validators"):
@@ -65,12 +67,12 @@ def test_config_round_trips_and_defaults_are_documented_values():
     "text, message",
     [
         ("[p2p]\nlisten_address = 5\n", "expected str"),
-        ("[p2p]\nlisten_address = \"nohost\"\n", "host:port"),
-        ("[p2p]\npersistent_peers = [\"abc@1.2.3.4:5\"]\n", "id@host:port"),
+        ('[p2p]\nlisten_address = "nohost"\n', "host:port"),
+        ('[p2p]\npersistent_peers = ["abc@1.2.3.4:5"]\n', "id@host:port"),
         ("[consensus]\ntimeout_commit_ms = -1\n", "negative"),
         ("[consensus]\ntimeout_commit_ms = true\n", "expected int"),
-        ("[log]\nlevel = \"loud\"\n", "level"),
-        ("[log]\nformat = \"xml\"\n", "format"),
+        ('[log]\nlevel = "loud"\n', "level"),
+        ('[log]\nformat = "xml"\n', "format"),
         ("[log]\nformat = 1\n", "format: expected str"),
         ("[surprise]\n", "unknown setting"),
         ("[mempool]\nmax_txz = 1\n", "unknown setting"),

@@ -31,8 +31,11 @@ class NodeProcess:
         self.height = 0
         self.process = subprocess.Popen(
             [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(home)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
@@ -61,8 +64,13 @@ def fast_testnet(home: Path, validators: int) -> list[Path]:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "cloudchain", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=DEADLINE_S)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cloudchain", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
 
 
 def wait_until(condition, processes, deadline_s=DEADLINE_S) -> None:
@@ -87,14 +95,26 @@ def wait_until(condition, processes, deadline_s=DEADLINE_S) -> None:
 def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
     homes = fast_testnet(tmp_path / "net", 4)
     nodes = [NodeProcess(home) for home in homes]
-    rpc = [f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
-           for h in homes]  # fmt: skip
+    rpc = [
+        f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}" for h in homes
+    ]
     accounts = tmp_path / "net" / "accounts"
     recipient = read_key_file(accounts / "account1.json").address
     try:
         wait_until(lambda: all(n.height >= 3 for n in nodes), nodes)
-        sent = cli("tx", "token", "transfer", "--from", str(accounts / "account0.json"),
-                   "--to", recipient, "--amount", "5", "--node", rpc[0])  # fmt: skip
+        sent = cli(
+            "tx",
+            "token",
+            "transfer",
+            "--from",
+            str(accounts / "account0.json"),
+            "--to",
+            recipient,
+            "--amount",
+            "5",
+            "--node",
+            rpc[0],
+        )
         assert sent.returncode == 0 and sent.stdout.startswith("ok: "), sent.stderr
         tx_hash = bytes.fromhex(sent.stdout.split()[1])
         balance = cli("query", "balance", recipient, "--node", rpc[2])
@@ -146,8 +166,9 @@ def test_two_killed_halt_without_a_fork_one_back_resumes_and_bad_peers_do_no_har
         survivors = nodes[:2]
         halted = max(n.height for n in survivors)
         try:  # half the power must not commit anything more
-            wait_until(lambda: any(n.height > halted + 1 for n in survivors), survivors,
-                       deadline_s=4)  # fmt: skip
+            wait_until(
+                lambda: any(n.height > halted + 1 for n in survivors), survivors, deadline_s=4
+            )
             raise AssertionError("two validators of four kept committing")
         except TimeoutError:
             pass
@@ -171,8 +192,9 @@ async def _attack(homes, hung_up):
 
     from cloudchain.network.secret_connection import MAX_FRAME_BYTES, handshake
 
-    host, _, port = NodeConfig.load(homes[0] / "config" / "config.toml").p2p.listen_address \
-        .rpartition(":")  # fmt: skip
+    host, _, port = NodeConfig.load(
+        homes[0] / "config" / "config.toml"
+    ).p2p.listen_address.rpartition(":")
     reader, writer = await asyncio.open_connection(host, int(port))
     writer.write(b"\x00garbage" * 100)
     await writer.drain()
@@ -182,8 +204,9 @@ async def _attack(homes, hung_up):
     await handshake(reader, writer, stranger, lambda k: True)
     await hung_up(reader)
     reader, writer = await asyncio.open_connection(host, int(port))
-    await handshake(reader, writer, read_key_file(homes[3] / "config" / "node_key.json"),
-                    lambda k: True)  # fmt: skip
+    await handshake(
+        reader, writer, read_key_file(homes[3] / "config" / "node_key.json"), lambda k: True
+    )
     writer.write((MAX_FRAME_BYTES + 1).to_bytes(4, "big"))
     await writer.drain()
     await hung_up(reader)
@@ -191,15 +214,20 @@ async def _attack(homes, hung_up):
 
 def test_testnet_up_streams_blocks_and_stops_every_node_on_ctrl_c(tmp_path):
     fast_testnet(tmp_path / "net", 4)
+
     # SIGINT as a terminal delivers it, even if this test runs where SIGINT is ignored
     # (a background job of a script): Python then leaves it ignored in the child.
     def default_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-    up = subprocess.Popen([sys.executable, "-m", "cloudchain", "testnet", "up", "--home",
-                           str(tmp_path / "net")], cwd=ROOT, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True,
-                          preexec_fn=default_sigint)  # fmt: skip
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cloudchain", "testnet", "up", "--home", str(tmp_path / "net")],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=lambda: [lines.put(x) for x in up.stdout], daemon=True).start()
     seen: list[str] = []

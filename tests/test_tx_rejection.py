@@ -433,18 +433,34 @@ def _non_nonce_state(app):
 
 def test_handler_failures_are_recorded_without_effect_and_consume_the_nonce(chain, app):
     failing = [
-        (transfer(BOB, 0, CAROL.address, INITIAL_BALANCE + 1), Code.INSUFFICIENT_FUNDS,
-         ("insufficient funds", f"balance {INITIAL_BALANCE}", f"need {INITIAL_BALANCE + 1}")),
-        (Transaction.create(BOB, CHAIN_ID, 1, "token", "mint", {"to": BOB.address, "amount": 9}),
-         Code.UNAUTHORIZED, ("authority", "mint")),
-        (Transaction.create(BOB, CHAIN_ID, 2, "token", "burn", {"amount": 5_000}),
-         Code.INSUFFICIENT_FUNDS, ("insufficient funds", "burn 5000")),
-        (Transaction.create(MALLORY, CHAIN_ID, 0, "token", "burn", {"amount": 1}),
-         Code.INSUFFICIENT_FUNDS, ("insufficient funds", "balance 0")),
-        (Transaction.create(ALICE, CHAIN_ID, 0, "token", "mint",
-                            {"to": ALICE.address, "amount": MAX_AMOUNT}),
-         Code.LIMIT_EXCEEDED, ("maximum supply",)),
-    ]  # fmt: skip
+        (
+            transfer(BOB, 0, CAROL.address, INITIAL_BALANCE + 1),
+            Code.INSUFFICIENT_FUNDS,
+            ("insufficient funds", f"balance {INITIAL_BALANCE}", f"need {INITIAL_BALANCE + 1}"),
+        ),
+        (
+            Transaction.create(BOB, CHAIN_ID, 1, "token", "mint", {"to": BOB.address, "amount": 9}),
+            Code.UNAUTHORIZED,
+            ("authority", "mint"),
+        ),
+        (
+            Transaction.create(BOB, CHAIN_ID, 2, "token", "burn", {"amount": 5_000}),
+            Code.INSUFFICIENT_FUNDS,
+            ("insufficient funds", "burn 5000"),
+        ),
+        (
+            Transaction.create(MALLORY, CHAIN_ID, 0, "token", "burn", {"amount": 1}),
+            Code.INSUFFICIENT_FUNDS,
+            ("insufficient funds", "balance 0"),
+        ),
+        (
+            Transaction.create(
+                ALICE, CHAIN_ID, 0, "token", "mint", {"to": ALICE.address, "amount": MAX_AMOUNT}
+            ),
+            Code.LIMIT_EXCEEDED,
+            ("maximum supply",),
+        ),
+    ]
     for tx, _, _ in failing:
         assert app.check_tx(tx.to_bytes()).ok  # the handler's verdict is not known in advance
     state_before = _non_nonce_state(app)
@@ -488,9 +504,7 @@ def test_a_failure_between_successes_leaves_only_the_successes(chain, app):
         transfer(BOB, 2, CAROL.address, 400),
     ]
     out = chain.produce_block([tx.to_bytes() for tx in txs])
-    assert [r.code for r in out.result.tx_results] == [
-        Code.OK, Code.INSUFFICIENT_FUNDS, Code.OK
-    ]  # fmt: skip
+    assert [r.code for r in out.result.tx_results] == [Code.OK, Code.INSUFFICIENT_FUNDS, Code.OK]
     assert out.result.tx_results[1].events == ()
     assert [e.type for e in out.result.tx_results[0].events] == ["message", "transfer"]
     assert get_balance(app.state(), BOB.address) == 0

@@ -11,8 +11,12 @@ ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 
 def chain_with_transfers():
     chain = make_chain()
-    chain.produce_block([transfer(ALICE, 0, BOB.address, 5).to_bytes(),
-                         transfer(BOB, 0, CAROL.address, 50).to_bytes()])  # fmt: skip
+    chain.produce_block(
+        [
+            transfer(ALICE, 0, BOB.address, 5).to_bytes(),
+            transfer(BOB, 0, CAROL.address, 50).to_bytes(),
+        ]
+    )
     chain.produce_block([transfer(ALICE, 1, CAROL.address, 500).to_bytes()])
     chain.produce_block([])
     return chain.app.store
@@ -20,17 +24,23 @@ def chain_with_transfers():
 
 def test_parse_accepts_cometbft_queries():
     assert parse("tx.height=5 AND transfer.recipient = 'ab'") == [
-        Condition("tx.height", "=", 5), Condition("transfer.recipient", "=", "ab")]  # fmt: skip
+        Condition("tx.height", "=", 5),
+        Condition("transfer.recipient", "=", "ab"),
+    ]
     assert parse("message.module EXISTS") == [Condition("message.module", "EXISTS", None)]
     assert parse("transfer.amount >= 10")[0].value == 10
     # AND inside a quoted value is text, not the operator.
     assert parse("memo.text = 'cats AND dogs' AND a.b EXISTS") == [
-        Condition("memo.text", "=", "cats AND dogs"), Condition("a.b", "EXISTS", None)]
+        Condition("memo.text", "=", "cats AND dogs"),
+        Condition("a.b", "EXISTS", None),
+    ]
     assert parse("a.b > 3.5")[0].value == Decimal("3.5")
     assert parse("block.time >= TIME 2026-01-02T03:04:05Z")[0].value == Stamp(
-        parse_rfc3339_ns("2026-01-02T03:04:05Z"))  # fmt: skip
+        parse_rfc3339_ns("2026-01-02T03:04:05Z")
+    )
     assert parse("a.b < DATE 2026-02-01")[0].value == Stamp(
-        parse_rfc3339_ns("2026-02-01T00:00:00Z"), is_date=True)  # fmt: skip
+        parse_rfc3339_ns("2026-02-01T00:00:00Z"), is_date=True
+    )
 
 
 @pytest.mark.parametrize(

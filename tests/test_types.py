@@ -45,10 +45,17 @@ def test_signature_covers_every_field():
         Transaction(tx.chain_id, tx.sender, 4, tx.module, tx.method, tx.args, tx.signature),
         Transaction("other", tx.sender, 3, tx.module, tx.method, tx.args, tx.signature),
         Transaction(tx.chain_id, tx.sender, 3, tx.module, "burn", tx.args, tx.signature),
-        Transaction(tx.chain_id, tx.sender, 3, tx.module, tx.method,
-                    {"amount": 6, "to": BOB.address}, tx.signature),
+        Transaction(
+            tx.chain_id,
+            tx.sender,
+            3,
+            tx.module,
+            tx.method,
+            {"amount": 6, "to": BOB.address},
+            tx.signature,
+        ),
         Transaction(tx.chain_id, BOB.public_key, 3, tx.module, tx.method, tx.args, tx.signature),
-    ):  # fmt: skip
+    ):
         assert not changed.verify_signature()
 
 
@@ -156,7 +163,15 @@ def test_oversized_block_is_refused():
 def test_header_and_commit_validate_on_construction():
     with pytest.raises(MalformedError, match="header.height"):
         BlockHeader(
-            CHAIN_ID, 0, 0, b"", b"", b"\x00" * 32, b"\x00" * 32, b"\x00" * 32, b"\x00" * 32,
+            CHAIN_ID,
+            0,
+            0,
+            b"",
+            b"",
+            b"\x00" * 32,
+            b"\x00" * 32,
+            b"\x00" * 32,
+            b"\x00" * 32,
             b"\x00" * 20,
         )
     with pytest.raises(MalformedError, match="commit.block_hash"):

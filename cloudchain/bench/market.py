@@ -63,8 +63,9 @@ class _Chain:
     def tx(self, sender: PrivateKey, method: str, **args: Any) -> bytes:
         nonce = self.nonces[sender.address]
         self.nonces[sender.address] += 1
-        return Transaction.create(sender, self.genesis.chain_id, nonce, "market", method,
-                                  args).to_bytes()  # fmt: skip
+        return Transaction.create(
+            sender, self.genesis.chain_id, nonce, "market", method, args
+        ).to_bytes()
 
     def block(self, txs: Sequence[bytes]) -> tuple[float, Any]:
         """Apply one block; (seconds from finalize to committed, its result)."""
@@ -96,34 +97,83 @@ def run_market_bench(tasks: int, providers: int, idle_blocks: int = 10) -> Marke
     oracle_keys = [PrivateKey.generate() for _ in range(3)]
     everyone = [*provider_keys, *requester_keys, *oracle_keys]
     genesis = Genesis(
-        chain_id="cloudchain-bench", genesis_time_ns=time.time_ns(),
-        validators=(Validator(validator.public_key, 10),), authority=oracle_keys[0].address,
+        chain_id="cloudchain-bench",
+        genesis_time_ns=time.time_ns(),
+        validators=(Validator(validator.public_key, 10),),
+        authority=oracle_keys[0].address,
         balances=tuple(sorted((k.address, 10**15) for k in everyone)),
-        params={"market": {"oracles": [k.address for k in oracle_keys], "epoch_blocks": 10,
-                           "attestation_blocks": 10, "dispute_blocks": 1}},
-    )  # fmt: skip
+        params={
+            "market": {
+                "oracles": [k.address for k in oracle_keys],
+                "epoch_blocks": 10,
+                "attestation_blocks": 10,
+                "dispute_blocks": 1,
+            }
+        },
+    )
     phases = []
     with tempfile.TemporaryDirectory(prefix="cloudchain-bench-market-") as home:
         chain = _Chain(Path(home), genesis, validator)
         offer = {GPU: {"gpu": "A100", "gpus": 8, "memory_gb": 640, "units": 40, "price": 10}}
-        phases.append(_phase(chain, "register", [[chain.tx(
-            k, "register", name=f"p{i}", tier="community", offers=offer, stake=10_000)
-            for i, k in enumerate(provider_keys)]]))  # fmt: skip
-        submits = [chain.tx(requester_keys[i % len(requester_keys)], "submit", kind="inference",
-                            inputs=[], resource_class=GPU, units=10, max_price=20,
-                            deadline_s=10**6, min_uptime_bps=9_000, max_latency_ms=500,
-                            penalty=10, provider="") for i in range(tasks)]  # fmt: skip
+        phases.append(
+            _phase(
+                chain,
+                "register",
+                [
+                    [
+                        chain.tx(
+                            k,
+                            "register",
+                            name=f"p{i}",
+                            tier="community",
+                            offers=offer,
+                            stake=10_000,
+                        )
+                        for i, k in enumerate(provider_keys)
+                    ]
+                ],
+            )
+        )
+        submits = [
+            chain.tx(
+                requester_keys[i % len(requester_keys)],
+                "submit",
+                kind="inference",
+                inputs=[],
+                resource_class=GPU,
+                units=10,
+                max_price=20,
+                deadline_s=10**6,
+                min_uptime_bps=9_000,
+                max_latency_ms=500,
+                penalty=10,
+                provider="",
+            )
+            for i in range(tasks)
+        ]
         phases.append(_phase(chain, "submit", _chunks(submits)))
         waiting = sum(t["state"] == "open" for t in _all_tasks(chain))
         phases.append(_phase(chain, f"idle ({waiting} waiting)", [[]] * idle_blocks))
         assigned = [t for t in _all_tasks(chain) if t["state"] == "assigned"]
         by_address = {k.address: k for k in provider_keys}
-        completes = [chain.tx(by_address[t["provider"]], "complete", task=t["id"], units_used=10,
-                              output=[]) for t in assigned]  # fmt: skip
+        completes = [
+            chain.tx(by_address[t["provider"]], "complete", task=t["id"], units_used=10, output=[])
+            for t in assigned
+        ]
         phases.append(_phase(chain, "complete", _chunks(completes)))
-        attests = [chain.tx(o, "attest", task=t["id"], completed=True, units=10,
-                            uptime_bps=9_900, latency_ms=100)
-                   for t in assigned for o in oracle_keys[:2]]  # fmt: skip
+        attests = [
+            chain.tx(
+                o,
+                "attest",
+                task=t["id"],
+                completed=True,
+                units=10,
+                uptime_bps=9_900,
+                latency_ms=100,
+            )
+            for t in assigned
+            for o in oracle_keys[:2]
+        ]
         phases.append(_phase(chain, "attest", _chunks(attests)))
         phases.append(_phase(chain, "settle", [[]] * 2))
         settled = chain.query("/market/stats")["tasks_settled"]
@@ -148,14 +198,22 @@ def _chunks(txs: list[bytes]) -> list[list[bytes]]:
 def _phase(chain: _Chain, name: str, blocks: list[list[bytes]]) -> PhaseTiming:
     seconds = [chain.block(txs)[0] for txs in blocks]
     count = sum(len(txs) for txs in blocks)
-    return PhaseTiming(name, len(blocks), count, statistics.median(seconds) * 1000,
-                       sum(seconds) * 1000 / count if count else 0.0)  # fmt: skip
+    return PhaseTiming(
+        name,
+        len(blocks),
+        count,
+        statistics.median(seconds) * 1000,
+        sum(seconds) * 1000 / count if count else 0.0,
+    )
 
 
 def format_report(report: MarketReport) -> str:
     header = f"{'phase':<22} {'blocks':>6} {'txs':>6} {'median ms/block':>16} {'ms/tx':>7}"
-    lines = [f"{report.tasks} tasks, {report.providers} providers (40 units each, 10 a task): "
-             f"{report.waiting} left waiting, {report.settled} settled", header]  # fmt: skip
+    lines = [
+        f"{report.tasks} tasks, {report.providers} providers (40 units each, 10 a task): "
+        f"{report.waiting} left waiting, {report.settled} settled",
+        header,
+    ]
     for p in report.phases:
         per_tx = f"{p.ms_per_tx:7.3f}" if p.txs else "      -"
         lines.append(f"{p.name:<22} {p.blocks:>6} {p.txs:>6} {p.median_block_ms:>16.2f} {per_tx}")

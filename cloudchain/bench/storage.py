@@ -109,8 +109,10 @@ class StorageBenchConfig:
         if not 1 <= self.validators <= 16:
             raise BenchError("--validators must be from 1 to 16")
         if not 1 <= self.replicas <= self.validators - 1:
-            raise BenchError("--replicas must be from 1 to validators - 1 (the p2p read "
-                             "needs a node that does not hold the blob)")  # fmt: skip
+            raise BenchError(
+                "--replicas must be from 1 to validators - 1 (the p2p read "
+                "needs a node that does not hold the blob)"
+            )
         if self.runs < 1:
             raise BenchError("--runs must be at least 1")
         unknown = set(self.systems) - set(SYSTEMS)
@@ -140,8 +142,10 @@ def run_storage_bench(config: StorageBenchConfig, say: Say = print) -> StorageBe
     with tempfile.TemporaryDirectory(prefix="cloudchain-bench-storage-") as scratch:
         home = Path(scratch) / "testnet"
         node_homes = _init_network(home, config.validators)
-        urls = [f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
-                for h in node_homes]  # fmt: skip
+        urls = [
+            f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
+            for h in node_homes
+        ]
         say(f"{config.validators} validators under {home}, rpc {', '.join(urls)}")
         processes = start_node_processes(node_homes, log_to_files=True, own_session=True)
         try:
@@ -149,8 +153,9 @@ def run_storage_bench(config: StorageBenchConfig, say: Say = print) -> StorageBe
             samples, memory = asyncio.run(bench.run())
         finally:
             stop_node_processes(processes)
-    return StorageBenchResult(config, tuple(samples), tuple(memory), MAX_BLOCK_BYTES,
-                              MAX_PART_BYTES)  # fmt: skip
+    return StorageBenchResult(
+        config, tuple(samples), tuple(memory), MAX_BLOCK_BYTES, MAX_PART_BYTES
+    )
 
 
 def _init_network(home: Path, validators: int) -> list[Path]:
@@ -167,15 +172,23 @@ def _init_network(home: Path, validators: int) -> list[Path]:
 
 
 class _Bench:
-    def __init__(self, config: StorageBenchConfig, home: Path, urls: list[str],
-                 pids: list[int], scratch: Path, say: Say) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: StorageBenchConfig,
+        home: Path,
+        urls: list[str],
+        pids: list[int],
+        scratch: Path,
+        say: Say,
+    ) -> None:
         self.config = config
         self.clients = [Client(url) for url in urls]
         self.pids = pids
         self.scratch = scratch
         self.say = say
-        self.senders = [read_key_file(home / "accounts" / f"account{k}.json")
-                        for k in range(SENDERS)]  # fmt: skip
+        self.senders = [
+            read_key_file(home / "accounts" / f"account{k}.json") for k in range(SENDERS)
+        ]
         self.samples: list[Sample] = []
         self.memory: list[MemoryGrowth] = []
         self.chain_id = ""
@@ -190,8 +203,9 @@ class _Bench:
             for run in range(self.config.runs):
                 await self._one_run(size, run)
             for i, pid in enumerate(self.pids):
-                self.memory.append(MemoryGrowth(size, f"node{i}", rss_before[i],
-                                                _peak_rss_bytes(pid)))  # fmt: skip
+                self.memory.append(
+                    MemoryGrowth(size, f"node{i}", rss_before[i], _peak_rss_bytes(pid))
+                )
         return self.samples, self.memory
 
     async def _wait_ready(self) -> None:
@@ -203,7 +217,8 @@ class _Bench:
                 statuses = [await c.status() for c in self.clients]
                 infos = [await c.net_info() for c in self.clients]
                 if all(s.latest_block_height >= 1 for s in statuses) and all(
-                        i.n_peers >= peers for i in infos):  # fmt: skip
+                    i.n_peers >= peers for i in infos
+                ):
                     self.chain_id = statuses[0].network
                     self.node_ids = [s.node_id for s in statuses]
                     return
@@ -219,8 +234,7 @@ class _Bench:
         digest = await asyncio.to_thread(_write_random_file, source, size, rng)
         label = f"{size / MB:g} MB run {run + 1}/{self.config.runs}"
         if "baseline" in self.config.systems:
-            seconds = await asyncio.to_thread(_baseline, source, self.config.replicas,
-                                              self.scratch)  # fmt: skip
+            seconds = await asyncio.to_thread(_baseline, source, self.config.replicas, self.scratch)
             self._record("baseline", size, run, seconds, label)
         if "p2p" in self.config.systems:
             await self._p2p(source, size, run, digest, label)
@@ -240,8 +254,7 @@ class _Bench:
         self._record("p2p write", size, run, time.perf_counter() - start, label)
         if len(put.replicas) != self.config.replicas or put.size != size:
             raise BenchError(f"the put answered {put.size} bytes on {list(put.replicas)}")
-        reader = next(i for i, node_id in enumerate(self.node_ids)
-                      if node_id not in put.replicas)  # fmt: skip
+        reader = next(i for i, node_id in enumerate(self.node_ids) if node_id not in put.replicas)
         dest = self.scratch / f"p2p-read-{size}-{run}.bin"
         start = time.perf_counter()
         await self.clients[reader].blob_get(put.cid, dest)
@@ -256,16 +269,20 @@ class _Bench:
 
     # -- consensus -------------------------------------------------------------------
 
-    async def _consensus(self, source: Path, size: int, run: int, digest: bytes,
-                         label: str) -> None:  # fmt: skip
+    async def _consensus(
+        self, source: Path, size: int, run: int, digest: bytes, label: str
+    ) -> None:
         name = f"bench-{size}-{run}-{self.config.seed}"
         nonces = [await self.clients[0].nonce(k.address) for k in self.senders]
         batches = await asyncio.to_thread(self._sign_parts, source, name, nonces)
         expected = [len(batch) for batch in batches]
         start = time.perf_counter()
-        await asyncio.gather(*(
-            self._send_all(self.clients[k % len(self.clients)], batch)
-            for k, batch in enumerate(batches)))  # fmt: skip
+        await asyncio.gather(
+            *(
+                self._send_all(self.clients[k % len(self.clients)], batch)
+                for k, batch in enumerate(batches)
+            )
+        )
         await asyncio.gather(*(self._wait_committed(c, name, expected) for c in self.clients))
         self._record("consensus write", size, run, time.perf_counter() - start, label)
 
@@ -287,8 +304,13 @@ class _Bench:
             while part := stream.read(MAX_PART_BYTES):
                 k = index % SENDERS
                 tx = Transaction.create(
-                    self.senders[k], self.chain_id, nonces[k] + len(batches[k]), "storage",
-                    "put_part", {"object": name, "index": len(batches[k]), "data": part})
+                    self.senders[k],
+                    self.chain_id,
+                    nonces[k] + len(batches[k]),
+                    "storage",
+                    "put_part",
+                    {"object": name, "index": len(batches[k]), "data": part},
+                )
                 batches[k].append(tx.to_bytes())
                 index += 1
         return batches
@@ -327,8 +349,7 @@ class _Bench:
             raise BenchError(f"/storage/object refused: {response.log}")
         return int(decode_query_value(response)["parts"])
 
-    async def _read_parts(self, client: Client, name: str, expected: list[int],
-                          dest: Path) -> None:  # fmt: skip
+    async def _read_parts(self, client: Client, name: str, expected: list[int], dest: Path) -> None:
         """Every part, in file order, READS_IN_FLIGHT queries at a time, into `dest`."""
         order = [(i % SENDERS, i // SENDERS) for i in range(sum(expected))]
 
@@ -426,8 +447,10 @@ def parse_sizes(text: str) -> tuple[int, ...]:
             raise BenchError(f"--sizes: {item} MB is not in (0, 100000]")
         sizes.append(round(megabytes * MB))
     if len(set(sizes)) != len(sizes):
-        raise BenchError(f"--sizes: {text} names a size twice (its runs would write the same "
-                         "bytes under the same names)")  # fmt: skip
+        raise BenchError(
+            f"--sizes: {text} names a size twice (its runs would write the same "
+            "bytes under the same names)"
+        )
     return tuple(sizes)
 
 

@@ -31,10 +31,12 @@ class ModelFit:
 
 
 def fit_model(result: StorageBenchResult, system: str) -> ModelFit:
-    reads = [(s.size_bytes / MB, s.seconds) for s in result.samples
-             if s.operation == f"{system} read"]  # fmt: skip
-    writes = [(s.size_bytes / MB, s.seconds) for s in result.samples
-              if s.operation == f"{system} write"]  # fmt: skip
+    reads = [
+        (s.size_bytes / MB, s.seconds) for s in result.samples if s.operation == f"{system} read"
+    ]
+    writes = [
+        (s.size_bytes / MB, s.seconds) for s in result.samples if s.operation == f"{system} write"
+    ]
     read_mb_s = None
     if reads:
         read_mb_s = sum(x * x for x, _ in reads) / sum(x * t for x, t in reads)
@@ -56,16 +58,21 @@ def _line(points: list[tuple[float, float]]) -> tuple[float, float]:
 
 
 def fits(result: StorageBenchResult) -> list[ModelFit]:
-    return [fit_model(result, system) for system in ("p2p", "consensus")
-            if system in result.config.systems]  # fmt: skip
+    return [
+        fit_model(result, system)
+        for system in ("p2p", "consensus")
+        if system in result.config.systems
+    ]
 
 
 def target_met(result: StorageBenchResult) -> dict[int, float]:
     """Size -> p2p write median over baseline median, where both were measured."""
     medians = result.medians()
-    return {size: medians[("p2p write", size)] / medians[("baseline", size)]
-            for size in result.config.sizes_bytes
-            if ("p2p write", size) in medians and ("baseline", size) in medians}  # fmt: skip
+    return {
+        size: medians[("p2p write", size)] / medians[("baseline", size)]
+        for size in result.config.sizes_bytes
+        if ("p2p write", size) in medians and ("baseline", size) in medians
+    }
 
 
 def format_table(result: StorageBenchResult) -> str:
@@ -79,27 +86,34 @@ def format_table(result: StorageBenchResult) -> str:
         "size MB  " + "  ".join(f"{op:>15}" for op in operations),
     ]
     for size in config.sizes_bytes:
-        cells = [f"{medians[(op, size)]:>15.3f}" if (op, size) in medians else f"{'-':>15}"
-                 for op in operations]  # fmt: skip
+        cells = [
+            f"{medians[(op, size)]:>15.3f}" if (op, size) in medians else f"{'-':>15}"
+            for op in operations
+        ]
         lines.append(f"{size / MB:>7g}  " + "  ".join(cells))
     ratios = target_met(result)
     for size, ratio in ratios.items():
         verdict = "met" if ratio <= TARGET_RATIO else "NOT met"
-        lines.append(f"{size / MB:g} MB: p2p write / baseline = {ratio:.2f}x "
-                     f"(target <= {TARGET_RATIO:g}x: {verdict})")  # fmt: skip
+        lines.append(
+            f"{size / MB:g} MB: p2p write / baseline = {ratio:.2f}x "
+            f"(target <= {TARGET_RATIO:g}x: {verdict})"
+        )
     for size in config.sizes_bytes:
         if ("consensus write", size) in medians and ("p2p write", size) in medians:
             ratio = medians[("consensus write", size)] / medians[("p2p write", size)]
             lines.append(f"{size / MB:g} MB: consensus write / p2p write = {ratio:.1f}x")
     for fit in fits(result):
-        lines.append(f"model, {fit.system}: B_r = {_mb_s(fit.read_mb_s)}, "
-                     f"B_w = {_mb_s(fit.write_mb_s)}, T_c = {_s(fit.overhead_s)}")  # fmt: skip
+        lines.append(
+            f"model, {fit.system}: B_r = {_mb_s(fit.read_mb_s)}, "
+            f"B_w = {_mb_s(fit.write_mb_s)}, T_c = {_s(fit.overhead_s)}"
+        )
     growth: dict[int, int] = {}
     for memory in result.memory:
         growth[memory.size_bytes] = max(growth.get(memory.size_bytes, 0), memory.growth_bytes)
     for size, grown in growth.items():
-        lines.append(f"{size / MB:g} MB: largest node memory growth (peak RSS) "
-                     f"{grown / 2**20:.1f} MiB")  # fmt: skip
+        lines.append(
+            f"{size / MB:g} MB: largest node memory growth (peak RSS) {grown / 2**20:.1f} MiB"
+        )
     return "\n".join(lines)
 
 
@@ -119,8 +133,10 @@ def to_json(result: StorageBenchResult) -> dict[str, Any]:
         "block_max_bytes": result.block_max_bytes,
         "part_bytes": result.part_bytes,
         "samples": [asdict(s) for s in result.samples],
-        "medians": [{"operation": op, "size_bytes": size, "seconds": seconds}
-                    for (op, size), seconds in sorted(medians.items())],
+        "medians": [
+            {"operation": op, "size_bytes": size, "seconds": seconds}
+            for (op, size), seconds in sorted(medians.items())
+        ],
         "model": [asdict(f) for f in fits(result)],
         "p2p_write_over_baseline": {str(k): v for k, v in target_met(result).items()},
         "memory": [{**asdict(m), "growth_bytes": m.growth_bytes} for m in result.memory],
@@ -136,8 +152,15 @@ def write_outputs(result: StorageBenchResult, out_dir: Path) -> list[Path]:
         writer = csv.writer(stream)
         writer.writerow(["operation", "size_mb", "run", "seconds", "mb_per_s"])
         for s in result.samples:
-            writer.writerow([s.operation, s.size_bytes / MB, s.run + 1, f"{s.seconds:.6f}",
-                             f"{s.size_bytes / MB / s.seconds:.3f}"])  # fmt: skip
+            writer.writerow(
+                [
+                    s.operation,
+                    s.size_bytes / MB,
+                    s.run + 1,
+                    f"{s.seconds:.6f}",
+                    f"{s.size_bytes / MB / s.seconds:.3f}",
+                ]
+            )
     plot_latency(result, png_path)
     return [json_path, csv_path, png_path]
 
@@ -166,9 +189,11 @@ def plot_latency(result: StorageBenchResult, path: Path) -> None:
     axes.set_ylabel("latency (s, median, log scale)")
     axes.set_xlabel("model size")
     config = result.config
-    axes.set_title(f"Storage latency: peer-to-peer blob store vs consensus "
-                   f"({config.validators} validators, {config.replicas} replicas)",
-                   fontsize=10)  # fmt: skip
+    axes.set_title(
+        f"Storage latency: peer-to-peer blob store vs consensus "
+        f"({config.validators} validators, {config.replicas} replicas)",
+        fontsize=10,
+    )
     axes.legend(fontsize=8)
     axes.grid(axis="y", which="both", alpha=0.3)
     figure.tight_layout()

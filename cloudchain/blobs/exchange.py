@@ -185,10 +185,12 @@ class BlobExchange:
     @property
     def counters(self) -> ExchangeCounters:
         return ExchangeCounters(
-            self._counts["blocks_sent"], self._counts["bytes_sent"],
-            self._counts["blocks_received"], self._counts["bytes_received"],
+            self._counts["blocks_sent"],
+            self._counts["bytes_sent"],
+            self._counts["blocks_received"],
+            self._counts["bytes_received"],
             sum(self.peer_faults.values()),
-        )  # fmt: skip
+        )
 
     async def close(self) -> None:
         """Stop serving and replicating for peers (fetches belong to their callers)."""
@@ -285,8 +287,9 @@ class BlobExchange:
     def _send(self, peer_id: str, message: ExchangeMessage) -> None:
         self._send_obj(peer_id, message_to_obj(message))
 
-    def _send_cids(self, peer_id: str, kind: type[WantHave | WantBlock | Cancel],
-                   cids: list[CID]) -> None:  # fmt: skip
+    def _send_cids(
+        self, peer_id: str, kind: type[WantHave | WantBlock | Cancel], cids: list[CID]
+    ) -> None:
         for part in chunked(cids):
             self._send(peer_id, kind(part))
 
@@ -314,8 +317,9 @@ class BlobExchange:
         peer can give some block, FetchError if the DAG itself is malformed.
         """
         root = root if isinstance(root, CID) else CID.parse(root)
-        candidates = [p for p in (self._list_peers() if peers is None else peers)
-                      if p != self.node_id]  # fmt: skip
+        candidates = [
+            p for p in (self._list_peers() if peers is None else peers) if p != self.node_id
+        ]
         with self.store.hold(root) as session:
             fetch = _Fetch(self, session, root, list(dict.fromkeys(candidates)), progress)
             self._fetches.add(fetch)
@@ -348,8 +352,9 @@ class BlobExchange:
         stat = await asyncio.to_thread(self.store.stat, root)
         if not stat.complete:
             raise FetchError(f"{root} is not complete here: {stat.blocks_missing} blocks missing")
-        candidates = [p for p in (self._list_peers() if peers is None else peers)
-                      if p != self.node_id]  # fmt: skip
+        candidates = [
+            p for p in (self._list_peers() if peers is None else peers) if p != self.node_id
+        ]
         replication = _Replication(root, deque(dict.fromkeys(candidates)))
         self._replications.add(replication)
         try:
@@ -370,8 +375,9 @@ class BlobExchange:
         try:
             await self.fetch(cid, [peer_id], pin=True)
         except (FetchError, BlobStoreError, ValueError) as exc:
-            log.info("replica fetch failed", extra=log_fields(
-                peer=peer_id, cid=str(cid), error=str(exc)))  # fmt: skip
+            log.info(
+                "replica fetch failed", extra=log_fields(peer=peer_id, cid=str(cid), error=str(exc))
+            )
             self._send(peer_id, FetchFailed(cid))
             return
         self._send(peer_id, HaveAll(cid))
@@ -400,9 +406,13 @@ class _Fetch:
     loop) and are handled by `run`, the only code that changes the state."""
 
     def __init__(
-        self, exchange: BlobExchange, session: StoreSession, root: CID,
-        peers: list[str], progress: Progress | None,
-    ) -> None:  # fmt: skip
+        self,
+        exchange: BlobExchange,
+        session: StoreSession,
+        root: CID,
+        peers: list[str],
+        progress: Progress | None,
+    ) -> None:
         self.exchange = exchange
         self.session = session
         self.root = root
@@ -464,9 +474,13 @@ class _Fetch:
             await _wait(self.wake, self._next_deadline() - now)
         self._report()
         return FetchResult(
-            self.root, self.bytes_total, self.blocks_fetched, self.bytes_fetched,
-            self.blocks_local, dict(self.served_by),
-        )  # fmt: skip
+            self.root,
+            self.bytes_total,
+            self.blocks_fetched,
+            self.bytes_fetched,
+            self.blocks_local,
+            dict(self.served_by),
+        )
 
     async def _handle_inbox(self) -> None:
         while self.inbox:
@@ -513,8 +527,7 @@ class _Fetch:
     async def _store(self, peer_id: str, cid: CID, data: bytes) -> None:
         try:
             loop = asyncio.get_running_loop()
-            links = await loop.run_in_executor(self.exchange._threads,
-                                               self._store_block, cid, data)  # fmt: skip
+            links = await loop.run_in_executor(self.exchange._threads, self._store_block, cid, data)
         except Exception as exc:  # every outcome goes back: a block left "storing" would hang
             self.inbox.append((peer_id, _Stored(cid, len(data), (), exc)))
         else:

@@ -281,8 +281,10 @@ class BlobStore:
         self._writers = ThreadPoolExecutor(WRITER_THREADS, thread_name_prefix="blob-write")
         self._closed = False
         if removed:
-            log.info("blob store removed interrupted writes", extra=log_fields(
-                directory=str(self.directory), temp_files=removed))  # fmt: skip
+            log.info(
+                "blob store removed interrupted writes",
+                extra=log_fields(directory=str(self.directory), temp_files=removed),
+            )
 
     def close(self) -> None:
         if not self._closed:
@@ -294,9 +296,11 @@ class BlobStore:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.close()
 
     @property
@@ -325,8 +329,9 @@ class BlobStore:
         """
         return self._put_verified(None, cid, data)
 
-    def _put_verified(self, session: StoreSession | None, cid: CIDLike, data: bytes, *,
-                      durable: bool = True) -> bool:  # fmt: skip
+    def _put_verified(
+        self, session: StoreSession | None, cid: CIDLike, data: bytes, *, durable: bool = True
+    ) -> bool:
         assert durable or session is not None, "only a session can sync later"
         cid = self._cid(cid)
         # Verify that the block is of a size we store and hashes to its CID.
@@ -356,6 +361,7 @@ class BlobStore:
             pass
         with self._lock:
             self._unsynced -= pending
+
     def _claim(self, session: StoreSession | None, key: str) -> bool:
         """Protect `key` from GC before its file is looked for (see the module
         docstring); False if the session already stored it or found it intact."""
@@ -379,8 +385,10 @@ class BlobStore:
             if len(existing) <= BLOCK_BYTES_MAX and is_block_valid(cid, existing):
                 self._count(blocks_deduplicated=1)
                 return False, None
-            log.warning("corrupt block replaced", extra=log_fields(
-                cid=str(cid), path=str(self._fs.path_of(key))))  # fmt: skip
+            log.warning(
+                "corrupt block replaced",
+                extra=log_fields(cid=str(cid), path=str(self._fs.path_of(key))),
+            )
             self._count(corrupt_blocks=1, blocks_repaired=1)
         shard_dir = self._fs.write(key, data, sync_dir=sync_dir)
         if not sync_dir:
@@ -409,8 +417,12 @@ class BlobStore:
             # harmless, the block is then missing and fetched again.
             moved = self._fs.move_to(key, self._quarantine_dir)
         self._count(corrupt_blocks=1, blocks_quarantined=int(moved is not None))
-        log.error("corrupt block", extra=log_fields(
-            cid=str(cid), path=str(path), quarantined=str(moved) if moved else None))  # fmt: skip
+        log.error(
+            "corrupt block",
+            extra=log_fields(
+                cid=str(cid), path=str(path), quarantined=str(moved) if moved else None
+            ),
+        )
         return CorruptBlockError(cid, path, moved)
 
     # -- files -------------------------------------------------------------
@@ -653,8 +665,10 @@ class BlobStore:
                 removed += 1
                 freed += size
         self._count(gc_runs=1, gc_blocks_removed=removed, gc_bytes_freed=freed)
-        log.info("blob store gc", extra=log_fields(
-            removed=removed, freed_bytes=freed, kept=kept, roots=len(mark.roots)))  # fmt: skip
+        log.info(
+            "blob store gc",
+            extra=log_fields(removed=removed, freed_bytes=freed, kept=kept, roots=len(mark.roots)),
+        )
         return GCResult(removed, freed, kept, len(mark.roots))
 
     def _sweep(self, key: str, mark: _Mark) -> int | None:

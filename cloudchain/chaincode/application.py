@@ -234,7 +234,9 @@ class Application:
         parts = path.split("/")
         if len(parts) != 3 or parts[0] != "":
             return QueryResult(
-                Code.UNKNOWN_QUERY, f"query path {path[:100]!r} is not /<module>/<name>", b"",
+                Code.UNKNOWN_QUERY,
+                f"query path {path[:100]!r} is not /<module>/<name>",
+                b"",
                 height,
             )
         module = self._modules.get(parts[1])
@@ -365,9 +367,7 @@ class Application:
             if expected is None:
                 expected = self.nonce(sender)
             if tx.nonce != expected:
-                return ProposalVerdict(
-                    False, f"tx {index}: nonce {tx.nonce}, expected {expected}"
-                )
+                return ProposalVerdict(False, f"tx {index}: nonce {tx.nonce}, expected {expected}")
             next_nonce[sender] = expected + 1
         self._accepted = block.to_bytes()
         return ProposalVerdict(True)
@@ -379,18 +379,24 @@ class Application:
         expected_height = info.height + 1
         checks = (
             (header.chain_id == self._genesis.chain_id, f"chain id {header.chain_id!r}"),
-            (header.height == expected_height,
-             f"height {header.height}, expected {expected_height}"),
+            (
+                header.height == expected_height,
+                f"height {header.height}, expected {expected_height}",
+            ),
             (header.last_block_hash == info.last_block_hash, "last_block_hash mismatch"),
             (header.app_hash == info.app_hash, "app_hash is not the committed state's"),
             (header.last_results_hash == info.last_results_hash, "last_results_hash mismatch"),
             (header.data_hash == txs_hash(block.txs), "data_hash does not match the transactions"),
             (header.validators_hash == self._genesis.validators_hash, "validators_hash mismatch"),
-            (any(v.address == header.proposer_address for v in self._genesis.validators),
-             "proposer is not a validator"),
-            ((block.last_commit is None) == (header.height == 1),
-             "last_commit must be absent exactly at height 1"),
-        )  # fmt: skip
+            (
+                any(v.address == header.proposer_address for v in self._genesis.validators),
+                "proposer is not a validator",
+            ),
+            (
+                (block.last_commit is None) == (header.height == 1),
+                "last_commit must be absent exactly at height 1",
+            ),
+        )
         for ok, message in checks:
             if not ok:
                 return f"invalid header: {message}"
@@ -444,13 +450,16 @@ class Application:
             module_kv = Overlay(block_kv)
             log_ = EventLog(limit=MAX_BLOCK_EVENTS - len(events) - 1)
             try:
-                module.end_block_handler(BlockContext(block.height, block.header.time_ns,
-                                                      module_kv, log_))  # fmt: skip
+                module.end_block_handler(
+                    BlockContext(block.height, block.header.time_ns, module_kv, log_)
+                )
             except (RecursionError, MemoryError):
                 raise  # machine-dependent: halting is the safe answer (see _deliver)
             except Exception as exc:
-                log.exception("end-of-block work failed", extra=fields(
-                    module=module.name, height=block.height))  # fmt: skip
+                log.exception(
+                    "end-of-block work failed",
+                    extra=fields(module=module.name, height=block.height),
+                )
                 failure = (("module", module.name), ("error", type(exc).__name__))
                 events.append(Event("end_block_error", failure))
                 continue
@@ -478,9 +487,15 @@ class Application:
             # recording them would let nodes disagree. Halting is the safe answer.
             raise
         except Exception as exc:  # a handler bug must not halt the chain; it is recorded
-            log.exception("transaction handler failed", extra=fields(
-                handler=f"{tx.module}.{tx.method}", height=block.height, index=index,
-                tx=tx.hash.hex()))  # fmt: skip
+            log.exception(
+                "transaction handler failed",
+                extra=fields(
+                    handler=f"{tx.module}.{tx.method}",
+                    height=block.height,
+                    index=index,
+                    tx=tx.hash.hex(),
+                ),
+            )
             code, codespace = Code.INTERNAL, module.name
             # Only the exception's type: its text could differ between nodes.
             message = f"internal error in {tx.module}.{tx.method}: {type(exc).__name__}"
@@ -492,10 +507,13 @@ class Application:
             result = dataclasses.replace(result, events=(message_event, *events.events))
             if len(result.to_bytes()) > MAX_TX_RESULT_BYTES:
                 result = TxResult(
-                    Code.LIMIT_EXCEEDED, module.name,
+                    Code.LIMIT_EXCEEDED,
+                    module.name,
                     f"events of {tx.module}.{tx.method} exceed {MAX_TX_RESULT_BYTES} bytes",
-                    (), block.height, index,
-                )  # fmt: skip
+                    (),
+                    block.height,
+                    index,
+                )
         if result.ok:
             tx_kv.merge_into(block_kv)
         block_kv.set_value(nonce_key(sender), nonce + 1)  # consumed even on failure
@@ -506,8 +524,9 @@ class Application:
         pending = self._pending
         if pending is None:
             raise StoreError("commit without a finalized block")
-        self._store.commit(pending.diff, pending.block,
-                           BlockResults(pending.results, pending.block_events))  # fmt: skip
+        self._store.commit(
+            pending.diff, pending.block, BlockResults(pending.results, pending.block_events)
+        )
         self._pending = None
         return CommitResult(pending.block.height, pending.diff.app_hash)
 

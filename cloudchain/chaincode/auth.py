@@ -1,8 +1,8 @@
 """Chain-wide records kept by the application itself: nonces and the authority.
 
-    auth/nonce/<address>   transactions of that sender included so far (int)
-    auth/authority         the genesis-named authority's address (str)
-    auth/genesis_hash      hash of the genesis the state was initialised from
+auth/nonce/<address>   transactions of that sender included so far (int)
+auth/authority         the genesis-named authority's address (str)
+auth/genesis_hash      hash of the genesis the state was initialised from
 """
 
 from __future__ import annotations

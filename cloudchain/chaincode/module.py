@@ -28,9 +28,20 @@ from cloudchain.crypto import is_address
 from cloudchain.genesis import Genesis
 
 __all__ = [
-    "MAX_AMOUNT", "ArgError", "Module", "QueryError", "TxError", "TxMethod",
-    "address_arg", "amount_arg", "bool_arg", "int_arg", "list_arg", "query_address", "text_arg",
-]  # fmt: skip
+    "MAX_AMOUNT",
+    "ArgError",
+    "Module",
+    "QueryError",
+    "TxError",
+    "TxMethod",
+    "address_arg",
+    "amount_arg",
+    "bool_arg",
+    "int_arg",
+    "list_arg",
+    "query_address",
+    "text_arg",
+]
 
 MAX_AMOUNT = 2**63 - 1  # every token amount and balance fits in a signed 64-bit integer
 
@@ -199,8 +210,9 @@ def query_filters(data: bytes, allowed: tuple[str, ...]) -> dict[str, str]:
     for part in filter(None, text.split("&")):
         name, sep, value = part.partition("=")
         if not sep or name not in allowed or name in filters:
-            raise QueryError(Code.INVALID_QUERY, f"{part[:40]!r}: expected one of "
-                             f"{', '.join(allowed)} as key=value, each once")  # fmt: skip
+            raise QueryError(
+                Code.INVALID_QUERY,
+                f"{part[:40]!r}: expected one of {', '.join(allowed)} as key=value, each once",
+            )
         filters[name] = value
     return filters
-

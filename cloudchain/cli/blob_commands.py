@@ -30,32 +30,49 @@ from cloudchain.crypto import read_key_file
 def add_blob_commands(commands: Any) -> None:
     """Register `blob` and its verbs on the `cloudchain` command's subparsers."""
     blob = commands.add_parser(
-        "blob", help="store and fetch files (models, datasets) by CID",
+        "blob",
+        help="store and fetch files (models, datasets) by CID",
         description="Files live in the nodes' blob stores, named by the CID `ipfs add` "
         "would print. Example: cloudchain blob put model.bin --replicas 2",
-    )  # fmt: skip
+    )
     verbs = blob.add_subparsers(title="blob commands", metavar="COMMAND")
 
-    put = verbs.add_parser("put", help="upload a file; prints its CID",
-                           description="Example: cloudchain blob put model.bin --replicas 2 "
-                           "--cid-version 1")  # fmt: skip
+    put = verbs.add_parser(
+        "put",
+        help="upload a file; prints its CID",
+        description="Example: cloudchain blob put model.bin --replicas 2 --cid-version 1",
+    )
     put.add_argument("file", help="the file to upload ('-': standard input)")
-    put.add_argument("--replicas", type=int, default=1,
-                     help="return once this many nodes hold it, this one included (1)")  # fmt: skip
-    put.add_argument("--cid-version", type=int, choices=(0, 1), default=0,
-                     help="0: Qm... (kubo's default); 1: raw leaves, as ipfs add "
-                     "--cid-version=1")  # fmt: skip
-    put.add_argument("--anchor", action="store_true",
-                     help="then anchor it on chain (storage.anchor) with its replicas; "
-                     "needs --from")  # fmt: skip
+    put.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="return once this many nodes hold it, this one included (1)",
+    )
+    put.add_argument(
+        "--cid-version",
+        type=int,
+        choices=(0, 1),
+        default=0,
+        help="0: Qm... (kubo's default); 1: raw leaves, as ipfs add --cid-version=1",
+    )
+    put.add_argument(
+        "--anchor",
+        action="store_true",
+        help="then anchor it on chain (storage.anchor) with its replicas; needs --from",
+    )
     put.add_argument("--from", dest="key_file", help="the key file that signs the anchor")
-    put.add_argument("--no-wait", action="store_true",
-                     help="with --anchor: return after the mempool check")  # fmt: skip
+    put.add_argument(
+        "--no-wait", action="store_true", help="with --anchor: return after the mempool check"
+    )
     _transfer_options(put)
     put.set_defaults(run=_run_put)
 
-    get = verbs.add_parser("get", help="download a blob to a file",
-                           description="Example: cloudchain blob get QmCID -o model.bin")
+    get = verbs.add_parser(
+        "get",
+        help="download a blob to a file",
+        description="Example: cloudchain blob get QmCID -o model.bin",
+    )
     get.add_argument("cid")
     get.add_argument("-o", "--output", required=True, help="the file to write")
     _transfer_options(get)
@@ -66,30 +83,46 @@ def add_blob_commands(commands: Any) -> None:
         ("pin", "keep a blob from garbage collection on the node", _run_pin),
         ("unpin", "let garbage collection remove a blob (unless anchored)", _run_unpin),
     ):
-        verb = verbs.add_parser(name, help=help_text,
-                                description=f"Example: cloudchain blob {name} QmCID")  # fmt: skip
+        verb = verbs.add_parser(
+            name, help=help_text, description=f"Example: cloudchain blob {name} QmCID"
+        )
         verb.add_argument("cid")
         node_options(verb)
         verb.set_defaults(run=run)
-    gc = verbs.add_parser("gc", help="remove the blocks of blobs neither pinned nor anchored",
-                          description="Example: cloudchain blob gc --json")  # fmt: skip
+    gc = verbs.add_parser(
+        "gc",
+        help="remove the blocks of blobs neither pinned nor anchored",
+        description="Example: cloudchain blob gc --json",
+    )
     node_options(gc)
     gc.set_defaults(run=_run_gc)
 
 
 def _transfer_options(parser: argparse.ArgumentParser) -> None:
     node_options(parser)
-    parser.add_argument("--progress", action="store_true",
-                        help="show the progress bar even when stderr is not a terminal")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="show the progress bar even when stderr is not a terminal",
+    )
 
 
 @contextmanager
-def _progress_bar(args: argparse.Namespace, what: str) -> Iterator[Callable[[int, int | None],
-                                                                           None]]:  # fmt: skip
+def _progress_bar(
+    args: argparse.Namespace, what: str
+) -> Iterator[Callable[[int, int | None], None]]:
     """A progress callback drawing bytes, rate and time left on stderr (or nothing)."""
     shown = args.progress or sys.stderr.isatty()
-    with tqdm(desc=what, unit="B", unit_scale=True, unit_divisor=1024, file=sys.stderr,
-              disable=not shown, dynamic_ncols=True, leave=True) as bar:  # fmt: skip
+    with tqdm(
+        desc=what,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        file=sys.stderr,
+        disable=not shown,
+        dynamic_ncols=True,
+        leave=True,
+    ) as bar:
 
         def update(done: int, total: int | None) -> None:
             if total is not None and bar.total != total:
@@ -111,21 +144,26 @@ def _run_put(args: argparse.Namespace) -> int:
         print("error: --replicas must be at least 1", file=sys.stderr)
         return 2
     if args.anchor and (args.key_file is None or args.json):
-        print("error: --anchor needs --from KEYFILE, and goes without --json (for scripts: "
-              "blob put --json, then tx storage anchor)", file=sys.stderr)  # fmt: skip
+        print(
+            "error: --anchor needs --from KEYFILE, and goes without --json (for scripts: "
+            "blob put --json, then tx storage anchor)",
+            file=sys.stderr,
+        )
         return 2
     if args.anchor:
         read_key_file(args.key_file)  # a bad key file fails now, not after the upload
     source = sys.stdin.buffer if args.file == "-" else args.file
     try:
         with _progress_bar(args, "put") as progress:
-            put = SyncClient(args.node).blob_put(source, args.replicas, progress,
-                                                 args.cid_version)  # fmt: skip
+            put = SyncClient(args.node).blob_put(source, args.replicas, progress, args.cid_version)
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    _print(args, put.raw, [("cid", put.cid), ("size", f"{put.size} bytes"),
-                           ("replicas", ", ".join(put.replicas))])  # fmt: skip
+    _print(
+        args,
+        put.raw,
+        [("cid", put.cid), ("size", f"{put.size} bytes"), ("replicas", ", ".join(put.replicas))],
+    )
     if args.anchor:
         return anchor_blob(args, put.cid, put.size, list(put.replicas))
     return 0
@@ -139,20 +177,25 @@ def _run_get(args: argparse.Namespace) -> int:
         print(f"error: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     raw = {"cid": got.cid, "path": str(got.path), "size": got.bytes_written}
-    _print(args, raw, [("cid", got.cid), ("file", got.path),
-                       ("size", f"{got.bytes_written} bytes")])  # fmt: skip
+    _print(
+        args, raw, [("cid", got.cid), ("file", got.path), ("size", f"{got.bytes_written} bytes")]
+    )
     return 0
 
 
 def _run_stat(args: argparse.Namespace) -> int:
     stat = SyncClient(args.node).blob_stat(args.cid)
-    _print(args, stat.raw, [
-        ("cid", stat.cid),
-        ("size", f"{stat.size} bytes"),
-        ("complete", "yes" if stat.complete else "no"),
-        ("blocks", f"{stat.blocks_local} here, {stat.blocks_missing} known to be missing"),
-        ("pinned", "yes" if stat.pinned else "no"),
-    ])  # fmt: skip
+    _print(
+        args,
+        stat.raw,
+        [
+            ("cid", stat.cid),
+            ("size", f"{stat.size} bytes"),
+            ("complete", "yes" if stat.complete else "no"),
+            ("blocks", f"{stat.blocks_local} here, {stat.blocks_missing} known to be missing"),
+            ("pinned", "yes" if stat.pinned else "no"),
+        ],
+    )
     return 0
 
 
@@ -176,6 +219,9 @@ def _pin_verb(args: argparse.Namespace, *, pin: bool) -> int:
 
 def _run_gc(args: argparse.Namespace) -> int:
     gc = SyncClient(args.node).blob_gc()
-    _print(args, gc.raw, [("removed", f"{gc.blocks_removed} blocks"),
-                          ("freed", f"{gc.bytes_freed} bytes")])  # fmt: skip
+    _print(
+        args,
+        gc.raw,
+        [("removed", f"{gc.blocks_removed} blocks"), ("freed", f"{gc.bytes_freed} bytes")],
+    )
     return 0

@@ -23,22 +23,28 @@ Describe = Callable[[Sequence[Event]], Sequence[tuple[str, object]]]
 def node_options(parser: argparse.ArgumentParser, with_json: bool = True) -> None:
     parser.add_argument("--node", default=DEFAULT_NODE, help=NODE_HELP)
     if with_json:
-        parser.add_argument("--json", action="store_true",
-                            help="print the node's JSON result (for scripts)")  # fmt: skip
+        parser.add_argument(
+            "--json", action="store_true", help="print the node's JSON result (for scripts)"
+        )
 
 
 def tx_options(parser: argparse.ArgumentParser) -> None:
     """--from KEYFILE, --node URL and --no-wait: what every verb that sends a transaction
     takes (their values reach `send_tx` in its `args`)."""
-    parser.add_argument("--from", dest="key_file", required=True,
-                        help="the signer's key file")  # fmt: skip
+    parser.add_argument("--from", dest="key_file", required=True, help="the signer's key file")
     node_options(parser, with_json=False)
-    parser.add_argument("--no-wait", action="store_true",
-                        help="return after the mempool check (broadcast_tx_sync)")  # fmt: skip
+    parser.add_argument(
+        "--no-wait", action="store_true", help="return after the mempool check (broadcast_tx_sync)"
+    )
 
 
-def send_tx(args: argparse.Namespace, module: str, method: str, tx_args: Mapping[str, Any],
-            describe: Describe | None = None) -> int:  # fmt: skip
+def send_tx(
+    args: argparse.Namespace,
+    module: str,
+    method: str,
+    tx_args: Mapping[str, Any],
+    describe: Describe | None = None,
+) -> int:
     """Sign `module.method(tx_args)` with the key in args.key_file, with the account's next
     nonce, and send it to args.node: by default wait until it is in a block
     (broadcast_tx_commit), with args.no_wait only for the mempool's check. Prints
@@ -63,8 +69,10 @@ def send_tx(args: argparse.Namespace, module: str, method: str, tx_args: Mapping
         events = committed.tx_result.events
     if failure is not None:
         codespace = f" ({failure.codespace})" if failure.codespace else ""
-        print(f"error: transaction refused with code {failure.code}{codespace}: {failure.log}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: transaction refused with code {failure.code}{codespace}: {failure.log}",
+            file=sys.stderr,
+        )
         return 1
     print(f"ok: {tx.hash.hex().upper()} {where}")
     shown = describe(events) if describe is not None else ()
@@ -75,12 +83,13 @@ def send_tx(args: argparse.Namespace, module: str, method: str, tx_args: Mapping
 
 def print_query_refusal(response: QueryResponse) -> None:
     codespace = f" ({response.codespace})" if response.codespace else ""
-    print(f"error: query refused with code {response.code}{codespace}: {response.log}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"error: query refused with code {response.code}{codespace}: {response.log}",
+        file=sys.stderr,
+    )
 
 
-def show_query(args: argparse.Namespace, path: str, data: bytes,
-               show: Callable[[Any], str]) -> int:  # fmt: skip
+def show_query(args: argparse.Namespace, path: str, data: bytes, show: Callable[[Any], str]) -> int:
     """Run the query `path` on args.node at args.height; print its decoded value as JSON
     with args.json, else `show(value)`, or the refusal on stderr. The exit status."""
     response = SyncClient(args.node).abci_query(path, data, args.height)

@@ -61,9 +61,13 @@ def run_demo(
                     # Now and then an overdraft, to show a failed transaction's code and log.
                     amount = rng.choice((rng.randint(1, 50_000),) * 9 + (5 * INITIAL_BALANCE,))
                     tx = Transaction.create(
-                        accounts[sender], genesis.chain_id, nonces[sender], "token", "transfer",
+                        accounts[sender],
+                        genesis.chain_id,
+                        nonces[sender],
+                        "token",
+                        "transfer",
                         {"to": accounts[recipient].address, "amount": amount},
-                    )  # fmt: skip
+                    )
                     nonces[sender] += 1
                     txs.append(tx.to_bytes())
                 produced = chain.produce_block(txs)

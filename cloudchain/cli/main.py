@@ -97,99 +97,135 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--solo", action="store_true", help="one in-process chain, no network")
     demo.add_argument("--validators", type=int, default=4, help="validators (4)")
-    demo.add_argument("--txs-per-second", type=int, default=20,
-                      help="token transfers sent besides the market's work (20)")  # fmt: skip
-    demo.add_argument("--blocks", type=int, help="stop after this height (default: Ctrl-C; "
-                      "--solo: 20)")  # fmt: skip
+    demo.add_argument(
+        "--txs-per-second",
+        type=int,
+        default=20,
+        help="token transfers sent besides the market's work (20)",
+    )
+    demo.add_argument(
+        "--blocks", type=int, help="stop after this height (default: Ctrl-C; --solo: 20)"
+    )
     demo.add_argument("--txs-per-block", type=int, default=8, help="transfers per block (8)")
     demo.add_argument("--interval", type=float, default=0.2, help="seconds between blocks (0.2)")
     demo.add_argument("--home", help="directory for genesis, keys and data (default: temporary)")
-    demo.add_argument("--seed", type=int, default=1,
-                      help="seed of the random transfers and market work (1)")  # fmt: skip
+    demo.add_argument(
+        "--seed", type=int, default=1, help="seed of the random transfers and market work (1)"
+    )
     demo.set_defaults(run=_run_demo)
 
     bench = commands.add_parser("bench", help="measure what the ledger costs")
     bench_commands = bench.add_subparsers(title="bench commands", metavar="COMMAND")
     apply = bench_commands.add_parser(
-        "apply", help="time prepare/process/finalize/commit of blocks of transfers",
+        "apply",
+        help="time prepare/process/finalize/commit of blocks of transfers",
         description="Example: cloudchain bench apply --blocks 30 --txs-per-block 500",
-    )  # fmt: skip
+    )
     apply.add_argument("--blocks", type=int, default=30, help="blocks to apply (30)")
     apply.add_argument("--txs-per-block", type=int, default=500, help="transfers per block (500)")
     apply.add_argument("--accounts", type=int, default=100, help="accounts sending (100)")
     apply.set_defaults(run=_run_bench_apply)
     market = bench_commands.add_parser(
-        "market", help="time the market's transactions and end-of-block work",
+        "market",
+        help="time the market's transactions and end-of-block work",
         description="Example: cloudchain bench market --tasks 5000 --providers 20",
-    )  # fmt: skip
+    )
     market.add_argument("--tasks", type=int, default=2000, help="tasks submitted (2000)")
     market.add_argument("--providers", type=int, default=20, help="providers (20)")
     market.set_defaults(run=_run_bench_market)
     storage = bench_commands.add_parser(
-        "storage", help="latency of writes and reads: blob store (p2p) vs consensus",
+        "storage",
+        help="latency of writes and reads: blob store (p2p) vs consensus",
         description="Starts a local network of node processes, writes and reads files of "
         "each size through the blob store and through consensus, with a baseline of hashing "
         "and copying them on this machine; prints a table, writes JSON, CSV and a PNG chart. "
         "Example: cloudchain bench storage --sizes 50,100,200 --validators 4 --replicas 2",
-    )  # fmt: skip
-    storage.add_argument("--sizes", default="50,100,200",
-                         help="file sizes in MB, comma-separated (50,100,200)")  # fmt: skip
+    )
+    storage.add_argument(
+        "--sizes", default="50,100,200", help="file sizes in MB, comma-separated (50,100,200)"
+    )
     storage.add_argument("--validators", type=int, default=4, help="validators (4)")
-    storage.add_argument("--replicas", type=int, default=2,
-                         help="nodes that must hold a blob before a put returns (2)")
+    storage.add_argument(
+        "--replicas",
+        type=int,
+        default=2,
+        help="nodes that must hold a blob before a put returns (2)",
+    )
     storage.add_argument("--runs", type=int, default=3, help="runs of each size (3)")
-    storage.add_argument("--systems", default="baseline,p2p,consensus",
-                         help="what to measure, comma-separated (baseline,p2p,consensus)")
-    storage.add_argument("--out", default="bench-storage",
-                         help="directory for storage.json, .csv and .png (bench-storage)")
+    storage.add_argument(
+        "--systems",
+        default="baseline,p2p,consensus",
+        help="what to measure, comma-separated (baseline,p2p,consensus)",
+    )
+    storage.add_argument(
+        "--out",
+        default="bench-storage",
+        help="directory for storage.json, .csv and .png (bench-storage)",
+    )
     storage.add_argument("--seed", type=int, default=1, help="seed of the files' bytes (1)")
     storage.set_defaults(run=_run_bench_storage)
 
     sim = commands.add_parser("sim", help="run deterministic simulations")
     sim_commands = sim.add_subparsers(title="sim commands", metavar="COMMAND")
     consensus = sim_commands.add_parser(
-        "consensus", help="run the consensus simulator over many seeds; non-zero exit on any "
-        "violation", description="Example: cloudchain sim consensus --seeds 5000 --validators 7 "
-        "--byzantine 2",
-    )  # fmt: skip
+        "consensus",
+        help="run the consensus simulator over many seeds; non-zero exit on any violation",
+        description="Example: cloudchain sim consensus --seeds 5000 --validators 7 --byzantine 2",
+    )
     consensus.add_argument("--seeds", type=int, default=200, help="how many seeds (200)")
     consensus.add_argument("--first-seed", type=int, default=0, help="the first seed (0)")
     consensus.add_argument("--validators", type=int, default=4, help="validators (4)")
-    consensus.add_argument("--byzantine", type=int, default=1,
-                           help="Byzantine validators, at most (n-1)/3 (1)")  # fmt: skip
-    consensus.add_argument("--mode", choices=("mixed", "equivocate", "silent"), default="mixed",
-                           help="what the Byzantine validators do (mixed)")  # fmt: skip
+    consensus.add_argument(
+        "--byzantine", type=int, default=1, help="Byzantine validators, at most (n-1)/3 (1)"
+    )
+    consensus.add_argument(
+        "--mode",
+        choices=("mixed", "equivocate", "silent"),
+        default="mixed",
+        help="what the Byzantine validators do (mixed)",
+    )
     consensus.set_defaults(run=_run_sim_consensus)
 
     testnet = commands.add_parser("testnet", help="create a local multi-validator network")
     testnet_commands = testnet.add_subparsers(title="testnet commands", metavar="COMMAND")
     init = testnet_commands.add_parser(
-        "init", help="write genesis, keys and config.toml for each node",
+        "init",
+        help="write genesis, keys and config.toml for each node",
         description="Example: cloudchain testnet init --validators 4 --home ./testnet",
-    )  # fmt: skip
+    )
     init.add_argument("--validators", type=int, default=4, help="number of validators (4)")
     init.add_argument("--home", required=True, help="directory to create (must be empty)")
     init.add_argument("--chain-id", default="cloudchain-local", help="chain id (cloudchain-local)")
     init.add_argument("--accounts", type=int, default=4, help="funded accounts (4)")
-    init.add_argument("--oracles", type=int, default=3, help="funded market oracles named in "
-                      "genesis, key files accounts/oracle<k>.json (3)")  # fmt: skip
-    init.add_argument("--base-port", type=int, default=26656,
-                      help="node i listens on base+2i (p2p) and base+2i+1 (RPC), so node0's RPC "
-                      "is the default --node of every command (26656); 0: free ports")  # fmt: skip
+    init.add_argument(
+        "--oracles",
+        type=int,
+        default=3,
+        help="funded market oracles named in genesis, key files accounts/oracle<k>.json (3)",
+    )
+    init.add_argument(
+        "--base-port",
+        type=int,
+        default=26656,
+        help="node i listens on base+2i (p2p) and base+2i+1 (RPC), so node0's RPC "
+        "is the default --node of every command (26656); 0: free ports",
+    )
     init.set_defaults(run=_run_testnet_init)
     up = testnet_commands.add_parser(
-        "up", help="start every node as its own process; Ctrl-C stops them all",
+        "up",
+        help="start every node as its own process; Ctrl-C stops them all",
         description="Example: cloudchain testnet up --home ./testnet",
-    )  # fmt: skip
+    )
     up.add_argument("--home", required=True, help="the directory testnet init wrote")
     up.set_defaults(run=lambda a: _node_commands().run_testnet(Path(a.home)))
 
     node = commands.add_parser("node", help="run a node")
     node_commands = node.add_subparsers(title="node commands", metavar="COMMAND")
     start = node_commands.add_parser(
-        "start", help="run one node until SIGINT or SIGTERM",
+        "start",
+        help="run one node until SIGINT or SIGTERM",
         description="Example: cloudchain node start --home ./testnet/node0",
-    )  # fmt: skip
+    )
     start.add_argument("--home", required=True, help="the node's directory")
     start.set_defaults(run=lambda a: _node_commands().run_node(Path(a.home)))
 
@@ -197,7 +233,8 @@ def _parser() -> argparse.ArgumentParser:
     add_blob_commands(commands)
 
     tx = commands.add_parser(
-        "tx", help="show a committed transaction (tx HASH), or sign and send one",
+        "tx",
+        help="show a committed transaction (tx HASH), or sign and send one",
         usage="cloudchain tx HASH [--node URL] [--json]\n"
         "       cloudchain tx MODULE METHOD [options]",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -207,15 +244,16 @@ def _parser() -> argparse.ArgumentParser:
         "  cloudchain tx token transfer --from alice.json --to ADDRESS --amount 100\n"
         "  cloudchain tx market submit --from alice.json --kind inference ...   (tx market -h)\n"
         "  cloudchain tx storage anchor QmCID --from alice.json   (tx storage -h)",
-    )  # fmt: skip
+    )
     tx_modules = tx.add_subparsers(title="modules", metavar="MODULE")
     token = tx_modules.add_parser("token", help="token transactions")
     token_methods = token.add_subparsers(title="methods", metavar="METHOD")
     transfer = token_methods.add_parser(
-        "transfer", help="send tokens; waits until the transfer is in a block",
+        "transfer",
+        help="send tokens; waits until the transfer is in a block",
         description="Example: cloudchain tx token transfer --from alice.json --to ADDRESS "
         "--amount 100",
-    )  # fmt: skip
+    )
     transfer.add_argument("--to", required=True, help="recipient address (40 hex)")
     transfer.add_argument("--amount", type=int, required=True, help="integer units")
     tx_options(transfer)
@@ -226,24 +264,27 @@ def _parser() -> argparse.ArgumentParser:
     keys = commands.add_parser("keys", help="create and inspect Ed25519 key files")
     key_commands = keys.add_subparsers(title="keys commands", metavar="COMMAND")
     new = key_commands.add_parser(
-        "new", help="write a new key file (mode 0600)",
+        "new",
+        help="write a new key file (mode 0600)",
         description="Example: cloudchain keys new alice.json",
-    )  # fmt: skip
+    )
     new.add_argument("path", help="file to create; an existing file is never overwritten")
     new.set_defaults(run=_run_keys_new)
     show = key_commands.add_parser(
-        "show", help="print a key file's address and public key",
+        "show",
+        help="print a key file's address and public key",
         description="Example: cloudchain keys show alice.json",
-    )  # fmt: skip
+    )
     show.add_argument("path")
     show.set_defaults(run=_run_keys_show)
 
     genesis = commands.add_parser("genesis", help="check genesis files")
     genesis_commands = genesis.add_subparsers(title="genesis commands", metavar="COMMAND")
     validate = genesis_commands.add_parser(
-        "validate", help="load a genesis file and report the first error, if any",
+        "validate",
+        help="load a genesis file and report the first error, if any",
         description="Example: cloudchain genesis validate genesis.json",
-    )  # fmt: skip
+    )
     validate.add_argument("path")
     validate.set_defaults(run=_run_genesis_validate)
     return parser
@@ -301,9 +342,13 @@ def _run_bench_storage(args: argparse.Namespace) -> int:
 
     try:
         config = StorageBenchConfig(
-            parse_sizes(args.sizes), args.validators, args.replicas, args.runs,
-            tuple(s.strip() for s in args.systems.split(",") if s.strip()), args.seed,
-        )  # fmt: skip
+            parse_sizes(args.sizes),
+            args.validators,
+            args.replicas,
+            args.runs,
+            tuple(s.strip() for s in args.systems.split(",") if s.strip()),
+            args.seed,
+        )
         config.check()
         result = run_storage_bench(config, say=lambda line: print(line, flush=True))
     except BenchError as exc:
@@ -319,14 +364,17 @@ def _run_sim_consensus(args: argparse.Namespace) -> int:
     from cloudchain.sim.consensus_sim import SimConfig, SimViolation, run_seed
 
     if args.validators < 1 or not 0 <= args.byzantine <= (args.validators - 1) // 3:
-        print("error: need --validators >= 1 and 0 <= --byzantine <= (validators-1)/3",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: need --validators >= 1 and 0 <= --byzantine <= (validators-1)/3",
+            file=sys.stderr,
+        )
         return 2
     if args.seeds < 1:
         print("error: --seeds must be >= 1", file=sys.stderr)
         return 2
-    config = SimConfig(validators=args.validators, byzantine=args.byzantine,
-                       byzantine_mode=args.mode)  # fmt: skip
+    config = SimConfig(
+        validators=args.validators, byzantine=args.byzantine, byzantine_mode=args.mode
+    )
     failures = 0
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         try:
@@ -351,15 +399,20 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
     from cloudchain.node.testnet import TestnetError, init_testnet
 
     try:
-        nodes = init_testnet(Path(args.home), args.validators, args.chain_id, args.accounts,
-                             args.base_port or None, args.oracles)  # fmt: skip
+        nodes = init_testnet(
+            Path(args.home),
+            args.validators,
+            args.chain_id,
+            args.accounts,
+            args.base_port or None,
+            args.oracles,
+        )
     except TestnetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for node in nodes:
         config = NodeConfig.load(node / "config" / "config.toml")
-        print(f"{node}  p2p {config.p2p.listen_address}  "
-              f"rpc http://{config.rpc.listen_address}")  # fmt: skip
+        print(f"{node}  p2p {config.p2p.listen_address}  rpc http://{config.rpc.listen_address}")
     return 0
 
 
@@ -367,8 +420,10 @@ def _run_transfer(args: argparse.Namespace) -> int:
     from cloudchain.crypto import is_address
 
     if not is_address(args.to) or args.amount <= 0:
-        print("error: --to must be an address (40 lower-case hex) and --amount positive",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: --to must be an address (40 lower-case hex) and --amount positive",
+            file=sys.stderr,
+        )
         return 2
     return send_tx(args, "token", "transfer", {"to": args.to, "amount": args.amount})
 

@@ -73,8 +73,13 @@ class Offer:
     price: int  # token units per compute unit
 
     def to_obj(self) -> dict[str, Any]:
-        return {"gpu": self.gpu, "gpus": self.gpus, "memory_gb": self.memory_gb,
-                "units": self.units, "price": self.price}  # fmt: skip
+        return {
+            "gpu": self.gpu,
+            "gpus": self.gpus,
+            "memory_gb": self.memory_gb,
+            "units": self.units,
+            "price": self.price,
+        }
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,20 @@ class ProviderPlan:
 A100, RTX = "a100-80gb", "rtx4090-24gb"
 PROVIDERS = (
     ProviderPlan("atlas-cloud", "enterprise", {A100: Offer("A100", 8, 640, 640, 12)}, 50_000),
-    ProviderPlan("borealis-dc", "enterprise", {A100: Offer("A100", 8, 640, 480, 10),
-                                               RTX: Offer("RTX 4090", 8, 192, 320, 6)}, 40_000),
+    ProviderPlan(
+        "borealis-dc",
+        "enterprise",
+        {A100: Offer("A100", 8, 640, 480, 10), RTX: Offer("RTX 4090", 8, 192, 320, 6)},
+        40_000,
+    ),
     ProviderPlan("garage-gpu", "community", {RTX: Offer("RTX 4090", 2, 48, 160, 4)}, 5_000),
-    ProviderPlan("campus-lab", "community", {A100: Offer("A100", 1, 80, 80, 9),
-                                             RTX: Offer("RTX 4090", 4, 96, 240, 5)}, 8_000),
-)  # fmt: skip
+    ProviderPlan(
+        "campus-lab",
+        "community",
+        {A100: Offer("A100", 1, 80, 80, 9), RTX: Offer("RTX 4090", 4, 96, 240, 5)},
+        8_000,
+    ),
+)
 NAMED_PROVIDER = 0  # requester 0 has a contract with atlas-cloud for its training tasks
 
 
@@ -166,8 +179,9 @@ class TaskBook:
         events = [e for r in results.txs_results if r.ok for e in r.events]
         for event in [*events, *results.finalize_block_events]:
             if event.type.startswith("market_"):
-                self._on_event(event.type.removeprefix("market_"), dict(event.attributes),
-                               height, time_ns)  # fmt: skip
+                self._on_event(
+                    event.type.removeprefix("market_"), dict(event.attributes), height, time_ns
+                )
 
     def _on_event(self, kind: str, attrs: dict[str, str], height: int, time_ns: int) -> None:
         if kind == "reward":
@@ -177,17 +191,29 @@ class TaskBook:
             return
         task_id = int(attrs["task"])
         if kind == "submit":
-            self.active[task_id] = TaskView(task_id, attrs["requester"], height, time_ns,
-                                            units=int(attrs["units"]),
-                                            changed_at=height)  # fmt: skip
+            self.active[task_id] = TaskView(
+                task_id,
+                attrs["requester"],
+                height,
+                time_ns,
+                units=int(attrs["units"]),
+                changed_at=height,
+            )
             self.counts["submitted"] += 1
             return
         task = self.active.get(task_id)
         if task is None:
             return  # not one of ours, or final already
-        new_state = {"assign": "assigned", "start": "running", "complete": "completed",
-                     "verified": "verified", "settle": "settled", "refund": "refunded",
-                     "dispute": "disputed", "resolved": "resolved"}.get(kind)  # fmt: skip
+        new_state = {
+            "assign": "assigned",
+            "start": "running",
+            "complete": "completed",
+            "verified": "verified",
+            "settle": "settled",
+            "refund": "refunded",
+            "dispute": "disputed",
+            "resolved": "resolved",
+        }.get(kind)
         if new_state is None:
             return
         task.state, task.changed_at = new_state, height
@@ -214,9 +240,13 @@ class TaskBook:
         """Tasks now open, assigned (or running), being verified (completed, verified or
         disputed), and the totals so far."""
         now = Counter(t.state for t in self.active.values())
-        return {"open": now["open"], "assigned": now["assigned"] + now["running"],
-                "verifying": now["completed"] + now["verified"] + now["disputed"],
-                "settled": self.counts["settled"], "refunded": self.counts["refunded"]}  # fmt: skip
+        return {
+            "open": now["open"],
+            "assigned": now["assigned"] + now["running"],
+            "verifying": now["completed"] + now["verified"] + now["disputed"],
+            "settled": self.counts["settled"],
+            "refunded": self.counts["refunded"],
+        }
 
 
 class Signer:
@@ -257,20 +287,24 @@ Action = tuple[Signer, str, str, dict[str, Any]]  # (signer, module, method, arg
 class MarketAgents:
     """Providers, requesters and oracles of a testnet written by init_testnet."""
 
-    def __init__(self, accounts: Path, clients: list[Client], chain_id: str,
-                 rng: random.Random) -> None:  # fmt: skip
+    def __init__(
+        self, accounts: Path, clients: list[Client], chain_id: str, rng: random.Random
+    ) -> None:
         keys = [read_key_file(accounts / f"account{k}.json") for k in range(DEMO_ACCOUNTS)]
         oracle_keys = [read_key_file(p) for p in sorted(accounts.glob("oracle*.json"))]
-        signers = [Signer(key, clients[k % len(clients)], chain_id)
-                   for k, key in enumerate([*keys, *oracle_keys])]  # fmt: skip
+        signers = [
+            Signer(key, clients[k % len(clients)], chain_id)
+            for k, key in enumerate([*keys, *oracle_keys])
+        ]
         self.providers = signers[: len(PROVIDERS)]
         self.requesters = signers[len(PROVIDERS) : DEMO_ACCOUNTS]
         self.oracles = signers[DEMO_ACCOUNTS:]
         self.plans = dict(zip((s.address for s in self.providers), PROVIDERS, strict=True))
         self.client = clients[0]
         self.rng = rng
-        self.book = TaskBook(random.Random(rng.random()),
-                             {a: p.tier for a, p in self.plans.items()})  # fmt: skip
+        self.book = TaskBook(
+            random.Random(rng.random()), {a: p.tier for a, p in self.plans.items()}
+        )
         self.epoch_blocks = 10
         self._turn = 0
         self._acted_at = 0  # the height after which the market last acted
@@ -288,20 +322,39 @@ class MarketAgents:
         for signer in self.signers:
             await signer.sync()
         self.epoch_blocks = (await self.client.query("/market/params"))["epoch_blocks"]
-        await _run([(signer, "market", "register", {
-            "name": plan.name, "tier": plan.tier, "stake": plan.stake,
-            "offers": {name: offer.to_obj() for name, offer in plan.offers.items()}})
-            for signer, plan in zip(self.providers, PROVIDERS, strict=True)])  # fmt: skip
+        await _run(
+            [
+                (
+                    signer,
+                    "market",
+                    "register",
+                    {
+                        "name": plan.name,
+                        "tier": plan.tier,
+                        "stake": plan.stake,
+                        "offers": {name: offer.to_obj() for name, offer in plan.offers.items()},
+                    },
+                )
+                for signer, plan in zip(self.providers, PROVIDERS, strict=True)
+            ]
+        )
         self.work_dir.mkdir(parents=True, exist_ok=True)
         anchors: list[Action] = []
         for requester in self.requesters:
             dataset = random.Random(f"{requester.address}/{self.rng.random()}").randbytes(
-                DATASET_BYTES)  # fmt: skip
+                DATASET_BYTES
+            )
             put = await requester.client.blob_put(io.BytesIO(dataset), DATASET_REPLICAS)
             self.datasets[requester.address] = put.cid
             self.blob_counts["datasets anchored"] += 1
-            anchors.append((requester, "storage", "anchor", {
-                "cid": put.cid, "size": put.size, "replicas": list(put.replicas)}))  # fmt: skip
+            anchors.append(
+                (
+                    requester,
+                    "storage",
+                    "anchor",
+                    {"cid": put.cid, "size": put.size, "replicas": list(put.replicas)},
+                )
+            )
         await _run(anchors)
 
     async def act(self, transfers: int) -> None:
@@ -314,8 +367,14 @@ class MarketAgents:
             actions = [await self._deliver(a) if a[2] == "complete" else a for a in actions]
         for _ in range(transfers):
             sender, recipient = self.rng.sample(self.requesters, 2)
-            actions.append((sender, "token", "transfer",
-                            {"to": recipient.address, "amount": self.rng.randint(1, 1000)}))
+            actions.append(
+                (
+                    sender,
+                    "token",
+                    "transfer",
+                    {"to": recipient.address, "amount": self.rng.randint(1, 1000)},
+                )
+            )
         await _run(actions)
 
     def _submissions(self) -> Iterable[Action]:
@@ -330,12 +389,23 @@ class MarketAgents:
             named = ""
             if turn == 0 and plan.kind == "training":
                 named = self.providers[NAMED_PROVIDER].address
-            yield requester, "market", "submit", {
-                "kind": plan.kind, "inputs": [self.datasets[requester.address]],
-                "resource_class": plan.resource_class,
-                "units": units, "max_price": plan.max_price, "deadline_s": DEADLINE_S,
-                "min_uptime_bps": MIN_UPTIME_BPS, "max_latency_ms": MAX_LATENCY_MS,
-                "penalty": deposit * PENALTY_FRACTION_BPS // BPS, "provider": named}  # fmt: skip
+            yield (
+                requester,
+                "market",
+                "submit",
+                {
+                    "kind": plan.kind,
+                    "inputs": [self.datasets[requester.address]],
+                    "resource_class": plan.resource_class,
+                    "units": units,
+                    "max_price": plan.max_price,
+                    "deadline_s": DEADLINE_S,
+                    "min_uptime_bps": MIN_UPTIME_BPS,
+                    "max_latency_ms": MAX_LATENCY_MS,
+                    "penalty": deposit * PENALTY_FRACTION_BPS // BPS,
+                    "provider": named,
+                },
+            )
 
     def _provider_work(self) -> Iterable[Action]:
         by_address = {s.address: s for s in self.providers}
@@ -346,10 +416,21 @@ class MarketAgents:
             height = self.book.height
             if task.state == "assigned" and task.send_now("start", height):
                 yield signer, "market", "start", {"task": task.id}
-            elif (task.state == "running" and height >= task.changed_at + WORK_BLOCKS
-                  and task.send_now("complete", height)):  # fmt: skip
-                yield signer, "market", "complete", {"task": task.id, "units_used": task.units,
-                                                     "input": self.datasets[task.requester]}
+            elif (
+                task.state == "running"
+                and height >= task.changed_at + WORK_BLOCKS
+                and task.send_now("complete", height)
+            ):
+                yield (
+                    signer,
+                    "market",
+                    "complete",
+                    {
+                        "task": task.id,
+                        "units_used": task.units,
+                        "input": self.datasets[task.requester],
+                    },
+                )
 
     async def _deliver(self, action: Action) -> Action:
         """The provider's work for a completion: fetch the task's input by CID from its
@@ -376,8 +457,17 @@ class MarketAgents:
         for task in self.book.in_state("completed"):
             for oracle in self.oracles:
                 if task.send_now(f"attest:{oracle.address}", self.book.height):
-                    yield oracle, "market", "attest", {"task": task.id, "completed": True,
-                                                   "units": task.units, **self._measure(task)}
+                    yield (
+                        oracle,
+                        "market",
+                        "attest",
+                        {
+                            "task": task.id,
+                            "completed": True,
+                            "units": task.units,
+                            **self._measure(task),
+                        },
+                    )
 
     def _measure(self, task: TaskView) -> dict[str, int]:
         """An honest oracle's measurement: within the SLA terms, or (the plan says the
@@ -393,10 +483,13 @@ class MarketAgents:
     async def stats_lines(self) -> list[str]:
         """The market's statistics, as the chain computes them, in a few lines."""
         stats = await self.client.query("/market/stats")
-        prices = {c["resource_class"]: c for c in
-                  (await self.client.query("/market/prices"))["classes"]}  # fmt: skip
-        use = "  ".join(f"{name} {bps / 100:.0f}% (price {prices.get(name, {}).get('price', '-')})"
-                        for name, bps in stats["utilisation_bps"].items())  # fmt: skip
+        prices = {
+            c["resource_class"]: c for c in (await self.client.query("/market/prices"))["classes"]
+        }
+        use = "  ".join(
+            f"{name} {bps / 100:.0f}% (price {prices.get(name, {}).get('price', '-')})"
+            for name, bps in stats["utilisation_bps"].items()
+        )
         earned = "  ".join(f"{p['name']} {p['tokens']:,}" for p in stats["providers"])
         return [
             f"  market @{self.book.height}: utilisation {use}",
@@ -412,10 +505,12 @@ class MarketAgents:
         book, counts = self.book, self.book.counts
         latency = "none settled yet"
         if book.latency_blocks:
-            latency = (f"median {statistics.median(book.latency_blocks):g} blocks, "
-                       f"{statistics.median(book.latency_s):.1f} s (min "
-                       f"{min(book.latency_blocks)}, max {max(book.latency_blocks)} "
-                       "blocks)")  # fmt: skip
+            latency = (
+                f"median {statistics.median(book.latency_blocks):g} blocks, "
+                f"{statistics.median(book.latency_s):.1f} s (min "
+                f"{min(book.latency_blocks)}, max {max(book.latency_blocks)} "
+                "blocks)"
+            )
         sent = sum(s.sent for s in self.signers)
         refused = sum(s.refused for s in self.signers)
         return [
@@ -426,8 +521,12 @@ class MarketAgents:
             "of them badly)",
             f"  submit to settle: {latency}",
             f"  {sent} transactions sent ({refused} refused by the mempool)",
-            "  blobs: " + ", ".join(f"{self.blob_counts[what]} {what}" for what in BLOB_COUNTS
-                                    if what in self.blob_counts or what != "inputs missing"),
+            "  blobs: "
+            + ", ".join(
+                f"{self.blob_counts[what]} {what}"
+                for what in BLOB_COUNTS
+                if what in self.blob_counts or what != "inputs missing"
+            ),
         ]
 
     async def chain_summary_lines(self) -> list[str]:
@@ -447,11 +546,14 @@ class MarketAgents:
                 f"  {record['name']:<12} {record['tier']:<10} tasks {provider.get('tasks', 0):>3}"
                 f"  paid {accounts[signer.address]['earned']:>6,}  rewards "
                 f"{provider.get('rewarded', 0):>6,}  penalties {provider.get('penalties', 0):>5,}"
-                f"  reputation {record['reputation'] / 100:.0f}%")  # fmt: skip
+                f"  reputation {record['reputation'] / 100:.0f}%"
+            )
         for k, oracle in enumerate(self.oracles):
             mine = (await self.client.query("/market/account", oracle.address.encode()))["oracle"]
-            lines.append(f"  oracle{k}       attestations {mine.get('attestations', 0):>3} "
-                         f"(honest {mine.get('honest', 0)})  rewards {mine.get('rewarded', 0):,}")
+            lines.append(
+                f"  oracle{k}       attestations {mine.get('attestations', 0):>3} "
+                f"(honest {mine.get('honest', 0)})  rewards {mine.get('rewarded', 0):,}"
+            )
         return lines
 
 

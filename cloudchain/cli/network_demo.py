@@ -33,8 +33,10 @@ def run_network_demo(validators: int, blocks: int | None, txs_per_second: int, s
     with tempfile.TemporaryDirectory(prefix="cloudchain-net-") as scratch:
         home = Path(scratch) / "testnet"
         node_homes = init_testnet(home, validators, accounts=DEMO_ACCOUNTS)
-        urls = [f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
-                for h in node_homes]  # fmt: skip
+        urls = [
+            f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}"
+            for h in node_homes
+        ]
         print(f"testnet of {validators} validators in {home}")
         for h, url in zip(node_homes, urls, strict=True):
             print(f"  {h.name}: rpc {url}  (log {h / 'node.log'})")
@@ -73,9 +75,12 @@ async def _drive(
                 interval = "" if last_time_ns is None else f"{(time_ns - last_time_ns) / 1e9:.2f}s"
                 last_time_ns = time_ns
                 tally = agents.book.tally()
-                print(f"{h:>6}  {len(block.txs):>3}  {interval:>8}  {tally['open']:>4}  "
-                      f"{tally['assigned']:>8}  {tally['verifying']:>9}  {tally['settled']:>7}  "
-                      f"{tally['refunded']:>8}", flush=True)  # fmt: skip
+                print(
+                    f"{h:>6}  {len(block.txs):>3}  {interval:>8}  {tally['open']:>4}  "
+                    f"{tally['assigned']:>8}  {tally['verifying']:>9}  {tally['settled']:>7}  "
+                    f"{tally['refunded']:>8}",
+                    flush=True,
+                )
                 if h % agents.epoch_blocks == 0:
                     print("\n".join(await agents.stats_lines()), flush=True)
             shown = max(shown, height)

@@ -38,8 +38,11 @@ async def _serve(home: Path, config: NodeConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
-    print(f"node {config.moniker} started: p2p {config.p2p.listen_address}, "
-          f"rpc http://{config.rpc.listen_address}", flush=True)  # fmt: skip
+    print(
+        f"node {config.moniker} started: p2p {config.p2p.listen_address}, "
+        f"rpc http://{config.rpc.listen_address}",
+        flush=True,
+    )
     await stop.wait()
     await node.stop()
     print(f"node {config.moniker} stopped at height {node.app.info().height}", flush=True)
@@ -50,15 +53,19 @@ def run_testnet(home: Path) -> int:
     """Start every node under `home` as its own process and stream their logs until Ctrl-C."""
     node_homes = sorted(p for p in home.glob("node*") if (p / "config" / "config.toml").exists())
     if not node_homes:
-        print(f"error: no node directories under {home} (run cloudchain testnet init)",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"error: no node directories under {home} (run cloudchain testnet init)",
+            file=sys.stderr,
+        )
         return 2
     for node_home in node_homes:
         config = NodeConfig.load(node_home / "config" / "config.toml")
         print(f"{node_home.name}: rpc http://{config.rpc.listen_address}", flush=True)
     processes = start_node_processes(node_homes)
-    threads = [threading.Thread(target=_stream, args=(p, h.name), daemon=True)
-               for p, h in zip(processes, node_homes, strict=True)]  # fmt: skip
+    threads = [
+        threading.Thread(target=_stream, args=(p, h.name), daemon=True)
+        for p, h in zip(processes, node_homes, strict=True)
+    ]
     for thread in threads:
         thread.start()
     try:
@@ -81,11 +88,16 @@ def start_node_processes(
     processes = []
     for node_home in node_homes:
         output = open(node_home / "node.log", "w") if log_to_files else subprocess.PIPE  # noqa: SIM115
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
-            stdout=output, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=own_session,
-        ))  # fmt: skip
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=own_session,
+            )
+        )
     return processes
 
 

@@ -24,49 +24,68 @@ DEFAULT_EVENTS_QUERY = "tm.event='NewBlock'"
 
 def add_read_commands(commands: Any) -> None:
     """Register the verbs on the `cloudchain` command's subparsers."""
-    status = commands.add_parser("status", help="a node's height, latest block and identity",
-                                 description="Example: cloudchain status --node "
-                                 "http://127.0.0.1:26657")  # fmt: skip
+    status = commands.add_parser(
+        "status",
+        help="a node's height, latest block and identity",
+        description="Example: cloudchain status --node http://127.0.0.1:26657",
+    )
     node_options(status)
     status.set_defaults(run=_run_status)
 
-    block = commands.add_parser("block", help="a block (default: the latest)",
-                                description="Example: cloudchain block 5 --json")  # fmt: skip
+    block = commands.add_parser(
+        "block",
+        help="a block (default: the latest)",
+        description="Example: cloudchain block 5 --json",
+    )
     block.add_argument("height", type=int, nargs="?")
     node_options(block)
     block.set_defaults(run=_run_block)
-    tx_show = commands.add_parser("show-tx", help="a committed transaction by hash (the same "
-                                  "as: tx HASH)", description="Example: cloudchain show-tx "
-                                  "HASH   |   cloudchain tx HASH --json")  # fmt: skip
+    tx_show = commands.add_parser(
+        "show-tx",
+        help="a committed transaction by hash (the same as: tx HASH)",
+        description="Example: cloudchain show-tx HASH   |   cloudchain tx HASH --json",
+    )
     tx_show.add_argument("hash", help="the transaction hash (64 hex digits)")
     node_options(tx_show)
     tx_show.set_defaults(run=_run_show_tx)
-    txs = commands.add_parser("txs", help="search committed transactions by event",
-                              description="Example: cloudchain txs --query "
-                              "\"transfer.recipient = 'ADDRESS' AND tx.height >= 10\"")  # fmt: skip
+    txs = commands.add_parser(
+        "txs",
+        help="search committed transactions by event",
+        description="Example: cloudchain txs --query "
+        "\"transfer.recipient = 'ADDRESS' AND tx.height >= 10\"",
+    )
     txs.add_argument("--query", required=True, help="CometBFT event query")
     txs.add_argument("--page", type=int, default=1, help="which page of results (1)")
-    txs.add_argument("--per-page", type=int, default=100, help="results per page, at most 100 "
-                     "(100)")  # fmt: skip
-    txs.add_argument("--order", choices=("asc", "desc"), default="asc",
-                     help="by height and index: asc (oldest first) or desc")  # fmt: skip
+    txs.add_argument(
+        "--per-page", type=int, default=100, help="results per page, at most 100 (100)"
+    )
+    txs.add_argument(
+        "--order",
+        choices=("asc", "desc"),
+        default="asc",
+        help="by height and index: asc (oldest first) or desc",
+    )
     node_options(txs)
     txs.set_defaults(run=_run_txs)
     validators = commands.add_parser(
-        "validators", help="the validator set and voting powers",
+        "validators",
+        help="the validator set and voting powers",
         description="Example: cloudchain validators --height 5   |   cloudchain validators --json",
-    )  # fmt: skip
+    )
     validators.add_argument("--height", type=int, help="at this height (default: the latest)")
     node_options(validators)
     validators.set_defaults(run=_run_validators)
 
-    query_usage = ("cloudchain query PATH [--data TEXT | --data-hex HEX] [--height H] "
-                   "[--node URL] [--json]\n"
-                   "       cloudchain query balance ADDRESS [--height H] [--node URL]\n"
-                   "       cloudchain query market WHAT [...] [--height H] [--node URL] "
-                   "[--json]")  # fmt: skip
+    query_usage = (
+        "cloudchain query PATH [--data TEXT | --data-hex HEX] [--height H] "
+        "[--node URL] [--json]\n"
+        "       cloudchain query balance ADDRESS [--height H] [--node URL]\n"
+        "       cloudchain query market WHAT [...] [--height H] [--node URL] "
+        "[--json]"
+    )
     query = commands.add_parser(
-        "query", help="read application state: any query path, a balance, the market",
+        "query",
+        help="read application state: any query path, a balance, the market",
         usage=query_usage,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Any application query: a PATH that starts with '/' (/token/balance,\n"
@@ -78,9 +97,8 @@ def add_read_commands(commands: Any) -> None:
         "  cloudchain query /auth/nonce --data ADDRESS\n"
         "  cloudchain query balance ADDRESS\n"
         "  cloudchain query market tasks --state open   (query market -h: the market's)",
-    )  # fmt: skip
-    query_path = commands.add_parser(QUERY_PATH_COMMAND, prog="cloudchain query",
-                                     usage=query_usage)  # fmt: skip
+    )
+    query_path = commands.add_parser(QUERY_PATH_COMMAND, prog="cloudchain query", usage=query_usage)
     query_path.add_argument("path", help="the query path, e.g. /token/balance")
     data = query_path.add_mutually_exclusive_group()
     data.add_argument("--data", help="the query's data as text (e.g. an address)")
@@ -90,9 +108,10 @@ def add_read_commands(commands: Any) -> None:
     query_path.set_defaults(run=_run_query_path)
     queries = query.add_subparsers(title="queries", metavar="QUERY")
     balance = queries.add_parser(
-        "balance", help="an account's balance",
+        "balance",
+        help="an account's balance",
         description="Example: cloudchain query balance ADDRESS",
-    )  # fmt: skip
+    )
     balance.add_argument("address")
     balance.add_argument("--height", type=int, default=0, help="at this height (0: latest)")
     node_options(balance, with_json=False)
@@ -101,12 +120,16 @@ def add_read_commands(commands: Any) -> None:
     add_storage_queries(queries)
 
     events = commands.add_parser(
-        "events", help="follow a node's events as blocks are committed (Ctrl-C stops)",
+        "events",
+        help="follow a node's events as blocks are committed (Ctrl-C stops)",
         description="Example: cloudchain events   (every new block)   |   cloudchain events "
         "--query \"tm.event='Tx' AND transfer.recipient='ADDRESS'\" --json",
-    )  # fmt: skip
-    events.add_argument("--query", action="append", help="a CometBFT event query; repeat for "
-                        f"several (default: {DEFAULT_EVENTS_QUERY})")  # fmt: skip
+    )
+    events.add_argument(
+        "--query",
+        action="append",
+        help=f"a CometBFT event query; repeat for several (default: {DEFAULT_EVENTS_QUERY})",
+    )
     events.add_argument("--limit", type=int, help="stop after this many events (default: never)")
     node_options(events)
     events.set_defaults(run=_run_events)
@@ -134,20 +157,27 @@ def _run_status(args: argparse.Namespace) -> int:
     if args.json:
         print_json(status.raw)
         return 0
-    validator = (f"{_address_hex(status.validator_address)}  (power {status.voting_power})"
-                 if status.validator_address else "none (this node does not validate)")  # fmt: skip
-    print(format_fields([
-        ("chain", status.network),
-        ("node", f"{status.moniker}  {status.node_id}"),
-        ("version", status.version),
-        ("height", status.latest_block_height),
-        ("time", _time(status.latest_block_time_ns)),
-        ("block", _hash_hex(status.latest_block_hash)),
-        ("app hash", f"{_hash_hex(status.latest_app_hash)}  (in the latest header)"),
-        ("earliest", status.earliest_block_height),
-        ("catching up", "yes" if status.catching_up else "no"),
-        ("validator", validator),
-    ]))  # fmt: skip
+    validator = (
+        f"{_address_hex(status.validator_address)}  (power {status.voting_power})"
+        if status.validator_address
+        else "none (this node does not validate)"
+    )
+    print(
+        format_fields(
+            [
+                ("chain", status.network),
+                ("node", f"{status.moniker}  {status.node_id}"),
+                ("version", status.version),
+                ("height", status.latest_block_height),
+                ("time", _time(status.latest_block_time_ns)),
+                ("block", _hash_hex(status.latest_block_hash)),
+                ("app hash", f"{_hash_hex(status.latest_app_hash)}  (in the latest header)"),
+                ("earliest", status.earliest_block_height),
+                ("catching up", "yes" if status.catching_up else "no"),
+                ("validator", validator),
+            ]
+        )
+    )
     return 0
 
 
@@ -157,16 +187,20 @@ def _run_block(args: argparse.Namespace) -> int:
         print_json(block.raw)
         return 0
     header = block.header
-    print(format_fields([
-        ("height", header.height),
-        ("time", _time(header.time_ns)),
-        ("hash", _hash_hex(block.hash)),
-        ("chain", header.chain_id),
-        ("proposer", _address_hex(header.proposer_address)),
-        ("app hash", f"{_hash_hex(header.app_hash)}  (state after the previous block)"),
-        ("signatures", f"{len(block.last_commit.signatures)}  (of the previous block)"),
-        ("txs", len(block.txs)),
-    ]))  # fmt: skip
+    print(
+        format_fields(
+            [
+                ("height", header.height),
+                ("time", _time(header.time_ns)),
+                ("hash", _hash_hex(block.hash)),
+                ("chain", header.chain_id),
+                ("proposer", _address_hex(header.proposer_address)),
+                ("app hash", f"{_hash_hex(header.app_hash)}  (state after the previous block)"),
+                ("signatures", f"{len(block.last_commit.signatures)}  (of the previous block)"),
+                ("txs", len(block.txs)),
+            ]
+        )
+    )
     if block.txs:
         print()
         rows = [(i, _hash_hex(codec.sha256(tx)), len(tx)) for i, tx in enumerate(block.txs)]
@@ -188,9 +222,12 @@ def _tx_call(raw: bytes) -> list[tuple[str, object]]:
         tx = Transaction.from_bytes(raw)
     except MalformedError:
         return []
-    return [("call", f"{tx.module}.{tx.method}"), ("sender", tx.sender_address),
-            ("nonce", tx.nonce), ("args", json.dumps(codec.thaw(tx.args), sort_keys=True,
-                                                     default=_json_bytes))]  # fmt: skip
+    return [
+        ("call", f"{tx.module}.{tx.method}"),
+        ("sender", tx.sender_address),
+        ("nonce", tx.nonce),
+        ("args", json.dumps(codec.thaw(tx.args), sort_keys=True, default=_json_bytes)),
+    ]
 
 
 def _run_show_tx(args: argparse.Namespace) -> int:
@@ -202,16 +239,19 @@ def _run_show_tx(args: argparse.Namespace) -> int:
         print_json(found.raw)
         return 0
     result = found.tx_result
-    print(format_fields([
-        ("hash", _hash_hex(found.hash)),
-        ("height", found.height),
-        ("index", found.index),
-        ("result", _tx_outcome(result.code, result.codespace, result.log)),
-        *_tx_call(found.tx),
-        ("bytes", len(found.tx)),
-    ]))  # fmt: skip
-    rows = [(event.type, key, value) for event in result.events
-            for key, value in event.attributes]  # fmt: skip
+    print(
+        format_fields(
+            [
+                ("hash", _hash_hex(found.hash)),
+                ("height", found.height),
+                ("index", found.index),
+                ("result", _tx_outcome(result.code, result.codespace, result.log)),
+                *_tx_call(found.tx),
+                ("bytes", len(found.tx)),
+            ]
+        )
+    )
+    rows = [(event.type, key, value) for event in result.events for key, value in event.attributes]
     if rows:
         print()
         print(format_table(("EVENT", "KEY", "VALUE"), rows))
@@ -226,9 +266,15 @@ def _run_txs(args: argparse.Namespace) -> int:
     if args.json:
         print_json(found.raw)
         return 0
-    rows = [(_hash_hex(tx.hash), tx.height, tx.index,
-             _tx_outcome(tx.tx_result.code, tx.tx_result.codespace, tx.tx_result.log))
-            for tx in found.txs]  # fmt: skip
+    rows = [
+        (
+            _hash_hex(tx.hash),
+            tx.height,
+            tx.index,
+            _tx_outcome(tx.tx_result.code, tx.tx_result.codespace, tx.tx_result.log),
+        )
+        for tx in found.txs
+    ]
     if rows:
         print(format_table(("HASH", "HEIGHT", "INDEX", "RESULT"), rows, right=(1, 2)))
     total = found.total_count
@@ -243,11 +289,12 @@ def _run_validators(args: argparse.Namespace) -> int:
     if args.json:
         print_json(answer.raw)
         return 0
-    rows = [(_address_hex(v.address), v.voting_power, v.pub_key.hex())
-            for v in answer.validators]  # fmt: skip
+    rows = [(_address_hex(v.address), v.voting_power, v.pub_key.hex()) for v in answer.validators]
     print(format_table(("ADDRESS", "VOTING POWER", "PUB KEY"), rows, right=(1,)))
-    print(f"{len(rows)} validator{'' if len(rows) == 1 else 's'}, total power "
-          f"{answer.total_power}, at height {answer.block_height}")  # fmt: skip
+    print(
+        f"{len(rows)} validator{'' if len(rows) == 1 else 's'}, total power "
+        f"{answer.total_power}, at height {answer.block_height}"
+    )
     return 0
 
 
@@ -318,10 +365,14 @@ def _event_line(event: SubscriptionEvent) -> str:
     if event.kind == "NewBlock":
         header = value["block"]["header"]
         txs = len(value["block"]["data"].get("txs") or [])
-        return (f"{'NewBlock':<15} {event.height:>8}  {value['block_id']['hash']}  "
-                f"txs {txs:<4} {header['time']}")  # fmt: skip
+        return (
+            f"{'NewBlock':<15} {event.height:>8}  {value['block_id']['hash']}  "
+            f"txs {txs:<4} {header['time']}"
+        )
     if event.kind == "NewBlockHeader":
         header = value["header"]
-        return (f"{'NewBlockHeader':<15} {event.height:>8}  proposer "
-                f"{header['proposer_address'].lower()}  {header['time']}")  # fmt: skip
+        return (
+            f"{'NewBlockHeader':<15} {event.height:>8}  proposer "
+            f"{header['proposer_address'].lower()}  {header['time']}"
+        )
     return f"{event.kind:<15} {json.dumps(dict(value))}"

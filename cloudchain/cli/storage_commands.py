@@ -26,27 +26,36 @@ from cloudchain.rpc_types import Event
 def add_storage_tx_commands(tx_modules: Any) -> None:
     """Register `tx storage METHOD` on the `tx` command's module subparsers."""
     storage = tx_modules.add_parser(
-        "storage", prog="cloudchain tx storage", help="anchor blobs on chain by CID",
+        "storage",
+        prog="cloudchain tx storage",
+        help="anchor blobs on chain by CID",
         description="Example: cloudchain tx storage anchor QmCID --from alice.json",
-    )  # fmt: skip
-    methods = storage.add_subparsers(title="methods", metavar="METHOD",
-                                     prog="cloudchain tx storage")  # fmt: skip
+    )
+    methods = storage.add_subparsers(
+        title="methods", metavar="METHOD", prog="cloudchain tx storage"
+    )
     anchor = methods.add_parser(
-        "anchor", help="record that you keep a blob: its CID, size and replica nodes",
+        "anchor",
+        help="record that you keep a blob: its CID, size and replica nodes",
         description="Without --size the node's blob store says it; without --replica the "
         "node's own id is the replica. Example: cloudchain tx storage anchor QmCID "
         "--from alice.json",
-    )  # fmt: skip
+    )
     anchor.add_argument("cid")
     anchor.add_argument("--size", type=int, help="bytes of the file (default: the node's)")
-    anchor.add_argument("--replica", action="append", metavar="NODE_ID",
-                        help="a node that holds the whole blob; repeat for several")
+    anchor.add_argument(
+        "--replica",
+        action="append",
+        metavar="NODE_ID",
+        help="a node that holds the whole blob; repeat for several",
+    )
     tx_options(anchor)
     anchor.set_defaults(run=_run_anchor)
     unanchor = methods.add_parser(
-        "unanchor", help="remove your anchor of a blob (other owners' stay)",
+        "unanchor",
+        help="remove your anchor of a blob (other owners' stay)",
         description="Example: cloudchain tx storage unanchor QmCID --from alice.json",
-    )  # fmt: skip
+    )
     unanchor.add_argument("cid")
     tx_options(unanchor)
     unanchor.set_defaults(run=lambda a: send_tx(a, "storage", "unanchor", {"cid": a.cid}))
@@ -55,18 +64,23 @@ def add_storage_tx_commands(tx_modules: Any) -> None:
 def add_storage_queries(queries: Any) -> None:
     """Register `query storage WHAT` on the `query` command's subparsers."""
     storage = queries.add_parser(
-        "storage", prog="cloudchain query storage", help="anchored blobs",
+        "storage",
+        prog="cloudchain query storage",
+        help="anchored blobs",
         description="Example: cloudchain query storage blob QmCID",
-    )  # fmt: skip
-    whats = storage.add_subparsers(title="queries", metavar="WHAT",
-                                   prog="cloudchain query storage")  # fmt: skip
-    blob = whats.add_parser("blob", help="the anchors of a CID: owners, sizes, replicas",
-                            description="Example: cloudchain query storage blob QmCID")
+    )
+    whats = storage.add_subparsers(title="queries", metavar="WHAT", prog="cloudchain query storage")
+    blob = whats.add_parser(
+        "blob",
+        help="the anchors of a CID: owners, sizes, replicas",
+        description="Example: cloudchain query storage blob QmCID",
+    )
     blob.add_argument("cid")
     anchored = whats.add_parser(
-        "anchored", help="anchored CIDs in order, 100 at a time",
+        "anchored",
+        help="anchored CIDs in order, 100 at a time",
         description="Example: cloudchain query storage anchored --owner ADDRESS",
-    )  # fmt: skip
+    )
     anchored.add_argument("--owner", metavar="ADDRESS", help="only this owner's")
     anchored.add_argument("--after", metavar="CID", help="the page after this CID")
     for parser, name in ((blob, "blob"), (anchored, "anchored")):
@@ -75,8 +89,9 @@ def add_storage_queries(queries: Any) -> None:
         parser.set_defaults(run=lambda args, name=name: _run_query(name, args))
 
 
-def anchor_blob(args: argparse.Namespace, cid: str, size: int | None,
-                replicas: list[str] | None) -> int:  # fmt: skip
+def anchor_blob(
+    args: argparse.Namespace, cid: str, size: int | None, replicas: list[str] | None
+) -> int:
     """Send storage.anchor for `cid`, asking the node for what is not given."""
     client = SyncClient(args.node)
     if size is None:
@@ -86,14 +101,18 @@ def anchor_blob(args: argparse.Namespace, cid: str, size: int | None,
             print(f"error: --size not given and the node cannot say it: {exc}", file=sys.stderr)
             return 1
         if not stat.complete:
-            print(f"error: --size not given and the node holds only part of {cid}",
-                  file=sys.stderr)  # fmt: skip
+            print(f"error: --size not given and the node holds only part of {cid}", file=sys.stderr)
             return 1
         size = stat.size
     if not replicas:
         replicas = [client.status().node_id]
-    return send_tx(args, "storage", "anchor", {"cid": cid, "size": size, "replicas": replicas},
-                   _describe_anchor)  # fmt: skip
+    return send_tx(
+        args,
+        "storage",
+        "anchor",
+        {"cid": cid, "size": size, "replicas": replicas},
+        _describe_anchor,
+    )
 
 
 def _run_anchor(args: argparse.Namespace) -> int:
@@ -106,9 +125,12 @@ def _describe_anchor(events: Any) -> list[tuple[str, object]]:
     if cid is None:
         return []
     updated = event_value(typed, "anchor", "updated") == "true"
-    return [("anchored", cid), ("size", f"{event_value(typed, 'anchor', 'size')} bytes"),
-            ("replicas", event_value(typed, "anchor", "replicas")),
-            ("update", "yes" if updated else "no")]  # fmt: skip
+    return [
+        ("anchored", cid),
+        ("size", f"{event_value(typed, 'anchor', 'size')} bytes"),
+        ("replicas", event_value(typed, "anchor", "replicas")),
+        ("update", "yes" if updated else "no"),
+    ]
 
 
 def _run_query(what: str, args: argparse.Namespace) -> int:
@@ -120,11 +142,11 @@ def _run_query(what: str, args: argparse.Namespace) -> int:
 
 
 def _show_blob(value: dict[str, Any]) -> str:
-    rows = [(a["owner"], a["size"], a["height"], ", ".join(a["replicas"]))
-            for a in value["anchors"]]  # fmt: skip
+    rows = [
+        (a["owner"], a["size"], a["height"], ", ".join(a["replicas"])) for a in value["anchors"]
+    ]
     fields = format_fields([("cid", value["cid"]), ("anchors", len(rows))])
-    return fields + "\n" + format_table(("OWNER", "SIZE", "HEIGHT", "REPLICAS"), rows,
-                                        right=(1, 2))  # fmt: skip
+    return fields + "\n" + format_table(("OWNER", "SIZE", "HEIGHT", "REPLICAS"), rows, right=(1, 2))
 
 
 def _show_anchored(value: dict[str, Any]) -> str:

@@ -20,8 +20,10 @@ def format_table(
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for row in cells:
-        padded = [c.rjust(w) if i in right else c.ljust(w)
-                  for i, (c, w) in enumerate(zip(row, widths, strict=True))]  # fmt: skip
+        padded = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append(COLUMN_GAP.join(padded).rstrip())
     return "\n".join(lines)
 
@@ -29,5 +31,4 @@ def format_table(
 def format_fields(fields: Sequence[tuple[str, object]]) -> str:
     """One `label  value` line per field, the values aligned."""
     width = max((len(label) for label, _ in fields), default=0)
-    return "\n".join(f"{label.ljust(width)}{COLUMN_GAP}{value}".rstrip()
-                     for label, value in fields)  # fmt: skip
+    return "\n".join(f"{label.ljust(width)}{COLUMN_GAP}{value}".rstrip() for label, value in fields)

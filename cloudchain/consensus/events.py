@@ -126,6 +126,11 @@ class EvidenceFound:
 
 
 Effect = (
-    PersistSigned | Broadcast | ScheduleTimeout | RequestProposal | ValidateBlock | Decide
+    PersistSigned
+    | Broadcast
+    | ScheduleTimeout
+    | RequestProposal
+    | ValidateBlock
+    | Decide
     | EvidenceFound
-)  # fmt: skip
+)

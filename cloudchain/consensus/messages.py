@@ -75,17 +75,39 @@ class Vote:
         block_hash: bytes,
         timestamp_ns: int,
     ) -> Vote:
-        unsigned = cls(chain_id, vote_type, height, round_, block_hash, timestamp_ns,
-                       bytes.fromhex(key.address), b"")  # fmt: skip
+        unsigned = cls(
+            chain_id,
+            vote_type,
+            height,
+            round_,
+            block_hash,
+            timestamp_ns,
+            bytes.fromhex(key.address),
+            b"",
+        )
         return unsigned.with_signature(key.sign(unsigned.sign_bytes()))
 
     def with_signature(self, signature: bytes) -> Vote:
-        return Vote(self.chain_id, self.type, self.height, self.round, self.block_hash,
-                    self.timestamp_ns, self.validator_address, signature)  # fmt: skip
+        return Vote(
+            self.chain_id,
+            self.type,
+            self.height,
+            self.round,
+            self.block_hash,
+            self.timestamp_ns,
+            self.validator_address,
+            signature,
+        )
 
     def sign_bytes(self) -> bytes:
-        return vote_sign_bytes(self.chain_id, self.type.label, self.height, self.round,
-                               self.block_hash, self.timestamp_ns)  # fmt: skip
+        return vote_sign_bytes(
+            self.chain_id,
+            self.type.label,
+            self.height,
+            self.round,
+            self.block_hash,
+            self.timestamp_ns,
+        )
 
     def verify(self, public_key: bytes) -> bool:
         return verify(public_key, self.sign_bytes(), self.signature)
@@ -96,11 +118,16 @@ class Vote:
 
     def to_obj(self) -> dict[str, Any]:
         return {
-            "kind": "vote", "chain_id": self.chain_id, "type": int(self.type),
-            "height": self.height, "round": self.round, "block_hash": self.block_hash,
-            "timestamp_ns": self.timestamp_ns, "validator_address": self.validator_address,
+            "kind": "vote",
+            "chain_id": self.chain_id,
+            "type": int(self.type),
+            "height": self.height,
+            "round": self.round,
+            "block_hash": self.block_hash,
+            "timestamp_ns": self.timestamp_ns,
+            "validator_address": self.validator_address,
             "signature": self.signature,
-        }  # fmt: skip
+        }
 
     @cached_property
     def digest(self) -> bytes:
@@ -109,12 +136,33 @@ class Vote:
 
     @classmethod
     def from_obj(cls, obj: Any) -> Vote:
-        f = _fields(obj, "vote", ("kind", "chain_id", "type", "height", "round", "block_hash",
-                                  "timestamp_ns", "validator_address", "signature"))  # fmt: skip
+        f = _fields(
+            obj,
+            "vote",
+            (
+                "kind",
+                "chain_id",
+                "type",
+                "height",
+                "round",
+                "block_hash",
+                "timestamp_ns",
+                "validator_address",
+                "signature",
+            ),
+        )
         if f["kind"] != "vote" or f["type"] not in (1, 2) or not isinstance(f["chain_id"], str):
             raise MalformedError("vote: bad kind, type or chain id")
-        return cls(f["chain_id"], VoteType(f["type"]), f["height"], f["round"], f["block_hash"],
-                   f["timestamp_ns"], f["validator_address"], f["signature"])  # fmt: skip
+        return cls(
+            f["chain_id"],
+            VoteType(f["type"]),
+            f["height"],
+            f["round"],
+            f["block_hash"],
+            f["timestamp_ns"],
+            f["validator_address"],
+            f["signature"],
+        )
 
 
 @dataclass(frozen=True)
@@ -161,20 +209,40 @@ class Proposal:
         block: Block,
         timestamp_ns: int,
     ) -> Proposal:
-        unsigned = cls(chain_id, height, round_, pol_round, block, timestamp_ns,
-                       bytes.fromhex(key.address), b"")  # fmt: skip
+        unsigned = cls(
+            chain_id,
+            height,
+            round_,
+            pol_round,
+            block,
+            timestamp_ns,
+            bytes.fromhex(key.address),
+            b"",
+        )
         return unsigned.with_signature(key.sign(unsigned.sign_bytes()))
 
     def with_signature(self, signature: bytes) -> Proposal:
-        return Proposal(self.chain_id, self.height, self.round, self.pol_round, self.block,
-                        self.timestamp_ns, self.proposer_address, signature)  # fmt: skip
+        return Proposal(
+            self.chain_id,
+            self.height,
+            self.round,
+            self.pol_round,
+            self.block,
+            self.timestamp_ns,
+            self.proposer_address,
+            signature,
+        )
 
     def sign_bytes(self) -> bytes:
         body = {
-            "chain_id": self.chain_id, "type": "proposal", "height": self.height,
-            "round": self.round, "pol_round": self.pol_round, "block_hash": self.block_hash,
+            "chain_id": self.chain_id,
+            "type": "proposal",
+            "height": self.height,
+            "round": self.round,
+            "pol_round": self.pol_round,
+            "block_hash": self.block_hash,
             "timestamp_ns": self.timestamp_ns,
-        }  # fmt: skip
+        }
         return PROPOSAL_SIGN_DOMAIN + codec.encode(body)
 
     def verify(self, public_key: bytes) -> bool:
@@ -182,11 +250,16 @@ class Proposal:
 
     def to_obj(self) -> dict[str, Any]:
         return {
-            "kind": "proposal", "chain_id": self.chain_id, "height": self.height,
-            "round": self.round, "pol_round": self.pol_round, "block": self.block.to_bytes(),
-            "timestamp_ns": self.timestamp_ns, "proposer_address": self.proposer_address,
+            "kind": "proposal",
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "round": self.round,
+            "pol_round": self.pol_round,
+            "block": self.block.to_bytes(),
+            "timestamp_ns": self.timestamp_ns,
+            "proposer_address": self.proposer_address,
             "signature": self.signature,
-        }  # fmt: skip
+        }
 
     @cached_property
     def digest(self) -> bytes:
@@ -194,15 +267,36 @@ class Proposal:
 
     @classmethod
     def from_obj(cls, obj: Any) -> Proposal:
-        f = _fields(obj, "proposal", ("kind", "chain_id", "height", "round", "pol_round", "block",
-                                      "timestamp_ns", "proposer_address", "signature"))  # fmt: skip
+        f = _fields(
+            obj,
+            "proposal",
+            (
+                "kind",
+                "chain_id",
+                "height",
+                "round",
+                "pol_round",
+                "block",
+                "timestamp_ns",
+                "proposer_address",
+                "signature",
+            ),
+        )
         if f["kind"] != "proposal" or not isinstance(f["chain_id"], str):
             raise MalformedError("proposal: bad kind or chain id")
         if not isinstance(f["block"], bytes):
             raise MalformedError("proposal.block: expected bytes")
         block = Block.from_bytes(f["block"], MAX_BLOCK_BYTES)
-        return cls(f["chain_id"], f["height"], f["round"], f["pol_round"], block,
-                   f["timestamp_ns"], f["proposer_address"], f["signature"])  # fmt: skip
+        return cls(
+            f["chain_id"],
+            f["height"],
+            f["round"],
+            f["pol_round"],
+            block,
+            f["timestamp_ns"],
+            f["proposer_address"],
+            f["signature"],
+        )
 
 
 @dataclass(frozen=True)
@@ -220,8 +314,10 @@ class Decision:
 
     def __post_init__(self) -> None:
         if (self.proposal.height, self.proposal.round, self.proposal.block_hash) != (
-            self.commit.height, self.commit.round, self.commit.block_hash,
-        ):  # fmt: skip
+            self.commit.height,
+            self.commit.round,
+            self.commit.block_hash,
+        ):
             raise MalformedError("decision: the commit is not for the proposal's block")
 
     @property
@@ -239,13 +335,26 @@ class Decision:
     def precommits(self) -> list[Vote]:
         """The commit's signatures as the precommit votes they are."""
         c = self.commit
-        return [Vote(self.chain_id, VoteType.PRECOMMIT, c.height, c.round, c.block_hash,
-                     s.timestamp_ns, s.validator_address, s.signature)
-                for s in c.signatures]  # fmt: skip
+        return [
+            Vote(
+                self.chain_id,
+                VoteType.PRECOMMIT,
+                c.height,
+                c.round,
+                c.block_hash,
+                s.timestamp_ns,
+                s.validator_address,
+                s.signature,
+            )
+            for s in c.signatures
+        ]
 
     def to_obj(self) -> dict[str, Any]:
-        return {"kind": "decision", "proposal": self.proposal.to_obj(),
-                "commit": self.commit.to_obj()}  # fmt: skip
+        return {
+            "kind": "decision",
+            "proposal": self.proposal.to_obj(),
+            "commit": self.commit.to_obj(),
+        }
 
     @classmethod
     def from_obj(cls, obj: Any) -> Decision:

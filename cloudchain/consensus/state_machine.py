@@ -236,9 +236,10 @@ class Consensus:
         self._validation_requested.add(block.hash)
         self._sign_and_send(
             (self.height, self.round, "proposal"),
-            lambda key: Proposal.create(key, self.chain_id, self.height, self.round, pol_round,
-                                        block, self._now_ns),
-        )  # fmt: skip
+            lambda key: Proposal.create(
+                key, self.chain_id, self.height, self.round, pol_round, block, self._now_ns
+            ),
+        )
 
     # --- incoming messages ----------------------------------------------------------------
 
@@ -276,8 +277,7 @@ class Consensus:
         if validator is None or slot in self._future:
             self.counters["future_dropped"] += 1
             return
-        if (len(self._future) >= MAX_FUTURE_MESSAGES
-                or self._future_bytes + size > MAX_FUTURE_BYTES):  # fmt: skip
+        if len(self._future) >= MAX_FUTURE_MESSAGES or self._future_bytes + size > MAX_FUTURE_BYTES:
             self.counters["future_dropped"] += 1
             return
         if not message.verify(validator.public_key):
@@ -404,9 +404,14 @@ class Consensus:
         if not self._started:
             return
         rules = (
-            self._upon_line_49, self._upon_line_55, self._upon_line_22_and_28,
-            self._upon_line_34, self._upon_line_36, self._upon_line_44, self._upon_line_47,
-        )  # fmt: skip
+            self._upon_line_49,
+            self._upon_line_55,
+            self._upon_line_22_and_28,
+            self._upon_line_34,
+            self._upon_line_36,
+            self._upon_line_44,
+            self._upon_line_47,
+        )
         for _ in range(1_000):  # a bound: every firing advances step, round or a flag
             if self.step is Step.COMMIT or not any(rule() for rule in rules):
                 return
@@ -440,7 +445,7 @@ class Consensus:
         if not self.validator_set.has_two_thirds(
             self._votes.power_any(self.round, VoteType.PREVOTE)
         ):
-            return False  # fmt: skip
+            return False
         self._prevote_timeout_rounds.add(self.round)
         self._schedule(TimeoutKind.PREVOTE, self.round)  # line 35
         return True
@@ -498,8 +503,11 @@ class Consensus:
 
     def _upon_line_55(self) -> bool:
         # f+1 messages of a round above round_p: skip to it (the highest such round).
-        ahead = [r for r in self._votes.rounds() if r > self.round
-                 and self.validator_set.has_one_third(self._votes.sender_power(r))]  # fmt: skip
+        ahead = [
+            r
+            for r in self._votes.rounds()
+            if r > self.round and self.validator_set.has_one_third(self._votes.sender_power(r))
+        ]
         far = self._far_round_with_one_third()
         if far > self.round:
             # Validators more than MAX_ROUNDS_AHEAD ahead: +1/3 of the power has sent
@@ -528,8 +536,9 @@ class Consensus:
         precommits = self._votes.votes_for(round_, VoteType.PRECOMMIT, block.hash)
         order = {v.address: i for i, v in enumerate(self.validator_set.validators)}
         precommits.sort(key=lambda vote: order[vote.validator_address])
-        sigs = tuple(CommitSig(v.validator_address, v.timestamp_ns, v.signature)
-                     for v in precommits)  # fmt: skip
+        sigs = tuple(
+            CommitSig(v.validator_address, v.timestamp_ns, v.signature) for v in precommits
+        )
         commit = Commit(self.height, round_, block.hash, sigs)
         self._effects.append(Decide(self.height, block, commit, proposal))
         self.step = Step.COMMIT
@@ -555,9 +564,10 @@ class Consensus:
         timestamp = max(self._now_ns, self._last_block_time_ns + 1)
         self._sign_and_send(
             (self.height, self.round, vote_type),
-            lambda key: Vote.create(key, self.chain_id, vote_type, self.height, self.round,
-                                    block_hash, timestamp),
-        )  # fmt: skip
+            lambda key: Vote.create(
+                key, self.chain_id, vote_type, self.height, self.round, block_hash, timestamp
+            ),
+        )
 
     def _sign_and_send(
         self, slot: tuple[int, int, object], make: Callable[[PrivateKey], Message]
@@ -633,8 +643,10 @@ class Consensus:
         if self.step is Step.COMMIT:
             # Decided: what peers still at this height need is the deciding round.
             assert self._decided_round is not None
-            return [*self._proposals[self._decided_round].values(),
-                    *self._votes.votes_in(self._decided_round)]  # fmt: skip
+            return [
+                *self._proposals[self._decided_round].values(),
+                *self._votes.votes_in(self._decided_round),
+            ]
         rounds = {self.round, self.round - 1, self.locked_round, self.valid_round}
         rounds |= {p.pol_round for p in self._proposals.get(self.round, {}).values()}
         messages: list[Message] = []

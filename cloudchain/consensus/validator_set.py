@@ -139,8 +139,9 @@ def verify_commit(chain_id: str, validators: ValidatorSet, commit: Commit, heigh
         if sig.validator_address in seen:
             raise CommitError(f"validator {sig.validator_address.hex()} signs twice")
         seen.add(sig.validator_address)
-        message = precommit_sign_bytes(chain_id, commit.height, commit.round, commit.block_hash,
-                                       sig.timestamp_ns)  # fmt: skip
+        message = precommit_sign_bytes(
+            chain_id, commit.height, commit.round, commit.block_hash, sig.timestamp_ns
+        )
         if not verify(validator.public_key, message, sig.signature):
             raise CommitError(f"bad signature from {sig.validator_address.hex()}")
         power += validator.power

@@ -65,8 +65,10 @@ class HeightVotes:
     def has(self, vote: Vote) -> bool:
         """True if this exact vote (signature included) is already counted."""
         tally = self._tallies.get((vote.round, vote.type))
-        return tally is not None and tally.by_block.get(vote.block_hash, {}).get(
-            vote.validator_address) == vote  # fmt: skip
+        return (
+            tally is not None
+            and tally.by_block.get(vote.block_hash, {}).get(vote.validator_address) == vote
+        )
 
     def is_conflicted(self, vote: Vote) -> bool:
         """True if the vote's validator was already caught equivocating at this round and type."""
@@ -112,4 +114,3 @@ class HeightVotes:
     def rounds(self) -> list[int]:
         """Rounds in which anything was heard, ascending."""
         return sorted(self._senders)
-

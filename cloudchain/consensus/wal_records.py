@@ -53,11 +53,19 @@ def event_to_obj(event: Event) -> dict[str, Any]:
     if isinstance(event, MessageReceived):
         return {"type": "message", "message": event.message.to_obj()}
     if isinstance(event, TimeoutElapsed):
-        return {"type": "timeout", "height": event.height, "round": event.round,
-                "timeout": event.kind.value}  # fmt: skip
+        return {
+            "type": "timeout",
+            "height": event.height,
+            "round": event.round,
+            "timeout": event.kind.value,
+        }
     if isinstance(event, ProposalValue):
-        return {"type": "proposal_value", "height": event.height, "round": event.round,
-                "block": event.block.to_bytes()}  # fmt: skip
+        return {
+            "type": "proposal_value",
+            "height": event.height,
+            "round": event.round,
+            "block": event.block.to_bytes(),
+        }
     if isinstance(event, BlockValidity):
         return {"type": "validity", "block_hash": event.block_hash, "valid": event.valid}
     raise TypeError(f"unknown event {event!r}")

@@ -156,8 +156,10 @@ class PeerManager:
             peer.bulk_bytes += len(data)
             if peer.bulk_bytes >= BULK_QUEUE_BYTES:
                 peer.room.clear()
-        elif (len(peer.urgent) >= SEND_QUEUE_MESSAGES
-              or peer.urgent_bytes + len(data) > SEND_QUEUE_BYTES):  # fmt: skip
+        elif (
+            len(peer.urgent) >= SEND_QUEUE_MESSAGES
+            or peer.urgent_bytes + len(data) > SEND_QUEUE_BYTES
+        ):
             self.dropped_messages += 1
             return False
         else:
@@ -218,11 +220,13 @@ class PeerManager:
             pass
         except PeerError as exc:
             self.refused_messages += 1
-            log.warning("peer misbehaved, disconnecting",
-                        extra=fields(peer=peer_id, error=str(exc)))  # fmt: skip
+            log.warning(
+                "peer misbehaved, disconnecting", extra=fields(peer=peer_id, error=str(exc))
+            )
         except Exception:  # our bug, not the peer's: say so loudly, keep the node up
-            log.exception("handling a peer's message failed, disconnecting",
-                          extra=fields(peer=peer_id))  # fmt: skip
+            log.exception(
+                "handling a peer's message failed, disconnecting", extra=fields(peer=peer_id)
+            )
         finally:
             if self._peers.get(peer_id) is peer:
                 await self._drop(peer_id)

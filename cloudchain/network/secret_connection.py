@@ -96,8 +96,10 @@ class SecretConnection:
         if len(message) > MAX_MESSAGE_BYTES:
             raise ValueError(f"message of {len(message)} bytes exceeds {MAX_MESSAGE_BYTES}")
         async with self._write_lock:
-            chunks = [message[i : i + MAX_FRAME_PAYLOAD]
-                      for i in range(0, len(message), MAX_FRAME_PAYLOAD)] or [b""]  # fmt: skip
+            chunks = [
+                message[i : i + MAX_FRAME_PAYLOAD]
+                for i in range(0, len(message), MAX_FRAME_PAYLOAD)
+            ] or [b""]
             for i, chunk in enumerate(chunks):
                 flag = _LAST if i == len(chunks) - 1 else _MORE
                 self._write_frame(flag + chunk)
@@ -184,15 +186,17 @@ async def _handshake(
         raise PeerError("peer sent a degenerate ephemeral key") from None
     low, high = sorted((ours, theirs))
     transcript = hashlib.sha256(DOMAIN + low + high).digest()
-    keys = HKDF(algorithm=hashes.SHA256(), length=2 * KEY_BYTES, salt=None,
-                info=DOMAIN + transcript).derive(shared)  # fmt: skip
+    keys = HKDF(
+        algorithm=hashes.SHA256(), length=2 * KEY_BYTES, salt=None, info=DOMAIN + transcript
+    ).derive(shared)
     low_key, high_key = keys[:KEY_BYTES], keys[KEY_BYTES:]
     send_key, receive_key = (low_key, high_key) if ours == low else (high_key, low_key)
     connection = SecretConnection(
-        reader, writer,
+        reader,
+        writer,
         _Direction(ChaCha20Poly1305(send_key), [0]),
         _Direction(ChaCha20Poly1305(receive_key), [0]),
-    )  # fmt: skip
+    )
     await connection.send_message(node_key.public_key + node_key.sign(transcript))
     auth = await connection.receive_message()
     if len(auth) != PUBLIC_KEY_BYTES + SIGNATURE_BYTES:

@@ -93,8 +93,9 @@ _RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 class BlobHTTPError(Exception):
     """A request refused with an HTTP status and a JSON {"error": message} body."""
 
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None,
-                 **extra: Any) -> None:  # fmt: skip
+    def __init__(
+        self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
         self.status, self.message = status, message
         self.headers = headers or {}
@@ -113,8 +114,9 @@ class UnsatisfiableRangeError(ValueError):
     """A Range that starts at or past the end of the blob (HTTP 416)."""
 
     def __init__(self, start: int, size: int) -> None:
-        super().__init__(f"the range starts at byte {start}, past the end of the blob "
-                         f"({size} bytes)")  # fmt: skip
+        super().__init__(
+            f"the range starts at byte {start}, past the end of the blob ({size} bytes)"
+        )
         self.start, self.size = start, size
 
 
@@ -162,8 +164,9 @@ def _query_options(query: Any) -> ImportOptions:
 def _query_replicas(query: Any) -> int:
     text = query.get("replicas", "1")
     if not (text.isascii() and text.isdigit() and 1 <= int(text) <= REPLICAS_MAX):
-        raise BlobHTTPError(400, f"replicas must be an integer from 1 to {REPLICAS_MAX}, "
-                            f"not {text!r}")  # fmt: skip
+        raise BlobHTTPError(
+            400, f"replicas must be an integer from 1 to {REPLICAS_MAX}, not {text!r}"
+        )
     return int(text)
 
 
@@ -219,8 +222,9 @@ class _UploadReader:
             pieces = future.result(timeout=BODY_PIECE_TIMEOUT_S)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise UploadInterruptedError(f"no bytes of the body for {BODY_PIECE_TIMEOUT_S:g} s "
-                                         f"after {self.bytes_read}") from None  # fmt: skip
+            raise UploadInterruptedError(
+                f"no bytes of the body for {BODY_PIECE_TIMEOUT_S:g} s after {self.bytes_read}"
+            ) from None
         except concurrent.futures.CancelledError:
             raise UploadInterruptedError("the upload was cancelled") from None
         size = sum(len(piece) for piece in pieces)
@@ -262,8 +266,9 @@ class _UploadReader:
                 got += len(piece)
         except (OSError, HttpProcessingError) as exc:
             read = self.bytes_read + got
-            raise UploadInterruptedError(f"the upload was cut off after {read} bytes: "
-                                         f"{exc or type(exc).__name__}") from None  # fmt: skip
+            raise UploadInterruptedError(
+                f"the upload was cut off after {read} bytes: {exc or type(exc).__name__}"
+            ) from None
         return pieces
 
 
@@ -275,8 +280,9 @@ class BlobHTTP:
 
     def __init__(self, node: Node) -> None:
         self._node = node
-        self._executor = concurrent.futures.ThreadPoolExecutor(BLOB_THREADS,
-                                                               thread_name_prefix="blob-rpc")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            BLOB_THREADS, thread_name_prefix="blob-rpc"
+        )
         self._uploads = asyncio.Semaphore(UPLOADS_MAX)
         self._readers: set[_UploadReader] = set()
         self.uploads_in_flight = 0
@@ -286,8 +292,12 @@ class BlobHTTP:
         app.router.add_get("/blobs/{cid}", self._get_blob)  # and HEAD (allow_head)
 
     def rpc_methods(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
-        return {"blob_stat": self.blob_stat, "blob_pin": self.blob_pin,
-                "blob_unpin": self.blob_unpin, "blob_gc": self.blob_gc}  # fmt: skip
+        return {
+            "blob_stat": self.blob_stat,
+            "blob_pin": self.blob_pin,
+            "blob_unpin": self.blob_unpin,
+            "blob_gc": self.blob_gc,
+        }
 
     async def stop(self) -> None:
         """Cut the uploads still reading and wait for every store call to end."""
@@ -330,14 +340,16 @@ class BlobHTTP:
         expected = request.content_length  # None for a chunked body
         limit_bytes = self.max_upload_bytes
         if expected is not None and expected > limit_bytes:
-            raise UploadTooLargeError(f"the body ({expected} bytes) is larger than "
-                                      f"{limit_bytes} bytes")  # fmt: skip
+            raise UploadTooLargeError(
+                f"the body ({expected} bytes) is larger than {limit_bytes} bytes"
+            )
         reader = _UploadReader(request.content, asyncio.get_running_loop(), limit_bytes)
         async with self._uploads:
             self._readers.add(reader)
             self.uploads_in_flight += 1
-            adding = asyncio.wrap_future(self._executor.submit(
-                store.add, reader, options, pin=True, expected_size=expected))  # fmt: skip
+            adding = asyncio.wrap_future(
+                self._executor.submit(store.add, reader, options, pin=True, expected_size=expected)
+            )
             try:
                 added = await asyncio.shield(adding)
             except asyncio.CancelledError:
@@ -352,13 +364,16 @@ class BlobHTTP:
                 self._readers.discard(reader)
                 self.uploads_in_flight -= 1
         cid = str(added.root)
-        log.info("blob added", extra=fields(cid=cid, size=added.size,
-                 blocks_written=added.blocks_written))  # fmt: skip
+        log.info(
+            "blob added",
+            extra=fields(cid=cid, size=added.size, blocks_written=added.blocks_written),
+        )
         try:
             holders = await self._exchange().replicate(added.root, replicas)
         except ReplicationError as exc:
-            raise BlobHTTPError(503, str(exc), cid=cid, size=added.size,
-                                replicas=exc.holders) from None  # fmt: skip
+            raise BlobHTTPError(
+                503, str(exc), cid=cid, size=added.size, replicas=exc.holders
+            ) from None
         return web.json_response({"cid": cid, "size": added.size, "replicas": holders})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
@@ -367,8 +382,9 @@ class BlobHTTP:
         with store.hold(cid):  # GC keeps what a fetch brings until it is sent
             return await self._send_blob(request, store, cid)
 
-    async def _send_blob(self, request: web.Request, store: BlobStore,
-                         cid: CID) -> web.StreamResponse:  # fmt: skip
+    async def _send_blob(
+        self, request: web.Request, store: BlobStore, cid: CID
+    ) -> web.StreamResponse:
         # HEAD says what is here: it does not bring a blob from the peers.
         size = await self._whole_size(store, cid, fetch=request.method != hdrs.METH_HEAD)
         span = parse_range(request.headers.get(hdrs.RANGE), size)
@@ -413,10 +429,16 @@ class BlobHTTP:
         try:
             await self._exchange().fetch(cid)
         except NoProvidersError as exc:
-            where = "not here" if stat is None else (
-                f"only partly here ({stat.blocks_missing} blocks missing)")  # fmt: skip
-            raise BlobHTTPError(404, f"blob {cid} is {where}, and no connected peer has "
-                                f"{'it' if exc.cid == cid else f'block {exc.cid}'}") from None
+            where = (
+                "not here"
+                if stat is None
+                else (f"only partly here ({stat.blocks_missing} blocks missing)")
+            )
+            raise BlobHTTPError(
+                404,
+                f"blob {cid} is {where}, and no connected peer has "
+                f"{'it' if exc.cid == cid else f'block {exc.cid}'}",
+            ) from None
         except FetchError as exc:  # the peers gave a DAG that is not a UnixFS file
             raise BlobHTTPError(502, str(exc)) from None
         return (await self._run(store.stat, cid)).size
@@ -428,9 +450,14 @@ class BlobHTTP:
         store = self._rpc_store()
         stat = await self._rpc_run(store.stat, cid)
         pinned = cid in await self._rpc_run(store.pins)
-        return {"cid": str(cid), "size": stat.size, "complete": stat.complete,
-                "blocks_local": stat.blocks_local, "blocks_missing": stat.blocks_missing,
-                "pinned": pinned}  # fmt: skip
+        return {
+            "cid": str(cid),
+            "size": stat.size,
+            "complete": stat.complete,
+            "blocks_local": stat.blocks_local,
+            "blocks_missing": stat.blocks_missing,
+            "pinned": pinned,
+        }
 
     async def blob_pin(self, params: dict[str, Any]) -> dict[str, Any]:
         cid = _cid_param(params)
@@ -445,8 +472,11 @@ class BlobHTTP:
     async def blob_gc(self, params: dict[str, Any]) -> dict[str, Any]:
         keep = await self._rpc_run(self._node.anchored_cids)  # the store keeps its pins
         result = await self._rpc_run(self._rpc_store().gc, keep)
-        return {"blocks_removed": result.blocks_removed, "bytes_freed": result.bytes_freed,
-                "blocks_kept": result.blocks_kept}  # fmt: skip
+        return {
+            "blocks_removed": result.blocks_removed,
+            "bytes_freed": result.bytes_freed,
+            "blocks_kept": result.blocks_kept,
+        }
 
     def _rpc_store(self) -> BlobStore:
         try:
@@ -459,8 +489,9 @@ class BlobHTTP:
         try:
             return await self._run(function, *args)
         except BlockNotFoundError as exc:
-            raise RPCError(INTERNAL_ERROR, "Internal error",
-                           f"blob {exc.cid} is not in the store") from None  # fmt: skip
+            raise RPCError(
+                INTERNAL_ERROR, "Internal error", f"blob {exc.cid} is not in the store"
+            ) from None
         except (CorruptBlockError, PinLimitError) as exc:
             raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
 
@@ -491,17 +522,28 @@ async def _answer(
     except BlockNotFoundError as exc:
         return _error(request, 404, f"blob {exc.cid} is not here")
     except (UnsatisfiableRangeError, RangeNotSatisfiableError) as exc:
-        return _error(request, 416, f"the range starts at byte {exc.start}, past the end of "
-                      f"the blob ({exc.size} bytes)", {hdrs.CONTENT_RANGE: f"bytes */{exc.size}"},
-                      size=exc.size)  # fmt: skip
+        return _error(
+            request,
+            416,
+            f"the range starts at byte {exc.start}, past the end of the blob ({exc.size} bytes)",
+            {hdrs.CONTENT_RANGE: f"bytes */{exc.size}"},
+            size=exc.size,
+        )
     except CorruptBlockError as exc:
         return _error(request, 500, f"corrupt block, not served: {exc}")
     except PinLimitError as exc:
         return _error(request, 507, str(exc))
 
 
-def _error(request: web.Request, status: int, message: str,
-           headers: dict[str, str] | None = None, **extra: Any) -> web.Response:  # fmt: skip
-    log.info("blob request refused", extra=fields(method=request.method, path=request.path,
-                                                  status=status, error=message))  # fmt: skip
+def _error(
+    request: web.Request,
+    status: int,
+    message: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> web.Response:
+    log.info(
+        "blob request refused",
+        extra=fields(method=request.method, path=request.path, status=status, error=message),
+    )
     return web.json_response({"error": message, **extra}, status=status, headers=headers)

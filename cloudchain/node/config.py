@@ -74,12 +74,14 @@ class ConsensusConfig:
 
     def timeouts(self) -> TimeoutConfig:
         return TimeoutConfig(
-            propose_ms=self.timeout_propose_ms, propose_delta_ms=self.timeout_propose_delta_ms,
-            prevote_ms=self.timeout_prevote_ms, prevote_delta_ms=self.timeout_prevote_delta_ms,
+            propose_ms=self.timeout_propose_ms,
+            propose_delta_ms=self.timeout_propose_delta_ms,
+            prevote_ms=self.timeout_prevote_ms,
+            prevote_delta_ms=self.timeout_prevote_delta_ms,
             precommit_ms=self.timeout_precommit_ms,
             precommit_delta_ms=self.timeout_precommit_delta_ms,
             commit_ms=self.timeout_commit_ms,
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -135,14 +137,20 @@ class NodeConfig:
 
     @classmethod
     def from_dict(cls, document: dict[str, Any], where: str = "config") -> NodeConfig:
-        sections = {"p2p": P2PConfig, "rpc": RPCConfig, "consensus": ConsensusConfig,
-                    "mempool": MempoolConfig, "blobs": BlobsConfig,
-                    "log": LogConfig}  # fmt: skip
+        sections = {
+            "p2p": P2PConfig,
+            "rpc": RPCConfig,
+            "consensus": ConsensusConfig,
+            "mempool": MempoolConfig,
+            "blobs": BlobsConfig,
+            "log": LogConfig,
+        }
         unknown = sorted(set(document) - set(sections) - {"moniker"})
         if unknown:
             raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}")
-        values: dict[str, Any] = {"moniker": _typed(document.get("moniker", "node"), str,
-                                                    f"{where}: moniker")}  # fmt: skip
+        values: dict[str, Any] = {
+            "moniker": _typed(document.get("moniker", "node"), str, f"{where}: moniker")
+        }
         for name, section_type in sections.items():
             values[name] = _section(section_type, document.get(name, {}), f"{where}: [{name}]")
         config = cls(**values)

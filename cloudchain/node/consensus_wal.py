@@ -63,5 +63,3 @@ def _encode(kind: str, payload: Any, now_ns: int) -> dict[str, Any]:
     if kind == "signed":
         return wal_records.signed_record(payload)
     return wal_records.decided_record(payload)
-
-

@@ -72,9 +72,12 @@ class ConsensusWAL(Protocol):
 
 class ConsensusDriver:
     def __init__(
-        self, app: Application, key: PrivateKey | None, timeouts: TimeoutConfig,
+        self,
+        app: Application,
+        key: PrivateKey | None,
+        timeouts: TimeoutConfig,
         wal: ConsensusWAL,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.app = app
         self.key = key
         self.timeouts = timeouts
@@ -139,8 +142,9 @@ class ConsensusDriver:
         records = self.wal.records()
         for kind, payload, _ in records:
             if kind == "decided":
-                self.decided[payload.height] = Decide(payload.height, payload.proposal.block,
-                                                      payload.commit, payload.proposal)  # fmt: skip
+                self.decided[payload.height] = Decide(
+                    payload.height, payload.proposal.block, payload.commit, payload.proposal
+                )
         for kind, payload, now_ns in records:
             if kind == "event":
                 self._execute(self.core.handle(payload, now_ns), replay=True)
@@ -204,8 +208,15 @@ class ConsensusDriver:
         info = self.app.info()
         height = info.height + 1
         signed = [m for kind, m, _ in self.wal.records() if kind == "signed" and m.height == height]
-        return Consensus(self.chain_id, self.validators, self.key, self.timeouts, height,
-                         info.last_block_time_ns, signed)  # fmt: skip
+        return Consensus(
+            self.chain_id,
+            self.validators,
+            self.key,
+            self.timeouts,
+            height,
+            info.last_block_time_ns,
+            signed,
+        )
 
     # --- effects out ------------------------------------------------------------------------
 
@@ -249,8 +260,9 @@ class ConsensusDriver:
         last = self.decided.get(height - 1)
         if last is None and height > 1:
             raise AssertionError("the commit of the previous height is needed to propose")
-        txs = self.app.prepare_proposal(self.candidates(height) if candidates is None
-                                        else candidates)  # fmt: skip
+        txs = self.app.prepare_proposal(
+            self.candidates(height) if candidates is None else candidates
+        )
         return build_block(self.app, txs, self.key, None if last is None else last.commit)
 
     def is_valid(self, block: Block) -> bool:
@@ -259,8 +271,9 @@ class ConsensusDriver:
             return False
         if block.last_commit is not None:
             try:
-                verify_commit(self.chain_id, self.validator_set, block.last_commit,
-                              block.height - 1)  # fmt: skip
+                verify_commit(
+                    self.chain_id, self.validator_set, block.last_commit, block.height - 1
+                )
             except CommitError:
                 return False
         return self.app.process_proposal(block).accept

@@ -83,8 +83,9 @@ class EventBus:
         """Whether some subscriber holds a subscription with exactly this query text."""
         return any(query in held for held in self._subscriptions.values())
 
-    def subscribe(self, subscriber: Subscriber, query: str, request_id: Any,
-                  client: Hashable | None = None) -> Subscription:  # fmt: skip
+    def subscribe(
+        self, subscriber: Subscriber, query: str, request_id: Any, client: Hashable | None = None
+    ) -> Subscription:
         """Subscribe `subscriber` to `query` under `client` (by default the subscriber
         itself), within the limits on clients and on subscriptions per client."""
         if not isinstance(query, str):

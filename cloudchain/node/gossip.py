@@ -54,15 +54,15 @@ class GossipMemory:
     def resend_after_s(self, size_bytes: int) -> float:
         return LARGE_RESEND_S if size_bytes > LARGE_MESSAGE_BYTES else self.small_resend_s
 
-    def peers_lacking(self, key: bytes, size_bytes: int, peers: Iterable[str],
-                      now_s: float) -> list[str]:  # fmt: skip
+    def peers_lacking(
+        self, key: bytes, size_bytes: int, peers: Iterable[str], now_s: float
+    ) -> list[str]:
         """The peers among `peers` to send the message `key` of `size_bytes` now."""
         wait_s = self.resend_after_s(size_bytes)
         lacking = []
         for peer in peers:
             known = self._known.get(peer, {}).get(key)
-            if known is None or (known.sent_at_s is not None
-                                 and now_s - known.sent_at_s >= wait_s):  # fmt: skip
+            if known is None or (known.sent_at_s is not None and now_s - known.sent_at_s >= wait_s):
                 lacking.append(peer)
         return lacking
 

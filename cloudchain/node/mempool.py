@@ -43,9 +43,11 @@ class _Entry:
 
 class Mempool:
     def __init__(
-        self, app: Application, max_txs: int = DEFAULT_MAX_TXS,
+        self,
+        app: Application,
+        max_txs: int = DEFAULT_MAX_TXS,
         max_bytes: int = DEFAULT_MAX_BYTES,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._app = app
         self.max_txs = max_txs
         self.max_bytes = max_bytes
@@ -84,8 +86,9 @@ class Mempool:
         if len(self._by_hash) >= self.max_txs:
             return _refuse(Code.MEMPOOL_FULL, f"mempool holds {self.max_txs} transactions", tx)
         if self._bytes + len(raw) > self.max_bytes:
-            return _refuse(Code.MEMPOOL_FULL, f"mempool holds {self._bytes} of "
-                           f"{self.max_bytes} bytes", tx)  # fmt: skip
+            return _refuse(
+                Code.MEMPOOL_FULL, f"mempool holds {self._bytes} of {self.max_bytes} bytes", tx
+            )
         self._seq += 1
         self._by_hash[tx.hash] = _Entry(self._seq, raw, tx)
         self._by_sender_nonce[(tx.sender_address, tx.nonce)] = tx.hash

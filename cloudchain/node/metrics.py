@@ -18,33 +18,47 @@ class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.height = Gauge("cloudchain_consensus_height", "Height of the last committed block",
-                            registry=r)  # fmt: skip
-        self.rounds = Gauge("cloudchain_consensus_rounds", "Rounds the last height took",
-                            registry=r)  # fmt: skip
-        self.block_interval = Gauge("cloudchain_consensus_block_interval_seconds",
-                                    "Time between the last two blocks", registry=r)  # fmt: skip
-        self.txs_committed = Counter("cloudchain_consensus_txs_committed",
-                                     "Transactions committed", registry=r)  # fmt: skip
+        self.height = Gauge(
+            "cloudchain_consensus_height", "Height of the last committed block", registry=r
+        )
+        self.rounds = Gauge(
+            "cloudchain_consensus_rounds", "Rounds the last height took", registry=r
+        )
+        self.block_interval = Gauge(
+            "cloudchain_consensus_block_interval_seconds",
+            "Time between the last two blocks",
+            registry=r,
+        )
+        self.txs_committed = Counter(
+            "cloudchain_consensus_txs_committed", "Transactions committed", registry=r
+        )
         self.mempool_size = Gauge("cloudchain_mempool_size", "Transactions waiting", registry=r)
         self.mempool_bytes = Gauge("cloudchain_mempool_size_bytes", "Bytes waiting", registry=r)
         self.peers = Gauge("cloudchain_p2p_peers", "Connected peers", registry=r)
-        self.refused_txs = Counter("cloudchain_mempool_refused_txs",
-                                   "Transactions refused by the mempool", registry=r)  # fmt: skip
-        self.refused_peers = Gauge("cloudchain_p2p_refused_peers",
-                                   "Peers refused at the handshake", registry=r)  # fmt: skip
+        self.refused_txs = Counter(
+            "cloudchain_mempool_refused_txs", "Transactions refused by the mempool", registry=r
+        )
+        self.refused_peers = Gauge(
+            "cloudchain_p2p_refused_peers", "Peers refused at the handshake", registry=r
+        )
         self.refused_messages = Counter(
             "cloudchain_p2p_refused_messages",
             "Messages from connected peers refused as undecodable (the peer is disconnected)",
-            registry=r)  # fmt: skip
+            registry=r,
+        )
         self._refused_messages_seen = 0
         self.send_bytes = Counter(
             "cloudchain_p2p_message_send_bytes",
             "Message bytes queued for peers, by channel (a broadcast counts once per peer)",
-            ["channel"], registry=r)  # fmt: skip
-        self.receive_bytes = Counter("cloudchain_p2p_message_receive_bytes",
-                                     "Message bytes received from peers, by channel",
-                                     ["channel"], registry=r)  # fmt: skip
+            ["channel"],
+            registry=r,
+        )
+        self.receive_bytes = Counter(
+            "cloudchain_p2p_message_receive_bytes",
+            "Message bytes received from peers, by channel",
+            ["channel"],
+            registry=r,
+        )
 
     def count_refused_messages(self, total: int) -> None:
         """Bring the refused-messages counter up to `total`, the transport's running count."""

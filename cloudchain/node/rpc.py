@@ -141,8 +141,9 @@ class RPCServer:
         self._methods.update(self.blob_http.rpc_methods())
         assert set(self._methods) | set(WS_METHODS) == set(PARAM_NAMES)
         self._limits = limits
-        self.bus = EventBus(BusLimits(limits.max_subscription_clients,
-                                      limits.max_subscriptions_per_client))  # fmt: skip
+        self.bus = EventBus(
+            BusLimits(limits.max_subscription_clients, limits.max_subscriptions_per_client)
+        )
         self._runner: web.AppRunner | None = None
         self._gate: ConnectionGate | None = None
         self._listener: asyncio.Server | None = None
@@ -153,21 +154,24 @@ class RPCServer:
         return 0 if self._gate is None else self._gate.open_count
 
     async def start(self, host: str, port: int) -> None:
-        app = web.Application(client_max_size=self._limits.max_body_bytes,
-                              middlewares=[self._note_request])  # fmt: skip
+        app = web.Application(
+            client_max_size=self._limits.max_body_bytes, middlewares=[self._note_request]
+        )
         app.router.add_post("/", self._post)
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/websocket", self._websocket)
         self.blob_http.add_routes(app)  # streamed: client_max_size does not bound them
         app.router.add_get("/{method}", self._get)
         app.router.add_post("/{method}", self._get)  # Go's mux routes any verb to the URI form
-        self._runner = web.AppRunner(app, access_log=None, keepalive_timeout=IDLE_TIMEOUT_S,
-                                     shutdown_timeout=CLOSE_WAIT_S)  # fmt: skip
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=IDLE_TIMEOUT_S, shutdown_timeout=CLOSE_WAIT_S
+        )
         await self._runner.setup()
         assert self._runner.server is not None
         # Connections are counted where they are accepted (see rpc_connections.py).
-        self._gate = ConnectionGate(self._runner.server, self._limits.max_open_connections,
-                                    READ_TIMEOUT_S)  # fmt: skip
+        self._gate = ConnectionGate(
+            self._runner.server, self._limits.max_open_connections, READ_TIMEOUT_S
+        )
         loop = asyncio.get_running_loop()
         self._listener = await loop.create_server(self._gate, host, port)
 
@@ -198,14 +202,18 @@ class RPCServer:
         if not self.bus.has_subscribers:
             return
         validators = self._node.validators
-        self._publish(new_block_tags(block, results),
-                      lambda: new_block_event(block, results, validators))  # fmt: skip
-        self._publish(new_block_header_tags(block.header),
-                      lambda: new_block_header_event(block.header))  # fmt: skip
+        self._publish(
+            new_block_tags(block, results), lambda: new_block_event(block, results, validators)
+        )
+        self._publish(
+            new_block_header_tags(block.header), lambda: new_block_header_event(block.header)
+        )
         height = block.height
         for tx, result in zip(block.txs, results.tx_results, strict=True):
-            self._publish(tx_tags(height, tx, result),
-                          lambda tx=tx, result=result: tx_event(height, tx, result))  # fmt: skip
+            self._publish(
+                tx_tags(height, tx, result),
+                lambda tx=tx, result=result: tx_event(height, tx, result),
+            )
 
     def _publish(self, tags: dict[str, list[str]], build: Callable[[], Any]) -> None:
         self.bus.publish(tags, lambda: EncodedEvent.of(build(), tags))
@@ -225,20 +233,37 @@ class RPCServer:
             async with asyncio.timeout(READ_TIMEOUT_S):
                 body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            too_large = (f"error reading request body: request body larger than "
-                         f"{self._limits.max_body_bytes} bytes")  # fmt: skip
-            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                                   too_large)), 500)  # fmt: skip
+            too_large = (
+                f"error reading request body: request body larger than "
+                f"{self._limits.max_body_bytes} bytes"
+            )
+            return _json(
+                error_body(None, RPCError(INVALID_REQUEST, "Invalid Request", too_large)), 500
+            )
         except TimeoutError:
-            return _json(error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                                   "error reading request body: timeout")),
-                         500)  # fmt: skip
+            return _json(
+                error_body(
+                    None,
+                    RPCError(
+                        INVALID_REQUEST, "Invalid Request", "error reading request body: timeout"
+                    ),
+                ),
+                500,
+            )
         try:
             payload = loads(body)
         except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-            return _json(error_body(None, RPCError(PARSE_ERROR, "Parse error. Invalid JSON",
-                                                   f"error unmarshaling request: {exc}")),
-                         500)  # fmt: skip
+            return _json(
+                error_body(
+                    None,
+                    RPCError(
+                        PARSE_ERROR,
+                        "Parse error. Invalid JSON",
+                        f"error unmarshaling request: {exc}",
+                    ),
+                ),
+                500,
+            )
         _CALLER.set(_remote_address(request))
         reply = await self.handle(payload)
         if reply is None:  # only notifications: JSON-RPC sends nothing back
@@ -252,29 +277,41 @@ class RPCServer:
             _CALLER.set(session)
         if isinstance(payload, list):
             if not payload:
-                return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                                 "empty batch"))  # fmt: skip
+                return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request", "empty batch"))
             if len(payload) > self._limits.max_request_batch_size:
-                return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                                 "batch request exceeds maximum "
-                                                 f"({self._limits.max_request_batch_size}) "
-                                                 "allowed number of requests"))  # fmt: skip
+                return error_body(
+                    None,
+                    RPCError(
+                        INVALID_REQUEST,
+                        "Invalid Request",
+                        "batch request exceeds maximum "
+                        f"({self._limits.max_request_batch_size}) "
+                        "allowed number of requests",
+                    ),
+                )
             replies = [r for r in [await self._handle_one(p, session) for p in payload] if r]
             return replies or None
         return await self._handle_one(payload, session)
 
     async def _handle_one(self, payload: Any, session: WebSocketSession | None) -> Any:
         if not isinstance(payload, dict):
-            return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                             "expected a JSON-RPC request object"))  # fmt: skip
+            return error_body(
+                None,
+                RPCError(INVALID_REQUEST, "Invalid Request", "expected a JSON-RPC request object"),
+            )
         request_id = payload.get("id")
         if not is_request_id(request_id):
-            return error_body(None, RPCError(INVALID_REQUEST, "Invalid Request",
-                                             "id must be a string or a number"))  # fmt: skip
+            return error_body(
+                None,
+                RPCError(INVALID_REQUEST, "Invalid Request", "id must be a string or a number"),
+            )
         if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
-            return error_body(request_id, RPCError(INVALID_REQUEST, "Invalid Request",
-                                                   'jsonrpc must be "2.0" and method a '
-                                                   "string"))  # fmt: skip
+            return error_body(
+                request_id,
+                RPCError(
+                    INVALID_REQUEST, "Invalid Request", 'jsonrpc must be "2.0" and method a string'
+                ),
+            )
         if "id" not in payload:
             return None  # a notification: CometBFT skips it, and so do we
         method = payload["method"]
@@ -298,8 +335,14 @@ class RPCServer:
                 request.transport.abort()
 
         limits = self._limits
-        session = WebSocketSession(ws, self.bus, self.handle, limits.subscription_buffer_size,
-                                   limits.max_websocket_outbox_bytes, abort)  # fmt: skip
+        session = WebSocketSession(
+            ws,
+            self.bus,
+            self.handle,
+            limits.subscription_buffer_size,
+            limits.max_websocket_outbox_bytes,
+            abort,
+        )
         self.sessions.add(session)
         try:
             await session.run()
@@ -309,8 +352,9 @@ class RPCServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self._node.refresh_metrics()
-        return web.Response(body=self._node.metrics.render(),
-                            headers={"Content-Type": METRICS_CONTENT_TYPE})  # fmt: skip
+        return web.Response(
+            body=self._node.metrics.render(), headers={"Content-Type": METRICS_CONTENT_TYPE}
+        )
 
     async def _get(self, request: web.Request) -> web.Response:
         """The URI form; its errors are HTTP 500 and its bad params say "http", as CometBFT's.
@@ -345,8 +389,9 @@ class RPCServer:
             return error_body(request_id, exc)
         except Exception as exc:  # never a stack trace to the client
             log.exception("RPC method failed", extra=fields(method=method))
-            return error_body(request_id, RPCError(INTERNAL_ERROR, "Internal error",
-                                                   type(exc).__name__))  # fmt: skip
+            return error_body(
+                request_id, RPCError(INTERNAL_ERROR, "Internal error", type(exc).__name__)
+            )
 
     # --- methods -------------------------------------------------------------------------------
 
@@ -356,8 +401,14 @@ class RPCServer:
         latest = store.last_block
         first = store.block(1) if store.height >= 1 else None
         key = node.key
-        power = next((v.power for v in node.validators
-                      if key is not None and v.public_key == key.public_key), 0)  # fmt: skip
+        power = next(
+            (
+                v.power
+                for v in node.validators
+                if key is not None and v.public_key == key.public_key
+            ),
+            0,
+        )
         return {
             "node_info": {
                 "protocol_version": {"p2p": "8", "block": "11", "app": "0"},
@@ -367,7 +418,10 @@ class RPCServer:
                 "version": VERSION,
                 "channels": "",
                 "moniker": node.config.moniker,
-                "other": {"tx_index": "on", "rpc_address": f"tcp://{node.config.rpc.listen_address}"},
+                "other": {
+                    "tx_index": "on",
+                    "rpc_address": f"tcp://{node.config.rpc.listen_address}",
+                },
             },
             "sync_info": {
                 # app hashes as in the headers (the state before that block), as CometBFT
@@ -375,12 +429,14 @@ class RPCServer:
                 "latest_app_hash": hex_upper(latest.header.app_hash) if latest else "",
                 "latest_block_height": str(store.height),
                 "latest_block_time": format_rfc3339_ns(
-                    latest.header.time_ns if latest else node.app.genesis.genesis_time_ns),
+                    latest.header.time_ns if latest else node.app.genesis.genesis_time_ns
+                ),
                 "earliest_block_hash": hex_upper(first.hash) if first else "",
                 "earliest_app_hash": hex_upper(first.header.app_hash) if first else "",
                 "earliest_block_height": "1" if first else "0",
                 "earliest_block_time": format_rfc3339_ns(
-                    first.header.time_ns if first else node.app.genesis.genesis_time_ns),
+                    first.header.time_ns if first else node.app.genesis.genesis_time_ns
+                ),
                 "catching_up": node.catching_up,
             },
             "validator_info": {
@@ -388,7 +444,7 @@ class RPCServer:
                 "pub_key": {"type": PUBKEY_TYPE, "value": b64(key.public_key) if key else ""},
                 "voting_power": str(power),
             },
-        }  # fmt: skip
+        }
 
     async def block(self, params: dict[str, Any]) -> dict[str, Any]:
         store = self._node.store
@@ -401,8 +457,13 @@ class RPCServer:
     async def broadcast_tx_sync(self, params: dict[str, Any]) -> dict[str, Any]:
         raw = tx_param(params)
         admission = self._node.submit_tx(raw)
-        return {"code": int(admission.code), "data": "", "log": admission.log,
-                "codespace": admission.codespace, "hash": hex_upper(codec.sha256(raw))}  # fmt: skip
+        return {
+            "code": int(admission.code),
+            "data": "",
+            "log": admission.log,
+            "codespace": admission.codespace,
+            "hash": hex_upper(codec.sha256(raw)),
+        }
 
     async def broadcast_tx_commit(self, params: dict[str, Any]) -> dict[str, Any]:
         """CometBFT's: subscribe to the transaction's Tx event under the caller's name, so
@@ -418,30 +479,51 @@ class RPCServer:
             self.bus.subscribe(waiter, query, None, client=client)
         except SubscriptionError as exc:
             why = str(exc)
-            raise RPCError(INTERNAL_ERROR, "Internal error", why if why.startswith("max_")
-                           else f"failed to subscribe to tx: {why}") from None  # fmt: skip
+            raise RPCError(
+                INTERNAL_ERROR,
+                "Internal error",
+                why if why.startswith("max_") else f"failed to subscribe to tx: {why}",
+            ) from None
         try:
             admission = node.submit_tx(raw)
-            check = {"code": int(admission.code), "data": None, "log": admission.log,
-                     "info": "", "gas_wanted": "0", "gas_used": "0", "events": [],
-                     "codespace": admission.codespace}  # fmt: skip
+            check = {
+                "code": int(admission.code),
+                "data": None,
+                "log": admission.log,
+                "info": "",
+                "gas_wanted": "0",
+                "gas_used": "0",
+                "events": [],
+                "codespace": admission.codespace,
+            }
             if not admission.ok:
                 empty = tx_result_json(TxResult(0, "", "", (), 1, 0))
-                return {"check_tx": check, "tx_result": empty, "hash": hex_upper(tx_hash),
-                        "height": "0"}  # fmt: skip
+                return {
+                    "check_tx": check,
+                    "tx_result": empty,
+                    "hash": hex_upper(tx_hash),
+                    "height": "0",
+                }
             try:
                 height = await asyncio.wait_for(waiter.committed, BROADCAST_COMMIT_TIMEOUT_S)
             except TimeoutError:
-                raise RPCError(INTERNAL_ERROR, "Internal error", "timed out waiting for tx "
-                               "to be included in a block") from None  # fmt: skip
+                raise RPCError(
+                    INTERNAL_ERROR,
+                    "Internal error",
+                    "timed out waiting for tx to be included in a block",
+                ) from None
         finally:
             # (already gone if the bus cancelled it, with the client's other subscriptions)
             with contextlib.suppress(SubscriptionError):
                 self.bus.unsubscribe(client, query)
         result = node.store.tx_result(tx_hash)
         assert result is not None
-        return {"check_tx": check, "tx_result": tx_result_json(result), "hash": hex_upper(tx_hash),
-                "height": str(height)}  # fmt: skip
+        return {
+            "check_tx": check,
+            "tx_result": tx_result_json(result),
+            "hash": hex_upper(tx_hash),
+            "height": str(height),
+        }
 
     async def tx(self, params: dict[str, Any]) -> dict[str, Any]:
         tx_hash = hash_param(params.get("hash"))
@@ -457,8 +539,13 @@ class RPCServer:
         tx = block.txs[index]
         result = store.tx_result(tx.hash)
         assert result is not None
-        return {"hash": hex_upper(tx.hash), "height": str(height), "index": index,
-                "tx_result": tx_result_json(result), "tx": b64(tx.to_bytes())}  # fmt: skip
+        return {
+            "hash": hex_upper(tx.hash),
+            "height": str(height),
+            "index": index,
+            "tx_result": tx_result_json(result),
+            "tx": b64(tx.to_bytes()),
+        }
 
     async def tx_search(self, params: dict[str, Any]) -> dict[str, Any]:
         """CometBFT's order of checks: the query's length, the query, then order_by
@@ -476,15 +563,17 @@ class RPCServer:
         except txquery.QueryError as exc:
             raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
         if order_by not in ("asc", "desc", ""):
-            raise RPCError(INTERNAL_ERROR, "Internal error",
-                           "expected order_by to be either `asc` or `desc` or empty")  # fmt: skip
+            raise RPCError(
+                INTERNAL_ERROR,
+                "Internal error",
+                "expected order_by to be either `asc` or `desc` or empty",
+            )
         per_page = per_page_param(params.get("per_page"), "per_page")
         page = page_param(params.get("page"), per_page, len(found))
         if order_by == "desc":
             found.reverse()
         chosen = found[(page - 1) * per_page : page * per_page]
-        return {"txs": [self._tx_json(h, i) for h, i in chosen],
-                "total_count": str(len(found))}  # fmt: skip
+        return {"txs": [self._tx_json(h, i) for h, i in chosen], "total_count": str(len(found))}
 
     async def blockchain(self, params: dict[str, Any]) -> dict[str, Any]:
         """Block metas from max_height down to min_height, at most 20, as CometBFT's
@@ -501,15 +590,23 @@ class RPCServer:
         max_height = min(max_height or latest, latest)
         min_height = max(min_height, max_height - 19, 1)
         if min_height > max_height:
-            raise RPCError(INTERNAL_ERROR, "Internal error", f"min height {min_height} can't be "
-                           f"greater than max height {max_height}")  # fmt: skip
+            raise RPCError(
+                INTERNAL_ERROR,
+                "Internal error",
+                f"min height {min_height} can't be greater than max height {max_height}",
+            )
         metas = []
         for height in range(max_height, min_height - 1, -1):
             block = store.block(height)
             assert block is not None
-            metas.append({"block_id": block_id_json(block.hash), "block_size": str(
-                len(block.to_bytes())), "header": header_json(block.header),
-                "num_txs": str(len(block.txs))})  # fmt: skip
+            metas.append(
+                {
+                    "block_id": block_id_json(block.hash),
+                    "block_size": str(len(block.to_bytes())),
+                    "header": header_json(block.header),
+                    "num_txs": str(len(block.txs)),
+                }
+            )
         return {"last_height": str(latest), "block_metas": metas}
 
     async def health(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -525,20 +622,29 @@ class RPCServer:
         # What CometBFT's params would say of us: no gas, no evidence, Ed25519 keys, no
         # vote extensions; max_txs is ours and has no CometBFT counterpart.
         document["consensus_params"] = {
-            "block": {"max_bytes": str(genesis.max_block_bytes), "max_gas": "-1",
-                      "max_txs": str(genesis.max_block_txs)},
+            "block": {
+                "max_bytes": str(genesis.max_block_bytes),
+                "max_gas": "-1",
+                "max_txs": str(genesis.max_block_txs),
+            },
             "evidence": {"max_age_num_blocks": "0", "max_age_duration": "0", "max_bytes": "0"},
             "validator": {"pub_key_types": ["ed25519"]},
             "version": {"app": "0"},
             "abci": {"vote_extensions_enable_height": "0"},
-        }  # fmt: skip
+        }
         return {"genesis": dict(document, initial_height="1", app_hash="")}
 
     async def abci_info(self, params: dict[str, Any]) -> dict[str, Any]:
         info = self._node.app.info()
-        return {"response": {"data": "cloudchain", "version": VERSION, "app_version": "0",
-                             "last_block_height": str(info.height),
-                             "last_block_app_hash": b64(info.app_hash)}}  # fmt: skip
+        return {
+            "response": {
+                "data": "cloudchain",
+                "version": VERSION,
+                "app_version": "0",
+                "last_block_height": str(info.height),
+                "last_block_app_hash": b64(info.app_hash),
+            }
+        }
 
     async def validators(self, params: dict[str, Any]) -> dict[str, Any]:
         """The set at `height`, a page of it: CometBFT's, whose latest is the next height's
@@ -549,12 +655,21 @@ class RPCServer:
         every = node.validators
         per_page = per_page_param(params.get("per_page"), "per_page")
         page = page_param(params.get("page"), per_page, len(every))
-        listed = [{"address": hex_upper(v.address),
-                   "pub_key": {"type": PUBKEY_TYPE, "value": b64(v.public_key)},
-                   "voting_power": str(v.power), "proposer_priority": "0"}
-                  for v in every[(page - 1) * per_page : page * per_page]]  # fmt: skip
-        return {"block_height": str(height), "validators": listed, "count": str(len(listed)),
-                "total": str(len(every))}  # fmt: skip
+        listed = [
+            {
+                "address": hex_upper(v.address),
+                "pub_key": {"type": PUBKEY_TYPE, "value": b64(v.public_key)},
+                "voting_power": str(v.power),
+                "proposer_priority": "0",
+            }
+            for v in every[(page - 1) * per_page : page * per_page]
+        ]
+        return {
+            "block_height": str(height),
+            "validators": listed,
+            "count": str(len(listed)),
+            "total": str(len(every)),
+        }
 
     async def commit(self, params: dict[str, Any]) -> dict[str, Any]:
         """The header at `height` and the commit that finalised it: the next block's
@@ -569,9 +684,13 @@ class RPCServer:
             decided = node.decided.get(height)
             commit, canonical = (None if decided is None else decided.commit), False
         assert block is not None
-        return {"signed_header": {"header": header_json(block.header),
-                                  "commit": commit_json(commit, node.validators)},
-                "canonical": canonical}  # fmt: skip
+        return {
+            "signed_header": {
+                "header": header_json(block.header),
+                "commit": commit_json(commit, node.validators),
+            },
+            "canonical": canonical,
+        }
 
     async def block_by_hash(self, params: dict[str, Any]) -> dict[str, Any]:
         block_hash = hash_param(params.get("hash"))
@@ -587,30 +706,44 @@ class RPCServer:
         height = height_param(params.get("height"), store.height)
         results = store.block_results(height)
         assert results is not None
-        return {"height": str(height),
-                "txs_results": [tx_result_json(r) for r in results.tx_results] or None,
-                "finalize_block_events": events_json(results.block_events),
-                "validator_updates": None,
-                "consensus_param_updates": None,
-                "app_hash": b64(store.app_hash_at(height) or b"")}  # fmt: skip
+        return {
+            "height": str(height),
+            "txs_results": [tx_result_json(r) for r in results.tx_results] or None,
+            "finalize_block_events": events_json(results.block_events),
+            "validator_updates": None,
+            "consensus_param_updates": None,
+            "app_hash": b64(store.app_hash_at(height) or b""),
+        }
 
     async def broadcast_tx_async(self, params: dict[str, Any]) -> dict[str, Any]:
         raw = tx_param(params)
         self._node.submit_tx(raw)  # the result is not awaited, as CometBFT's async
-        return {"code": 0, "data": "", "log": "", "codespace": "",
-                "hash": hex_upper(codec.sha256(raw))}  # fmt: skip
+        return {
+            "code": 0,
+            "data": "",
+            "log": "",
+            "codespace": "",
+            "hash": hex_upper(codec.sha256(raw)),
+        }
 
     async def num_unconfirmed_txs(self, params: dict[str, Any]) -> dict[str, Any]:
         mempool = self._node.mempool
-        return {"n_txs": str(len(mempool)), "total": str(len(mempool)),
-                "total_bytes": str(mempool.size_bytes), "txs": None}  # fmt: skip
+        return {
+            "n_txs": str(len(mempool)),
+            "total": str(len(mempool)),
+            "total_bytes": str(mempool.size_bytes),
+            "txs": None,
+        }
 
     async def unconfirmed_txs(self, params: dict[str, Any]) -> dict[str, Any]:
         limit = per_page_param(params.get("limit"), "limit")
         mempool = self._node.mempool
-        return {"n_txs": str(min(limit, len(mempool))), "total": str(len(mempool)),
-                "total_bytes": str(mempool.size_bytes),
-                "txs": [b64(raw) for raw in mempool.pending(limit)]}  # fmt: skip
+        return {
+            "n_txs": str(min(limit, len(mempool))),
+            "total": str(len(mempool)),
+            "total_bytes": str(mempool.size_bytes),
+            "txs": [b64(raw) for raw in mempool.pending(limit)],
+        }
 
     async def net_info(self, params: dict[str, Any]) -> dict[str, Any]:
         """Our peers in CometBFT's shape. We learn no NodeInfo in our handshake, so a peer's
@@ -621,14 +754,29 @@ class RPCServer:
         peers = []
         for peer_id in node.peers.connected:
             host_port = dialed.get(peer_id, "")
-            info = {"protocol_version": {"p2p": "8", "block": "11", "app": "0"}, "id": peer_id,
-                    "listen_addr": f"tcp://{host_port}" if host_port else "",
-                    "network": node.chain_id, "version": "", "channels": "", "moniker": "",
-                    "other": {"tx_index": "", "rpc_address": ""}}  # fmt: skip
-            peers.append({"node_info": info, "is_outbound": peer_id > node.peers.node_id,
-                          "remote_ip": host_port.rpartition(":")[0]})  # fmt: skip
-        return {"listening": True, "listeners": [f"tcp://{node.config.p2p.listen_address}"],
-                "n_peers": str(len(peers)), "peers": peers}  # fmt: skip
+            info = {
+                "protocol_version": {"p2p": "8", "block": "11", "app": "0"},
+                "id": peer_id,
+                "listen_addr": f"tcp://{host_port}" if host_port else "",
+                "network": node.chain_id,
+                "version": "",
+                "channels": "",
+                "moniker": "",
+                "other": {"tx_index": "", "rpc_address": ""},
+            }
+            peers.append(
+                {
+                    "node_info": info,
+                    "is_outbound": peer_id > node.peers.node_id,
+                    "remote_ip": host_port.rpartition(":")[0],
+                }
+            )
+        return {
+            "listening": True,
+            "listeners": [f"tcp://{node.config.p2p.listen_address}"],
+            "n_peers": str(len(peers)),
+            "peers": peers,
+        }
 
     async def abci_query(self, params: dict[str, Any]) -> dict[str, Any]:
         path = params.get("path")
@@ -641,10 +789,19 @@ class RPCServer:
             raise bad_params("data must be hex") from None
         height = int_param(params.get("height", "0"), "height")
         answer = self._node.app.query(path, data, height)
-        return {"response": {"code": int(answer.code), "log": answer.log, "info": "",
-                             "index": "0", "key": None, "value": b64(answer.value) or None,
-                             "proofOps": None, "height": str(answer.height),
-                             "codespace": "" if answer.code == 0 else "query"}}  # fmt: skip
+        return {
+            "response": {
+                "code": int(answer.code),
+                "log": answer.log,
+                "info": "",
+                "index": "0",
+                "key": None,
+                "value": b64(answer.value) or None,
+                "proofOps": None,
+                "height": str(answer.height),
+                "codespace": "" if answer.code == 0 else "query",
+            }
+        }
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -671,6 +828,10 @@ class _CommitWaiter:
 
     def cancelled(self, subscription: Subscription, reason: str) -> None:
         if not self.committed.done():
-            self.committed.set_exception(RPCError(INTERNAL_ERROR, "Internal error",
-                                                  f"deliverTxSub was canceled (reason: "
-                                                  f"{reason})"))  # fmt: skip
+            self.committed.set_exception(
+                RPCError(
+                    INTERNAL_ERROR,
+                    "Internal error",
+                    f"deliverTxSub was canceled (reason: {reason})",
+                )
+            )

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 
 
 class ConnectionGate:
-    def __init__(self, factory: Callable[[], asyncio.Protocol], max_open: int,
-                 first_request_timeout_s: float) -> None:  # fmt: skip
+    def __init__(
+        self, factory: Callable[[], asyncio.Protocol], max_open: int, first_request_timeout_s: float
+    ) -> None:
         assert max_open >= 1
         self._factory = factory
         self._max_open = max_open
@@ -70,7 +71,8 @@ class _Connection(asyncio.Protocol):
         self._transport = cast(asyncio.Transport, transport)  # a TCP connection's
         gate._open[transport] = self
         self._deadline = asyncio.get_running_loop().call_later(
-            gate._first_request_timeout_s, self._expire)  # fmt: skip
+            gate._first_request_timeout_s, self._expire
+        )
         self._inner = gate._factory()
         self._inner.connection_made(transport)
 

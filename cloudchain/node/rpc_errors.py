@@ -6,8 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = (
-    -32700, -32600, -32601, -32602, -32603,
-)  # fmt: skip
+    -32700,
+    -32600,
+    -32601,
+    -32602,
+    -32603,
+)
 SERVER_ERROR = -32000  # CometBFT's code for a cancelled subscription
 JSON_PARAMS_PREFIX = "error converting json params to arguments: "
 HTTP_PARAMS_PREFIX = "error converting http params to arguments: "

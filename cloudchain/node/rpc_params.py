@@ -33,29 +33,55 @@ INT_TEXT = re.compile(r"-?[0-9]{1,19}")  # an int64 as text (fullmatch; ASCII di
 # CometBFT's routes.go: each method's parameter names, in order. Positional params (a JSON
 # array) map onto them, as its arrayParamsToArgs does.
 PARAM_NAMES: dict[str, tuple[str, ...]] = {
-    "subscribe": ("query",), "unsubscribe": ("query",), "unsubscribe_all": (),
-    "health": (), "status": (), "net_info": (), "blockchain": ("minHeight", "maxHeight"),
-    "genesis": (), "block": ("height",), "block_by_hash": ("hash",),
-    "block_results": ("height",), "commit": ("height",), "tx": ("hash", "prove"),
+    "subscribe": ("query",),
+    "unsubscribe": ("query",),
+    "unsubscribe_all": (),
+    "health": (),
+    "status": (),
+    "net_info": (),
+    "blockchain": ("minHeight", "maxHeight"),
+    "genesis": (),
+    "block": ("height",),
+    "block_by_hash": ("hash",),
+    "block_results": ("height",),
+    "commit": ("height",),
+    "tx": ("hash", "prove"),
     "tx_search": ("query", "prove", "page", "per_page", "order_by"),
-    "validators": ("height", "page", "per_page"), "unconfirmed_txs": ("limit",),
-    "num_unconfirmed_txs": (), "broadcast_tx_commit": ("tx",), "broadcast_tx_sync": ("tx",),
-    "broadcast_tx_async": ("tx",), "abci_query": ("path", "data", "height", "prove"),
+    "validators": ("height", "page", "per_page"),
+    "unconfirmed_txs": ("limit",),
+    "num_unconfirmed_txs": (),
+    "broadcast_tx_commit": ("tx",),
+    "broadcast_tx_sync": ("tx",),
+    "broadcast_tx_async": ("tx",),
+    "abci_query": ("path", "data", "height", "prove"),
     "abci_info": (),
     # Ours: the blob store's (node/blob_http.py).
-    "blob_stat": ("cid",), "blob_pin": ("cid",), "blob_unpin": ("cid",), "blob_gc": (),
-}  # fmt: skip
+    "blob_stat": ("cid",),
+    "blob_pin": ("cid",),
+    "blob_unpin": ("cid",),
+    "blob_gc": (),
+}
 
 
 # The Go type of each parameter in CometBFT's rpc/core, which decides how the URI form
 # reads it: "int64"/"int" numbers, "string" text, "bytes" ([]byte: base64 in the JSON
 # form), "hexbytes" (HexBytes: hex in the JSON form), "bool".
 PARAM_KINDS: dict[str, str] = {
-    "height": "int64", "minHeight": "int64", "maxHeight": "int64", "page": "int",
-    "per_page": "int", "limit": "int", "query": "string", "path": "string",
-    "order_by": "string", "cid": "string", "hash": "bytes", "tx": "bytes",
-    "data": "hexbytes", "prove": "bool",
-}  # fmt: skip
+    "height": "int64",
+    "minHeight": "int64",
+    "maxHeight": "int64",
+    "page": "int",
+    "per_page": "int",
+    "limit": "int",
+    "query": "string",
+    "path": "string",
+    "order_by": "string",
+    "cid": "string",
+    "hash": "bytes",
+    "tx": "bytes",
+    "data": "hexbytes",
+    "prove": "bool",
+}
 _URI_INT = re.compile(r"-?[0-9]+")  # CometBFT's reInt (fullmatch)
 
 
@@ -78,8 +104,7 @@ def loads(text: str | bytes) -> Any:
 
 def bad_params(why: str) -> RPCError:
     """CometBFT's -32602, whose data prefixes the decoder's complaint with this text."""
-    return RPCError(INVALID_PARAMS, "Invalid params",
-                    JSON_PARAMS_PREFIX + why)  # fmt: skip
+    return RPCError(INVALID_PARAMS, "Invalid params", JSON_PARAMS_PREFIX + why)
 
 
 def is_request_id(value: Any) -> bool:
@@ -100,8 +125,9 @@ def params_object(method: str, params: Any) -> dict[str, Any]:
     if names is None:
         return {}  # an unknown method: _call answers "Method not found"
     if len(params) != len(names):
-        raise bad_params(f"expected {len(names)} parameters ([{' '.join(names)}]), "
-                          f"got {len(params)}")  # fmt: skip
+        raise bad_params(
+            f"expected {len(names)} parameters ([{' '.join(names)}]), got {len(params)}"
+        )
     return dict(zip(names, params, strict=True))
 
 
@@ -197,8 +223,11 @@ def page_param(value: Any, per_page: int, total: int) -> int:
     page = int_param(value, "page", signed=True)
     pages = max(1, (total + per_page - 1) // per_page)
     if not 1 <= page <= pages:
-        raise RPCError(INTERNAL_ERROR, "Internal error",
-                       f"page should be within [1, {pages}] range, given {page}")  # fmt: skip
+        raise RPCError(
+            INTERNAL_ERROR,
+            "Internal error",
+            f"page should be within [1, {pages}] range, given {page}",
+        )
     return page
 
 
@@ -210,11 +239,15 @@ def height_param(value: Any, latest: int) -> int:
         return latest
     height = int_param(value, "height", signed=True)
     if height <= 0:
-        raise RPCError(INTERNAL_ERROR, "Internal error",
-                       f"height must be greater than 0, but got {height}")  # fmt: skip
+        raise RPCError(
+            INTERNAL_ERROR, "Internal error", f"height must be greater than 0, but got {height}"
+        )
     if height > latest:
-        raise RPCError(INTERNAL_ERROR, "Internal error", f"height {height} must be less than or "
-                       f"equal to the current blockchain height {latest}")  # fmt: skip
+        raise RPCError(
+            INTERNAL_ERROR,
+            "Internal error",
+            f"height {height} must be less than or equal to the current blockchain height {latest}",
+        )
     return height
 
 

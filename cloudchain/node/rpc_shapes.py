@@ -33,8 +33,10 @@ def b64(data: bytes) -> str:
 
 def block_id_json(block_hash: bytes) -> dict[str, Any]:
     # We do not split blocks into parts; one part whose hash is the block's.
-    return {"hash": hex_upper(block_hash), "parts": {"total": 1 if block_hash else 0,
-                                                     "hash": hex_upper(block_hash)}}  # fmt: skip
+    return {
+        "hash": hex_upper(block_hash),
+        "parts": {"total": 1 if block_hash else 0, "hash": hex_upper(block_hash)},
+    }
 
 
 def header_json(header: BlockHeader) -> dict[str, Any]:
@@ -67,19 +69,29 @@ def commit_json(commit: Commit | None, validators: Sequence[Validator]) -> dict[
     for validator in validators:
         sig = signed.get(validator.address)
         if sig is None:
-            signatures.append({"block_id_flag": BLOCK_ID_FLAG_ABSENT, "validator_address": "",
-                               "timestamp": ZERO_TIME, "signature": None})  # fmt: skip
+            signatures.append(
+                {
+                    "block_id_flag": BLOCK_ID_FLAG_ABSENT,
+                    "validator_address": "",
+                    "timestamp": ZERO_TIME,
+                    "signature": None,
+                }
+            )
             continue
-        signatures.append({"block_id_flag": BLOCK_ID_FLAG_COMMIT,
-                           "validator_address": hex_upper(sig.validator_address),
-                           "timestamp": format_rfc3339_ns(sig.timestamp_ns),
-                           "signature": b64(sig.signature)})  # fmt: skip
+        signatures.append(
+            {
+                "block_id_flag": BLOCK_ID_FLAG_COMMIT,
+                "validator_address": hex_upper(sig.validator_address),
+                "timestamp": format_rfc3339_ns(sig.timestamp_ns),
+                "signature": b64(sig.signature),
+            }
+        )
     return {
         "height": str(commit.height),
         "round": commit.round,
         "block_id": block_id_json(commit.block_hash),
         "signatures": signatures,
-    }  # fmt: skip
+    }
 
 
 def block_json(block: Block, validators: Sequence[Validator]) -> dict[str, Any]:
@@ -96,14 +108,26 @@ def block_json(block: Block, validators: Sequence[Validator]) -> dict[str, Any]:
 
 
 def events_json(events: tuple[Event, ...]) -> list[dict[str, Any]]:
-    return [{"type": e.type, "attributes": [{"key": k, "value": v, "index": True}
-                                            for k, v in e.attributes]} for e in events]  # fmt: skip
+    return [
+        {
+            "type": e.type,
+            "attributes": [{"key": k, "value": v, "index": True} for k, v in e.attributes],
+        }
+        for e in events
+    ]
 
 
 def tx_result_json(result: TxResult) -> dict[str, Any]:
-    return {"code": int(result.code), "data": None, "log": result.log, "info": "",
-            "gas_wanted": "0", "gas_used": "0", "events": events_json(result.events),
-            "codespace": result.codespace}  # fmt: skip
+    return {
+        "code": int(result.code),
+        "data": None,
+        "log": result.log,
+        "info": "",
+        "gas_wanted": "0",
+        "gas_used": "0",
+        "events": events_json(result.events),
+        "codespace": result.codespace,
+    }
 
 
 # --- events for subscriptions (the WebSocket's `data` and `events`) ----------------------------
@@ -121,21 +145,30 @@ def event_tags(events: tuple[Event, ...], tags: Tags) -> Tags:
     return tags
 
 
-def new_block_event(block: Block, results: BlockResults,
-                    validators: Sequence[Validator]) -> dict[str, Any]:  # fmt: skip
+def new_block_event(
+    block: Block, results: BlockResults, validators: Sequence[Validator]
+) -> dict[str, Any]:
     """EventDataNewBlock. Its result_finalize_block is a ResponseFinalizeBlock, which
     CometBFT's encoder writes with Go's omitempty (it has no jsonpb MarshalJSON, unlike
     the ExecTxResults in it): no validator updates and no consensus param updates, since
     we have neither (nil in Go), rather than [] and null."""
-    return event_json("NewBlock", dict(block_json(block, validators), result_finalize_block={
-        "events": events_json(results.block_events),
-        "tx_results": [tx_result_json(r) for r in results.tx_results],
-        "app_hash": b64(block.header.app_hash)}))  # fmt: skip
+    return event_json(
+        "NewBlock",
+        dict(
+            block_json(block, validators),
+            result_finalize_block={
+                "events": events_json(results.block_events),
+                "tx_results": [tx_result_json(r) for r in results.tx_results],
+                "app_hash": b64(block.header.app_hash),
+            },
+        ),
+    )
 
 
 def new_block_tags(block: Block, results: BlockResults) -> Tags:
-    return event_tags(results.block_events, {"tm.event": ["NewBlock"],
-                                             "block.height": [str(block.height)]})  # fmt: skip
+    return event_tags(
+        results.block_events, {"tm.event": ["NewBlock"], "block.height": [str(block.height)]}
+    )
 
 
 def new_block_header_event(header: BlockHeader) -> dict[str, Any]:
@@ -157,5 +190,7 @@ def tx_event(height: int, tx: Transaction, result: TxResult) -> dict[str, Any]:
 
 
 def tx_tags(height: int, tx: Transaction, result: TxResult) -> Tags:
-    return event_tags(result.events, {"tm.event": ["Tx"], "tx.hash": [hex_upper(tx.hash)],
-                                      "tx.height": [str(height)]})  # fmt: skip
+    return event_tags(
+        result.events,
+        {"tm.event": ["Tx"], "tx.hash": [hex_upper(tx.hash)], "tx.height": [str(height)]},
+    )

@@ -70,14 +70,29 @@ class EncodedEvent:
 
     def reply(self, request_id: Any, query: str) -> str:
         """The JSON text of result_body(request_id, {"query", "data", "events"})."""
-        return ('{"jsonrpc": "2.0", "id": ' + json.dumps(request_id)
-                + ', "result": {"query": ' + json.dumps(query) + ', "data": ' + self.data
-                + ', "events": ' + self.events + "}}")  # fmt: skip
+        return (
+            '{"jsonrpc": "2.0", "id": '
+            + json.dumps(request_id)
+            + ', "result": {"query": '
+            + json.dumps(query)
+            + ', "data": '
+            + self.data
+            + ', "events": '
+            + self.events
+            + "}}"
+        )
 
 
 class WebSocketSession:
-    def __init__(self, ws: web.WebSocketResponse, bus: EventBus, handle: Handler, buffer: int,
-                 max_outbox_bytes: int, abort: Callable[[], None]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        bus: EventBus,
+        handle: Handler,
+        buffer: int,
+        max_outbox_bytes: int,
+        abort: Callable[[], None],
+    ) -> None:
         assert buffer >= 1 and max_outbox_bytes >= 1
         self._ws = ws
         self._bus = bus
@@ -100,8 +115,11 @@ class WebSocketSession:
                     await self._on_message(message)
                 except Exception as exc:  # our bug, not the client's: answer, keep the session
                     log.exception("WebSocket request failed")
-                    self._send(error_body(None, RPCError(INTERNAL_ERROR, "Internal error",
-                                                         type(exc).__name__)))  # fmt: skip
+                    self._send(
+                        error_body(
+                            None, RPCError(INTERNAL_ERROR, "Internal error", type(exc).__name__)
+                        )
+                    )
                 await self._wait_for_writer(writer)
                 if writer.done():  # the socket broke under the writer, or it hung up
                     break
@@ -198,8 +216,10 @@ class WebSocketSession:
                     async with asyncio.timeout(WRITE_WAIT_S):
                         await self._ws.send_str(text)
                 except TimeoutError:
-                    log.info("WebSocket client is not reading; hanging up",
-                             extra=fields(write_wait_s=WRITE_WAIT_S))  # fmt: skip
+                    log.info(
+                        "WebSocket client is not reading; hanging up",
+                        extra=fields(write_wait_s=WRITE_WAIT_S),
+                    )
                     self._abort()
                     return
                 except Exception as exc:  # the connection is gone: nothing more to send

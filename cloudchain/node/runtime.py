@@ -80,10 +80,13 @@ class Node(ConsensusDriver):
         host, _, port = self.config.p2p.listen_address.rpartition(":")
         p2p = self.config.p2p
         self.peers = PeerManager(
-            node_key, (host, int(port)), [PeerAddress.parse(p) for p in p2p.persistent_peers],
-            self._on_peer_message, (p2p.dial_backoff_min_ms, p2p.dial_backoff_max_ms),
+            node_key,
+            (host, int(port)),
+            [PeerAddress.parse(p) for p in p2p.persistent_peers],
+            self._on_peer_message,
+            (p2p.dial_backoff_min_ms, p2p.dial_backoff_max_ms),
             on_disconnect=self._forget_peer,
-        )  # fmt: skip
+        )
         self.commit_listeners: list[Callable[[Decide], None]] = []
         self.metrics = NodeMetrics()
         for channel in CHANNELS:  # every series exists from the start, at 0
@@ -108,15 +111,24 @@ class Node(ConsensusDriver):
         self._loop = asyncio.get_running_loop()
         self.blobs = await asyncio.to_thread(BlobStore, self.home / "data" / "blobs")
         self.exchange = BlobExchange(
-            self.blobs, self._send_blob_message, lambda: self.peers.connected,
-            self.peers.node_id, wait_for_room=self.peers.wait_for_room,
-        )  # fmt: skip
+            self.blobs,
+            self._send_blob_message,
+            lambda: self.peers.connected,
+            self.peers.node_id,
+            wait_for_room=self.peers.wait_for_room,
+        )
         await self.peers.start()
         host, _, port = self.config.rpc.listen_address.rpartition(":")
         await self.rpc.start(host, int(port))
         replayed = self.recover()
-        log.info("node recovered", extra=fields(moniker=self.config.moniker,
-                 height=self.app.info().height, replayed_wal_records=replayed))  # fmt: skip
+        log.info(
+            "node recovered",
+            extra=fields(
+                moniker=self.config.moniker,
+                height=self.app.info().height,
+                replayed_wal_records=replayed,
+            ),
+        )
         self._gossip = asyncio.create_task(self._gossip_loop())
 
     async def stop(self) -> None:
@@ -162,10 +174,15 @@ class Node(ConsensusDriver):
         if ahead:  # still behind: ask for the next height right away
             self._asked.clear()
             self._ask_for_decision(min(ahead), decision.height + 1)
-        log.info("committed", extra=fields(
-            height=decision.height, txs=len(decision.block.txs),
-            hash=decision.block.hash.hex()[:16], app_hash=self.store.app_hash.hex()[:16],
-        ))  # fmt: skip
+        log.info(
+            "committed",
+            extra=fields(
+                height=decision.height,
+                txs=len(decision.block.txs),
+                hash=decision.block.hash.hex()[:16],
+                app_hash=self.store.app_hash.hex()[:16],
+            ),
+        )
         for listener in self.commit_listeners:
             listener(decision)
         results = self.store.block_results(decision.height)
@@ -266,8 +283,9 @@ class Node(ConsensusDriver):
             except CommitError:
                 return False
             return True
-        signer = message.validator_address if isinstance(message, Vote) else (
-            message.proposer_address)  # fmt: skip
+        signer = (
+            message.validator_address if isinstance(message, Vote) else (message.proposer_address)
+        )
         validator = self.validator_set.get(signer)
         return validator is not None and message.verify(validator.public_key)
 
@@ -359,8 +377,9 @@ class Node(ConsensusDriver):
         peers = self.peers.connected
         if len(data) > LARGE_MESSAGE_BYTES:
             # A peer two heights behind would drop it (it keeps only the next height's).
-            peers = [p for p in peers if self._peer_heights.get(p, message.height)
-                     >= message.height - 1]  # fmt: skip
+            peers = [
+                p for p in peers if self._peer_heights.get(p, message.height) >= message.height - 1
+            ]
         for peer in self._gossip_memory.peers_lacking(key, len(data), peers, now_s):
             if self.peers.send(peer, data):
                 self._gossip_memory.note_sent(peer, key, message.height, now_s)

@@ -99,14 +99,17 @@ def init_testnet(
     genesis = Genesis(
         chain_id=chain_id,
         genesis_time_ns=time.time_ns(),
-        validators=tuple(Validator(k.public_key, VALIDATOR_POWER, f"node{i}")
-                         for i, k in enumerate(validator_keys)),
+        validators=tuple(
+            Validator(k.public_key, VALIDATOR_POWER, f"node{i}")
+            for i, k in enumerate(validator_keys)
+        ),
         authority=account_keys[0].address,
-        balances=tuple(sorted((k.address, ACCOUNT_BALANCE)
-                              for k in [*account_keys, *oracle_keys])),
-        params={"token": {"denom": "ucc"},
-                "market": {**LOCAL_MARKET_PARAMS, "oracles": [k.address for k in oracle_keys]}},
-    )  # fmt: skip
+        balances=tuple(sorted((k.address, ACCOUNT_BALANCE) for k in [*account_keys, *oracle_keys])),
+        params={
+            "token": {"denom": "ucc"},
+            "market": {**LOCAL_MARKET_PARAMS, "oracles": [k.address for k in oracle_keys]},
+        },
+    )
     for k, key in enumerate(account_keys):
         write_key_file(home / "accounts" / f"account{k}.json", key)
     for k, key in enumerate(oracle_keys):
@@ -117,8 +120,9 @@ def init_testnet(
         config_dir = node_dir / "config"
         config_dir.mkdir(parents=True)
         (node_dir / "data").mkdir()
-        peers = tuple(f"{node_keys[j].address}@127.0.0.1:{ports[2 * j]}"
-                      for j in range(validators) if j != i)  # fmt: skip
+        peers = tuple(
+            f"{node_keys[j].address}@127.0.0.1:{ports[2 * j]}" for j in range(validators) if j != i
+        )
         config = NodeConfig(
             moniker=f"node{i}",
             p2p=P2PConfig(listen_address=f"127.0.0.1:{ports[2 * i]}", persistent_peers=peers),

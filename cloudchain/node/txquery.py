@@ -52,9 +52,13 @@ INVALID = "invalid token"
 _KEYWORDS = {"AND": AND, "CONTAINS": "CONTAINS", "EXISTS": "EXISTS"}
 _OPERATORS = ("<=", ">=", "<", ">", "=", "CONTAINS", "EXISTS")  # the order of its errors
 _OPERANDS = {
-    "<": (NUMBER, TIME, DATE), "<=": (NUMBER, TIME, DATE), ">": (NUMBER, TIME, DATE),
-    ">=": (NUMBER, TIME, DATE), "=": (NUMBER, TIME, DATE, STRING), "CONTAINS": (STRING,),
-}  # fmt: skip
+    "<": (NUMBER, TIME, DATE),
+    "<=": (NUMBER, TIME, DATE),
+    ">": (NUMBER, TIME, DATE),
+    ">=": (NUMBER, TIME, DATE),
+    "=": (NUMBER, TIME, DATE, STRING),
+    "CONTAINS": (STRING,),
+}
 
 
 class QueryError(ValueError):
@@ -116,8 +120,15 @@ def parse_time(text: str) -> int | None:
     year, month, day, hour, minute, second, fraction, zone = match.groups()
     offset = 0 if zone == "Z" else int(zone[0] + "1") * (int(zone[1:3]) * 60 + int(zone[4:]))
     try:
-        stamp = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                         tzinfo=timezone(timedelta(minutes=offset)))  # fmt: skip
+        stamp = datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone(timedelta(minutes=offset)),
+        )
     except ValueError:
         return None
     nanos = int((fraction or "0")[:9].ljust(9, "0"))
@@ -245,8 +256,9 @@ def parse(query: str) -> list[Condition]:
     conditions = [_condition(scanner)]
     while scanner.next() != "EOF":  # another error leaves an invalid token: not AND
         if scanner.token != AND:
-            raise QueryError(f"offset {scanner.pos}: got {_token_name(scanner.token)}, "
-                             f"want {_token_name(AND)}")  # fmt: skip
+            raise QueryError(
+                f"offset {scanner.pos}: got {_token_name(scanner.token)}, want {_token_name(AND)}"
+            )
         conditions.append(_condition(scanner))
         if len(conditions) > MAX_CONDITIONS:
             raise QueryError(f"at most {MAX_CONDITIONS} conditions")
@@ -260,8 +272,9 @@ def _require(scanner: _Scanner, *tokens: str, missing: str) -> None:
     if failure is not None:
         raise QueryError(f"offset {scanner.pos}: {failure}")
     if scanner.token not in tokens:
-        raise QueryError(f"offset {scanner.pos}: got {_token_name(scanner.token)}, "
-                         f"wanted {_wanted(tokens)}")  # fmt: skip
+        raise QueryError(
+            f"offset {scanner.pos}: got {_token_name(scanner.token)}, wanted {_wanted(tokens)}"
+        )
 
 
 def _condition(scanner: _Scanner) -> Condition:
@@ -301,10 +314,16 @@ def search(store: ChainStore, conditions: list[Condition]) -> list[tuple[int, in
         if condition.key == "tx.hash":
             matches = _by_hash(store, condition)
         else:
-            value = condition.value if condition.op == "=" and isinstance(
-                condition.value, str) else None  # fmt: skip
-            matches = {where for text, where in store.txs_with_event(condition.key, value)
-                       if condition.accepts(text)}  # fmt: skip
+            value = (
+                condition.value
+                if condition.op == "=" and isinstance(condition.value, str)
+                else None
+            )
+            matches = {
+                where
+                for text, where in store.txs_with_event(condition.key, value)
+                if condition.accepts(text)
+            }
         found = matches if found is None else found & matches
     if found is None:
         found = _by_heights(store, heights)
@@ -340,8 +359,10 @@ def _by_heights(store: ChainStore, heights: list[Condition]) -> set[tuple[int, i
         if c.op == "<":
             high = min(high, int(bound.to_integral_value(ROUND_CEILING)) - 1)
     if high - low + 1 > MAX_HEIGHTS_SCANNED:
-        raise QueryError(f"query spans more than {MAX_HEIGHTS_SCANNED} heights; narrow it "
-                         "with tx.height or an event condition")  # fmt: skip
+        raise QueryError(
+            f"query spans more than {MAX_HEIGHTS_SCANNED} heights; narrow it "
+            "with tx.height or an event condition"
+        )
     found = set()
     for height in range(low, high + 1):
         results = store.block_results(height)

@@ -81,10 +81,15 @@ class SimConfig:
     liveness_bound_ms: int = 60_000
     timeouts: TimeoutConfig = field(
         default_factory=lambda: TimeoutConfig(
-            propose_ms=300, propose_delta_ms=100, prevote_ms=200, prevote_delta_ms=100,
-            precommit_ms=200, precommit_delta_ms=100, commit_ms=50,
+            propose_ms=300,
+            propose_delta_ms=100,
+            prevote_ms=200,
+            prevote_delta_ms=100,
+            precommit_ms=200,
+            precommit_delta_ms=100,
+            commit_ms=50,
         )
-    )  # fmt: skip
+    )
 
     @property
     def max_faulty(self) -> int:
@@ -100,10 +105,15 @@ class SimViolation(AssertionError):
         self.seed, self.kind, self.detail, self.trace = seed, kind, detail, trace
         self.kinds = kinds or (kind,)
         lines = "\n".join(trace)
-        also = f" (also: {', '.join(sorted(set(self.kinds) - {kind}))})" if len(
-            set(self.kinds)) > 1 else ""  # fmt: skip
-        super().__init__(f"seed {seed}: {kind}: {detail}{also}\n"
-                         f"replay: run_seed({seed}, config)\nlast events:\n{lines}")  # fmt: skip
+        also = (
+            f" (also: {', '.join(sorted(set(self.kinds) - {kind}))})"
+            if len(set(self.kinds)) > 1
+            else ""
+        )
+        super().__init__(
+            f"seed {seed}: {kind}: {detail}{also}\n"
+            f"replay: run_seed({seed}, config)\nlast events:\n{lines}"
+        )
 
 
 @dataclass
@@ -152,8 +162,10 @@ class SimNode(ConsensusDriver):
         self.alive = True
         self.incarnation += 1
         replayed = self.recover()
-        self.sim.log(f"node {self.index} restarted at height {self.core.height}, "
-                     f"replayed {replayed} WAL records")  # fmt: skip
+        self.sim.log(
+            f"node {self.index} restarted at height {self.core.height}, "
+            f"replayed {replayed} WAL records"
+        )
 
     # The driver's environment.
 
@@ -202,9 +214,12 @@ class SimNode(ConsensusDriver):
         except CommitError as exc:
             sim.violation("commit certificate", f"node {self.index}: {exc}")
         if not self.byzantine and not self.is_valid(decision.block):
-            sim.violation("validity", f"node {self.index} decided a block that "
-                          f"process_proposal rejects at height {decision.height}",
-                          fatal=True)  # fmt: skip
+            sim.violation(
+                "validity",
+                f"node {self.index} decided a block that "
+                f"process_proposal rejects at height {decision.height}",
+                fatal=True,
+            )
 
     def on_evidence(self, evidence: EvidenceFound) -> None:
         self.sim.equivocations_seen += 1
@@ -215,8 +230,14 @@ class SimNode(ConsensusDriver):
         sender = self.sim.accounts[(height + salt) % len(self.sim.accounts)]
         recipient = self.sim.accounts[(height + salt + 1) % len(self.sim.accounts)]
         nonce = self.app.nonce(sender.address)
-        tx = Transaction.create(sender, CHAIN_ID, nonce, "token", "transfer",
-                                {"to": recipient.address, "amount": 1 + salt})  # fmt: skip
+        tx = Transaction.create(
+            sender,
+            CHAIN_ID,
+            nonce,
+            "token",
+            "transfer",
+            {"to": recipient.address, "amount": 1 + salt},
+        )
         return [tx.to_bytes()]
 
     # Networking.
@@ -247,8 +268,7 @@ class SimNode(ConsensusDriver):
     def _equivocation(self, message: Message, peer: SimNode) -> Message:
         """A split brain: for each message, one group of peers gets it and the other a
         conflicting signed variant, the same variant every time it is sent again."""
-        slot = (message.height, message.round, type(message).__name__,
-                getattr(message, "type", 0))  # fmt: skip
+        slot = (message.height, message.round, type(message).__name__, getattr(message, "type", 0))
         # A re-proposal (pol_round >= 0) is replaced for everyone by a fresh block: the
         # attack that locks exist to stop.
         # And once it offered such a block, all its votes of that round back it.
@@ -271,15 +291,30 @@ class SimNode(ConsensusDriver):
         """With a variant precommit for our own variant block, precommits for it "from"
         every other validator, with signatures we cannot make: an honest core drops them
         (counted as bad signatures); one that skips verification would decide on them."""
-        if not (isinstance(sent, Vote) and sent is not original and not sent.is_nil
-                and sent.type is VoteType.PRECOMMIT):  # fmt: skip
+        if not (
+            isinstance(sent, Vote)
+            and sent is not original
+            and not sent.is_nil
+            and sent.type is VoteType.PRECOMMIT
+        ):
             return []
         ours = self.equivocation_variants.get((sent.height, sent.round, "Proposal", 0))
         if not isinstance(ours, Proposal) or ours.block_hash != sent.block_hash:
             return []
-        return [Vote(CHAIN_ID, VoteType.PRECOMMIT, sent.height, sent.round, sent.block_hash,
-                     sent.timestamp_ns, v.address, bytes(64))
-                for v in self.sim.validators if v.address != self.core_address]  # fmt: skip
+        return [
+            Vote(
+                CHAIN_ID,
+                VoteType.PRECOMMIT,
+                sent.height,
+                sent.round,
+                sent.block_hash,
+                sent.timestamp_ns,
+                v.address,
+                bytes(64),
+            )
+            for v in self.sim.validators
+            if v.address != self.core_address
+        ]
 
     def _conflicting(self, message: Message) -> Message:
         """The variant for the other group: a vote backs our own variant proposal of the
@@ -287,24 +322,34 @@ class SimNode(ConsensusDriver):
         proposal offers a fresh block as if no polka had ever happened."""
         if isinstance(message, Vote):
             ours = self.equivocation_variants.get((message.height, message.round, "Proposal", 0))
-            known = [h for h in self.sim.known_blocks.get(message.height, [])
-                     if h != message.block_hash]  # fmt: skip
+            known = [
+                h for h in self.sim.known_blocks.get(message.height, []) if h != message.block_hash
+            ]
             if isinstance(ours, Proposal) and ours.block_hash != message.block_hash:
                 other = ours.block_hash
             elif not message.is_nil:
                 other = b""
             else:
                 other = known[0] if known else bytes(32)
-            return Vote.create(self.key, CHAIN_ID, message.type, message.height, message.round,
-                               other, message.timestamp_ns)  # fmt: skip
+            return Vote.create(
+                self.key,
+                CHAIN_ID,
+                message.type,
+                message.height,
+                message.round,
+                other,
+                message.timestamp_ns,
+            )
         assert isinstance(message, Proposal)
         try:
-            block = self.build_block(message.height, self._candidates(message.height,
-                                                                      1 + message.round))
+            block = self.build_block(
+                message.height, self._candidates(message.height, 1 + message.round)
+            )
         except AssertionError:
             return message
-        return Proposal.create(self.key, CHAIN_ID, message.height, message.round, -1, block,
-                               message.timestamp_ns)  # fmt: skip
+        return Proposal.create(
+            self.key, CHAIN_ID, message.height, message.round, -1, block, message.timestamp_ns
+        )
 
     def gossip(self) -> None:
         """Re-send what we signed at this height: gossip makes every message arrive after GST."""
@@ -325,8 +370,9 @@ class SimNode(ConsensusDriver):
 
     def _help_lagging_peer(self, peer: SimNode, height: int) -> None:
         """Send a peer behind us the signed proposal and precommits that decided its height."""
-        decision = self.decision_for_peer(peer.index, height,
-                                          self.sim.config.gossip_interval_ms * MS)  # fmt: skip
+        decision = self.decision_for_peer(
+            peer.index, height, self.sim.config.gossip_interval_ms * MS
+        )
         if decision is not None:
             self.sim.send(self, peer, decision)
 
@@ -357,10 +403,13 @@ class Simulation:
         self.validator_set = ValidatorSet(tuple(self.validators))
         self.accounts = [PrivateKey(bytes([100 + i]) * 32) for i in range(4)]
         self.genesis = Genesis(
-            chain_id=CHAIN_ID, genesis_time_ns=GENESIS_TIME_NS, validators=tuple(self.validators),
+            chain_id=CHAIN_ID,
+            genesis_time_ns=GENESIS_TIME_NS,
+            validators=tuple(self.validators),
             authority=self.accounts[0].address,
-            balances=tuple(sorted((a.address, 10**9) for a in self.accounts)), params={},
-        )  # fmt: skip
+            balances=tuple(sorted((a.address, 10**9) for a in self.accounts)),
+            params={},
+        )
         modes = self._byzantine_modes()
         self.nodes = [SimNode(self, i, k, modes.get(i, "")) for i, k in enumerate(keys)]
         self.decisions: dict[int, dict[int, bytes]] = defaultdict(dict)  # height -> node -> hash
@@ -375,8 +424,10 @@ class Simulation:
     def _byzantine_modes(self) -> dict[int, str]:
         chosen = self.rng.sample(range(self.config.validators), self.config.byzantine)
         mode = self.config.byzantine_mode
-        return {i: (self.rng.choice(["equivocate", "silent"]) if mode == "mixed" else mode)
-                for i in chosen}  # fmt: skip
+        return {
+            i: (self.rng.choice(["equivocate", "silent"]) if mode == "mixed" else mode)
+            for i in chosen
+        }
 
     def _choose_partition(self) -> set[int] | None:
         if not self.config.partitions or self.rng.random() < 0.5:
@@ -452,14 +503,17 @@ class Simulation:
             return
         earlier = self.signed_by[node.index].get(slot)
         if earlier is not None and earlier != message.digest:
-            self.violation("double signing", f"honest node {node.index} signed two messages "
-                           f"for {slot}")  # fmt: skip
+            self.violation(
+                "double signing", f"honest node {node.index} signed two messages for {slot}"
+            )
         self.signed_by[node.index][slot] = message.digest
 
     def record_decision(self, node: SimNode, decision: Decide) -> None:
         block = decision.block.hash.hex()[:8]
-        self.log(f"node {node.index} decides height {decision.height} block {block} "
-                 f"in round {decision.commit.round}")  # fmt: skip
+        self.log(
+            f"node {node.index} decides height {decision.height} block {block} "
+            f"in round {decision.commit.round}"
+        )
         if node.byzantine:
             return
         at_height = self.decisions[decision.height]
@@ -515,16 +569,21 @@ class Simulation:
             when, _, action = heapq.heappop(self._queue)
             self.now_ns = when
             if target is None and when >= self.gst_ns:
-                target = {n.index: n.app.info().height + config.heights_after_gst
-                          for n in self.honest}  # fmt: skip
+                target = {
+                    n.index: n.app.info().height + config.heights_after_gst for n in self.honest
+                }
             if target is not None and all(
                 n.app.info().height >= target[n.index] for n in self.honest
             ):
                 break
             if when > deadline:
                 heights = {n.index: n.app.info().height for n in self.honest}
-                self.violation("liveness", f"after GST + {config.liveness_bound_ms} ms heights "
-                               f"are {heights}, targets {target}", fatal=True)  # fmt: skip
+                self.violation(
+                    "liveness",
+                    f"after GST + {config.liveness_bound_ms} ms heights "
+                    f"are {heights}, targets {target}",
+                    fatal=True,
+                )
             action()
         if self.violations:
             self._fail()
@@ -541,4 +600,3 @@ class Simulation:
 def run_seed(seed: int, config: SimConfig) -> SimResult:
     """Run one seed; raises SimViolation with the seed and a trace on any violation."""
     return Simulation(seed, config).run()
-

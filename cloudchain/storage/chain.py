@@ -271,8 +271,18 @@ class ChainStore:
             TxResult.from_bytes(raw) for _, raw in self._kv.scan(prefix, _successor(prefix))
         )
         raw_events = self._kv.get(_BLOCK_EVENTS + _U64.pack(height))
-        events = () if raw_events is None else tuple(Event.from_obj(e) for e in codec.decode(
-            raw_events, max_bytes=MAX_BLOCK_EVENTS_BYTES, max_objects=MAX_BLOCK_EVENTS_OBJECTS))
+        events = (
+            ()
+            if raw_events is None
+            else tuple(
+                Event.from_obj(e)
+                for e in codec.decode(
+                    raw_events,
+                    max_bytes=MAX_BLOCK_EVENTS_BYTES,
+                    max_objects=MAX_BLOCK_EVENTS_OBJECTS,
+                )
+            )
+        )
         return BlockResults(results, events)
 
     def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None:
@@ -283,8 +293,9 @@ class ChainStore:
         height, index = codec.decode(raw)
         return height, index
 
-    def txs_with_event(self, composite_key: str, value: str | None = None
-                       ) -> Iterator[tuple[str, tuple[int, int]]]:  # fmt: skip
+    def txs_with_event(
+        self, composite_key: str, value: str | None = None
+    ) -> Iterator[tuple[str, tuple[int, int]]]:
         """(value, (height, index)) of the transactions whose events carry the attribute
         `type.key` (with exactly `value`, when given), in index order."""
         prefix = _event_prefix(composite_key, value)
@@ -347,7 +358,8 @@ class ChainStore:
         batch[_RESULTS_HASH + _U64.pack(height)] = results_hash(results.tx_results)
         if results.block_events:
             batch[_BLOCK_EVENTS + _U64.pack(height)] = codec.encode(
-                [e.to_obj() for e in results.block_events])
+                [e.to_obj() for e in results.block_events]
+            )
         for result in results.tx_results:
             where = _U64.pack(height) + struct.pack(">I", result.index)
             for event in result.events:

@@ -92,8 +92,10 @@ class WAL:
             size = os.fstat(f.fileno()).st_size
         truncated = size - good_end
         if problem is not None:
-            log.warning("WAL torn tail truncated", extra=fields(
-                path=str(path), problem=problem, bytes=truncated, offset=good_end))  # fmt: skip
+            log.warning(
+                "WAL torn tail truncated",
+                extra=fields(path=str(path), problem=problem, bytes=truncated, offset=good_end),
+            )
             with open(path, "r+b") as f:
                 f.truncate(good_end)
                 os.fsync(f.fileno())

@@ -55,8 +55,11 @@ class _Window:
 
 
 def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
-    providers = {address: record for address, record in state.iterate_records(
-        ctx.kv, state.PROVIDER) if _assignable(record, params)}  # fmt: skip
+    providers = {
+        address: record
+        for address, record in state.iterate_records(ctx.kv, state.PROVIDER)
+        if _assignable(record, params)
+    }
     taken: dict[str, int] = defaultdict(int)
     windows = _read_queues(ctx, _classes_with_room(providers, taken, params), params)
     queues, looked_at = _queues_by_requester(ctx, windows)
@@ -70,8 +73,9 @@ def _assignable(provider: dict[str, Any], params: MarketParams) -> bool:
     return provider["status"] == "active" and provider["stake"] >= params.min_stake
 
 
-def _classes_with_room(providers: Mapping[str, dict[str, Any]], taken: Mapping[str, int],
-                       params: MarketParams) -> list[str]:  # fmt: skip
+def _classes_with_room(
+    providers: Mapping[str, dict[str, Any]], taken: Mapping[str, int], params: MarketParams
+) -> list[str]:
     """The classes in which some provider could still take a task in this block."""
     names = set()
     for address, provider in providers.items():
@@ -83,8 +87,7 @@ def _classes_with_room(providers: Mapping[str, dict[str, Any]], taken: Mapping[s
     return sorted(names)
 
 
-def _read_queues(ctx: BlockContext, classes: list[str],
-                 params: MarketParams) -> dict[str, _Window]:  # fmt: skip
+def _read_queues(ctx: BlockContext, classes: list[str], params: MarketParams) -> dict[str, _Window]:
     """Up to `max_open_tasks_scanned` ids from the queues of `classes`, each read from
     its cursor: an even share each, then what is left between those that had more."""
     if not classes:
@@ -114,15 +117,19 @@ def _read_queues(ctx: BlockContext, classes: list[str],
     return {name: window for name, window in windows.items() if window.ids or window.whole}
 
 
-def _queues_by_requester(ctx: BlockContext, windows: Mapping[str, _Window]
-                         ) -> tuple[dict[str, list[dict[str, Any]]], set[int]]:  # fmt: skip
+def _queues_by_requester(
+    ctx: BlockContext, windows: Mapping[str, _Window]
+) -> tuple[dict[str, list[dict[str, Any]]], set[int]]:
     """Each requester's tasks in the order the queues were read (the first of each
     class's window, then the second...), and the ids of those past their deadline (not
     queued: the deadline work of the next block refunds them)."""
     queues: dict[str, list[dict[str, Any]]] = defaultdict(list)
     expired = set()
-    read = sorted((position, name, task_id) for name, window in windows.items()
-                  for position, task_id in enumerate(window.ids))  # fmt: skip
+    read = sorted(
+        (position, name, task_id)
+        for name, window in windows.items()
+        for position, task_id in enumerate(window.ids)
+    )
     for _, _, task_id in read:
         task = state.get_task(ctx.kv, task_id)
         assert task is not None and task["state"] == "open"
@@ -133,9 +140,13 @@ def _queues_by_requester(ctx: BlockContext, windows: Mapping[str, _Window]
     return queues, expired
 
 
-def _take_turns(ctx: BlockContext, params: MarketParams,
-                queues: dict[str, list[dict[str, Any]]], providers: dict[str, dict[str, Any]],
-                taken: dict[str, int]) -> set[int]:  # fmt: skip
+def _take_turns(
+    ctx: BlockContext,
+    params: MarketParams,
+    queues: dict[str, list[dict[str, Any]]],
+    providers: dict[str, dict[str, Any]],
+    taken: dict[str, int],
+) -> set[int]:
     """Requesters take turns, least served first; the ids of the tasks looked at."""
     looked_at = set()
     served = {r: state.get_stats(ctx.kv, "requester", r).get("served_units", 0) for r in queues}
@@ -160,8 +171,9 @@ def _take_turns(ctx: BlockContext, params: MarketParams,
     return looked_at
 
 
-def _move_cursor(kv: Overlay, name: str, window: _Window, looked_at: set[int],
-                 room_left: bool) -> None:  # fmt: skip
+def _move_cursor(
+    kv: Overlay, name: str, window: _Window, looked_at: set[int], room_left: bool
+) -> None:
     """Past the tasks read in a row from the cursor and looked at, if the class still has
     room they could not use; back to the oldest task if the whole queue was read."""
     if window.whole:
@@ -174,8 +186,12 @@ def _move_cursor(kv: Overlay, name: str, window: _Window, looked_at: set[int],
         state.set_cursor(kv, name, passed[-1])
 
 
-def _best_provider(task: dict[str, Any], providers: dict[str, dict[str, Any]],
-                   taken: dict[str, int], params: MarketParams) -> str | None:  # fmt: skip
+def _best_provider(
+    task: dict[str, Any],
+    providers: dict[str, dict[str, Any]],
+    taken: dict[str, int],
+    params: MarketParams,
+) -> str | None:
     name, units = task["resource_class"], task["units"]
     named = task["named_provider"]
     best: tuple[Any, ...] | None = None
@@ -187,7 +203,8 @@ def _best_provider(task: dict[str, Any], providers: dict[str, dict[str, Any]],
             continue
         in_flight = provider["in_flight"].get(name, 0)
         if offer["units"] - in_flight < units or taken[address] >= (
-                params.max_assignments_per_provider):  # fmt: skip
+            params.max_assignments_per_provider
+        ):
             continue
         load_bps = in_flight * BPS // offer["units"]
         key = (offer["price"], -provider["reputation"], load_bps, address)
@@ -196,8 +213,9 @@ def _best_provider(task: dict[str, Any], providers: dict[str, dict[str, Any]],
     return None if best is None else best[-1]
 
 
-def _assign(ctx: BlockContext, task: dict[str, Any], address: str,
-            provider: dict[str, Any]) -> None:  # fmt: skip
+def _assign(
+    ctx: BlockContext, task: dict[str, Any], address: str, provider: dict[str, Any]
+) -> None:
     name, units = task["resource_class"], task["units"]
     price = provider["offers"][name]["price"]
     provider["in_flight"][name] = provider["in_flight"].get(name, 0) + units

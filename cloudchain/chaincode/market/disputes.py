@@ -72,24 +72,38 @@ def process_vote(ctx: Context, task: int, uphold: bool) -> None:
     for side in (True, False):
         if sum(v == side for v in counted) >= need:
             payout = resolve(ctx.kv, params, record, side, ctx.height)
-            ctx.emit("market_resolved", task=task, upheld=side, provider=payout["provider"],
-                     requester=payout["requester"])  # fmt: skip
+            ctx.emit(
+                "market_resolved",
+                task=task,
+                upheld=side,
+                provider=payout["provider"],
+                requester=payout["requester"],
+            )
             break
     state.put_task(ctx.kv, record)
 
 
-def resolve(kv: Overlay, params: MarketParams, task: dict[str, Any], upheld: bool,
-            height: int) -> dict[str, int]:  # fmt: skip
+def resolve(
+    kv: Overlay, params: MarketParams, task: dict[str, Any], upheld: bool, height: int
+) -> dict[str, int]:
     """Close a dispute and move the funds; the caller stores the task."""
     outcome = Outcome.from_obj(task["outcome"])
     if not upheld and task["dispute"]["by"] == "requester":
         violations = max(outcome.violations, 1)
-        outcome = Outcome(outcome.completed, 0, outcome.uptime_bps, outcome.latency_ms,
-                          violations, 0, penalty_of(task, violations))  # fmt: skip
+        outcome = Outcome(
+            outcome.completed,
+            0,
+            outcome.uptime_bps,
+            outcome.latency_ms,
+            violations,
+            0,
+            penalty_of(task, violations),
+        )
     elif not upheld:
         units = task["units_used"]
-        outcome = Outcome(True, units, outcome.uptime_bps, outcome.latency_ms, 0,
-                          task["price"] * units, 0)  # fmt: skip
+        outcome = Outcome(
+            True, units, outcome.uptime_bps, outcome.latency_ms, 0, task["price"] * units, 0
+        )
     task["dispute"]["upheld"] = upheld
     task["outcome"] = outcome.to_obj()
     transition(kv, task, "resolved", height)

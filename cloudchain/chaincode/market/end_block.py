@@ -68,24 +68,46 @@ def _watch(ctx: BlockContext, params: MarketParams, task_id: int) -> bool:
         transition(ctx.kv, task, "expired", ctx.height)
         transition(ctx.kv, task, "refunded", ctx.height)
         payout = refund(ctx.kv, params, task, penalise, ctx.height)
-        ctx.emit("market_refund", task=task_id, requester=task["requester"],
-                 amount=payout["requester"], slashed=payout["slashed"],
-                 reason="expired")  # fmt: skip
+        ctx.emit(
+            "market_refund",
+            task=task_id,
+            requester=task["requester"],
+            amount=payout["requester"],
+            slashed=payout["slashed"],
+            reason="expired",
+        )
     elif current == "completed" and ctx.height >= task["completed_at"] + params.attestation_blocks:
         transition(ctx.kv, task, "refunded", ctx.height)
         payout = refund(ctx.kv, params, task, 0, ctx.height)
-        ctx.emit("market_refund", task=task_id, requester=task["requester"],
-                 amount=payout["requester"], slashed=0, reason="unverified")  # fmt: skip
+        ctx.emit(
+            "market_refund",
+            task=task_id,
+            requester=task["requester"],
+            amount=payout["requester"],
+            slashed=0,
+            reason="unverified",
+        )
     elif current == "verified" and ctx.height >= task["verified_at"] + params.dispute_blocks:
         transition(ctx.kv, task, "settled", ctx.height)
         payout = pay_out(ctx.kv, params, task, Outcome.from_obj(task["outcome"]), ctx.height)
-        ctx.emit("market_settle", task=task_id, provider=payout["provider"],
-                 requester=payout["requester"], slashed=payout["slashed"])  # fmt: skip
+        ctx.emit(
+            "market_settle",
+            task=task_id,
+            provider=payout["provider"],
+            requester=payout["requester"],
+            slashed=payout["slashed"],
+        )
     elif current == "disputed" and ctx.height >= (
-            task["dispute"]["at"] + params.dispute_vote_blocks):  # fmt: skip
+        task["dispute"]["at"] + params.dispute_vote_blocks
+    ):
         payout = resolve(ctx.kv, params, task, True, ctx.height)
-        ctx.emit("market_resolved", task=task_id, upheld=True, provider=payout["provider"],
-                 requester=payout["requester"])  # fmt: skip
+        ctx.emit(
+            "market_resolved",
+            task=task_id,
+            upheld=True,
+            provider=payout["provider"],
+            requester=payout["requester"],
+        )
     else:
         return False
     state.put_task(ctx.kv, task)

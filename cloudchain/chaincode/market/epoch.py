@@ -56,8 +56,7 @@ def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: i
             token.mint(ctx.kv, address, share)
             state.add_stats(ctx.kv, role, address, rewarded=share)
             if events < MAX_REWARD_EVENTS:  # the rest are in /market/account only
-                ctx.emit("market_reward", epoch=epoch, recipient=address, role=role,
-                         amount=share)  # fmt: skip
+                ctx.emit("market_reward", epoch=epoch, recipient=address, role=role, amount=share)
                 events += 1
             paid += share
     return paid

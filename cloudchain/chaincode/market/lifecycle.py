@@ -91,21 +91,36 @@ class Outcome:
         return max(0, BPS - QUALITY_LOSS_PER_VIOLATION_BPS * self.violations)
 
     def to_obj(self) -> dict[str, Any]:
-        return {"completed": self.completed, "units": self.units,
-                "uptime_bps": self.uptime_bps, "latency_ms": self.latency_ms,
-                "violations": self.violations, "payment": self.payment,
-                "penalty": self.penalty, "quality_bps": self.quality_bps}  # fmt: skip
+        return {
+            "completed": self.completed,
+            "units": self.units,
+            "uptime_bps": self.uptime_bps,
+            "latency_ms": self.latency_ms,
+            "violations": self.violations,
+            "payment": self.payment,
+            "penalty": self.penalty,
+            "quality_bps": self.quality_bps,
+        }
 
     @classmethod
     def from_obj(cls, obj: dict[str, Any]) -> Outcome:
-        return cls(obj["completed"], obj["units"], obj["uptime_bps"], obj["latency_ms"],
-                   obj["violations"], obj["payment"], obj["penalty"])  # fmt: skip
+        return cls(
+            obj["completed"],
+            obj["units"],
+            obj["uptime_bps"],
+            obj["latency_ms"],
+            obj["violations"],
+            obj["payment"],
+            obj["penalty"],
+        )
 
 
-def violations_of(task: dict[str, Any], completed: bool, uptime_bps: int,
-                  latency_ms: int) -> int:  # fmt: skip
-    return ((not completed) + (uptime_bps < task["min_uptime_bps"])
-            + (latency_ms > task["max_latency_ms"]))  # fmt: skip
+def violations_of(task: dict[str, Any], completed: bool, uptime_bps: int, latency_ms: int) -> int:
+    return (
+        (not completed)
+        + (uptime_bps < task["min_uptime_bps"])
+        + (latency_ms > task["max_latency_ms"])
+    )
 
 
 def penalty_of(task: dict[str, Any], violations: int) -> int:
@@ -127,8 +142,9 @@ def release_capacity(kv: Overlay, task: dict[str, Any]) -> None:
     state.add_class(kv, name, in_flight=-task["units"])
 
 
-def pay_out(kv: Overlay, params: MarketParams, task: dict[str, Any], outcome: Outcome,
-            height: int) -> dict[str, int]:  # fmt: skip
+def pay_out(
+    kv: Overlay, params: MarketParams, task: dict[str, Any], outcome: Outcome, height: int
+) -> dict[str, int]:
     """Move the escrowed deposit as `outcome` says; returns who got what."""
     deposit = task["deposit"]
     provider_address = task["provider"]
@@ -148,22 +164,39 @@ def pay_out(kv: Overlay, params: MarketParams, task: dict[str, Any], outcome: Ou
     # P_i·C_i - λ_i·R_i for the profit Π_p; Q_i (the deposit's worth, scaled by the
     # quality delivered) and the price paid for the utility U_r.
     worth = task["max_price"] * outcome.units * outcome.quality_bps // BPS
-    state.add_stats(kv, "provider", provider_address, earned=paid, gross=outcome.payment,
-                    penalties=outcome.penalty, slashed=slashed, units=outcome.units,
-                    tasks=1, violated=int(outcome.violations > 0))  # fmt: skip
-    state.add_stats(kv, "requester", task["requester"], paid=paid - slashed, worth=worth,
-                    refunded=refund, tasks=1)  # fmt: skip
+    state.add_stats(
+        kv,
+        "provider",
+        provider_address,
+        earned=paid,
+        gross=outcome.payment,
+        penalties=outcome.penalty,
+        slashed=slashed,
+        units=outcome.units,
+        tasks=1,
+        violated=int(outcome.violations > 0),
+    )
+    state.add_stats(
+        kv,
+        "requester",
+        task["requester"],
+        paid=paid - slashed,
+        worth=worth,
+        refunded=refund,
+        tasks=1,
+    )
     state.add_global(kv, tasks_settled=1, tasks_compliant=int(outcome.violations == 0))
     # quality-weighted units: at most the units, so that an epoch's sum stays an int64
-    state.add_epoch(kv, state.EPOCH_WORK, provider_address,
-                    outcome.units * outcome.quality_bps // BPS)
-    task["payout"] = {"provider": paid, "requester": refund, "slashed": slashed,
-                      "at": height}  # fmt: skip
+    state.add_epoch(
+        kv, state.EPOCH_WORK, provider_address, outcome.units * outcome.quality_bps // BPS
+    )
+    task["payout"] = {"provider": paid, "requester": refund, "slashed": slashed, "at": height}
     return task["payout"]
 
 
-def refund(kv: Overlay, params: MarketParams, task: dict[str, Any], penalise: int,
-           height: int) -> dict[str, int]:  # fmt: skip
+def refund(
+    kv: Overlay, params: MarketParams, task: dict[str, Any], penalise: int, height: int
+) -> dict[str, int]:
     """The whole deposit back to the requester; an assigned provider answers for
     `penalise` violations (λ_i each) from its stake, which goes to the requester too."""
     deposit = task["deposit"]
@@ -178,14 +211,25 @@ def refund(kv: Overlay, params: MarketParams, task: dict[str, Any], penalise: in
         provider["stake"] -= slashed
         _rate(provider, params, penalise)
         state.put_provider(kv, task["provider"], provider)
-        state.add_stats(kv, "provider", task["provider"], penalties=penalty_of(task, penalise),
-                        slashed=slashed, tasks=1, violated=1)  # fmt: skip
+        state.add_stats(
+            kv,
+            "provider",
+            task["provider"],
+            penalties=penalty_of(task, penalise),
+            slashed=slashed,
+            tasks=1,
+            violated=1,
+        )
         state.add_global(kv, tasks_settled=1)
     state.add_totals(kv, escrow=-deposit, stake=-slashed)
     token.credit(kv, task["requester"], deposit + slashed)
     state.add_stats(kv, "requester", task["requester"], refunded=deposit + slashed)
-    task["payout"] = {"provider": 0, "requester": deposit + slashed, "slashed": slashed,
-                      "at": height}  # fmt: skip
+    task["payout"] = {
+        "provider": 0,
+        "requester": deposit + slashed,
+        "slashed": slashed,
+        "at": height,
+    }
     return task["payout"]
 
 

@@ -39,8 +39,13 @@ def offers_arg(value: Any) -> dict[str, dict[str, Any]]:
     checked = {}
     for name, offer in value.items():
         class_name_arg(name)
-        if not isinstance(offer, Mapping) or set(offer) != {"gpu", "gpus", "memory_gb", "units",
-                                                         "price"}:  # fmt: skip
+        if not isinstance(offer, Mapping) or set(offer) != {
+            "gpu",
+            "gpus",
+            "memory_gb",
+            "units",
+            "price",
+        }:
             raise ArgError(f"offer {name}: expected gpu, gpus, memory_gb, units and price")
         try:
             checked[name] = {

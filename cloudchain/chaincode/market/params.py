@@ -42,16 +42,28 @@ class MarketParams:
         for f in fields(self):
             value = getattr(self, f.name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"genesis.app_state.params.market.{f.name}: expected a "
-                                 f"non-negative integer, got {value!r}")  # fmt: skip
-        for name in ("quorum_bps", "oracle_reward_bps", "target_utilisation_bps",
-                     "price_step_bps", "reputation_start_bps"):  # fmt: skip
+                raise ValueError(
+                    f"genesis.app_state.params.market.{f.name}: expected a "
+                    f"non-negative integer, got {value!r}"
+                )
+        for name in (
+            "quorum_bps",
+            "oracle_reward_bps",
+            "target_utilisation_bps",
+            "price_step_bps",
+            "reputation_start_bps",
+        ):
             if getattr(self, name) > BPS:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at most {BPS}")
-        for name in ("quorum_bps", "epoch_blocks", "max_assignments_per_block",
-                     "max_assignments_per_provider", "max_open_tasks_scanned",
-                     "max_transitions_per_block",
-                     "max_tasks_listed"):  # fmt: skip
+        for name in (
+            "quorum_bps",
+            "epoch_blocks",
+            "max_assignments_per_block",
+            "max_assignments_per_provider",
+            "max_open_tasks_scanned",
+            "max_transitions_per_block",
+            "max_tasks_listed",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at least 1")
 
@@ -76,14 +88,17 @@ def params_from_genesis(section: Any) -> tuple[MarketParams, tuple[str, ...], di
     params = MarketParams(**values)
     for oracle in oracles:
         if not is_address(oracle):
-            raise ValueError(f"genesis.app_state.params.market.oracles: {oracle!r} is not an "
-                             "address")  # fmt: skip
+            raise ValueError(
+                f"genesis.app_state.params.market.oracles: {oracle!r} is not an address"
+            )
     if len(set(oracles)) != len(oracles):
         raise ValueError("genesis.app_state.params.market.oracles: listed twice")
     for name, price in prices.items():
         if not (isinstance(price, int) and not isinstance(price, bool) and price > 0):
-            raise ValueError(f"genesis.app_state.params.market.reference_prices.{name}: "
-                             "expected a positive integer")  # fmt: skip
+            raise ValueError(
+                f"genesis.app_state.params.market.reference_prices.{name}: "
+                "expected a positive integer"
+            )
     return params, oracles, prices
 
 

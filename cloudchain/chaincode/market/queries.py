@@ -101,10 +101,17 @@ def query_tasks(reader: StateReader, data: bytes) -> dict[str, Any]:
 def query_prices(reader: StateReader, data: bytes) -> dict[str, Any]:
     classes = dict(state.iterate_records(reader, state.CLASS))
     prices = dict(state.iterate_records(reader, state.PRICE))
-    return {"classes": [{"resource_class": name, **prices.get(name, {}),
-                         "capacity": classes.get(name, {}).get("capacity", 0),
-                         "in_flight": classes.get(name, {}).get("in_flight", 0)}
-                        for name in sorted(set(classes) | set(prices))]}  # fmt: skip
+    return {
+        "classes": [
+            {
+                "resource_class": name,
+                **prices.get(name, {}),
+                "capacity": classes.get(name, {}).get("capacity", 0),
+                "in_flight": classes.get(name, {}).get("in_flight", 0),
+            }
+            for name in sorted(set(classes) | set(prices))
+        ]
+    }
 
 
 @MARKET.query("account")
@@ -115,10 +122,12 @@ def query_account(reader: StateReader, data: bytes) -> dict[str, Any]:
     oracle = state.get_stats(reader, "oracle", address)
     return {
         "address": address,
-        "provider": provider, "requester": requester, "oracle": oracle,
+        "provider": provider,
+        "requester": requester,
+        "oracle": oracle,
         "profit": provider.get("gross", 0) - provider.get("penalties", 0),
         "utility": requester.get("worth", 0) - requester.get("paid", 0),
-    }  # fmt: skip
+    }
 
 
 @MARKET.query("stats")
@@ -131,9 +140,17 @@ def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
         stats = state.get_stats(reader, "provider", address)
         capacity = sum(offer["units"] for offer in record["offers"].values())
         earned = stats.get("earned", 0) + stats.get("rewarded", 0)
-        providers.append({"address": address, "name": record["name"], "tier": record["tier"],
-                          "earned": stats.get("earned", 0), "rewarded": stats.get("rewarded", 0),
-                          "tokens": earned, "capacity": capacity})  # fmt: skip
+        providers.append(
+            {
+                "address": address,
+                "name": record["name"],
+                "tier": record["tier"],
+                "earned": stats.get("earned", 0),
+                "rewarded": stats.get("rewarded", 0),
+                "tokens": earned,
+                "capacity": capacity,
+            }
+        )
         if capacity:
             provider_x.append(stats.get("rewarded", 0) * BPS // capacity)
     requester_x = []
@@ -141,14 +158,16 @@ def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
         if stats.get("requested_units"):
             requester_x.append(stats.get("served_units", 0) * BPS // stats["requested_units"])
     return {
-        "utilisation_bps": {name: (c["in_flight"] * BPS // c["capacity"] if c["capacity"]
-                                   else 0) for name, c in sorted(classes.items())},
+        "utilisation_bps": {
+            name: (c["in_flight"] * BPS // c["capacity"] if c["capacity"] else 0)
+            for name, c in sorted(classes.items())
+        },
         "tasks_settled": settled,
         "sla_compliance_bps": totals.get("tasks_compliant", 0) * BPS // settled if settled else 0,
         "providers": providers,
         "fairness_providers_bps": jain_bps(provider_x),
         "fairness_requesters_bps": jain_bps(requester_x),
-    }  # fmt: skip
+    }
 
 
 def jain_bps(values: list[int]) -> int:

@@ -37,14 +37,21 @@ def _ensure_price(kv: Overlay, offers: dict[str, dict[str, Any]], height: int) -
     """A class first offered gets its first offer's price as reference price."""
     for name, offer in sorted(offers.items()):
         if state.get_price(kv, name) is None:
-            state.put_price(kv, name, {"price": offer["price"], "utilisation_bps": 0,
-                                       "updated_at": height})  # fmt: skip
+            state.put_price(
+                kv, name, {"price": offer["price"], "utilisation_bps": 0, "updated_at": height}
+            )
 
 
-@MARKET.tx("register", name=text_arg(64, r"[\x20-\x7e]+"), tier=choice_arg(*TIERS),
-           offers=offers_arg, stake=amount_arg)  # fmt: skip
-def process_register(ctx: Context, name: str, tier: str, offers: dict[str, Any],
-                     stake: int) -> None:  # fmt: skip
+@MARKET.tx(
+    "register",
+    name=text_arg(64, r"[\x20-\x7e]+"),
+    tier=choice_arg(*TIERS),
+    offers=offers_arg,
+    stake=amount_arg,
+)
+def process_register(
+    ctx: Context, name: str, tier: str, offers: dict[str, Any], stake: int
+) -> None:
     params = get_params(ctx.kv)
     existing = state.get_provider(ctx.kv, ctx.sender)
     # Verify that the sender is not a provider already.
@@ -58,11 +65,22 @@ def process_register(ctx: Context, name: str, tier: str, offers: dict[str, Any],
     for class_name, units in _offered_units(offers).items():
         state.add_class(ctx.kv, class_name, capacity=units)
     _ensure_price(ctx.kv, offers, ctx.height)
-    state.put_provider(ctx.kv, ctx.sender, {
-        "name": name, "tier": tier, "offers": offers, "stake": stake, "status": "active",
-        "unbond_at": 0, "joined_at": ctx.height, "in_flight": {}, "tasks_pending": 0,
-        "reputation": params.reputation_start_bps,
-    })  # fmt: skip
+    state.put_provider(
+        ctx.kv,
+        ctx.sender,
+        {
+            "name": name,
+            "tier": tier,
+            "offers": offers,
+            "stake": stake,
+            "status": "active",
+            "unbond_at": 0,
+            "joined_at": ctx.height,
+            "in_flight": {},
+            "tasks_pending": 0,
+            "reputation": params.reputation_start_bps,
+        },
+    )
     ctx.emit("market_register", provider=ctx.sender, tier=tier, stake=stake)
 
 
@@ -84,8 +102,11 @@ def process_update(ctx: Context, offers: dict[str, Any]) -> None:
     for class_name, in_flight in sorted(provider["in_flight"].items()):
         # Verify that every class keeps room for the units already in flight.
         if new.get(class_name, 0) < in_flight:
-            raise TxError(Code.OUT_OF_RANGE, f"class {class_name} has {in_flight} units in "
-                          "flight; its capacity cannot go below that")  # fmt: skip
+            raise TxError(
+                Code.OUT_OF_RANGE,
+                f"class {class_name} has {in_flight} units in "
+                "flight; its capacity cannot go below that",
+            )
     for class_name in sorted(set(old) | set(new)):
         delta = new.get(class_name, 0) - old.get(class_name, 0)
         if delta:

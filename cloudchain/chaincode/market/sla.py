@@ -55,8 +55,10 @@ def require_not_a_party(ctx: Context, task: dict[str, Any]) -> None:
     # Verify that the oracle is neither the task's provider nor its requester.
     for role in ("provider", "requester"):
         if ctx.sender == task[role]:
-            raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is task {task['id']}'s {role}: an "
-                          "oracle may not judge its own task")  # fmt: skip
+            raise TxError(
+                Code.UNAUTHORIZED,
+                f"{ctx.sender} is task {task['id']}'s {role}: an oracle may not judge its own task",
+            )
 
 
 def judges(kv: StateReader, task: dict[str, Any]) -> int:
@@ -70,10 +72,17 @@ def current_oracles(kv: StateReader, addresses: Iterable[str]) -> list[str]:
     return [address for address in sorted(addresses) if state.is_oracle(kv, address)]
 
 
-@MARKET.tx("attest", task=task_id_arg, completed=bool_arg, units=int_arg(0, 10**12),
-           uptime_bps=bps_arg, latency_ms=latency_arg)  # fmt: skip
-def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_bps: int,
-                   latency_ms: int) -> None:  # fmt: skip
+@MARKET.tx(
+    "attest",
+    task=task_id_arg,
+    completed=bool_arg,
+    units=int_arg(0, 10**12),
+    uptime_bps=bps_arg,
+    latency_ms=latency_arg,
+)
+def process_attest(
+    ctx: Context, task: int, completed: bool, units: int, uptime_bps: int, latency_ms: int
+) -> None:
     require_oracle(ctx)
     record = get_task_or_refuse(ctx, task)
     require_state(record, "completed", "verified")
@@ -82,7 +91,8 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
     # Verify that the attestation window is still open (a task stays verified only
     # until its dispute window closes).
     if record["state"] == "completed" and (
-            ctx.height >= record["completed_at"] + params.attestation_blocks):  # fmt: skip
+        ctx.height >= record["completed_at"] + params.attestation_blocks
+    ):
         raise TxError(Code.DEADLINE_PASSED, f"task {task}'s attestation window has closed")
     # Verify that this oracle has not attested to this task yet.
     if ctx.sender in record["attestations"]:
@@ -90,9 +100,13 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
     # Verify that no more units are attested than the task bought.
     if units > record["units"]:
         raise TxError(Code.OUT_OF_RANGE, f"units {units} exceeds the task's {record['units']}")
-    record["attestations"][ctx.sender] = {"completed": completed, "units": units,
-                                          "uptime_bps": uptime_bps, "latency_ms": latency_ms,
-                                          "at": ctx.height}  # fmt: skip
+    record["attestations"][ctx.sender] = {
+        "completed": completed,
+        "units": units,
+        "uptime_bps": uptime_bps,
+        "latency_ms": latency_ms,
+        "at": ctx.height,
+    }
     ctx.emit("market_attest", task=task, oracle=ctx.sender, completed=completed)
     if record["state"] == "verified":  # late: it cannot move the outcome, but is scored
         _count_honest(ctx.kv, record, Outcome.from_obj(record["outcome"]), (ctx.sender,))
@@ -105,8 +119,13 @@ def process_attest(ctx: Context, task: int, completed: bool, units: int, uptime_
         record["verified_at"] = ctx.height
         transition(ctx.kv, record, "verified", ctx.height)
         _count_honest(ctx.kv, record, outcome, counted)
-        ctx.emit("market_verified", task=task, violations=outcome.violations,
-                 payment=outcome.payment, penalty=outcome.penalty)  # fmt: skip
+        ctx.emit(
+            "market_verified",
+            task=task,
+            violations=outcome.violations,
+            payment=outcome.payment,
+            penalty=outcome.penalty,
+        )
     state.put_task(ctx.kv, record)
 
 
@@ -130,8 +149,15 @@ def decide(task: dict[str, Any], oracles: Sequence[str], quorum: int) -> Outcome
     if completed:
         units = min(_median([r["units"] for r in agreeing]), task["units_used"])
     violations = violations_of(task, completed, uptime, latency)
-    return Outcome(completed, units, uptime, latency, violations,
-                   payment=task["price"] * units, penalty=penalty_of(task, violations))  # fmt: skip
+    return Outcome(
+        completed,
+        units,
+        uptime,
+        latency,
+        violations,
+        payment=task["price"] * units,
+        penalty=penalty_of(task, violations),
+    )
 
 
 def _median(values: list[int], upper: bool = False) -> int:
@@ -141,26 +167,29 @@ def _median(values: list[int], upper: bool = False) -> int:
     return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
 
 
-def _count_honest(kv: Overlay, task: dict[str, Any], outcome: Outcome,
-                  oracles: Sequence[str]) -> None:  # fmt: skip
+def _count_honest(
+    kv: Overlay, task: dict[str, Any], outcome: Outcome, oracles: Sequence[str]
+) -> None:
     expected = _terms_broken(task, outcome.completed, outcome.uptime_bps, outcome.latency_ms)
     for oracle in oracles:
         report = task["attestations"][oracle]
-        honest = _terms_broken(task, report["completed"], report["uptime_bps"],
-                               report["latency_ms"]) == expected  # fmt: skip
+        honest = (
+            _terms_broken(task, report["completed"], report["uptime_bps"], report["latency_ms"])
+            == expected
+        )
         state.add_stats(kv, "oracle", oracle, attestations=1, honest=int(honest))
         if honest:
             state.add_epoch(kv, state.EPOCH_HONEST, oracle, 1)
 
 
-def _terms_broken(task: dict[str, Any], completed: bool, uptime: int,
-                  latency: int) -> tuple[bool, bool, bool]:  # fmt: skip
+def _terms_broken(
+    task: dict[str, Any], completed: bool, uptime: int, latency: int
+) -> tuple[bool, bool, bool]:
     return (not completed, uptime < task["min_uptime_bps"], latency > task["max_latency_ms"])
 
 
 @MARKET.tx("attest_provider", provider=address_arg, uptime_bps=bps_arg, latency_ms=latency_arg)
-def process_attest_provider(ctx: Context, provider: str, uptime_bps: int,
-                            latency_ms: int) -> None:  # fmt: skip
+def process_attest_provider(ctx: Context, provider: str, uptime_bps: int, latency_ms: int) -> None:
     """An SLA record about a provider outside any task: its reputation moves an eighth of
     the way toward the uptime attested."""
     require_oracle(ctx)
@@ -170,11 +199,20 @@ def process_attest_provider(ctx: Context, provider: str, uptime_bps: int,
         raise TxError(Code.NOT_FOUND, f"{provider} is not a provider")
     # Verify that the oracle is not attesting to its own service.
     if provider == ctx.sender:
-        raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is the provider: an oracle may not "
-                      "attest to its own service")  # fmt: skip
+        raise TxError(
+            Code.UNAUTHORIZED,
+            f"{ctx.sender} is the provider: an oracle may not attest to its own service",
+        )
     record["reputation"] = min(BPS, (record["reputation"] * 7 + uptime_bps) // 8)
     state.put_provider(ctx.kv, provider, record)
-    state.add_stats(ctx.kv, "provider", provider, attested=1, uptime_sum=uptime_bps,
-                    latency_sum=latency_ms)  # fmt: skip
-    ctx.emit("market_sla", provider=provider, oracle=ctx.sender, uptime_bps=uptime_bps,
-             latency_ms=latency_ms, reputation=record["reputation"])  # fmt: skip
+    state.add_stats(
+        ctx.kv, "provider", provider, attested=1, uptime_sum=uptime_bps, latency_sum=latency_ms
+    )
+    ctx.emit(
+        "market_sla",
+        provider=provider,
+        oracle=ctx.sender,
+        uptime_bps=uptime_bps,
+        latency_ms=latency_ms,
+        reputation=record["reputation"],
+    )

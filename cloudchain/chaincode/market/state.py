@@ -224,8 +224,9 @@ def next_task_id(kv: Overlay) -> int:
 
 
 def get_class(state: StateReader, name: str) -> dict[str, int]:
-    return _read(state, CLASS + name.encode(), {"capacity": 0, "in_flight": 0,
-                                                "util_sum": 0, "cap_sum": 0})  # fmt: skip
+    return _read(
+        state, CLASS + name.encode(), {"capacity": 0, "in_flight": 0, "util_sum": 0, "cap_sum": 0}
+    )
 
 
 def add_class(kv: Overlay, name: str, capacity: int = 0, in_flight: int = 0) -> None:

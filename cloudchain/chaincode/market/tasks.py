@@ -45,18 +45,37 @@ def get_task_or_refuse(ctx: Context, task_id: int) -> dict[str, Any]:
 def require_state(task: dict[str, Any], *states: str) -> None:
     # Verify that the task is in a state that allows this.
     if task["state"] not in states:
-        raise TxError(Code.INVALID_STATE, f"task {task['id']} is {task['state']}, not "
-                      f"{' or '.join(states)}")  # fmt: skip
+        raise TxError(
+            Code.INVALID_STATE, f"task {task['id']} is {task['state']}, not {' or '.join(states)}"
+        )
 
 
-@MARKET.tx("submit", kind=choice_arg(*KINDS), inputs=list_arg(cid_arg, MAX_INPUTS),
-           resource_class=class_name_arg, units=units_arg, max_price=amount_arg,
-           deadline_s=int_arg(1, MAX_DEADLINE_S), min_uptime_bps=bps_arg,
-           max_latency_ms=int_arg(1, 10**9), penalty=int_arg(0, MAX_AMOUNT),
-           provider=optional_address_arg)  # fmt: skip
-def process_submit(ctx: Context, kind: str, inputs: tuple[str, ...], resource_class: str,
-                   units: int, max_price: int, deadline_s: int, min_uptime_bps: int,
-                   max_latency_ms: int, penalty: int, provider: str) -> None:  # fmt: skip
+@MARKET.tx(
+    "submit",
+    kind=choice_arg(*KINDS),
+    inputs=list_arg(cid_arg, MAX_INPUTS),
+    resource_class=class_name_arg,
+    units=units_arg,
+    max_price=amount_arg,
+    deadline_s=int_arg(1, MAX_DEADLINE_S),
+    min_uptime_bps=bps_arg,
+    max_latency_ms=int_arg(1, 10**9),
+    penalty=int_arg(0, MAX_AMOUNT),
+    provider=optional_address_arg,
+)
+def process_submit(
+    ctx: Context,
+    kind: str,
+    inputs: tuple[str, ...],
+    resource_class: str,
+    units: int,
+    max_price: int,
+    deadline_s: int,
+    min_uptime_bps: int,
+    max_latency_ms: int,
+    penalty: int,
+    provider: str,
+) -> None:
     deposit = max_price * units
     # Verify that the deposit is a representable amount.
     if deposit > MAX_AMOUNT:
@@ -75,22 +94,47 @@ def process_submit(ctx: Context, kind: str, inputs: tuple[str, ...], resource_cl
     state.add_totals(ctx.kv, escrow=deposit)
     task_id = state.next_task_id(ctx.kv)
     task = {
-        "id": task_id, "requester": ctx.sender, "kind": kind, "inputs": list(inputs),
-        "resource_class": resource_class, "units": units, "max_price": max_price,
-        "deposit": deposit, "deadline_ns": ctx.time_ns + deadline_s * 10**9,
-        "min_uptime_bps": min_uptime_bps, "max_latency_ms": max_latency_ms,
-        "penalty": penalty, "named_provider": provider, "state": "open", "history": [],
-        "provider": "", "price": 0, "submitted_at": ctx.height, "units_used": 0,
-        "output": "", "completed_at": 0, "attestations": {}, "outcome": None,
-        "verified_at": 0, "dispute": None, "payout": None, "due": None,
-    }  # fmt: skip
+        "id": task_id,
+        "requester": ctx.sender,
+        "kind": kind,
+        "inputs": list(inputs),
+        "resource_class": resource_class,
+        "units": units,
+        "max_price": max_price,
+        "deposit": deposit,
+        "deadline_ns": ctx.time_ns + deadline_s * 10**9,
+        "min_uptime_bps": min_uptime_bps,
+        "max_latency_ms": max_latency_ms,
+        "penalty": penalty,
+        "named_provider": provider,
+        "state": "open",
+        "history": [],
+        "provider": "",
+        "price": 0,
+        "submitted_at": ctx.height,
+        "units_used": 0,
+        "output": "",
+        "completed_at": 0,
+        "attestations": {},
+        "outcome": None,
+        "verified_at": 0,
+        "dispute": None,
+        "payout": None,
+        "due": None,
+    }
     task["history"].append(["open", ctx.height])
     state.set_open(ctx.kv, task, True)
     state.set_due(ctx.kv, task, ("t", task["deadline_ns"]))
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", ctx.sender, submitted=1, requested_units=units)
-    ctx.emit("market_submit", task=task_id, requester=ctx.sender, resource_class=resource_class,
-             units=units, deposit=deposit)  # fmt: skip
+    ctx.emit(
+        "market_submit",
+        task=task_id,
+        requester=ctx.sender,
+        resource_class=resource_class,
+        units=units,
+        deposit=deposit,
+    )
 
 
 @MARKET.tx("cancel", task=task_id_arg)
@@ -103,8 +147,13 @@ def process_cancel(ctx: Context, task: int) -> None:
     transition(ctx.kv, record, "refunded", ctx.height)
     payout = refund(ctx.kv, get_params(ctx.kv), record, 0, ctx.height)
     state.put_task(ctx.kv, record)
-    ctx.emit("market_refund", task=task, requester=record["requester"],
-             amount=payout["requester"], reason="cancelled")  # fmt: skip
+    ctx.emit(
+        "market_refund",
+        task=task,
+        requester=record["requester"],
+        amount=payout["requester"],
+        reason="cancelled",
+    )
 
 
 def _assigned_provider_only(ctx: Context, record: dict[str, Any]) -> None:
@@ -126,16 +175,21 @@ def process_start(ctx: Context, task: int) -> None:
     ctx.emit("market_start", task=task, provider=ctx.sender)
 
 
-@MARKET.tx("complete", task=task_id_arg, units_used=int_arg(1, MAX_UNITS),
-           output=list_arg(cid_arg, MAX_INPUTS))  # fmt: skip
+@MARKET.tx(
+    "complete",
+    task=task_id_arg,
+    units_used=int_arg(1, MAX_UNITS),
+    output=list_arg(cid_arg, MAX_INPUTS),
+)
 def process_complete(ctx: Context, task: int, units_used: int, output: tuple[str, ...]) -> None:
     record = get_task_or_refuse(ctx, task)
     require_state(record, "assigned", "running")
     _assigned_provider_only(ctx, record)
     # Verify that the provider claims no more units than the task bought.
     if units_used > record["units"]:
-        raise TxError(Code.OUT_OF_RANGE, f"units_used {units_used} exceeds the task's "
-                      f"{record['units']}")  # fmt: skip
+        raise TxError(
+            Code.OUT_OF_RANGE, f"units_used {units_used} exceeds the task's {record['units']}"
+        )
     release_capacity(ctx.kv, record)
     record.update(units_used=units_used, output=list(output), completed_at=ctx.height)
     transition(ctx.kv, record, "completed", ctx.height)

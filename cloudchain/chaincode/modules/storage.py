@@ -111,6 +111,8 @@ def part_arg(value: Any) -> bytes:
     if not 1 <= len(value) <= MAX_PART_BYTES:
         raise ArgError(f"{len(value)} bytes is not in [1, {MAX_PART_BYTES}]")
     return value
+
+
 _replica_list = list_arg(node_id_arg, MAX_REPLICAS, unique=True)
 
 
@@ -188,14 +190,28 @@ def process_anchor(ctx: Context, cid: str, size: int, replicas: tuple[str, ...])
         # Verify that the CID has room for one more owner.
         owners = len(get_anchors(ctx.kv, cid))
         if owners >= MAX_OWNERS_PER_CID:
-            raise TxError(Code.LIMIT_EXCEEDED, f"{cid} already has {owners} owners"
-                          f" (at most {MAX_OWNERS_PER_CID})")  # fmt: skip
+            raise TxError(
+                Code.LIMIT_EXCEEDED,
+                f"{cid} already has {owners} owners (at most {MAX_OWNERS_PER_CID})",
+            )
         ctx.kv.set_value(owner_key(ctx.sender, cid), True)
-    record = {"cid": cid, "size": size, "owner": ctx.sender, "replicas": list(replicas),
-              "height": ctx.height, "time_ns": ctx.time_ns}  # fmt: skip
+    record = {
+        "cid": cid,
+        "size": size,
+        "owner": ctx.sender,
+        "replicas": list(replicas),
+        "height": ctx.height,
+        "time_ns": ctx.time_ns,
+    }
     ctx.kv.set_value(anchor_key(cid, ctx.sender), record)
-    ctx.emit("anchor", cid=cid, owner=ctx.sender, size=size, replicas=len(replicas),
-             updated=previous is not None)  # fmt: skip
+    ctx.emit(
+        "anchor",
+        cid=cid,
+        owner=ctx.sender,
+        size=size,
+        replicas=len(replicas),
+        updated=previous is not None,
+    )
 
 
 @STORAGE.tx("unanchor", cid=cid_arg)
