@@ -35,8 +35,7 @@ from typing import Any
 
 from cloudchain import codec
 from cloudchain.crypto import PUBKEY_TYPE, is_address
-from cloudchain.timefmt import TimeFormatError, format_rfc3339_ns, parse_rfc3339_ns
-from cloudchain.types import (
+from cloudchain.ledger import (
     CHAIN_ID_PATTERN,
     INT64_MAX,
     MAX_BLOCK_BYTES,
@@ -49,6 +48,7 @@ from cloudchain.types import (
     block_overhead_bytes,
     validators_hash,
 )
+from cloudchain.timefmt import TimeFormatError, format_rfc3339_ns, parse_rfc3339_ns
 
 DEFAULT_MAX_BLOCK_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_BLOCK_TXS = MAX_BLOCK_TXS

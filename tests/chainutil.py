@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from cloudchain.chaincode.application import Application
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import Transaction, Validator
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import KVStore, MemoryKV
-from cloudchain.types import Transaction, Validator
 
 CHAIN_ID = "cloudchain-test"
 GENESIS_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z

@@ -10,10 +10,10 @@ from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import Block, Transaction, TxResult, Validator
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from cloudchain.types import Block, Transaction, TxResult, Validator
 from tests.chainutil import CHAIN_ID, GENESIS_TIME_NS, VALIDATOR, StepClock, key
 
 AUTHORITY = key("authority")

@@ -9,10 +9,7 @@ from cloudchain.chaincode.application import Application, InvalidBlockError
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.module import Module
 from cloudchain.chaincode.modules.token import TOKEN
-from cloudchain.node.solo import SoloChain, build_block, sign_commit
-from cloudchain.storage.chain import ChainStore, StoreError
-from cloudchain.storage.kv import MemoryKV
-from cloudchain.types import (
+from cloudchain.ledger import (
     MAX_TX_BYTES,
     Block,
     Commit,
@@ -22,6 +19,9 @@ from cloudchain.types import (
     Validator,
     block_overhead_bytes,
 )
+from cloudchain.node.solo import SoloChain, build_block, sign_commit
+from cloudchain.storage.chain import ChainStore, StoreError
+from cloudchain.storage.kv import MemoryKV
 from tests.chainutil import (
     ACCOUNTS,
     VALIDATOR,
@@ -372,7 +372,7 @@ def test_median_time_is_weighted_by_power(powers, expected):
 
 
 def test_each_header_commits_to_the_previous_blocks_results():
-    from cloudchain.types import results_hash
+    from cloudchain.ledger import results_hash
 
     chain = make_chain()
     first = chain.produce_block(

@@ -20,7 +20,7 @@ from cloudchain.bench.storage import (
 from cloudchain.bench.storage_report import fit_model, format_table, target_met, write_outputs
 from cloudchain.chaincode.modules.storage import MAX_PART_BYTES
 from cloudchain.cli.main import main
-from cloudchain.types import MAX_BLOCK_BYTES
+from cloudchain.ledger import MAX_BLOCK_BYTES
 
 
 def synthetic(points: dict[str, list[tuple[int, float]]]) -> StorageBenchResult:

@@ -42,7 +42,7 @@ from cloudchain.blobs.exchange_messages import (
 )
 from cloudchain.blobs.flatfs import key_of
 from cloudchain.blobs.store import BLOCK_BYTES_MAX, BlobStore
-from cloudchain.types import MalformedError
+from cloudchain.ledger import MalformedError
 
 # 3 MiB in 16 KiB chunks under 8-link nodes: 192 leaves, a DAG four levels deep.
 OPTIONS = ImportOptions(cid_version=1, chunk_size=16 * 1024, max_links=8)

@@ -319,7 +319,7 @@ def test_an_unreachable_node_is_an_error_not_a_traceback(verb, capsys):
 
 async def test_events_follows_blocks_and_matching_transactions(tmp_path):
     from cloudchain.client import Client
-    from cloudchain.types import Transaction
+    from cloudchain.ledger import Transaction
 
     async with network(tmp_path) as (_homes, nodes):
         node = nodes[0]

@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from cloudchain import codec
 from cloudchain.client import Client, RPCClientError, SyncClient
-from cloudchain.rpc_types import (
+from cloudchain.client.results import (
     Block,
     BroadcastCommitResult,
     Header,

@@ -21,8 +21,8 @@ from cloudchain.consensus.validator_set import (
     ValidatorSet,
     verify_commit,
 )
+from cloudchain.ledger import Commit, CommitSig, Validator
 from cloudchain.sim.consensus_sim import CHAIN_ID, SimConfig, Simulation
-from cloudchain.types import Commit, CommitSig, Validator
 from tests.chainutil import key
 
 KEYS = [key(f"validator-{i}") for i in range(4)]

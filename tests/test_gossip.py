@@ -5,6 +5,7 @@ import dataclasses
 
 from cloudchain.chaincode.modules.storage import MAX_PART_BYTES
 from cloudchain.crypto import read_key_file
+from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.gossip import (
     LARGE_MESSAGE_BYTES,
@@ -14,7 +15,6 @@ from cloudchain.node.gossip import (
 )
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
-from cloudchain.types import Transaction
 from tests.test_node_network import FAST, SEND_BYTES, metric, wait_for_height, wait_until
 
 SMALL_S = 0.2

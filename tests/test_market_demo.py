@@ -6,7 +6,7 @@ import random
 import pytest
 
 from cloudchain.cli.market_demo import RESEND_BLOCKS, TaskBook
-from cloudchain.rpc_types import BlockResults
+from cloudchain.client.results import BlockResults
 
 SECOND_NS = 10**9
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from cloudchain.client import Client
 from cloudchain.crypto import PrivateKey, read_key_file
+from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
-from cloudchain.types import Transaction
 from tests.test_testnet_processes import NodeProcess, fast_testnet, wait_until
 
 DEADLINE_S = 30  # for each wait; the whole test takes about 15 s

@@ -72,7 +72,7 @@ from cloudchain.chaincode.market.lifecycle import FINAL
 from cloudchain.chaincode.market.params import get_params
 from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules import token
-from cloudchain.types import Block, Event, Transaction, TxResult
+from cloudchain.ledger import Block, Event, Transaction, TxResult
 from tests.chainutil import key
 from tests.marketutil import BALANCE, EVERYONE, FAST_PARAMS, GPU, MarketChain, market_genesis
 

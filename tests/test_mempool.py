@@ -1,6 +1,6 @@
 from cloudchain.chaincode.codes import Code
+from cloudchain.ledger import Transaction
 from cloudchain.node.mempool import Mempool
-from cloudchain.types import Transaction
 from tests.chainutil import ACCOUNTS, CHAIN_ID, make_chain, transfer
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]

@@ -7,11 +7,11 @@ import dataclasses
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import read_key_file
+from cloudchain.ledger import Transaction
 from cloudchain.node import driver
 from cloudchain.node.config import ConsensusConfig, NodeConfig
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
-from cloudchain.types import Transaction
 
 DEADLINE_S = 60
 SEND_BYTES = "cloudchain_p2p_message_send_bytes_total"

@@ -9,10 +9,10 @@ import pytest
 
 from cloudchain import codec
 from cloudchain.crypto import read_key_file
+from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
-from cloudchain.types import Transaction
 from tests.test_node_network import FAST, wait_for_height
 
 

@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 
 from cloudchain.crypto import read_key_file
+from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.eventbus import NOT_PULLING, BusLimits, EventBus, SubscriptionError
 from cloudchain.node.rpc_websocket import WebSocketSession
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
-from cloudchain.types import Transaction
 from tests.test_node_network import DEADLINE_S, FAST, wait_for_height
 
 

@@ -17,7 +17,7 @@ from cloudchain.chaincode.modules.storage import (
     anchored_cids,
     cid_arg,
 )
-from cloudchain.types import MAX_TX_BYTES, Transaction
+from cloudchain.ledger import MAX_TX_BYTES, Transaction
 from tests.chainutil import ACCOUNTS, CHAIN_ID, key, make_chain
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 
 from cloudchain.client import Client, RPCClientError, SyncClient
-from cloudchain.subscriptions import SubscriptionEvent, websocket_url
+from cloudchain.client.subscriptions import SubscriptionEvent, websocket_url
 from tests.test_node_network import DEADLINE_S
 from tests.test_rpc_websocket import node  # noqa: F401 - the fixture
 

@@ -27,9 +27,9 @@ from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules.token import get_supply
+from cloudchain.ledger import Block, Event, Transaction
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from cloudchain.types import Block, Event, Transaction
 from tests.chainutil import (
     ACCOUNTS,
     AUTHORITY,

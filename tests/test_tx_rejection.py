@@ -18,10 +18,10 @@ from cloudchain.chaincode.application import MAX_NONCE_LEAD, Application, Invali
 from cloudchain.chaincode.codes import AUTH_CODESPACE, Code
 from cloudchain.chaincode.module import MAX_AMOUNT, Module, TxError
 from cloudchain.chaincode.modules.token import TOKEN, get_balance, get_supply
+from cloudchain.ledger import MAX_TX_BYTES, Block, Transaction
 from cloudchain.node.solo import SoloChain, build_block, sign_commit
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from cloudchain.types import MAX_TX_BYTES, Block, Transaction
 from tests.chainutil import (
     ACCOUNTS,
     AUTHORITY,

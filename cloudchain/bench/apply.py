@@ -17,10 +17,10 @@ from pathlib import Path
 from cloudchain.chaincode.application import Application
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import Transaction, Validator
 from cloudchain.node.solo import build_block, sign_commit
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from cloudchain.types import Transaction, Validator
 
 PHASES = ("prepare", "process", "finalize", "commit")
 

@@ -51,9 +51,9 @@ from cloudchain.cli.node_commands import start_node_processes, stop_node_process
 from cloudchain.client import Client, RPCClientError, decode_query_value
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import MAX_BLOCK_BYTES, Transaction
 from cloudchain.node.config import LogConfig, NodeConfig
 from cloudchain.node.testnet import init_testnet
-from cloudchain.types import MAX_BLOCK_BYTES, Transaction
 
 MB = 1_000_000  # sizes are decimal megabytes, as the paper's "50 MB"
 SYSTEMS = ("baseline", "p2p", "consensus")

@@ -34,7 +34,7 @@ from cloudchain import codec
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
 from cloudchain.blobs.store import BLOCK_BYTES_MAX
-from cloudchain.types import MalformedError
+from cloudchain.ledger import MalformedError
 
 # CIDs in one list message: 128 binary CIDs are about 4.5 KiB. Our fetcher asks at
 # most IN_FLIGHT_PER_PEER (exchange.py) blocks of a peer at once, far below.

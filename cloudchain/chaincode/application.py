@@ -44,15 +44,7 @@ from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, T
 from cloudchain.chaincode.modules.storage import STORAGE
 from cloudchain.chaincode.modules.token import TOKEN
 from cloudchain.genesis import Genesis, GenesisError
-from cloudchain.logfields import fields
-from cloudchain.storage.chain import (
-    MAX_BLOCK_EVENTS,
-    BlockResults,
-    ChainStore,
-    StateDiff,
-    StoreError,
-)
-from cloudchain.types import (
+from cloudchain.ledger import (
     MAX_LOG_CHARS,
     MAX_TX_BYTES,
     MAX_TX_RESULT_BYTES,
@@ -65,6 +57,14 @@ from cloudchain.types import (
     TxResult,
     block_overhead_bytes,
     txs_hash,
+)
+from cloudchain.logfields import fields
+from cloudchain.storage.chain import (
+    MAX_BLOCK_EVENTS,
+    BlockResults,
+    ChainStore,
+    StateDiff,
+    StoreError,
 )
 
 log = logging.getLogger(__name__)

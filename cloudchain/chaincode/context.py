@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code, TxError
-from cloudchain.types import MAX_EVENTS, Event
+from cloudchain.ledger import MAX_EVENTS, Event
 
 MAX_KEY_BYTES = 512
 # The application adds one "message" event to every successful transaction.

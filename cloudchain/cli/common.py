@@ -12,7 +12,7 @@ from typing import Any
 
 from cloudchain.cli.table import format_fields
 from cloudchain.client import DEFAULT_NODE, SyncClient, decode_query_value
-from cloudchain.rpc_types import Event, QueryResponse
+from cloudchain.client.results import Event, QueryResponse
 
 NODE_HELP = "a node's RPC URL (default $CLOUDCHAIN_NODE or http://127.0.0.1:26657)"
 
@@ -51,7 +51,7 @@ def send_tx(
     "ok: HASH at height H" and what `describe` finds in its events, or the refusal on
     stderr; returns the exit status (0 or 1)."""
     from cloudchain.crypto import read_key_file
-    from cloudchain.types import Transaction
+    from cloudchain.ledger import Transaction
 
     key = read_key_file(args.key_file)
     client = SyncClient(args.node)

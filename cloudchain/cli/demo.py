@@ -17,10 +17,10 @@ from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.modules.token import get_balance, get_supply
 from cloudchain.crypto import PrivateKey, write_key_file
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import Transaction, Validator
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from cloudchain.types import Transaction, Validator
 
 ACCOUNT_NAMES = ("alice", "bob", "carol", "dave")
 INITIAL_BALANCE = 1_000_000

@@ -27,7 +27,7 @@ from cloudchain.chaincode.market.module import KINDS, MARKET, TIERS
 from cloudchain.chaincode.module import ArgError
 from cloudchain.cli.common import event_value, node_options, send_tx, show_query, tx_options
 from cloudchain.cli.table import format_fields, format_table
-from cloudchain.rpc_types import Event
+from cloudchain.client.results import Event
 from cloudchain.timefmt import format_rfc3339_ns
 
 BPS = 10_000  # basis points in one

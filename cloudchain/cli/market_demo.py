@@ -40,9 +40,9 @@ from typing import Any
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.client import Client, RPCClientError
+from cloudchain.client.results import BlockResults
 from cloudchain.crypto import PrivateKey, read_key_file
-from cloudchain.rpc_types import BlockResults
-from cloudchain.types import Transaction
+from cloudchain.ledger import Transaction
 
 BPS = 10_000
 DEMO_ACCOUNTS = 8  # accounts 0-3 are the providers, 4-7 the requesters

@@ -216,7 +216,7 @@ def _tx_outcome(code: int, codespace: str, log: str) -> str:
 
 def _tx_call(raw: bytes) -> list[tuple[str, object]]:
     """What a transaction asks for, if it decodes as one of ours."""
-    from cloudchain.types import MalformedError, Transaction
+    from cloudchain.ledger import MalformedError, Transaction
 
     try:
         tx = Transaction.from_bytes(raw)

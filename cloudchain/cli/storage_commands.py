@@ -20,7 +20,7 @@ from typing import Any
 from cloudchain.cli.common import event_value, node_options, send_tx, show_query, tx_options
 from cloudchain.cli.table import format_fields, format_table
 from cloudchain.client import RPCClientError, SyncClient
-from cloudchain.rpc_types import Event
+from cloudchain.client.results import Event
 
 
 def add_storage_tx_commands(tx_modules: Any) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from cloudchain.consensus.messages import Message, Proposal, Vote
-from cloudchain.types import Block, Commit
+from cloudchain.ledger import Block, Commit
 
 
 class Step(Enum):

@@ -15,7 +15,7 @@ from typing import Any
 
 from cloudchain import codec
 from cloudchain.crypto import ADDRESS_BYTES, SIGNATURE_BYTES, PrivateKey, verify
-from cloudchain.types import (
+from cloudchain.ledger import (
     HASH_BYTES,
     INT64_MAX,
     MAX_BLOCK_BYTES,

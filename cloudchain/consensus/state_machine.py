@@ -64,7 +64,7 @@ from cloudchain.consensus.validator_set import (
 )
 from cloudchain.consensus.vote_set import HeightVotes
 from cloudchain.crypto import PrivateKey
-from cloudchain.types import Block, Commit, CommitSig, Validator
+from cloudchain.ledger import Block, Commit, CommitSig, Validator
 
 # Messages for rounds further ahead than this are dropped: a Byzantine validator
 # must not make us store votes for 2^31 rounds.

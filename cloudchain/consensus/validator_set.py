@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from cloudchain.crypto import verify
-from cloudchain.types import Commit, Validator, precommit_sign_bytes
+from cloudchain.ledger import Commit, Validator, precommit_sign_bytes
 
 # CometBFT's PriorityWindowSizeFactor: priorities are kept within 2x total power.
 PRIORITY_WINDOW_FACTOR = 2

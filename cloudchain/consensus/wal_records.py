@@ -32,7 +32,7 @@ from cloudchain.consensus.events import (
     TimeoutKind,
 )
 from cloudchain.consensus.messages import Decision, Message, message_from_obj
-from cloudchain.types import Block, MalformedError
+from cloudchain.ledger import Block, MalformedError
 
 
 def event_record(event: Event, now_ns: int) -> dict[str, Any]:

@@ -46,8 +46,8 @@ from cloudchain.consensus.messages import Decision, Message
 from cloudchain.consensus.state_machine import Consensus, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
+from cloudchain.ledger import Block
 from cloudchain.node.solo import build_block
-from cloudchain.types import Block
 
 WALRecord = tuple[str, Any, int]  # (kind, event or message, now_ns)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import MEMPOOL_CODESPACE, Code
-from cloudchain.types import Transaction
+from cloudchain.ledger import Transaction
 
 DEFAULT_MAX_TXS = 5_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024

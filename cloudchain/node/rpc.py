@@ -35,6 +35,7 @@ from aiohttp import web
 
 from cloudchain import codec
 from cloudchain.crypto import PUBKEY_TYPE
+from cloudchain.ledger import Block, TxResult
 from cloudchain.logfields import fields
 from cloudchain.node import txquery
 from cloudchain.node.blob_http import BlobHTTP
@@ -92,7 +93,6 @@ from cloudchain.node.rpc_shapes import (
 from cloudchain.node.rpc_websocket import WS_METHODS, EncodedEvent, WebSocketSession
 from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
-from cloudchain.types import Block, TxResult
 
 if TYPE_CHECKING:
     from cloudchain.node.config import RPCConfig

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloudchain import codec
+from cloudchain.ledger import Block, BlockHeader, Commit, Event, Transaction, TxResult, Validator
 from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
-from cloudchain.types import Block, BlockHeader, Commit, Event, Transaction, TxResult, Validator
 
 Tags = dict[str, list[str]]
 BLOCK_ID_FLAG_ABSENT, BLOCK_ID_FLAG_COMMIT = 1, 2  # CometBFT's BlockIDFlag

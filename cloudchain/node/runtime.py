@@ -39,6 +39,7 @@ from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, mes
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import MAX_BLOCK_BYTES, MalformedError
 from cloudchain.logfields import fields
 from cloudchain.network.peers import PeerAddress, PeerManager
 from cloudchain.network.secret_connection import PeerError
@@ -51,7 +52,6 @@ from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc import RPCServer
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from cloudchain.types import MAX_BLOCK_BYTES, MalformedError
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from cloudchain.chaincode.application import Application, FinalizeResult
 from cloudchain.crypto import PrivateKey
-from cloudchain.types import (
+from cloudchain.ledger import (
     Block,
     BlockHeader,
     Commit,

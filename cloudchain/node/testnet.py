@@ -26,8 +26,8 @@ from pathlib import Path
 
 from cloudchain.crypto import PrivateKey, write_key_file
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import Validator
 from cloudchain.node.config import NodeConfig, P2PConfig, RPCConfig
-from cloudchain.types import Validator
 
 DEFAULT_CHAIN_ID = "cloudchain-local"
 VALIDATOR_POWER = 10

@@ -46,11 +46,11 @@ from cloudchain.consensus.state_machine import TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
+from cloudchain.ledger import Transaction, Validator
 from cloudchain.node.consensus_wal import FileWAL, MemoryWAL
 from cloudchain.node.driver import ConsensusDriver
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from cloudchain.types import Transaction, Validator
 
 MS = 1_000_000  # nanoseconds per millisecond
 GENESIS_TIME_NS = 1_767_225_600_000_000_000

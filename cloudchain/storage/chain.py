@@ -38,9 +38,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from cloudchain import codec
+from cloudchain.ledger import Block, Event, TxResult, results_hash
 from cloudchain.storage import apphash
 from cloudchain.storage.kv import KVStore
-from cloudchain.types import Block, Event, TxResult, results_hash
 
 _META_HEIGHT = b"m/height"
 _META_ACC = b"m/acc"

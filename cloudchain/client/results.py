@@ -7,7 +7,7 @@ times as integer nanoseconds since the epoch (UTC, `cloudchain/timefmt.py`).
 Every type keeps the object it was parsed from in `raw`, so a script can print
 exactly what the node said (`--json`) and read fields this module does not know yet.
 
-What it does not know: transport. `cloudchain/client.py` fetches a result and calls
+What it does not know: transport. `cloudchain/client/jsonrpc.py` fetches a result and calls
 `from_json`; the server's side of the shapes is `cloudchain/node/rpc.py`.
 
 The encodings read (CometBFT's): int64 values as decimal strings, int32 and uint32
@@ -31,11 +31,11 @@ import binascii
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from cloudchain.client_errors import RPCClientError
+from cloudchain.client.errors import RPCClientError
 from cloudchain.timefmt import TimeFormatError, parse_rfc3339_ns
 
 # The code of an RPCClientError that is not the node's JSON-RPC error: the node could not
-# be reached, or its reply is malformed (as cloudchain/client_errors.py documents).
+# be reached, or its reply is malformed (as cloudchain/client/errors.py documents).
 CLIENT_ERROR = -1
 MALFORMED_REPLY_MESSAGE = "malformed reply from the node"
 SHOWN_VALUE_CHARS_MAX = 60  # how much of a bad value an error message quotes

@@ -2,7 +2,7 @@ import msgpack
 import pytest
 
 from cloudchain import codec
-from cloudchain.types import (
+from cloudchain.ledger import (
     MAX_TX_BYTES,
     Block,
     BlockHeader,

@@ -1,7 +1,7 @@
 """A Python client for a node's JSON-RPC: `Client` (async) and `SyncClient` (blocking).
 
 Every method but `call` returns its result parsed into a frozen dataclass of
-`cloudchain/rpc_types.py` (heights as int, hashes as bytes, times as integer
+`cloudchain/client/results.py` (heights as int, hashes as bytes, times as integer
 nanoseconds), each keeping the node's JSON in `raw`; `call(method, **params)`
 returns the raw `result` of any method. There is one error, `RPCClientError`: the
 node refused the call (its JSON-RPC code, message and data), could not be reached
@@ -27,11 +27,11 @@ from typing import Any
 import aiohttp
 
 from cloudchain import codec
-from cloudchain.client_blobs import BlobGot, Progress, Source
-from cloudchain.client_blobs import get_blob as _get_blob
-from cloudchain.client_blobs import put_blob as _put_blob
-from cloudchain.client_errors import RPCClientError
-from cloudchain.rpc_types import (
+from cloudchain.client.blobs import BlobGot, Progress, Source
+from cloudchain.client.blobs import get_blob as _get_blob
+from cloudchain.client.blobs import put_blob as _put_blob
+from cloudchain.client.errors import RPCClientError
+from cloudchain.client.results import (
     CLIENT_ERROR,
     ABCIInfo,
     BlobGC,
@@ -53,7 +53,7 @@ from cloudchain.rpc_types import (
     Validators,
     malformed,
 )
-from cloudchain.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
+from cloudchain.client.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
 
 __all__ = [
     "DEFAULT_NODE",
@@ -213,7 +213,7 @@ class Client:
             raise malformed("/auth/nonce", f"expected {{'nonce': int}}, got {answer!r:.60}")
         return nonce
 
-    # --- blobs (streamed over HTTP; see client_blobs.py) ----------------------------------
+    # --- blobs (streamed over HTTP; see client/blobs.py) ----------------------------------
 
     async def blob_put(
         self,

@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from cloudchain.client_errors import RPCClientError
+from cloudchain.client.errors import RPCClientError
 
 _EVENT_TYPE_PREFIX = "tendermint/event/"
 

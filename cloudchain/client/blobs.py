@@ -2,10 +2,11 @@
 to `POST /blobs` and down from `GET /blobs/{cid}`, never held whole in memory.
 
 `Client.blob_put` and `Client.blob_get` call these; the JSON-RPC methods (blob_stat,
-blob_pin, blob_unpin, blob_gc) go through `Client.call`, their results parsed by rpc_types. Errors
-are the client's one RPCClientError: an HTTP refusal has the HTTP status as its code
-and the node's message ("blob Qm... is not here (404)"); a node that cannot be
-reached, a download cut short or a reply of the wrong shape has code CLIENT_ERROR.
+blob_pin, blob_unpin, blob_gc) go through `Client.call`, their results parsed by
+`cloudchain.client.results`. Errors are the client's one RPCClientError: an HTTP
+refusal has the HTTP status as its code and the node's message ("blob Qm... is not here
+(404)"); a node that cannot be reached, a download cut short or a reply of the wrong
+shape has code CLIENT_ERROR.
 A download goes to DEST.part and is renamed to DEST only once it is whole.
 """
 
@@ -22,8 +23,8 @@ from typing import IO
 
 import aiohttp
 
-from cloudchain.client_errors import RPCClientError
-from cloudchain.rpc_types import CLIENT_ERROR, BlobPut, malformed
+from cloudchain.client.errors import RPCClientError
+from cloudchain.client.results import CLIENT_ERROR, BlobPut, malformed
 
 # progress(bytes_done, bytes_total or None when the total is not known)
 Progress = Callable[[int, int | None], None]
