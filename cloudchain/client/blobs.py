@@ -23,8 +23,8 @@ from typing import IO
 
 import aiohttp
 
-from cloudchain.client.errors import RPCClientError
-from cloudchain.client.results import CLIENT_ERROR, BlobPut, malformed
+from cloudchain.client.errors import CLIENT_ERROR, RPCClientError, malformed
+from cloudchain.client.results import BlobPut
 
 # progress(bytes_done, bytes_total or None when the total is not known)
 Progress = Callable[[int, int | None], None]

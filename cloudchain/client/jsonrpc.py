@@ -30,9 +30,8 @@ from cloudchain import codec
 from cloudchain.client.blobs import BlobGot, Progress, Source
 from cloudchain.client.blobs import get_blob as _get_blob
 from cloudchain.client.blobs import put_blob as _put_blob
-from cloudchain.client.errors import RPCClientError
+from cloudchain.client.errors import CLIENT_ERROR, RPCClientError, malformed
 from cloudchain.client.results import (
-    CLIENT_ERROR,
     ABCIInfo,
     BlobGC,
     BlobPut,
@@ -51,7 +50,6 @@ from cloudchain.client.results import (
     TxSearch,
     UnconfirmedTxs,
     Validators,
-    malformed,
 )
 from cloudchain.client.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
 
