@@ -12,9 +12,10 @@ import aiohttp
 import pytest
 
 from cloudchain.client import Client, RPCClientError
-from cloudchain.node import rpc, rpc_websocket
-from cloudchain.node.eventbus import NOT_PULLING
-from cloudchain.node.rpc_shapes import event_json
+from cloudchain.node.rpc import server as rpc
+from cloudchain.node.rpc import websocket as rpc_websocket
+from cloudchain.node.rpc.eventbus import NOT_PULLING
+from cloudchain.node.rpc.shapes import event_json
 from tests.test_node_network import wait_for_height
 from tests.test_rpc import transfer
 from tests.test_rpc_websocket import start_node, ws_url

@@ -49,7 +49,7 @@ from cloudchain.node.driver import ConsensusDriver
 from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, GossipMemory
 from cloudchain.node.mempool import Admission, Mempool
 from cloudchain.node.metrics import NodeMetrics
-from cloudchain.node.rpc import RPCServer
+from cloudchain.node.rpc.server import RPCServer
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
 

@@ -57,8 +57,8 @@ from cloudchain.blobs.store import (
     RangeNotSatisfiableError,
 )
 from cloudchain.logfields import fields
-from cloudchain.node.rpc_errors import INTERNAL_ERROR, RPCError
-from cloudchain.node.rpc_params import bad_params
+from cloudchain.node.rpc.errors import INTERNAL_ERROR, RPCError
+from cloudchain.node.rpc.params import bad_params
 
 if TYPE_CHECKING:
     from cloudchain.node.runtime import Node

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from cloudchain.ledger import INT64_MAX
-from cloudchain.node.rpc_errors import (
+from cloudchain.node.rpc.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     JSON_PARAMS_PREFIX,
     RPCError,
 )
-from cloudchain.node.rpc_shapes import b64
+from cloudchain.node.rpc.shapes import b64
 
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 30, 100  # CometBFT's validatePerPage
 INT_TEXT = re.compile(r"-?[0-9]{1,19}")  # an int64 as text (fullmatch; ASCII digits only)

@@ -37,19 +37,11 @@ from cloudchain import codec
 from cloudchain.crypto import PUBKEY_TYPE
 from cloudchain.ledger import Block, TxResult
 from cloudchain.logfields import fields
-from cloudchain.node import txquery
-from cloudchain.node.blob_http import BlobHTTP
-from cloudchain.node.eventbus import (
-    MAX_QUERY_LENGTH,
-    BusLimits,
-    EventBus,
-    Subscription,
-    SubscriptionError,
-    Tags,
-)
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from cloudchain.node.rpc_connections import ConnectionGate
-from cloudchain.node.rpc_errors import (
+from cloudchain.node.rpc import txquery
+from cloudchain.node.rpc.blob_http import BlobHTTP
+from cloudchain.node.rpc.connections import ConnectionGate
+from cloudchain.node.rpc.errors import (
     HTTP_PARAMS_PREFIX,
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -60,7 +52,15 @@ from cloudchain.node.rpc_errors import (
     error_body,
     result_body,
 )
-from cloudchain.node.rpc_params import (
+from cloudchain.node.rpc.eventbus import (
+    MAX_QUERY_LENGTH,
+    BusLimits,
+    EventBus,
+    Subscription,
+    SubscriptionError,
+    Tags,
+)
+from cloudchain.node.rpc.params import (
     PARAM_NAMES,
     bad_params,
     hash_param,
@@ -74,7 +74,7 @@ from cloudchain.node.rpc_params import (
     tx_param,
     uri_params,
 )
-from cloudchain.node.rpc_shapes import (
+from cloudchain.node.rpc.shapes import (
     b64,
     block_id_json,
     block_json,
@@ -90,7 +90,7 @@ from cloudchain.node.rpc_shapes import (
     tx_result_json,
     tx_tags,
 )
-from cloudchain.node.rpc_websocket import WS_METHODS, EncodedEvent, WebSocketSession
+from cloudchain.node.rpc.websocket import WS_METHODS, EncodedEvent, WebSocketSession
 from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
 
