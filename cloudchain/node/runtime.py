@@ -39,7 +39,7 @@ from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, mes
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import MAX_BLOCK_BYTES, MalformedError
+from cloudchain.ledger import MAX_BLOCK_BYTES, Commit, MalformedError
 from cloudchain.logfields import fields
 from cloudchain.network.peers import PeerAddress, PeerManager
 from cloudchain.network.secret_connection import PeerError
@@ -215,6 +215,11 @@ class Node(ConsensusDriver):
         decided blocks (status's catching_up). A peer one height ahead has only decided
         the height this node is deciding."""
         return any(h > self.core.height + 1 for h in self._proven_heights.values())
+
+    def decided_commit(self, height: int) -> Commit | None:
+        """The commit that decided `height`, while the node keeps it whole (driver.py)."""
+        decided = self.decided.get(height)
+        return None if decided is None else decided.commit
 
     # --- transactions ----------------------------------------------------------------------
 

@@ -55,7 +55,7 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "broadcast_tx_async": ("tx",),
     "abci_query": ("path", "data", "height", "prove"),
     "abci_info": (),
-    # Ours: the blob store's (node/blob_http.py).
+    # Ours: the blob store's (admin.py).
     "blob_stat": ("cid",),
     "blob_pin": ("cid",),
     "blob_unpin": ("cid",),
