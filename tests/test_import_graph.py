@@ -154,7 +154,7 @@ def upward_imports(graph: Graph, rules: dict[str, tuple[str, ...]]) -> list[str]
     def under(module: str, package: str) -> bool:
         return module == package or module.startswith(package + ".")
 
-    broken = []
+    broken: list[str] = []
     for module, imported in sorted(graph.items()):
         for layer, forbidden in rules.items():
             if under(module, layer):
