@@ -13,8 +13,8 @@ from cloudchain.blobs.flatfs import key_of
 from cloudchain.blobs.importer import CHUNK_SIZE_BYTES
 from cloudchain.client import Client, RPCClientError
 from cloudchain.crypto import read_key_file
-from cloudchain.node.blob_http import UnsatisfiableRangeError, parse_range
 from cloudchain.node.config import BlobsConfig
+from cloudchain.node.rpc.blob_http import UnsatisfiableRangeError, parse_range
 from tests import test_rpc
 from tests.test_cli import verbs
 

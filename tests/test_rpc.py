@@ -180,7 +180,7 @@ async def test_uri_get_form(node, tmp_path):
 def test_uri_params_follow_cometbfts_rules_per_go_type():
     from multidict import MultiDict
 
-    from cloudchain.node.rpc_params import uri_params
+    from cloudchain.node.rpc.params import uri_params
 
     # The method's own params only, the first value of each, an empty one absent.
     assert uri_params("block", MultiDict([("height", "5"), ("height", "6"), ("x", "1")])) == {

@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from cloudchain.client import Client, RPCClientError
-from cloudchain.node import rpc, rpc_websocket
-from cloudchain.node.eventbus import NOT_PULLING
-from cloudchain.node.rpc_shapes import event_json
+from cloudchain.node.rpc import broadcast, server, websocket
+from cloudchain.node.rpc.eventbus import NOT_PULLING
+from cloudchain.node.rpc.shapes import event_json
 from tests.test_node_network import wait_for_height
 from tests.test_rpc import transfer
 from tests.test_rpc_websocket import start_node, ws_url
@@ -119,7 +119,7 @@ async def unread_node(tmp_path):
 @pytest.fixture
 def quick_close(monkeypatch):
     """stop() gives the WebSockets a fraction of a second to close (read at start too)."""
-    monkeypatch.setattr(rpc, "CLOSE_WAIT_S", 0.2)
+    monkeypatch.setattr(server, "CLOSE_WAIT_S", 0.2)
 
 
 async def test_replies_beyond_the_outbox_stop_the_reading_and_stop_still_returns(
@@ -145,7 +145,7 @@ async def test_replies_beyond_the_outbox_stop_the_reading_and_stop_still_returns
 async def test_a_client_that_stops_reading_is_hung_up_on_after_the_write_wait(
     monkeypatch, unread_node
 ):
-    monkeypatch.setattr(rpc_websocket, "WRITE_WAIT_S", 0.2)
+    monkeypatch.setattr(websocket, "WRITE_WAIT_S", 0.2)
     node = unread_node
     client = await RawWebSocket.connect(*host_port(node))
     for batch in block_batches(400):
@@ -191,7 +191,7 @@ async def test_broadcast_tx_commit_waiters_are_bounded_by_the_subscription_limit
     """As CometBFT's: a waiting broadcast_tx_commit holds a subscription under its caller's
     name, so max_subscription_clients bounds the waiters (and the WebSocket subscribers
     with them), and over a socket max_subscriptions_per_client counts its subscriptions."""
-    monkeypatch.setattr(rpc, "BROADCAST_COMMIT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(broadcast, "BROADCAST_COMMIT_TIMEOUT_S", 1.0)
     node = await start_node(tmp_path, max_subscription_clients=1)
     try:
         await wait_for_height([node], 1)
@@ -258,7 +258,7 @@ async def test_connections_are_counted_not_requests_and_a_freed_one_is_taken_aga
 
 
 async def test_a_connection_without_a_complete_request_in_time_is_cut(tmp_path, monkeypatch):
-    monkeypatch.setattr(rpc, "READ_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(server, "READ_TIMEOUT_S", 0.3)
     node = await start_node(tmp_path)
     opened = []
     try:

@@ -542,7 +542,7 @@ async def test_transport_error_details_are_cometbfts(node):
 
 def test_a_commit_lists_every_validator_in_set_order_the_absent_ones_as_cometbft():
     from cloudchain.ledger import Commit, CommitSig, Validator
-    from cloudchain.node.rpc_shapes import commit_json
+    from cloudchain.node.rpc.shapes import commit_json
     from tests.chainutil import ACCOUNTS
 
     validators = [Validator(k.public_key, 10) for k in ACCOUNTS[:3]]

@@ -12,8 +12,8 @@ import pytest
 from cloudchain.crypto import read_key_file
 from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
-from cloudchain.node.eventbus import NOT_PULLING, BusLimits, EventBus, SubscriptionError
-from cloudchain.node.rpc_websocket import WebSocketSession
+from cloudchain.node.rpc.eventbus import NOT_PULLING, BusLimits, EventBus, SubscriptionError
+from cloudchain.node.rpc.websocket import WebSocketSession
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
 from tests.test_node_network import DEADLINE_S, FAST, wait_for_height
@@ -391,11 +391,11 @@ def test_a_session_bounds_the_bytes_of_its_events_too():
 
 
 def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
-    from cloudchain.node import rpc_websocket
     from cloudchain.node.config import RPCConfig
-    from cloudchain.node.rpc import RPCServer
-    from cloudchain.node.rpc_errors import result_body
-    from cloudchain.node.rpc_shapes import new_block_event, new_block_tags
+    from cloudchain.node.rpc import websocket as rpc_websocket
+    from cloudchain.node.rpc.errors import result_body
+    from cloudchain.node.rpc.server import RPCServer
+    from cloudchain.node.rpc.shapes import new_block_event, new_block_tags
     from tests.chainutil import ACCOUNTS, make_chain, transfer
 
     chain = make_chain()

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from cloudchain.node.txquery import Condition, QueryError, Stamp, matches, parse, search
+from cloudchain.node.rpc.txquery import Condition, QueryError, Stamp, matches, parse, search
 from cloudchain.timefmt import parse_rfc3339_ns
 from tests.chainutil import ACCOUNTS, make_chain, transfer
 

@@ -11,7 +11,7 @@
                   transactions before an empty block is proposed
     [mempool]     max_txs, max_bytes
     [blobs]       max_upload_bytes: the largest body `POST /blobs` accepts (the blob
-                  store lives in <home>/data/blobs; see node/blob_http.py)
+                  store lives in <home>/data/blobs; see node/rpc/blob_http.py)
     [log]         level: debug, info, warning or error; format: plain (one line per
                   record, fields as key=value) or json (one object per line), see node/logs.py
 

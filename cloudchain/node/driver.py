@@ -48,6 +48,7 @@ from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify
 from cloudchain.crypto import PrivateKey
 from cloudchain.ledger import Block
 from cloudchain.node.solo import build_block
+from cloudchain.node.sync import AnswerLog
 
 WALRecord = tuple[str, Any, int]  # (kind, event or message, now_ns)
 
@@ -85,7 +86,7 @@ class ConsensusDriver:
         self.validators = list(app.genesis.validators)
         self.validator_set = ValidatorSet(tuple(self.validators))
         self.decided: dict[int, Decide] = {}
-        self._answered: dict[Hashable, tuple[int, int]] = {}  # peer -> (height, when) answered
+        self._answers = AnswerLog()  # the decisions sent to lagging peers (sync.py)
         self._rebuilt: Decision | None = None  # the last old decision rebuilt from the store
         self.core = self._new_core()
 
@@ -182,17 +183,11 @@ class ConsensusDriver:
         return None if raw is None else codec.decode(raw, max_bytes=MAX_RECORD_BYTES)
 
     def may_answer(self, peer: Hashable, height: int, every_ns: int, gap_ns: int = 0) -> bool:
-        """Whether to send `peer` the decision of `height` now: not if we sent it that
-        same height less than `every_ns` ago (its gossip would make us answer every
-        message), nor any decision less than `gap_ns` ago."""
-        last = self._answered.get(peer)
-        if last is None:
-            return True
-        elapsed = self.now_ns() - last[1]
-        return not ((last[0] == height and elapsed < every_ns) or elapsed < gap_ns)
+        """Whether to send `peer` the decision of `height` now (sync.py's AnswerLog)."""
+        return self._answers.may_answer(peer, height, self.now_ns(), every_ns, gap_ns)
 
     def note_answered(self, peer: Hashable, height: int) -> None:
-        self._answered[peer] = (height, self.now_ns())
+        self._answers.note_answered(peer, height, self.now_ns())
 
     def decision_for_peer(self, peer: Hashable, height: int, every_ns: int) -> Decision | None:
         """The decision of `height` for a lagging `peer`, if `may_answer`, counted as

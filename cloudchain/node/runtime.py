@@ -15,6 +15,11 @@ messages (blobs/exchange_messages.py), queued behind everything else (the peer
 manager's bulk queue), so a transfer of gigabytes never holds up a vote.
 Anything a peer sends that does not decode is a PeerError: the peer is
 disconnected, the node goes on.
+
+The policies are elsewhere, pure: whom to ask for a block, whom to answer and
+what counts as catching up in sync.py, what each peer already has of the
+consensus messages in gossip.py. The RPC server (rpc/) sees this node as a
+NodeView (rpc/view.py), which `Node` satisfies.
 """
 
 from __future__ import annotations
@@ -39,27 +44,25 @@ from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, mes
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import MAX_BLOCK_BYTES, MalformedError
+from cloudchain.ledger import MAX_BLOCK_BYTES, Commit, MalformedError
 from cloudchain.logfields import fields
 from cloudchain.network.peers import PeerAddress, PeerManager
 from cloudchain.network.secret_connection import PeerError
+from cloudchain.node import sync
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.consensus_wal import FileWAL
 from cloudchain.node.driver import ConsensusDriver
 from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, GossipMemory
 from cloudchain.node.mempool import Admission, Mempool
 from cloudchain.node.metrics import NodeMetrics
-from cloudchain.node.rpc import RPCServer
+from cloudchain.node.rpc.server import RPCServer
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
 
 log = logging.getLogger(__name__)
 
 CHANNELS = ("consensus", "tx", "sync", "blob")  # the "ch" of a wire message; a metrics label
-GOSSIP_INTERVAL_S = 0.2
-# The least time between two large decisions sent to one peer, whatever their heights:
-# a peer asking for heights in turn cannot make us load and send blocks nonstop.
-LARGE_DECISION_GAP_S = 0.25
+GOSSIP_INTERVAL_S = 0.2  # also the least time between two same requests of block sync
 MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 
 
@@ -97,9 +100,7 @@ class Node(ConsensusDriver):
         self.rpc = RPCServer(self, self.config.rpc)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._gossip: asyncio.Task[None] | None = None
-        self._asked: dict[tuple[str, int], float] = {}
-        self._peer_heights: dict[str, int] = {}  # claimed, unverified: whom to ask (block sync)
-        self._proven_heights: dict[str, int] = {}  # shown by signed messages: catching_up
+        self._sync = sync.PeerSync(ask_again_after_ns=int(GOSSIP_INTERVAL_S * 1e9))  # sync.py
         self._gossip_memory = GossipMemory(GOSSIP_INTERVAL_S)
         self._encoded: dict[bytes, bytes] = {}  # signature -> wire bytes, this height's
         self._stopped = False
@@ -170,10 +171,9 @@ class Node(ConsensusDriver):
     def on_commit(self, decision: Decide) -> None:
         self.mempool.update(decision.block.txs)
         self._record_commit(decision)
-        ahead = [p for p, h in self._peer_heights.items() if h > decision.height + 1]
-        if ahead:  # still behind: ask for the next height right away
-            self._asked.clear()
-            self._ask_for_decision(min(ahead), decision.height + 1)
+        ahead = self._sync.on_committed(decision.height)
+        if ahead is not None:  # still behind: ask for the next height right away
+            self._ask_for_decision(ahead, decision.height + 1)
         log.info(
             "committed",
             extra=fields(
@@ -211,10 +211,13 @@ class Node(ConsensusDriver):
     @property
     def catching_up(self) -> bool:
         """Whether a connected peer has proven, with a message a validator signed (or a
-        decision's commit certificate), a height beyond the next one: the node is fetching
-        decided blocks (status's catching_up). A peer one height ahead has only decided
-        the height this node is deciding."""
-        return any(h > self.core.height + 1 for h in self._proven_heights.values())
+        decision's commit certificate), a height beyond the next one (sync.py)."""
+        return self._sync.is_catching_up(self.core.height)
+
+    def decided_commit(self, height: int) -> Commit | None:
+        """The commit that decided `height`, while the node keeps it whole (driver.py)."""
+        decided = self.decided.get(height)
+        return None if decided is None else decided.commit
 
     # --- transactions ----------------------------------------------------------------------
 
@@ -255,24 +258,17 @@ class Node(ConsensusDriver):
             raise PeerError(f"undecodable message: {exc}") from None
         if isinstance(message, Proposal | Vote):  # the peer has it: never send it back
             self._gossip_memory.note_received(peer_id, message.signature, message.height)
-        if message.height > self._peer_heights.get(peer_id, 0):
-            self._peer_heights[peer_id] = message.height
+        height, core_height = message.height, self.core.height
+        if self._sync.note_height(peer_id, height):
             self._gossip_memory.peer_advanced(peer_id)  # it may need now what it dropped
-        self._note_proven_height(peer_id, message)
-        if message.height < self.core.height:
-            self._help_lagging_peer(peer_id, message.height, asked=False)
-        elif message.height > self.core.height and self.app.info().height < self.core.height:
-            # Behind, and not merely waiting out the commit timeout of a decided height.
-            self._ask_for_decision(peer_id, self.core.height)
+        proves_more = self._sync.needs_proof(peer_id, height, core_height)
+        if proves_more and self._is_signed_by_validators(message):  # once, unless forged
+            self._sync.note_proven(peer_id, height)
+        if sync.is_lagging(height, core_height):
+            self._help_lagging_peer(peer_id, height, asked=False)
+        elif sync.is_behind(height, core_height, self.store.height):
+            self._ask_for_decision(peer_id, core_height)
         self.handle(MessageReceived(message))
-
-    def _note_proven_height(self, peer_id: str, message: Message) -> None:
-        """Record `message.height` for catching_up if it says more than we knew and a
-        validator signed it. The core never reads a message beyond the next height, so
-        it is checked here; at most once per peer and height, unless forged."""
-        known = max(self.core.height + 1, self._proven_heights.get(peer_id, 0))
-        if message.height > known and self._is_signed_by_validators(message):
-            self._proven_heights[peer_id] = message.height
 
     def _is_signed_by_validators(self, message: Message) -> bool:
         if message.chain_id != self.chain_id:
@@ -291,8 +287,7 @@ class Node(ConsensusDriver):
 
     def _forget_peer(self, peer_id: str) -> None:
         """A peer disconnected: what it showed no longer counts."""
-        self._peer_heights.pop(peer_id, None)
-        self._proven_heights.pop(peer_id, None)
+        self._sync.forget_peer(peer_id)
         self._gossip_memory.forget_peer(peer_id)
         if self.exchange is not None:
             self.exchange.on_peer_disconnected(peer_id)
@@ -312,30 +307,21 @@ class Node(ConsensusDriver):
     def _ask_for_decision(self, peer_id: str, height: int) -> None:
         """Block sync: a peer is ahead; ask it for the decision of `height` (it comes
         back as a Decision, whose commit certificate the core verifies before using it)."""
-        now = time.monotonic()
-        last = self._asked.get((peer_id, height))
-        if last is not None and now - last < GOSSIP_INTERVAL_S:
-            return
-        self._asked[(peer_id, height)] = now
-        self._send_to(peer_id, "sync", {"height": height})
+        if self._sync.may_ask(peer_id, height, time.monotonic_ns()):
+            self._send_to(peer_id, "sync", {"height": height})
 
     def _help_lagging_peer(self, peer_id: str, height: int, *, asked: bool) -> None:
-        """Send a peer behind us the decision of its height: when it asks (block sync),
-        or unasked when it is small. A peer whose message is of an older height may
-        only be waiting out its commit timeout, with that decision in hand: a large
-        block goes only to a peer that asked, the same height again no sooner than a
-        large message is resent (gossip.py), and any large one at most every
-        LARGE_DECISION_GAP_S. The limits are checked before the block is loaded, and
-        an answer counts only once it is queued."""
+        """Send a peer behind us the decision of its height, as sync.py's rules allow:
+        they are checked before the block is loaded, and an answer counts only once it
+        is queued."""
         size = self.decision_bytes(height)
         if size is None:
             return
-        large = size > LARGE_MESSAGE_BYTES
-        if large and not asked:
-            return
-        every_ns = int(self._gossip_memory.resend_after_s(size) * 1e9)
-        gap_ns = int(LARGE_DECISION_GAP_S * 1e9) if large else 0
-        if not self.may_answer(peer_id, height, every_ns, gap_ns):
+        resend_after_ns = int(self._gossip_memory.resend_after_s(size) * 1e9)
+        spacing = sync.answer_spacing(size, asked=asked, resend_after_ns=resend_after_ns)
+        if spacing is None or not self.may_answer(
+            peer_id, height, spacing.every_ns, spacing.gap_ns
+        ):
             return
         decision = self.decision(height)
         if decision is not None and self._send_to(peer_id, "consensus", decision.to_obj()):
@@ -377,9 +363,7 @@ class Node(ConsensusDriver):
         peers = self.peers.connected
         if len(data) > LARGE_MESSAGE_BYTES:
             # A peer two heights behind would drop it (it keeps only the next height's).
-            peers = [
-                p for p in peers if self._peer_heights.get(p, message.height) >= message.height - 1
-            ]
+            peers = [p for p in peers if self._sync.may_hold(p, message.height)]
         for peer in self._gossip_memory.peers_lacking(key, len(data), peers, now_s):
             if self.peers.send(peer, data):
                 self._gossip_memory.note_sent(peer, key, message.height, now_s)

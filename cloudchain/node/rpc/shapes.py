@@ -3,8 +3,8 @@
 Pure functions from our types to JSON values; no I/O and no node state. The
 encodings are CometBFT's: heights and counts as decimal strings, hashes as
 upper-case hex, transactions as base64, times as RFC 3339 with nanoseconds.
-The server (rpc.py) answers with these; the WebSocket (rpc_websocket.py)
-sends the event payloads built here.
+The methods (chain.py, info.py, broadcast.py) answer with these; the
+WebSocket (websocket.py) sends the event payloads built here.
 """
 
 from __future__ import annotations

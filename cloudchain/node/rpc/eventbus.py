@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cloudchain.node import txquery
+from cloudchain.node.rpc import txquery
 
 Tags = Mapping[str, list[str]]
 MAX_QUERY_LENGTH = 512  # CometBFT's maxQueryLength

@@ -1,4 +1,4 @@
-"""The node's blob endpoints: HTTP for the bytes, JSON-RPC for the bookkeeping.
+"""The node's blob routes on the RPC port: HTTP for the bytes.
 
     POST /blobs[?cid-version=1&replicas=N]   the body, streamed into the store
         200 {"cid", "size", "replicas": [node ids]}   the blob is here and pinned
@@ -6,7 +6,9 @@
         bytes=a-, bytes=-n): 200 whole, 206 with Content-Range, 416 with
         Content-Range: bytes */size when the range starts past the end
     HEAD /blobs/{cid}   the headers the GET would give, no body
-    blob_stat {cid}, blob_pin {cid}, blob_unpin {cid}, blob_gc {}   JSON-RPC (rpc.py)
+
+The bookkeeping (blob_stat, blob_pin, blob_unpin, blob_gc) is JSON-RPC, in
+admin.py, on this module's threads.
 
 Every HTTP error is JSON {"error": "what went wrong"}: 400 a malformed CID or query,
 or an upload cut short; 404 a blob not (wholly) here; 413 an upload above [blobs]
@@ -15,19 +17,17 @@ store quarantines it); 503 a store that is not open, or fewer replicas than aske
 for. The ETag of a blob is its CID: the bytes under a CID never change.
 
 What this module owns: the mapping of the store's errors to statuses (once, in
-`_answer`), and the bridge between aiohttp's streams and the synchronous
-BlobStore. Every store call runs on this module's threads (BLOB_THREADS), never on
-the event loop; an upload's body is read by the event loop in pieces that the
-store's thread waits for (`_UploadReader`), so a body is never held whole in
-memory, and the RPC server's client_max_size (a bound for `request.read()`) does
-not apply to it.
+`_answer`), and the threads of the synchronous BlobStore. Every store call runs
+on this module's threads (BLOB_THREADS), never on the event loop; an upload's
+body is read by the event loop in pieces that the store's thread waits for
+(blob_upload.py), so a body is never held whole in memory, and the RPC server's
+client_max_size (a bound for `request.read()`) does not apply to it.
 
-Where the exchange plugs in (node.exchange, blobs/exchange.py): an upload asking
-for `replicas` > 1 has the exchange bring the blob to that many nodes in all
-(503, naming the holders, if fewer can); a GET of a blob that is not wholly here
-fetches what is missing from the connected peers first, as an IPFS gateway does
-(404 if no peer has it). GC keeps the CIDs anchored on chain (`node.anchored_cids`)
-besides the pins.
+Where the exchange plugs in (the NodeView's `exchange`, blobs/exchange.py): an
+upload asking for `replicas` > 1 has the exchange bring the blob to that many
+nodes in all (503, naming the holders, if fewer can); a GET of a blob that is not
+wholly here fetches what is missing from the connected peers first, as an IPFS
+gateway does (404 if no peer has it).
 """
 
 from __future__ import annotations
@@ -36,17 +36,14 @@ import asyncio
 import concurrent.futures
 import logging
 import re
-import threading
-from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
-from aiohttp.http_exceptions import HttpProcessingError
 
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
-from cloudchain.blobs.exchange import BlobExchange, FetchError, NoProvidersError, ReplicationError
+from cloudchain.blobs.exchange import FetchError, NoProvidersError, ReplicationError
 from cloudchain.blobs.importer import CID_V1_OPTIONS, DEFAULT_OPTIONS, ImportOptions
 from cloudchain.blobs.store import (
     BlobStore,
@@ -57,11 +54,12 @@ from cloudchain.blobs.store import (
     RangeNotSatisfiableError,
 )
 from cloudchain.logfields import fields
-from cloudchain.node.rpc_errors import INTERNAL_ERROR, RPCError
-from cloudchain.node.rpc_params import bad_params
-
-if TYPE_CHECKING:
-    from cloudchain.node.runtime import Node
+from cloudchain.node.rpc.blob_upload import (
+    UploadInterruptedError,
+    UploadReader,
+    UploadTooLargeError,
+)
+from cloudchain.node.rpc.view import BlobExchanger, NodeView
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +69,6 @@ T = TypeVar("T")
 # of them at once leaves the rest to downloads, stats and pins.
 BLOB_THREADS = 16
 UPLOADS_MAX = 8
-# The body is read from the socket in pieces of this size, one piece ahead of the store.
-READ_AHEAD_BYTES = 1024 * 1024
-# The longest an upload's store thread waits for the next piece of the body: a client
-# that stops sending frees its thread after this.
-BODY_PIECE_TIMEOUT_S = 60.0
 # Replicas a put may ask for: more than any network we run has nodes.
 REPLICAS_MAX = 64
 CID_VERSIONS: dict[str, ImportOptions] = {"0": DEFAULT_OPTIONS, "1": CID_V1_OPTIONS}
@@ -100,14 +93,6 @@ class BlobHTTPError(Exception):
         self.status, self.message = status, message
         self.headers = headers or {}
         self.extra = extra
-
-
-class UploadInterruptedError(Exception):
-    """The body stopped before its end: the connection was lost or went silent."""
-
-
-class UploadTooLargeError(Exception):
-    """The body went past max_upload_bytes."""
 
 
 class UnsatisfiableRangeError(ValueError):
@@ -170,134 +155,25 @@ def _query_replicas(query: Any) -> int:
     return int(text)
 
 
-# -- the upload bridge ---------------------------------------------------------------
-
-
-class _UploadReader:
-    """An upload's body as the blocking reader `BlobStore.add` takes; runs on a store
-    thread, while the event loop reads the body in pieces of READ_AHEAD_BYTES. One
-    piece is always being read ahead, so the network and the disk work at once; the
-    memory held is two pieces, whatever the body's size. The pieces are kept as
-    aiohttp gives them and joined once, into the chunk `read` returns: a copy per
-    byte, not one per step."""
-
-    def __init__(self, content: Any, loop: asyncio.AbstractEventLoop, limit_bytes: int) -> None:
-        self._content = content
-        self._loop = loop
-        self._limit_bytes = limit_bytes
-        self._pieces: deque[memoryview] = deque()
-        self._buffered = 0  # bytes in _pieces
-        self._ahead: concurrent.futures.Future[list[bytes]] | None = None
-        self._waiting: concurrent.futures.Future[list[bytes]] | None = None  # the thread's
-        self._ahead_lock = threading.Lock()  # the loop (close) and the thread (_fill) share
-        self._eof = False
-        self.bytes_read = 0
-        self.cancelled = threading.Event()
-
-    def read(self, size: int = -1, /) -> bytes:
-        assert size != 0
-        want = size if size > 0 else READ_AHEAD_BYTES
-        while self._buffered < want and not self._eof:
-            self._fill()
-        taken: list[memoryview] = []
-        need = min(want, self._buffered)
-        while need:
-            piece = self._pieces.popleft()
-            if len(piece) > need:
-                self._pieces.appendleft(piece[need:])
-                piece = piece[:need]
-            taken.append(piece)
-            need -= len(piece)
-            self._buffered -= len(piece)
-        return b"".join(taken)
-
-    def _fill(self) -> None:
-        """Wait for the piece being read ahead, and start reading the next one."""
-        with self._ahead_lock:
-            if self.cancelled.is_set():
-                raise UploadInterruptedError("the upload was cancelled")
-            future = self._ahead if self._ahead is not None else self._start()
-            self._ahead, self._waiting = None, future
-        try:
-            pieces = future.result(timeout=BODY_PIECE_TIMEOUT_S)
-        except concurrent.futures.TimeoutError:
-            future.cancel()
-            raise UploadInterruptedError(
-                f"no bytes of the body for {BODY_PIECE_TIMEOUT_S:g} s after {self.bytes_read}"
-            ) from None
-        except concurrent.futures.CancelledError:
-            raise UploadInterruptedError("the upload was cancelled") from None
-        size = sum(len(piece) for piece in pieces)
-        self.bytes_read += size
-        if self.bytes_read > self._limit_bytes:
-            raise UploadTooLargeError(f"the body is larger than {self._limit_bytes} bytes")
-        if not size:
-            self._eof = True
-            return
-        self._pieces.extend(memoryview(piece) for piece in pieces)
-        self._buffered += size
-        with self._ahead_lock:
-            if not self.cancelled.is_set():
-                self._ahead = self._start()
-
-    def _start(self) -> concurrent.futures.Future[list[bytes]]:
-        size = min(READ_AHEAD_BYTES, self._limit_bytes - self.bytes_read + 1)
-        return asyncio.run_coroutine_threadsafe(self._read(size), self._loop)
-
-    def close(self) -> None:
-        """Stop the reads nobody will wait for (the upload ended or failed); with
-        `cancelled` set first, the thread starts no other."""
-        with self._ahead_lock:
-            for future in (self._ahead, self._waiting):
-                if future is not None:
-                    future.cancel()
-            self._ahead = self._waiting = None
-
-    async def _read(self, size: int) -> list[bytes]:
-        """The body's next pieces, `size` bytes in all or fewer at its end."""
-        pieces: list[bytes] = []
-        got = 0
-        try:
-            while got < size:
-                piece = await self._content.read(size - got)
-                if not piece:
-                    break
-                pieces.append(piece)
-                got += len(piece)
-        except (OSError, HttpProcessingError) as exc:
-            read = self.bytes_read + got
-            raise UploadInterruptedError(
-                f"the upload was cut off after {read} bytes: {exc or type(exc).__name__}"
-            ) from None
-        return pieces
-
-
 # -- the service ---------------------------------------------------------------------
 
 
 class BlobHTTP:
-    """The routes and JSON-RPC methods over the node's BlobStore (`node.blobs`)."""
+    """The routes over the node's BlobStore (the NodeView's `blobs`), and the threads
+    every call of that store runs on (`run`), the JSON-RPC methods' too (admin.py)."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: NodeView) -> None:
         self._node = node
         self._executor = concurrent.futures.ThreadPoolExecutor(
             BLOB_THREADS, thread_name_prefix="blob-rpc"
         )
         self._uploads = asyncio.Semaphore(UPLOADS_MAX)
-        self._readers: set[_UploadReader] = set()
+        self._readers: set[UploadReader] = set()
         self.uploads_in_flight = 0
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/blobs", self._post_blob)
         app.router.add_get("/blobs/{cid}", self._get_blob)  # and HEAD (allow_head)
-
-    def rpc_methods(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[Any]]]:
-        return {
-            "blob_stat": self.blob_stat,
-            "blob_pin": self.blob_pin,
-            "blob_unpin": self.blob_unpin,
-            "blob_gc": self.blob_gc,
-        }
 
     async def stop(self) -> None:
         """Cut the uploads still reading and wait for every store call to end."""
@@ -309,17 +185,19 @@ class BlobHTTP:
     def max_upload_bytes(self) -> int:
         return self._node.config.blobs.max_upload_bytes
 
-    async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call `function` on one of the store's threads."""
         future = self._executor.submit(function, *args, **kwargs)
         return await asyncio.wrap_future(future)
 
-    def _store(self) -> BlobStore:
+    def store(self) -> BlobStore:
+        """The node's blob store; BlobHTTPError (503) while it is not open."""
         store = self._node.blobs
         if store is None:
             raise BlobHTTPError(503, "the blob store is not open (the node is not running)")
         return store
 
-    def _exchange(self) -> BlobExchange:
+    def _exchange(self) -> BlobExchanger:
         exchange = self._node.exchange
         if exchange is None:
             raise BlobHTTPError(503, "the blob exchange is not running (the node is not)")
@@ -334,7 +212,7 @@ class BlobHTTP:
         return await _answer(request, self._download)
 
     async def _upload(self, request: web.Request) -> web.StreamResponse:
-        store = self._store()
+        store = self.store()
         options = _query_options(request.query)
         replicas = _query_replicas(request.query)
         expected = request.content_length  # None for a chunked body
@@ -343,7 +221,7 @@ class BlobHTTP:
             raise UploadTooLargeError(
                 f"the body ({expected} bytes) is larger than {limit_bytes} bytes"
             )
-        reader = _UploadReader(request.content, asyncio.get_running_loop(), limit_bytes)
+        reader = UploadReader(request.content, asyncio.get_running_loop(), limit_bytes)
         async with self._uploads:
             self._readers.add(reader)
             self.uploads_in_flight += 1
@@ -377,7 +255,7 @@ class BlobHTTP:
         return web.json_response({"cid": cid, "size": added.size, "replicas": holders})
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
-        store = self._store()
+        store = self.store()
         cid = parse_cid(request.match_info["cid"])
         with store.hold(cid):  # GC keeps what a fetch brings until it is sent
             return await self._send_blob(request, store, cid)
@@ -397,14 +275,14 @@ class BlobHTTP:
         if request.method == hdrs.METH_HEAD:
             await response.prepare(request)
             return response
-        pieces = await self._run(store.read, cid, start, end)
+        pieces = await self.run(store.read, cid, start, end)
         # The first piece before the status line: an error there is still a clean answer.
-        piece = await self._run(next, pieces, None)
+        piece = await self.run(next, pieces, None)
         await response.prepare(request)
         try:
             while piece is not None:
                 await response.write(piece)
-                piece = await self._run(next, pieces, None)
+                piece = await self.run(next, pieces, None)
         except (BlockNotFoundError, CorruptBlockError) as exc:
             # Headers are sent: the only way to say so is to cut the connection short.
             log.error("blob download cut", extra=fields(cid=str(cid), error=str(exc)))
@@ -418,7 +296,7 @@ class BlobHTTP:
         """The blob's size, once every block of it is here: what is missing is
         fetched from the connected peers first (unless not `fetch`: a 404)."""
         try:
-            stat = await self._run(store.stat, cid)
+            stat = await self.run(store.stat, cid)
         except BlockNotFoundError:
             stat = None
         if stat is not None and stat.complete:
@@ -441,66 +319,7 @@ class BlobHTTP:
             ) from None
         except FetchError as exc:  # the peers gave a DAG that is not a UnixFS file
             raise BlobHTTPError(502, str(exc)) from None
-        return (await self._run(store.stat, cid)).size
-
-    # -- JSON-RPC ----------------------------------------------------------------
-
-    async def blob_stat(self, params: dict[str, Any]) -> dict[str, Any]:
-        cid = _cid_param(params)
-        store = self._rpc_store()
-        stat = await self._rpc_run(store.stat, cid)
-        pinned = cid in await self._rpc_run(store.pins)
-        return {
-            "cid": str(cid),
-            "size": stat.size,
-            "complete": stat.complete,
-            "blocks_local": stat.blocks_local,
-            "blocks_missing": stat.blocks_missing,
-            "pinned": pinned,
-        }
-
-    async def blob_pin(self, params: dict[str, Any]) -> dict[str, Any]:
-        cid = _cid_param(params)
-        changed = await self._rpc_run(self._rpc_store().pin, cid)
-        return {"cid": str(cid), "pinned": True, "changed": changed}
-
-    async def blob_unpin(self, params: dict[str, Any]) -> dict[str, Any]:
-        cid = _cid_param(params)
-        changed = await self._rpc_run(self._rpc_store().unpin, cid)
-        return {"cid": str(cid), "pinned": False, "changed": changed}
-
-    async def blob_gc(self, params: dict[str, Any]) -> dict[str, Any]:
-        keep = await self._rpc_run(self._node.anchored_cids)  # the store keeps its pins
-        result = await self._rpc_run(self._rpc_store().gc, keep)
-        return {
-            "blocks_removed": result.blocks_removed,
-            "bytes_freed": result.bytes_freed,
-            "blocks_kept": result.blocks_kept,
-        }
-
-    def _rpc_store(self) -> BlobStore:
-        try:
-            return self._store()
-        except BlobHTTPError as exc:
-            raise RPCError(INTERNAL_ERROR, "Internal error", exc.message) from None
-
-    async def _rpc_run(self, function: Callable[..., T], *args: Any) -> T:
-        """A store call, its errors as JSON-RPC's."""
-        try:
-            return await self._run(function, *args)
-        except BlockNotFoundError as exc:
-            raise RPCError(
-                INTERNAL_ERROR, "Internal error", f"blob {exc.cid} is not in the store"
-            ) from None
-        except (CorruptBlockError, PinLimitError) as exc:
-            raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
-
-
-def _cid_param(params: dict[str, Any]) -> CID:
-    try:
-        return parse_cid(params.get("cid"))
-    except CIDError as exc:
-        raise bad_params(f"cid: {exc}") from None
+        return (await self.run(store.stat, cid)).size
 
 
 async def _answer(

@@ -37,8 +37,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from cloudchain.logfields import fields
-from cloudchain.node.eventbus import EventBus, Subscription, SubscriptionError, Tags
-from cloudchain.node.rpc_errors import (
+from cloudchain.node.rpc.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
@@ -47,7 +46,8 @@ from cloudchain.node.rpc_errors import (
     RPCError,
     error_body,
 )
-from cloudchain.node.rpc_params import loads
+from cloudchain.node.rpc.eventbus import EventBus, Subscription, SubscriptionError, Tags
+from cloudchain.node.rpc.params import loads
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from cloudchain.ledger import INT64_MAX
-from cloudchain.node.rpc_errors import (
+from cloudchain.node.rpc.errors import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     JSON_PARAMS_PREFIX,
     RPCError,
 )
-from cloudchain.node.rpc_shapes import b64
+from cloudchain.node.rpc.shapes import b64
 
 DEFAULT_PER_PAGE, MAX_PER_PAGE = 30, 100  # CometBFT's validatePerPage
 INT_TEXT = re.compile(r"-?[0-9]{1,19}")  # an int64 as text (fullmatch; ASCII digits only)
@@ -55,7 +55,7 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "broadcast_tx_async": ("tx",),
     "abci_query": ("path", "data", "height", "prove"),
     "abci_info": (),
-    # Ours: the blob store's (node/blob_http.py).
+    # Ours: the blob store's (admin.py).
     "blob_stat": ("cid",),
     "blob_pin": ("cid",),
     "blob_unpin": ("cid",),

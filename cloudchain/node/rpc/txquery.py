@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
-from cloudchain.storage.chain import ChainStore
+from cloudchain.node.rpc.view import ChainReader
 
 MAX_CONDITIONS = 16  # ours: CometBFT has only its 512-byte maximum query length
 MAX_HEIGHTS_SCANNED = 10_000  # a query on tx.height alone may read this many blocks
@@ -304,7 +304,7 @@ def matches(conditions: Sequence[Condition], tags: Mapping[str, Sequence[str]]) 
 # --- tx_search over the chain store's index -------------------------------------------------
 
 
-def search(store: ChainStore, conditions: list[Condition]) -> list[tuple[int, int]]:
+def search(store: ChainReader, conditions: list[Condition]) -> list[tuple[int, int]]:
     """(height, index) of every transaction matching all conditions, ascending."""
     found: set[tuple[int, int]] | None = None
     heights = [c for c in conditions if c.key == "tx.height"]
@@ -330,7 +330,7 @@ def search(store: ChainStore, conditions: list[Condition]) -> list[tuple[int, in
     return sorted(w for w in found if all(c.accepts(str(w[0])) for c in heights))
 
 
-def _by_hash(store: ChainStore, condition: Condition) -> set[tuple[int, int]]:
+def _by_hash(store: ChainReader, condition: Condition) -> set[tuple[int, int]]:
     if condition.op != "=" or not isinstance(condition.value, str):
         raise QueryError("tx.hash supports only = 'HEX'")
     try:
@@ -340,7 +340,7 @@ def _by_hash(store: ChainStore, condition: Condition) -> set[tuple[int, int]]:
     return set() if location is None else {location}
 
 
-def _by_heights(store: ChainStore, heights: list[Condition]) -> set[tuple[int, int]]:
+def _by_heights(store: ChainReader, heights: list[Condition]) -> set[tuple[int, int]]:
     """Every transaction in the heights the conditions on tx.height allow (they are
     checked one by one afterwards; here they only narrow the blocks read)."""
     low, high = 1, store.height

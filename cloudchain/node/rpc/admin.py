@@ -1,0 +1,91 @@
+"""The operator's JSON-RPC methods, ours and not CometBFT's: the blob store's bookkeeping.
+
+    blob_stat {cid}     {"cid", "size", "complete", "blocks_local", "blocks_missing", "pinned"}
+    blob_pin {cid}      {"cid", "pinned": true, "changed"}
+    blob_unpin {cid}    {"cid", "pinned": false, "changed"}
+    blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept"}
+
+GC keeps the pins and the CIDs anchored on chain (the NodeView's
+`anchored_cids`). Every store call runs on the blob routes' threads
+(blob_http.py's `run`), never on the event loop, and the store's errors are
+mapped here to JSON-RPC's: a malformed CID is -32602, a blob not here, a
+corrupt block, a pin over the limit or a store not open -32603 saying so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from cloudchain.blobs.cid import CID
+from cloudchain.blobs.errors import CIDError
+from cloudchain.blobs.store import BlobStore, BlockNotFoundError, CorruptBlockError, PinLimitError
+from cloudchain.node.rpc.blob_http import BlobHTTP, BlobHTTPError, parse_cid
+from cloudchain.node.rpc.errors import INTERNAL_ERROR, RPCError
+from cloudchain.node.rpc.params import bad_params
+from cloudchain.node.rpc.view import NodeView
+
+T = TypeVar("T")
+
+
+class BlobAdmin:
+    def __init__(self, node: NodeView, blob_http: BlobHTTP) -> None:
+        self._node = node
+        self._blob_http = blob_http
+
+    async def blob_stat(self, params: dict[str, Any]) -> dict[str, Any]:
+        cid = _cid_param(params)
+        store = self._store()
+        stat = await self._run(store.stat, cid)
+        pinned = cid in await self._run(store.pins)
+        return {
+            "cid": str(cid),
+            "size": stat.size,
+            "complete": stat.complete,
+            "blocks_local": stat.blocks_local,
+            "blocks_missing": stat.blocks_missing,
+            "pinned": pinned,
+        }
+
+    async def blob_pin(self, params: dict[str, Any]) -> dict[str, Any]:
+        cid = _cid_param(params)
+        changed = await self._run(self._store().pin, cid)
+        return {"cid": str(cid), "pinned": True, "changed": changed}
+
+    async def blob_unpin(self, params: dict[str, Any]) -> dict[str, Any]:
+        cid = _cid_param(params)
+        changed = await self._run(self._store().unpin, cid)
+        return {"cid": str(cid), "pinned": False, "changed": changed}
+
+    async def blob_gc(self, params: dict[str, Any]) -> dict[str, Any]:
+        keep = await self._run(self._node.anchored_cids)  # the store keeps its pins
+        result = await self._run(self._store().gc, keep)
+        return {
+            "blocks_removed": result.blocks_removed,
+            "bytes_freed": result.bytes_freed,
+            "blocks_kept": result.blocks_kept,
+        }
+
+    def _store(self) -> BlobStore:
+        try:
+            return self._blob_http.store()
+        except BlobHTTPError as exc:
+            raise RPCError(INTERNAL_ERROR, "Internal error", exc.message) from None
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        """A store call, its errors as JSON-RPC's."""
+        try:
+            return await self._blob_http.run(function, *args)
+        except BlockNotFoundError as exc:
+            raise RPCError(
+                INTERNAL_ERROR, "Internal error", f"blob {exc.cid} is not in the store"
+            ) from None
+        except (CorruptBlockError, PinLimitError) as exc:
+            raise RPCError(INTERNAL_ERROR, "Internal error", str(exc)) from None
+
+
+def _cid_param(params: dict[str, Any]) -> CID:
+    try:
+        return parse_cid(params.get("cid"))
+    except CIDError as exc:
+        raise bad_params(f"cid: {exc}") from None

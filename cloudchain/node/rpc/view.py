@@ -1,0 +1,184 @@
+"""What the RPC port sees of a running node: `NodeView`, and all it may ask of it.
+
+The RPC methods and the blob routes are written against this protocol, never
+against the node itself, so the arrow points one way: the node (runtime.py)
+builds the RPC server and hands itself over as a NodeView; nothing in
+cloudchain/node/rpc/ imports the runtime. Each part is narrowed to what the
+handlers use: the chain store read only, the mempool's counts and pending
+transactions (admission goes through `submit_tx`, which also gossips), the
+application's genesis, info and queries, the peers' ids. No consensus state
+but the commit of a decided height, and nothing that writes.
+
+This module only declares; it holds no state and does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+from cloudchain.blobs.cid import CID
+from cloudchain.blobs.store import BlobStore
+from cloudchain.chaincode.application import AppInfo, QueryResult
+from cloudchain.genesis import Genesis
+from cloudchain.ledger import Block, Commit, TxResult, Validator
+from cloudchain.node.config import NodeConfig
+from cloudchain.node.mempool import Admission
+from cloudchain.storage.chain import BlockResults
+
+
+class ChainReader(Protocol):
+    """The block store and the transaction index, read only (storage/chain.py)."""
+
+    @property
+    def height(self) -> int: ...
+
+    @property
+    def last_block(self) -> Block | None: ...
+
+    def block(self, height: int) -> Block | None: ...
+
+    def block_height(self, block_hash: bytes) -> int | None: ...
+
+    def block_results(self, height: int) -> BlockResults | None: ...
+
+    def app_hash_at(self, height: int) -> bytes | None: ...
+
+    def tx_location(self, tx_hash: bytes) -> tuple[int, int] | None: ...
+
+    def tx_result(self, tx_hash: bytes) -> TxResult | None: ...
+
+    def txs_with_event(
+        self, composite_key: str, value: str | None = None
+    ) -> Iterator[tuple[str, tuple[int, int]]]: ...
+
+
+class AppReader(Protocol):
+    """The application's genesis, info and queries (chaincode/application.py)."""
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    def info(self) -> AppInfo: ...
+
+    def query(self, path: str, data: bytes = b"", height: int = 0) -> QueryResult: ...
+
+
+class MempoolReader(Protocol):
+    """What waits in the mempool: counts and the oldest transactions."""
+
+    def __len__(self) -> int: ...
+
+    @property
+    def size_bytes(self) -> int: ...
+
+    def pending(self, limit: int) -> list[bytes]: ...
+
+
+class PeersReader(Protocol):
+    """This node's id on the network and the peers connected now."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def connected(self) -> Sequence[str]: ...
+
+
+class ValidatorKey(Protocol):
+    """The public half of the node's validator key."""
+
+    @property
+    def public_key(self) -> bytes: ...
+
+    @property
+    def address(self) -> str: ...
+
+
+class MetricsReader(Protocol):
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every series."""
+        ...
+
+
+class BlobExchanger(Protocol):
+    """The blob exchange's calls an upload and a download make (blobs/exchange.py)."""
+
+    async def replicate(self, root: CID, replicas: int) -> list[str]: ...
+
+    async def fetch(self, root: CID) -> Any: ...
+
+
+class NodeView(Protocol):
+    """A running node as the RPC port sees it; runtime.py's Node is one."""
+
+    # --- who the node is ---------------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> str: ...
+
+    @property
+    def config(self) -> NodeConfig:
+        """The moniker, the listen addresses, the peers dialled, [blobs]'s limits."""
+        ...
+
+    @property
+    def key(self) -> ValidatorKey | None:
+        """None: the node is not a validator."""
+        ...
+
+    @property
+    def validators(self) -> Sequence[Validator]:
+        """The validator set, in its order (it never changes)."""
+        ...
+
+    @property
+    def peers(self) -> PeersReader: ...
+
+    @property
+    def catching_up(self) -> bool:
+        """Whether the node is fetching decided blocks from peers ahead (sync.py)."""
+        ...
+
+    # --- the chain -------------------------------------------------------------------------
+
+    @property
+    def store(self) -> ChainReader: ...
+
+    @property
+    def app(self) -> AppReader: ...
+
+    def decided_commit(self, height: int) -> Commit | None:
+        """The commit that decided `height`, if the node still holds it (the latest
+        height's commit is in no block yet)."""
+        ...
+
+    # --- transactions ----------------------------------------------------------------------
+
+    @property
+    def mempool(self) -> MempoolReader: ...
+
+    def submit_tx(self, raw: bytes) -> Admission:
+        """Check a client's transaction into the mempool, and gossip it if admitted."""
+        ...
+
+    # --- metrics ---------------------------------------------------------------------------
+
+    @property
+    def metrics(self) -> MetricsReader: ...
+
+    def refresh_metrics(self) -> None:
+        """Bring the gauges read on demand (mempool, peers) up to date."""
+        ...
+
+    # --- blobs: None until the node starts -------------------------------------------------
+
+    @property
+    def blobs(self) -> BlobStore | None: ...
+
+    @property
+    def exchange(self) -> BlobExchanger | None: ...
+
+    def anchored_cids(self) -> list[CID]:
+        """The CIDs anchored on chain, which blob GC keeps besides the pins."""
+        ...
