@@ -1,4 +1,4 @@
-"""The client's side of a node's blob endpoints (node/blob_http.py): files streamed up
+"""The client's side of a node's blob endpoints (node/rpc/blob_http.py): files streamed up
 to `POST /blobs` and down from `GET /blobs/{cid}`, never held whole in memory.
 
 `Client.blob_put` and `Client.blob_get` call these; the JSON-RPC methods (blob_stat,

@@ -11,7 +11,7 @@ does not know yet. Adding a field is one line.
 What it does not know: how a declaration is read (`cloudchain/client/reader.py`, the one
 reader, and where the error a malformed reply raises is worded) and transport
 (`cloudchain/client/jsonrpc.py` fetches a result and calls `from_json`). The server's
-side of the shapes is `cloudchain/node/rpc_shapes.py`.
+side of the shapes is `cloudchain/node/rpc/shapes.py`.
 
 The encodings (CometBFT's): int64 values as decimal strings, int32 and uint32 values
 (codes, rounds, indexes) as JSON numbers, hashes and addresses as hex, transactions,
@@ -378,7 +378,7 @@ class Genesis(Result):
         return self.raw["genesis"]
 
 
-# --- blobs (node/blob_http.py: POST /blobs, blob_stat, blob_gc) -------------------------
+# --- blobs (node/rpc/blob_http.py: POST /blobs, blob_stat, blob_gc) -------------------------
 
 
 @dataclass(frozen=True)
