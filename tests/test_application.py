@@ -22,7 +22,7 @@ from cloudchain.ledger import (
 from cloudchain.node.solo import SoloChain, build_block, sign_commit
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import MemoryKV
-from tests.chainutil import (
+from tests.helpers.chain import (
     ACCOUNTS,
     VALIDATOR,
     StepClock,

@@ -43,6 +43,7 @@ from cloudchain.blobs.exchange_messages import (
 from cloudchain.blobs.flatfs import key_of
 from cloudchain.blobs.store import BLOCK_BYTES_MAX, BlobStore
 from cloudchain.ledger import MalformedError
+from tests.helpers.waiting import DEADLINE_S
 
 # 3 MiB in 16 KiB chunks under 8-link nodes: 192 leaves, a DAG four levels deep.
 OPTIONS = ImportOptions(cid_version=1, chunk_size=16 * 1024, max_links=8)
@@ -202,10 +203,19 @@ async def test_fetch_after_cancelled_transfer_asks_only_for_what_is_missing(net)
     a, b = net.add("A"), net.add("B")
     data = make_file()
     root = add_file(a, data)
+    forty_sent = asyncio.Event()
+
+    def count_blocks(src: str, dst: str, obj: dict) -> dict:
+        if obj["t"] == "block" and net.sent[("A", "block")] + 1 >= 40:  # counted after this
+            forty_sent.set()
+        return obj
+
+    net.tamper["A"] = count_blocks
     fetching = asyncio.create_task(b.fetch(root))
-    while net.sent[("A", "block")] < 40:
-        await asyncio.sleep(0.001)
+    async with asyncio.timeout(DEADLINE_S):
+        await forty_sent.wait()
     fetching.cancel()
+    del net.tamper["A"]
     with pytest.raises(asyncio.CancelledError):
         await fetching
     stored_before = {cid for cid in dag_blocks(data) if b.store.has(cid)}

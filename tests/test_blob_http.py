@@ -15,10 +15,8 @@ from cloudchain.client import Client, RPCClientError
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import BlobsConfig
 from cloudchain.node.rpc.blob_http import UnsatisfiableRangeError, parse_range
-from tests import test_rpc
-from tests.test_cli import verbs
-
-node = test_rpc.node  # the one-validator node fixture, shared rather than copied
+from tests.helpers.cli import verbs
+from tests.helpers.waiting import wait_until
 
 DEADLINE_S = 10.0
 UNKNOWN_CID = import_bytes(b"never stored")[1].root  # well-formed, not on the node
@@ -207,9 +205,7 @@ async def test_a_truncated_upload_is_refused_and_pins_nothing(node):
 
     answer = await asyncio.to_thread(send_part)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 400")
-    async with asyncio.timeout(DEADLINE_S):
-        while node.rpc.blob_http.uploads_in_flight:
-            await asyncio.sleep(0.01)
+    await wait_until(lambda: not node.rpc.blob_http.uploads_in_flight, DEADLINE_S)
     assert node.blobs.pins() == []
     # The node goes on serving: a whole upload after the cut one works.
     put = await Client(url_of(node)).blob_put(_Reader(b"whole"))

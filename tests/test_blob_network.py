@@ -17,11 +17,11 @@ from cloudchain import codec
 from cloudchain.blobs import import_bytes
 from cloudchain.blobs.cid import CID
 from cloudchain.client import Client, RPCClientError
-from tests.test_node_network import REFUSED_MESSAGES, metric, network, wait_for_height
+from tests.helpers.network import RECEIVE_BYTES, REFUSED_MESSAGES, metric, network, wait_for_height
+from tests.helpers.waiting import wait_until
 
 DEADLINE_S = 60.0
 BLOB_BYTES = 3 * 1024 * 1024 + 4321  # thirteen 256 KiB chunks, the last partial
-RECEIVE_BYTES = "cloudchain_p2p_message_receive_bytes_total"
 
 
 def url_of(node) -> str:
@@ -32,18 +32,8 @@ def blob(seed: int, size: int = BLOB_BYTES) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-async def wait_for(condition, deadline_s: float = DEADLINE_S) -> None:
-    """Poll `condition()` until it holds (it reads state another task changes)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + deadline_s
-    while not condition():
-        if loop.time() > deadline:
-            raise TimeoutError("condition not reached before the deadline")
-        await asyncio.sleep(0.02)
-
-
 async def wait_for_peers(nodes, count: int) -> None:
-    await wait_for(lambda: all(len(n.peers.connected) >= count for n in nodes))
+    await wait_until(lambda: all(len(n.peers.connected) >= count for n in nodes), DEADLINE_S)
 
 
 def holds(node, cid: CID) -> bool:
@@ -126,7 +116,7 @@ async def test_a_peer_breaking_the_blob_protocol_is_disconnected(tmp_path):
         refused = metric(victim, REFUSED_MESSAGES)
         envelope = codec.encode({"ch": "blob", "m": {"t": "block", "cid": b"\x00", "data": b""}})
         liar.peers.send(victim.peers.node_id, envelope)
-        await wait_for(lambda: metric(victim, REFUSED_MESSAGES) > refused)
+        await wait_until(lambda: metric(victim, REFUSED_MESSAGES) > refused, DEADLINE_S)
         # It was dropped, then dialed again: the network heals and the chain goes on.
         height = victim.app.info().height
         await wait_for_height(nodes, height + 2)

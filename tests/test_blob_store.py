@@ -16,7 +16,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from cloudchain.blobs.store import (
     StoreLockedError,
 )
 from cloudchain.blobs.traverse import HEAD_BYTES, has_no_links
+from tests.helpers.waiting import wait_until_blocking
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -474,37 +474,76 @@ def test_a_failed_write_leaves_neither_block_nor_temp_file(store, monkeypatch):
     assert store.put_block(root, blocks[root])
 
 
+# The instants of a block's write at which the child kills itself (SIGKILL, from one of
+# its writer threads, the others wherever they are), once it has stored
+# BLOCKS_BEFORE_CRASH blocks: halfway through the data; after the data is written and
+# fsynced, before the rename; just after the rename, before the directory's fsync.
+# The last one must leave a temporary file, so it comes last.
+CRASH_POINTS = ("after-rename", "before-rename", "mid-data")
+BLOCKS_BEFORE_CRASH = 20
+
 CHILD = """
-import os, sys
+import os, signal, sys
+from cloudchain.blobs import flatfs
 from cloudchain.blobs.store import BlobStore
+
+directory, crash_at, after = sys.argv[1], sys.argv[2], int(sys.argv[3])
+stored = 0
 
 class Endless:
     def read(self, n=-1):
         return os.urandom(n)
 
-store = BlobStore(sys.argv[1])
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def write(fd, data):
+    if crash_at == "mid-data" and stored >= after:
+        os.write(fd, bytes(data[: len(data) // 2]))
+        die()
+    return os.write(fd, data)
+
+def replace(source, target):
+    global stored
+    block = str(target).endswith(flatfs.DATA_SUFFIX)
+    if block and crash_at == "before-rename" and stored >= after:
+        die()
+    os.replace(source, target)
+    stored += block
+    if block and crash_at == "after-rename" and stored >= after:
+        die()
+
+class FlatFSOs:  # the os module as flatfs sees it: its writes and renames are the above
+    write, replace = staticmethod(write), staticmethod(replace)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+flatfs.os = FlatFSOs()
+store = BlobStore(directory)
 store.add(Endless())
 """
 
 
 def test_sigkill_during_add_leaves_only_whole_blocks(tmp_path):
+    """Killed inside a block's write at each instant that matters, the store keeps only
+    whole blocks under their names, and removes the temporary files on the next open."""
     directory = tmp_path / "s"
     with BlobStore(directory) as store:
         kept = add_bytes(store, random_bytes(3 * CHUNK)).root
-    for run in range(3):
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(directory)], cwd=REPO)
+    for run, crash_at in enumerate(CRASH_POINTS):
+        args = [str(directory), crash_at, str(BLOCKS_BEFORE_CRASH)]
+        child = subprocess.Popen([sys.executable, "-c", CHILD, *args], cwd=REPO)
         try:
-            deadline = time.monotonic() + 30
-            while len(block_files(directory)) < 4 + 20 * (run + 1):
-                assert child.poll() is None, "the child died on its own"
-                assert time.monotonic() < deadline, "the child wrote no blocks"
-                time.sleep(0.005)
-            time.sleep(random.Random(run).random() / 10)
+            child.wait(timeout=60)
         finally:
-            child.send_signal(signal.SIGKILL)
+            child.send_signal(signal.SIGKILL)  # if it hung; a no-op once it has exited
             child.wait()
-        assert child.returncode == -signal.SIGKILL
+        assert child.returncode == -signal.SIGKILL, crash_at  # it died where told, not before
+        assert len(block_files(directory)) >= 4 + BLOCKS_BEFORE_CRASH * (run + 1)
         temp_files_left = len(list((directory / "blocks").glob("*/.tmp-*")))
+        if crash_at != "after-rename":
+            assert temp_files_left >= 1, crash_at  # the kill came inside a block's write
         # Every file under a block's name is the whole block.
         assert all(file_matches_its_name(path) for path in block_files(directory))
     with BlobStore(directory) as store:
@@ -514,7 +553,8 @@ def test_sigkill_during_add_leaves_only_whole_blocks(tmp_path):
         assert store.stat(kept).complete
         # The endless adds were never pinned; GC takes all they wrote.
         result = store.gc()
-        assert result.blocks_kept == 4 and result.blocks_removed > 3 * 20
+        assert result.blocks_kept == 4
+        assert result.blocks_removed >= len(CRASH_POINTS) * BLOCKS_BEFORE_CRASH
         assert len(block_files(directory)) == 4
 
 
@@ -685,7 +725,9 @@ def test_gc_does_not_collect_an_add_in_progress(store):
     adder.start()
     try:
         assert paused.wait(10)
-        time.sleep(0.05)  # let the writer threads finish what they have
+        wait_until_blocking(  # the writer threads store what they were given
+            lambda: len(block_files(store.directory)) >= 4, 10, what="4 blocks on disk"
+        )
         assert len(block_files(store.directory)) >= 4
         assert store.gc().blocks_removed == 0
     finally:

@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from cloudchain.storage import apphash
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import LevelDBKV, MemoryKV
-from tests.chainutil import ACCOUNTS, make_chain, transfer
+from tests.helpers.chain import ACCOUNTS, make_chain, transfer
 
 ALICE, BOB = ACCOUNTS[0], ACCOUNTS[1]
 

@@ -1,7 +1,6 @@
 import asyncio
 import base64
 import contextlib
-import io
 import json
 import re
 import stat
@@ -14,8 +13,9 @@ import pytest
 from cloudchain import codec
 from cloudchain.cli.main import main
 from cloudchain.crypto import read_key_file
-from tests.chainutil import make_genesis
-from tests.test_node_network import DEADLINE_S, network, wait_for_height
+from tests.helpers.chain import make_genesis
+from tests.helpers.cli import run_main, verbs
+from tests.helpers.network import DEADLINE_S, network, wait_for_height
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -153,19 +153,6 @@ async def acli(*args: str) -> tuple[int, str, str]:
     out, err = await asyncio.wait_for(process.communicate(), DEADLINE_S)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
-
-
-def run_main(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    return code, out.getvalue(), err.getvalue()
-
-
-async def verbs(url: str, *commands: tuple[str, ...]) -> list[tuple[int, str, str]]:
-    """Each command run by `cloudchain.cli.main.main` in a worker thread, one at a time
-    (faster than a process each; this thread's loop runs the nodes meanwhile)."""
-    return [await asyncio.to_thread(run_main, *c, "--node", url) for c in commands]
 
 
 def field(out: str, label: str) -> str:
@@ -391,7 +378,7 @@ OFFER = "gpu-a100:A100 80GB:8:80:100:5"  # class:gpu:gpus:memory_gb:units:price
 async def one_node(tmp_path):
     """A one-validator testnet (blocks as fast as the FAST consensus config makes them)."""
     from cloudchain.node.testnet import init_testnet
-    from tests.test_node_network import fast_node
+    from tests.helpers.network import fast_node
 
     node = fast_node(init_testnet(tmp_path / "net", 1)[0])
     await node.start()

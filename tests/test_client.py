@@ -24,8 +24,8 @@ from cloudchain.client.results import (
     Validators,
 )
 from cloudchain.timefmt import parse_rfc3339_ns
-from tests.test_node_network import wait_for_height
-from tests.test_rpc import node, transfer  # noqa: F401 - node is the fixture
+from tests.helpers.network import wait_for_height
+from tests.helpers.rpc import transfer
 
 # Replies as a CometBFT v0.38 node writes them (its docs' examples, shortened).
 STATUS = {
@@ -386,7 +386,7 @@ async def test_error_replies_bad_query_values_and_unreachable_nodes(scripted):
     assert raised.value.code == -1
 
 
-async def test_every_method_returns_its_typed_result_from_a_running_node(node, tmp_path):  # noqa: F811
+async def test_every_method_returns_its_typed_result_from_a_running_node(node, tmp_path):
     client = Client(f"http://{node.config.rpc.listen_address}")
     status = await client.status()
     assert status.network == node.chain_id and status.latest_block_height >= 1

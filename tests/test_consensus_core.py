@@ -23,7 +23,7 @@ from cloudchain.consensus.validator_set import (
 )
 from cloudchain.ledger import Commit, CommitSig, Validator
 from cloudchain.sim.consensus_sim import CHAIN_ID, SimConfig, Simulation
-from tests.chainutil import key
+from tests.helpers.chain import key
 
 KEYS = [key(f"validator-{i}") for i in range(4)]
 VALIDATORS = [Validator(k.public_key, 10) for k in KEYS]

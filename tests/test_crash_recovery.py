@@ -16,7 +16,7 @@ import pytest
 
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV, MemoryKV
-from tests.crash_child import deterministic_chain, next_block_txs
+from tests.helpers.crash_child import deterministic_chain, next_block_txs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE_S = 60
@@ -40,7 +40,7 @@ class Reference:
 
 def start_child(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.crash_child", *args],
+        [sys.executable, "-m", "tests.helpers.crash_child", *args],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -8,7 +8,7 @@ from cloudchain.chaincode.modules.token import get_balance, get_supply
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from tests.chainutil import ACCOUNTS, AUTHORITY, make_genesis
+from tests.helpers.chain import ACCOUNTS, AUTHORITY, make_genesis
 
 
 def genesis_obj():
@@ -125,7 +125,7 @@ def test_hostile_json_is_a_genesis_error(text, message):
 def second_validator(power, name="y"):
     import base64
 
-    from tests.chainutil import key
+    from tests.helpers.chain import key
 
     public = base64.b64encode(key("second" + name).public_key).decode()
     return {

@@ -15,7 +15,7 @@ from cloudchain.node.gossip import (
 )
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
-from tests.test_node_network import FAST, SEND_BYTES, metric, wait_for_height, wait_until
+from tests.helpers.network import FAST, SEND_BYTES, metric, wait_for_height, wait_on_commits
 
 SMALL_S = 0.2
 
@@ -101,7 +101,7 @@ async def test_a_decided_large_block_is_not_sent_again_while_the_height_ends(tmp
         for tx in txs:
             assert nodes[0].submit_tx(tx.to_bytes()).ok
         last = txs[-1].hash
-        await wait_until(nodes, lambda: all(n.store.tx_location(last) for n in nodes))
+        await wait_on_commits(nodes, lambda: all(n.store.tx_location(last) for n in nodes))
         height = max(n.store.tx_location(last)[0] for n in nodes)
         await wait_for_height(nodes, height + 1)  # the commit wait of the block is over
         sent = sum(metric(n, SEND_BYTES, channel="consensus") for n in nodes) - sent_before

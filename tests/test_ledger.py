@@ -15,7 +15,7 @@ from cloudchain.ledger import (
     TxResult,
     txs_hash,
 )
-from tests.chainutil import ACCOUNTS, CHAIN_ID, make_chain, transfer
+from tests.helpers.chain import ACCOUNTS, CHAIN_ID, make_chain, transfer
 
 ALICE, BOB = ACCOUNTS[0], ACCOUNTS[1]
 

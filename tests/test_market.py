@@ -7,7 +7,7 @@ from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.market.queries import jain_bps
 from cloudchain.chaincode.market.tasks import MAX_DEADLINE_S
 from cloudchain.chaincode.module import MAX_AMOUNT
-from tests.marketutil import (
+from tests.helpers.market import (
     AUTHORITY,
     BALANCE,
     GPU,

@@ -17,7 +17,7 @@ from cloudchain.client import Client
 from cloudchain.crypto import PrivateKey, read_key_file
 from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
-from tests.test_testnet_processes import NodeProcess, fast_testnet, wait_until
+from tests.helpers.processes import NodeProcess, fast_testnet, wait_on_logs
 
 DEADLINE_S = 30  # for each wait; the whole test takes about 15 s
 BPS = 10_000
@@ -68,7 +68,7 @@ def test_a_task_runs_settles_and_the_balances_add_up_on_two_nodes(tmp_path):
         f"http://{NodeConfig.load(h / 'config' / 'config.toml').rpc.listen_address}" for h in homes
     ]
     try:
-        wait_until(lambda: all(n.height >= 2 for n in nodes), nodes)
+        wait_on_logs(lambda: all(n.height >= 2 for n in nodes), nodes)
         asyncio.run(_one_task(tmp_path / "net" / "accounts", urls))
     finally:
         for node in nodes:

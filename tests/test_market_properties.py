@@ -73,10 +73,10 @@ from cloudchain.chaincode.market.params import get_params
 from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules import token
 from cloudchain.ledger import Block, Event, Transaction, TxResult
-from tests.chainutil import key
-from tests.marketutil import BALANCE, EVERYONE, FAST_PARAMS, GPU, MarketChain, market_genesis
+from tests.helpers.chain import key
+from tests.helpers.market import BALANCE, EVERYONE, FAST_PARAMS, GPU, MarketChain, market_genesis
 
-# Actors by name (the names marketutil's keys are made from), so that a failing
+# Actors by name (the names tests/helpers/market.py's keys are made from), so that a failing
 # sequence reads as who did what. The stranger signs but holds nothing at genesis.
 PROVIDERS_ = ("provider0", "provider1", "provider2")
 REQUESTERS_ = ("requester0", "requester1", "requester2")

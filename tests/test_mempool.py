@@ -1,7 +1,7 @@
 from cloudchain.chaincode.codes import Code
 from cloudchain.ledger import Transaction
 from cloudchain.node.mempool import Mempool
-from tests.chainutil import ACCOUNTS, CHAIN_ID, make_chain, transfer
+from tests.helpers.chain import ACCOUNTS, CHAIN_ID, make_chain, transfer
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 

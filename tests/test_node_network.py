@@ -1,79 +1,26 @@
 """Four nodes in one process, over real encrypted TCP connections on loopback."""
 
 import asyncio
-import contextlib
-import dataclasses
 
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import read_key_file
 from cloudchain.ledger import Transaction
 from cloudchain.node import driver
-from cloudchain.node.config import ConsensusConfig, NodeConfig
-from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
-
-DEADLINE_S = 60
-SEND_BYTES = "cloudchain_p2p_message_send_bytes_total"
-RECEIVE_BYTES = "cloudchain_p2p_message_receive_bytes_total"
-REFUSED_MESSAGES = "cloudchain_p2p_refused_messages_total"
-FAST = ConsensusConfig(
-    timeout_propose_ms=800,
-    timeout_propose_delta_ms=200,
-    timeout_prevote_ms=300,
-    timeout_prevote_delta_ms=200,
-    timeout_precommit_ms=300,
-    timeout_precommit_delta_ms=200,
-    timeout_commit_ms=100,
+from tests.helpers.network import (
+    DEADLINE_S,
+    RECEIVE_BYTES,
+    REFUSED_MESSAGES,
+    SEND_BYTES,
+    fast_node,
+    hung_up,
+    metric,
+    network,
+    wait_for_height,
+    wait_on_commits,
 )
-
-
-def fast_node(home):
-    config = NodeConfig.load(home / "config" / "config.toml")
-    return Node(home, dataclasses.replace(config, consensus=FAST))
-
-
-async def wait_for_height(nodes, height, deadline_s=DEADLINE_S):
-    await wait_until(nodes, lambda: all(n.app.info().height >= height for n in nodes), deadline_s)
-
-
-async def wait_until(nodes, condition, deadline_s=DEADLINE_S):
-    """Wait for `condition()` to hold, checking it now and whenever one of `nodes` commits."""
-    reached = asyncio.Event()
-
-    def check(_decision=None):
-        if condition():
-            reached.set()
-
-    for node in nodes:
-        node.commit_listeners.append(check)
-    check()
-    try:
-        await asyncio.wait_for(reached.wait(), deadline_s)
-    finally:
-        for node in nodes:
-            node.commit_listeners.remove(check)
-
-
-def metric(node, name, **labels):
-    """The value of one series of `node`'s /metrics (0 for a series not yet created)."""
-    node.refresh_metrics()
-    return node.metrics.registry.get_sample_value(name, labels) or 0.0
-
-
-@contextlib.asynccontextmanager
-async def network(tmp_path, running=4):
-    """A 4-validator testnet with its first `running` nodes started; every node in the
-    list (tests may add or replace some) is stopped afterwards."""
-    homes = init_testnet(tmp_path / "net", 4)
-    nodes = [fast_node(home) for home in homes[:running]]
-    try:
-        for node in nodes:
-            await node.start()
-        yield homes, nodes
-    finally:
-        for node in nodes:
-            await node.stop()  # stopping a stopped node is harmless
+from tests.helpers.waiting import wait_until
 
 
 async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
@@ -113,7 +60,7 @@ async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
         tx_bytes = len(codec.encode({"ch": "tx", "m": tx.to_bytes()}))
         sent = metric(nodes[0], SEND_BYTES, channel="tx")
         assert sent in (tx_bytes, 2 * tx_bytes, 3 * tx_bytes)
-        await wait_until(
+        await wait_on_commits(
             nodes, lambda: sum(metric(n, RECEIVE_BYTES, channel="tx") for n in nodes[1:]) == sent
         )
         assert all(metric(n, SEND_BYTES, channel="tx") == 0 for n in nodes[1:])
@@ -159,7 +106,7 @@ async def test_a_node_started_late_syncs_the_blocks_it_missed_and_joins(tmp_path
         target = max(n.app.info().height for n in nodes[:3]) + 2
         await wait_for_height(nodes, target)
         assert True in seen_catching_up  # status said so while it fetched decided blocks
-        await wait_until(nodes, lambda: not late.catching_up)  # and stops saying so
+        await wait_on_commits(nodes, lambda: not late.catching_up)  # and stops saying so
         for height in range(1, late.app.info().height + 1):
             assert late.store.block(height).hash == nodes[0].store.block(height).hash
             assert late.store.app_hash_at(height) == nodes[0].store.app_hash_at(height)
@@ -182,19 +129,12 @@ async def test_old_decisions_are_rebuilt_from_the_store_not_kept_in_memory(tmp_p
             assert late.store.block(height).hash == nodes[0].store.block(height).hash
 
 
-async def poll_until(condition, deadline_s=DEADLINE_S):
-    """For conditions no commit announces (nodes that cannot decide): check every 10 ms."""
-    async with asyncio.timeout(deadline_s):
-        while not condition():
-            await asyncio.sleep(0.01)  # a poll interval, not a synchronisation
-
-
 async def test_catching_up_believes_only_signed_heights_of_connected_peers(tmp_path):
     from cloudchain.consensus.messages import Vote, VoteType
 
     async with network(tmp_path, running=2) as (homes, nodes):  # 2 of 4: nobody decides
         node, peer = nodes
-        await poll_until(lambda: peer.peers.node_id in node.peers.connected)
+        await wait_until(lambda: peer.peers.node_id in node.peers.connected)
         validator = read_key_file(homes[1] / "config" / "priv_validator_key.json")
         stranger = read_key_file(homes[1] / "config" / "node_key.json")  # no validator's key
 
@@ -214,7 +154,7 @@ async def test_catching_up_believes_only_signed_heights_of_connected_peers(tmp_p
         receive(far)
         assert node.catching_up
         await peer.stop()
-        await poll_until(lambda: not node.peers.connected)
+        await wait_until(lambda: not node.peers.connected)
         assert not node.catching_up  # what a peer gone showed no longer counts
 
 
@@ -236,15 +176,6 @@ async def test_two_of_four_down_stops_the_chain_without_a_fork_and_one_back_resu
         top = min(n.app.info().height for n in nodes[:3])
         for height in range(1, top + 1):
             assert len({n.store.block(height).hash for n in nodes[:3]}) == 1
-
-
-async def hung_up(reader):
-    """Read what the node still sends; `read()` returns only at EOF: the node hung up."""
-    try:
-        await asyncio.wait_for(reader.read(), DEADLINE_S)
-    except ConnectionResetError:
-        return  # hung up with our bytes unread: a reset
-    assert reader.at_eof()
 
 
 async def test_garbage_unknown_keys_and_oversized_frames_are_refused_without_harm(tmp_path):

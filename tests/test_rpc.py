@@ -1,55 +1,14 @@
 """The JSON-RPC server of a running one-validator node, over HTTP on loopback."""
 
 import base64
-import dataclasses
 from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from cloudchain import codec
-from cloudchain.crypto import read_key_file
-from cloudchain.ledger import Transaction
-from cloudchain.node.config import NodeConfig
-from cloudchain.node.runtime import Node
-from cloudchain.node.testnet import init_testnet
-from tests.test_node_network import FAST, wait_for_height
-
-
-@pytest.fixture
-async def node(tmp_path):
-    home = init_testnet(tmp_path / "net", 1)[0]
-    config = NodeConfig.load(home / "config" / "config.toml")
-    running = Node(home, dataclasses.replace(config, consensus=FAST))
-    await running.start()
-    await wait_for_height([running], 1)
-    yield running
-    await running.stop()
-
-
-async def call(node, method, params=None, raw=None):
-    url = f"http://{node.config.rpc.listen_address}/"
-    async with aiohttp.ClientSession() as session:
-        if raw is not None:
-            async with session.post(url, data=raw) as response:
-                return await response.json()
-        body = {"jsonrpc": "2.0", "id": 7, "method": method, "params": params or {}}
-        async with session.post(url, json=body) as response:
-            return await response.json()
-
-
-def transfer(tmp_path, node, nonce, amount):
-    sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
-    recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
-    tx = Transaction.create(
-        sender,
-        node.chain_id,
-        nonce,
-        "token",
-        "transfer",
-        {"to": recipient.address, "amount": amount},
-    )
-    return tx, recipient
+from tests.helpers.network import wait_for_height
+from tests.helpers.rpc import call, transfer
 
 
 async def test_status_and_block_in_cometbft_shapes(node):

@@ -15,19 +15,11 @@ from cloudchain.client import Client, RPCClientError
 from cloudchain.node.rpc import broadcast, server, websocket
 from cloudchain.node.rpc.eventbus import NOT_PULLING
 from cloudchain.node.rpc.shapes import event_json
-from tests.test_node_network import wait_for_height
-from tests.test_rpc import transfer
-from tests.test_rpc_websocket import start_node, ws_url
+from tests.helpers.network import start_node, wait_for_height
+from tests.helpers.rpc import transfer, ws_url
+from tests.helpers.waiting import give_other_tasks_a_turn, wait_until
 
 LIMIT_DEADLINE_S = 10  # these tests wait for the node's own timeouts, patched to fractions
-
-
-async def until(condition, deadline_s=LIMIT_DEADLINE_S):
-    """Poll `condition()` until it returns something true; return that."""
-    async with asyncio.timeout(deadline_s):
-        while not (value := condition()):
-            await asyncio.sleep(0.01)  # a poll interval, not a synchronisation
-    return value
 
 
 def host_port(node):
@@ -129,8 +121,9 @@ async def test_replies_beyond_the_outbox_stop_the_reading_and_stop_still_returns
     client = await RawWebSocket.connect(*host_port(node))
     for batch in block_batches(400):  # ~60 MB of replies: more than any socket buffers
         client.send_text(batch)
-    session = await until(
-        lambda: next((s for s in node.rpc.sessions if s.waiting_for_writer), None)
+    session = await wait_until(
+        lambda: next((s for s in node.rpc.sessions if s.waiting_for_writer), None),
+        LIMIT_DEADLINE_S,
     )
     one_reply = len(json.dumps(await node.rpc.handle(json.loads(block_batches(1)[0]))))
     assert 0 < session.queued_reply_bytes <= 16 * 1024 + one_reply  # bytes, not messages
@@ -150,8 +143,8 @@ async def test_a_client_that_stops_reading_is_hung_up_on_after_the_write_wait(
     client = await RawWebSocket.connect(*host_port(node))
     for batch in block_batches(400):
         client.send_text(batch)
-    await until(lambda: node.rpc.sessions)
-    await until(lambda: not node.rpc.sessions)  # the session ended by itself...
+    await wait_until(lambda: node.rpc.sessions, LIMIT_DEADLINE_S)
+    await wait_until(lambda: not node.rpc.sessions, LIMIT_DEADLINE_S)  # it ended by itself...
     assert await closed_by_peer(client.reader)  # ...and hung up on the client
     assert await health(node) == 200  # the node serves the others as before
 
@@ -171,7 +164,7 @@ async def test_a_subscriber_that_does_not_read_is_cancelled_and_told_why(tmp_pat
                         {"tm.event": ["Test"]}, lambda: event_json("Test", {"blob": blob})
                     )
                     published += 1
-                    await asyncio.sleep(0)  # let the writer write: only the client is slow
+                    await give_other_tasks_a_turn()  # the writer's turn: only the client is slow
             received = 0
             with pytest.raises(RPCClientError) as raised:
                 async with asyncio.timeout(LIMIT_DEADLINE_S):
@@ -199,7 +192,7 @@ async def test_broadcast_tx_commit_waiters_are_bounded_by_the_subscription_limit
         stuck, _ = transfer(tmp_path, node, 5, 1)  # a nonce gap: never in a block
         ready, _ = transfer(tmp_path, node, 0, 1)
         waiting = asyncio.create_task(client.broadcast_tx_commit(stuck.to_bytes()))
-        await until(lambda: node.rpc.bus.has_subscribers)
+        await wait_until(lambda: node.rpc.bus.has_subscribers, LIMIT_DEADLINE_S)
         with pytest.raises(RPCClientError) as refused:
             await client.broadcast_tx_commit(ready.to_bytes())
         assert (refused.value.code, refused.value.data) == (
@@ -249,7 +242,7 @@ async def test_connections_are_counted_not_requests_and_a_freed_one_is_taken_aga
         assert await closed_by_peer(opened[2][0])  # the third: closed at once by the node
         assert node.rpc.open_connections == 2
         opened[0][1].close()
-        await until(lambda: node.rpc.open_connections < 2)
+        await wait_until(lambda: node.rpc.open_connections < 2, LIMIT_DEADLINE_S)
         assert await health(node) == 200
     finally:
         for _, writer in opened:
@@ -267,7 +260,7 @@ async def test_a_connection_without_a_complete_request_in_time_is_cut(tmp_path, 
         opened += [silent, trickling]
         trickling[1].write(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
         assert await closed_by_peer(silent[0]) and await closed_by_peer(trickling[0])
-        await until(lambda: node.rpc.open_connections == 0)
+        await wait_until(lambda: node.rpc.open_connections == 0, LIMIT_DEADLINE_S)
         assert await health(node) == 200
     finally:
         for _, writer in opened:

@@ -30,11 +30,8 @@ import pytest
 
 from cloudchain.node.testnet import init_testnet
 from cloudchain.timefmt import parse_rfc3339_ns
-from tests import test_rpc
-from tests.test_node_network import fast_node, wait_for_height
-from tests.test_rpc import call, transfer
-
-node = test_rpc.node  # the one-validator node fixture, shared rather than copied
+from tests.helpers.network import fast_node, wait_for_height
+from tests.helpers.rpc import call, transfer
 
 INT64_MAX = 2**63 - 1
 _DECIMAL = re.compile(r"^(0|-?[1-9][0-9]*)$")
@@ -543,7 +540,7 @@ async def test_transport_error_details_are_cometbfts(node):
 def test_a_commit_lists_every_validator_in_set_order_the_absent_ones_as_cometbft():
     from cloudchain.ledger import Commit, CommitSig, Validator
     from cloudchain.node.rpc.shapes import commit_json
-    from tests.chainutil import ACCOUNTS
+    from tests.helpers.chain import ACCOUNTS
 
     validators = [Validator(k.public_key, 10) for k in ACCOUNTS[:3]]
     signed = [

@@ -2,7 +2,6 @@
 
 import asyncio
 import base64
-import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -11,37 +10,16 @@ import pytest
 
 from cloudchain.crypto import read_key_file
 from cloudchain.ledger import Transaction
-from cloudchain.node.config import NodeConfig
 from cloudchain.node.rpc.eventbus import NOT_PULLING, BusLimits, EventBus, SubscriptionError
 from cloudchain.node.rpc.websocket import WebSocketSession
-from cloudchain.node.runtime import Node
-from cloudchain.node.testnet import init_testnet
-from tests.test_node_network import DEADLINE_S, FAST, wait_for_height
-
-
-async def start_node(tmp_path, **rpc_limits):
-    home = init_testnet(tmp_path / "net", 1)[0]
-    config = NodeConfig.load(home / "config" / "config.toml")
-    config = dataclasses.replace(
-        config, consensus=FAST, rpc=dataclasses.replace(config.rpc, **rpc_limits)
-    )
-    node = Node(home, config)
-    await node.start()
-    return node
+from tests.helpers.network import DEADLINE_S, wait_for_height
+from tests.helpers.rpc import ws_url
 
 
 @pytest.fixture
-async def node(tmp_path):
-    running = await start_node(tmp_path, max_subscription_clients=2)
-    try:
-        await wait_for_height([running], 1)
-        yield running
-    finally:
-        await running.stop()
-
-
-def ws_url(node):
-    return f"ws://{node.config.rpc.listen_address}/websocket"
+def node_rpc_limits():
+    """The `node` fixture's node (tests/conftest.py) takes two subscribing clients."""
+    return {"max_subscription_clients": 2}
 
 
 class Socket:
@@ -396,7 +374,7 @@ def test_a_block_event_is_serialised_once_for_all_its_subscribers(monkeypatch):
     from cloudchain.node.rpc.errors import result_body
     from cloudchain.node.rpc.server import RPCServer
     from cloudchain.node.rpc.shapes import new_block_event, new_block_tags
-    from tests.chainutil import ACCOUNTS, make_chain, transfer
+    from tests.helpers.chain import ACCOUNTS, make_chain, transfer
 
     chain = make_chain()
     txs = [transfer(ACCOUNTS[0], nonce, ACCOUNTS[1].address, 1).to_bytes() for nonce in range(20)]

@@ -12,7 +12,7 @@ from cloudchain.network.secret_connection import (
     SecretConnection,
     handshake,
 )
-from tests.chainutil import key
+from tests.helpers.chain import key
 
 ALICE, BOB, MALLORY = key("node-alice"), key("node-bob"), key("node-mallory")
 DEADLINE_S = 10

@@ -18,7 +18,7 @@ from cloudchain.chaincode.modules.storage import (
     cid_arg,
 )
 from cloudchain.ledger import MAX_TX_BYTES, Transaction
-from tests.chainutil import ACCOUNTS, CHAIN_ID, key, make_chain
+from tests.helpers.chain import ACCOUNTS, CHAIN_ID, key, make_chain
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"  # "hello world\n", ipfs add

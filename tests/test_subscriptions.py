@@ -9,15 +9,20 @@ from aiohttp import web
 
 from cloudchain.client import Client, RPCClientError, SyncClient
 from cloudchain.client.subscriptions import SubscriptionEvent, websocket_url
-from tests.test_node_network import DEADLINE_S
-from tests.test_rpc_websocket import node  # noqa: F401 - the fixture
+from tests.helpers.network import DEADLINE_S
 
 
-def url(node):  # noqa: F811 - the fixture's name
+@pytest.fixture
+def node_rpc_limits():
+    """The `node` fixture's node (tests/conftest.py) takes two subscribing clients."""
+    return {"max_subscription_clients": 2}
+
+
+def url(node):
     return f"http://{node.config.rpc.listen_address}"
 
 
-async def test_async_subscription_follows_blocks_in_order(node):  # noqa: F811
+async def test_async_subscription_follows_blocks_in_order(node):
     client = Client(url(node))
     heights = []
     async with client.subscribe("tm.event='NewBlock'", "tm.event='NewBlockHeader'") as events:
@@ -32,7 +37,7 @@ async def test_async_subscription_follows_blocks_in_order(node):  # noqa: F811
     assert heights == [(h, k) for h in blocks for k in ("NewBlock", "NewBlockHeader")][:6]
 
 
-async def test_a_stream_changes_its_queries_while_it_runs(node):  # noqa: F811
+async def test_a_stream_changes_its_queries_while_it_runs(node):
     blocks, headers = "tm.event='NewBlock'", "tm.event='NewBlockHeader'"
     async with Client(url(node)).subscribe(blocks) as events:
         assert events.subscribed == (blocks,)
@@ -118,7 +123,7 @@ async def test_a_reply_to_no_subscription_is_still_an_error():
                 pass
 
 
-async def test_refused_subscriptions_and_unreachable_nodes_raise_the_one_error(node):  # noqa: F811
+async def test_refused_subscriptions_and_unreachable_nodes_raise_the_one_error(node):
     with pytest.raises(RPCClientError, match="failed to parse query"):
         async with Client(url(node)).subscribe("tm.event = = 'x'"):
             pass
@@ -127,7 +132,7 @@ async def test_refused_subscriptions_and_unreachable_nodes_raise_the_one_error(n
             pass
 
 
-async def test_a_stopped_node_ends_the_stream_with_an_error(node):  # noqa: F811
+async def test_a_stopped_node_ends_the_stream_with_an_error(node):
     async with Client(url(node)).subscribe("tm.event='NewBlock'") as events:
         await node.stop()
         with pytest.raises(RPCClientError, match="closed the event stream"):
@@ -136,7 +141,7 @@ async def test_a_stopped_node_ends_the_stream_with_an_error(node):  # noqa: F811
                     pass
 
 
-async def test_blocking_subscription(node):  # noqa: F811
+async def test_blocking_subscription(node):
     got: list[SubscriptionEvent] = []
 
     def follow():

@@ -1,6 +1,5 @@
 """Four validators as real OS processes on loopback: agreement, SIGKILL, restart, catch-up."""
 
-import dataclasses
 import queue
 import re
 import signal
@@ -8,59 +7,12 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import NodeConfig
-from cloudchain.node.testnet import init_testnet
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from tests.test_node_network import FAST
-
-ROOT = Path(__file__).resolve().parent.parent
-DEADLINE_S = 90
-COMMITTED = re.compile(r"committed height=(\d+)")
-
-
-LINES: queue.Queue = queue.Queue()  # (node, line) from every node's output
-
-
-class NodeProcess:
-    def __init__(self, home: Path) -> None:
-        self.home = home
-        self.height = 0
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(home)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            LINES.put((self, line))
-        LINES.put((self, ""))  # the process ended: wake the waiter
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def fast_testnet(home: Path, validators: int) -> list[Path]:
-    """A testnet whose nodes use short timeouts, so tests see many blocks quickly."""
-    homes = init_testnet(home, validators)
-    for node_home in homes:
-        path = node_home / "config" / "config.toml"
-        dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
-    return homes
+from tests.helpers.processes import DEADLINE_S, ROOT, NodeProcess, fast_testnet, wait_on_logs
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -73,25 +25,6 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def wait_until(condition, processes, deadline_s=DEADLINE_S) -> None:
-    """Read the nodes' logs as they come until `condition` holds, within the deadline
-    (TimeoutError when it does not)."""
-    deadline = time.monotonic() + deadline_s
-    while not condition():
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError(f"timed out; heights {[p.height for p in processes]}")
-        try:
-            node, line = LINES.get(timeout=remaining)
-        except queue.Empty:
-            continue
-        match = COMMITTED.search(line)
-        if match:
-            node.height = max(node.height, int(match.group(1)))
-        for p in processes:
-            assert p.process.poll() is None, f"{p.home.name} exited: {p.process.returncode}"
-
-
 def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
     homes = fast_testnet(tmp_path / "net", 4)
     nodes = [NodeProcess(home) for home in homes]
@@ -101,7 +34,7 @@ def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
     accounts = tmp_path / "net" / "accounts"
     recipient = read_key_file(accounts / "account1.json").address
     try:
-        wait_until(lambda: all(n.height >= 3 for n in nodes), nodes)
+        wait_on_logs(lambda: all(n.height >= 3 for n in nodes), nodes)
         sent = cli(
             "tx",
             "token",
@@ -125,10 +58,10 @@ def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
         victim.stop(signal.SIGKILL)
         survivors = nodes[:3]
         target = max(n.height for n in survivors) + 3
-        wait_until(lambda: all(n.height >= target for n in survivors), survivors)
+        wait_on_logs(lambda: all(n.height >= target for n in survivors), survivors)
         nodes[3] = NodeProcess(homes[3])
         target = max(n.height for n in survivors) + 2
-        wait_until(lambda: all(n.height >= target for n in nodes), nodes)
+        wait_on_logs(lambda: all(n.height >= target for n in nodes), nodes)
     finally:
         for node in nodes:
             node.stop()
@@ -150,23 +83,23 @@ def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):
 def test_two_killed_halt_without_a_fork_one_back_resumes_and_bad_peers_do_no_harm(tmp_path):
     import asyncio
 
-    from tests.test_node_network import hung_up
+    from tests.helpers.network import hung_up
 
     homes = fast_testnet(tmp_path / "net", 4)
     nodes = [NodeProcess(home) for home in homes]
     try:
-        wait_until(lambda: all(n.height >= 2 for n in nodes), nodes)
+        wait_on_logs(lambda: all(n.height >= 2 for n in nodes), nodes)
         # Bad peers against node0, a real process: garbage, an unknown key, an oversized
         # frame from an allowed identity. Each is hung up on.
         asyncio.run(_attack(homes, hung_up))
         target = max(n.height for n in nodes) + 2
-        wait_until(lambda: all(n.height >= target for n in nodes), nodes)
+        wait_on_logs(lambda: all(n.height >= target for n in nodes), nodes)
         for victim in nodes[2:]:
             victim.stop(signal.SIGKILL)
         survivors = nodes[:2]
         halted = max(n.height for n in survivors)
         try:  # half the power must not commit anything more
-            wait_until(
+            wait_on_logs(
                 lambda: any(n.height > halted + 1 for n in survivors), survivors, deadline_s=4
             )
             raise AssertionError("two validators of four kept committing")
@@ -174,7 +107,7 @@ def test_two_killed_halt_without_a_fork_one_back_resumes_and_bad_peers_do_no_har
             pass
         nodes[2] = NodeProcess(homes[2])
         back = nodes[:3]
-        wait_until(lambda: all(n.height >= halted + 3 for n in back), back)
+        wait_on_logs(lambda: all(n.height >= halted + 3 for n in back), back)
     finally:
         for node in nodes:
             node.stop()

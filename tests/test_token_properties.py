@@ -30,7 +30,7 @@ from cloudchain.chaincode.modules.token import get_supply
 from cloudchain.ledger import Block, Event, Transaction
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from tests.chainutil import (
+from tests.helpers.chain import (
     ACCOUNTS,
     AUTHORITY,
     CHAIN_ID,

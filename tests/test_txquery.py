@@ -4,7 +4,7 @@ import pytest
 
 from cloudchain.node.rpc.txquery import Condition, QueryError, Stamp, matches, parse, search
 from cloudchain.timefmt import parse_rfc3339_ns
-from tests.chainutil import ACCOUNTS, make_chain, transfer
+from tests.helpers.chain import ACCOUNTS, make_chain, transfer
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 

@@ -1,8 +1,12 @@
 """A child process for the crash tests: a deterministic chain on LevelDB.
 
-    python -m tests.crash_child run DIR            produce blocks until killed
-    python -m tests.crash_child exit-at DIR H      die (os._exit) while committing height H,
-                                                   after the batch is built, before it is written
+    python -m tests.helpers.crash_child run DIR        produce blocks until killed
+    python -m tests.helpers.crash_child exit-at DIR H  die (os._exit) while committing
+                                                       height H, after the batch is built,
+                                                       before it is written
+
+test_crash_recovery.py runs it as a child process and imports its chain
+(`deterministic_chain`, `next_block_txs`) to compute the reference.
 
 Blocks depend only on the height and the committed state (keys, amounts and
 block times are derived from them), so a run that is killed and restarted
@@ -19,7 +23,7 @@ from cloudchain.chaincode.application import Application
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import KVStore, LevelDBKV
-from tests.chainutil import ACCOUNTS, GENESIS_TIME_NS, VALIDATOR, make_genesis, transfer
+from tests.helpers.chain import ACCOUNTS, GENESIS_TIME_NS, VALIDATOR, make_genesis, transfer
 
 TXS_PER_BLOCK = 100
 

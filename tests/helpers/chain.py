@@ -1,4 +1,8 @@
-"""Helpers shared by the tests: deterministic keys, a genesis, and an application."""
+"""Deterministic keys, a genesis, transfers and a one-validator chain in memory.
+
+What the chain, ledger and token tests build their blocks from; it knows nothing of
+nodes, networks or the market (tests/helpers/market.py builds on it).
+"""
 
 from __future__ import annotations
 

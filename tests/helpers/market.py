@@ -1,4 +1,8 @@
-"""A one-validator chain with the market's genesis, for the market's tests."""
+"""A one-validator chain with the market's genesis, for the market's tests.
+
+The parties' keys, fast market parameters and a block-by-block driver (MarketChain);
+it knows nothing of nodes or networks.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ from cloudchain.ledger import Block, Transaction, TxResult, Validator
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
-from tests.chainutil import CHAIN_ID, GENESIS_TIME_NS, VALIDATOR, StepClock, key
+from tests.helpers.chain import CHAIN_ID, GENESIS_TIME_NS, VALIDATOR, StepClock, key
 
 AUTHORITY = key("authority")
 PROVIDERS = tuple(key(f"provider{i}") for i in range(3))
