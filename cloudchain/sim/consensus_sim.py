@@ -31,7 +31,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cloudchain.chaincode.application import Application
 from cloudchain.consensus.events import (
@@ -396,17 +396,34 @@ def _signer(message: Message) -> bytes:
 # --- the simulation -------------------------------------------------------------------------
 
 
+class NetworkScript(Protocol):
+    """A scripted adversary on the network: True loses `message` on its way from `sender`
+    to `receiver`. Consulted only before GST, where the fault model lets any message be
+    lost (the random drops and partitions are one such adversary; a script is the worst
+    case chosen on purpose). After GST every message arrives within delta."""
+
+    def __call__(
+        self, sim: Simulation, sender: SimNode, receiver: SimNode, message: Message
+    ) -> bool: ...
+
+
 class Simulation:
     def __init__(
-        self, seed: int, config: SimConfig, consensus_factory: ConsensusFactory = Consensus
+        self,
+        seed: int,
+        config: SimConfig,
+        consensus_factory: ConsensusFactory = Consensus,
+        network_script: NetworkScript | None = None,
     ) -> None:
         """`consensus_factory` builds the honest validators' cores: the real one, or in
         tests a weakened variant that the checks must catch. Byzantine validators always
-        run the real core and equivocate in what they send."""
+        run the real core and equivocate in what they send. `network_script` loses the
+        messages it picks before GST, on top of the config's random faults."""
         assert 0 <= config.byzantine <= config.max_faulty, "at most f Byzantine validators"
         self.seed = seed
         self.config = config
         self.consensus_factory = consensus_factory
+        self.network_script = network_script
         self.rng = random.Random(seed)
         self.now_ns = GENESIS_TIME_NS
         self._queue: list[tuple[int, int, Callable[[], None]]] = []
@@ -488,6 +505,10 @@ class Simulation:
         rng, config = self.rng, self.config
         before_gst = self.now_ns < self.gst_ns
         if before_gst:
+            if self.network_script is not None and self.network_script(
+                self, sender, receiver, message
+            ):
+                return
             if self._partition is not None and (
                 (sender.index in self._partition) != (receiver.index in self._partition)
             ):
@@ -612,7 +633,10 @@ class Simulation:
 
 
 def run_seed(
-    seed: int, config: SimConfig, consensus_factory: ConsensusFactory = Consensus
+    seed: int,
+    config: SimConfig,
+    consensus_factory: ConsensusFactory = Consensus,
+    network_script: NetworkScript | None = None,
 ) -> SimResult:
     """Run one seed; raises SimViolation with the seed and a trace on any violation."""
-    return Simulation(seed, config, consensus_factory).run()
+    return Simulation(seed, config, consensus_factory, network_script).run()
