@@ -2,10 +2,12 @@
 that the harness catches a weakened core."""
 
 import os
+from functools import partial
 
 import pytest
 
-from cloudchain.consensus import state_machine
+from cloudchain.consensus.messages import Proposal, Vote
+from cloudchain.consensus.state_machine import Consensus
 from cloudchain.sim.consensus_sim import SimConfig, SimViolation, run_seed
 
 # At least 200 seeds per `make test`; CLOUDCHAIN_SIM_SEEDS raises the count for long runs.
@@ -48,22 +50,25 @@ def test_silent_and_equivocating_validators_are_both_exercised():
     assert sum(r.equivocations_seen for r in equivocating) > 0
 
 
+def accept_any_signature(message: Proposal | Vote, public_key: bytes) -> bool:
+    """A verifier that checks nothing: no node may ever run with it."""
+    return True
+
+
 def test_the_harness_finds_an_agreement_violation_in_a_weakened_core():
-    """With signature checks skipped (a test-only hook), an equivocating validator's
-    forged precommits split the honest validators; the simulator must notice."""
+    """Honest cores given a verifier that checks nothing count the precommits an
+    equivocating validator forges "from" the others (zero signatures); the forged
+    +2/3 splits the honest validators and the simulator must notice."""
     config = SimConfig(validators=4, byzantine=1, byzantine_mode="equivocate")
-    state_machine._test_hooks.skip_signatures = True
-    try:
-        found = None
-        for seed in range(100):
-            try:
-                run_seed(seed, config)
-            except SimViolation as violation:
-                if "agreement" in violation.kinds:
-                    found = violation
-                    break
-    finally:
-        state_machine._test_hooks.skip_signatures = False
+    trusting = partial(Consensus, verifier=accept_any_signature)
+    found = None
+    for seed in range(100):
+        try:
+            run_seed(seed, config, trusting)
+        except SimViolation as violation:
+            if "agreement" in violation.kinds:
+                found = violation
+                break
     assert found is not None, "no agreement violation in 100 seeds"
     assert f"seed {found.seed}" in str(found) and "agreement" in str(found)
     assert found.trace  # a trace to replay it by

@@ -24,6 +24,12 @@ Where we differ from CometBFT, we follow the paper:
 - proposer(h, r) is defined as the height's priorities stepped r times one at a
   time, whatever path of rounds this node took, so every node agrees on it.
 
+Signatures are checked by a `SignatureVerifier` given to the constructor: by
+default `verify_ed25519`, each proposal's and vote's own Ed25519 check. The
+simulator's tests pass one that accepts anything, to show that the checks they
+make catch a core that counts forged votes. A Decision's commit certificate is
+checked as a whole by `verify_commit`, the function a light client runs.
+
 Safety against double signing: every message this node signs is remembered per
 (height, round, kind) and, through the PersistSigned effect, on disk. Asked to
 sign again at the same (height, round, kind), it re-sends what it signed before
@@ -36,6 +42,7 @@ from __future__ import annotations
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from cloudchain.consensus.events import (
     BlockValidity,
@@ -104,6 +111,32 @@ class TimeoutConfig:
         return self.commit_ms
 
 
+class SignatureVerifier(Protocol):
+    """Whether `message` carries a good signature by the holder of `public_key`."""
+
+    def __call__(self, message: Proposal | Vote, public_key: bytes) -> bool: ...
+
+
+def verify_ed25519(message: Proposal | Vote, public_key: bytes) -> bool:
+    """The verifier of every node: the message's own Ed25519 signature check."""
+    return message.verify(public_key)
+
+
+class ConsensusFactory(Protocol):
+    """What builds a validator's core: `Consensus` itself, or (in tests) a variant of it."""
+
+    def __call__(
+        self,
+        chain_id: str,
+        validators: Sequence[Validator],
+        key: PrivateKey | None,
+        config: TimeoutConfig,
+        height: int,
+        last_block_time_ns: int,
+        signed: Sequence[Message] = (),
+    ) -> Consensus: ...
+
+
 class Consensus:
     def __init__(
         self,
@@ -114,12 +147,16 @@ class Consensus:
         height: int,
         last_block_time_ns: int,
         signed: Sequence[Message] = (),
+        *,
+        verifier: SignatureVerifier = verify_ed25519,
     ) -> None:
         """A validator (or, with key None, an observer) entering `height`.
 
         `signed` are the messages this node signed before a restart, read back
         from its write-ahead log; it will never sign anything conflicting with them.
+        `verifier` checks the signature of every proposal and vote received.
         """
+        self._verify = verifier
         self.chain_id = chain_id
         self.validator_set = ValidatorSet(tuple(validators))
         self._powers = dict(self.validator_set.powers)
@@ -280,7 +317,7 @@ class Consensus:
         if len(self._future) >= MAX_FUTURE_MESSAGES or self._future_bytes + size > MAX_FUTURE_BYTES:
             self.counters["future_dropped"] += 1
             return
-        if not message.verify(validator.public_key):
+        if not self._verify(message, validator.public_key):
             self.counters["bad_signature"] += 1
             return
         self._future[slot] = message
@@ -295,7 +332,7 @@ class Consensus:
         if validator is None or message.round <= self._far_rounds.get(signer, -1):
             self.counters["too_far_ahead"] += 1
             return
-        if not message.verify(validator.public_key):
+        if not self._verify(message, validator.public_key):
             self.counters["bad_signature"] += 1
             return
         self._far_rounds[signer] = message.round
@@ -312,7 +349,7 @@ class Consensus:
         if conflicted and not countable:
             self.counters["equivocation_ignored"] += 1
             return  # the evidence is in; a vote for no known block is not worth verifying
-        if not (vote.verify(validator.public_key) or _test_hooks.skip_signatures):
+        if not self._verify(vote, validator.public_key):
             self.counters["bad_signature"] += 1
             return
         _, conflicting = self._votes.add(vote, countable=countable)
@@ -333,8 +370,8 @@ class Consensus:
             return
         proposal = decision.proposal
         proposer = self.proposer(proposal.round)
-        if proposal.proposer_address != proposer.address or not proposal.verify(
-            proposer.public_key
+        if proposal.proposer_address != proposer.address or not self._verify(
+            proposal, proposer.public_key
         ):
             self.counters["bad_decision"] += 1
             return
@@ -362,7 +399,7 @@ class Consensus:
         if len(held) >= MAX_PROPOSALS_PER_ROUND:
             self.counters["proposals_dropped"] += 1
             return
-        if not proposal.verify(proposer.public_key):
+        if not self._verify(proposal, proposer.public_key):
             self.counters["bad_signature"] += 1
             return
         if held:
@@ -658,17 +695,3 @@ class Consensus:
 
 def _signer(message: Proposal | Vote) -> bytes:
     return message.validator_address if isinstance(message, Vote) else message.proposer_address
-
-
-class _TestHooks:
-    """Test-only weakening of rules, to prove the simulator can catch a broken core.
-
-    Never set outside tests: with `skip_signatures` a validator counts votes
-    without verifying their signatures, so a Byzantine validator can forge the
-    precommits of others, which breaks agreement.
-    """
-
-    skip_signatures = False
-
-
-_test_hooks = _TestHooks()

@@ -43,7 +43,7 @@ from cloudchain.consensus.events import (
     ValidateBlock,
 )
 from cloudchain.consensus.messages import Decision, Message
-from cloudchain.consensus.state_machine import Consensus, TimeoutConfig
+from cloudchain.consensus.state_machine import Consensus, ConsensusFactory, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
 from cloudchain.ledger import Block
@@ -78,8 +78,11 @@ class ConsensusDriver:
         key: PrivateKey | None,
         timeouts: TimeoutConfig,
         wal: ConsensusWAL,
+        *,
+        consensus_factory: ConsensusFactory = Consensus,
     ) -> None:
         self.app = app
+        self._consensus_factory = consensus_factory
         self.key = key
         self.timeouts = timeouts
         self.wal = wal
@@ -203,7 +206,7 @@ class ConsensusDriver:
         info = self.app.info()
         height = info.height + 1
         signed = [m for kind, m, _ in self.wal.records() if kind == "signed" and m.height == height]
-        return Consensus(
+        return self._consensus_factory(
             self.chain_id,
             self.validators,
             self.key,

@@ -7,8 +7,9 @@ restarts from the WAL, and Byzantine validators that equivocate (different
 proposals and votes to different peers) or stay silent. Time is virtual: a heap
 of timed actions, nothing sleeps.
 
-Each validator runs the real consensus core and a real Application on an
-in-memory store; the simulated node shell does what the real node will:
+Each validator runs the real consensus core (tests may give the honest ones a
+weakened variant through `consensus_factory`, to prove the checks catch it) and
+a real Application on an in-memory store; the simulated node shell does what the real node will:
 write each event to the WAL before handling it, persist every signed message
 before it leaves, ask the application for blocks and verdicts, commit decided
 blocks, gossip its own messages of the current height, and answer a lagging
@@ -30,7 +31,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from cloudchain.chaincode.application import Application
 from cloudchain.consensus.events import (
@@ -42,7 +43,7 @@ from cloudchain.consensus.events import (
     TimeoutElapsed,
 )
 from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, VoteType
-from cloudchain.consensus.state_machine import TimeoutConfig
+from cloudchain.consensus.state_machine import Consensus, ConsensusFactory, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
@@ -146,7 +147,14 @@ class SimNode(ConsensusDriver):
         self.crash_after_effects: int | None = None
         self.equivocation_splits: dict[tuple[Any, ...], bool] = {}
         self.equivocation_variants: dict[tuple[Any, ...], Message] = {}
-        super().__init__(Application(self.store, sim.genesis), key, sim.config.timeouts, wal)
+        super().__init__(
+            Application(self.store, sim.genesis),
+            key,
+            sim.config.timeouts,
+            wal,
+            # The adversary is the same whatever core the honest validators run.
+            consensus_factory=Consensus if byzantine else sim.consensus_factory,
+        )
 
     # Crash and restart.
 
@@ -388,11 +396,34 @@ def _signer(message: Message) -> bytes:
 # --- the simulation -------------------------------------------------------------------------
 
 
+class NetworkScript(Protocol):
+    """A scripted adversary on the network: True loses `message` on its way from `sender`
+    to `receiver`. Consulted only before GST, where the fault model lets any message be
+    lost (the random drops and partitions are one such adversary; a script is the worst
+    case chosen on purpose). After GST every message arrives within delta."""
+
+    def __call__(
+        self, sim: Simulation, sender: SimNode, receiver: SimNode, message: Message
+    ) -> bool: ...
+
+
 class Simulation:
-    def __init__(self, seed: int, config: SimConfig) -> None:
+    def __init__(
+        self,
+        seed: int,
+        config: SimConfig,
+        consensus_factory: ConsensusFactory = Consensus,
+        network_script: NetworkScript | None = None,
+    ) -> None:
+        """`consensus_factory` builds the honest validators' cores: the real one, or in
+        tests a weakened variant that the checks must catch. Byzantine validators always
+        run the real core and equivocate in what they send. `network_script` loses the
+        messages it picks before GST, on top of the config's random faults."""
         assert 0 <= config.byzantine <= config.max_faulty, "at most f Byzantine validators"
         self.seed = seed
         self.config = config
+        self.consensus_factory = consensus_factory
+        self.network_script = network_script
         self.rng = random.Random(seed)
         self.now_ns = GENESIS_TIME_NS
         self._queue: list[tuple[int, int, Callable[[], None]]] = []
@@ -474,6 +505,10 @@ class Simulation:
         rng, config = self.rng, self.config
         before_gst = self.now_ns < self.gst_ns
         if before_gst:
+            if self.network_script is not None and self.network_script(
+                self, sender, receiver, message
+            ):
+                return
             if self._partition is not None and (
                 (sender.index in self._partition) != (receiver.index in self._partition)
             ):
@@ -597,6 +632,11 @@ class Simulation:
         )
 
 
-def run_seed(seed: int, config: SimConfig) -> SimResult:
+def run_seed(
+    seed: int,
+    config: SimConfig,
+    consensus_factory: ConsensusFactory = Consensus,
+    network_script: NetworkScript | None = None,
+) -> SimResult:
     """Run one seed; raises SimViolation with the seed and a trace on any violation."""
-    return Simulation(seed, config).run()
+    return Simulation(seed, config, consensus_factory, network_script).run()
