@@ -32,7 +32,7 @@ from cloudchain.sim.consensus_sim import (
     SimViolation,
     run_seed,
 )
-from tests.chainutil import key
+from tests.helpers.chain import key
 from tests.helpers.consensus_rules import (
     DecidesOnOneThird,
     PrecommitsWithoutLocking,
