@@ -2,7 +2,7 @@
 
 A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
 
-    varint.py     multiformats unsigned varint
+    varint.py     the one varint: multiformats' unsigned varint and protobuf's
     multibase.py  base58btc and base32 text
     cid.py        multihash (sha2-256) and CIDv0/CIDv1 (dag-pb, raw): parse, format
     block.py      a block and its verification against its CID
