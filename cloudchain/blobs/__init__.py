@@ -19,7 +19,7 @@ A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
 
 Everything above the blank line is pure: no files, sockets or clocks (the
 importer reads only the stream it is given). The store owns a directory; the
-network exchange lives elsewhere.
+exchange between nodes is the package `exchange/`, over the store.
 """
 
 from cloudchain.blobs.block import Block, is_block_valid, verify_block
