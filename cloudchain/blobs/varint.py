@@ -74,15 +74,18 @@ def decode_uvarint(
     buf: bytes | memoryview, offset: int = 0, rules: VarintRules = UNSIGNED_VARINT
 ) -> tuple[int, int]:
     """Read one varint at `offset`; return (value, offset just past it)."""
+    if offset < len(buf) and buf[offset] < 0x80:  # one byte, the common case: always valid
+        return buf[offset], offset + 1
     value = 0
-    shift = 0
-    limit = offset + rules.max_bytes
-    for position in range(offset, min(len(buf), limit)):
+    for i in range(rules.max_bytes):
+        position = offset + i
+        if position >= len(buf):
+            raise VarintError(f"truncated varint at byte {offset}")
         byte = buf[position]
-        value |= (byte & 0x7F) << shift
+        value |= (byte & 0x7F) << (7 * i)
         if byte < 0x80:
             # Verify that the encoding is minimal (no trailing zero group), if required.
-            if byte == 0 and position > offset and rules.minimal_only:
+            if byte == 0 and i > 0 and rules.minimal_only:
                 raise VarintError(f"non-minimal varint at byte {offset}")
             # Verify that the value fits (only a full-length varint can exceed it).
             if value > rules.max_value:
@@ -90,7 +93,4 @@ def decode_uvarint(
                     f"varint at byte {offset} overflows {rules.max_value.bit_length()} bits"
                 )
             return value, position + 1
-        shift += 7
-    if len(buf) < limit:
-        raise VarintError(f"truncated varint at byte {offset}")
     raise VarintError(f"varint longer than {rules.max_bytes} bytes at byte {offset}")
