@@ -17,13 +17,8 @@ import pytest
 
 from cloudchain import codec
 from cloudchain.blobs import CID, ImportOptions, import_bytes
-from cloudchain.blobs.exchange import (
-    PEER_REQUESTS_MAX,
-    BlobExchange,
-    NoProvidersError,
-    ReplicationError,
-)
-from cloudchain.blobs.exchange_messages import (
+from cloudchain.blobs.exchange import BlobExchange, NoProvidersError, ReplicationError
+from cloudchain.blobs.exchange.messages import (
     CIDS_PER_MESSAGE_MAX,
     BlockMessage,
     Cancel,
@@ -40,6 +35,7 @@ from cloudchain.blobs.exchange_messages import (
     message_from_obj,
     message_to_obj,
 )
+from cloudchain.blobs.exchange.serving import PEER_REQUESTS_MAX
 from cloudchain.blobs.flatfs import key_of
 from cloudchain.blobs.store import BLOCK_BYTES_MAX, BlobStore
 from cloudchain.ledger import MalformedError

@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from cloudchain.blobs import CID, DAG_PB, RAW, DecodeError
 from cloudchain.blobs.dagpb import PBLink, PBNode, decode_pbnode, encode_pblink, encode_pbnode
 from cloudchain.blobs.protobuf import (
-    UINT64_MAX,
     encode_len_field,
     encode_varint,
     encode_varint_field,
@@ -24,6 +23,7 @@ from cloudchain.blobs.unixfs import (
     encode_file_leaf,
     encode_unixfs,
 )
+from cloudchain.blobs.varint import UINT64_MAX
 
 # The sha2-256 digest of kubo's leaf for 256 KiB of zeros, from the block dump of
 # an all-zeros file's root in ethereum/solidity issue #8370 (2020-02-26).

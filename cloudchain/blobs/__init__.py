@@ -2,7 +2,7 @@
 
 A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
 
-    varint.py     multiformats unsigned varint
+    varint.py     the one varint: multiformats' unsigned varint and protobuf's
     multibase.py  base58btc and base32 text
     cid.py        multihash (sha2-256) and CIDv0/CIDv1 (dag-pb, raw): parse, format
     block.py      a block and its verification against its CID
@@ -19,7 +19,7 @@ A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
 
 Everything above the blank line is pure: no files, sockets or clocks (the
 importer reads only the stream it is given). The store owns a directory; the
-network exchange lives elsewhere.
+exchange between nodes is the package `exchange/`, over the store.
 """
 
 from cloudchain.blobs.block import Block, is_block_valid, verify_block

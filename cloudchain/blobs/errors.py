@@ -18,7 +18,8 @@ class CIDError(BlobFormatError):
 
 
 class DecodeError(BlobFormatError):
-    """A block whose bytes are not valid protobuf, dag-pb or UnixFS."""
+    """Bytes that do not decode: a bad varint, or a block that is not valid protobuf,
+    dag-pb or UnixFS."""
 
 
 class BlockMismatchError(BlobFormatError):

@@ -8,9 +8,9 @@ strings and nested messages. The reader here rejects every other wire type;
 which field numbers are allowed, in which order, is for the message decoders
 (`dagpb.py`, `unixfs.py`) to say.
 
-Protobuf varints are 64-bit and up to 10 bytes; unlike multiformats varints
-they may legally be non-minimal, and the reader accepts that (our encoder never
-produces it).
+Varints are varint.py's, under its PROTOBUF_VARINT rules: 64-bit, up to 10
+bytes, and a non-minimal encoding accepted, as protobuf readers do (our
+encoder never produces one).
 """
 
 from __future__ import annotations
@@ -18,28 +18,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from cloudchain.blobs.errors import DecodeError
+from cloudchain.blobs.varint import PROTOBUF_VARINT, decode_uvarint, encode_uvarint
 
 WIRE_VARINT = 0
 WIRE_LEN = 2
 WIRE_TYPE_NAMES = {0: "VARINT", 1: "I64", 2: "LEN", 3: "SGROUP", 4: "EGROUP", 5: "I32"}
 
-# A protobuf varint encodes at most 64 bits: ceil(64 / 7) = 10 bytes.
-PB_VARINT_MAX_BYTES = 10
-UINT64_MAX = 2**64 - 1
 # Field numbers are 29-bit (the key's low 3 bits are the wire type).
 FIELD_NUMBER_MAX = 2**29 - 1
 
 
 def encode_varint(value: int) -> bytes:
     """The minimal protobuf varint of 0 <= value < 2**64."""
-    if not 0 <= value <= UINT64_MAX:
-        raise ValueError(f"protobuf varint out of range: {value}")
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return encode_uvarint(value, PROTOBUF_VARINT)
 
 
 def encode_key(field_number: int, wire_type: int) -> bytes:
@@ -62,19 +53,9 @@ def encode_len_field(field_number: int, data: bytes) -> bytes:
 
 
 def read_varint(buf: bytes | memoryview, offset: int) -> tuple[int, int]:
-    """Read one protobuf varint at `offset`; return (value, offset past it)."""
-    value = 0
-    for i in range(PB_VARINT_MAX_BYTES):
-        position = offset + i
-        if position >= len(buf):
-            raise DecodeError(f"truncated varint at byte {offset}")
-        byte = buf[position]
-        value |= (byte & 0x7F) << (7 * i)
-        if byte < 0x80:
-            if value > UINT64_MAX:
-                raise DecodeError(f"varint at byte {offset} overflows 64 bits")
-            return value, position + 1
-    raise DecodeError(f"varint longer than {PB_VARINT_MAX_BYTES} bytes at byte {offset}")
+    """Read one protobuf varint at `offset`; return (value, offset past it).
+    A VarintError (a DecodeError) if it is truncated, too long or above 64 bits."""
+    return decode_uvarint(buf, offset, PROTOBUF_VARINT)
 
 
 def iter_fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int | memoryview]]:

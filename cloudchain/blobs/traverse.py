@@ -25,12 +25,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import DecodeError
 from cloudchain.blobs.protobuf import read_varint
+from cloudchain.blobs.varint import PB_VARINT_MAX_BYTES
 from cloudchain.blobs.walk import MAX_DAG_DEPTH, FileNode
 
 # dag-pb's Data field (field 1, wire type LEN) starts with this key byte.
 _PBNODE_DATA_KEY = 0x0A
 # Enough of a block's head to read that key and the longest protobuf length varint.
-HEAD_BYTES = 1 + 10
+HEAD_BYTES = 1 + PB_VARINT_MAX_BYTES
 
 
 def has_no_links(head: bytes, size: int) -> bool:

@@ -20,8 +20,9 @@ key, a wrong type, a bad CID, a bound exceeded) is `ExchangeProtocolError`:
 the sender is misbehaving. It is a `MalformedError`, so the node's existing
 handler turns it into a PeerError and disconnects the peer.
 
-Pure: no I/O, no store. Whether a block's bytes match its CID is checked by the
-exchange, since a mismatch is not malformed, only a lie.
+Pure: no I/O, no store, no idea who wants what. Whether a block's bytes match
+its CID is checked by the fetch (fetch.py, through the store), since a mismatch
+is not malformed, only a lie.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from cloudchain.blobs.store import BLOCK_BYTES_MAX
 from cloudchain.ledger import MalformedError
 
 # CIDs in one list message: 128 binary CIDs are about 4.5 KiB. Our fetcher asks at
-# most IN_FLIGHT_PER_PEER (exchange.py) blocks of a peer at once, far below.
+# most IN_FLIGHT_PER_PEER (wantlist.py) blocks of a peer at once, far below.
 CIDS_PER_MESSAGE_MAX = 128
 # A whole encoded message: the largest block plus its CID and the map's framing.
 MESSAGE_BYTES_MAX = BLOCK_BYTES_MAX + 1024
