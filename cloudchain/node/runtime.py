@@ -11,7 +11,7 @@ Wire messages are canonical msgpack maps {"ch": channel, "m": payload}:
 transactions; "sync" carries {"height": h}, a lagging node's request for the
 decision of height h (block sync: the answer is a Decision, verified against the
 validator set before the block is applied); "blob" carries the blob exchange's
-messages (blobs/exchange_messages.py), queued behind everything else (the peer
+messages (blobs/exchange/messages.py), queued behind everything else (the peer
 manager's bulk queue), so a transfer of gigabytes never holds up a vote.
 Anything a peer sends that does not decode is a PeerError: the peer is
 disconnected, the node goes on.

@@ -23,7 +23,7 @@ body is read by the event loop in pieces that the store's thread waits for
 (blob_upload.py), so a body is never held whole in memory, and the RPC server's
 client_max_size (a bound for `request.read()`) does not apply to it.
 
-Where the exchange plugs in (the NodeView's `exchange`, blobs/exchange.py): an
+Where the exchange plugs in (the NodeView's `exchange`, blobs/exchange/): an
 upload asking for `replicas` > 1 has the exchange bring the blob to that many
 nodes in all (503, naming the holders, if fewer can); a GET of a blob that is not
 wholly here fetches what is missing from the connected peers first, as an IPFS

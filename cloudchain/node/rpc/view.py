@@ -102,7 +102,7 @@ class MetricsReader(Protocol):
 
 
 class BlobExchanger(Protocol):
-    """The blob exchange's calls an upload and a download make (blobs/exchange.py)."""
+    """The blob exchange's calls an upload and a download make (blobs/exchange/)."""
 
     async def replicate(self, root: CID, replicas: int) -> list[str]: ...
 
