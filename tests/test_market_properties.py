@@ -1037,11 +1037,17 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _check_statistics(self, reader: StateReader) -> None:
         """What the statistics say each account earned, was refunded and lost is what the
-        payouts and rewards moved (running sums, saturating at STAT_MAX)."""
+        payouts and rewards moved (running sums, saturating at STAT_MAX); and what a
+        requester paid, the price P_i of U_r, is what it put into its tasks and did not
+        get back, however they ended (a slashed stake it was given lowers it)."""
         expected: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        paid: Counter[str] = Counter()
+        moved: Counter[str] = Counter()  # |what was paid|, summed: below STAT_MAX, no saturation
         for task_id, payout in self.paid.items():
             task = self.tasks[task_id]
             expected["requester", task["requester"]]["refunded"] += payout["requester"]
+            paid[task["requester"]] += task["deposit"] - payout["requester"]
+            moved[task["requester"]] += abs(task["deposit"] - payout["requester"])
             if task["provider"]:
                 expected["provider", task["provider"]]["earned"] += payout["provider"]
                 expected["provider", task["provider"]]["slashed"] += payout["slashed"]
@@ -1052,6 +1058,9 @@ class MarketMachine(RuleBasedStateMachine):
             assert {k: getattr(stats, k) for k in amounts} == {
                 k: min(v, STAT_MAX) for k, v in amounts.items()
             }, role + address
+        for address, amount in paid.items():
+            if moved[address] <= STAT_MAX:
+                assert mstate.get_requester_stats(reader, address).paid == amount, address
 
     def _check_indexes(self, reader: StateReader) -> None:
         tasks, providers = self.tasks, self.providers

@@ -107,7 +107,9 @@ def slash(kv: Overlay, task: Task, amount: Tokens) -> Tokens:
     the broken agreement, and the supply stays as it was (burning would make the
     requester bear the violation uncompensated, and shrink the supply with every one).
 
-    Booked as the provider's `slashed` and the requester's `refunded`."""
+    Booked on both sides the same way whichever path it came by: the provider's
+    `slashed`; the requester's `refunded`, and its `paid` lowered by as much (a negative
+    price: U_r counts the compensation)."""
     provider = state.get_provider(kv, task.provider)
     assert provider is not None and amount >= 0
     slashed = min(amount, provider.stake)
@@ -115,7 +117,7 @@ def slash(kv: Overlay, task: Task, amount: Tokens) -> Tokens:
     state.add_totals(kv, stake=-slashed)
     token.credit(kv, task.requester, slashed)
     state.add_stats(kv, "provider", task.provider, slashed=slashed)
-    state.add_stats(kv, "requester", task.requester, refunded=slashed)
+    state.add_stats(kv, "requester", task.requester, paid=-slashed, refunded=slashed)
     return slashed
 
 
@@ -150,9 +152,7 @@ def pay_out(kv: Overlay, params: MarketParams, task: Task, outcome: Outcome, hei
     # P_i of U_r, the price paid, is `paid` less what `slash` gave back; Q_i is the
     # units' worth to the requester at the quality delivered.
     worth = economics.quality_value(task.max_price, outcome.units, outcome.quality_bps)
-    state.add_stats(
-        kv, "requester", task.requester, paid=paid - slashed, worth=worth, refunded=back, tasks=1
-    )
+    state.add_stats(kv, "requester", task.requester, paid=paid, worth=worth, refunded=back, tasks=1)
     state.add_global(kv, tasks_settled=1, tasks_compliant=int(outcome.violations == 0))
     # quality-weighted units: at most the units, so that an epoch's sum stays an int64
     state.add_epoch(kv, state.EPOCH_WORK, task.provider, outcome.units * outcome.quality_bps // BPS)
