@@ -53,14 +53,16 @@ def transition(kv: Overlay, task: Task, new_state: str, height: int) -> Task:
         raise TransitionError(f"task {task.id}: {task.state} -> {new_state}")
     if task.state == "open":  # nothing moves back to open: it leaves the queue for good
         state.set_open(kv, task.resource_class, task.id, False)
-    moved = replace(task, state=new_state, history=(*task.history, HistoryEntry(new_state, height)))
-    return state.set_due(kv, moved, due(kv, moved))
+    next_due = due(kv, task, new_state)
+    state.file_due(kv, task.id, task.due, next_due)
+    history = (*task.history, HistoryEntry(new_state, height))
+    return replace(task, state=new_state, history=history, due=next_due)
 
 
-def due(kv: Overlay, task: Task) -> Due | None:
-    """When the end-of-block work must next look at the task: its deadline (by block
-    time) while it waits or runs, the close of its window (by height) after."""
-    current = task.state
+def due(kv: Overlay, task: Task, current: str) -> Due | None:
+    """When the end-of-block work must next look at the task in state `current`: its
+    deadline (by block time) while it waits or runs, the close of its window (by
+    height) after."""
     if current in ("open", "assigned", "running"):
         return Due("t", task.deadline_ns)
     if current in FINAL or current == "expired":
@@ -92,11 +94,13 @@ def release_capacity(kv: Overlay, task: Task) -> None:
     state.add_class(kv, task.resource_class, in_flight=-task.units)
 
 
-def slash(kv: Overlay, task: Task, amount: Tokens) -> Tokens:
-    """Take `amount` (as far as it goes) from the stake of the task's provider and give
-    it to the task's requester; what was taken. The one slashing rule, for every path a
-    penalty reaches a provider by: settlement and dispute resolution (`pay_out`, when
-    λ_i·R_i is more than P_i·C_i) and expiry (`refund`, where nothing is paid).
+def slash(kv: Overlay, task: Task, provider: Provider, amount: Tokens) -> tuple[Provider, Tokens]:
+    """Take `amount`, as far as it goes, from the stake of the task's provider
+    (`provider`, its record) and give it to the task's requester: the provider with the
+    stake that is left, for the caller to store, and what was taken. The one slashing
+    rule, for every path a penalty reaches a provider by: settlement and dispute
+    resolution (`pay_out`, when λ_i·R_i is more than P_i·C_i) and expiry (`refund`,
+    where nothing is paid).
 
     The stake goes to the requester, never burned: the paper bills requesters by the
     quality of service they got (section III.C: "billed based on the quality of service
@@ -107,18 +111,16 @@ def slash(kv: Overlay, task: Task, amount: Tokens) -> Tokens:
     the broken agreement, and the supply stays as it was (burning would make the
     requester bear the violation uncompensated, and shrink the supply with every one).
 
-    Booked on both sides the same way whichever path it came by: the provider's
-    `slashed`; the requester's `refunded`, and its `paid` lowered by as much (a negative
-    price: U_r counts the compensation)."""
-    provider = state.get_provider(kv, task.provider)
-    assert provider is not None and amount >= 0
+    Booked the same way whichever path it came by: the requester's `refunded`, and its
+    `paid` lowered by as much (a price below zero: U_r counts the compensation); the
+    caller books the provider's `slashed` with the rest of its statistics."""
+    assert provider.stake >= 0 and amount >= 0
     slashed = min(amount, provider.stake)
-    state.put_provider(kv, task.provider, replace(provider, stake=provider.stake - slashed))
-    state.add_totals(kv, stake=-slashed)
-    token.credit(kv, task.requester, slashed)
-    state.add_stats(kv, "provider", task.provider, slashed=slashed)
-    state.add_stats(kv, "requester", task.requester, paid=-slashed, refunded=slashed)
-    return slashed
+    if slashed:
+        state.add_totals(kv, stake=-slashed)
+        token.credit(kv, task.requester, slashed)
+        state.add_stats(kv, "requester", task.requester, paid=-slashed, refunded=slashed)
+    return replace(provider, stake=provider.stake - slashed), slashed
 
 
 def pay_out(kv: Overlay, params: MarketParams, task: Task, outcome: Outcome, height: int) -> Task:
@@ -128,14 +130,13 @@ def pay_out(kv: Overlay, params: MarketParams, task: Task, outcome: Outcome, hei
     term = provider_profit([ProfitTerm(outcome.payment, outcome.penalty)])  # P_i·C_i - λ_i·R_i
     paid = max(0, term)
     assert paid <= task.deposit
-    slashed = slash(kv, task, max(0, -term))
     back = task.deposit - paid
-    state.add_totals(kv, escrow=-task.deposit)
     provider = state.get_provider(kv, task.provider)
     assert provider is not None
+    provider, slashed = slash(kv, task, provider, max(0, -term))
     provider = replace(provider, tasks_pending=provider.tasks_pending - 1)
-    provider = _rated(provider, params, outcome.violations)
-    state.put_provider(kv, task.provider, provider)
+    state.put_provider(kv, task.provider, _rated(provider, params, outcome.violations))
+    state.add_totals(kv, escrow=-task.deposit)
     token.credit(kv, task.provider, paid)
     token.credit(kv, task.requester, back)
     state.add_stats(
@@ -145,6 +146,7 @@ def pay_out(kv: Overlay, params: MarketParams, task: Task, outcome: Outcome, hei
         earned=paid,
         gross=outcome.payment,
         penalties=outcome.penalty,
+        slashed=slashed,
         units=outcome.units,
         tasks=1,
         violated=int(outcome.violations > 0),
@@ -167,17 +169,17 @@ def refund(kv: Overlay, params: MarketParams, task: Task, penalise: int, height:
     if task.provider:
         provider = state.get_provider(kv, task.provider)
         assert provider is not None
-        state.put_provider(
-            kv, task.provider, replace(provider, tasks_pending=provider.tasks_pending - 1)
-        )
-    if task.provider and penalise:
-        fine = penalty_of(task, penalise)
-        slashed = slash(kv, task, max(0, -provider_profit([ProfitTerm(0, fine)])))
-        provider = state.get_provider(kv, task.provider)
-        assert provider is not None
-        state.put_provider(kv, task.provider, _rated(provider, params, penalise))
-        state.add_stats(kv, "provider", task.provider, penalties=fine, tasks=1, violated=1)
-        state.add_global(kv, tasks_settled=1)
+        provider = replace(provider, tasks_pending=provider.tasks_pending - 1)
+        if penalise:
+            fine = penalty_of(task, penalise)
+            term = provider_profit([ProfitTerm(0, fine)])
+            provider, slashed = slash(kv, task, provider, max(0, -term))
+            provider = _rated(provider, params, penalise)
+            state.add_stats(
+                kv, "provider", task.provider, penalties=fine, slashed=slashed, tasks=1, violated=1
+            )
+            state.add_global(kv, tasks_settled=1)
+        state.put_provider(kv, task.provider, provider)
     state.add_totals(kv, escrow=-task.deposit)
     token.credit(kv, task.requester, task.deposit)
     state.add_stats(kv, "requester", task.requester, refunded=task.deposit)

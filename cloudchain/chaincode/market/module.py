@@ -30,9 +30,9 @@ bps_arg = int_arg(0, MAX_BPS)
 
 
 def offers_arg(value: Any) -> Mapping[str, Offer]:
-    """{resource class: {gpu, gpus, memory_gb, units, price}}: what a provider sells.
-    `units` is the compute units it can have in flight at once in that class; `price`
-    is per compute unit, in token units."""
+    """{resource class: {gpu, gpus, memory_gb, units, price}}: what a provider sells,
+    checked, as a read-only map of Offer records. `units` is the compute units it can
+    have in flight at once in that class; `price` is per compute unit, in token units."""
     if not isinstance(value, Mapping) or not value:
         raise ArgError("expected a non-empty map of resource class -> offer")
     if len(value) > MAX_CLASSES:

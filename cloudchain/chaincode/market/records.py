@@ -488,7 +488,7 @@ class _Sums:
         for name, delta in deltas.items():
             assert name in names, f"{type(self).__name__} has no sum {name!r}"
             values[name] = _saturating(getattr(self, name) + delta)
-        return replace(self, stored=self.stored | deltas.keys(), **values)  # type: ignore[type-var]
+        return replace(self, stored=self.stored.union(deltas), **values)  # type: ignore[type-var]
 
     def to_obj(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in sorted(self.stored)}

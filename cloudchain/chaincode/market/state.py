@@ -37,7 +37,6 @@ back (`put_*`), or calls one of the `add_*` here that do both.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import replace
 from typing import Any, Protocol
 
 from cloudchain import codec
@@ -267,14 +266,13 @@ def _due_key(due: Due, task_id: int) -> bytes:
     return DUE[due.kind] + f"{due.at:020d}".encode() + task_id_bytes(task_id)
 
 
-def set_due(kv: Overlay, task: Task, due: Due | None) -> Task:
-    """File the task under when it must next be looked at (None: never again); the task
-    with its `due` changed, for the caller to store."""
-    if task.due is not None:
-        kv.delete(_due_key(task.due, task.id))
-    if due is not None:
-        kv.set(_due_key(due, task.id), PRESENT)
-    return task if task.due == due else replace(task, due=due)
+def file_due(kv: Overlay, task_id: int, was: Due | None, now: Due | None) -> None:
+    """Refile the task from when it was due to when it must next be looked at (None:
+    not filed, or never again). The task's own `due` says where it is filed."""
+    if was is not None:
+        kv.delete(_due_key(was, task_id))
+    if now is not None:
+        kv.set(_due_key(now, task_id), PRESENT)
 
 
 def iterate_due(state: StateReader, kind: str, until: int) -> Iterator[int]:

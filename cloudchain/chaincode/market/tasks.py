@@ -93,6 +93,7 @@ def process_submit(
     token.debit(ctx.kv, ctx.sender, deposit)
     state.add_totals(ctx.kv, escrow=deposit)
     task_id = state.next_task_id(ctx.kv)
+    deadline_ns = ctx.time_ns + deadline_s * 10**9
     task = Task(
         id=task_id,
         requester=ctx.sender,
@@ -102,7 +103,7 @@ def process_submit(
         units=units,
         max_price=max_price,
         deposit=deposit,
-        deadline_ns=ctx.time_ns + deadline_s * 10**9,
+        deadline_ns=deadline_ns,
         min_uptime_bps=min_uptime_bps,
         max_latency_ms=max_latency_ms,
         penalty=penalty,
@@ -120,10 +121,10 @@ def process_submit(
         verified_at=0,
         dispute=None,
         payout=None,
-        due=None,
+        due=Due("t", deadline_ns),
     )
     state.set_open(ctx.kv, resource_class, task_id, True)
-    task = state.set_due(ctx.kv, task, Due("t", task.deadline_ns))
+    state.file_due(ctx.kv, task_id, None, task.due)
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", ctx.sender, submitted=1, requested_units=units)
     ctx.emit(
