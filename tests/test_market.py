@@ -541,7 +541,7 @@ def test_the_queue_resumes_exactly_where_it_stopped():
     kv = Overlay(m.app.state())
     ids = [3, 9, 10, 11, 19, 99, 100, 101, 250, 1_000, 1_234, 5_000]
     for task_id in ids:
-        state.set_open(kv, {"id": task_id, "resource_class": GPU}, True)
+        state.set_open(kv, GPU, task_id, True)
     kv.set_value(state.NEXT_TASK, 5_001)
     for after in (0, 2, 3, 10, 98, 100, 1_233, 4_999, 5_000):
         later = [i for i in ids if i > after]

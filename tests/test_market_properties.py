@@ -69,7 +69,8 @@ from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import StateReader
 from cloudchain.chaincode.market import state as mstate
 from cloudchain.chaincode.market.lifecycle import FINAL
-from cloudchain.chaincode.market.params import get_params
+from cloudchain.chaincode.market.records import STAT_MAX
+from cloudchain.chaincode.market.state import get_params
 from cloudchain.chaincode.module import MAX_AMOUNT
 from cloudchain.chaincode.modules import token
 from cloudchain.ledger import Block, Event, Transaction, TxResult
@@ -118,6 +119,17 @@ FINAL_EVENTS = ("market_refund", "market_settle", "market_resolved")
 # --- the refusal rules, as the issue states them --------------------------------------------
 
 
+def _stored_provider(kv: StateReader, address: str) -> dict[str, Any] | None:
+    """The provider's record as state holds it (a map, as the rules below read it)."""
+    provider = mstate.get_provider(kv, address)
+    return None if provider is None else provider.to_obj()
+
+
+def _stored_task(kv: StateReader, task_id: int) -> dict[str, Any] | None:
+    task = mstate.get_task(kv, task_id)
+    return None if task is None else task.to_obj()
+
+
 def refusal_codes(kv: StateReader, height: int, time_ns: int, tx: Transaction) -> set[Code]:
     """The codes of every rule that refuses `tx` on state `kv` (empty: it must succeed)."""
     sender, args = tx.sender_address, tx.args
@@ -136,7 +148,7 @@ def refusal_codes(kv: StateReader, height: int, time_ns: int, tx: Transaction) -
 
 def _register(kv, height, time_ns, sender, balance, stake, **_) -> set[Code]:
     codes = set()
-    provider = mstate.get_provider(kv, sender)
+    provider = _stored_provider(kv, sender)
     if provider is not None and provider["status"] != "left":
         codes.add(Code.ALREADY_EXISTS)
     if stake < get_params(kv).min_stake:
@@ -147,7 +159,7 @@ def _register(kv, height, time_ns, sender, balance, stake, **_) -> set[Code]:
 
 
 def _provider_rules(kv, sender: str, leaving_refused: bool) -> tuple[set[Code], Any]:
-    provider = mstate.get_provider(kv, sender)
+    provider = _stored_provider(kv, sender)
     if provider is None or provider["status"] == "left":
         return {Code.NOT_FOUND}, None
     if leaving_refused and provider["status"] != "active":
@@ -192,7 +204,7 @@ def _submit(
     if deposit > MAX_AMOUNT or penalty > deposit:
         codes.add(Code.OUT_OF_RANGE)
     if provider:
-        named = mstate.get_provider(kv, provider)
+        named = _stored_provider(kv, provider)
         if named is None or named["status"] != "active" or resource_class not in named["offers"]:
             codes.add(Code.NOT_FOUND)
     if deposit > balance:
@@ -201,7 +213,7 @@ def _submit(
 
 
 def _task_rules(kv, task_id: int, states: tuple[str, ...]) -> tuple[set[Code], Any]:
-    task = mstate.get_task(kv, task_id)
+    task = _stored_task(kv, task_id)
     if task is None:
         return {Code.NOT_FOUND}, None
     return ({Code.INVALID_STATE} if task["state"] not in states else set()), task
@@ -261,7 +273,7 @@ def _attest(kv, height, time_ns, sender, balance, task, units, **_) -> set[Code]
 
 def _attest_provider(kv, height, time_ns, sender, balance, provider, **_) -> set[Code]:
     codes = _oracle_rules(kv, sender)
-    record = mstate.get_provider(kv, provider)
+    record = _stored_provider(kv, provider)
     if record is None or record["status"] == "left":
         codes.add(Code.NOT_FOUND)
     if provider == sender:
@@ -813,7 +825,7 @@ class MarketMachine(RuleBasedStateMachine):
             self._block()
         assert all(t["state"] in FINAL for t in self.tasks.values()), self.tasks
         reader = self.m.app.state()
-        assert mstate.get_totals(reader)["escrow"] == 0
+        assert mstate.get_totals(reader).escrow == 0
         assert not any(list(reader.iterate(prefix)) for prefix in mstate.DUE.values())
         # Every query answers (none fails on what the run left behind).
         paths = [
@@ -958,7 +970,7 @@ class MarketMachine(RuleBasedStateMachine):
         prefix = b"token/balance/"
         balances = {k[len(prefix) :].decode(): codec.decode(v) for k, v in reader.iterate(prefix)}
         supply = token.get_supply(reader)
-        totals = mstate.get_totals(reader)
+        totals = mstate.get_totals(reader).to_obj()
         # Tokens are conserved, and no balance, stake or total is negative.
         assert supply == GENESIS_SUPPLY + self.minted - self.burned
         assert sum(balances.values()) + totals["escrow"] + totals["stake"] == supply
@@ -1025,11 +1037,17 @@ class MarketMachine(RuleBasedStateMachine):
 
     def _check_statistics(self, reader: StateReader) -> None:
         """What the statistics say each account earned, was refunded and lost is what the
-        payouts and rewards moved (running sums, saturating at STAT_MAX)."""
+        payouts and rewards moved (running sums, saturating at STAT_MAX); and what a
+        requester paid, the price P_i of U_r, is what it put into its tasks and did not
+        get back, however they ended (a slashed stake it was given lowers it)."""
         expected: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+        paid: Counter[str] = Counter()
+        moved: Counter[str] = Counter()  # |what was paid|, summed: below STAT_MAX, no saturation
         for task_id, payout in self.paid.items():
             task = self.tasks[task_id]
             expected["requester", task["requester"]]["refunded"] += payout["requester"]
+            paid[task["requester"]] += task["deposit"] - payout["requester"]
+            moved[task["requester"]] += abs(task["deposit"] - payout["requester"])
             if task["provider"]:
                 expected["provider", task["provider"]]["earned"] += payout["provider"]
                 expected["provider", task["provider"]]["slashed"] += payout["slashed"]
@@ -1037,9 +1055,12 @@ class MarketMachine(RuleBasedStateMachine):
             expected[role, address]["rewarded"] += rewarded
         for (role, address), amounts in expected.items():
             stats = mstate.get_stats(reader, role, address)
-            assert {k: stats.get(k, 0) for k in amounts} == {
-                k: min(v, mstate.STAT_MAX) for k, v in amounts.items()
+            assert {k: getattr(stats, k) for k in amounts} == {
+                k: min(v, STAT_MAX) for k, v in amounts.items()
             }, role + address
+        for address, amount in paid.items():
+            if moved[address] <= STAT_MAX:
+                assert mstate.get_requester_stats(reader, address).paid == amount, address
 
     def _check_indexes(self, reader: StateReader) -> None:
         tasks, providers = self.tasks, self.providers
@@ -1053,7 +1074,7 @@ class MarketMachine(RuleBasedStateMachine):
         }
         assert due == {(t["due"][0], t["due"][1], i) for i, t in tasks.items() if t["due"]}
         assert all(bool(t["due"]) == (t["state"] not in FINAL) for t in tasks.values())
-        assert {a for a, _ in mstate.iterate_records(reader, mstate.UNBONDING)} == {
+        assert set(mstate.iterate_unbonding(reader)) == {
             a for a, p in providers.items() if p["status"] == "unbonding"
         }
         assert mstate.oracle_count(reader) == len(list(reader.iterate(mstate.ORACLE)))
@@ -1070,7 +1091,7 @@ class MarketMachine(RuleBasedStateMachine):
             assert provider["tasks_pending"] == pending[address], (address, provider)
             if provider["status"] == "left":
                 assert provider["offers"] == {} and provider["stake"] == 0, provider
-        for name, record in mstate.iterate_records(reader, mstate.CLASS):
+        for name, record in ((n, r.to_obj()) for n, r in mstate.iterate_classes(reader)):
             assert record["in_flight"] == sum(c[name] for c in in_flight.values()), name
             assert record["capacity"] == sum(
                 p["offers"][name]["units"] for p in providers.values() if name in p["offers"]

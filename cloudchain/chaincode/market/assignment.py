@@ -37,13 +37,13 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from cloudchain.chaincode.context import BlockContext, Overlay
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.lifecycle import transition
 from cloudchain.chaincode.market.params import BPS, MarketParams
+from cloudchain.chaincode.market.records import Provider, Task
 
 
 @dataclass
@@ -57,7 +57,7 @@ class _Window:
 def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
     providers = {
         address: record
-        for address, record in state.iterate_records(ctx.kv, state.PROVIDER)
+        for address, record in state.iterate_providers(ctx.kv)
         if _assignable(record, params)
     }
     taken: dict[str, int] = defaultdict(int)
@@ -69,20 +69,20 @@ def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
         _move_cursor(ctx.kv, name, window, looked_at, name in room)
 
 
-def _assignable(provider: dict[str, Any], params: MarketParams) -> bool:
-    return provider["status"] == "active" and provider["stake"] >= params.min_stake
+def _assignable(provider: Provider, params: MarketParams) -> bool:
+    return provider.status == "active" and provider.stake >= params.min_stake
 
 
 def _classes_with_room(
-    providers: Mapping[str, dict[str, Any]], taken: Mapping[str, int], params: MarketParams
+    providers: Mapping[str, Provider], taken: Mapping[str, int], params: MarketParams
 ) -> list[str]:
     """The classes in which some provider could still take a task in this block."""
     names = set()
     for address, provider in providers.items():
         if taken.get(address, 0) >= params.max_assignments_per_provider:
             continue
-        for name, offer in provider["offers"].items():
-            if provider["in_flight"].get(name, 0) < offer["units"]:
+        for name, offer in provider.offers.items():
+            if provider.in_flight.get(name, 0) < offer.units:
                 names.add(name)
     return sorted(names)
 
@@ -119,11 +119,11 @@ def _read_queues(ctx: BlockContext, classes: list[str], params: MarketParams) ->
 
 def _queues_by_requester(
     ctx: BlockContext, windows: Mapping[str, _Window]
-) -> tuple[dict[str, list[dict[str, Any]]], set[int]]:
+) -> tuple[dict[str, list[Task]], set[int]]:
     """Each requester's tasks in the order the queues were read (the first of each
     class's window, then the second...), and the ids of those past their deadline (not
     queued: the deadline work of the next block refunds them)."""
-    queues: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    queues: dict[str, list[Task]] = defaultdict(list)
     expired = set()
     read = sorted(
         (position, name, task_id)
@@ -132,9 +132,9 @@ def _queues_by_requester(
     )
     for _, _, task_id in read:
         task = state.get_task(ctx.kv, task_id)
-        assert task is not None and task["state"] == "open"
-        if ctx.time_ns < task["deadline_ns"]:
-            queues[task["requester"]].append(task)
+        assert task is not None and task.state == "open"
+        if ctx.time_ns < task.deadline_ns:
+            queues[task.requester].append(task)
         else:
             expired.add(task_id)
     return queues, expired
@@ -143,13 +143,13 @@ def _queues_by_requester(
 def _take_turns(
     ctx: BlockContext,
     params: MarketParams,
-    queues: dict[str, list[dict[str, Any]]],
-    providers: dict[str, dict[str, Any]],
+    queues: dict[str, list[Task]],
+    providers: dict[str, Provider],
     taken: dict[str, int],
 ) -> set[int]:
     """Requesters take turns, least served first; the ids of the tasks looked at."""
     looked_at = set()
-    served = {r: state.get_stats(ctx.kv, "requester", r).get("served_units", 0) for r in queues}
+    served = {r: state.get_requester_stats(ctx.kv, r).served_units for r in queues}
     turn = sorted(queues, key=lambda r: (served[r], r))
     assigned = 0
     while turn and assigned < params.max_assignments_per_block:
@@ -159,10 +159,10 @@ def _take_turns(
                 break
             queue = queues[requester]
             task = queue.pop(0)
-            looked_at.add(task["id"])
+            looked_at.add(task.id)
             address = _best_provider(task, providers, taken, params)
             if address is not None:
-                _assign(ctx, task, address, providers[address])
+                providers[address] = _assign(ctx, task, address, providers[address])
                 taken[address] += 1
                 assigned += 1
             if queue:
@@ -187,44 +187,44 @@ def _move_cursor(
 
 
 def _best_provider(
-    task: dict[str, Any],
-    providers: dict[str, dict[str, Any]],
+    task: Task,
+    providers: dict[str, Provider],
     taken: dict[str, int],
     params: MarketParams,
 ) -> str | None:
-    name, units = task["resource_class"], task["units"]
-    named = task["named_provider"]
-    best: tuple[Any, ...] | None = None
+    name, units = task.resource_class, task.units
+    named = task.named_provider
+    best: tuple[int, int, int, str] | None = None
     for address, provider in providers.items():
         if named and address != named:
             continue
-        offer = provider["offers"].get(name)
-        if offer is None or offer["price"] > task["max_price"]:
+        offer = provider.offers.get(name)
+        if offer is None or offer.price > task.max_price:
             continue
-        in_flight = provider["in_flight"].get(name, 0)
-        if offer["units"] - in_flight < units or taken[address] >= (
+        in_flight = provider.in_flight.get(name, 0)
+        if offer.units - in_flight < units or taken[address] >= (
             params.max_assignments_per_provider
         ):
             continue
-        load_bps = in_flight * BPS // offer["units"]
-        key = (offer["price"], -provider["reputation"], load_bps, address)
+        load_bps = in_flight * BPS // offer.units
+        key = (offer.price, -provider.reputation, load_bps, address)
         if best is None or key < best:
             best = key
     return None if best is None else best[-1]
 
 
-def _assign(
-    ctx: BlockContext, task: dict[str, Any], address: str, provider: dict[str, Any]
-) -> None:
-    name, units = task["resource_class"], task["units"]
-    price = provider["offers"][name]["price"]
-    provider["in_flight"][name] = provider["in_flight"].get(name, 0) + units
-    provider["tasks_pending"] += 1  # until the task's final state: its stake answers for it
+def _assign(ctx: BlockContext, task: Task, address: str, provider: Provider) -> Provider:
+    """Give the task to the provider; the provider as it is now."""
+    name, units = task.resource_class, task.units
+    price = provider.offers[name].price
+    provider = provider.with_in_flight(name, units)
+    # until the task's final state: its stake answers for it
+    provider = replace(provider, tasks_pending=provider.tasks_pending + 1)
     state.put_provider(ctx.kv, address, provider)
     state.add_class(ctx.kv, name, in_flight=units)
-    task.update(provider=address, price=price)
-    transition(ctx.kv, task, "assigned", ctx.height)
+    task = transition(ctx.kv, replace(task, provider=address, price=price), "assigned", ctx.height)
     state.put_task(ctx.kv, task)
-    state.add_stats(ctx.kv, "requester", task["requester"], served_units=units)
+    state.add_stats(ctx.kv, "requester", task.requester, served_units=units)
     state.add_stats(ctx.kv, "provider", address, assigned_units=units)
-    ctx.emit("market_assign", task=task["id"], provider=address, price=price, units=units)
+    ctx.emit("market_assign", task=task.id, provider=address, price=price, units=units)
+    return provider

@@ -16,14 +16,16 @@ The result is final and moves the escrowed deposit:
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context, Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import Outcome, pay_out, penalty_of, transition
+from cloudchain.chaincode.market.economics import payment
+from cloudchain.chaincode.market.lifecycle import pay_out, penalty_of, transition
 from cloudchain.chaincode.market.module import MARKET
-from cloudchain.chaincode.market.params import MarketParams, get_params
+from cloudchain.chaincode.market.params import MarketParams
+from cloudchain.chaincode.market.records import Dispute, Task, frozen_map
 from cloudchain.chaincode.market.sla import (
     current_oracles,
     judges,
@@ -38,16 +40,15 @@ from cloudchain.chaincode.module import TxError, bool_arg, text_arg
 def process_dispute(ctx: Context, task: int, reason: str) -> None:
     record = get_task_or_refuse(ctx, task)
     # Verify that the sender is a party to the task.
-    if ctx.sender not in (record["requester"], record["provider"]):
+    if ctx.sender not in (record.requester, record.provider):
         raise TxError(Code.UNAUTHORIZED, "only the requester or the provider may dispute")
     require_state(record, "verified")
     # Verify that the dispute window is still open.
-    if ctx.height >= record["verified_at"] + get_params(ctx.kv).dispute_blocks:
+    if ctx.height >= record.verified_at + state.get_params(ctx.kv).dispute_blocks:
         raise TxError(Code.DEADLINE_PASSED, f"task {task}'s dispute window has closed")
-    party = "requester" if ctx.sender == record["requester"] else "provider"
-    record["dispute"] = {"by": party, "reason": reason, "at": ctx.height, "votes": {}}
-    transition(ctx.kv, record, "disputed", ctx.height)
-    state.put_task(ctx.kv, record)
+    party = "requester" if ctx.sender == record.requester else "provider"
+    record = replace(record, dispute=Dispute(party, reason, ctx.height, votes=frozen_map({})))
+    state.put_task(ctx.kv, transition(ctx.kv, record, "disputed", ctx.height))
     ctx.emit("market_dispute", task=task, by=party)
 
 
@@ -57,54 +58,54 @@ def process_vote(ctx: Context, task: int, uphold: bool) -> None:
     record = get_task_or_refuse(ctx, task)
     require_state(record, "disputed")
     require_not_a_party(ctx, record)
-    params = get_params(ctx.kv)
-    dispute = record["dispute"]
+    params = state.get_params(ctx.kv)
+    dispute = record.dispute
+    assert dispute is not None
     # Verify that the voting window is still open.
-    if ctx.height >= dispute["at"] + params.dispute_vote_blocks:
+    if ctx.height >= dispute.at + params.dispute_vote_blocks:
         raise TxError(Code.DEADLINE_PASSED, f"task {task}'s dispute vote has closed")
     # Verify that this oracle has not voted on this dispute yet.
-    if ctx.sender in dispute["votes"]:
+    if ctx.sender in dispute.votes:
         raise TxError(Code.ALREADY_EXISTS, f"{ctx.sender} has already voted on task {task}")
-    dispute["votes"][ctx.sender] = uphold
+    dispute = dispute.with_vote(ctx.sender, uphold)
+    record = replace(record, dispute=dispute)
     ctx.emit("market_vote", task=task, oracle=ctx.sender, uphold=uphold)
     need = params.quorum(judges(ctx.kv, record))
-    counted = [dispute["votes"][o] for o in current_oracles(ctx.kv, dispute["votes"])]
+    counted = [dispute.votes[o] for o in current_oracles(ctx.kv, dispute.votes)]
     for side in (True, False):
         if sum(v == side for v in counted) >= need:
-            payout = resolve(ctx.kv, params, record, side, ctx.height)
+            record = resolve(ctx.kv, params, record, side, ctx.height)
+            assert record.payout is not None
             ctx.emit(
                 "market_resolved",
                 task=task,
                 upheld=side,
-                provider=payout["provider"],
-                requester=payout["requester"],
+                provider=record.payout.provider,
+                requester=record.payout.requester,
             )
             break
     state.put_task(ctx.kv, record)
 
 
-def resolve(
-    kv: Overlay, params: MarketParams, task: dict[str, Any], upheld: bool, height: int
-) -> dict[str, int]:
-    """Close a dispute and move the funds; the caller stores the task."""
-    outcome = Outcome.from_obj(task["outcome"])
-    if not upheld and task["dispute"]["by"] == "requester":
+def resolve(kv: Overlay, params: MarketParams, task: Task, upheld: bool, height: int) -> Task:
+    """Close a dispute and move the funds: the task resolved, for the caller to store."""
+    assert task.outcome is not None and task.dispute is not None
+    outcome = task.outcome
+    if not upheld and task.dispute.by == "requester":
         violations = max(outcome.violations, 1)
-        outcome = Outcome(
-            outcome.completed,
-            0,
-            outcome.uptime_bps,
-            outcome.latency_ms,
-            violations,
-            0,
-            penalty_of(task, violations),
+        outcome = replace(
+            outcome, units=0, violations=violations, payment=0, penalty=penalty_of(task, violations)
         )
     elif not upheld:
-        units = task["units_used"]
-        outcome = Outcome(
-            True, units, outcome.uptime_bps, outcome.latency_ms, 0, task["price"] * units, 0
+        units = task.units_used
+        outcome = replace(
+            outcome,
+            completed=True,
+            units=units,
+            violations=0,
+            payment=payment(task.price, units),
+            penalty=0,
         )
-    task["dispute"]["upheld"] = upheld
-    task["outcome"] = outcome.to_obj()
-    transition(kv, task, "resolved", height)
+    task = replace(task, dispute=replace(task.dispute, upheld=upheld), outcome=outcome)
+    task = transition(kv, task, "resolved", height)
     return pay_out(kv, params, task, outcome, height)

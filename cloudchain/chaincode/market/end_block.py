@@ -21,15 +21,10 @@ from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.assignment import assign_open_tasks
 from cloudchain.chaincode.market.disputes import resolve
 from cloudchain.chaincode.market.epoch import accumulate_utilisation, end_epoch
-from cloudchain.chaincode.market.lifecycle import (
-    Outcome,
-    pay_out,
-    refund,
-    release_capacity,
-    transition,
-)
+from cloudchain.chaincode.market.lifecycle import pay_out, refund, release_capacity, transition
 from cloudchain.chaincode.market.module import MARKET
-from cloudchain.chaincode.market.params import MarketParams, get_params
+from cloudchain.chaincode.market.params import MarketParams
+from cloudchain.chaincode.market.records import Task
 from cloudchain.chaincode.market.registry import finish_unbonding
 
 LATE_AND_NOT_COMPLETED = 2  # violations of an assigned task whose deadline passed
@@ -37,7 +32,7 @@ LATE_AND_NOT_COMPLETED = 2  # violations of an assigned task whose deadline pass
 
 @MARKET.end_block
 def end_block(ctx: BlockContext) -> None:
-    params = get_params(ctx.kv)
+    params = state.get_params(ctx.kv)
     # Only tasks whose deadline or window has come are read; at most
     # max_transitions_per_block of them, earliest due first, the rest next block.
     # Deadlines and windows share the limit, so a backlog of one kind cannot starve the
@@ -60,55 +55,71 @@ def _watch(ctx: BlockContext, params: MarketParams, task_id: int) -> bool:
     """Move the task on if a deadline or window of its state has passed; whether it did."""
     task = state.get_task(ctx.kv, task_id)
     assert task is not None
-    current = task["state"]
-    if current in ("open", "assigned", "running") and ctx.time_ns >= task["deadline_ns"]:
+    moved = _move_on(ctx, params, task)
+    if moved is None:
+        return False
+    state.put_task(ctx.kv, moved)
+    return True
+
+
+def _move_on(ctx: BlockContext, params: MarketParams, task: Task) -> Task | None:
+    """The task moved on and paid out, if its deadline or window has passed (None if not)."""
+    current = task.state
+    if current in ("open", "assigned", "running") and ctx.time_ns >= task.deadline_ns:
         penalise = 0 if current == "open" else LATE_AND_NOT_COMPLETED
         if current != "open":
             release_capacity(ctx.kv, task)
-        transition(ctx.kv, task, "expired", ctx.height)
-        transition(ctx.kv, task, "refunded", ctx.height)
-        payout = refund(ctx.kv, params, task, penalise, ctx.height)
+        task = transition(ctx.kv, task, "expired", ctx.height)
+        task = transition(ctx.kv, task, "refunded", ctx.height)
+        task = refund(ctx.kv, params, task, penalise, ctx.height)
+        assert task.payout is not None
         ctx.emit(
             "market_refund",
-            task=task_id,
-            requester=task["requester"],
-            amount=payout["requester"],
-            slashed=payout["slashed"],
+            task=task.id,
+            requester=task.requester,
+            amount=task.payout.requester,
+            slashed=task.payout.slashed,
             reason="expired",
         )
-    elif current == "completed" and ctx.height >= task["completed_at"] + params.attestation_blocks:
-        transition(ctx.kv, task, "refunded", ctx.height)
-        payout = refund(ctx.kv, params, task, 0, ctx.height)
+    elif current == "completed" and ctx.height >= task.completed_at + params.attestation_blocks:
+        task = transition(ctx.kv, task, "refunded", ctx.height)
+        task = refund(ctx.kv, params, task, 0, ctx.height)
+        assert task.payout is not None
         ctx.emit(
             "market_refund",
-            task=task_id,
-            requester=task["requester"],
-            amount=payout["requester"],
+            task=task.id,
+            requester=task.requester,
+            amount=task.payout.requester,
             slashed=0,
             reason="unverified",
         )
-    elif current == "verified" and ctx.height >= task["verified_at"] + params.dispute_blocks:
-        transition(ctx.kv, task, "settled", ctx.height)
-        payout = pay_out(ctx.kv, params, task, Outcome.from_obj(task["outcome"]), ctx.height)
+    elif current == "verified" and ctx.height >= task.verified_at + params.dispute_blocks:
+        assert task.outcome is not None
+        task = transition(ctx.kv, task, "settled", ctx.height)
+        task = pay_out(ctx.kv, params, task, task.outcome, ctx.height)
+        assert task.payout is not None
         ctx.emit(
             "market_settle",
-            task=task_id,
-            provider=payout["provider"],
-            requester=payout["requester"],
-            slashed=payout["slashed"],
+            task=task.id,
+            provider=task.payout.provider,
+            requester=task.payout.requester,
+            slashed=task.payout.slashed,
         )
-    elif current == "disputed" and ctx.height >= (
-        task["dispute"]["at"] + params.dispute_vote_blocks
-    ):
-        payout = resolve(ctx.kv, params, task, True, ctx.height)
+    elif current == "disputed" and ctx.height >= _disputed_at(task) + params.dispute_vote_blocks:
+        task = resolve(ctx.kv, params, task, True, ctx.height)
+        assert task.payout is not None
         ctx.emit(
             "market_resolved",
-            task=task_id,
+            task=task.id,
             upheld=True,
-            provider=payout["provider"],
-            requester=payout["requester"],
+            provider=task.payout.provider,
+            requester=task.payout.requester,
         )
     else:
-        return False
-    state.put_task(ctx.kv, task)
-    return True
+        return None
+    return task
+
+
+def _disputed_at(task: Task) -> int:
+    assert task.dispute is not None
+    return task.dispute.at

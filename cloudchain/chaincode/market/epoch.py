@@ -15,6 +15,8 @@ utilisation (units in flight over capacity, summed over its blocks) was above
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from cloudchain.chaincode.context import BlockContext
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.params import BPS, MarketParams
@@ -24,14 +26,18 @@ from cloudchain.chaincode.modules import token
 # Reward events per role and epoch, in address order: an epoch paying thousands must
 # not exceed the block's event limit (which would fail the market's end-of-block work).
 MAX_REWARD_EVENTS = 512
+MAX_PRICE = 2**40  # a reference price's ceiling, as an offer's
 
 
 def accumulate_utilisation(ctx: BlockContext) -> None:
-    for name, record in list(state.iterate_records(ctx.kv, state.CLASS)):
-        if record["capacity"] or record["in_flight"]:
-            record["util_sum"] += record["in_flight"]
-            record["cap_sum"] += record["capacity"]
-            ctx.kv.set_value(state.CLASS + name.encode(), record)
+    for name, record in list(state.iterate_classes(ctx.kv)):
+        if record.capacity or record.in_flight:
+            record = replace(
+                record,
+                util_sum=record.util_sum + record.in_flight,
+                cap_sum=record.cap_sum + record.capacity,
+            )
+            state.put_class(ctx.kv, name, record)
 
 
 def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
@@ -45,9 +51,7 @@ def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
 
 
 def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: int) -> int:
-    weights = [(address, weight) for address, weight in state.iterate_records(ctx.kv, prefix)]
-    for address, _ in weights:
-        ctx.kv.delete(prefix + address.encode())
+    weights = state.take_epoch(ctx.kv, prefix)
     total = sum(weight for _, weight in weights)
     paid = events = 0
     for address, weight in weights:
@@ -63,17 +67,17 @@ def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: i
 
 
 def _move_prices(ctx: BlockContext, params: MarketParams) -> None:
-    for name, record in list(state.iterate_records(ctx.kv, state.CLASS)):
-        utilisation = record["util_sum"] * BPS // record["cap_sum"] if record["cap_sum"] else 0
-        record["util_sum"] = record["cap_sum"] = 0
-        ctx.kv.set_value(state.CLASS + name.encode(), record)
+    for name, record in list(state.iterate_classes(ctx.kv)):
+        utilisation = record.util_sum * BPS // record.cap_sum if record.cap_sum else 0
+        state.put_class(ctx.kv, name, replace(record, util_sum=0, cap_sum=0))
         price = state.get_price(ctx.kv, name)
         if price is None:
             continue
-        step = max(1, price["price"] * params.price_step_bps // BPS)
+        step = max(1, price.price * params.price_step_bps // BPS)
+        new_price = price.price
         if utilisation > params.target_utilisation_bps:
-            price["price"] = min(price["price"] + step, 2**40)
+            new_price = min(price.price + step, MAX_PRICE)
         elif utilisation < params.target_utilisation_bps:
-            price["price"] = max(1, price["price"] - step)
-        price.update(utilisation_bps=utilisation, updated_at=ctx.height)
-        state.put_price(ctx.kv, name, price)
+            new_price = max(1, price.price - step)
+        moved = replace(price, price=new_price, utilisation_bps=utilisation, updated_at=ctx.height)
+        state.put_price(ctx.kv, name, moved)

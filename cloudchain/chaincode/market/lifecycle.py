@@ -10,21 +10,22 @@
 
 Every change of state goes through `transition`, which refuses any pair not in
 TRANSITIONS: a bug cannot move a task where the rules do not allow. Tokens move
-only at the three final states: `refunded` (the deposit back, and an assigned
-provider that let the deadline pass is penalised), `settled` and `resolved`
-(the provider paid P_i·C_i less the penalty λ_i·R_i; a penalty beyond the payment
-is taken from its stake and given to the requester; the rest of the deposit back).
+only at the three final states: `refunded` (`refund`: the deposit back, and an
+assigned provider that let the deadline pass is penalised), `settled` and `resolved`
+(`pay_out`: the provider paid its term of Π_p, P_i·C_i - λ_i·R_i, the rest of the
+deposit back). Both take a penalty beyond what the provider is paid from its stake by
+one rule, `slash`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import replace
 
 from cloudchain.chaincode.context import Overlay
-from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.params import BPS, MarketParams, get_params
-from cloudchain.chaincode.module import MAX_AMOUNT
+from cloudchain.chaincode.market import economics, state
+from cloudchain.chaincode.market.economics import ProfitTerm, Tokens, provider_profit
+from cloudchain.chaincode.market.params import BPS, MarketParams
+from cloudchain.chaincode.market.records import Due, HistoryEntry, Outcome, Payout, Provider, Task
 from cloudchain.chaincode.modules import token
 
 TRANSITIONS = frozenset({
@@ -37,7 +38,6 @@ TRANSITIONS = frozenset({
     ("disputed", "resolved"),
 })  # fmt: skip
 FINAL = frozenset({"refunded", "settled", "resolved"})
-QUALITY_LOSS_PER_VIOLATION_BPS = 2_500
 
 
 class TransitionError(AssertionError):
@@ -45,129 +45,104 @@ class TransitionError(AssertionError):
     (handlers check states first and refuse with a code)."""
 
 
-def transition(kv: Overlay, task: dict[str, Any], new_state: str, height: int) -> None:
-    """Move the task; the caller has set what the new state's window starts from
-    (completed_at, verified_at, dispute["at"]) and stores the task."""
-    if (task["state"], new_state) not in TRANSITIONS:
-        raise TransitionError(f"task {task['id']}: {task['state']} -> {new_state}")
-    if task["state"] == "open":  # nothing moves back to open: it leaves the queue for good
-        state.set_open(kv, task, False)
-    task["state"] = new_state
-    task["history"].append([new_state, height])
-    state.set_due(kv, task, due(kv, task))
+def transition(kv: Overlay, task: Task, new_state: str, height: int) -> Task:
+    """The task moved to `new_state` (and filed under when it is next due); the caller
+    has set what the new state's window starts from (completed_at, verified_at,
+    dispute.at) and stores the task."""
+    if (task.state, new_state) not in TRANSITIONS:
+        raise TransitionError(f"task {task.id}: {task.state} -> {new_state}")
+    if task.state == "open":  # nothing moves back to open: it leaves the queue for good
+        state.set_open(kv, task.resource_class, task.id, False)
+    next_due = due(kv, task, new_state)
+    state.file_due(kv, task.id, task.due, next_due)
+    history = (*task.history, HistoryEntry(new_state, height))
+    return replace(task, state=new_state, history=history, due=next_due)
 
 
-def due(kv: Overlay, task: dict[str, Any]) -> tuple[str, int] | None:
-    """When the end-of-block work must next look at the task: its deadline (by block
-    time) while it waits or runs, the close of its window (by height) after."""
-    current = task["state"]
+def due(kv: Overlay, task: Task, current: str) -> Due | None:
+    """When the end-of-block work must next look at the task in state `current`: its
+    deadline (by block time) while it waits or runs, the close of its window (by
+    height) after."""
     if current in ("open", "assigned", "running"):
-        return ("t", task["deadline_ns"])
+        return Due("t", task.deadline_ns)
     if current in FINAL or current == "expired":
         return None
-    params = get_params(kv)
+    params = state.get_params(kv)
     if current == "completed":
-        return ("h", task["completed_at"] + params.attestation_blocks)
+        return Due("h", task.completed_at + params.attestation_blocks)
     if current == "verified":
-        return ("h", task["verified_at"] + params.dispute_blocks)
-    assert current == "disputed"
-    return ("h", task["dispute"]["at"] + params.dispute_vote_blocks)
+        return Due("h", task.verified_at + params.dispute_blocks)
+    assert current == "disputed" and task.dispute is not None
+    return Due("h", task.dispute.at + params.dispute_vote_blocks)
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """What the oracles' quorum decided about a completed task."""
-
-    completed: bool
-    units: int  # verified compute units, C_i
-    uptime_bps: int
-    latency_ms: int
-    violations: int  # R_i: SLA terms the quorum found broken
-    payment: int  # P_i·C_i
-    penalty: int  # λ_i·R_i
-
-    @property
-    def quality_bps(self) -> int:
-        return max(0, BPS - QUALITY_LOSS_PER_VIOLATION_BPS * self.violations)
-
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "completed": self.completed,
-            "units": self.units,
-            "uptime_bps": self.uptime_bps,
-            "latency_ms": self.latency_ms,
-            "violations": self.violations,
-            "payment": self.payment,
-            "penalty": self.penalty,
-            "quality_bps": self.quality_bps,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: dict[str, Any]) -> Outcome:
-        return cls(
-            obj["completed"],
-            obj["units"],
-            obj["uptime_bps"],
-            obj["latency_ms"],
-            obj["violations"],
-            obj["payment"],
-            obj["penalty"],
-        )
+def violations_of(task: Task, completed: bool, uptime_bps: int, latency_ms: int) -> int:
+    """R_i: the SLA terms broken."""
+    return (not completed) + (uptime_bps < task.min_uptime_bps) + (latency_ms > task.max_latency_ms)
 
 
-def violations_of(task: dict[str, Any], completed: bool, uptime_bps: int, latency_ms: int) -> int:
-    return (
-        (not completed)
-        + (uptime_bps < task["min_uptime_bps"])
-        + (latency_ms > task["max_latency_ms"])
-    )
+def penalty_of(task: Task, violations: int) -> Tokens:
+    """λ_i·R_i (economics.penalty)."""
+    return economics.penalty(task.penalty, violations)
 
 
-def penalty_of(task: dict[str, Any], violations: int) -> int:
-    """λ_i·R_i, as an amount: at most MAX_AMOUNT (a payment and a stake, all it can be
-    taken from, are amounts too), so that an outcome always fits in state."""
-    return min(task["penalty"] * violations, MAX_AMOUNT)
-
-
-def release_capacity(kv: Overlay, task: dict[str, Any]) -> None:
+def release_capacity(kv: Overlay, task: Task) -> None:
     """The provider's units for this task are free again."""
-    provider = state.get_provider(kv, task["provider"])
+    provider = state.get_provider(kv, task.provider)
     assert provider is not None
-    name = task["resource_class"]
-    provider["in_flight"][name] -= task["units"]
-    assert provider["in_flight"][name] >= 0
-    if provider["in_flight"][name] == 0:
-        del provider["in_flight"][name]
-    state.put_provider(kv, task["provider"], provider)
-    state.add_class(kv, name, in_flight=-task["units"])
+    state.put_provider(kv, task.provider, provider.with_in_flight(task.resource_class, -task.units))
+    state.add_class(kv, task.resource_class, in_flight=-task.units)
 
 
-def pay_out(
-    kv: Overlay, params: MarketParams, task: dict[str, Any], outcome: Outcome, height: int
-) -> dict[str, int]:
-    """Move the escrowed deposit as `outcome` says; returns who got what."""
-    deposit = task["deposit"]
-    provider_address = task["provider"]
-    provider = state.get_provider(kv, provider_address)
+def slash(kv: Overlay, task: Task, provider: Provider, amount: Tokens) -> tuple[Provider, Tokens]:
+    """Take `amount`, as far as it goes, from the stake of the task's provider
+    (`provider`, its record) and give it to the task's requester: the provider with the
+    stake that is left, for the caller to store, and what was taken. The one slashing
+    rule, for every path a penalty reaches a provider by: settlement and dispute
+    resolution (`pay_out`, when λ_i·R_i is more than P_i·C_i) and expiry (`refund`,
+    where nothing is paid).
+
+    The stake goes to the requester, never burned: the paper bills requesters by the
+    quality of service they got (section III.C: "billed based on the quality of service
+    and actual use of resources"), so a violation lowers the price P_i a requester pays
+    in U_r = Σ(Q_i - P_i), below zero when the penalty is more than the payment; and
+    λ_i·R_i is the provider's loss in Π_p = Σ(P_i·C_i - λ_i·R_i). What the provider
+    loses the requester it failed gains: the penalty moves between the two parties to
+    the broken agreement, and the supply stays as it was (burning would make the
+    requester bear the violation uncompensated, and shrink the supply with every one).
+
+    Booked the same way whichever path it came by: the requester's `refunded`, and its
+    `paid` lowered by as much (a price below zero: U_r counts the compensation); the
+    caller books the provider's `slashed` with the rest of its statistics."""
+    assert provider.stake >= 0 and amount >= 0
+    slashed = min(amount, provider.stake)
+    if slashed:
+        state.add_totals(kv, stake=-slashed)
+        token.credit(kv, task.requester, slashed)
+        state.add_stats(kv, "requester", task.requester, paid=-slashed, refunded=slashed)
+    return replace(provider, stake=provider.stake - slashed), slashed
+
+
+def pay_out(kv: Overlay, params: MarketParams, task: Task, outcome: Outcome, height: int) -> Task:
+    """Move the escrowed deposit as `outcome` says: the provider is paid the task's term
+    of Π_p if it is positive, and answers for it from its stake (`slash`) if it is
+    negative; the rest of the deposit goes back. The task with its payout."""
+    term = provider_profit([ProfitTerm(outcome.payment, outcome.penalty)])  # P_i·C_i - λ_i·R_i
+    paid = max(0, term)
+    assert paid <= task.deposit
+    back = task.deposit - paid
+    provider = state.get_provider(kv, task.provider)
     assert provider is not None
-    paid = max(0, outcome.payment - outcome.penalty)
-    slashed = min(max(0, outcome.penalty - outcome.payment), provider["stake"])
-    refund = deposit - paid + slashed
-    assert 0 <= paid <= deposit
-    state.add_totals(kv, escrow=-deposit, stake=-slashed)
-    provider["stake"] -= slashed
-    provider["tasks_pending"] -= 1
-    _rate(provider, params, outcome.violations)
-    state.put_provider(kv, provider_address, provider)
-    token.credit(kv, provider_address, paid)
-    token.credit(kv, task["requester"], refund)
-    # P_i·C_i - λ_i·R_i for the profit Π_p; Q_i (the deposit's worth, scaled by the
-    # quality delivered) and the price paid for the utility U_r.
-    worth = task["max_price"] * outcome.units * outcome.quality_bps // BPS
+    provider, slashed = slash(kv, task, provider, max(0, -term))
+    provider = replace(provider, tasks_pending=provider.tasks_pending - 1)
+    state.put_provider(kv, task.provider, _rated(provider, params, outcome.violations))
+    state.add_totals(kv, escrow=-task.deposit)
+    token.credit(kv, task.provider, paid)
+    token.credit(kv, task.requester, back)
     state.add_stats(
         kv,
         "provider",
-        provider_address,
+        task.provider,
         earned=paid,
         gross=outcome.payment,
         penalties=outcome.penalty,
@@ -176,66 +151,44 @@ def pay_out(
         tasks=1,
         violated=int(outcome.violations > 0),
     )
-    state.add_stats(
-        kv,
-        "requester",
-        task["requester"],
-        paid=paid - slashed,
-        worth=worth,
-        refunded=refund,
-        tasks=1,
-    )
+    # P_i of U_r, the price paid, is `paid` less what `slash` gave back; Q_i is the
+    # units' worth to the requester at the quality delivered.
+    worth = economics.quality_value(task.max_price, outcome.units, outcome.quality_bps)
+    state.add_stats(kv, "requester", task.requester, paid=paid, worth=worth, refunded=back, tasks=1)
     state.add_global(kv, tasks_settled=1, tasks_compliant=int(outcome.violations == 0))
     # quality-weighted units: at most the units, so that an epoch's sum stays an int64
-    state.add_epoch(
-        kv, state.EPOCH_WORK, provider_address, outcome.units * outcome.quality_bps // BPS
-    )
-    task["payout"] = {"provider": paid, "requester": refund, "slashed": slashed, "at": height}
-    return task["payout"]
+    state.add_epoch(kv, state.EPOCH_WORK, task.provider, outcome.units * outcome.quality_bps // BPS)
+    return replace(task, payout=Payout(paid, back + slashed, slashed, height))
 
 
-def refund(
-    kv: Overlay, params: MarketParams, task: dict[str, Any], penalise: int, height: int
-) -> dict[str, int]:
+def refund(kv: Overlay, params: MarketParams, task: Task, penalise: int, height: int) -> Task:
     """The whole deposit back to the requester; an assigned provider answers for
-    `penalise` violations (λ_i each) from its stake, which goes to the requester too."""
-    deposit = task["deposit"]
+    `penalise` violations (λ_i each) from its stake (`slash`): its term of Π_p is
+    -λ_i·R_i, nothing having been verified. The task with its payout."""
     slashed = 0
-    if task["provider"]:
-        provider = state.get_provider(kv, task["provider"])
+    if task.provider:
+        provider = state.get_provider(kv, task.provider)
         assert provider is not None
-        provider["tasks_pending"] -= 1
-        state.put_provider(kv, task["provider"], provider)
-    if task["provider"] and penalise:
-        slashed = min(penalty_of(task, penalise), provider["stake"])
-        provider["stake"] -= slashed
-        _rate(provider, params, penalise)
-        state.put_provider(kv, task["provider"], provider)
-        state.add_stats(
-            kv,
-            "provider",
-            task["provider"],
-            penalties=penalty_of(task, penalise),
-            slashed=slashed,
-            tasks=1,
-            violated=1,
-        )
-        state.add_global(kv, tasks_settled=1)
-    state.add_totals(kv, escrow=-deposit, stake=-slashed)
-    token.credit(kv, task["requester"], deposit + slashed)
-    state.add_stats(kv, "requester", task["requester"], refunded=deposit + slashed)
-    task["payout"] = {
-        "provider": 0,
-        "requester": deposit + slashed,
-        "slashed": slashed,
-        "at": height,
-    }
-    return task["payout"]
+        provider = replace(provider, tasks_pending=provider.tasks_pending - 1)
+        if penalise:
+            fine = penalty_of(task, penalise)
+            term = provider_profit([ProfitTerm(0, fine)])
+            provider, slashed = slash(kv, task, provider, max(0, -term))
+            provider = _rated(provider, params, penalise)
+            state.add_stats(
+                kv, "provider", task.provider, penalties=fine, slashed=slashed, tasks=1, violated=1
+            )
+            state.add_global(kv, tasks_settled=1)
+        state.put_provider(kv, task.provider, provider)
+    state.add_totals(kv, escrow=-task.deposit)
+    token.credit(kv, task.requester, task.deposit)
+    state.add_stats(kv, "requester", task.requester, refunded=task.deposit)
+    return replace(task, payout=Payout(0, task.deposit + slashed, slashed, height))
 
 
-def _rate(provider: dict[str, Any], params: MarketParams, violations: int) -> None:
+def _rated(provider: Provider, params: MarketParams, violations: int) -> Provider:
+    """Its reputation after a task with `violations`: down per violation, up without."""
     if violations:
         loss = params.reputation_loss_bps * violations
-        provider["reputation"] = max(0, provider["reputation"] - loss)
-    else:
-        provider["reputation"] = min(BPS, provider["reputation"] + params.reputation_gain_bps)
+        return replace(provider, reputation=max(0, provider.reputation - loss))
+    return replace(provider, reputation=min(BPS, provider.reputation + params.reputation_gain_bps))

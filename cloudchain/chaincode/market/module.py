@@ -7,7 +7,8 @@ from typing import Any
 
 from cloudchain.chaincode.context import Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.params import PARAMS_KEY, params_from_genesis
+from cloudchain.chaincode.market.params import params_from_genesis
+from cloudchain.chaincode.market.records import Offer, ReferencePrice, frozen_map
 from cloudchain.chaincode.module import ArgError, Module, int_arg, text_arg
 from cloudchain.chaincode.modules.storage import cid_arg as storage_cid_arg
 from cloudchain.genesis import Genesis
@@ -28,15 +29,15 @@ units_arg = int_arg(1, MAX_UNITS)
 bps_arg = int_arg(0, MAX_BPS)
 
 
-def offers_arg(value: Any) -> dict[str, dict[str, Any]]:
-    """{resource class: {gpu, gpus, memory_gb, units, price}}: what a provider sells.
-    `units` is the compute units it can have in flight at once in that class; `price`
-    is per compute unit, in token units."""
+def offers_arg(value: Any) -> Mapping[str, Offer]:
+    """{resource class: {gpu, gpus, memory_gb, units, price}}: what a provider sells,
+    checked, as a read-only map of Offer records. `units` is the compute units it can
+    have in flight at once in that class; `price` is per compute unit, in token units."""
     if not isinstance(value, Mapping) or not value:
         raise ArgError("expected a non-empty map of resource class -> offer")
     if len(value) > MAX_CLASSES:
         raise ArgError(f"at most {MAX_CLASSES} resource classes")
-    checked = {}
+    checked: dict[str, Offer] = {}
     for name, offer in value.items():
         class_name_arg(name)
         if not isinstance(offer, Mapping) or set(offer) != {
@@ -48,16 +49,16 @@ def offers_arg(value: Any) -> dict[str, dict[str, Any]]:
         }:
             raise ArgError(f"offer {name}: expected gpu, gpus, memory_gb, units and price")
         try:
-            checked[name] = {
-                "gpu": text_arg(64, r"[A-Za-z0-9 ._-]+")(offer["gpu"]),
-                "gpus": int_arg(1, 1_000_000)(offer["gpus"]),
-                "memory_gb": int_arg(1, 1_000_000_000)(offer["memory_gb"]),
-                "units": units_arg(offer["units"]),
-                "price": int_arg(1, 2**40)(offer["price"]),
-            }
+            checked[name] = Offer(
+                gpu=text_arg(64, r"[A-Za-z0-9 ._-]+")(offer["gpu"]),
+                gpus=int_arg(1, 1_000_000)(offer["gpus"]),
+                memory_gb=int_arg(1, 1_000_000_000)(offer["memory_gb"]),
+                units=units_arg(offer["units"]),
+                price=int_arg(1, 2**40)(offer["price"]),
+            )
         except ArgError as exc:
             raise ArgError(f"offer {name}: {exc}") from None
-    return checked
+    return frozen_map(checked)
 
 
 def choice_arg(*choices: str) -> Any:
@@ -80,9 +81,9 @@ def optional_address_arg(value: Any) -> str:
 @MARKET.genesis
 def init_genesis(kv: Overlay, genesis: Genesis) -> None:
     params, oracles, prices = params_from_genesis(genesis.params.get("market", {}))
-    kv.set_value(PARAMS_KEY, params.to_obj())
+    state.put_params(kv, params)
     for oracle in oracles:
         state.set_oracle(kv, oracle, True, 0)
     for name, price in sorted(prices.items()):
         class_name_arg(name)
-        state.put_price(kv, name, {"price": price, "utilisation_bps": 0, "updated_at": 0})
+        state.put_price(kv, name, ReferencePrice(price, utilisation_bps=0, updated_at=0))

@@ -1,4 +1,5 @@
-"""The market's parameters: set in genesis (app_state.params.market), fixed after.
+"""The market's parameters: set in genesis (app_state.params.market), fixed after
+(stored at market/params: state.get_params).
 
 Every number is an integer: token units, blocks, basis points (1/10,000) or
 milliseconds. Ratios are in basis points so that no float ever enters state.
@@ -9,10 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from cloudchain.chaincode.context import StateReader, read_value
 from cloudchain.crypto import is_address
 
-PARAMS_KEY = b"market/params"
 BPS = 10_000  # basis points in one
 
 
@@ -100,7 +99,3 @@ def params_from_genesis(section: Any) -> tuple[MarketParams, tuple[str, ...], di
                 "expected a positive integer"
             )
     return params, oracles, prices
-
-
-def get_params(state: StateReader) -> MarketParams:
-    return MarketParams(**read_value(state, PARAMS_KEY, {}))

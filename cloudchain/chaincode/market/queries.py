@@ -20,13 +20,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudchain import codec
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import StateReader
 from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.economics import (
+    ProfitTerm,
+    UtilityTerm,
+    provider_profit,
+    requester_utility,
+)
 from cloudchain.chaincode.market.lifecycle import TRANSITIONS
 from cloudchain.chaincode.market.module import MARKET
-from cloudchain.chaincode.market.params import BPS, get_params
+from cloudchain.chaincode.market.params import BPS
+from cloudchain.chaincode.market.records import ReferencePrice, ResourceClass
 from cloudchain.chaincode.module import QueryError, query_address, query_filters
 from cloudchain.crypto import is_address
 
@@ -35,7 +41,7 @@ STATES = sorted({s for pair in TRANSITIONS for s in pair})
 
 @MARKET.query("params")
 def query_params(reader: StateReader, data: bytes) -> dict[str, Any]:
-    return get_params(reader).to_obj()
+    return state.get_params(reader).to_obj()
 
 
 @MARKET.query("provider")
@@ -44,18 +50,18 @@ def query_provider(reader: StateReader, data: bytes) -> dict[str, Any]:
     provider = state.get_provider(reader, address)
     if provider is None:
         raise QueryError(Code.NOT_FOUND, f"{address} is not a provider")
-    return {"address": address, **provider}
+    return {"address": address, **provider.to_obj()}
 
 
 @MARKET.query("providers")
 def query_providers(reader: StateReader, data: bytes) -> dict[str, Any]:
     filters = query_filters(data, ("after",))
     after = filters.get("after", "")
-    limit = get_params(reader).max_tasks_listed
+    limit = state.get_params(reader).max_tasks_listed
     listed = []
-    for address, provider in state.iterate_records(reader, state.PROVIDER):
+    for address, provider in state.iterate_providers(reader):
         if address > after:
-            listed.append({"address": address, **provider})
+            listed.append({"address": address, **provider.to_obj()})
             if len(listed) == limit:
                 break
     return {"providers": listed}
@@ -63,8 +69,8 @@ def query_providers(reader: StateReader, data: bytes) -> dict[str, Any]:
 
 @MARKET.query("oracles")
 def query_oracles(reader: StateReader, data: bytes) -> dict[str, Any]:
-    oracles = [address for address, _ in state.iterate_records(reader, state.ORACLE)]
-    return {"oracles": oracles, "quorum": get_params(reader).quorum(len(oracles))}
+    oracles = list(state.iterate_oracles(reader))
+    return {"oracles": oracles, "quorum": state.get_params(reader).quorum(len(oracles))}
 
 
 @MARKET.query("task")
@@ -72,7 +78,7 @@ def query_task(reader: StateReader, data: bytes) -> dict[str, Any]:
     task = state.get_task(reader, _task_id(data.decode("ascii", "replace")))
     if task is None:
         raise QueryError(Code.NOT_FOUND, f"unknown task {data[:32]!r}")
-    return task
+    return task.to_obj()
 
 
 @MARKET.query("tasks")
@@ -84,14 +90,12 @@ def query_tasks(reader: StateReader, data: bytes) -> dict[str, Any]:
     if "state" in filters and filters["state"] not in STATES:
         raise QueryError(Code.INVALID_QUERY, f"state must be one of {', '.join(STATES)}")
     after = _task_id(filters["after"]) if "after" in filters else 0
-    limit = get_params(reader).max_tasks_listed
+    wanted = [(name, value) for name, value in filters.items() if name != "after"]
+    limit = state.get_params(reader).max_tasks_listed
     listed = []
-    for key, raw in reader.iterate(state.TASK):
-        if int(key[len(state.TASK) :]) <= after:
-            continue
-        task = codec.thaw(codec.decode(raw))
-        if all(task[name] == value for name, value in filters.items() if name != "after"):
-            listed.append(task)
+    for task in state.iterate_tasks(reader, after):
+        if all(getattr(task, name) == value for name, value in wanted):
+            listed.append(task.to_obj())
             if len(listed) == limit:
                 break
     return {"tasks": listed}
@@ -99,71 +103,77 @@ def query_tasks(reader: StateReader, data: bytes) -> dict[str, Any]:
 
 @MARKET.query("prices")
 def query_prices(reader: StateReader, data: bytes) -> dict[str, Any]:
-    classes = dict(state.iterate_records(reader, state.CLASS))
-    prices = dict(state.iterate_records(reader, state.PRICE))
+    classes = dict(state.iterate_classes(reader))
+    prices = dict(state.iterate_prices(reader))
     return {
         "classes": [
-            {
-                "resource_class": name,
-                **prices.get(name, {}),
-                "capacity": classes.get(name, {}).get("capacity", 0),
-                "in_flight": classes.get(name, {}).get("in_flight", 0),
-            }
+            _price_row(name, classes.get(name), prices.get(name))
             for name in sorted(set(classes) | set(prices))
         ]
+    }
+
+
+def _price_row(
+    name: str, record: ResourceClass | None, price: ReferencePrice | None
+) -> dict[str, Any]:
+    return {
+        "resource_class": name,
+        **({} if price is None else price.to_obj()),
+        "capacity": 0 if record is None else record.capacity,
+        "in_flight": 0 if record is None else record.in_flight,
     }
 
 
 @MARKET.query("account")
 def query_account(reader: StateReader, data: bytes) -> dict[str, Any]:
     address = query_address(data)
-    provider = state.get_stats(reader, "provider", address)
-    requester = state.get_stats(reader, "requester", address)
-    oracle = state.get_stats(reader, "oracle", address)
+    provider = state.get_provider_stats(reader, address)
+    requester = state.get_requester_stats(reader, address)
+    oracle = state.get_oracle_stats(reader, address)
+    # The statistics hold the sums of the terms of every task so far (economics.py).
     return {
         "address": address,
-        "provider": provider,
-        "requester": requester,
-        "oracle": oracle,
-        "profit": provider.get("gross", 0) - provider.get("penalties", 0),
-        "utility": requester.get("worth", 0) - requester.get("paid", 0),
+        "provider": provider.to_obj(),
+        "requester": requester.to_obj(),
+        "oracle": oracle.to_obj(),
+        "profit": provider_profit([ProfitTerm(provider.gross, provider.penalties)]),
+        "utility": requester_utility([UtilityTerm(requester.worth, requester.paid)]),
     }
 
 
 @MARKET.query("stats")
 def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
     totals = state.get_global(reader)
-    settled = totals.get("tasks_settled", 0)
-    classes = dict(state.iterate_records(reader, state.CLASS))
+    settled = totals.tasks_settled
+    classes = dict(state.iterate_classes(reader))
     providers, provider_x = [], []
-    for address, record in state.iterate_records(reader, state.PROVIDER):
-        stats = state.get_stats(reader, "provider", address)
-        capacity = sum(offer["units"] for offer in record["offers"].values())
-        earned = stats.get("earned", 0) + stats.get("rewarded", 0)
+    for address, record in state.iterate_providers(reader):
+        stats = state.get_provider_stats(reader, address)
+        capacity = sum(offer.units for offer in record.offers.values())
         providers.append(
             {
                 "address": address,
-                "name": record["name"],
-                "tier": record["tier"],
-                "earned": stats.get("earned", 0),
-                "rewarded": stats.get("rewarded", 0),
-                "tokens": earned,
+                "name": record.name,
+                "tier": record.tier,
+                "earned": stats.earned,
+                "rewarded": stats.rewarded,
+                "tokens": stats.earned + stats.rewarded,
                 "capacity": capacity,
             }
         )
         if capacity:
-            provider_x.append(stats.get("rewarded", 0) * BPS // capacity)
+            provider_x.append(stats.rewarded * BPS // capacity)
     requester_x = []
-    for _, stats in state.iterate_records(reader, state.STATS + b"requester/"):
-        if stats.get("requested_units"):
-            requester_x.append(stats.get("served_units", 0) * BPS // stats["requested_units"])
+    for _, stats in state.iterate_requester_stats(reader):
+        if stats.requested_units:
+            requester_x.append(stats.served_units * BPS // stats.requested_units)
     return {
         "utilisation_bps": {
-            name: (c["in_flight"] * BPS // c["capacity"] if c["capacity"] else 0)
+            name: (c.in_flight * BPS // c.capacity if c.capacity else 0)
             for name, c in sorted(classes.items())
         },
         "tasks_settled": settled,
-        "sla_compliance_bps": totals.get("tasks_compliant", 0) * BPS // settled if settled else 0,
+        "sla_compliance_bps": totals.tasks_compliant * BPS // settled if settled else 0,
         "providers": providers,
         "fairness_providers_bps": jain_bps(provider_x),
         "fairness_requesters_bps": jain_bps(requester_x),

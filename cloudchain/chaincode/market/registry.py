@@ -12,7 +12,8 @@ removed by the authority.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import replace
 
 from cloudchain.chaincode.auth import get_authority
 from cloudchain.chaincode.codes import Code
@@ -24,22 +25,20 @@ from cloudchain.chaincode.market.module import (
     choice_arg,
     offers_arg,
 )
-from cloudchain.chaincode.market.params import get_params
+from cloudchain.chaincode.market.records import Offer, Provider, ReferencePrice, frozen_map
 from cloudchain.chaincode.module import TxError, address_arg, amount_arg, text_arg
 from cloudchain.chaincode.modules import token
 
 
-def _offered_units(offers: dict[str, dict[str, Any]]) -> dict[str, int]:
-    return {name: offer["units"] for name, offer in offers.items()}
+def _offered_units(offers: Mapping[str, Offer]) -> dict[str, int]:
+    return {name: offer.units for name, offer in offers.items()}
 
 
-def _ensure_price(kv: Overlay, offers: dict[str, dict[str, Any]], height: int) -> None:
+def _ensure_price(kv: Overlay, offers: Mapping[str, Offer], height: int) -> None:
     """A class first offered gets its first offer's price as reference price."""
-    for name, offer in sorted(offers.items()):
+    for name in sorted(offers):
         if state.get_price(kv, name) is None:
-            state.put_price(
-                kv, name, {"price": offer["price"], "utilisation_bps": 0, "updated_at": height}
-            )
+            state.put_price(kv, name, ReferencePrice(offers[name].price, 0, updated_at=height))
 
 
 @MARKET.tx(
@@ -50,12 +49,12 @@ def _ensure_price(kv: Overlay, offers: dict[str, dict[str, Any]], height: int) -
     stake=amount_arg,
 )
 def process_register(
-    ctx: Context, name: str, tier: str, offers: dict[str, Any], stake: int
+    ctx: Context, name: str, tier: str, offers: Mapping[str, Offer], stake: int
 ) -> None:
-    params = get_params(ctx.kv)
+    params = state.get_params(ctx.kv)
     existing = state.get_provider(ctx.kv, ctx.sender)
     # Verify that the sender is not a provider already.
-    if existing is not None and existing["status"] != "left":
+    if existing is not None and existing.status != "left":
         raise TxError(Code.ALREADY_EXISTS, f"{ctx.sender} is already a provider")
     # Verify that the stake is enough to answer for tasks.
     if stake < params.min_stake:
@@ -65,41 +64,38 @@ def process_register(
     for class_name, units in _offered_units(offers).items():
         state.add_class(ctx.kv, class_name, capacity=units)
     _ensure_price(ctx.kv, offers, ctx.height)
-    state.put_provider(
-        ctx.kv,
-        ctx.sender,
-        {
-            "name": name,
-            "tier": tier,
-            "offers": offers,
-            "stake": stake,
-            "status": "active",
-            "unbond_at": 0,
-            "joined_at": ctx.height,
-            "in_flight": {},
-            "tasks_pending": 0,
-            "reputation": params.reputation_start_bps,
-        },
+    provider = Provider(
+        name=name,
+        tier=tier,
+        offers=offers,
+        stake=stake,
+        status="active",
+        unbond_at=0,
+        joined_at=ctx.height,
+        in_flight=frozen_map({}),
+        tasks_pending=0,
+        reputation=params.reputation_start_bps,
     )
+    state.put_provider(ctx.kv, ctx.sender, provider)
     ctx.emit("market_register", provider=ctx.sender, tier=tier, stake=stake)
 
 
-def _active_provider(ctx: Context) -> dict[str, Any]:
+def _active_provider(ctx: Context) -> Provider:
     provider = state.get_provider(ctx.kv, ctx.sender)
     # Verify that the sender is a provider that has not left.
-    if provider is None or provider["status"] == "left":
+    if provider is None or provider.status == "left":
         raise TxError(Code.NOT_FOUND, f"{ctx.sender} is not a provider")
     return provider
 
 
 @MARKET.tx("update", offers=offers_arg)
-def process_update(ctx: Context, offers: dict[str, Any]) -> None:
+def process_update(ctx: Context, offers: Mapping[str, Offer]) -> None:
     provider = _active_provider(ctx)
     # Verify that the provider is not leaving.
-    if provider["status"] != "active":
+    if provider.status != "active":
         raise TxError(Code.INVALID_STATE, "a provider that is leaving cannot change its offers")
-    old, new = _offered_units(provider["offers"]), _offered_units(offers)
-    for class_name, in_flight in sorted(provider["in_flight"].items()):
+    old, new = _offered_units(provider.offers), _offered_units(offers)
+    for class_name, in_flight in sorted(provider.in_flight.items()):
         # Verify that every class keeps room for the units already in flight.
         if new.get(class_name, 0) < in_flight:
             raise TxError(
@@ -112,8 +108,7 @@ def process_update(ctx: Context, offers: dict[str, Any]) -> None:
         if delta:
             state.add_class(ctx.kv, class_name, capacity=delta)
     _ensure_price(ctx.kv, offers, ctx.height)
-    provider["offers"] = offers
-    state.put_provider(ctx.kv, ctx.sender, provider)
+    state.put_provider(ctx.kv, ctx.sender, replace(provider, offers=offers))
     ctx.emit("market_update", provider=ctx.sender)
 
 
@@ -122,41 +117,44 @@ def process_add_stake(ctx: Context, amount: int) -> None:
     provider = _active_provider(ctx)
     token.debit(ctx.kv, ctx.sender, amount)
     state.add_totals(ctx.kv, stake=amount)
-    provider["stake"] += amount
+    provider = replace(provider, stake=provider.stake + amount)
     state.put_provider(ctx.kv, ctx.sender, provider)
-    ctx.emit("market_stake", provider=ctx.sender, amount=amount, stake=provider["stake"])
+    ctx.emit("market_stake", provider=ctx.sender, amount=amount, stake=provider.stake)
 
 
 @MARKET.tx("leave")
 def process_leave(ctx: Context) -> None:
     provider = _active_provider(ctx)
     # Verify that the provider is not leaving already.
-    if provider["status"] != "active":
+    if provider.status != "active":
         raise TxError(Code.INVALID_STATE, "the provider is already leaving")
-    provider["status"] = "unbonding"
-    provider["unbond_at"] = ctx.height + get_params(ctx.kv).unbonding_blocks
-    state.put_provider(ctx.kv, ctx.sender, provider)
-    ctx.kv.set(state.UNBONDING + ctx.sender.encode(), b"\x01")
-    ctx.emit("market_leave", provider=ctx.sender, unbond_at=provider["unbond_at"])
+    unbond_at = ctx.height + state.get_params(ctx.kv).unbonding_blocks
+    state.put_provider(
+        ctx.kv, ctx.sender, replace(provider, status="unbonding", unbond_at=unbond_at)
+    )
+    state.set_unbonding(ctx.kv, ctx.sender, True)
+    ctx.emit("market_leave", provider=ctx.sender, unbond_at=unbond_at)
 
 
 def finish_unbonding(ctx: BlockContext) -> None:
     """Return the stake of providers whose unbonding is over and who have nothing in
     flight; their capacity leaves the market with them."""
-    for address, _ in list(state.iterate_records(ctx.kv, state.UNBONDING)):
+    for address in list(state.iterate_unbonding(ctx.kv)):
         provider = state.get_provider(ctx.kv, address)
-        assert provider is not None and provider["status"] == "unbonding"
-        if ctx.height < provider["unbond_at"] or provider["tasks_pending"]:
+        assert provider is not None and provider.status == "unbonding"
+        if ctx.height < provider.unbond_at or provider.tasks_pending:
             continue  # a task not yet final may still cost it a penalty
-        stake = provider["stake"]
+        stake = provider.stake
         if stake:
             state.add_totals(ctx.kv, stake=-stake)
             token.credit(ctx.kv, address, stake)
-        for class_name, units in sorted(_offered_units(provider["offers"]).items()):
+        for class_name, units in sorted(_offered_units(provider.offers).items()):
             state.add_class(ctx.kv, class_name, capacity=-units)
-        provider.update(status="left", stake=0, offers={}, in_flight={})
-        state.put_provider(ctx.kv, address, provider)
-        ctx.kv.delete(state.UNBONDING + address.encode())
+        left = replace(
+            provider, status="left", stake=0, offers=frozen_map({}), in_flight=frozen_map({})
+        )
+        state.put_provider(ctx.kv, address, left)
+        state.set_unbonding(ctx.kv, address, False)
         ctx.emit("market_left", provider=address, stake_returned=stake)
 
 

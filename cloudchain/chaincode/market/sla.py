@@ -26,19 +26,16 @@ an oracle's own tasks can still be decided by the others.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import replace
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context, Overlay, StateReader
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import (
-    Outcome,
-    penalty_of,
-    transition,
-    violations_of,
-)
+from cloudchain.chaincode.market.economics import payment
+from cloudchain.chaincode.market.lifecycle import penalty_of, transition, violations_of
 from cloudchain.chaincode.market.module import MARKET, bps_arg
-from cloudchain.chaincode.market.params import BPS, get_params
+from cloudchain.chaincode.market.params import BPS
+from cloudchain.chaincode.market.records import Attestation, Outcome, Task
 from cloudchain.chaincode.market.tasks import get_task_or_refuse, require_state, task_id_arg
 from cloudchain.chaincode.module import TxError, address_arg, bool_arg, int_arg
 
@@ -51,19 +48,19 @@ def require_oracle(ctx: Context) -> None:
         raise TxError(Code.UNAUTHORIZED, f"{ctx.sender} is not an oracle")
 
 
-def require_not_a_party(ctx: Context, task: dict[str, Any]) -> None:
+def require_not_a_party(ctx: Context, task: Task) -> None:
     # Verify that the oracle is neither the task's provider nor its requester.
-    for role in ("provider", "requester"):
-        if ctx.sender == task[role]:
+    for role, party in (("provider", task.provider), ("requester", task.requester)):
+        if ctx.sender == party:
             raise TxError(
                 Code.UNAUTHORIZED,
-                f"{ctx.sender} is task {task['id']}'s {role}: an oracle may not judge its own task",
+                f"{ctx.sender} is task {task.id}'s {role}: an oracle may not judge its own task",
             )
 
 
-def judges(kv: StateReader, task: dict[str, Any]) -> int:
+def judges(kv: StateReader, task: Task) -> int:
     """The oracles that may attest to (or vote on) the task: all but its parties."""
-    parties = {task["provider"], task["requester"]} - {""}
+    parties = {task.provider, task.requester} - {""}
     return state.oracle_count(kv) - sum(state.is_oracle(kv, party) for party in parties)
 
 
@@ -87,37 +84,32 @@ def process_attest(
     record = get_task_or_refuse(ctx, task)
     require_state(record, "completed", "verified")
     require_not_a_party(ctx, record)
-    params = get_params(ctx.kv)
+    params = state.get_params(ctx.kv)
     # Verify that the attestation window is still open (a task stays verified only
     # until its dispute window closes).
-    if record["state"] == "completed" and (
-        ctx.height >= record["completed_at"] + params.attestation_blocks
+    if record.state == "completed" and (
+        ctx.height >= record.completed_at + params.attestation_blocks
     ):
         raise TxError(Code.DEADLINE_PASSED, f"task {task}'s attestation window has closed")
     # Verify that this oracle has not attested to this task yet.
-    if ctx.sender in record["attestations"]:
+    if ctx.sender in record.attestations:
         raise TxError(Code.ALREADY_EXISTS, f"{ctx.sender} has already attested to task {task}")
     # Verify that no more units are attested than the task bought.
-    if units > record["units"]:
-        raise TxError(Code.OUT_OF_RANGE, f"units {units} exceeds the task's {record['units']}")
-    record["attestations"][ctx.sender] = {
-        "completed": completed,
-        "units": units,
-        "uptime_bps": uptime_bps,
-        "latency_ms": latency_ms,
-        "at": ctx.height,
-    }
+    if units > record.units:
+        raise TxError(Code.OUT_OF_RANGE, f"units {units} exceeds the task's {record.units}")
+    attestation = Attestation(completed, units, uptime_bps, latency_ms, at=ctx.height)
+    record = record.with_attestation(ctx.sender, attestation)
     ctx.emit("market_attest", task=task, oracle=ctx.sender, completed=completed)
-    if record["state"] == "verified":  # late: it cannot move the outcome, but is scored
-        _count_honest(ctx.kv, record, Outcome.from_obj(record["outcome"]), (ctx.sender,))
+    if record.state == "verified":  # late: it cannot move the outcome, but is scored
+        assert record.outcome is not None
+        _count_honest(ctx.kv, record, record.outcome, (ctx.sender,))
         state.put_task(ctx.kv, record)
         return
-    counted = current_oracles(ctx.kv, record["attestations"])
+    counted = current_oracles(ctx.kv, record.attestations)
     outcome = decide(record, counted, params.quorum(judges(ctx.kv, record)))
     if outcome is not None:
-        record["outcome"] = outcome.to_obj()
-        record["verified_at"] = ctx.height
-        transition(ctx.kv, record, "verified", ctx.height)
+        record = replace(record, outcome=outcome, verified_at=ctx.height)
+        record = transition(ctx.kv, record, "verified", ctx.height)
         _count_honest(ctx.kv, record, outcome, counted)
         ctx.emit(
             "market_verified",
@@ -129,12 +121,12 @@ def process_attest(
     state.put_task(ctx.kv, record)
 
 
-def decide(task: dict[str, Any], oracles: Sequence[str], quorum: int) -> Outcome | None:
+def decide(task: Task, oracles: Sequence[str], quorum: int) -> Outcome | None:
     """The outcome once `quorum` of the attestations of `oracles` agree on completion
     (None before): the medians of what those report, in oracle address order."""
-    reports = [task["attestations"][oracle] for oracle in sorted(oracles)]
-    done = [r for r in reports if r["completed"]]
-    not_done = [r for r in reports if not r["completed"]]
+    reports = [task.attestations[oracle] for oracle in sorted(oracles)]
+    done = [r for r in reports if r.completed]
+    not_done = [r for r in reports if not r.completed]
     if len(done) >= quorum:
         completed, agreeing = True, done
     elif len(not_done) >= quorum:
@@ -143,11 +135,11 @@ def decide(task: dict[str, Any], oracles: Sequence[str], quorum: int) -> Outcome
         return None
     # On an even count the tie goes to the provider for the SLA terms (the higher
     # uptime, the lower latency) and to the requester for the units it pays for.
-    uptime = _median([r["uptime_bps"] for r in agreeing], upper=True)
-    latency = _median([r["latency_ms"] for r in agreeing])
+    uptime = _median([r.uptime_bps for r in agreeing], upper=True)
+    latency = _median([r.latency_ms for r in agreeing])
     units = 0
     if completed:
-        units = min(_median([r["units"] for r in agreeing]), task["units_used"])
+        units = min(_median([r.units for r in agreeing]), task.units_used)
     violations = violations_of(task, completed, uptime, latency)
     return Outcome(
         completed,
@@ -155,7 +147,7 @@ def decide(task: dict[str, Any], oracles: Sequence[str], quorum: int) -> Outcome
         uptime,
         latency,
         violations,
-        payment=task["price"] * units,
+        payment=payment(task.price, units),
         penalty=penalty_of(task, violations),
     )
 
@@ -167,15 +159,12 @@ def _median(values: list[int], upper: bool = False) -> int:
     return ordered[len(ordered) // 2 if upper else (len(ordered) - 1) // 2]
 
 
-def _count_honest(
-    kv: Overlay, task: dict[str, Any], outcome: Outcome, oracles: Sequence[str]
-) -> None:
+def _count_honest(kv: Overlay, task: Task, outcome: Outcome, oracles: Sequence[str]) -> None:
     expected = _terms_broken(task, outcome.completed, outcome.uptime_bps, outcome.latency_ms)
     for oracle in oracles:
-        report = task["attestations"][oracle]
+        report = task.attestations[oracle]
         honest = (
-            _terms_broken(task, report["completed"], report["uptime_bps"], report["latency_ms"])
-            == expected
+            _terms_broken(task, report.completed, report.uptime_bps, report.latency_ms) == expected
         )
         state.add_stats(kv, "oracle", oracle, attestations=1, honest=int(honest))
         if honest:
@@ -183,9 +172,9 @@ def _count_honest(
 
 
 def _terms_broken(
-    task: dict[str, Any], completed: bool, uptime: int, latency: int
+    task: Task, completed: bool, uptime: int, latency: int
 ) -> tuple[bool, bool, bool]:
-    return (not completed, uptime < task["min_uptime_bps"], latency > task["max_latency_ms"])
+    return (not completed, uptime < task.min_uptime_bps, latency > task.max_latency_ms)
 
 
 @MARKET.tx("attest_provider", provider=address_arg, uptime_bps=bps_arg, latency_ms=latency_arg)
@@ -195,7 +184,7 @@ def process_attest_provider(ctx: Context, provider: str, uptime_bps: int, latenc
     require_oracle(ctx)
     record = state.get_provider(ctx.kv, provider)
     # Verify that the provider exists.
-    if record is None or record["status"] == "left":
+    if record is None or record.status == "left":
         raise TxError(Code.NOT_FOUND, f"{provider} is not a provider")
     # Verify that the oracle is not attesting to its own service.
     if provider == ctx.sender:
@@ -203,7 +192,7 @@ def process_attest_provider(ctx: Context, provider: str, uptime_bps: int, latenc
             Code.UNAUTHORIZED,
             f"{ctx.sender} is the provider: an oracle may not attest to its own service",
         )
-    record["reputation"] = min(BPS, (record["reputation"] * 7 + uptime_bps) // 8)
+    record = replace(record, reputation=min(BPS, (record.reputation * 7 + uptime_bps) // 8))
     state.put_provider(ctx.kv, provider, record)
     state.add_stats(
         ctx.kv, "provider", provider, attested=1, uptime_sum=uptime_bps, latency_sum=latency_ms
@@ -214,5 +203,5 @@ def process_attest_provider(ctx: Context, provider: str, uptime_bps: int, latenc
         oracle=ctx.sender,
         uptime_bps=uptime_bps,
         latency_ms=latency_ms,
-        reputation=record["reputation"],
+        reputation=record.reputation,
     )

@@ -1,10 +1,10 @@
-"""Where the market keeps its records, and the few ways to change them.
+"""Where the market keeps its records, and the only module that reads or writes them.
 
     market/params                  MarketParams
-    market/provider/<address>      a provider: name, tier, offers by resource class,
+    market/provider/<address>      Provider: name, tier, offers by resource class,
                                    stake, status, reputation, units in flight by class
-    market/oracle/<address>        an oracle (and market/oracle_count)
-    market/task/<id:16>            a task, its SLA terms, history and outcome
+    market/oracle/<address>        Oracle (and market/oracle_count)
+    market/task/<id:16>            Task: its SLA terms, history and outcome
     market/next_task               the next task id
     market/open/<class>/<id:16>    index: tasks waiting for a provider, one queue per
                                    resource class, oldest first
@@ -14,32 +14,52 @@
     market/due/h/<height:20><id:16> index: completed, verified and disputed tasks by the
                                    height their window closes
     market/unbonding/<address>     index: providers leaving the market
-    market/class/<name>            a resource class: capacity and units in flight now,
-                                   and their sums over the epoch's blocks (utilisation)
-    market/price/<name>            a resource class's reference price
-    market/totals                  tokens held by the market: escrow and stakes
-    market/stats/<role>/<address>  what a provider, requester or oracle has earned, paid...
-    market/global                  tasks settled, and settled without a violation
+    market/class/<name>            ResourceClass: capacity and units in flight now, and
+                                   their sums over the epoch's blocks (utilisation)
+    market/price/<name>            ReferencePrice of a resource class
+    market/totals                  Totals: tokens held by the market, escrow and stakes
+    market/stats/<role>/<address>  ProviderStats, RequesterStats or OracleStats: what a
+                                   provider, requester or oracle has earned, paid...
+    market/global                  MarketCounts: tasks settled, and settled without a
+                                   violation
     market/epoch/work/<address>    this epoch's quality-weighted verified units
     market/epoch/honest/<address>  this epoch's honest attestations
 
-Records are msgpack maps of integers, strings, booleans and lists; ids are zero
-padded so that key order is id order. Tokens leave balances only into escrow
-or stakes (and back), so that balances + escrow + stakes = supply always.
-Statistics are running sums over the whole history, so they saturate at
-±STAT_MAX rather than outgrow what state can hold (and fail the transaction or
-the end-of-block work that adds to them).
+Values are the canonical msgpack of the records' `to_obj()` (records.py), or of an
+integer; index entries are the byte 0x01. Ids are zero padded so that key order is id
+order. Tokens leave balances only into escrow or stakes (and back), so that balances +
+escrow + stakes = supply always.
+
+A record read here is a frozen value: the caller builds the changed one and puts it
+back (`put_*`), or calls one of the `add_*` here that do both.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from cloudchain import codec
 from cloudchain.chaincode.context import Overlay, StateReader, read_value
+from cloudchain.chaincode.market.params import MarketParams
+from cloudchain.chaincode.market.records import (
+    STATS_BY_ROLE,
+    Due,
+    MarketCounts,
+    Oracle,
+    OracleStats,
+    Provider,
+    ProviderStats,
+    ReferencePrice,
+    RequesterStats,
+    ResourceClass,
+    Stats,
+    Task,
+    Totals,
+)
 
 PREFIX = b"market/"
+PARAMS = b"market/params"
 PROVIDER = b"market/provider/"
 ORACLE = b"market/oracle/"
 ORACLE_COUNT = b"market/oracle_count"
@@ -57,35 +77,50 @@ STATS = b"market/stats/"
 GLOBAL = b"market/global"
 EPOCH_WORK = b"market/epoch/work/"
 EPOCH_HONEST = b"market/epoch/honest/"
+PRESENT = b"\x01"  # the value of an index entry
 
-ROLES = ("provider", "requester", "oracle")
-STAT_MAX = 2**63 - 1  # a statistic's bound either way: a signed 64-bit integer, as amounts
+ROLES = tuple(STATS_BY_ROLE)
 
 
-def _read(state: StateReader, key: bytes, default: Any = None) -> Any:
-    value = read_value(state, key)
-    return default if value is None else codec.thaw(value)
+class _Record(Protocol):
+    def to_obj(self) -> Any: ...
+
+
+def _put(kv: Overlay, key: bytes, record: _Record) -> None:
+    kv.set(key, codec.encode(record.to_obj()))
 
 
 def task_id_bytes(task_id: int) -> bytes:
     return f"{task_id:0{ID_DIGITS}d}".encode()
 
 
-def iterate_records(state: StateReader, prefix: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(key suffix, record) under a prefix, in key order."""
-    for key, raw in state.iterate(prefix):
-        yield key[len(prefix) :].decode(), codec.thaw(codec.decode(raw))
+# --- parameters ----------------------------------------------------------------------------
 
 
-# --- providers and oracles ---------------------------------------------------------------
+def get_params(state: StateReader) -> MarketParams:
+    return MarketParams(**read_value(state, PARAMS, {}))
 
 
-def get_provider(state: StateReader, address: str) -> dict[str, Any] | None:
-    return _read(state, PROVIDER + address.encode())
+def put_params(kv: Overlay, params: MarketParams) -> None:
+    kv.set(PARAMS, codec.encode(params.to_obj()))
 
 
-def put_provider(kv: Overlay, address: str, provider: dict[str, Any]) -> None:
-    kv.set_value(PROVIDER + address.encode(), provider)
+# --- providers and oracles -----------------------------------------------------------------
+
+
+def get_provider(state: StateReader, address: str) -> Provider | None:
+    raw = state.get(PROVIDER + address.encode())
+    return None if raw is None else Provider.from_obj(codec.decode(raw))
+
+
+def put_provider(kv: Overlay, address: str, provider: Provider) -> None:
+    _put(kv, PROVIDER + address.encode(), provider)
+
+
+def iterate_providers(state: StateReader) -> Iterator[tuple[str, Provider]]:
+    """(address, provider) of every provider, left ones too, in address order."""
+    for key, raw in state.iterate(PROVIDER):
+        yield key[len(PROVIDER) :].decode(), Provider.from_obj(codec.decode(raw))
 
 
 def is_oracle(state: StateReader, address: str) -> bool:
@@ -96,26 +131,60 @@ def oracle_count(state: StateReader) -> int:
     return read_value(state, ORACLE_COUNT, 0)
 
 
+def iterate_oracles(state: StateReader) -> Iterator[str]:
+    """The oracles' addresses, in order."""
+    for key, _ in state.iterate(ORACLE):
+        yield key[len(ORACLE) :].decode()
+
+
 def set_oracle(kv: Overlay, address: str, present: bool, height: int) -> None:
     key = ORACLE + address.encode()
     count = oracle_count(kv)
     if present:
-        kv.set_value(key, {"added_at": height})
+        _put(kv, key, Oracle(added_at=height))
         kv.set_value(ORACLE_COUNT, count + 1)
     else:
         kv.delete(key)
         kv.set_value(ORACLE_COUNT, count - 1)
 
 
-# --- tasks -------------------------------------------------------------------------------
+def set_unbonding(kv: Overlay, address: str, present: bool) -> None:
+    """File the provider in (or take it out of) the index of those leaving."""
+    if present:
+        kv.set(UNBONDING + address.encode(), PRESENT)
+    else:
+        kv.delete(UNBONDING + address.encode())
 
 
-def get_task(state: StateReader, task_id: int) -> dict[str, Any] | None:
-    return _read(state, TASK + task_id_bytes(task_id))
+def iterate_unbonding(state: StateReader) -> Iterator[str]:
+    """The addresses of the providers leaving, in order."""
+    for key, _ in state.iterate(UNBONDING):
+        yield key[len(UNBONDING) :].decode()
 
 
-def put_task(kv: Overlay, task: dict[str, Any]) -> None:
-    kv.set_value(TASK + task_id_bytes(task["id"]), task)
+# --- tasks ---------------------------------------------------------------------------------
+
+
+def get_task(state: StateReader, task_id: int) -> Task | None:
+    raw = state.get(TASK + task_id_bytes(task_id))
+    return None if raw is None else Task.from_obj(codec.decode(raw))
+
+
+def put_task(kv: Overlay, task: Task) -> None:
+    _put(kv, TASK + task_id_bytes(task.id), task)
+
+
+def iterate_tasks(state: StateReader, after: int = 0) -> Iterator[Task]:
+    """The tasks with an id above `after`, in id order (only those are decoded)."""
+    for key, raw in state.iterate(TASK):
+        if int(key[len(TASK) :]) > after:
+            yield Task.from_obj(codec.decode(raw))
+
+
+def next_task_id(kv: Overlay) -> int:
+    task_id = read_value(kv, NEXT_TASK, 1)
+    kv.set_value(NEXT_TASK, task_id + 1)
+    return task_id
 
 
 # --- open tasks: a queue per resource class ---------------------------------------------
@@ -126,11 +195,11 @@ def open_queue(name: str) -> bytes:
     return OPEN + name.encode() + b"/"
 
 
-def set_open(kv: Overlay, task: dict[str, Any], present: bool) -> None:
-    """File the task in (or take it out of) its class's queue of open tasks."""
-    key = open_queue(task["resource_class"]) + task_id_bytes(task["id"])
+def set_open(kv: Overlay, name: str, task_id: int, present: bool) -> None:
+    """File task `task_id` in (or take it out of) the queue of open tasks of class `name`."""
+    key = open_queue(name) + task_id_bytes(task_id)
     if present:
-        kv.set(key, b"\x01")
+        kv.set(key, PRESENT)
     else:
         kv.delete(key)
 
@@ -193,15 +262,17 @@ def set_cursor(kv: Overlay, name: str, task_id: int) -> None:
 # --- the due index -------------------------------------------------------------------------
 
 
-def set_due(kv: Overlay, task: dict[str, Any], due: tuple[str, int] | None) -> None:
-    """File the task under when it must next be looked at (None: never again)."""
-    if task.get("due"):
-        kind, value = task["due"]
-        kv.delete(DUE[kind] + f"{value:020d}".encode() + task_id_bytes(task["id"]))
-    task["due"] = None if due is None else list(due)
-    if due is not None:
-        kind, value = due
-        kv.set(DUE[kind] + f"{value:020d}".encode() + task_id_bytes(task["id"]), b"\x01")
+def _due_key(due: Due, task_id: int) -> bytes:
+    return DUE[due.kind] + f"{due.at:020d}".encode() + task_id_bytes(task_id)
+
+
+def file_due(kv: Overlay, task_id: int, was: Due | None, now: Due | None) -> None:
+    """Refile the task from when it was due to when it must next be looked at (None:
+    not filed, or never again). The task's own `due` says where it is filed."""
+    if was is not None:
+        kv.delete(_due_key(was, task_id))
+    if now is not None:
+        kv.set(_due_key(now, task_id), PRESENT)
 
 
 def iterate_due(state: StateReader, kind: str, until: int) -> Iterator[int]:
@@ -214,79 +285,118 @@ def iterate_due(state: StateReader, kind: str, until: int) -> Iterator[int]:
         yield int(key[len(prefix) + 20 :])
 
 
-def next_task_id(kv: Overlay) -> int:
-    task_id = read_value(kv, NEXT_TASK, 1)
-    kv.set_value(NEXT_TASK, task_id + 1)
-    return task_id
-
-
 # --- resource classes ----------------------------------------------------------------------
 
 
-def get_class(state: StateReader, name: str) -> dict[str, int]:
-    return _read(
-        state, CLASS + name.encode(), {"capacity": 0, "in_flight": 0, "util_sum": 0, "cap_sum": 0}
-    )
+def get_class(state: StateReader, name: str) -> ResourceClass:
+    raw = state.get(CLASS + name.encode())
+    return ResourceClass() if raw is None else ResourceClass.from_obj(codec.decode(raw))
+
+
+def put_class(kv: Overlay, name: str, record: ResourceClass) -> None:
+    _put(kv, CLASS + name.encode(), record)
 
 
 def add_class(kv: Overlay, name: str, capacity: int = 0, in_flight: int = 0) -> None:
-    record = get_class(kv, name)
-    record["capacity"] += capacity
-    record["in_flight"] += in_flight
-    assert record["capacity"] >= 0 and record["in_flight"] >= 0, record
-    kv.set_value(CLASS + name.encode(), record)
+    put_class(kv, name, get_class(kv, name).added(capacity=capacity, in_flight=in_flight))
 
 
-def get_price(state: StateReader, name: str) -> dict[str, int] | None:
-    return _read(state, PRICE + name.encode())
+def iterate_classes(state: StateReader) -> Iterator[tuple[str, ResourceClass]]:
+    """(name, record) of every resource class ever offered, in name order."""
+    for key, raw in state.iterate(CLASS):
+        yield key[len(CLASS) :].decode(), ResourceClass.from_obj(codec.decode(raw))
 
 
-def put_price(kv: Overlay, name: str, record: dict[str, int]) -> None:
-    kv.set_value(PRICE + name.encode(), record)
+def get_price(state: StateReader, name: str) -> ReferencePrice | None:
+    raw = state.get(PRICE + name.encode())
+    return None if raw is None else ReferencePrice.from_obj(codec.decode(raw))
+
+
+def put_price(kv: Overlay, name: str, record: ReferencePrice) -> None:
+    _put(kv, PRICE + name.encode(), record)
+
+
+def iterate_prices(state: StateReader) -> Iterator[tuple[str, ReferencePrice]]:
+    """(name, reference price) of every resource class that has one, in name order."""
+    for key, raw in state.iterate(PRICE):
+        yield key[len(PRICE) :].decode(), ReferencePrice.from_obj(codec.decode(raw))
 
 
 # --- tokens held, and what everyone earned -------------------------------------------------
 
 
-def get_totals(state: StateReader) -> dict[str, int]:
-    return _read(state, TOTALS, {"escrow": 0, "stake": 0})
+def get_totals(state: StateReader) -> Totals:
+    raw = state.get(TOTALS)
+    return Totals() if raw is None else Totals.from_obj(codec.decode(raw))
 
 
 def add_totals(kv: Overlay, escrow: int = 0, stake: int = 0) -> None:
-    totals = get_totals(kv)
-    totals["escrow"] += escrow
-    totals["stake"] += stake
-    assert totals["escrow"] >= 0 and totals["stake"] >= 0, totals
-    kv.set_value(TOTALS, totals)
+    _put(kv, TOTALS, get_totals(kv).added(escrow=escrow, stake=stake))
 
 
-def get_stats(state: StateReader, role: str, address: str) -> dict[str, int]:
-    assert role in ROLES
-    return _read(state, STATS + f"{role}/{address}".encode(), {})
+def _stats_key(role: str, address: str) -> bytes:
+    return STATS + f"{role}/{address}".encode()
+
+
+def get_stats(state: StateReader, role: str, address: str) -> Stats:
+    """What `address` earned, paid... in `role` (a record of no sums if nothing yet)."""
+    kind = STATS_BY_ROLE[role]
+    raw = state.get(_stats_key(role, address))
+    return kind() if raw is None else kind.from_obj(codec.decode(raw))
+
+
+def get_provider_stats(state: StateReader, address: str) -> ProviderStats:
+    stats = get_stats(state, "provider", address)
+    assert isinstance(stats, ProviderStats)
+    return stats
+
+
+def get_requester_stats(state: StateReader, address: str) -> RequesterStats:
+    stats = get_stats(state, "requester", address)
+    assert isinstance(stats, RequesterStats)
+    return stats
+
+
+def get_oracle_stats(state: StateReader, address: str) -> OracleStats:
+    stats = get_stats(state, "oracle", address)
+    assert isinstance(stats, OracleStats)
+    return stats
+
+
+def iterate_requester_stats(state: StateReader) -> Iterator[tuple[str, RequesterStats]]:
+    """(address, statistics) of every requester, in address order."""
+    prefix = STATS + b"requester/"
+    for key, raw in state.iterate(prefix):
+        yield key[len(prefix) :].decode(), RequesterStats.from_obj(codec.decode(raw))
 
 
 def add_stats(kv: Overlay, role: str, address: str, **deltas: int) -> None:
-    record = get_stats(kv, role, address)
-    for name, delta in deltas.items():
-        record[name] = _saturating(record.get(name, 0) + delta)
-    kv.set_value(STATS + f"{role}/{address}".encode(), record)
+    """Add `deltas` to the sums of `address` in `role` (saturating, records.STAT_MAX)."""
+    _put(kv, _stats_key(role, address), get_stats(kv, role, address).added(**deltas))
+
+
+def get_global(state: StateReader) -> MarketCounts:
+    raw = state.get(GLOBAL)
+    return MarketCounts() if raw is None else MarketCounts.from_obj(codec.decode(raw))
 
 
 def add_global(kv: Overlay, **deltas: int) -> None:
-    record = _read(kv, GLOBAL, {})
-    for name, delta in deltas.items():
-        record[name] = _saturating(record.get(name, 0) + delta)
-    kv.set_value(GLOBAL, record)
+    _put(kv, GLOBAL, get_global(kv).added(**deltas))
 
 
-def _saturating(value: int) -> int:
-    return max(-STAT_MAX, min(STAT_MAX, value))
-
-
-def get_global(state: StateReader) -> dict[str, int]:
-    return _read(state, GLOBAL, {})
+# --- this epoch's weights --------------------------------------------------------------------
 
 
 def add_epoch(kv: Overlay, prefix: bytes, address: str, amount: int) -> None:
+    """Add to `address`'s weight this epoch (prefix EPOCH_WORK or EPOCH_HONEST)."""
     key = prefix + address.encode()
     kv.set_value(key, read_value(kv, key, 0) + amount)
+
+
+def take_epoch(kv: Overlay, prefix: bytes) -> list[tuple[str, int]]:
+    """Every (address, weight) of this epoch under `prefix`, in address order; they are
+    deleted, so that the next epoch starts from none."""
+    weights = [(key[len(prefix) :].decode(), codec.decode(raw)) for key, raw in kv.iterate(prefix)]
+    for address, _ in weights:
+        kv.delete(prefix + address.encode())
+    return weights

@@ -8,7 +8,7 @@ units it used) before the deadline, after which oracles attest (sla.py).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context
@@ -25,7 +25,7 @@ from cloudchain.chaincode.market.module import (
     optional_address_arg,
     units_arg,
 )
-from cloudchain.chaincode.market.params import get_params
+from cloudchain.chaincode.market.records import Due, HistoryEntry, Task, frozen_map
 from cloudchain.chaincode.module import MAX_AMOUNT, TxError, amount_arg, int_arg, list_arg
 from cloudchain.chaincode.modules import token
 
@@ -34,7 +34,7 @@ MAX_DEADLINE_S = 400 * 24 * 3600
 task_id_arg = int_arg(1, 2**63 - 1)
 
 
-def get_task_or_refuse(ctx: Context, task_id: int) -> dict[str, Any]:
+def get_task_or_refuse(ctx: Context, task_id: int) -> Task:
     task = state.get_task(ctx.kv, task_id)
     # Verify that the task exists.
     if task is None:
@@ -42,11 +42,11 @@ def get_task_or_refuse(ctx: Context, task_id: int) -> dict[str, Any]:
     return task
 
 
-def require_state(task: dict[str, Any], *states: str) -> None:
+def require_state(task: Task, *states: str) -> None:
     # Verify that the task is in a state that allows this.
-    if task["state"] not in states:
+    if task.state not in states:
         raise TxError(
-            Code.INVALID_STATE, f"task {task['id']} is {task['state']}, not {' or '.join(states)}"
+            Code.INVALID_STATE, f"task {task.id} is {task.state}, not {' or '.join(states)}"
         )
 
 
@@ -86,45 +86,45 @@ def process_submit(
     if provider:
         named = state.get_provider(ctx.kv, provider)
         # Verify that a named provider is in the market and sells this class.
-        if named is None or named["status"] != "active":
+        if named is None or named.status != "active":
             raise TxError(Code.NOT_FOUND, f"{provider} is not an active provider")
-        if resource_class not in named["offers"]:
+        if resource_class not in named.offers:
             raise TxError(Code.NOT_FOUND, f"{provider} does not offer {resource_class}")
     token.debit(ctx.kv, ctx.sender, deposit)
     state.add_totals(ctx.kv, escrow=deposit)
     task_id = state.next_task_id(ctx.kv)
-    task = {
-        "id": task_id,
-        "requester": ctx.sender,
-        "kind": kind,
-        "inputs": list(inputs),
-        "resource_class": resource_class,
-        "units": units,
-        "max_price": max_price,
-        "deposit": deposit,
-        "deadline_ns": ctx.time_ns + deadline_s * 10**9,
-        "min_uptime_bps": min_uptime_bps,
-        "max_latency_ms": max_latency_ms,
-        "penalty": penalty,
-        "named_provider": provider,
-        "state": "open",
-        "history": [],
-        "provider": "",
-        "price": 0,
-        "submitted_at": ctx.height,
-        "units_used": 0,
-        "output": "",
-        "completed_at": 0,
-        "attestations": {},
-        "outcome": None,
-        "verified_at": 0,
-        "dispute": None,
-        "payout": None,
-        "due": None,
-    }
-    task["history"].append(["open", ctx.height])
-    state.set_open(ctx.kv, task, True)
-    state.set_due(ctx.kv, task, ("t", task["deadline_ns"]))
+    deadline_ns = ctx.time_ns + deadline_s * 10**9
+    task = Task(
+        id=task_id,
+        requester=ctx.sender,
+        kind=kind,
+        inputs=inputs,
+        resource_class=resource_class,
+        units=units,
+        max_price=max_price,
+        deposit=deposit,
+        deadline_ns=deadline_ns,
+        min_uptime_bps=min_uptime_bps,
+        max_latency_ms=max_latency_ms,
+        penalty=penalty,
+        named_provider=provider,
+        state="open",
+        history=(HistoryEntry("open", ctx.height),),
+        provider="",
+        price=0,
+        submitted_at=ctx.height,
+        units_used=0,
+        output=None,
+        completed_at=0,
+        attestations=frozen_map({}),
+        outcome=None,
+        verified_at=0,
+        dispute=None,
+        payout=None,
+        due=Due("t", deadline_ns),
+    )
+    state.set_open(ctx.kv, resource_class, task_id, True)
+    state.file_due(ctx.kv, task_id, None, task.due)
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", ctx.sender, submitted=1, requested_units=units)
     ctx.emit(
@@ -141,28 +141,29 @@ def process_submit(
 def process_cancel(ctx: Context, task: int) -> None:
     record = get_task_or_refuse(ctx, task)
     # Verify that the sender submitted the task.
-    if ctx.sender != record["requester"]:
+    if ctx.sender != record.requester:
         raise TxError(Code.UNAUTHORIZED, "only the requester may cancel a task")
     require_state(record, "open")
-    transition(ctx.kv, record, "refunded", ctx.height)
-    payout = refund(ctx.kv, get_params(ctx.kv), record, 0, ctx.height)
+    record = transition(ctx.kv, record, "refunded", ctx.height)
+    record = refund(ctx.kv, state.get_params(ctx.kv), record, 0, ctx.height)
     state.put_task(ctx.kv, record)
+    assert record.payout is not None
     ctx.emit(
         "market_refund",
         task=task,
-        requester=record["requester"],
-        amount=payout["requester"],
+        requester=record.requester,
+        amount=record.payout.requester,
         reason="cancelled",
     )
 
 
-def _assigned_provider_only(ctx: Context, record: dict[str, Any]) -> None:
+def _assigned_provider_only(ctx: Context, record: Task) -> None:
     # Verify that the sender is the provider the task was assigned to.
-    if ctx.sender != record["provider"]:
-        raise TxError(Code.UNAUTHORIZED, f"only the assigned provider may run task {record['id']}")
+    if ctx.sender != record.provider:
+        raise TxError(Code.UNAUTHORIZED, f"only the assigned provider may run task {record.id}")
     # Verify that the deadline has not passed.
-    if ctx.time_ns >= record["deadline_ns"]:
-        raise TxError(Code.DEADLINE_PASSED, f"task {record['id']}'s deadline has passed")
+    if ctx.time_ns >= record.deadline_ns:
+        raise TxError(Code.DEADLINE_PASSED, f"task {record.id}'s deadline has passed")
 
 
 @MARKET.tx("start", task=task_id_arg)
@@ -170,8 +171,7 @@ def process_start(ctx: Context, task: int) -> None:
     record = get_task_or_refuse(ctx, task)
     require_state(record, "assigned")
     _assigned_provider_only(ctx, record)
-    transition(ctx.kv, record, "running", ctx.height)
-    state.put_task(ctx.kv, record)
+    state.put_task(ctx.kv, transition(ctx.kv, record, "running", ctx.height))
     ctx.emit("market_start", task=task, provider=ctx.sender)
 
 
@@ -186,12 +186,11 @@ def process_complete(ctx: Context, task: int, units_used: int, output: tuple[str
     require_state(record, "assigned", "running")
     _assigned_provider_only(ctx, record)
     # Verify that the provider claims no more units than the task bought.
-    if units_used > record["units"]:
+    if units_used > record.units:
         raise TxError(
-            Code.OUT_OF_RANGE, f"units_used {units_used} exceeds the task's {record['units']}"
+            Code.OUT_OF_RANGE, f"units_used {units_used} exceeds the task's {record.units}"
         )
     release_capacity(ctx.kv, record)
-    record.update(units_used=units_used, output=list(output), completed_at=ctx.height)
-    transition(ctx.kv, record, "completed", ctx.height)
-    state.put_task(ctx.kv, record)
+    record = replace(record, units_used=units_used, output=output, completed_at=ctx.height)
+    state.put_task(ctx.kv, transition(ctx.kv, record, "completed", ctx.height))
     ctx.emit("market_complete", task=task, provider=ctx.sender, units_used=units_used)
