@@ -35,7 +35,7 @@ from cloudchain.chaincode.market.economics import (
     requester_utility,
 )
 from cloudchain.chaincode.module import MAX_AMOUNT
-from tests.marketutil import ORACLES, PROVIDERS, REQUESTERS, MarketChain, offer, task_args
+from tests.helpers.market import ORACLES, PROVIDERS, REQUESTERS, MarketChain, offer, task_args
 
 P0, R0 = PROVIDERS[0], REQUESTERS[0]
 # (P_i, C_i, λ_i, R_i) and the requester's max_price of each task of the table above

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from cloudchain.chaincode.market import state
-from tests.marketutil import (
+from tests.helpers.market import (
     BALANCE,
     EVERYONE,
     ORACLES,

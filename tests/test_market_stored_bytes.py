@@ -34,8 +34,8 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.ledger import Transaction, TxResult
 from cloudchain.storage import apphash
-from tests.chainutil import key
-from tests.marketutil import (
+from tests.helpers.chain import key
+from tests.helpers.market import (
     AUTHORITY,
     EVERYONE,
     ORACLES,
