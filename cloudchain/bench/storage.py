@@ -47,12 +47,12 @@ from pathlib import Path
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.modules.storage import MAX_PART_BYTES
-from cloudchain.cli.node_commands import start_node_processes, stop_node_processes
 from cloudchain.client import Client, RPCClientError, decode_query_value
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import MAX_BLOCK_BYTES, Transaction
 from cloudchain.node.config import LogConfig, NodeConfig
+from cloudchain.node.processes import start_node_processes, stop_node_processes
 from cloudchain.node.testnet import init_testnet
 
 MB = 1_000_000  # sizes are decimal megabytes, as the paper's "50 MB"

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from cloudchain.cli.market_demo import DEMO_ACCOUNTS, MarketAgents
-from cloudchain.cli.node_commands import start_node_processes, stop_node_processes
 from cloudchain.client import Client, RPCClientError
 from cloudchain.node.config import NodeConfig
+from cloudchain.node.processes import start_node_processes, stop_node_processes
 from cloudchain.node.testnet import init_testnet
 
 READY_DEADLINE_S = 60

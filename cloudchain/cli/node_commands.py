@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.logs import configure_logging
+from cloudchain.node.processes import start_node_processes, stop_node_processes
 
 
 def run_node(home: Path) -> int:
@@ -77,41 +77,6 @@ def run_testnet(home: Path) -> int:
     finally:
         stop_node_processes(processes)
     return 0
-
-
-def start_node_processes(
-    node_homes: list[Path], log_to_files: bool = False, own_session: bool = False
-) -> list[subprocess.Popen[str]]:
-    """One `cloudchain node start` process per home; output piped, or to home/node.log.
-    With `own_session` the nodes do not receive the terminal's Ctrl-C: the caller stops
-    them (stop_node_processes) when it is done with them."""
-    processes = []
-    for node_home in node_homes:
-        output = open(node_home / "node.log", "w") if log_to_files else subprocess.PIPE  # noqa: SIM115
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=own_session,
-            )
-        )
-    return processes
-
-
-def stop_node_processes(processes: list[subprocess.Popen[str]]) -> None:
-    """SIGTERM every node, wait for a clean stop, SIGKILL what does not stop."""
-    for process in processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    for process in processes:
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _worth_showing(line: str) -> str | None:
