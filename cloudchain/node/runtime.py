@@ -19,7 +19,8 @@ disconnected, the node goes on.
 The policies are elsewhere, pure: whom to ask for a block, whom to answer and
 what counts as catching up in sync.py, what each peer already has of the
 consensus messages in gossip.py. The RPC server (rpc/) sees this node as a
-NodeView (rpc/view.py), which `Node` satisfies.
+NodeView (rpc/view.py), which `Node` satisfies (tests/test_node_view.py checks
+every member).
 """
 
 from __future__ import annotations
