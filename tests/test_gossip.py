@@ -126,3 +126,24 @@ def test_decisions_answered_are_rate_limited_by_height_and_by_size(tmp_path):
         assert node.decision_bytes(1) is None  # nothing decided here yet
     finally:
         node.store.close()
+
+
+def test_decisions_answered_are_spaced_by_the_monotonic_clock_not_the_wall_clock(tmp_path):
+    """Spacing is a duration: a wall clock set back or forward changes none of it."""
+    (home,) = init_testnet(tmp_path / "net", 1)
+    node = Node(home)
+    now = [0]
+
+    def wall_clock() -> int:
+        raise AssertionError("the wall clock is read to space answers")
+
+    node.now_ns = wall_clock
+    node.monotonic_ns = lambda: now[0]
+    try:
+        node.note_answered("p", 5)
+        now[0] = 10**10 - 1
+        assert not node.may_answer("p", 5, every_ns=10**10)
+        now[0] = 10**10
+        assert node.may_answer("p", 5, every_ns=10**10)
+    finally:
+        node.store.close()

@@ -100,7 +100,16 @@ class ConsensusDriver:
     # --- what the environment supplies ---------------------------------------------------
 
     def now_ns(self) -> int:
+        """The consensus clock: what the WAL records with each event, and what the core
+        stamps proposals and votes with."""
         raise NotImplementedError
+
+    def monotonic_ns(self) -> int:
+        """A clock for durations, which never steps back: how far apart decisions are
+        sent to a lagging peer. Its readings are only compared with each other, never
+        stored or sent. By default the consensus clock (the simulator's is virtual,
+        and never steps back either)."""
+        return self.now_ns()
 
     def broadcast(self, message: Message) -> None:
         raise NotImplementedError
@@ -187,10 +196,10 @@ class ConsensusDriver:
 
     def may_answer(self, peer: Hashable, height: int, every_ns: int, gap_ns: int = 0) -> bool:
         """Whether to send `peer` the decision of `height` now (sync.py's AnswerLog)."""
-        return self._answers.may_answer(peer, height, self.now_ns(), every_ns, gap_ns)
+        return self._answers.may_answer(peer, height, self.monotonic_ns(), every_ns, gap_ns)
 
     def note_answered(self, peer: Hashable, height: int) -> None:
-        self._answers.note_answered(peer, height, self.now_ns())
+        self._answers.note_answered(peer, height, self.monotonic_ns())
 
     def decision_for_peer(self, peer: Hashable, height: int, every_ns: int) -> Decision | None:
         """The decision of `height` for a lagging `peer`, if `may_answer`, counted as

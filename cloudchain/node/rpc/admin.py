@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
-from cloudchain.blobs.store import BlobStore, BlockNotFoundError, CorruptBlockError, PinLimitError
+from cloudchain.blobs.store import BlockNotFoundError, CorruptBlockError, PinLimitError
 from cloudchain.node.rpc.blob_http import BlobHTTP, BlobHTTPError, parse_cid
 from cloudchain.node.rpc.errors import INTERNAL_ERROR, RPCError
 from cloudchain.node.rpc.params import bad_params
-from cloudchain.node.rpc.view import NodeView
+from cloudchain.node.rpc.view import BlobStoreAccess, NodeView
 
 T = TypeVar("T")
 
@@ -66,7 +66,7 @@ class BlobAdmin:
             "blocks_kept": result.blocks_kept,
         }
 
-    def _store(self) -> BlobStore:
+    def _store(self) -> BlobStoreAccess:
         try:
             return self._blob_http.store()
         except BlobHTTPError as exc:

@@ -46,7 +46,6 @@ from cloudchain.blobs.errors import CIDError
 from cloudchain.blobs.exchange import FetchError, NoProvidersError, ReplicationError
 from cloudchain.blobs.importer import CID_V1_OPTIONS, DEFAULT_OPTIONS, ImportOptions
 from cloudchain.blobs.store import (
-    BlobStore,
     BlockNotFoundError,
     CorruptBlockError,
     InputSizeError,
@@ -59,7 +58,7 @@ from cloudchain.node.rpc.blob_upload import (
     UploadReader,
     UploadTooLargeError,
 )
-from cloudchain.node.rpc.view import BlobExchanger, NodeView
+from cloudchain.node.rpc.view import BlobExchanger, BlobStoreAccess, NodeView
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +158,7 @@ def _query_replicas(query: Any) -> int:
 
 
 class BlobHTTP:
-    """The routes over the node's BlobStore (the NodeView's `blobs`), and the threads
+    """The routes over the node's blob store (the NodeView's `blobs`), and the threads
     every call of that store runs on (`run`), the JSON-RPC methods' too (admin.py)."""
 
     def __init__(self, node: NodeView) -> None:
@@ -190,7 +189,7 @@ class BlobHTTP:
         future = self._executor.submit(function, *args, **kwargs)
         return await asyncio.wrap_future(future)
 
-    def store(self) -> BlobStore:
+    def store(self) -> BlobStoreAccess:
         """The node's blob store; BlobHTTPError (503) while it is not open."""
         store = self._node.blobs
         if store is None:
@@ -261,7 +260,7 @@ class BlobHTTP:
             return await self._send_blob(request, store, cid)
 
     async def _send_blob(
-        self, request: web.Request, store: BlobStore, cid: CID
+        self, request: web.Request, store: BlobStoreAccess, cid: CID
     ) -> web.StreamResponse:
         # HEAD says what is here: it does not bring a blob from the peers.
         size = await self._whole_size(store, cid, fetch=request.method != hdrs.METH_HEAD)
@@ -292,7 +291,7 @@ class BlobHTTP:
         await response.write_eof()
         return response
 
-    async def _whole_size(self, store: BlobStore, cid: CID, *, fetch: bool = True) -> int:
+    async def _whole_size(self, store: BlobStoreAccess, cid: CID, *, fetch: bool = True) -> int:
         """The blob's size, once every block of it is here: what is missing is
         fetched from the connected peers first (unless not `fetch`: a 404)."""
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cloudchain.logfields import fields
 from cloudchain.node.rpc.errors import (
@@ -29,10 +29,7 @@ from cloudchain.node.rpc.errors import (
     result_body,
 )
 from cloudchain.node.rpc.params import is_request_id, params_object
-from cloudchain.node.rpc.websocket import WS_METHODS
-
-if TYPE_CHECKING:
-    from cloudchain.node.rpc.websocket import WebSocketSession
+from cloudchain.node.rpc.websocket import WS_METHODS, WebSocketSession
 
 log = logging.getLogger(__name__)
 

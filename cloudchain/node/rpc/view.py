@@ -5,24 +5,36 @@ against the node itself, so the arrow points one way: the node (runtime.py)
 builds the RPC server and hands itself over as a NodeView; nothing in
 cloudchain/node/rpc/ imports the runtime. Each part is narrowed to what the
 handlers use: the chain store read only, the mempool's counts and pending
-transactions (admission goes through `submit_tx`, which also gossips), the
-application's genesis, info and queries, the peers' ids. No consensus state
-but the commit of a decided height, and nothing that writes.
+transactions, the application's genesis, info and queries, the peers' ids, the
+settings the handlers show or obey (the moniker, the listen addresses, the peers
+dialled, [blobs]). No consensus state but the commit of a decided height.
 
-This module only declares; it holds no state and does no I/O.
+What the RPC may change is declared here and nowhere else: `submit_tx` admits a
+client's transaction into the mempool (and gossips it), `refresh_metrics` brings
+gauges up to date, the blob store takes uploads, pins, unpins and collects
+garbage (`BlobStoreAccess`), and the exchange brings blobs into it from peers
+and replicates them to peers (`BlobExchanger`). The chain, the application and
+consensus are not written through the view.
+
+tests/test_node_view.py checks that the real objects (Node, ChainStore,
+Application, ...) have every member declared here. This module only declares;
+it holds no state and does no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Protocol
 
 from cloudchain.blobs.cid import CID
-from cloudchain.blobs.store import BlobStore
+from cloudchain.blobs.exchange import FetchResult
+from cloudchain.blobs.importer import BinaryReader, ImportOptions
+from cloudchain.blobs.store import AddResult, BlobStat, GCResult
 from cloudchain.chaincode.application import AppInfo, QueryResult
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import Block, Commit, TxResult, Validator
-from cloudchain.node.config import NodeConfig
+from cloudchain.node.config import BlobsConfig, P2PConfig, RPCConfig
 from cloudchain.node.mempool import Admission
 from cloudchain.storage.chain import BlockResults
 
@@ -101,12 +113,60 @@ class MetricsReader(Protocol):
         ...
 
 
+class NodeSettings(Protocol):
+    """The sections of config.toml the handlers read (node/config.py): the moniker
+    and the listen addresses `status` shows, the peers dialled `net_info` marks,
+    [blobs]'s upload limit. Consensus, mempool and log settings are not the RPC's."""
+
+    @property
+    def moniker(self) -> str: ...
+
+    @property
+    def p2p(self) -> P2PConfig: ...
+
+    @property
+    def rpc(self) -> RPCConfig: ...
+
+    @property
+    def blobs(self) -> BlobsConfig: ...
+
+
+class BlobStoreAccess(Protocol):
+    """What the blob routes and the admin methods do with the blob store
+    (blobs/store.py): add an upload, pinned; read and stat a blob, held from GC
+    while it is fetched and sent; pin, unpin, list the pins and collect garbage.
+    Every call blocks: they run on the blob routes' threads (blob_http.py)."""
+
+    def add(
+        self,
+        reader: BinaryReader,
+        options: ImportOptions,
+        *,
+        pin: bool,
+        expected_size: int | None,
+    ) -> AddResult: ...
+
+    def read(self, cid: CID, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
+
+    def stat(self, cid: CID) -> BlobStat: ...
+
+    def hold(self, *roots: CID) -> AbstractContextManager[object]: ...
+
+    def pins(self) -> list[CID]: ...
+
+    def pin(self, cid: CID) -> bool: ...
+
+    def unpin(self, cid: CID) -> bool: ...
+
+    def gc(self, keep: Iterable[CID] = ()) -> GCResult: ...
+
+
 class BlobExchanger(Protocol):
     """The blob exchange's calls an upload and a download make (blobs/exchange/)."""
 
     async def replicate(self, root: CID, replicas: int) -> list[str]: ...
 
-    async def fetch(self, root: CID) -> Any: ...
+    async def fetch(self, root: CID) -> FetchResult: ...
 
 
 class NodeView(Protocol):
@@ -118,7 +178,7 @@ class NodeView(Protocol):
     def chain_id(self) -> str: ...
 
     @property
-    def config(self) -> NodeConfig:
+    def config(self) -> NodeSettings:
         """The moniker, the listen addresses, the peers dialled, [blobs]'s limits."""
         ...
 
@@ -174,7 +234,7 @@ class NodeView(Protocol):
     # --- blobs: None until the node starts -------------------------------------------------
 
     @property
-    def blobs(self) -> BlobStore | None: ...
+    def blobs(self) -> BlobStoreAccess | None: ...
 
     @property
     def exchange(self) -> BlobExchanger | None: ...
