@@ -38,7 +38,7 @@ from dataclasses import dataclass, fields, replace
 from types import MappingProxyType
 from typing import Any, Self, TypeVar
 
-from cloudchain.chaincode.market.economics import Bps, Tokens, Units, quality_bps
+from cloudchain.chaincode.market.economics import Bps, ProfitTerm, Tokens, Units, quality_bps
 
 STAT_MAX = 2**63 - 1  # a statistic's bound either way: a signed 64-bit integer, as amounts
 
@@ -219,6 +219,11 @@ class Outcome:
     @property
     def quality_bps(self) -> Bps:
         return quality_bps(self.violations)
+
+    @property
+    def profit(self) -> ProfitTerm:
+        """The task's term of Π_p."""
+        return ProfitTerm(self.payment, self.penalty)
 
     def to_obj(self) -> dict[str, Any]:
         return {
