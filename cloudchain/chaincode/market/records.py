@@ -18,6 +18,15 @@ key for key, so that the stored bytes (and the app hash) are what they were; que
 answer with it too. Only state.py encodes and decodes records, and only it reads or
 writes market/ keys.
 
+Both are derived from the dataclass fields, once per class (`_Record`): a map of the
+fields by name, in their order; a field that is itself a record, a tuple or a map of
+records, or optional (`X | None`), is encoded as its type says. Adding a field is one
+line. The few quirks of the old maps are declared where they are: a field stored
+otherwise when None (`Task.output`), or not at all (`Dispute.upheld`); a property
+stored with the fields (`Outcome.quality_bps`); a record stored as a list
+(`HistoryEntry`, `Due`). `from_obj` is strict: a stored map with a key missing, or one
+the record does not have, is a bug, and raises.
+
 Records are frozen: a change is a new record (`dataclasses.replace`, or a method
 here that returns one), which the caller stores. Maps inside a record are read-only
 (`frozen_map`).
@@ -33,10 +42,13 @@ that change them (the handlers).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+import operator
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from cloudchain.chaincode.market.economics import Bps, ProfitTerm, Tokens, Units, quality_bps
 
@@ -54,11 +66,187 @@ def _with(items: Mapping[str, V], name: str, value: V) -> Mapping[str, V]:
     return MappingProxyType({**items, name: value})
 
 
+# --- the encoding, derived from the fields ------------------------------------------------
+
+Converter = Callable[[Any], Any]  # a value to its plain value, or back
+Convert = Converter | None  # None: stored as it is
+
+_NONE_AS = "none_as"  # field metadata: what None is stored as, instead of nil
+_OMITTED_IF_NONE = "omitted_if_none"  # field metadata: None is not stored, nor its key
+
+
+class _Record:
+    """A frozen dataclass stored as the map of its fields, by name (or, `AS_LIST`, the
+    list of their values, in order)."""
+
+    __slots__ = ()
+    AS_LIST: ClassVar[bool] = False
+    DERIVED: ClassVar[tuple[str, ...]] = ()  # properties stored after the fields
+
+    def to_obj(self) -> Any:
+        plan = _PLANS.get(type(self)) or _plan(type(self))
+        if plan.as_list:
+            obj = list(plan.values(self))
+            for at, _, to, _ in plan.converted:
+                obj[at] = to(obj[at])
+            return obj
+        record = dict(zip(plan.names, plan.values(self), strict=False))  # a value a name
+        for _, name, to, _ in plan.converted:
+            record[name] = to(record[name])
+        for name in plan.omitted_if_none:
+            if record[name] is None:
+                del record[name]
+        for name in plan.derived:
+            record[name] = getattr(self, name)
+        return record
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Self:
+        plan = _PLANS.get(cls) or _plan(cls)
+        if plan.as_list:
+            if len(obj) != len(plan.names):
+                raise ValueError(f"{cls.__name__}: {len(obj)} values, not {len(plan.names)}")
+            values = list(obj)
+        else:
+            if obj.keys() != plan.keys:
+                _check_keys(cls, plan, obj)
+            values = plan.pick(obj)
+        for at, _, _, fro in plan.converted:
+            values[at] = fro(values[at])
+        return cls(*values)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How to encode and decode one record class: resolved once, from its fields."""
+
+    names: tuple[str, ...]  # the fields, in order
+    values: Callable[[Any], tuple[Any, ...]]  # a record's field values, in that order
+    pick: Callable[[Mapping[str, Any]], list[Any]]  # a stored map's values, in that order
+    converted: tuple[tuple[int, str, Converter, Converter], ...]  # (at, name, to, from)
+    omitted_if_none: tuple[str, ...]
+    derived: tuple[str, ...]
+    as_list: bool
+    keys: frozenset[str]  # of a stored map with every field
+    required: frozenset[str]  # of a stored map with no field omitted
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type[_Record]) -> _Plan:
+    """`cls`'s plan, resolved from its fields and their types, and kept."""
+    hints = typing.get_type_hints(cls)
+    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
+    converted, omitted = [], []
+    for at, f in enumerate(fields(cls)):  # type: ignore[arg-type]
+        to, fro = _converters(hints[f.name], f"{cls.__name__}.{f.name}")
+        if _NONE_AS in f.metadata:
+            to, fro = _none_as(f.metadata[_NONE_AS], to, fro)
+        if to is not None and fro is not None:
+            converted.append((at, f.name, to, fro))
+        if f.metadata.get(_OMITTED_IF_NONE):
+            omitted.append(f.name)
+    keys = frozenset(names) | frozenset(cls.DERIVED)
+    plan = _PLANS[cls] = _Plan(
+        names=names,
+        values=_getter(operator.attrgetter, names),
+        pick=_picker(names, omitted),
+        converted=tuple(converted),
+        omitted_if_none=tuple(omitted),
+        derived=cls.DERIVED,
+        as_list=cls.AS_LIST,
+        keys=keys,
+        required=keys - frozenset(omitted),
+    )
+    return plan
+
+
+def _getter(
+    make: Callable[..., Callable[[Any], Any]], names: tuple[str, ...]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """operator.attrgetter or itemgetter of `names`, giving a tuple even of one."""
+    get = make(*names)
+    return get if len(names) > 1 else lambda value: (get(value),)
+
+
+def _picker(names: tuple[str, ...], omitted: list[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
+    """The values of a stored map's `names`, as a list: None for a key omitted."""
+    if omitted:
+        return lambda obj: [obj.get(name) for name in names]
+    get = _getter(operator.itemgetter, names)
+    return lambda obj: list(get(obj))
+
+
+def _check_keys(cls: type, plan: _Plan, obj: Mapping[str, Any]) -> None:
+    """Raise unless `obj` has the keys of a stored `cls`: every field's, but those
+    omitted when None, and no other."""
+    missing, unknown = plan.required - obj.keys(), obj.keys() - plan.keys
+    if missing or unknown:
+        raise ValueError(f"{cls.__name__}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+
+
+def _converters(hint: Any, where: str) -> tuple[Convert, Convert]:
+    """How a value of type `hint` becomes its plain value, and back: (None, None) for
+    one stored as it is (a bool, int or str), else both."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        encode, decode = _converters(inner, where)
+        return _or_none(encode), _or_none(decode)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        encode, decode = _converters(args[0], where)
+        if encode is None or decode is None:
+            return list, tuple
+        return _list_of(encode), _tuple_of(decode)
+    if origin is Mapping and args[0] is str:
+        encode, decode = _converters(args[1], where)
+        if encode is None or decode is None:
+            return dict, frozen_map
+        return _dict_of(encode), _frozen_map_of(decode)
+    if isinstance(hint, type) and issubclass(hint, _Record):
+        return _Record.to_obj, hint.from_obj
+    if hint in (bool, int, str):
+        return None, None
+    raise TypeError(f"{where}: no encoding for {hint}")
+
+
+def _or_none(convert: Convert) -> Convert:
+    if convert is None:
+        return None
+    return lambda value: None if value is None else convert(value)
+
+
+def _list_of(convert: Converter) -> Converter:
+    return lambda values: [convert(value) for value in values]
+
+
+def _tuple_of(convert: Converter) -> Converter:
+    return lambda values: tuple([convert(value) for value in values])
+
+
+def _dict_of(convert: Converter) -> Converter:
+    return lambda items: {key: convert(value) for key, value in items.items()}
+
+
+def _frozen_map_of(convert: Converter) -> Converter:
+    return lambda items: MappingProxyType({key: convert(value) for key, value in items.items()})
+
+
+def _none_as(stored: Any, encode: Convert, decode: Convert) -> tuple[Convert, Convert]:
+    """Converters that store None as `stored` (and read `stored` as None)."""
+    assert encode is not None and decode is not None, "only for a field of a converted type"
+    return (
+        lambda value: stored if value is None else encode(value),
+        lambda value: None if value == stored else decode(value),
+    )
+
+
 # --- providers and oracles -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(_Record):
     """What a provider sells in one resource class."""
 
     gpu: str
@@ -67,22 +255,9 @@ class Offer:
     units: Units  # compute units it can have in flight at once in this class
     price: Tokens  # per compute unit
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "gpu": self.gpu,
-            "gpus": self.gpus,
-            "memory_gb": self.memory_gb,
-            "units": self.units,
-            "price": self.price,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Offer:
-        return cls(obj["gpu"], obj["gpus"], obj["memory_gb"], obj["units"], obj["price"])
-
 
 @dataclass(frozen=True, slots=True)
-class Provider:
+class Provider(_Record):
     name: str
     tier: str
     offers: Mapping[str, Offer]  # by resource class
@@ -103,85 +278,37 @@ class Provider:
             del in_flight[name]
         return replace(self, in_flight=MappingProxyType(in_flight))
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "tier": self.tier,
-            "offers": {name: offer.to_obj() for name, offer in self.offers.items()},
-            "stake": self.stake,
-            "status": self.status,
-            "unbond_at": self.unbond_at,
-            "joined_at": self.joined_at,
-            "in_flight": dict(self.in_flight),
-            "tasks_pending": self.tasks_pending,
-            "reputation": self.reputation,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Provider:
-        return cls(
-            obj["name"],
-            obj["tier"],
-            MappingProxyType({n: Offer.from_obj(o) for n, o in obj["offers"].items()}),
-            obj["stake"],
-            obj["status"],
-            obj["unbond_at"],
-            obj["joined_at"],
-            frozen_map(obj["in_flight"]),
-            obj["tasks_pending"],
-            obj["reputation"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Oracle:
+class Oracle(_Record):
     added_at: int  # height
-
-    def to_obj(self) -> dict[str, Any]:
-        return {"added_at": self.added_at}
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Oracle:
-        return cls(obj["added_at"])
 
 
 # --- tasks ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(_Record):
     """A state the task entered, and the height at which it did."""
+
+    AS_LIST: ClassVar[bool] = True
 
     state: str
     height: int
 
-    def to_obj(self) -> list[Any]:
-        return [self.state, self.height]
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> HistoryEntry:
-        state, height = obj
-        return cls(state, height)
-
 
 @dataclass(frozen=True, slots=True)
-class Due:
+class Due(_Record):
     """When the end-of-block work must next look at a task."""
+
+    AS_LIST: ClassVar[bool] = True
 
     kind: str  # "t": `at` is a block time (ns); "h": `at` is a height
     at: int
 
-    def to_obj(self) -> list[Any]:
-        return [self.kind, self.at]
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> Due:
-        kind, at = obj
-        return cls(kind, at)
-
 
 @dataclass(frozen=True, slots=True)
-class Attestation:
+class Attestation(_Record):
     """An oracle's report on a completed task."""
 
     completed: bool
@@ -190,23 +317,12 @@ class Attestation:
     latency_ms: int
     at: int  # height
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "completed": self.completed,
-            "units": self.units,
-            "uptime_bps": self.uptime_bps,
-            "latency_ms": self.latency_ms,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Attestation:
-        return cls(obj["completed"], obj["units"], obj["uptime_bps"], obj["latency_ms"], obj["at"])
-
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(_Record):
     """What the oracles' quorum decided about a completed task (or a dispute made of it)."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("quality_bps",)
 
     completed: bool
     units: Units  # verified compute units, C_i
@@ -225,60 +341,21 @@ class Outcome:
         """The task's term of Π_p."""
         return ProfitTerm(self.payment, self.penalty)
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "completed": self.completed,
-            "units": self.units,
-            "uptime_bps": self.uptime_bps,
-            "latency_ms": self.latency_ms,
-            "violations": self.violations,
-            "payment": self.payment,
-            "penalty": self.penalty,
-            "quality_bps": self.quality_bps,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Outcome:
-        return cls(
-            obj["completed"],
-            obj["units"],
-            obj["uptime_bps"],
-            obj["latency_ms"],
-            obj["violations"],
-            obj["payment"],
-            obj["penalty"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Dispute:
+class Dispute(_Record):
     by: str  # "requester" or "provider"
     reason: str
     at: int  # height
     votes: Mapping[str, bool]  # by oracle: uphold the outcome or not
-    upheld: bool | None = None  # once resolved (not stored before)
+    upheld: bool | None = field(default=None, metadata={_OMITTED_IF_NONE: True})  # resolved
 
     def with_vote(self, oracle: str, uphold: bool) -> Dispute:
         return replace(self, votes=_with(self.votes, oracle, uphold))
 
-    def to_obj(self) -> dict[str, Any]:
-        obj: dict[str, Any] = {
-            "by": self.by,
-            "reason": self.reason,
-            "at": self.at,
-            "votes": dict(self.votes),
-        }
-        if self.upheld is not None:
-            obj["upheld"] = self.upheld
-        return obj
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Dispute:
-        return cls(obj["by"], obj["reason"], obj["at"], frozen_map(obj["votes"]), obj.get("upheld"))
-
 
 @dataclass(frozen=True, slots=True)
-class Payout:
+class Payout(_Record):
     """Who got what when the task reached its final state."""
 
     provider: Tokens
@@ -286,21 +363,9 @@ class Payout:
     slashed: Tokens  # of the provider's stake, given to the requester (in `requester`)
     at: int  # height
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "requester": self.requester,
-            "slashed": self.slashed,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Payout:
-        return cls(obj["provider"], obj["requester"], obj["slashed"], obj["at"])
-
 
 @dataclass(frozen=True, slots=True)
-class Task:
+class Task(_Record):
     """A requester's task: its terms, where it stands, and what came of it."""
 
     id: int
@@ -322,7 +387,7 @@ class Task:
     price: Tokens  # P_i, per compute unit: the offer it was assigned at
     submitted_at: int
     units_used: Units  # as the provider reported them
-    output: tuple[str, ...] | None  # CIDs; None until completed (stored as "")
+    output: tuple[str, ...] | None = field(metadata={_NONE_AS: ""})  # CIDs, once completed
     completed_at: int
     attestations: Mapping[str, Attestation]  # by oracle
     outcome: Outcome | None
@@ -334,79 +399,12 @@ class Task:
     def with_attestation(self, oracle: str, attestation: Attestation) -> Task:
         return replace(self, attestations=_with(self.attestations, oracle, attestation))
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "requester": self.requester,
-            "kind": self.kind,
-            "inputs": list(self.inputs),
-            "resource_class": self.resource_class,
-            "units": self.units,
-            "max_price": self.max_price,
-            "deposit": self.deposit,
-            "deadline_ns": self.deadline_ns,
-            "min_uptime_bps": self.min_uptime_bps,
-            "max_latency_ms": self.max_latency_ms,
-            "penalty": self.penalty,
-            "named_provider": self.named_provider,
-            "state": self.state,
-            "history": [entry.to_obj() for entry in self.history],
-            "provider": self.provider,
-            "price": self.price,
-            "submitted_at": self.submitted_at,
-            "units_used": self.units_used,
-            "output": "" if self.output is None else list(self.output),
-            "completed_at": self.completed_at,
-            "attestations": {o: a.to_obj() for o, a in self.attestations.items()},
-            "outcome": None if self.outcome is None else self.outcome.to_obj(),
-            "verified_at": self.verified_at,
-            "dispute": None if self.dispute is None else self.dispute.to_obj(),
-            "payout": None if self.payout is None else self.payout.to_obj(),
-            "due": None if self.due is None else self.due.to_obj(),
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Task:
-        output, outcome, dispute = obj["output"], obj["outcome"], obj["dispute"]
-        payout, due = obj["payout"], obj["due"]
-        return cls(
-            id=obj["id"],
-            requester=obj["requester"],
-            kind=obj["kind"],
-            inputs=tuple(obj["inputs"]),
-            resource_class=obj["resource_class"],
-            units=obj["units"],
-            max_price=obj["max_price"],
-            deposit=obj["deposit"],
-            deadline_ns=obj["deadline_ns"],
-            min_uptime_bps=obj["min_uptime_bps"],
-            max_latency_ms=obj["max_latency_ms"],
-            penalty=obj["penalty"],
-            named_provider=obj["named_provider"],
-            state=obj["state"],
-            history=tuple(HistoryEntry.from_obj(entry) for entry in obj["history"]),
-            provider=obj["provider"],
-            price=obj["price"],
-            submitted_at=obj["submitted_at"],
-            units_used=obj["units_used"],
-            output=None if output == "" else tuple(output),
-            completed_at=obj["completed_at"],
-            attestations=MappingProxyType(
-                {o: Attestation.from_obj(a) for o, a in obj["attestations"].items()}
-            ),
-            outcome=None if outcome is None else Outcome.from_obj(outcome),
-            verified_at=obj["verified_at"],
-            dispute=None if dispute is None else Dispute.from_obj(dispute),
-            payout=None if payout is None else Payout.from_obj(payout),
-            due=None if due is None else Due.from_obj(due),
-        )
-
 
 # --- resource classes and prices -------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class ResourceClass:
+class ResourceClass(_Record):
     """Capacity and units in flight now in a class, and their sums over the epoch's
     blocks so far (for its utilisation)."""
 
@@ -422,42 +420,19 @@ class ResourceClass:
         assert record.capacity >= 0 and record.in_flight >= 0, record
         return record
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "capacity": self.capacity,
-            "in_flight": self.in_flight,
-            "util_sum": self.util_sum,
-            "cap_sum": self.cap_sum,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> ResourceClass:
-        return cls(obj["capacity"], obj["in_flight"], obj["util_sum"], obj["cap_sum"])
-
 
 @dataclass(frozen=True, slots=True)
-class ReferencePrice:
+class ReferencePrice(_Record):
     price: Tokens  # per compute unit
     utilisation_bps: Bps  # over the last epoch
     updated_at: int  # height
-
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "price": self.price,
-            "utilisation_bps": self.utilisation_bps,
-            "updated_at": self.updated_at,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> ReferencePrice:
-        return cls(obj["price"], obj["utilisation_bps"], obj["updated_at"])
 
 
 # --- tokens held, and what everyone earned ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(_Record):
     """Tokens the market holds: deposits in escrow, and providers' stakes."""
 
     escrow: Tokens = 0
@@ -467,13 +442,6 @@ class Totals:
         totals = Totals(self.escrow + escrow, self.stake + stake)
         assert totals.escrow >= 0 and totals.stake >= 0, totals
         return totals
-
-    def to_obj(self) -> dict[str, Any]:
-        return {"escrow": self.escrow, "stake": self.stake}
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Totals:
-        return cls(obj["escrow"], obj["stake"])
 
 
 def _saturating(value: int) -> int:
