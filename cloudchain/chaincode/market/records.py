@@ -18,10 +18,10 @@ key for key, so that the stored bytes (and the app hash) are what they were; que
 answer with it too. Only state.py encodes and decodes records, and only it reads or
 writes market/ keys.
 
-Both are derived from the dataclass fields, once per class (`_Record`): a map of the
-fields by name, in their order; a field that is itself a record, a tuple or a map of
-records, or optional (`X | None`), is encoded as its type says. Adding a field is one
-line. The few quirks of the old maps are declared where they are: a field stored
+Both are derived from the dataclass fields (`_Record`), planned once per class at
+import: a map of the fields by name, in their order; a field that is itself a record, a
+tuple or a map of records, or optional (`X | None`), is encoded as its type says. Adding
+a field is one line. The few quirks of the old maps are declared where they are: a field stored
 otherwise when None (`Task.output`), or not at all (`Dispute.upheld`); a property
 stored with the fields (`Outcome.quality_bps`); a record stored as a list
 (`HistoryEntry`, `Due`). `from_obj` is strict: a stored map with a key missing, or one
@@ -84,51 +84,19 @@ class _Record:
     DERIVED: ClassVar[tuple[str, ...]] = ()  # properties stored after the fields
 
     def to_obj(self) -> Any:
-        plan = _PLANS.get(type(self)) or _plan(type(self))
-        if plan.as_list:
-            obj = list(plan.values(self))
-            for at, _, to, _ in plan.converted:
-                obj[at] = to(obj[at])
-            return obj
-        record = dict(zip(plan.names, plan.values(self), strict=False))  # a value a name
-        for _, name, to, _ in plan.converted:
-            record[name] = to(record[name])
-        for name in plan.omitted_if_none:
-            if record[name] is None:
-                del record[name]
-        for name in plan.derived:
-            record[name] = getattr(self, name)
-        return record
+        return (_PLANS.get(type(self)) or _plan(type(self))).encode(self)
 
     @classmethod
     def from_obj(cls, obj: Any) -> Self:
-        plan = _PLANS.get(cls) or _plan(cls)
-        if plan.as_list:
-            if len(obj) != len(plan.names):
-                raise ValueError(f"{cls.__name__}: {len(obj)} values, not {len(plan.names)}")
-            values = list(obj)
-        else:
-            if obj.keys() != plan.keys:
-                _check_keys(cls, plan, obj)
-            values = plan.pick(obj)
-        for at, _, _, fro in plan.converted:
-            values[at] = fro(values[at])
-        return cls(*values)
+        return (_PLANS.get(cls) or _plan(cls)).decode(obj)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
 class _Plan:
-    """How to encode and decode one record class: resolved once, from its fields."""
+    """How one record class is encoded and decoded, made once from its fields."""
 
-    names: tuple[str, ...]  # the fields, in order
-    values: Callable[[Any], tuple[Any, ...]]  # a record's field values, in that order
-    pick: Callable[[Mapping[str, Any]], list[Any]]  # a stored map's values, in that order
-    converted: tuple[tuple[int, str, Converter, Converter], ...]  # (at, name, to, from)
-    omitted_if_none: tuple[str, ...]
-    derived: tuple[str, ...]
-    as_list: bool
-    keys: frozenset[str]  # of a stored map with every field
-    required: frozenset[str]  # of a stored map with no field omitted
+    encode: Converter  # a record to its plain value
+    decode: Converter  # and back, refusing one that is not a stored record's
 
 
 _PLANS: dict[type, _Plan] = {}
@@ -137,9 +105,11 @@ _PLANS: dict[type, _Plan] = {}
 def _plan(cls: type[_Record]) -> _Plan:
     """`cls`'s plan, resolved from its fields and their types, and kept."""
     hints = typing.get_type_hints(cls)
-    names = tuple(f.name for f in fields(cls))  # type: ignore[arg-type]
-    converted, omitted = [], []
-    for at, f in enumerate(fields(cls)):  # type: ignore[arg-type]
+    declared = fields(cls)  # type: ignore[arg-type]
+    names = tuple(f.name for f in declared)
+    converted: list[tuple[int, str, Converter, Converter]] = []  # (at, name, to, from)
+    omitted = []
+    for at, f in enumerate(declared):
         to, fro = _converters(hints[f.name], f"{cls.__name__}.{f.name}")
         if _NONE_AS in f.metadata:
             to, fro = _none_as(f.metadata[_NONE_AS], to, fro)
@@ -148,18 +118,91 @@ def _plan(cls: type[_Record]) -> _Plan:
         if f.metadata.get(_OMITTED_IF_NONE):
             omitted.append(f.name)
     keys = frozenset(names) | frozenset(cls.DERIVED)
-    plan = _PLANS[cls] = _Plan(
-        names=names,
-        values=_getter(operator.attrgetter, names),
-        pick=_picker(names, omitted),
-        converted=tuple(converted),
-        omitted_if_none=tuple(omitted),
-        derived=cls.DERIVED,
-        as_list=cls.AS_LIST,
-        keys=keys,
-        required=keys - frozenset(omitted),
-    )
+    required = keys - frozenset(omitted)
+    values = _getter(operator.attrgetter, names)
+    if cls.AS_LIST:
+        assert not converted and not omitted and not cls.DERIVED, cls
+        encode, decode = _list_codec(cls, names, values)
+    else:
+        encode = _map_encoder(names, values, converted, omitted, cls.DERIVED)
+        decode = _map_decoder(cls, names, converted, omitted, keys, required)
+    plan = _PLANS[cls] = _Plan(encode, decode)
     return plan
+
+
+def _list_codec(
+    cls: type[_Record], names: tuple[str, ...], values: Callable[[Any], tuple[Any, ...]]
+) -> tuple[Converter, Converter]:
+    """A record of plain values stored as the list of them."""
+
+    def decode(obj: Any) -> Any:
+        if len(obj) != len(names):
+            raise ValueError(f"{cls.__name__}: {len(obj)} values, not {len(names)}")
+        return cls(*obj)
+
+    return (lambda record: list(values(record))), decode
+
+
+def _map_encoder(
+    names: tuple[str, ...],
+    values: Callable[[Any], tuple[Any, ...]],
+    converted: list[tuple[int, str, Converter, Converter]],
+    omitted: list[str],
+    derived: tuple[str, ...],
+) -> Converter:
+    """A record to the map of its fields, each converted as its type says."""
+    # zip(..., strict=...) costs a third of the encoding of a small record: `values`
+    # gives one value a name by construction, so B905 is off in this function.
+    if not converted and not omitted and not derived:
+        return lambda record: dict(zip(names, values(record)))  # noqa: B905
+    conversions = tuple((name, to) for _, name, to, _ in converted)
+
+    def encode(record: Any) -> dict[str, Any]:
+        obj = dict(zip(names, values(record)))  # noqa: B905
+        for name, to in conversions:
+            obj[name] = to(obj[name])
+        for name in omitted:
+            if obj[name] is None:
+                del obj[name]
+        for name in derived:
+            obj[name] = getattr(record, name)
+        return obj
+
+    return encode
+
+
+def _map_decoder(
+    cls: type[_Record],
+    names: tuple[str, ...],
+    converted: list[tuple[int, str, Converter, Converter]],
+    omitted: list[str],
+    keys: frozenset[str],
+    required: frozenset[str],
+) -> Converter:
+    """A stored map back to its record: refused unless it has the keys of one."""
+    pick = _picker(names, omitted, bool(converted))
+    conversions = tuple((at, fro) for at, _, _, fro in converted)
+
+    def decode(obj: Any) -> Any:
+        if obj.keys() != keys:
+            _check_keys(cls, obj, keys, required)
+        values = pick(obj)
+        for at, fro in conversions:
+            values[at] = fro(values[at])
+        return cls(*values)
+
+    return decode
+
+
+def _picker(
+    names: tuple[str, ...], omitted: list[str], to_convert: bool
+) -> Callable[[Mapping[str, Any]], Any]:
+    """The values of a stored map's `names`, in order: a list (None for a key omitted)
+    if some are to be converted or may be missing, else a tuple."""
+    if omitted:
+        return lambda obj: [obj.get(name) for name in names]
+    get = _getter(operator.itemgetter, names)
+    return (lambda obj: list(get(obj))) if to_convert else get
 
 
 def _getter(
@@ -170,18 +213,12 @@ def _getter(
     return get if len(names) > 1 else lambda value: (get(value),)
 
 
-def _picker(names: tuple[str, ...], omitted: list[str]) -> Callable[[Mapping[str, Any]], list[Any]]:
-    """The values of a stored map's `names`, as a list: None for a key omitted."""
-    if omitted:
-        return lambda obj: [obj.get(name) for name in names]
-    get = _getter(operator.itemgetter, names)
-    return lambda obj: list(get(obj))
-
-
-def _check_keys(cls: type, plan: _Plan, obj: Mapping[str, Any]) -> None:
+def _check_keys(
+    cls: type, obj: Mapping[str, Any], keys: frozenset[str], required: frozenset[str]
+) -> None:
     """Raise unless `obj` has the keys of a stored `cls`: every field's, but those
     omitted when None, and no other."""
-    missing, unknown = plan.required - obj.keys(), obj.keys() - plan.keys
+    missing, unknown = required - obj.keys(), obj.keys() - keys
     if missing or unknown:
         raise ValueError(f"{cls.__name__}: missing {sorted(missing)}, unknown {sorted(unknown)}")
 
@@ -205,7 +242,8 @@ def _converters(hint: Any, where: str) -> tuple[Convert, Convert]:
             return dict, frozen_map
         return _dict_of(encode), _frozen_map_of(decode)
     if isinstance(hint, type) and issubclass(hint, _Record):
-        return _Record.to_obj, hint.from_obj
+        plan = _PLANS.get(hint) or _plan(hint)
+        return plan.encode, plan.decode
     if hint in (bool, int, str):
         return None, None
     raise TypeError(f"{where}: no encoding for {hint}")
@@ -534,3 +572,9 @@ STATS_BY_ROLE: Mapping[str, type[ProviderStats] | type[RequesterStats] | type[Or
     "requester": RequesterStats,
     "oracle": OracleStats,
 }
+
+
+# Made at import, so that no block pays for them, and a field of a type with no encoding
+# fails here rather than when a record of it is first stored.
+for _record in (Provider, Oracle, Task, ResourceClass, ReferencePrice, Totals):
+    _PLANS.get(_record) or _plan(_record)
