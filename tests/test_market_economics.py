@@ -64,6 +64,25 @@ def test_requester_utility_is_eq_3():
     assert requester_utility([UtilityTerm(sum(quality), sum(paid))]) == 296
 
 
+def test_a_task_s_terms_split_its_money_as_the_worked_example_does():
+    # The provider is paid its term of Π_p where positive, owes it from its stake where
+    # negative; the requester's P_i is what the provider was paid, less what was slashed.
+    profits = [ProfitTerm.of(p, c, lam, r) for p, c, lam, r, _ in TASKS]
+    assert [(t.earned, t.owed) for t in profits] == [(80, 0), (0, 100), (40, 0)]
+    slashed = [t.owed for t in profits]  # stakes large enough for every penalty
+    utilities = [
+        UtilityTerm.of(mp, c, r, t.earned, s)
+        for (_, c, _, r, mp), t, s in zip(TASKS, profits, slashed, strict=True)
+    ]
+    assert utilities == [UtilityTerm(160, 80), UtilityTerm(100, -100), UtilityTerm(56, 40)]
+    assert requester_utility(utilities) == 296
+    # A stake of 30 where 100 is owed: the requester gets 30 of it, a price of -30.
+    assert UtilityTerm.of(20, 10, 2, 0, 30) == UtilityTerm(100, -30)
+    # A task refunded with a penalty: nothing delivered, Q_i = 0; P_i = -slashed.
+    assert ProfitTerm.of(10, 0, 50, 2) == ProfitTerm(0, 100)
+    assert UtilityTerm.of(20, 0, 2, 0, 100) == UtilityTerm(0, -100)
+
+
 def test_a_penalty_is_at_most_an_amount_and_quality_never_below_zero():
     assert penalty(MAX_AMOUNT, 3) == MAX_AMOUNT
     assert quality_bps(3) == 2_500 and quality_bps(4) == 0 and quality_bps(5) == 0
@@ -101,5 +120,11 @@ def test_settlement_pays_each_term_and_the_account_query_answers_the_worked_exam
     payouts = [m.task(i)["payout"] for i in (1, 2, 3)]
     assert [(p["provider"], p["slashed"]) for p in payouts] == [(80, 0), (0, 100), (40, 0)]
     assert [p["requester"] for p in payouts] == [160 - 80, 200 + 100, 75 - 40]
-    assert m.query("/market/account", P0.address)["profit"] == 20
-    assert m.query("/market/account", R0.address)["utility"] == 296
+    provider = m.query("/market/account", P0.address)
+    requester = m.query("/market/account", R0.address)
+    assert provider["profit"] == 20 and requester["utility"] == 296
+    # The books are the sums of the tasks' terms: Σ P_i·C_i, Σ λ_i·R_i and what was
+    # earned for the provider; Σ Q_i and Σ P_i (80 - 100 + 40) for the requester.
+    books = provider["provider"]
+    assert (books["gross"], books["penalties"], books["earned"]) == (240, 220, 120)
+    assert (requester["requester"]["worth"], requester["requester"]["paid"]) == (316, 20)

@@ -21,8 +21,7 @@ from dataclasses import replace
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context, Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.economics import payment
-from cloudchain.chaincode.market.lifecycle import pay_out, penalty_of, transition
+from cloudchain.chaincode.market.lifecycle import pay_out, profit_term, transition
 from cloudchain.chaincode.market.module import MARKET
 from cloudchain.chaincode.market.params import MarketParams
 from cloudchain.chaincode.market.records import Dispute, Task, frozen_map
@@ -93,18 +92,20 @@ def resolve(kv: Overlay, params: MarketParams, task: Task, upheld: bool, height:
     outcome = task.outcome
     if not upheld and task.dispute.by == "requester":
         violations = max(outcome.violations, 1)
+        profit = profit_term(task, 0, violations)
         outcome = replace(
-            outcome, units=0, violations=violations, payment=0, penalty=penalty_of(task, violations)
+            outcome, units=0, violations=violations, payment=profit.payment, penalty=profit.penalty
         )
     elif not upheld:
         units = task.units_used
+        profit = profit_term(task, units, 0)
         outcome = replace(
             outcome,
             completed=True,
             units=units,
             violations=0,
-            payment=payment(task.price, units),
-            penalty=0,
+            payment=profit.payment,
+            penalty=profit.penalty,
         )
     task = replace(task, dispute=replace(task.dispute, upheld=upheld), outcome=outcome)
     task = transition(kv, task, "resolved", height)

@@ -28,6 +28,11 @@ The chain keeps only running sums (market/stats): Σ P_i·C_i (`gross`) and Σ �
 of terms is a term, so the functions below take either the terms of single tasks (as
 settlement and the tests do) or those sums (as the /market/account query does).
 
+Settlement (lifecycle.py) builds each final task's ProfitTerm and UtilityTerm here and
+books their fields, so the sums are exactly the equations': the provider is paid its
+term of Π_p where positive (`earned`) and answers for it from its stake where negative
+(`owed`); the requester's P_i is what the provider earned less what was slashed.
+
 Pure: no state, no I/O; every amount an int.
 """
 
@@ -83,6 +88,17 @@ class ProfitTerm:
         """Task i's term from the paper's symbols: P_i, C_i, λ_i, R_i."""
         return cls(payment(price, units), penalty(penalty_per_violation, violations))
 
+    @property
+    def earned(self) -> Tokens:
+        """What the provider is paid for the task: its term of Π_p, where positive."""
+        return max(0, provider_profit([self]))
+
+    @property
+    def owed(self) -> Tokens:
+        """What the provider answers for from its stake: its term of Π_p, where negative
+        (as a positive amount)."""
+        return max(0, -provider_profit([self]))
+
 
 @dataclass(frozen=True)
 class UtilityTerm:
@@ -90,6 +106,15 @@ class UtilityTerm:
 
     quality: Tokens  # Q_i
     paid: Tokens  # P_i: the net price paid
+
+    @classmethod
+    def of(
+        cls, max_price: Tokens, units: Units, violations: int, earned: Tokens, slashed: Tokens
+    ) -> UtilityTerm:
+        """Task i's term: Q_i, the `units` delivered at the requester's `max_price` and
+        the quality that `violations` left; and P_i, what the provider `earned` (its
+        ProfitTerm's) less the stake `slashed` in the requester's favour."""
+        return cls(quality_value(max_price, units, quality_bps(violations)), earned - slashed)
 
 
 def provider_profit(terms: Iterable[ProfitTerm]) -> Tokens:

@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from cloudchain.chaincode.context import Overlay
-from cloudchain.chaincode.market import economics, state
-from cloudchain.chaincode.market.economics import ProfitTerm, Tokens, provider_profit
+from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market.economics import ProfitTerm, Tokens, Units, UtilityTerm
 from cloudchain.chaincode.market.params import BPS, MarketParams
 from cloudchain.chaincode.market.records import Due, HistoryEntry, Outcome, Payout, Provider, Task
 from cloudchain.chaincode.modules import token
@@ -81,9 +81,10 @@ def violations_of(task: Task, completed: bool, uptime_bps: int, latency_ms: int)
     return (not completed) + (uptime_bps < task.min_uptime_bps) + (latency_ms > task.max_latency_ms)
 
 
-def penalty_of(task: Task, violations: int) -> Tokens:
-    """λ_i·R_i (economics.penalty)."""
-    return economics.penalty(task.penalty, violations)
+def profit_term(task: Task, units: Units, violations: int) -> ProfitTerm:
+    """The task's term of Π_p when `units` (C_i) were verified and `violations` (R_i)
+    found: P_i·C_i at the price it was assigned at, λ_i·R_i at its penalty."""
+    return ProfitTerm.of(task.price, units, task.penalty, violations)
 
 
 def release_capacity(kv: Overlay, task: Task) -> None:
@@ -111,78 +112,103 @@ def slash(kv: Overlay, task: Task, provider: Provider, amount: Tokens) -> tuple[
     the broken agreement, and the supply stays as it was (burning would make the
     requester bear the violation uncompensated, and shrink the supply with every one).
 
-    Booked the same way whichever path it came by: the requester's `refunded`, and its
-    `paid` lowered by as much (a price below zero: U_r counts the compensation); the
-    caller books the provider's `slashed` with the rest of its statistics."""
+    Booked by the caller, the same way whichever path it came by: the provider's
+    `slashed` with the rest of its statistics; the requester's `refunded` as much, and
+    its price P_i lowered by as much (`UtilityTerm.of`: below zero when the provider was
+    paid nothing, so that U_r counts the compensation)."""
     assert provider.stake >= 0 and amount >= 0
     slashed = min(amount, provider.stake)
     if slashed:
         state.add_totals(kv, stake=-slashed)
         token.credit(kv, task.requester, slashed)
-        state.add_stats(kv, "requester", task.requester, paid=-slashed, refunded=slashed)
     return replace(provider, stake=provider.stake - slashed), slashed
 
 
 def pay_out(kv: Overlay, params: MarketParams, task: Task, outcome: Outcome, height: int) -> Task:
     """Move the escrowed deposit as `outcome` says: the provider is paid the task's term
     of Π_p if it is positive, and answers for it from its stake (`slash`) if it is
-    negative; the rest of the deposit goes back. The task with its payout."""
-    term = provider_profit([ProfitTerm(outcome.payment, outcome.penalty)])  # P_i·C_i - λ_i·R_i
-    paid = max(0, term)
-    assert paid <= task.deposit
-    back = task.deposit - paid
+    negative; the rest of the deposit goes back. The task with its payout.
+
+    The statistics book the task's terms as economics defines them: the ProfitTerm
+    (P_i·C_i, λ_i·R_i, and what it earned) for the provider, the UtilityTerm (Q_i, P_i)
+    for the requester."""
+    profit = outcome.profit
+    earned = profit.earned
+    assert earned <= task.deposit
+    back = task.deposit - earned
     provider = state.get_provider(kv, task.provider)
     assert provider is not None
-    provider, slashed = slash(kv, task, provider, max(0, -term))
+    provider, slashed = slash(kv, task, provider, profit.owed)
     provider = replace(provider, tasks_pending=provider.tasks_pending - 1)
     state.put_provider(kv, task.provider, _rated(provider, params, outcome.violations))
     state.add_totals(kv, escrow=-task.deposit)
-    token.credit(kv, task.provider, paid)
+    token.credit(kv, task.provider, earned)
     token.credit(kv, task.requester, back)
     state.add_stats(
         kv,
         "provider",
         task.provider,
-        earned=paid,
-        gross=outcome.payment,
-        penalties=outcome.penalty,
+        earned=earned,
+        gross=profit.payment,
+        penalties=profit.penalty,
         slashed=slashed,
         units=outcome.units,
         tasks=1,
         violated=int(outcome.violations > 0),
     )
-    # P_i of U_r, the price paid, is `paid` less what `slash` gave back; Q_i is the
-    # units' worth to the requester at the quality delivered.
-    worth = economics.quality_value(task.max_price, outcome.units, outcome.quality_bps)
-    state.add_stats(kv, "requester", task.requester, paid=paid, worth=worth, refunded=back, tasks=1)
+    utility = UtilityTerm.of(task.max_price, outcome.units, outcome.violations, earned, slashed)
+    state.add_stats(
+        kv,
+        "requester",
+        task.requester,
+        paid=utility.paid,
+        worth=utility.quality,
+        refunded=back + slashed,
+        tasks=1,
+    )
     state.add_global(kv, tasks_settled=1, tasks_compliant=int(outcome.violations == 0))
     # quality-weighted units: at most the units, so that an epoch's sum stays an int64
     state.add_epoch(kv, state.EPOCH_WORK, task.provider, outcome.units * outcome.quality_bps // BPS)
-    return replace(task, payout=Payout(paid, back + slashed, slashed, height))
+    return replace(task, payout=Payout(earned, back + slashed, slashed, height))
 
 
 def refund(kv: Overlay, params: MarketParams, task: Task, penalise: int, height: int) -> Task:
     """The whole deposit back to the requester; an assigned provider answers for
-    `penalise` violations (λ_i each) from its stake (`slash`): its term of Π_p is
-    -λ_i·R_i, nothing having been verified. The task with its payout."""
+    `penalise` violations (λ_i each) from its stake (`slash`): nothing having been
+    verified (C_i = 0), its term of Π_p is -λ_i·R_i, all of it owed. The task with its
+    payout.
+
+    The requester's term of U_r is then Q_i = 0 (nothing delivered) and P_i = -slashed:
+    only that price is booked, and only when a stake was slashed, so that a refund
+    stores the sums it always stored (a sum is stored once something is added to it,
+    even 0: records._Sums)."""
     slashed = 0
     if task.provider:
         provider = state.get_provider(kv, task.provider)
         assert provider is not None
         provider = replace(provider, tasks_pending=provider.tasks_pending - 1)
         if penalise:
-            fine = penalty_of(task, penalise)
-            term = provider_profit([ProfitTerm(0, fine)])
-            provider, slashed = slash(kv, task, provider, max(0, -term))
+            profit = profit_term(task, 0, penalise)
+            # nothing verified: no P_i·C_i to take λ_i·R_i from, all of it is owed
+            provider, slashed = slash(kv, task, provider, profit.penalty)
             provider = _rated(provider, params, penalise)
             state.add_stats(
-                kv, "provider", task.provider, penalties=fine, slashed=slashed, tasks=1, violated=1
+                kv,
+                "provider",
+                task.provider,
+                penalties=profit.penalty,
+                slashed=slashed,
+                tasks=1,
+                violated=1,
             )
             state.add_global(kv, tasks_settled=1)
         state.put_provider(kv, task.provider, provider)
     state.add_totals(kv, escrow=-task.deposit)
     token.credit(kv, task.requester, task.deposit)
-    state.add_stats(kv, "requester", task.requester, refunded=task.deposit)
+    requester = {"refunded": task.deposit + slashed}
+    if slashed:
+        requester["paid"] = UtilityTerm.of(task.max_price, 0, penalise, 0, slashed).paid
+    state.add_stats(kv, "requester", task.requester, **requester)
     return replace(task, payout=Payout(0, task.deposit + slashed, slashed, height))
 
 

@@ -18,6 +18,15 @@ key for key, so that the stored bytes (and the app hash) are what they were; que
 answer with it too. Only state.py encodes and decodes records, and only it reads or
 writes market/ keys.
 
+Both are derived from the dataclass fields (`_Record`), planned once per class at
+import: a map of the fields by name, in their order; a field that is itself a record, a
+tuple or a map of records, or optional (`X | None`), is encoded as its type says. Adding
+a field is one line. The few quirks of the old maps are declared where they are: a field stored
+otherwise when None (`Task.output`), or not at all (`Dispute.upheld`); a property
+stored with the fields (`Outcome.quality_bps`); a record stored as a list
+(`HistoryEntry`, `Due`). `from_obj` is strict: a stored map with a key missing, or one
+the record does not have, is a bug, and raises.
+
 Records are frozen: a change is a new record (`dataclasses.replace`, or a method
 here that returns one), which the caller stores. Maps inside a record are read-only
 (`frozen_map`).
@@ -33,12 +42,15 @@ that change them (the handlers).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+import operator
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
-from cloudchain.chaincode.market.economics import Bps, Tokens, Units, quality_bps
+from cloudchain.chaincode.market.economics import Bps, ProfitTerm, Tokens, Units, quality_bps
 
 STAT_MAX = 2**63 - 1  # a statistic's bound either way: a signed 64-bit integer, as amounts
 
@@ -54,11 +66,225 @@ def _with(items: Mapping[str, V], name: str, value: V) -> Mapping[str, V]:
     return MappingProxyType({**items, name: value})
 
 
+# --- the encoding, derived from the fields ------------------------------------------------
+
+Converter = Callable[[Any], Any]  # a value to its plain value, or back
+Convert = Converter | None  # None: stored as it is
+
+_NONE_AS = "none_as"  # field metadata: what None is stored as, instead of nil
+_OMITTED_IF_NONE = "omitted_if_none"  # field metadata: None is not stored, nor its key
+
+
+class _Record:
+    """A frozen dataclass stored as the map of its fields, by name (or, `AS_LIST`, the
+    list of their values, in order)."""
+
+    __slots__ = ()
+    AS_LIST: ClassVar[bool] = False
+    DERIVED: ClassVar[tuple[str, ...]] = ()  # properties stored after the fields
+
+    def to_obj(self) -> Any:
+        return (_PLANS.get(type(self)) or _plan(type(self))).encode(self)
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> Self:
+        return (_PLANS.get(cls) or _plan(cls)).decode(obj)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How one record class is encoded and decoded, made once from its fields."""
+
+    encode: Converter  # a record to its plain value
+    decode: Converter  # and back, refusing one that is not a stored record's
+
+
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type[_Record]) -> _Plan:
+    """`cls`'s plan, resolved from its fields and their types, and kept."""
+    hints = typing.get_type_hints(cls)
+    declared = fields(cls)  # type: ignore[arg-type]
+    names = tuple(f.name for f in declared)
+    converted: list[tuple[int, str, Converter, Converter]] = []  # (at, name, to, from)
+    omitted = []
+    for at, f in enumerate(declared):
+        to, fro = _converters(hints[f.name], f"{cls.__name__}.{f.name}")
+        if _NONE_AS in f.metadata:
+            to, fro = _none_as(f.metadata[_NONE_AS], to, fro)
+        if to is not None and fro is not None:
+            converted.append((at, f.name, to, fro))
+        if f.metadata.get(_OMITTED_IF_NONE):
+            omitted.append(f.name)
+    keys = frozenset(names) | frozenset(cls.DERIVED)
+    required = keys - frozenset(omitted)
+    values = _getter(operator.attrgetter, names)
+    if cls.AS_LIST:
+        assert not converted and not omitted and not cls.DERIVED, cls
+        encode, decode = _list_codec(cls, names, values)
+    else:
+        encode = _map_encoder(names, values, converted, omitted, cls.DERIVED)
+        decode = _map_decoder(cls, names, converted, omitted, keys, required)
+    plan = _PLANS[cls] = _Plan(encode, decode)
+    return plan
+
+
+def _list_codec(
+    cls: type[_Record], names: tuple[str, ...], values: Callable[[Any], tuple[Any, ...]]
+) -> tuple[Converter, Converter]:
+    """A record of plain values stored as the list of them."""
+
+    def decode(obj: Any) -> Any:
+        if len(obj) != len(names):
+            raise ValueError(f"{cls.__name__}: {len(obj)} values, not {len(names)}")
+        return cls(*obj)
+
+    return (lambda record: list(values(record))), decode
+
+
+def _map_encoder(
+    names: tuple[str, ...],
+    values: Callable[[Any], tuple[Any, ...]],
+    converted: list[tuple[int, str, Converter, Converter]],
+    omitted: list[str],
+    derived: tuple[str, ...],
+) -> Converter:
+    """A record to the map of its fields, each converted as its type says."""
+    # zip(..., strict=...) costs a third of the encoding of a small record: `values`
+    # gives one value a name by construction, so B905 is off in this function.
+    if not converted and not omitted and not derived:
+        return lambda record: dict(zip(names, values(record)))  # noqa: B905
+    conversions = tuple((name, to) for _, name, to, _ in converted)
+
+    def encode(record: Any) -> dict[str, Any]:
+        obj = dict(zip(names, values(record)))  # noqa: B905
+        for name, to in conversions:
+            obj[name] = to(obj[name])
+        for name in omitted:
+            if obj[name] is None:
+                del obj[name]
+        for name in derived:
+            obj[name] = getattr(record, name)
+        return obj
+
+    return encode
+
+
+def _map_decoder(
+    cls: type[_Record],
+    names: tuple[str, ...],
+    converted: list[tuple[int, str, Converter, Converter]],
+    omitted: list[str],
+    keys: frozenset[str],
+    required: frozenset[str],
+) -> Converter:
+    """A stored map back to its record: refused unless it has the keys of one."""
+    pick = _picker(names, omitted, bool(converted))
+    conversions = tuple((at, fro) for at, _, _, fro in converted)
+
+    def decode(obj: Any) -> Any:
+        if obj.keys() != keys:
+            _check_keys(cls, obj, keys, required)
+        values = pick(obj)
+        for at, fro in conversions:
+            values[at] = fro(values[at])
+        return cls(*values)
+
+    return decode
+
+
+def _picker(
+    names: tuple[str, ...], omitted: list[str], to_convert: bool
+) -> Callable[[Mapping[str, Any]], Any]:
+    """The values of a stored map's `names`, in order: a list (None for a key omitted)
+    if some are to be converted or may be missing, else a tuple."""
+    if omitted:
+        return lambda obj: [obj.get(name) for name in names]
+    get = _getter(operator.itemgetter, names)
+    return (lambda obj: list(get(obj))) if to_convert else get
+
+
+def _getter(
+    make: Callable[..., Callable[[Any], Any]], names: tuple[str, ...]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """operator.attrgetter or itemgetter of `names`, giving a tuple even of one."""
+    get = make(*names)
+    return get if len(names) > 1 else lambda value: (get(value),)
+
+
+def _check_keys(
+    cls: type, obj: Mapping[str, Any], keys: frozenset[str], required: frozenset[str]
+) -> None:
+    """Raise unless `obj` has the keys of a stored `cls`: every field's, but those
+    omitted when None, and no other."""
+    missing, unknown = required - obj.keys(), obj.keys() - keys
+    if missing or unknown:
+        raise ValueError(f"{cls.__name__}: missing {sorted(missing)}, unknown {sorted(unknown)}")
+
+
+def _converters(hint: Any, where: str) -> tuple[Convert, Convert]:
+    """How a value of type `hint` becomes its plain value, and back: (None, None) for
+    one stored as it is (a bool, int or str), else both."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union) and len(args) == 2 and type(None) in args:
+        (inner,) = (a for a in args if a is not type(None))
+        encode, decode = _converters(inner, where)
+        return _or_none(encode), _or_none(decode)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        encode, decode = _converters(args[0], where)
+        if encode is None or decode is None:
+            return list, tuple
+        return _list_of(encode), _tuple_of(decode)
+    if origin is Mapping and args[0] is str:
+        encode, decode = _converters(args[1], where)
+        if encode is None or decode is None:
+            return dict, frozen_map
+        return _dict_of(encode), _frozen_map_of(decode)
+    if isinstance(hint, type) and issubclass(hint, _Record):
+        plan = _PLANS.get(hint) or _plan(hint)
+        return plan.encode, plan.decode
+    if hint in (bool, int, str):
+        return None, None
+    raise TypeError(f"{where}: no encoding for {hint}")
+
+
+def _or_none(convert: Convert) -> Convert:
+    if convert is None:
+        return None
+    return lambda value: None if value is None else convert(value)
+
+
+def _list_of(convert: Converter) -> Converter:
+    return lambda values: [convert(value) for value in values]
+
+
+def _tuple_of(convert: Converter) -> Converter:
+    return lambda values: tuple([convert(value) for value in values])
+
+
+def _dict_of(convert: Converter) -> Converter:
+    return lambda items: {key: convert(value) for key, value in items.items()}
+
+
+def _frozen_map_of(convert: Converter) -> Converter:
+    return lambda items: MappingProxyType({key: convert(value) for key, value in items.items()})
+
+
+def _none_as(stored: Any, encode: Convert, decode: Convert) -> tuple[Convert, Convert]:
+    """Converters that store None as `stored` (and read `stored` as None)."""
+    assert encode is not None and decode is not None, "only for a field of a converted type"
+    return (
+        lambda value: stored if value is None else encode(value),
+        lambda value: None if value == stored else decode(value),
+    )
+
+
 # --- providers and oracles -----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Offer:
+class Offer(_Record):
     """What a provider sells in one resource class."""
 
     gpu: str
@@ -67,22 +293,9 @@ class Offer:
     units: Units  # compute units it can have in flight at once in this class
     price: Tokens  # per compute unit
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "gpu": self.gpu,
-            "gpus": self.gpus,
-            "memory_gb": self.memory_gb,
-            "units": self.units,
-            "price": self.price,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Offer:
-        return cls(obj["gpu"], obj["gpus"], obj["memory_gb"], obj["units"], obj["price"])
-
 
 @dataclass(frozen=True, slots=True)
-class Provider:
+class Provider(_Record):
     name: str
     tier: str
     offers: Mapping[str, Offer]  # by resource class
@@ -103,85 +316,37 @@ class Provider:
             del in_flight[name]
         return replace(self, in_flight=MappingProxyType(in_flight))
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "tier": self.tier,
-            "offers": {name: offer.to_obj() for name, offer in self.offers.items()},
-            "stake": self.stake,
-            "status": self.status,
-            "unbond_at": self.unbond_at,
-            "joined_at": self.joined_at,
-            "in_flight": dict(self.in_flight),
-            "tasks_pending": self.tasks_pending,
-            "reputation": self.reputation,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Provider:
-        return cls(
-            obj["name"],
-            obj["tier"],
-            MappingProxyType({n: Offer.from_obj(o) for n, o in obj["offers"].items()}),
-            obj["stake"],
-            obj["status"],
-            obj["unbond_at"],
-            obj["joined_at"],
-            frozen_map(obj["in_flight"]),
-            obj["tasks_pending"],
-            obj["reputation"],
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Oracle:
+class Oracle(_Record):
     added_at: int  # height
-
-    def to_obj(self) -> dict[str, Any]:
-        return {"added_at": self.added_at}
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Oracle:
-        return cls(obj["added_at"])
 
 
 # --- tasks ---------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class HistoryEntry:
+class HistoryEntry(_Record):
     """A state the task entered, and the height at which it did."""
+
+    AS_LIST: ClassVar[bool] = True
 
     state: str
     height: int
 
-    def to_obj(self) -> list[Any]:
-        return [self.state, self.height]
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> HistoryEntry:
-        state, height = obj
-        return cls(state, height)
-
 
 @dataclass(frozen=True, slots=True)
-class Due:
+class Due(_Record):
     """When the end-of-block work must next look at a task."""
+
+    AS_LIST: ClassVar[bool] = True
 
     kind: str  # "t": `at` is a block time (ns); "h": `at` is a height
     at: int
 
-    def to_obj(self) -> list[Any]:
-        return [self.kind, self.at]
-
-    @classmethod
-    def from_obj(cls, obj: Any) -> Due:
-        kind, at = obj
-        return cls(kind, at)
-
 
 @dataclass(frozen=True, slots=True)
-class Attestation:
+class Attestation(_Record):
     """An oracle's report on a completed task."""
 
     completed: bool
@@ -190,23 +355,12 @@ class Attestation:
     latency_ms: int
     at: int  # height
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "completed": self.completed,
-            "units": self.units,
-            "uptime_bps": self.uptime_bps,
-            "latency_ms": self.latency_ms,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Attestation:
-        return cls(obj["completed"], obj["units"], obj["uptime_bps"], obj["latency_ms"], obj["at"])
-
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(_Record):
     """What the oracles' quorum decided about a completed task (or a dispute made of it)."""
+
+    DERIVED: ClassVar[tuple[str, ...]] = ("quality_bps",)
 
     completed: bool
     units: Units  # verified compute units, C_i
@@ -220,60 +374,26 @@ class Outcome:
     def quality_bps(self) -> Bps:
         return quality_bps(self.violations)
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "completed": self.completed,
-            "units": self.units,
-            "uptime_bps": self.uptime_bps,
-            "latency_ms": self.latency_ms,
-            "violations": self.violations,
-            "payment": self.payment,
-            "penalty": self.penalty,
-            "quality_bps": self.quality_bps,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Outcome:
-        return cls(
-            obj["completed"],
-            obj["units"],
-            obj["uptime_bps"],
-            obj["latency_ms"],
-            obj["violations"],
-            obj["payment"],
-            obj["penalty"],
-        )
+    @property
+    def profit(self) -> ProfitTerm:
+        """The task's term of Π_p."""
+        return ProfitTerm(self.payment, self.penalty)
 
 
 @dataclass(frozen=True, slots=True)
-class Dispute:
+class Dispute(_Record):
     by: str  # "requester" or "provider"
     reason: str
     at: int  # height
     votes: Mapping[str, bool]  # by oracle: uphold the outcome or not
-    upheld: bool | None = None  # once resolved (not stored before)
+    upheld: bool | None = field(default=None, metadata={_OMITTED_IF_NONE: True})  # resolved
 
     def with_vote(self, oracle: str, uphold: bool) -> Dispute:
         return replace(self, votes=_with(self.votes, oracle, uphold))
 
-    def to_obj(self) -> dict[str, Any]:
-        obj: dict[str, Any] = {
-            "by": self.by,
-            "reason": self.reason,
-            "at": self.at,
-            "votes": dict(self.votes),
-        }
-        if self.upheld is not None:
-            obj["upheld"] = self.upheld
-        return obj
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Dispute:
-        return cls(obj["by"], obj["reason"], obj["at"], frozen_map(obj["votes"]), obj.get("upheld"))
-
 
 @dataclass(frozen=True, slots=True)
-class Payout:
+class Payout(_Record):
     """Who got what when the task reached its final state."""
 
     provider: Tokens
@@ -281,21 +401,9 @@ class Payout:
     slashed: Tokens  # of the provider's stake, given to the requester (in `requester`)
     at: int  # height
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "provider": self.provider,
-            "requester": self.requester,
-            "slashed": self.slashed,
-            "at": self.at,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Payout:
-        return cls(obj["provider"], obj["requester"], obj["slashed"], obj["at"])
-
 
 @dataclass(frozen=True, slots=True)
-class Task:
+class Task(_Record):
     """A requester's task: its terms, where it stands, and what came of it."""
 
     id: int
@@ -317,7 +425,7 @@ class Task:
     price: Tokens  # P_i, per compute unit: the offer it was assigned at
     submitted_at: int
     units_used: Units  # as the provider reported them
-    output: tuple[str, ...] | None  # CIDs; None until completed (stored as "")
+    output: tuple[str, ...] | None = field(metadata={_NONE_AS: ""})  # CIDs, once completed
     completed_at: int
     attestations: Mapping[str, Attestation]  # by oracle
     outcome: Outcome | None
@@ -329,79 +437,12 @@ class Task:
     def with_attestation(self, oracle: str, attestation: Attestation) -> Task:
         return replace(self, attestations=_with(self.attestations, oracle, attestation))
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "requester": self.requester,
-            "kind": self.kind,
-            "inputs": list(self.inputs),
-            "resource_class": self.resource_class,
-            "units": self.units,
-            "max_price": self.max_price,
-            "deposit": self.deposit,
-            "deadline_ns": self.deadline_ns,
-            "min_uptime_bps": self.min_uptime_bps,
-            "max_latency_ms": self.max_latency_ms,
-            "penalty": self.penalty,
-            "named_provider": self.named_provider,
-            "state": self.state,
-            "history": [entry.to_obj() for entry in self.history],
-            "provider": self.provider,
-            "price": self.price,
-            "submitted_at": self.submitted_at,
-            "units_used": self.units_used,
-            "output": "" if self.output is None else list(self.output),
-            "completed_at": self.completed_at,
-            "attestations": {o: a.to_obj() for o, a in self.attestations.items()},
-            "outcome": None if self.outcome is None else self.outcome.to_obj(),
-            "verified_at": self.verified_at,
-            "dispute": None if self.dispute is None else self.dispute.to_obj(),
-            "payout": None if self.payout is None else self.payout.to_obj(),
-            "due": None if self.due is None else self.due.to_obj(),
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Task:
-        output, outcome, dispute = obj["output"], obj["outcome"], obj["dispute"]
-        payout, due = obj["payout"], obj["due"]
-        return cls(
-            id=obj["id"],
-            requester=obj["requester"],
-            kind=obj["kind"],
-            inputs=tuple(obj["inputs"]),
-            resource_class=obj["resource_class"],
-            units=obj["units"],
-            max_price=obj["max_price"],
-            deposit=obj["deposit"],
-            deadline_ns=obj["deadline_ns"],
-            min_uptime_bps=obj["min_uptime_bps"],
-            max_latency_ms=obj["max_latency_ms"],
-            penalty=obj["penalty"],
-            named_provider=obj["named_provider"],
-            state=obj["state"],
-            history=tuple(HistoryEntry.from_obj(entry) for entry in obj["history"]),
-            provider=obj["provider"],
-            price=obj["price"],
-            submitted_at=obj["submitted_at"],
-            units_used=obj["units_used"],
-            output=None if output == "" else tuple(output),
-            completed_at=obj["completed_at"],
-            attestations=MappingProxyType(
-                {o: Attestation.from_obj(a) for o, a in obj["attestations"].items()}
-            ),
-            outcome=None if outcome is None else Outcome.from_obj(outcome),
-            verified_at=obj["verified_at"],
-            dispute=None if dispute is None else Dispute.from_obj(dispute),
-            payout=None if payout is None else Payout.from_obj(payout),
-            due=None if due is None else Due.from_obj(due),
-        )
-
 
 # --- resource classes and prices -------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class ResourceClass:
+class ResourceClass(_Record):
     """Capacity and units in flight now in a class, and their sums over the epoch's
     blocks so far (for its utilisation)."""
 
@@ -417,42 +458,19 @@ class ResourceClass:
         assert record.capacity >= 0 and record.in_flight >= 0, record
         return record
 
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "capacity": self.capacity,
-            "in_flight": self.in_flight,
-            "util_sum": self.util_sum,
-            "cap_sum": self.cap_sum,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> ResourceClass:
-        return cls(obj["capacity"], obj["in_flight"], obj["util_sum"], obj["cap_sum"])
-
 
 @dataclass(frozen=True, slots=True)
-class ReferencePrice:
+class ReferencePrice(_Record):
     price: Tokens  # per compute unit
     utilisation_bps: Bps  # over the last epoch
     updated_at: int  # height
-
-    def to_obj(self) -> dict[str, Any]:
-        return {
-            "price": self.price,
-            "utilisation_bps": self.utilisation_bps,
-            "updated_at": self.updated_at,
-        }
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> ReferencePrice:
-        return cls(obj["price"], obj["utilisation_bps"], obj["updated_at"])
 
 
 # --- tokens held, and what everyone earned ---------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class Totals:
+class Totals(_Record):
     """Tokens the market holds: deposits in escrow, and providers' stakes."""
 
     escrow: Tokens = 0
@@ -462,13 +480,6 @@ class Totals:
         totals = Totals(self.escrow + escrow, self.stake + stake)
         assert totals.escrow >= 0 and totals.stake >= 0, totals
         return totals
-
-    def to_obj(self) -> dict[str, Any]:
-        return {"escrow": self.escrow, "stake": self.stake}
-
-    @classmethod
-    def from_obj(cls, obj: Mapping[str, Any]) -> Totals:
-        return cls(obj["escrow"], obj["stake"])
 
 
 def _saturating(value: int) -> int:
@@ -561,3 +572,9 @@ STATS_BY_ROLE: Mapping[str, type[ProviderStats] | type[RequesterStats] | type[Or
     "requester": RequesterStats,
     "oracle": OracleStats,
 }
+
+
+# Made at import, so that no block pays for them, and a field of a type with no encoding
+# fails here rather than when a record of it is first stored.
+for _record in (Provider, Oracle, Task, ResourceClass, ReferencePrice, Totals):
+    _PLANS.get(_record) or _plan(_record)

@@ -31,8 +31,7 @@ from dataclasses import replace
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context, Overlay, StateReader
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.economics import payment
-from cloudchain.chaincode.market.lifecycle import penalty_of, transition, violations_of
+from cloudchain.chaincode.market.lifecycle import profit_term, transition, violations_of
 from cloudchain.chaincode.market.module import MARKET, bps_arg
 from cloudchain.chaincode.market.params import BPS
 from cloudchain.chaincode.market.records import Attestation, Outcome, Task
@@ -141,15 +140,8 @@ def decide(task: Task, oracles: Sequence[str], quorum: int) -> Outcome | None:
     if completed:
         units = min(_median([r.units for r in agreeing]), task.units_used)
     violations = violations_of(task, completed, uptime, latency)
-    return Outcome(
-        completed,
-        units,
-        uptime,
-        latency,
-        violations,
-        payment=payment(task.price, units),
-        penalty=penalty_of(task, violations),
-    )
+    profit = profit_term(task, units, violations)
+    return Outcome(completed, units, uptime, latency, violations, profit.payment, profit.penalty)
 
 
 def _median(values: list[int], upper: bool = False) -> int:

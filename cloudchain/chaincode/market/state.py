@@ -58,7 +58,6 @@ from cloudchain.chaincode.market.records import (
     Totals,
 )
 
-PREFIX = b"market/"
 PARAMS = b"market/params"
 PROVIDER = b"market/provider/"
 ORACLE = b"market/oracle/"
@@ -78,8 +77,6 @@ GLOBAL = b"market/global"
 EPOCH_WORK = b"market/epoch/work/"
 EPOCH_HONEST = b"market/epoch/honest/"
 PRESENT = b"\x01"  # the value of an index entry
-
-ROLES = tuple(STATS_BY_ROLE)
 
 
 class _Record(Protocol):
