@@ -23,6 +23,13 @@ UNKNOWN_CID = import_bytes(b"never stored")[1].root  # well-formed, not on the n
 FILE_BYTES = 3 * CHUNK_SIZE_BYTES + 12_345  # several chunks and a partial one
 
 
+@pytest.fixture
+def node_rpc_limits():
+    """The `node` fixture's node (tests/conftest.py) answers the operator's blob_pin,
+    blob_unpin and blob_gc (refused by default: tests/test_rpc_unsafe.py)."""
+    return {"unsafe": True}
+
+
 def url_of(node) -> str:
     return f"http://{node.config.rpc.listen_address}"
 

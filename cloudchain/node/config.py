@@ -5,7 +5,10 @@
                   backoff, frame and message limits come from network/secret_connection
     [rpc]         listen_address of the JSON-RPC server; limits on request bodies, batches,
                   open connections, WebSocket subscribers, subscriptions per client, and
-                  events and bytes queued per WebSocket
+                  events and bytes queued per WebSocket; unsafe (CometBFT's name, false by
+                  default): whether the operator's methods that change the node's state
+                  (blob_pin, blob_unpin, blob_gc: node/rpc/admin.py's OPERATOR_METHODS)
+                  answer at all
     [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
@@ -60,6 +63,15 @@ class RPCConfig:
     # apart. Replies beyond it: its requests are not read until they drain; events beyond
     # it: its subscriptions are cancelled. One reply or event always fits, however large.
     max_websocket_outbox_bytes: int = 4 * 1024 * 1024
+    # CometBFT's [rpc] unsafe: the operator's methods that change the node's state
+    # (blob_pin, blob_unpin, blob_gc; rpc/admin.py's OPERATOR_METHODS) answer only when
+    # true. Off by default, because anyone who reaches the RPC port could otherwise
+    # delete what the blob store holds; a refused call is a -32601 naming this setting.
+    unsafe: bool = False
+
+
+# The [rpc] settings that are counts or sizes, each at least 1.
+_RPC_LIMITS = tuple(f.name for f in fields(RPCConfig) if f.type == "int")
 
 
 @dataclass(frozen=True)
@@ -158,9 +170,9 @@ class NodeConfig:
             raise ConfigError(f"{where}: [log] level must be one of {', '.join(LOG_LEVELS)}")
         if config.log.format not in LOG_FORMATS:
             raise ConfigError(f"{where}: [log] format must be one of {', '.join(LOG_FORMATS)}")
-        for limit in fields(RPCConfig):
-            if limit.name != "listen_address" and getattr(config.rpc, limit.name) < 1:
-                raise ConfigError(f"{where}: [rpc] {limit.name} must be at least 1")
+        for limit in _RPC_LIMITS:
+            if getattr(config.rpc, limit) < 1:
+                raise ConfigError(f"{where}: [rpc] {limit} must be at least 1")
         if config.blobs.max_upload_bytes < 1:
             raise ConfigError(f"{where}: [blobs] max_upload_bytes must be at least 1")
         for name in ("p2p", "rpc"):

@@ -5,6 +5,16 @@
     blob_unpin {cid}    {"cid", "pinned": false, "changed"}
     blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept"}
 
+blob_pin, blob_unpin and blob_gc change what the node keeps: they are
+OPERATOR_METHODS, which answer only when config.toml says `[rpc] unsafe = true`
+(CometBFT's setting for its own unsafe routes, dial_peers, unsafe_flush_mempool and
+the like, none of which we have). With it false, the default, the server registers
+them disabled (server.py) and every call, over POST, the URI form or the WebSocket,
+gets `operator_method_disabled`'s error: -32601, JSON-RPC's "the method does not
+exist / is not available", as CometBFT answers a disabled unsafe route, with data
+naming the setting, so a client sees both that the method is not there for it and
+why. blob_stat only reads, and answers always.
+
 GC keeps the pins and the CIDs anchored on chain (the NodeView's
 `anchored_cids`). Every store call runs on the blob routes' threads
 (blob_http.py's `run`), never on the event loop, and the store's errors are
@@ -21,11 +31,25 @@ from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
 from cloudchain.blobs.store import BlockNotFoundError, CorruptBlockError, PinLimitError
 from cloudchain.node.rpc.blob_http import BlobHTTP, BlobHTTPError, parse_cid
-from cloudchain.node.rpc.errors import INTERNAL_ERROR, RPCError
+from cloudchain.node.rpc.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RPCError
 from cloudchain.node.rpc.params import bad_params
 from cloudchain.node.rpc.view import BlobStoreAccess, NodeView
 
 T = TypeVar("T")
+
+# The methods that change the node's state, enabled by `[rpc] unsafe = true` alone.
+OPERATOR_METHODS = ("blob_pin", "blob_unpin", "blob_gc")
+UNSAFE_SETTING = "[rpc] unsafe"
+
+
+def operator_method_disabled(method: str) -> RPCError:
+    """What an operator method answers while `[rpc] unsafe` is false."""
+    assert method in OPERATOR_METHODS
+    return RPCError(
+        METHOD_NOT_FOUND,
+        "Method not found",
+        f"{method} is an operator method: set {UNSAFE_SETTING} = true in config.toml to enable it",
+    )
 
 
 class BlobAdmin:
