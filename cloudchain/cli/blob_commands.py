@@ -87,7 +87,7 @@ def add_blob_commands(commands: Any) -> None:
     for name, help_text, run in (
         ("stat", "size, completeness and pin of a blob on the node", _run_stat),
         ("pin", "keep a blob from garbage collection on the node", _run_pin),
-        ("unpin", "let garbage collection remove a blob (unless anchored)", _run_unpin),
+        ("unpin", "let garbage collection remove a blob: drop its pin or lease", _run_unpin),
     ):
         verb = verbs.add_parser(
             name, help=help_text, description=f"Example: cloudchain blob {name} QmCID"
@@ -97,7 +97,7 @@ def add_blob_commands(commands: Any) -> None:
         verb.set_defaults(run=run)
     gc = verbs.add_parser(
         "gc",
-        help="remove the blocks of blobs neither pinned nor anchored",
+        help="remove the blocks of blobs neither pinned, anchored nor in their lease's grace",
         description="Example: cloudchain blob gc --json",
     )
     node_options(gc)
@@ -200,6 +200,7 @@ def _run_stat(args: argparse.Namespace) -> int:
             ("complete", "yes" if stat.complete else "no"),
             ("blocks", f"{stat.blocks_local} here, {stat.blocks_missing} known to be missing"),
             ("pinned", "yes" if stat.pinned else "no"),
+            ("leased", "yes (kept until anchored, or the grace ends)" if stat.leased else "no"),
         ],
     )
     return 0
@@ -234,7 +235,11 @@ def _run_gc(args: argparse.Namespace) -> int:
     _print(
         args,
         gc.raw,
-        [("removed", f"{gc.blocks_removed} blocks"), ("freed", f"{gc.bytes_freed} bytes")],
+        [
+            ("removed", f"{gc.blocks_removed} blocks"),
+            ("freed", f"{gc.bytes_freed} bytes"),
+            ("expired", f"{len(gc.leases_expired)} unanchored blobs past their grace"),
+        ],
     )
     return 0
 

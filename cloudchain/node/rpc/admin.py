@@ -1,9 +1,16 @@
 """The operator's JSON-RPC methods, ours and not CometBFT's: the blob store's bookkeeping.
 
-    blob_stat {cid}     {"cid", "size", "complete", "blocks_local", "blocks_missing", "pinned"}
+    blob_stat {cid}     {"cid", "size", "complete", "blocks_local", "blocks_missing", "pinned",
+                         "leased"}
     blob_pin {cid}      {"cid", "pinned": true, "changed"}
     blob_unpin {cid}    {"cid", "pinned": false, "changed"}
-    blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept"}
+    blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept", "leases_released",
+                         "leases_expired": [cids, oldest first]}
+
+An upload (or a replica a peer asked for) is leased, not pinned: blob_pin turns
+its lease into a pin, blob_unpin drops a pin or a lease, and blob_gc releases
+the leases of anchored roots and drops those past [blobs] unanchored_grace_s
+(blobs/store.py, "Leases").
 
 blob_pin, blob_unpin and blob_gc change what the node keeps: they are
 OPERATOR_METHODS, which answer only when config.toml says `[rpc] unsafe = true`
@@ -15,7 +22,7 @@ exist / is not available", as CometBFT answers a disabled unsafe route, with dat
 naming the setting, so a client sees both that the method is not there for it and
 why. blob_stat only reads, and answers always.
 
-GC keeps the pins and the CIDs anchored on chain (the NodeView's
+GC keeps the pins, the leases and the CIDs anchored on chain (the NodeView's
 `anchored_cids`). Every store call runs on the blob routes' threads
 (blob_http.py's `run`), never on the event loop, and the store's errors are
 mapped here to JSON-RPC's: a malformed CID is -32602, a blob not here, a
@@ -62,6 +69,7 @@ class BlobAdmin:
         store = self._store()
         stat = await self._run(store.stat, cid)
         pinned = cid in await self._run(store.pins)
+        lease = await self._run(store.lease_of, cid)
         return {
             "cid": str(cid),
             "size": stat.size,
@@ -69,6 +77,7 @@ class BlobAdmin:
             "blocks_local": stat.blocks_local,
             "blocks_missing": stat.blocks_missing,
             "pinned": pinned,
+            "leased": lease is not None,
         }
 
     async def blob_pin(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +97,8 @@ class BlobAdmin:
             "blocks_removed": result.blocks_removed,
             "bytes_freed": result.bytes_freed,
             "blocks_kept": result.blocks_kept,
+            "leases_released": result.leases_released,
+            "leases_expired": [str(cid) for cid in result.leases_expired],
         }
 
     def _store(self) -> BlobStoreAccess:
