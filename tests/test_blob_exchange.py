@@ -37,7 +37,7 @@ from cloudchain.blobs.exchange.messages import (
 )
 from cloudchain.blobs.exchange.serving import PEER_REQUESTS_MAX
 from cloudchain.blobs.flatfs import key_of
-from cloudchain.blobs.store import BLOCK_BYTES_MAX, BlobStore
+from cloudchain.blobs.store import BLOCK_BYTES_MAX, BlobStore, LeasePolicy
 from cloudchain.ledger import MalformedError
 from tests.helpers.waiting import DEADLINE_S
 
@@ -63,8 +63,8 @@ class Net:
         self.errors: list[tuple[str, str, Exception]] = []
         self.tamper: dict[str, Tamper] = {}  # by sender
 
-    def add(self, node_id: str, **kwargs) -> BlobExchange:
-        store = BlobStore(self.tmp_path / node_id)
+    def add(self, node_id: str, store_options: dict | None = None, **kwargs) -> BlobExchange:
+        store = BlobStore(self.tmp_path / node_id, **(store_options or {}))
         exchange = BlobExchange(
             store,
             lambda dst, obj, src=node_id: self.deliver(src, dst, obj),
@@ -332,13 +332,40 @@ async def test_replicate_to_two_of_three_nodes(net):
     holders = await a.replicate(root, 2, ["B", "C"])
 
     assert holders == ["A", "B"]
-    assert b.store.stat(root, verify=True).complete and root in b.store.pins()
+    assert b.store.stat(root, verify=True).complete
+    # Held for A under a lease, not a pin: it counts against B's quota until anchored.
+    assert b.store.pins() == [] and b.store.lease_of(root) is not None
+    assert b.store.unanchored_bytes == b.store.lease_of(root).bytes > len(data)
     assert not c.store.has(root)
     assert net.sent[("C", "have-all")] == 0
 
     holders = await a.replicate(root, 3, ["B", "C"])
     assert holders == ["A", "B", "C"]
     assert read_all(c, root) == data
+
+
+async def test_a_replica_past_the_quota_fails_and_leaves_nothing_behind(net):
+    """A peer cannot fill our disk by asking us to replicate: B's quota of unanchored
+    bytes is smaller than the blob, so B's fetch fails midway, B removes what it
+    stored and answers fetch-failed, and A moves on to C."""
+    a = net.add("A")
+    b = net.add("B", store_options={"policy": LeasePolicy(max_unanchored_bytes=300_000)})
+    c = net.add("C")
+    kept = b.store.add(io.BytesIO(make_file(seed=7, size=100_000)), OPTIONS)  # pinned
+    keys_before = sorted(b.store._fs.iter_keys())
+    data = make_file(seed=8, size=1024 * 1024)
+    root = add_file(a, data)
+
+    holders = await a.replicate(root, 2, ["B", "C"])
+
+    assert holders == ["A", "C"] and read_all(c, root) == data
+    assert net.sent[("B", "fetch-failed")] == 1 and net.sent[("B", "have-all")] == 0
+    assert sorted(b.store._fs.iter_keys()) == keys_before  # its pin's blocks, and no others
+    assert b.store.stat(kept.root, verify=True).complete
+    assert b.store.leases() == [] and b.store.unanchored_bytes == 0
+    counters = b.store.counters
+    assert counters.quota_refusals >= 1 and counters.blocks_rolled_back > 0  # stores run at once
+    assert counters.blocks_rolled_back == counters.blocks_written - kept.blocks_written
 
 
 async def test_replicate_moves_on_when_a_peer_fails(net):

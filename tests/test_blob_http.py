@@ -15,12 +15,21 @@ from cloudchain.client import Client, RPCClientError
 from cloudchain.crypto import read_key_file
 from cloudchain.node.config import BlobsConfig
 from cloudchain.node.rpc.blob_http import UnsatisfiableRangeError, parse_range
+from cloudchain.node.rpc.blob_upload import READ_AHEAD_BYTES
 from tests.helpers.cli import verbs
+from tests.helpers.network import start_node, wait_for_height
 from tests.helpers.waiting import wait_until
 
 DEADLINE_S = 10.0
 UNKNOWN_CID = import_bytes(b"never stored")[1].root  # well-formed, not on the node
 FILE_BYTES = 3 * CHUNK_SIZE_BYTES + 12_345  # several chunks and a partial one
+
+
+@pytest.fixture
+def node_rpc_limits():
+    """The `node` fixture's node (tests/conftest.py) answers the operator's blob_pin,
+    blob_unpin and blob_gc (refused by default: tests/test_rpc_unsafe.py)."""
+    return {"unsafe": True}
 
 
 def url_of(node) -> str:
@@ -76,7 +85,10 @@ async def test_put_get_round_trip_and_ranges(node, tmp_path):
             assert response.status == 200, await response.text()
             put = await response.json()
         assert put == {"cid": str(expected), "size": FILE_BYTES, "replicas": [node.peers.node_id]}
-        assert node.blobs.pins() == [expected]
+        # Leased, not pinned: it counts against [blobs] max_unanchored_bytes until anchored.
+        assert node.blobs.pins() == [] and [lease.root for lease in node.blobs.leases()] == [
+            expected
+        ]
 
         async with session.get(f"{base}/blobs/{expected}") as response:
             assert response.status == 200
@@ -129,7 +141,7 @@ async def test_cid_version_1_and_an_empty_file(node):
         async with session.post(f"{base}/blobs?replicas=2", data=b"x") as response:
             refused = await response.json()
             assert response.status == 503 and "only 1 of 2 replicas" in refused["error"]
-            assert refused["replicas"] == [node.peers.node_id]  # kept here, pinned
+            assert refused["replicas"] == [node.peers.node_id]  # kept here, leased
 
 
 async def test_malformed_and_unknown_cids(node):
@@ -183,7 +195,8 @@ async def test_a_body_over_the_limit_is_refused(node):
 
         async with session.post(f"{url_of(node)}/blobs", data=chunked()) as response:
             assert response.status == 413
-    assert node.blobs.pins() == []
+    assert node.blobs.pins() == [] and node.blobs.leases() == []
+    assert node.blobs.unanchored_bytes == 0
 
 
 async def test_a_truncated_upload_is_refused_and_pins_nothing(node):
@@ -206,10 +219,93 @@ async def test_a_truncated_upload_is_refused_and_pins_nothing(node):
     answer = await asyncio.to_thread(send_part)
     assert answer == b"" or answer.startswith(b"HTTP/1.1 400")
     await wait_until(lambda: not node.rpc.blob_http.uploads_in_flight, DEADLINE_S)
-    assert node.blobs.pins() == []
+    assert node.blobs.pins() == [] and node.blobs.leases() == []
+    # What the cut upload wrote is rolled back: no block of it is left.
+    assert list(node.blobs._fs.iter_keys()) == [] and node.blobs.unanchored_bytes == 0
     # The node goes on serving: a whole upload after the cut one works.
     put = await Client(url_of(node)).blob_put(_Reader(b"whole"))
-    assert node.blobs.pins() == [import_bytes(b"whole")[1].root] and put.size == 5
+    assert node.blobs.lease_of(import_bytes(b"whole")[1].root) is not None and put.size == 5
+
+
+async def test_uploads_past_max_unanchored_bytes_are_refused_and_leave_nothing(tmp_path):
+    """[blobs] max_unanchored_bytes over HTTP: within it an upload goes in; past it one is
+    refused with 507 naming the setting and the numbers, announced or streamed, and
+    leaves no block behind; a pinned or an anchored blob stops counting."""
+    quota = 3 * CHUNK_SIZE_BYTES + 1024  # room, after the first upload, for one leaf more
+    node = await start_node(tmp_path, BlobsConfig(max_unanchored_bytes=quota), unsafe=True)
+    url = url_of(node)
+    try:
+        await wait_for_height([node], 1)
+        async with aiohttp.ClientSession() as session:
+            within = await _post(session, url, payload(2 * CHUNK_SIZE_BYTES, seed=20))
+            assert within.status == 200
+            before = (sorted(node.blobs._fs.iter_keys()), node.blobs.unanchored_bytes)
+            assert before[1] > 2 * CHUNK_SIZE_BYTES
+
+            over = payload(3 * CHUNK_SIZE_BYTES, seed=21)
+            announced = await _post(session, url, over)  # Content-Length: refused up front
+            # Chunked, and longer than the upload's read-ahead: refused midway.
+            long = payload(4 * READ_AHEAD_BYTES, seed=24)
+            streamed = await _post(session, url, _pieces(long))
+            for refused in (announced, streamed):
+                assert refused.status == 507, refused.body
+                assert f"[blobs] max_unanchored_bytes = {quota}" in refused.body["error"]
+                assert "Nothing of it is kept" in refused.body["error"]
+                assert refused.body["max_unanchored_bytes"] == quota
+                assert refused.body["unanchored_bytes"] == before[1]  # the others'
+                assert refused.body["unanchored_bytes"] + refused.body["upload_bytes"] > quota
+                assert 0 < int(refused.headers["Retry-After"]) <= 3600  # the grace's end
+            assert announced.body["received_bytes"] == 0
+            assert announced.body["upload_bytes"] == len(over)
+            # One leaf went in and was counted before the next was refused; both removed.
+            assert streamed.body["upload_bytes"] > quota - before[1] > CHUNK_SIZE_BYTES
+            assert 0 < streamed.body["received_bytes"] < len(long)
+            assert (sorted(node.blobs._fs.iter_keys()), node.blobs.unanchored_bytes) == before
+            source = tmp_path / "over.bin"
+            source.write_bytes(over)
+            (put,) = await verbs(url, ("blob", "put", str(source)))
+            assert put[0] == 1 and "(507)" in put[2] and "max_unanchored_bytes" in put[2]
+
+            # An operator's pin stops a blob counting: another upload then fits.
+            second_data = payload(2 * CHUNK_SIZE_BYTES, seed=22)
+            assert (await _post(session, url, second_data)).status == 507
+            assert await Client(url).blob_pin(within.body["cid"]) is True
+            second = await _post(session, url, second_data)
+            assert second.status == 200
+            assert node.blobs.unanchored_bytes == before[1]  # the second's alone: the same size
+
+            # So does an anchor on chain: its lease is released when room is short.
+            third_data = payload(2 * CHUNK_SIZE_BYTES, seed=23)
+            assert (await _post(session, url, third_data)).status == 507
+            key = str(node.home.parent / "accounts" / "account0.json")
+            (anchor,) = await verbs(
+                url, ("tx", "storage", "anchor", second.body["cid"], "--from", key)
+            )
+            assert anchor[0] == 0, anchor[2]
+            third = await _post(session, url, third_data)
+            assert third.status == 200, third.body
+            assert node.blobs.lease_of(second.body["cid"]) is None  # the anchor keeps it now
+            assert node.blobs.stat(second.body["cid"]).complete
+    finally:
+        await node.stop()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: dict[str, str]
+    body: dict
+
+
+async def _post(session: aiohttp.ClientSession, url: str, data) -> _Answer:
+    async with session.post(f"{url}/blobs", data=data) as response:
+        return _Answer(response.status, dict(response.headers), await response.json())
+
+
+async def _pieces(data: bytes):
+    """`data` as a chunked body (no Content-Length), 64 KiB at a time."""
+    for start in range(0, len(data), 64 * 1024):
+        yield data[start : start + 64 * 1024]
 
 
 # --- the client and JSON-RPC -----------------------------------------------------------------
@@ -236,14 +332,19 @@ async def test_client_put_get_stat_pin_unpin_gc(node, tmp_path):
 
     stat = await client.blob_stat(put.cid)
     blocks = len({b.cid for b in import_bytes(data)[0]})
-    assert (stat.size, stat.complete, stat.blocks_local, stat.blocks_missing, stat.pinned) == (
-        FILE_BYTES,
-        True,
-        blocks,
-        0,
-        True,
-    )
-    assert await client.blob_pin(put.cid) is False  # already pinned by the put
+    assert (
+        stat.size,
+        stat.complete,
+        stat.blocks_local,
+        stat.blocks_missing,
+        stat.pinned,
+        stat.leased,
+    ) == (FILE_BYTES, True, blocks, 0, False, True)
+    gc = await client.blob_gc()  # in its lease's grace: kept
+    assert gc.blocks_removed == 0 and gc.leases_expired == () and node.blobs.has(root)
+    assert await client.blob_pin(put.cid) is True  # the operator's pin replaces the lease
+    assert (await client.blob_stat(put.cid)).leased is False
+    assert await client.blob_pin(put.cid) is False  # already pinned
     gc = await client.blob_gc()
     assert gc.blocks_removed == 0 and node.blobs.has(root)
     assert await client.blob_unpin(put.cid) is True
@@ -296,10 +397,10 @@ async def test_blob_verbs(node, tmp_path):
     )
     (get, stat, unpin, gc, pin, bad, unknown, missing) = results
     assert get[0] == 0 and out_file.read_bytes() == data and get[2] == ""  # no bar: not a TTY
-    assert stat[0] == 0 and json.loads(stat[1])["pinned"] is True
-    assert unpin[0] == 0 and "not pinned" in unpin[1]
+    assert stat[0] == 0 and json.loads(stat[1])["leased"] is True
+    assert unpin[0] == 0 and "not pinned" in unpin[1]  # its lease dropped
     assert gc[0] == 0 and json.loads(gc[1])["blocks_removed"] > 0  # v1's raw leaves and root
-    assert pin[0] == 0 and "(already)" in pin[1]
+    assert pin[0] == 0 and "pinned" in pin[1] and "(already)" not in pin[1]  # was leased
     assert bad[0] == 1 and "cid" in bad[2] and "Traceback" not in bad[2]
     assert unknown[0] == 1 and "is not here" in unknown[2]
     assert missing[0] == 2 and "cannot read" in missing[2]

@@ -50,10 +50,10 @@ async def test_a_put_with_replicas_returns_once_that_many_nodes_hold_it(tmp_path
         by_id = {n.peers.node_id: n for n in nodes}
         assert len(put.replicas) == 3 and len(set(put.replicas)) == 3
         assert put.replicas[0] == nodes[0].peers.node_id  # the node that took the upload
-        for node_id in put.replicas:  # whole, verified and pinned on every replica
+        for node_id in put.replicas:  # whole, verified and leased on every replica
             node = by_id[node_id]
             assert node.blobs.stat(root, verify=True).complete
-            assert root in node.blobs.pins()
+            assert node.blobs.lease_of(root) is not None and root not in node.blobs.pins()
         (other,) = set(by_id) - set(put.replicas)
         assert not by_id[other].blobs.has(root)  # three asked for, three made
 
@@ -89,7 +89,8 @@ async def test_a_get_on_a_node_without_the_blob_fetches_it_from_several_peers(tm
 
         assert dest.read_bytes() == data and got.bytes_written == len(data)
         assert holds(reader, CID.parse(put.cid))
-        assert CID.parse(put.cid) not in reader.blobs.pins()  # fetched to serve, not pinned
+        fetched = CID.parse(put.cid)  # fetched to serve: neither pinned nor leased
+        assert fetched not in reader.blobs.pins() and reader.blobs.lease_of(fetched) is None
         served = [
             h for h in holders if h.exchange.counters.blocks_sent > sent_before[h.peers.node_id]
         ]

@@ -46,7 +46,16 @@ BASE = (
 # (blobs.cid, blobs.errors) and commits through storage.chain, nothing more.
 BLOB_MACHINERY = tuple(
     f"cloudchain.blobs.{name}"
-    for name in ("store", "exchange", "flatfs", "pinfile", "importer", "walk", "traverse")
+    for name in (
+        "store",
+        "exchange",
+        "flatfs",
+        "pinfile",
+        "leasefile",
+        "importer",
+        "walk",
+        "traverse",
+    )
 )
 STORAGE_FILES = ("cloudchain.storage.kv", "cloudchain.storage.wal", "cloudchain.storage.apphash")
 LAYER_RULES: dict[str, tuple[str, ...]] = {

@@ -159,8 +159,9 @@ def run_storage_bench(config: StorageBenchConfig, say: Say = print) -> StorageBe
 
 
 def _init_network(home: Path, validators: int) -> list[Path]:
-    """A testnet with blocks as large as the chain allows, and quiet logs."""
-    node_homes = init_testnet(home, validators, accounts=SENDERS)
+    """A testnet with blocks as large as the chain allows, and quiet logs. Its nodes
+    answer the operator's methods ([rpc] unsafe): each run unpins and collects its blobs."""
+    node_homes = init_testnet(home, validators, accounts=SENDERS, rpc_unsafe=True)
     genesis = Genesis.load(node_homes[0] / "config" / "genesis.json")
     genesis = dataclasses.replace(genesis, max_block_bytes=MAX_BLOCK_BYTES)
     for node_home in node_homes:

@@ -13,9 +13,10 @@ A file added here gets the CID that kubo's `ipfs add` prints for the same bytes:
     walk.py       reading a file DAG back, verified, in order
     traverse.py   byte ranges and DAG walks over blocks from any source
 
-    store.py      BlobStore: blocks on disk, streaming add and read, pins, GC
+    store.py      BlobStore: blocks on disk, streaming add and read, pins, leases, GC
     flatfs.py     block files in kubo's flatfs layout, written atomically
     pinfile.py    the pin set, one JSON file written atomically
+    leasefile.py  the leases (blobs held until anchored), one JSON file written atomically
 
 Everything above the blank line is pure: no files, sockets or clocks (the
 importer reads only the stream it is given). The store owns a directory; the

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
-from cloudchain.fsutil import fsync_directory
+from cloudchain.fsutil import replace_file, temp_path
 
 PINS_FORMAT = "cloudchain-pins"
 PINS_VERSION = 1
 # About 60 bytes a pin in the file: 100,000 pins is a 6 MB file rewritten per change.
 PINS_MAX = 100_000
-TEMP_SUFFIX = ".tmp"
 
 
 class PinFileError(RuntimeError):
@@ -67,20 +65,4 @@ def save_pins(path: Path, pins: Iterable[CID]) -> None:
         "version": PINS_VERSION,
         "pins": sorted(str(cid) for cid in pins),
     }
-    temp = temp_path(path)
-    try:
-        with open(temp, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=0)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            temp.unlink()
-        raise
-    fsync_directory(path.parent)
-
-
-def temp_path(path: Path) -> Path:
-    return path.with_name(path.name + TEMP_SUFFIX)
+    replace_file(path, json.dumps(document, indent=0) + "\n")

@@ -6,7 +6,9 @@
 
 Each takes --node and --json (the node's JSON as it came). put and get stream the
 file and show a progress bar (bytes, rate, time left) on stderr when it is a
-terminal, or always with --progress.
+terminal, or always with --progress. pin, unpin and gc are the node operator's: a
+node answers them only with `[rpc] unsafe = true` in its config.toml, and the verbs
+say so (exit 1) when it does not.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ from tqdm import tqdm
 from cloudchain.cli.common import node_options
 from cloudchain.cli.storage_commands import anchor_blob
 from cloudchain.cli.table import format_fields
-from cloudchain.client import SyncClient
+from cloudchain.client import RPCClientError, SyncClient
 from cloudchain.crypto import read_key_file
+
+# JSON-RPC's "method not found": what a node answers an operator method with while its
+# [rpc] unsafe is false (the error's data then names the setting).
+METHOD_NOT_FOUND = -32601
 
 
 def add_blob_commands(commands: Any) -> None:
@@ -81,7 +87,7 @@ def add_blob_commands(commands: Any) -> None:
     for name, help_text, run in (
         ("stat", "size, completeness and pin of a blob on the node", _run_stat),
         ("pin", "keep a blob from garbage collection on the node", _run_pin),
-        ("unpin", "let garbage collection remove a blob (unless anchored)", _run_unpin),
+        ("unpin", "let garbage collection remove a blob: drop its pin or lease", _run_unpin),
     ):
         verb = verbs.add_parser(
             name, help=help_text, description=f"Example: cloudchain blob {name} QmCID"
@@ -91,7 +97,7 @@ def add_blob_commands(commands: Any) -> None:
         verb.set_defaults(run=run)
     gc = verbs.add_parser(
         "gc",
-        help="remove the blocks of blobs neither pinned nor anchored",
+        help="remove the blocks of blobs neither pinned, anchored nor in their lease's grace",
         description="Example: cloudchain blob gc --json",
     )
     node_options(gc)
@@ -194,6 +200,7 @@ def _run_stat(args: argparse.Namespace) -> int:
             ("complete", "yes" if stat.complete else "no"),
             ("blocks", f"{stat.blocks_local} here, {stat.blocks_missing} known to be missing"),
             ("pinned", "yes" if stat.pinned else "no"),
+            ("leased", "yes (kept until anchored, or the grace ends)" if stat.leased else "no"),
         ],
     )
     return 0
@@ -210,7 +217,10 @@ def _run_unpin(args: argparse.Namespace) -> int:
 def _pin_verb(args: argparse.Namespace, *, pin: bool) -> int:
     client = SyncClient(args.node)
     method = "blob_pin" if pin else "blob_unpin"
-    result = client.call(method, cid=args.cid)
+    try:
+        result = client.call(method, cid=args.cid)
+    except RPCClientError as exc:
+        return _refused(args, "pin" if pin else "unpin", exc)
     state = "pinned" if pin else "not pinned"
     changed = "" if result.get("changed") else " (already)"
     _print(args, result, [("cid", result.get("cid")), ("state", state + changed)])
@@ -218,10 +228,27 @@ def _pin_verb(args: argparse.Namespace, *, pin: bool) -> int:
 
 
 def _run_gc(args: argparse.Namespace) -> int:
-    gc = SyncClient(args.node).blob_gc()
+    try:
+        gc = SyncClient(args.node).blob_gc()
+    except RPCClientError as exc:
+        return _refused(args, "gc", exc)
     _print(
         args,
         gc.raw,
-        [("removed", f"{gc.blocks_removed} blocks"), ("freed", f"{gc.bytes_freed} bytes")],
+        [
+            ("removed", f"{gc.blocks_removed} blocks"),
+            ("freed", f"{gc.bytes_freed} bytes"),
+            ("expired", f"{len(gc.leases_expired)} unanchored blobs past their grace"),
+        ],
     )
     return 0
+
+
+def _refused(args: argparse.Namespace, verb: str, exc: RPCClientError) -> int:
+    """An operator verb the node does not answer: say which node and why (its error's
+    data names `[rpc] unsafe`); any other error is main's to print."""
+    if exc.code != METHOD_NOT_FOUND:
+        raise exc
+    why = exc.data or "it does not offer this method"
+    print(f"error: the node at {args.node} refuses `blob {verb}`: {why}", file=sys.stderr)
+    return 1

@@ -210,6 +210,12 @@ def _parser() -> argparse.ArgumentParser:
         help="node i listens on base+2i (p2p) and base+2i+1 (RPC), so node0's RPC "
         "is the default --node of every command (26656); 0: free ports",
     )
+    init.add_argument(
+        "--rpc-unsafe",
+        action="store_true",
+        help="write [rpc] unsafe = true: the nodes answer the operator's blob pin, unpin "
+        "and gc (off by default, as in CometBFT)",
+    )
     init.set_defaults(run=_run_testnet_init)
     up = testnet_commands.add_parser(
         "up",
@@ -406,6 +412,7 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
             args.accounts,
             args.base_port or None,
             args.oracles,
+            rpc_unsafe=args.rpc_unsafe,
         )
     except TestnetError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -397,6 +397,7 @@ class BlobStat(Result):
     blocks_local: int = at("blocks_local")
     blocks_missing: int = at("blocks_missing")
     pinned: bool = at("pinned")
+    leased: bool = at("leased")  # an upload or replica held until anchored, not pinned
     raw: dict[str, Any] = field(repr=False, compare=False)
 
 
@@ -404,4 +405,6 @@ class BlobStat(Result):
 class BlobGC(Result):
     blocks_removed: int = at("blocks_removed")
     bytes_freed: int = at("bytes_freed")
+    leases_released: int = at("leases_released")  # of roots anchored since: the anchor keeps them
+    leases_expired: tuple[str, ...] = at("leases_expired")  # past the grace, oldest first
     raw: dict[str, Any] = field(repr=False, compare=False)

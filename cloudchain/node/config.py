@@ -5,13 +5,19 @@
                   backoff, frame and message limits come from network/secret_connection
     [rpc]         listen_address of the JSON-RPC server; limits on request bodies, batches,
                   open connections, WebSocket subscribers, subscriptions per client, and
-                  events and bytes queued per WebSocket
+                  events and bytes queued per WebSocket; unsafe (CometBFT's name, false by
+                  default): whether the operator's methods that change the node's state
+                  (blob_pin, blob_unpin, blob_gc: node/rpc/admin.py's OPERATOR_METHODS)
+                  answer at all
     [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
     [mempool]     max_txs, max_bytes
     [blobs]       max_upload_bytes: the largest body `POST /blobs` accepts (the blob
-                  store lives in <home>/data/blobs; see node/rpc/blob_http.py)
+                  store lives in <home>/data/blobs; see node/rpc/blob_http.py);
+                  max_unanchored_bytes: the most bytes of uploads and replicas that no
+                  anchor or pin refers to; unanchored_grace_s: how long such a blob is
+                  kept for its anchor before it may be collected, oldest first
     [log]         level: debug, info, warning or error; format: plain (one line per
                   record, fields as key=value) or json (one object per line), see node/logs.py
 
@@ -60,6 +66,15 @@ class RPCConfig:
     # apart. Replies beyond it: its requests are not read until they drain; events beyond
     # it: its subscriptions are cancelled. One reply or event always fits, however large.
     max_websocket_outbox_bytes: int = 4 * 1024 * 1024
+    # CometBFT's [rpc] unsafe: the operator's methods that change the node's state
+    # (blob_pin, blob_unpin, blob_gc; rpc/admin.py's OPERATOR_METHODS) answer only when
+    # true. Off by default, because anyone who reaches the RPC port could otherwise
+    # delete what the blob store holds; a refused call is a -32601 naming this setting.
+    unsafe: bool = False
+
+
+# The [rpc] settings that are counts or sizes, each at least 1.
+_RPC_LIMITS = tuple(f.name for f in fields(RPCConfig) if f.type == "int")
 
 
 @dataclass(frozen=True)
@@ -95,6 +110,14 @@ class BlobsConfig:
     # The largest upload `POST /blobs` takes: models and datasets run to several GB, so
     # this bounds a mistake (a disk filled by one request), not normal use.
     max_upload_bytes: int = 64 * 1024**3
+    # The bytes of blobs that neither an anchor on chain nor an operator's pin refers to:
+    # uploads, and replicas fetched because a peer asked, held under leases (blobs/store.py,
+    # "Leases"), plus those being stored now. An upload past it is refused (HTTP 507) and
+    # a replica fetch fails; nothing stored is lost. One largest upload's worth by default.
+    max_unanchored_bytes: int = 64 * 1024**3
+    # How long an unanchored upload or replica is kept for its anchor to arrive; older, it
+    # may be collected (by blob_gc, or oldest first when an upload needs the room).
+    unanchored_grace_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -158,11 +181,12 @@ class NodeConfig:
             raise ConfigError(f"{where}: [log] level must be one of {', '.join(LOG_LEVELS)}")
         if config.log.format not in LOG_FORMATS:
             raise ConfigError(f"{where}: [log] format must be one of {', '.join(LOG_FORMATS)}")
-        for limit in fields(RPCConfig):
-            if limit.name != "listen_address" and getattr(config.rpc, limit.name) < 1:
-                raise ConfigError(f"{where}: [rpc] {limit.name} must be at least 1")
-        if config.blobs.max_upload_bytes < 1:
-            raise ConfigError(f"{where}: [blobs] max_upload_bytes must be at least 1")
+        for limit in _RPC_LIMITS:
+            if getattr(config.rpc, limit) < 1:
+                raise ConfigError(f"{where}: [rpc] {limit} must be at least 1")
+        for limit in ("max_upload_bytes", "max_unanchored_bytes"):
+            if getattr(config.blobs, limit) < 1:
+                raise ConfigError(f"{where}: [blobs] {limit} must be at least 1")
         for name in ("p2p", "rpc"):
             _check_address(
                 getattr(config, name).listen_address, f"{where}: [{name}] listen_address"

@@ -36,7 +36,7 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.exchange import BlobExchange
-from cloudchain.blobs.store import BlobStore
+from cloudchain.blobs.store import BlobStore, LeasePolicy
 from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.modules.storage import anchored_cids
@@ -111,7 +111,11 @@ class Node(ConsensusDriver):
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self.blobs = await asyncio.to_thread(BlobStore, self.home / "data" / "blobs")
+        blobs = self.config.blobs
+        policy = LeasePolicy(blobs.max_unanchored_bytes, blobs.unanchored_grace_s * 1_000_000_000)
+        self.blobs = await asyncio.to_thread(
+            BlobStore, self.home / "data" / "blobs", policy=policy, anchored=self.anchored_cids
+        )
         self.exchange = BlobExchange(
             self.blobs,
             self._send_blob_message,
@@ -305,7 +309,8 @@ class Node(ConsensusDriver):
 
     def anchored_cids(self) -> list[CID]:
         """The CIDs anchored on chain at the latest height (storage.anchor), which the
-        blob store's garbage collector keeps besides its pins."""
+        blob store's garbage collector keeps besides its pins, and whose leases it
+        releases (called from the blob store's threads)."""
         return [CID.parse(text) for text in anchored_cids(self.app.state())]
 
     def _ask_for_decision(self, peer_id: str, height: int) -> None:

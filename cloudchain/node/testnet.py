@@ -13,6 +13,11 @@ names the others as persistent peers. Ports are free ones picked at init time
 unless a base port is given (then node i uses base+2i for p2p and base+2i+1
 for RPC).
 
+Each node's `[rpc] unsafe` is false, the default (its operator methods blob_pin,
+blob_unpin and blob_gc refuse), unless `rpc_unsafe` (`testnet init --rpc-unsafe`)
+says otherwise: nothing the demo does needs them; `bench storage`, which collects
+its blobs between runs, turns it on in the configs it writes.
+
 The genesis names the oracle accounts in app_state.params.market.oracles and sets
 LOCAL_MARKET_PARAMS: windows short enough that a task settles within about ten
 blocks (seconds, at the default commit timeout) of being submitted.
@@ -76,6 +81,8 @@ def init_testnet(
     accounts: int = 4,
     base_port: int | None = None,
     oracles: int = 3,
+    *,
+    rpc_unsafe: bool = False,
 ) -> list[Path]:
     """Write a testnet of `validators` nodes under `home`; returns the node directories."""
     if not 1 <= validators <= MAX_VALIDATORS:
@@ -126,7 +133,7 @@ def init_testnet(
         config = NodeConfig(
             moniker=f"node{i}",
             p2p=P2PConfig(listen_address=f"127.0.0.1:{ports[2 * i]}", persistent_peers=peers),
-            rpc=RPCConfig(listen_address=f"127.0.0.1:{ports[2 * i + 1]}"),
+            rpc=RPCConfig(listen_address=f"127.0.0.1:{ports[2 * i + 1]}", unsafe=rpc_unsafe),
         )
         config.save(config_dir / "config.toml")
         genesis.save(config_dir / "genesis.json")

@@ -44,7 +44,7 @@ from cloudchain.blobs.exchange.messages import (
 from cloudchain.blobs.exchange.replication import REPLICATE_TIMEOUT_S, ReplicaFetcher, Replication
 from cloudchain.blobs.exchange.serving import Server
 from cloudchain.blobs.exchange.wantlist import REQUEST_TIMEOUT_S
-from cloudchain.blobs.store import BlobStore, CIDLike
+from cloudchain.blobs.store import BlobStore, CIDLike, StoreSession
 from cloudchain.logfields import fields as log_fields
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ class BlobExchange:
         self._threads = ThreadPoolExecutor(EXCHANGE_THREADS, thread_name_prefix="blob-exchange")
         self._server = Server(store, self._send, self._threads, wait_for_room)
         self._replica_fetcher = ReplicaFetcher(
-            self._send, lambda cid, peers: self.fetch(cid, peers, pin=True)
+            self._send, lambda cid, peers: self.fetch(cid, peers, lease=True)
         )
         self._fetches: set[FetchSession] = set()
         self._replications: set[Replication] = set()
@@ -151,9 +151,14 @@ class BlobExchange:
         progress: Progress | None = None,
         *,
         pin: bool = False,
+        lease: bool = False,
     ) -> FetchResult:
         """Fetch the whole DAG under `root` from `peers` (default: every connected
-        peer), storing every block verified; pin it at the end if `pin`.
+        peer), storing every block verified; pin it at the end if `pin`, or with
+        `lease` (a replica a peer asked for) count what it stores against the store's
+        quota of unanchored bytes as it comes and keep it under a lease at the end;
+        such a fetch that fails removes what it stored (QuotaExceededError, a
+        BlobStoreError, when the quota is full).
 
         `progress(bytes_done, bytes_total)` is called as blocks arrive, in bytes of
         the serialised DAG, once the root is known. Raises NoProvidersError if no
@@ -161,28 +166,42 @@ class BlobExchange:
         """
         root = root if isinstance(root, CID) else CID.parse(root)
         candidates = self._candidates(peers)
-        with self.store.hold(root) as session:
-            fetch = FetchSession(
-                self.store,
-                session,
-                root,
-                candidates,
-                progress,
-                send=self._send,
-                report_fault=self._fault,
-                threads=self._threads,
-                timeout_s=self.request_timeout_s,
-            )
-            self._fetches.add(fetch)
+        if lease:
+            await asyncio.to_thread(self.store.ensure_room, 0)  # may collect: off the loop
+        with self.store.hold(root, counted=lease) as session:
             try:
-                result = await fetch.run()
-            finally:
-                self._fetches.discard(fetch)
-                await fetch.cancel_all()
-            await asyncio.to_thread(session.sync)  # the renames, durable before any report
-            if pin:
-                await asyncio.to_thread(self.store.pin, root)
+                result = await self._run_fetch(session, root, candidates, progress)
+                await asyncio.to_thread(session.sync)  # the renames, durable before any report
+                if pin:
+                    await asyncio.to_thread(self.store.pin, root)
+                elif lease:
+                    await asyncio.to_thread(session.lease, root)
+            except BaseException:
+                if lease:
+                    await asyncio.to_thread(session.roll_back)
+                raise
         return result
+
+    async def _run_fetch(
+        self, session: StoreSession, root: CID, candidates: list[str], progress: Progress | None
+    ) -> FetchResult:
+        fetch = FetchSession(
+            self.store,
+            session,
+            root,
+            candidates,
+            progress,
+            send=self._send,
+            report_fault=self._fault,
+            threads=self._threads,
+            timeout_s=self.request_timeout_s,
+        )
+        self._fetches.add(fetch)
+        try:
+            return await fetch.run()
+        finally:
+            self._fetches.discard(fetch)
+            await fetch.cancel_all()
 
     # -- replicating -------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """Replication: having r nodes hold a whole DAG, and holding it when a peer asks.
 
 The protocol: fetch-request {cid} asks a peer to fetch the DAG under cid from
-us; it answers have-all once the whole DAG is stored and pinned there, or
-fetch-failed.
+us; it answers have-all once the whole DAG is stored and leased there, or
+fetch-failed. A replica is held under a lease, not a pin: it counts against the
+peer's quota of unanchored bytes (a peer cannot fill our disk by asking us to
+replicate), and a fetch that would go past it fails, removing what it stored.
 
 What it owns:
 - `Replication`, one `replicate` of ours: it asks one peer per replica still
@@ -10,7 +12,7 @@ What it owns:
   or does not answer within the timeout, and returns the holders, this node
   first; ReplicationError, naming the holders, once the candidates run out.
 - `ReplicaFetcher`, the other side: for each peer, the fetch-requests it sent
-  us that we are serving by fetching from it and pinning, at most
+  us that we are serving by fetching from it and leasing, at most
   REPLICATIONS_PER_PEER_MAX at once (more are answered fetch-failed).
 
 What it does not know: how a DAG is fetched (the facade's `fetch`, given as a
@@ -40,8 +42,8 @@ REPLICATE_TIMEOUT_S = 300.0
 REPLICATIONS_PER_PEER_MAX = 4
 
 SendMessage = Callable[[str, ExchangeMessage], None]
-# Fetch the DAG under a root from these peers, and pin it (raises FetchError, ...).
-FetchAndPin = Callable[[CID, list[str]], Awaitable[object]]
+# Fetch the DAG under a root from these peers, and lease it (raises FetchError, ...).
+FetchAndLease = Callable[[CID, list[str]], Awaitable[object]]
 
 
 @dataclass(eq=False)
@@ -88,11 +90,11 @@ class Replication:
 
 
 class ReplicaFetcher:
-    """Serves peers' fetch-requests: fetch the DAG from the asker, pin it, answer."""
+    """Serves peers' fetch-requests: fetch the DAG from the asker, lease it, answer."""
 
-    def __init__(self, send: SendMessage, fetch_and_pin: FetchAndPin) -> None:
+    def __init__(self, send: SendMessage, fetch_and_lease: FetchAndLease) -> None:
         self._send = send
-        self._fetch_and_pin = fetch_and_pin
+        self._fetch_and_lease = fetch_and_lease
         self._tasks: dict[str, set[asyncio.Task[None]]] = {}  # by the peer that asked
 
     def on_fetch_request(self, peer_id: str, cid: CID) -> None:
@@ -113,7 +115,7 @@ class ReplicaFetcher:
 
     async def _replicate_for(self, peer_id: str, cid: CID) -> None:
         try:
-            await self._fetch_and_pin(cid, [peer_id])
+            await self._fetch_and_lease(cid, [peer_id])
         except (FetchError, BlobStoreError, ValueError) as exc:
             log.info(
                 "replica fetch failed", extra=log_fields(peer=peer_id, cid=str(cid), error=str(exc))

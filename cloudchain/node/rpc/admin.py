@@ -1,11 +1,28 @@
 """The operator's JSON-RPC methods, ours and not CometBFT's: the blob store's bookkeeping.
 
-    blob_stat {cid}     {"cid", "size", "complete", "blocks_local", "blocks_missing", "pinned"}
+    blob_stat {cid}     {"cid", "size", "complete", "blocks_local", "blocks_missing", "pinned",
+                         "leased"}
     blob_pin {cid}      {"cid", "pinned": true, "changed"}
     blob_unpin {cid}    {"cid", "pinned": false, "changed"}
-    blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept"}
+    blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept", "leases_released",
+                         "leases_expired": [cids, oldest first]}
 
-GC keeps the pins and the CIDs anchored on chain (the NodeView's
+An upload (or a replica a peer asked for) is leased, not pinned: blob_pin turns
+its lease into a pin, blob_unpin drops a pin or a lease, and blob_gc releases
+the leases of anchored roots and drops those past [blobs] unanchored_grace_s
+(blobs/store.py, "Leases").
+
+blob_pin, blob_unpin and blob_gc change what the node keeps: they are
+OPERATOR_METHODS, which answer only when config.toml says `[rpc] unsafe = true`
+(CometBFT's setting for its own unsafe routes, dial_peers, unsafe_flush_mempool and
+the like, none of which we have). With it false, the default, the server registers
+them disabled (server.py) and every call, over POST, the URI form or the WebSocket,
+gets `operator_method_disabled`'s error: -32601, JSON-RPC's "the method does not
+exist / is not available", as CometBFT answers a disabled unsafe route, with data
+naming the setting, so a client sees both that the method is not there for it and
+why. blob_stat only reads, and answers always.
+
+GC keeps the pins, the leases and the CIDs anchored on chain (the NodeView's
 `anchored_cids`). Every store call runs on the blob routes' threads
 (blob_http.py's `run`), never on the event loop, and the store's errors are
 mapped here to JSON-RPC's: a malformed CID is -32602, a blob not here, a
@@ -21,11 +38,25 @@ from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
 from cloudchain.blobs.store import BlockNotFoundError, CorruptBlockError, PinLimitError
 from cloudchain.node.rpc.blob_http import BlobHTTP, BlobHTTPError, parse_cid
-from cloudchain.node.rpc.errors import INTERNAL_ERROR, RPCError
+from cloudchain.node.rpc.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RPCError
 from cloudchain.node.rpc.params import bad_params
 from cloudchain.node.rpc.view import BlobStoreAccess, NodeView
 
 T = TypeVar("T")
+
+# The methods that change the node's state, enabled by `[rpc] unsafe = true` alone.
+OPERATOR_METHODS = ("blob_pin", "blob_unpin", "blob_gc")
+UNSAFE_SETTING = "[rpc] unsafe"
+
+
+def operator_method_disabled(method: str) -> RPCError:
+    """What an operator method answers while `[rpc] unsafe` is false."""
+    assert method in OPERATOR_METHODS
+    return RPCError(
+        METHOD_NOT_FOUND,
+        "Method not found",
+        f"{method} is an operator method: set {UNSAFE_SETTING} = true in config.toml to enable it",
+    )
 
 
 class BlobAdmin:
@@ -38,6 +69,7 @@ class BlobAdmin:
         store = self._store()
         stat = await self._run(store.stat, cid)
         pinned = cid in await self._run(store.pins)
+        lease = await self._run(store.lease_of, cid)
         return {
             "cid": str(cid),
             "size": stat.size,
@@ -45,6 +77,7 @@ class BlobAdmin:
             "blocks_local": stat.blocks_local,
             "blocks_missing": stat.blocks_missing,
             "pinned": pinned,
+            "leased": lease is not None,
         }
 
     async def blob_pin(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -64,6 +97,8 @@ class BlobAdmin:
             "blocks_removed": result.blocks_removed,
             "bytes_freed": result.bytes_freed,
             "blocks_kept": result.blocks_kept,
+            "leases_released": result.leases_released,
+            "leases_expired": [str(cid) for cid in result.leases_expired],
         }
 
     def _store(self) -> BlobStoreAccess:

@@ -1,7 +1,7 @@
 """The node's blob routes on the RPC port: HTTP for the bytes.
 
     POST /blobs[?cid-version=1&replicas=N]   the body, streamed into the store
-        200 {"cid", "size", "replicas": [node ids]}   the blob is here and pinned
+        200 {"cid", "size", "replicas": [node ids]}   the blob is here, under a lease
     GET  /blobs/{cid}   the bytes, streamed; one range at most (Range: bytes=a-b,
         bytes=a-, bytes=-n): 200 whole, 206 with Content-Range, 416 with
         Content-Range: bytes */size when the range starts past the end
@@ -14,7 +14,22 @@ Every HTTP error is JSON {"error": "what went wrong"}: 400 a malformed CID or qu
 or an upload cut short; 404 a blob not (wholly) here; 413 an upload above [blobs]
 max_upload_bytes; 416 a range past the end; 500 a corrupt block (never served; the
 store quarantines it); 503 a store that is not open, or fewer replicas than asked
-for. The ETag of a blob is its CID: the bytes under a CID never change.
+for; 507 an upload past [blobs] max_unanchored_bytes. The ETag of a blob is its
+CID: the bytes under a CID never change.
+
+An upload is kept under a lease, not a pin (blobs/store.py, "Leases"): its bytes
+count against [blobs] max_unanchored_bytes until it is anchored on chain or an
+operator pins it. One that would go past the quota, even after the store made room
+(releasing anchored leases, collecting those unanchored for longer than [blobs]
+unanchored_grace_s, oldest first), is refused with 507 Insufficient Storage (RFC
+4918: the server cannot store what the request needs; the condition is the node's
+and passes, unlike 413's, which is about the request alone and would fail again
+however long the client waited), a Retry-After when a lease's grace will end, and
+JSON naming the setting and the numbers. It is refused before its body is read
+when Content-Length says it cannot fit, or else as soon as a block would cross the
+quota; either way nothing of it is kept (the store rolls back the blocks it
+wrote) and nothing stored before is touched. A GET that fetches a blob from peers
+keeps it only while it is sent (neither pinned nor leased: the next GC collects it).
 
 What this module owns: the mapping of the store's errors to statuses (once, in
 `_answer`), and the threads of the synchronous BlobStore. Every store call runs
@@ -50,6 +65,7 @@ from cloudchain.blobs.store import (
     CorruptBlockError,
     InputSizeError,
     PinLimitError,
+    QuotaExceededError,
     RangeNotSatisfiableError,
 )
 from cloudchain.logfields import fields
@@ -225,10 +241,14 @@ class BlobHTTP:
             self._readers.add(reader)
             self.uploads_in_flight += 1
             adding = asyncio.wrap_future(
-                self._executor.submit(store.add, reader, options, pin=True, expected_size=expected)
+                self._executor.submit(
+                    store.add, reader, options, pin=False, lease=True, expected_size=expected
+                )
             )
             try:
                 added = await asyncio.shield(adding)
+            except QuotaExceededError as exc:
+                raise self._quota_refusal(exc, reader.bytes_read) from None
             except asyncio.CancelledError:
                 # The client went away: stop the reader, and hold the upload's slot until
                 # its thread is done (it ends at its next read).
@@ -252,6 +272,38 @@ class BlobHTTP:
                 503, str(exc), cid=cid, size=added.size, replicas=exc.holders
             ) from None
         return web.json_response({"cid": cid, "size": added.size, "replicas": holders})
+
+    def _quota_refusal(self, exc: QuotaExceededError, received_bytes: int) -> BlobHTTPError:
+        """The 507 for an upload the store's quota refused (see the module docstring)."""
+        blobs = self._node.config.blobs
+        others = exc.unanchored_bytes - exc.session_bytes  # what stays once it is rolled back
+        upload = exc.session_bytes + exc.needed_bytes
+        if exc.too_many_leases:
+            why = f"the node holds {exc.leases} unanchored blobs, the most it keeps"
+        else:
+            why = (
+                f"the node's other unanchored blobs hold {others} bytes, and with this "
+                f"upload's {upload} bytes so far they would exceed [blobs] "
+                f"max_unanchored_bytes = {exc.max_unanchored_bytes}"
+            )
+        message = (
+            f"upload refused after {received_bytes} bytes of its body: {why}. Nothing of it "
+            "is kept. A blob stops counting once it is anchored on chain or pinned; one "
+            f"unanchored for [blobs] unanchored_grace_s = {blobs.unanchored_grace_s} s may "
+            "be collected to make room"
+        )
+        headers = {}
+        if exc.retry_after_s is not None:
+            headers[hdrs.RETRY_AFTER] = str(exc.retry_after_s)
+        return BlobHTTPError(
+            507,
+            message,
+            headers,
+            max_unanchored_bytes=exc.max_unanchored_bytes,
+            unanchored_bytes=others,
+            upload_bytes=upload,
+            received_bytes=received_bytes,
+        )
 
     async def _download(self, request: web.Request) -> web.StreamResponse:
         store = self.store()

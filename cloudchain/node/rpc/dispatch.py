@@ -4,7 +4,10 @@ One request object, or a batch of at most `max_batch` of them; a request without
 an id is a notification and gets no reply. What is not a request gets -32600
 (invalid request), an unknown method -32601, params that cannot be read -32602
 (params.py), and a method that fails -32603 with a message saying what, never a
-stack trace. The methods are the table the server gives (server.py); `subscribe`,
+stack trace. A method the server names as disabled (an operator method while
+[rpc] unsafe is false) gets the error it was given for it, whatever the params and
+however it is called, before anything else is read. The methods are the table
+the server gives (server.py); `subscribe`,
 `unsubscribe` and `unsubscribe_all` go to the WebSocket session a request came
 over (websocket.py).
 
@@ -41,12 +44,24 @@ CALLER: contextvars.ContextVar[Hashable] = contextvars.ContextVar("rpc_caller")
 
 
 class Dispatcher:
-    def __init__(self, methods: Mapping[str, Method], max_batch: int) -> None:
+    def __init__(
+        self,
+        methods: Mapping[str, Method],
+        max_batch: int,
+        disabled: Mapping[str, RPCError] | None = None,
+    ) -> None:
+        """`disabled`: methods of the table that answer only with the given error."""
         self._methods = methods
         self._max_batch = max_batch
+        self._disabled = dict(disabled or {})
+        assert set(self._disabled) <= set(methods), "only a method of the table is disabled"
 
     def __contains__(self, method: str) -> bool:
         return method in self._methods
+
+    def refusal(self, method: str) -> RPCError | None:
+        """The error a disabled method answers with, or None if it is enabled."""
+        return self._disabled.get(method)
 
     async def handle(self, payload: Any, session: WebSocketSession | None = None) -> Any:
         """One JSON-RPC request object or a batch of them -> the reply body (None when
@@ -92,6 +107,9 @@ class Dispatcher:
         if "id" not in payload:
             return None  # a notification: CometBFT skips it, and so do we
         method = payload["method"]
+        refused = self.refusal(method)
+        if refused is not None:
+            return error_body(request_id, refused)
         try:
             params = params_object(method, payload.get("params"))
         except RPCError as exc:
@@ -108,6 +126,9 @@ class Dispatcher:
         handler = self._methods.get(method)
         if handler is None:
             return error_body(request_id, RPCError(METHOD_NOT_FOUND, "Method not found"))
+        refused = self.refusal(method)
+        if refused is not None:
+            return error_body(request_id, refused)
         try:
             return result_body(request_id, await handler(params))
         except RPCError as exc:

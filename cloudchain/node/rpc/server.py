@@ -23,7 +23,8 @@ What this module owns: the HTTP side (routes, reading bodies and query strings,
 the URI form's errors, closing everything on stop) and the table of methods, which
 it hands to the JSON-RPC dispatcher (dispatch.py). The methods themselves are
 info.py (who the node is), chain.py (blocks and transactions), broadcast.py
-(transactions in, the mempool) and admin.py (the blob store's bookkeeping);
+(transactions in, the mempool) and admin.py (the blob store's bookkeeping, whose
+state-changing methods answer only with [rpc] unsafe = true);
 connection counting is connections.py. The node is seen only through its
 NodeView (view.py).
 """
@@ -39,7 +40,7 @@ from aiohttp import web
 from cloudchain.ledger import Block
 from cloudchain.node.config import RPCConfig
 from cloudchain.node.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from cloudchain.node.rpc.admin import BlobAdmin
+from cloudchain.node.rpc.admin import OPERATOR_METHODS, BlobAdmin, operator_method_disabled
 from cloudchain.node.rpc.blob_http import BlobHTTP
 from cloudchain.node.rpc.broadcast import BroadcastMethods
 from cloudchain.node.rpc.chain import ChainMethods
@@ -112,7 +113,11 @@ class RPCServer:
             "blob_gc": blobs.blob_gc,
         }
         assert set(methods) | set(WS_METHODS) == set(PARAM_NAMES)
-        self._dispatch = Dispatcher(methods, limits.max_request_batch_size)
+        # The operator's methods answer only with [rpc] unsafe = true (admin.py).
+        disabled = (
+            {} if limits.unsafe else {m: operator_method_disabled(m) for m in OPERATOR_METHODS}
+        )
+        self._dispatch = Dispatcher(methods, limits.max_request_batch_size, disabled)
         self._runner: web.AppRunner | None = None
         self._gate: ConnectionGate | None = None
         self._listener: asyncio.Server | None = None
@@ -277,12 +282,16 @@ class RPCServer:
     async def _get(self, request: web.Request) -> web.Response:
         """The URI form; its errors are HTTP 500 and its bad params say "http", as CometBFT's.
         A path that names no method is Go's plain 404; a WebSocket-only method a 404 with
-        "Method not found", as CometBFT's makeHTTPHandler answers it."""
+        "Method not found", as CometBFT's makeHTTPHandler answers it, and so is a disabled
+        operator method, with the data that names [rpc] unsafe (before any param is read)."""
         method = request.match_info["method"]
         if method in WS_METHODS:
             return _json(error_body(-1, RPCError(METHOD_NOT_FOUND, "Method not found")), 404)
         if method not in self._dispatch:
             return web.Response(status=404, text=NOT_FOUND)
+        refused = self._dispatch.refusal(method)
+        if refused is not None:
+            return _json(error_body(-1, refused), 404)
         CALLER.set(_remote_address(request))
         try:
             params = uri_params(method, request.query)

@@ -7,7 +7,7 @@ cloudchain/node/rpc/ imports the runtime. Each part is narrowed to what the
 handlers use: the chain store read only, the mempool's counts and pending
 transactions, the application's genesis, info and queries, the peers' ids, the
 settings the handlers show or obey (the moniker, the listen addresses, the peers
-dialled, [blobs]). No consensus state but the commit of a decided height.
+dialled, [rpc] unsafe, [blobs]). No consensus state but the commit of a decided height.
 
 What the RPC may change is declared here and nowhere else: `submit_tx` admits a
 client's transaction into the mempool (and gossips it), `refresh_metrics` brings
@@ -30,6 +30,7 @@ from typing import Protocol
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.exchange import FetchResult
 from cloudchain.blobs.importer import BinaryReader, ImportOptions
+from cloudchain.blobs.leasefile import Lease
 from cloudchain.blobs.store import AddResult, BlobStat, GCResult
 from cloudchain.chaincode.application import AppInfo, QueryResult
 from cloudchain.genesis import Genesis
@@ -133,9 +134,10 @@ class NodeSettings(Protocol):
 
 class BlobStoreAccess(Protocol):
     """What the blob routes and the admin methods do with the blob store
-    (blobs/store.py): add an upload, pinned; read and stat a blob, held from GC
-    while it is fetched and sent; pin, unpin, list the pins and collect garbage.
-    Every call blocks: they run on the blob routes' threads (blob_http.py)."""
+    (blobs/store.py): add an upload, leased (within the quota of unanchored bytes);
+    read and stat a blob, held from GC while it is fetched and sent; pin, unpin,
+    list the pins, look up a lease and collect garbage. Every call blocks: they run
+    on the blob routes' threads (blob_http.py)."""
 
     def add(
         self,
@@ -143,6 +145,7 @@ class BlobStoreAccess(Protocol):
         options: ImportOptions,
         *,
         pin: bool,
+        lease: bool,
         expected_size: int | None,
     ) -> AddResult: ...
 
@@ -153,6 +156,8 @@ class BlobStoreAccess(Protocol):
     def hold(self, *roots: CID) -> AbstractContextManager[object]: ...
 
     def pins(self) -> list[CID]: ...
+
+    def lease_of(self, cid: CID) -> Lease | None: ...
 
     def pin(self, cid: CID) -> bool: ...
 
