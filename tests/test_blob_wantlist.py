@@ -130,6 +130,19 @@ def test_the_root_is_unservable_only_once_every_want_have_is_answered_or_late():
     assert wants.next_deadline() is None
 
 
+def test_a_peer_never_asked_that_disconnects_does_not_end_the_wait_for_one_that_was():
+    wants = Wantlist(ROOT, ["a", "b"], TIMEOUT_S)
+    wants.add([(ROOT, 0)])
+    wants.start(0.0)
+    wants.on_dont_have("a", [ROOT])
+    wants.on_disconnected("stranger")  # connected after the fetch began: never asked
+    assert wants.unservable() is None  # b may still say have
+    wants.on_have("b", [ROOT])
+    assert wants.providers == ["b"]
+    wants.on_disconnected("b")  # an asked provider gone: now nobody is left
+    assert wants.unservable() == ROOT
+
+
 def test_a_late_provider_is_dropped_and_its_blocks_asked_of_another():
     wants = wantlist(["a", "b"], ["a", "b"], 2)
     wants.schedule(0.0)

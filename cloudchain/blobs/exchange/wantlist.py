@@ -151,8 +151,12 @@ class Wantlist:
                 self._release(cid)
 
     def on_disconnected(self, peer_id: str) -> None:
+        """`peer_id` is gone: it provides nothing more, and its want-have counts as
+        answered if it was asked one (a peer never asked must not count, or the fetch
+        would stop waiting for one that was)."""
         self._drop_provider(peer_id)
-        self.answered.add(peer_id)
+        if peer_id in self.asked:
+            self.answered.add(peer_id)
 
     def on_block(self, peer_id: str, cid: CID) -> bool:
         """A block arrived from `peer_id`: whether to store it (False: a duplicate, or
