@@ -35,8 +35,10 @@ def test_demo_commits_blocks_and_conserves_the_supply(tmp_path):
     assert run.returncode == 0, run.stderr
     heights = [int(h) for h in re.findall(r"^height\s+(\d+)", run.stdout, re.M)]
     assert heights == [1, 2, 3, 4]
-    totals = re.findall(r"^\s+total\s+(\d+)\s+\(supply (\d+)\)", run.stdout, re.M)
-    assert totals == [("4000000", "4000000")] * 2
+    totals = re.findall(r"^\s+total\s+(\d+)\s+\(supply (\d+), (\d+) burnt", run.stdout, re.M)
+    fees = sum(int(f) for f in re.findall(r"^height .* fees\s+(\d+)", run.stdout, re.M))
+    assert fees > 0  # every transfer paid a fee, the failed ones too, and it was burnt:
+    assert totals == [("4000000", "4000000", "0"), (str(4_000_000 - fees),) * 2 + (str(fees),)]
     hashes = re.findall(r"app hash ([0-9a-f]{16})", run.stdout)
     assert len(set(hashes)) == 5  # genesis and four blocks, each different
     assert (tmp_path / "genesis.json").exists()
