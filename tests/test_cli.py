@@ -13,6 +13,7 @@ import pytest
 from cloudchain import codec
 from cloudchain.cli.main import main
 from cloudchain.crypto import read_key_file
+from cloudchain.fees import priced_transaction
 from tests.helpers.chain import make_genesis
 from tests.helpers.cli import run_main, verbs
 from tests.helpers.network import DEADLINE_S, network, wait_for_height
@@ -185,7 +186,11 @@ async def test_operator_verbs_print_tables_and_json(tmp_path):
             url,
         )
         assert code == 0 and out.startswith("ok: "), err
-        tx_hash, height = out.split()[1], int(out.split()[-1])
+        first_line = out.splitlines()[0]
+        tx_hash, height = first_line.split()[1], int(first_line.split()[-1])
+        paid = int(field(out, "fee"))  # the minimum, asked of the node: base + bytes
+        committed = nodes[0].store.block(height).txs[0]
+        assert paid == committed.fee == nodes[0].app.min_fee(committed)
         await wait_for_height(nodes, height + 1)
         runs = await verbs(
             url,
@@ -238,7 +243,7 @@ async def test_operator_verbs_print_tables_and_json(tmp_path):
 
     assert field(tx, "hash") == tx_hash and field(tx, "height") == str(height)
     assert field(tx, "result") == "ok" and field(tx, "call") == "token.transfer"
-    assert field(tx, "sender") == sender
+    assert field(tx, "sender") == sender and field(tx, "fee") == str(paid)
     assert re.search(rf"^transfer\s+recipient\s+{recipient}$", tx, re.M)  # the events table
     assert show_tx == tx  # `show-tx HASH` is `tx HASH`
     assert json.loads(tx_json)["hash"] == tx_hash
@@ -308,7 +313,6 @@ def test_an_unreachable_node_is_an_error_not_a_traceback(verb, capsys):
 
 async def test_events_follows_blocks_and_matching_transactions(tmp_path):
     from cloudchain.client import Client
-    from cloudchain.ledger import Transaction
 
     async with network(tmp_path) as (_homes, nodes):
         node = nodes[0]
@@ -333,9 +337,8 @@ async def test_events_follows_blocks_and_matching_transactions(tmp_path):
             while not node.rpc.bus.has_query(query):  # the verb has subscribed
                 await wait_for_height(nodes, node.store.height + 1)
         sender = read_key_file(accounts / "account0.json")
-        tx = Transaction.create(
-            sender, node.chain_id, 0, "token", "transfer", {"to": recipient, "amount": 5}
-        )
+        args = {"to": recipient, "amount": 5}
+        tx = priced_transaction(sender, node.chain_id, 0, "token", "transfer", args, node.app.fees)
         assert (await Client(url).broadcast_tx_commit(tx.to_bytes())).ok
         code, out, err = await asyncio.wait_for(following, DEADLINE_S)
         assert code == 0, err
@@ -564,6 +567,13 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         )
         for code, _, err in runs:
             assert code == 0 and err == "", err
+        # What the requester paid in fees (failed transactions included), block by block.
+        requester_fees = sum(
+            tx.fee
+            for height in range(1, node.store.height + 1)
+            for tx in node.store.block(height).txs
+            if tx.sender_address == requester
+        )
         (
             task,
             task_json,
@@ -604,7 +614,7 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         out = await sign("account1", "leave")
         assert int(field(out, "unbond at height")) == committed_at(out) + params["unbonding_blocks"]
         out = await sign("account2", "cancel", str(third), "--no-wait")  # refused in its block
-        assert re.match(r"ok: [0-9A-F]{64} in the mempool$", out)
+        assert re.match(r"ok: [0-9A-F]{64} in the mempool\nfee\s+\d+$", out)
         missing = await run("query", "market", "task", "999", want=1)
         assert re.match(r"error: query refused with code 103 \(\w+\): unknown task", missing)
         bad = await run("query", "market", "tasks", "--state", "lost", want=1)
@@ -648,7 +658,7 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
     assert field(account, "profit").split()[0] == "90"
     assert re.search(r"^provider\s+gross\s+90$", account, re.M)
     assert json.loads(requester_json)["utility"] == 54
-    assert balance.split()[:2] == [requester, str(1_000_000_000 - 40 - 50)]
+    assert balance.split()[:2] == [requester, str(1_000_000_000 - 40 - 50 - requester_fees)]
 
     assert field(stats, "tasks settled") == "2" and field(stats, "sla compliance") == "100.00%"
     assert json.loads(stats_json)["tasks_settled"] == 2

@@ -7,6 +7,7 @@ it knows nothing of nodes or networks.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from cloudchain import codec
@@ -66,7 +67,9 @@ def task_args(**overrides: Any) -> dict[str, Any]:
     return args
 
 
-def market_genesis(**params: Any) -> Genesis:
+def market_genesis(fees: Mapping[str, Any] | None = None, **params: Any) -> Genesis:
+    """A genesis with the market's `params` over FAST_PARAMS, and the fee schedule `fees`
+    (default: cloudchain/fees.py's)."""
     market = {**FAST_PARAMS, **params}
     market.setdefault("oracles", [k.address for k in ORACLES])
     return Genesis(
@@ -75,7 +78,11 @@ def market_genesis(**params: Any) -> Genesis:
         validators=(Validator(VALIDATOR.public_key, 10, "node0"),),
         authority=AUTHORITY.address,
         balances=tuple(sorted((k.address, BALANCE) for k in EVERYONE)),
-        params={"token": {"denom": "ucc"}, "market": market},
+        params={
+            "token": {"denom": "ucc"},
+            "market": market,
+            **({} if fees is None else {"fees": fees}),
+        },
     )
 
 
