@@ -759,3 +759,47 @@ def test_tx_and_query_help_name_the_market_verbs(capsys):
         assert exited.value.code == 0
         out = capsys.readouterr().out
         assert all(word in out for word in words), (argv, out)
+
+
+async def test_tx_verbs_pay_the_nodes_minimum_fee_and_fee_overrides_it(tmp_path):
+    accounts = tmp_path / "net" / "accounts"
+    async with one_node(tmp_path) as node:
+        url = f"http://{node.config.rpc.listen_address}"
+        recipient = read_key_file(accounts / "account1.json").address
+        send = ("tx", "token", "transfer", "--from", str(accounts / "account0.json"))
+        send += ("--to", recipient, "--amount", "5", "--node", url)
+        (low, at_minimum, high, schedule) = await verbs(
+            url,
+            (*send, "--fee", "1"),
+            send,
+            (*send, "--fee", "5000"),
+            ("query", "/fees/params"),
+        )
+        blocks = [node.store.block(h) for h in range(1, node.store.height + 1)]
+        sent = [tx for block in blocks for tx in block.txs]
+
+    # Below the minimum: refused before sending, naming the minimum and what to do.
+    code, out, err = low
+    assert code == 2 and out == ""
+    match = re.match(r"error: --fee 1 is below the minimum (\d+) this transaction must pay", err)
+    assert match and "leave out --fee to pay the minimum" in err, err
+    minimum = int(match.group(1))
+    # Without --fee: exactly the minimum of its own bytes, by the node's schedule.
+    code, out, err = at_minimum
+    assert code == 0, err
+    assert int(field(out, "fee")) == sent[0].fee == node.app.min_fee(sent[0])
+    assert abs(sent[0].fee - minimum) <= 2  # the same call; only the fee's width differs
+    # --fee above the minimum: paid as given.
+    code, out, err = high
+    assert code == 0 and int(field(out, "fee")) == 5000 == sent[1].fee, err
+    assert len(sent) == 2  # the refused one never reached the node
+    assert json.loads(schedule[1]) == node.app.fees.to_obj()
+
+
+@pytest.mark.parametrize("fee", ["-3", "1.5", "ten", str(2**63)])
+def test_a_fee_that_is_not_an_amount_is_a_bad_option(fee, capsys):
+    argv = ["tx", "token", "transfer", "--from", "k.json", "--to", "ab" * 20, "--amount", "1"]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--node", "http://127.0.0.1:1", "--fee", fee])
+    assert exited.value.code == 2
+    assert f"{fee!r} is not a fee in token units" in capsys.readouterr().err

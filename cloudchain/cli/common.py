@@ -69,12 +69,26 @@ def send_tx(
     and send it to args.node: by default wait until it is in a block
     (broadcast_tx_commit), with args.no_wait only for the mempool's check. Prints
     "ok: HASH at height H", the fee paid and what `describe` finds in its events, or the
-    refusal on stderr; returns the exit status (0 or 1)."""
+    refusal on stderr; returns the exit status (0, 1, or 2 for a --fee below the node's
+    minimum, found before anything is sent)."""
     from cloudchain.crypto import read_key_file
 
     key = read_key_file(args.key_file)
     client = SyncClient(args.node)
-    tx = client.sign_tx(key, module, method, dict(tx_args), fee=getattr(args, "fee", None))
+    fee = getattr(args, "fee", None)
+    tx = client.sign_tx(key, module, method, dict(tx_args), fee=fee)
+    if fee is not None:
+        # Verify the given fee before sending: the node would refuse it (FEE_TOO_LOW).
+        minimum = client.fee_schedule().min_fee_of(tx)
+        if fee < minimum:
+            print(
+                f"error: --fee {fee} is below the minimum {minimum} this transaction must pay "
+                f"({len(tx.to_bytes())} bytes of {module}.{method}, by the node's fee "
+                "schedule: see `cloudchain query /fees/params`); leave out --fee to pay the "
+                "minimum",
+                file=sys.stderr,
+            )
+            return 2
     events: Sequence[Event] = ()
     if args.no_wait:
         checked = client.broadcast_tx_sync(tx.to_bytes())
