@@ -91,6 +91,15 @@ DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, FEES, MARKET, STORAGE)
 MAX_NONCE_LEAD = 64
 
 
+# Whether a transaction's signature verifies against its sender key. Every node uses the
+# transaction's own Ed25519 check; a test may inject one that counts its calls.
+TxVerifier = Callable[[Transaction], bool]
+
+
+def verify_tx_signature(tx: Transaction) -> bool:
+    return tx.verify_signature()
+
+
 class InvalidBlockError(RuntimeError):
     """finalize_block was handed a block that process_proposal rejects: a consensus bug."""
 
@@ -184,8 +193,13 @@ class Application:
         store: ChainStore,
         genesis: Genesis,
         modules: Sequence[Module] = DEFAULT_MODULES,
+        *,
+        verifier: TxVerifier = verify_tx_signature,
     ) -> None:
+        """`verifier` checks each transaction's signature: in check_tx, and in
+        process_proposal for a block not accepted before; never in recheck_tx."""
         self._store = store
+        self._verify = verifier
         self._genesis = genesis
         if FEES not in modules:
             modules = (*modules, FEES)  # the application's own, as the fees are
@@ -396,7 +410,7 @@ class Application:
                 tx.fee,
                 tx.fee,
             )
-        if not tx.verify_signature():
+        if not self._verify(tx):
             return _refuse(
                 Code.BAD_SIGNATURE,
                 "signature does not verify against the sender key",
