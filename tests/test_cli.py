@@ -32,16 +32,21 @@ def cloudchain(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_commits_blocks_and_conserves_the_supply(tmp_path):
-    run = cloudchain("demo", "--solo", "--blocks", "4", "--interval", "0", "--home", str(tmp_path))
+    run = cloudchain("demo", "--solo", "--blocks", "12", "--interval", "0", "--home", str(tmp_path))
     assert run.returncode == 0, run.stderr
     heights = [int(h) for h in re.findall(r"^height\s+(\d+)", run.stdout, re.M)]
-    assert heights == [1, 2, 3, 4]
+    assert heights == list(range(1, 13))
+    # Every block holds the 8 transfers sent for it but those left out (after an
+    # overdraft of their sender): a sender goes on at the chain's next nonce.
+    counts = re.findall(r"^height .* txs\s+(\d+) .* left out (\d+)", run.stdout, re.M)
+    assert all(int(txs) + int(out) == 8 for txs, out in counts) and len(counts) == 12
+    assert sum(int(txs) for txs, _ in counts) >= 12 * 8 - 12
     totals = re.findall(r"^\s+total\s+(\d+)\s+\(supply (\d+), (\d+) burnt", run.stdout, re.M)
     fees = sum(int(f) for f in re.findall(r"^height .* fees\s+(\d+)", run.stdout, re.M))
     assert fees > 0  # every transfer paid a fee, the failed ones too, and it was burnt:
     assert totals == [("4000000", "4000000", "0"), (str(4_000_000 - fees),) * 2 + (str(fees),)]
     hashes = re.findall(r"app hash ([0-9a-f]{16})", run.stdout)
-    assert len(set(hashes)) == 5  # genesis and four blocks, each different
+    assert len(set(hashes)) == 13  # genesis and twelve blocks, each different
     assert (tmp_path / "genesis.json").exists()
     assert stat.S_IMODE((tmp_path / "keys" / "alice.json").stat().st_mode) == 0o600
 
