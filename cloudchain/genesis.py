@@ -13,7 +13,9 @@ JSON, in the spirit of CometBFT's ``genesis.json``:
       "app_state": {
         "authority": "<address>",
         "accounts": [{"address": "<address>", "balance": 1000000}],
-        "params": {"token": {"denom": "ucc"}}
+        "params": {"token": {"denom": "ucc"},
+                   "fees": {"base": 100, "per_byte": 1,
+                            "surcharges": {"market.submit": 1000}}}
       }
     }
 
@@ -35,6 +37,7 @@ from typing import Any
 
 from cloudchain import codec
 from cloudchain.crypto import PUBKEY_TYPE, is_address
+from cloudchain.fees import FeeSchedule, FeeScheduleError
 from cloudchain.ledger import (
     CHAIN_ID_PATTERN,
     INT64_MAX,
@@ -80,6 +83,15 @@ class Genesis:
     def hash(self) -> bytes:
         """SHA-256 of the canonical encoding of the genesis document."""
         return codec.hash_value(self.to_obj())
+
+    @cached_property
+    def fees(self) -> FeeSchedule:
+        """The fee schedule of app_state.params.fees (cloudchain/fees.py's defaults for
+        what it leaves out)."""
+        try:
+            return FeeSchedule.from_obj(self.params.get("fees", {}))
+        except FeeScheduleError as exc:
+            raise GenesisError(str(exc)) from None
 
     def total_power(self) -> int:
         return sum(v.power for v in self.validators)
@@ -187,9 +199,11 @@ class Genesis:
             frozen_params = codec.freeze(params)
         except codec.CodecError as exc:
             raise GenesisError(f"genesis.app_state.params: {exc}") from None
-        return cls(
+        genesis = cls(
             chain_id, time_ns, validators, authority, balances, frozen_params, max_bytes, max_txs
         )
+        _ = genesis.fees  # checked on load, so that a bad schedule names its field now
+        return genesis
 
 
 def _refuse_float(text: str) -> Any:

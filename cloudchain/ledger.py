@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -147,13 +147,17 @@ class Transaction:
     """A signed request to run `module.method(args)` as the holder of `sender`.
 
     `nonce` is the sender's count of transactions already included on chain;
-    it makes replays fail, and `chain_id` makes cross-chain replays fail. The
-    signature covers the canonical encoding of every other field.
+    it makes replays fail, and `chain_id` makes cross-chain replays fail. `fee`
+    is what the sender pays, in token units, for the transaction's inclusion,
+    whether its handler succeeds or not (the minimum is the genesis fee schedule's,
+    `cloudchain/fees.py`). The signature covers the canonical encoding of every
+    other field.
     """
 
     chain_id: str
     sender: bytes  # Ed25519 public key
     nonce: int
+    fee: int  # token units
     module: str
     method: str
     args: Mapping[str, Any]
@@ -163,6 +167,7 @@ class Transaction:
         _str(self.chain_id, "transaction.chain_id", MAX_CHAIN_ID_CHARS, CHAIN_ID_PATTERN)
         _bytes(self.sender, "transaction.sender", (PUBLIC_KEY_BYTES,))
         _int(self.nonce, "transaction.nonce", 0, INT64_MAX)  # so that nonce + 1 always fits
+        _int(self.fee, "transaction.fee", 0, INT64_MAX)  # an amount, as every balance
         _str(self.module, "transaction.module", MAX_NAME_CHARS, _NAME)
         _str(self.method, "transaction.method", MAX_NAME_CHARS, _NAME)
         if not isinstance(self.args, Mapping):
@@ -179,21 +184,25 @@ class Transaction:
         module: str,
         method: str,
         args: Mapping[str, Any],
+        *,
+        fee: int,
     ) -> Transaction:
-        """Build and sign a transaction with `key`."""
-        unsigned = cls(chain_id, key.public_key, nonce, module, method, args, bytes(64))
+        """Build and sign a transaction with `key`, paying `fee` (`cloudchain.fees.
+        priced_transaction` finds the minimum a chain's schedule asks)."""
+        unsigned = cls(
+            chain_id, key.public_key, nonce, fee, module, method, args, bytes(SIGNATURE_BYTES)
+        )
         return unsigned.with_signature(key.sign(unsigned.sign_bytes()))
 
     def with_signature(self, signature: bytes) -> Transaction:
-        return Transaction(
-            self.chain_id, self.sender, self.nonce, self.module, self.method, self.args, signature
-        )
+        return replace(self, signature=signature)
 
     def _body(self) -> dict[str, Any]:
         return {
             "chain_id": self.chain_id,
             "sender": self.sender,
             "nonce": self.nonce,
+            "fee": self.fee,
             "module": self.module,
             "method": self.method,
             "args": self.args,
@@ -232,7 +241,7 @@ class Transaction:
         f = _fields(
             obj,
             "transaction",
-            ("chain_id", "sender", "nonce", "module", "method", "args", "signature"),
+            ("chain_id", "sender", "nonce", "fee", "module", "method", "args", "signature"),
         )
         return _check_all(
             f,
@@ -241,6 +250,7 @@ class Transaction:
                 f["chain_id"],
                 f["sender"],
                 f["nonce"],
+                f["fee"],
                 f["module"],
                 f["method"],
                 f["args"],

@@ -15,7 +15,6 @@ from cloudchain.ledger import (
     Commit,
     CommitSig,
     Event,
-    Transaction,
     Validator,
     block_overhead_bytes,
 )
@@ -24,11 +23,13 @@ from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import MemoryKV
 from tests.helpers.chain import (
     ACCOUNTS,
+    TEST_FEE,
     VALIDATOR,
     StepClock,
     key,
     make_chain,
     make_genesis,
+    signed,
     transfer,
 )
 
@@ -133,10 +134,7 @@ def test_prepare_proposal_respects_the_block_limits():
     # Room for 70,000 bytes of transactions: two 30 KB notes fit, a third does not.
     genesis = dataclasses.replace(make_genesis(), max_block_bytes=block_overhead_bytes(1) + 70_000)
     app = Application(ChainStore(MemoryKV()), genesis, modules=(TOKEN, NOTE))
-    notes = [
-        Transaction.create(ALICE, "cloudchain-test", n, "note", "post", {"text": "x" * 30_000})
-        for n in range(3)
-    ]
+    notes = [signed(ALICE, n, "note", "post", {"text": "x" * 30_000}) for n in range(3)]
     assert [tx.nonce for tx in app.prepare_proposal([t.to_bytes() for t in notes])] == [0, 1]
 
 
@@ -153,10 +151,7 @@ def test_a_full_block_with_a_commit_from_every_validator_fits_the_limit():
     app.commit()
     sigs = tuple(CommitSig(bytes.fromhex(v.address), 2**62, b"\xff" * 64) for v in validators)
     commit = Commit(1, 2**31 - 1, first.hash, sigs)
-    notes = [
-        Transaction.create(ALICE, "cloudchain-test", n, "note", "post", {"text": "x" * 20_000})
-        for n in range(5)
-    ]
+    notes = [signed(ALICE, n, "note", "post", {"text": "x" * 20_000}) for n in range(5)]
     chosen = app.prepare_proposal([t.to_bytes() for t in notes])
     assert len(chosen) == 3
     block = build_block(app, chosen, validators[1], commit)
@@ -185,10 +180,11 @@ def test_queries_answer_at_the_latest_and_at_past_heights():
     latest = app.query("/token/balance", BOB.address.encode(), height=0)  # 0: the latest
     assert latest.height == 1 and decode(latest)["balance"] == 1005
     supply = decode(app.query("/token/supply"))
-    assert supply == {"supply": 4000, "denom": "ucc"}
+    assert supply == {"supply": 4000 - TEST_FEE, "denom": "ucc"}  # ALICE's fee, burnt
     chain.produce_block([transfer(BOB, 0, CAROL.address, 5).to_bytes()])
     assert decode(app.query("/token/balance", BOB.address.encode(), height=1))["balance"] == 1005
-    assert decode(app.query("/token/balance", BOB.address.encode(), height=2))["balance"] == 1000
+    at_two = decode(app.query("/token/balance", BOB.address.encode(), height=2))
+    assert at_two["balance"] == 1000 - TEST_FEE
 
 
 @pytest.mark.parametrize(
@@ -212,16 +208,15 @@ def test_bad_queries_get_a_code_and_a_log(path, data, height, code):
 
 def test_mint_by_authority_and_burn_change_the_supply():
     chain = make_chain()
-    mint = Transaction.create(
-        ALICE, "cloudchain-test", 0, "token", "mint", {"to": CAROL.address, "amount": 500}
-    )
-    burn = Transaction.create(CAROL, "cloudchain-test", 0, "token", "burn", {"amount": 200})
+    mint = signed(ALICE, 0, "token", "mint", {"to": CAROL.address, "amount": 500})
+    burn = signed(CAROL, 0, "token", "burn", {"amount": 200})
     produced = chain.produce_block([mint.to_bytes(), burn.to_bytes()])
     assert [r.code for r in produced.result.tx_results] == [Code.OK, Code.OK]
-    assert decode(chain.app.query("/token/supply"))["supply"] == 4300
-    assert decode(chain.app.query("/token/balance", CAROL.address.encode()))["balance"] == 1300
+    assert decode(chain.app.query("/token/supply"))["supply"] == 4300 - 2 * TEST_FEE
+    carol = decode(chain.app.query("/token/balance", CAROL.address.encode()))
+    assert carol["balance"] == 1300 - TEST_FEE
     types = [e.type for r in produced.result.tx_results for e in r.events]
-    assert types == ["message", "mint", "message", "burn"]
+    assert types == ["fee", "message", "mint", "fee", "message", "burn"]
 
 
 def test_a_block_equal_as_objects_but_different_as_bytes_is_not_taken_for_the_accepted_one():
@@ -230,15 +225,7 @@ def test_a_block_equal_as_objects_but_different_as_bytes_is_not_taken_for_the_ac
     tx = transfer(BOB, 0, CAROL.address, 1)
     block = next_block(chain, [tx])
     assert app.process_proposal(block).accept
-    forged_tx = Transaction(
-        tx.chain_id,
-        tx.sender,
-        0,
-        "token",
-        "transfer",
-        {"to": CAROL.address, "amount": True},
-        tx.signature,
-    )
+    forged_tx = dataclasses.replace(tx, args={"to": CAROL.address, "amount": True})
     forged = Block(block.header, (forged_tx,), block.last_commit)
     assert forged == block and forged.to_bytes() != block.to_bytes()  # True == 1 in Python
     assert not app.process_proposal(forged).accept
@@ -259,17 +246,16 @@ def process_shout(ctx, count, width):
 @pytest.mark.parametrize(
     "count, width, code, log",
     [
-        (256, 1, Code.LIMIT_EXCEEDED, "at most 255 events"),
+        # A handler may emit all the events but the application's fee and message.
+        (255, 1, Code.LIMIT_EXCEEDED, "at most 254 events"),
         (250, 250, Code.LIMIT_EXCEEDED, "exceed 65536 bytes"),
-        (255, 1, Code.OK, ""),
+        (254, 1, Code.OK, ""),
     ],
 )
 def test_events_beyond_the_limits_fail_the_transaction_not_the_chain(count, width, code, log):
     app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, NOISY))
     chain = SoloChain(app, VALIDATOR, StepClock())
-    tx = Transaction.create(
-        BOB, "cloudchain-test", 0, "noisy", "shout", {"count": count, "width": width}
-    )
+    tx = signed(BOB, 0, "noisy", "shout", {"count": count, "width": width})
     result = chain.produce_block([tx.to_bytes()]).result.tx_results[0]
     assert result.code == code
     assert log in result.log
@@ -292,7 +278,7 @@ def process_dive(ctx, depth):
 def test_a_machine_dependent_failure_halts_instead_of_being_recorded():
     app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, DEEP))
     chain = SoloChain(app, VALIDATOR, StepClock())
-    tx = Transaction.create(BOB, "cloudchain-test", 0, "deep", "dive", {"depth": 10**6})
+    tx = signed(BOB, 0, "deep", "dive", {"depth": 10**6})
     with pytest.raises(RecursionError):
         chain.produce_block([tx.to_bytes()])
     assert app.store.height == 0  # nothing was committed
@@ -415,7 +401,7 @@ def test_end_of_block_work_runs_after_the_transactions_and_a_failure_changes_not
     first = chain.produce_block([])
     assert first.result.block_events == (Event("tick", (("height", "1"), ("count", "1"))),)
     assert app.store.block_results(1).block_events == first.result.block_events
-    fail = Transaction.create(BOB, "cloudchain-test", 0, "ticker", "fail", {"on": True})
+    fail = signed(BOB, 0, "ticker", "fail", {"on": True})
     second = chain.produce_block([fail.to_bytes()])
     # the transaction's write is seen by the work, which fails: none of its writes apply
     assert second.result.block_events == (

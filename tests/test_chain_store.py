@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from cloudchain.storage import apphash
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import LevelDBKV, MemoryKV
-from tests.helpers.chain import ACCOUNTS, make_chain, transfer
+from tests.helpers.chain import ACCOUNTS, TEST_FEE, make_chain, transfer
 
 ALICE, BOB = ACCOUNTS[0], ACCOUNTS[1]
 
@@ -37,8 +37,8 @@ def test_iterate_sees_each_key_once_at_its_version_and_hides_deletes(kv):
     store = chain.app.store
     prefix = b"token/balance/"
     at_genesis = dict(store.iterate(prefix, 0))
-    # Alice sends her whole balance: her balance key is deleted at height 1.
-    chain.produce_block([transfer(ALICE, 0, BOB.address, 1000).to_bytes()])
+    # Alice sends her whole balance (less the fee): her balance key is deleted at height 1.
+    chain.produce_block([transfer(ALICE, 0, BOB.address, 1000 - TEST_FEE).to_bytes()])
     at_one = dict(store.iterate(prefix, 1))
     alice_key, bob_key = prefix + ALICE.address.encode(), prefix + BOB.address.encode()
     assert alice_key in at_genesis and alice_key not in at_one
@@ -123,7 +123,7 @@ def test_blocks_and_transactions_are_found_by_height_and_hash(kv):
     assert store.tx_location(tx.hash) == (1, 0)
     result = store.tx_result(tx.hash)
     assert result is not None and result.ok and result.height == 1 and result.index == 0
-    assert [e.type for e in result.events] == ["message", "transfer"]
+    assert [e.type for e in result.events] == ["fee", "message", "transfer"]
     assert store.block(2) is None
     assert store.block_height(b"\x00" * 32) is None
     assert store.tx_result(b"\x00" * 32) is None

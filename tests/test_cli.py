@@ -13,6 +13,7 @@ import pytest
 from cloudchain import codec
 from cloudchain.cli.main import main
 from cloudchain.crypto import read_key_file
+from cloudchain.fees import priced_transaction
 from tests.helpers.chain import make_genesis
 from tests.helpers.cli import run_main, verbs
 from tests.helpers.network import DEADLINE_S, network, wait_for_height
@@ -31,14 +32,21 @@ def cloudchain(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_demo_commits_blocks_and_conserves_the_supply(tmp_path):
-    run = cloudchain("demo", "--solo", "--blocks", "4", "--interval", "0", "--home", str(tmp_path))
+    run = cloudchain("demo", "--solo", "--blocks", "12", "--interval", "0", "--home", str(tmp_path))
     assert run.returncode == 0, run.stderr
     heights = [int(h) for h in re.findall(r"^height\s+(\d+)", run.stdout, re.M)]
-    assert heights == [1, 2, 3, 4]
-    totals = re.findall(r"^\s+total\s+(\d+)\s+\(supply (\d+)\)", run.stdout, re.M)
-    assert totals == [("4000000", "4000000")] * 2
+    assert heights == list(range(1, 13))
+    # Every block holds the 8 transfers sent for it but those left out (after an
+    # overdraft of their sender): a sender goes on at the chain's next nonce.
+    counts = re.findall(r"^height .* txs\s+(\d+) .* left out (\d+)", run.stdout, re.M)
+    assert all(int(txs) + int(out) == 8 for txs, out in counts) and len(counts) == 12
+    assert sum(int(txs) for txs, _ in counts) >= 12 * 8 - 12
+    totals = re.findall(r"^\s+total\s+(\d+)\s+\(supply (\d+), (\d+) burnt", run.stdout, re.M)
+    fees = sum(int(f) for f in re.findall(r"^height .* fees\s+(\d+)", run.stdout, re.M))
+    assert fees > 0  # every transfer paid a fee, the failed ones too, and it was burnt:
+    assert totals == [("4000000", "4000000", "0"), (str(4_000_000 - fees),) * 2 + (str(fees),)]
     hashes = re.findall(r"app hash ([0-9a-f]{16})", run.stdout)
-    assert len(set(hashes)) == 5  # genesis and four blocks, each different
+    assert len(set(hashes)) == 13  # genesis and twelve blocks, each different
     assert (tmp_path / "genesis.json").exists()
     assert stat.S_IMODE((tmp_path / "keys" / "alice.json").stat().st_mode) == 0o600
 
@@ -183,7 +191,11 @@ async def test_operator_verbs_print_tables_and_json(tmp_path):
             url,
         )
         assert code == 0 and out.startswith("ok: "), err
-        tx_hash, height = out.split()[1], int(out.split()[-1])
+        first_line = out.splitlines()[0]
+        tx_hash, height = first_line.split()[1], int(first_line.split()[-1])
+        paid = int(field(out, "fee"))  # the minimum, asked of the node: base + bytes
+        committed = nodes[0].store.block(height).txs[0]
+        assert paid == committed.fee == nodes[0].app.min_fee(committed)
         await wait_for_height(nodes, height + 1)
         runs = await verbs(
             url,
@@ -236,7 +248,7 @@ async def test_operator_verbs_print_tables_and_json(tmp_path):
 
     assert field(tx, "hash") == tx_hash and field(tx, "height") == str(height)
     assert field(tx, "result") == "ok" and field(tx, "call") == "token.transfer"
-    assert field(tx, "sender") == sender
+    assert field(tx, "sender") == sender and field(tx, "fee") == str(paid)
     assert re.search(rf"^transfer\s+recipient\s+{recipient}$", tx, re.M)  # the events table
     assert show_tx == tx  # `show-tx HASH` is `tx HASH`
     assert json.loads(tx_json)["hash"] == tx_hash
@@ -306,7 +318,6 @@ def test_an_unreachable_node_is_an_error_not_a_traceback(verb, capsys):
 
 async def test_events_follows_blocks_and_matching_transactions(tmp_path):
     from cloudchain.client import Client
-    from cloudchain.ledger import Transaction
 
     async with network(tmp_path) as (_homes, nodes):
         node = nodes[0]
@@ -331,9 +342,8 @@ async def test_events_follows_blocks_and_matching_transactions(tmp_path):
             while not node.rpc.bus.has_query(query):  # the verb has subscribed
                 await wait_for_height(nodes, node.store.height + 1)
         sender = read_key_file(accounts / "account0.json")
-        tx = Transaction.create(
-            sender, node.chain_id, 0, "token", "transfer", {"to": recipient, "amount": 5}
-        )
+        args = {"to": recipient, "amount": 5}
+        tx = priced_transaction(sender, node.chain_id, 0, "token", "transfer", args, node.app.fees)
         assert (await Client(url).broadcast_tx_commit(tx.to_bytes())).ok
         code, out, err = await asyncio.wait_for(following, DEADLINE_S)
         assert code == 0, err
@@ -562,6 +572,13 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         )
         for code, _, err in runs:
             assert code == 0 and err == "", err
+        # What the requester paid in fees (failed transactions included), block by block.
+        requester_fees = sum(
+            tx.fee
+            for height in range(1, node.store.height + 1)
+            for tx in node.store.block(height).txs
+            if tx.sender_address == requester
+        )
         (
             task,
             task_json,
@@ -602,7 +619,7 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
         out = await sign("account1", "leave")
         assert int(field(out, "unbond at height")) == committed_at(out) + params["unbonding_blocks"]
         out = await sign("account2", "cancel", str(third), "--no-wait")  # refused in its block
-        assert re.match(r"ok: [0-9A-F]{64} in the mempool$", out)
+        assert re.match(r"ok: [0-9A-F]{64} in the mempool\nfee\s+\d+$", out)
         missing = await run("query", "market", "task", "999", want=1)
         assert re.match(r"error: query refused with code 103 \(\w+\): unknown task", missing)
         bad = await run("query", "market", "tasks", "--state", "lost", want=1)
@@ -646,7 +663,7 @@ async def test_market_verbs_run_a_task_from_register_to_settlement(tmp_path):
     assert field(account, "profit").split()[0] == "90"
     assert re.search(r"^provider\s+gross\s+90$", account, re.M)
     assert json.loads(requester_json)["utility"] == 54
-    assert balance.split()[:2] == [requester, str(1_000_000_000 - 40 - 50)]
+    assert balance.split()[:2] == [requester, str(1_000_000_000 - 40 - 50 - requester_fees)]
 
     assert field(stats, "tasks settled") == "2" and field(stats, "sla compliance") == "100.00%"
     assert json.loads(stats_json)["tasks_settled"] == 2
@@ -747,3 +764,47 @@ def test_tx_and_query_help_name_the_market_verbs(capsys):
         assert exited.value.code == 0
         out = capsys.readouterr().out
         assert all(word in out for word in words), (argv, out)
+
+
+async def test_tx_verbs_pay_the_nodes_minimum_fee_and_fee_overrides_it(tmp_path):
+    accounts = tmp_path / "net" / "accounts"
+    async with one_node(tmp_path) as node:
+        url = f"http://{node.config.rpc.listen_address}"
+        recipient = read_key_file(accounts / "account1.json").address
+        send = ("tx", "token", "transfer", "--from", str(accounts / "account0.json"))
+        send += ("--to", recipient, "--amount", "5", "--node", url)
+        (low, at_minimum, high, schedule) = await verbs(
+            url,
+            (*send, "--fee", "1"),
+            send,
+            (*send, "--fee", "5000"),
+            ("query", "/fees/params"),
+        )
+        blocks = [node.store.block(h) for h in range(1, node.store.height + 1)]
+        sent = [tx for block in blocks for tx in block.txs]
+
+    # Below the minimum: refused before sending, naming the minimum and what to do.
+    code, out, err = low
+    assert code == 2 and out == ""
+    match = re.match(r"error: --fee 1 is below the minimum (\d+) this transaction must pay", err)
+    assert match and "leave out --fee to pay the minimum" in err, err
+    minimum = int(match.group(1))
+    # Without --fee: exactly the minimum of its own bytes, by the node's schedule.
+    code, out, err = at_minimum
+    assert code == 0, err
+    assert int(field(out, "fee")) == sent[0].fee == node.app.min_fee(sent[0])
+    assert abs(sent[0].fee - minimum) <= 2  # the same call; only the fee's width differs
+    # --fee above the minimum: paid as given.
+    code, out, err = high
+    assert code == 0 and int(field(out, "fee")) == 5000 == sent[1].fee, err
+    assert len(sent) == 2  # the refused one never reached the node
+    assert json.loads(schedule[1]) == node.app.fees.to_obj()
+
+
+@pytest.mark.parametrize("fee", ["-3", "1.5", "ten", str(2**63)])
+def test_a_fee_that_is_not_an_amount_is_a_bad_option(fee, capsys):
+    argv = ["tx", "token", "transfer", "--from", "k.json", "--to", "ab" * 20, "--amount", "1"]
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, "--node", "http://127.0.0.1:1", "--fee", fee])
+    assert exited.value.code == 2
+    assert f"{fee!r} is not a fee in token units" in capsys.readouterr().err

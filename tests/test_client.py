@@ -23,6 +23,7 @@ from cloudchain.client.results import (
     TxSearch,
     Validators,
 )
+from cloudchain.crypto import PrivateKey
 from cloudchain.timefmt import parse_rfc3339_ns
 from tests.helpers.network import wait_for_height
 from tests.helpers.rpc import transfer
@@ -401,8 +402,9 @@ async def test_every_method_returns_its_typed_result_from_a_running_node(node, t
     height = committed.height
     found = await client.tx(tx.hash)
     assert (found.hash, found.height, found.index, found.tx) == (tx.hash, height, 0, tx.to_bytes())
-    transfer_event = found.tx_result.events[1]
-    assert [e.type for e in found.tx_result.events] == ["message", "transfer"]
+    fee_event, transfer_event = found.tx_result.events[0], found.tx_result.events[2]
+    assert [e.type for e in found.tx_result.events] == ["fee", "message", "transfer"]
+    assert fee_event.attributes == (("amount", str(tx.fee)), ("payer", tx.sender_address))
     assert ("recipient", recipient.address) in transfer_event.attributes
 
     block = await client.block(height)
@@ -465,3 +467,44 @@ async def test_every_method_returns_its_typed_result_from_a_running_node(node, t
     blocking = SyncClient(client.url)
     assert (await asyncio.to_thread(blocking.tx, tx.hash)) == found
     assert blocking.url == client.url
+
+
+def query_reply(value) -> bytes:
+    encoded = base64.b64encode(codec.encode(value)).decode()
+    return reply({"response": {"code": 0, "value": encoded, "height": "3"}})
+
+
+async def test_sign_tx_pays_the_minimum_of_the_nodes_schedule_unless_a_fee_is_given(scripted):
+    client, replies = scripted
+    key = PrivateKey(bytes(range(32)))
+    schedule = {"base": 7, "per_byte": 2, "surcharges": {"token.burn": 50}}
+    # Asked in this order: the chain id (status), the next nonce, the schedule.
+    replies += [reply(STATUS), query_reply({"nonce": 4}), query_reply(schedule)]
+    tx = await client.sign_tx(key, "token", "burn", {"amount": 1})
+    assert not replies  # each was asked once
+    assert (tx.chain_id, tx.nonce) == ("cosmoshub-4", 4) and tx.verify_signature()
+    assert tx.fee == 7 + 2 * len(tx.to_bytes()) + 50  # exactly the minimum of its own bytes
+
+    # The schedule is fixed at genesis: a second transaction does not ask for it again,
+    # and one without a surcharge pays base and bytes alone.
+    again = await client.sign_tx(
+        key, "token", "transfer", {"to": "ab" * 20, "amount": 1}, nonce=5, chain_id="cosmoshub-4"
+    )
+    assert again.fee == 7 + 2 * len(again.to_bytes())
+    # --fee's path: the given fee, whatever the schedule says (the node judges it).
+    given = await client.sign_tx(
+        key, "token", "burn", {"amount": 1}, fee=1, nonce=5, chain_id="cosmoshub-4"
+    )
+    assert given.fee == 1
+
+
+async def test_a_malformed_fee_schedule_or_transaction_is_one_client_error(scripted):
+    client, replies = scripted
+    key = PrivateKey(bytes(range(32)))
+    replies.append(query_reply({"base": -1}))
+    with pytest.raises(RPCClientError, match="malformed reply from the node") as raised:
+        await client.sign_tx(key, "token", "burn", {"amount": 1}, nonce=0, chain_id="c")
+    assert "/fees/params" in raised.value.data and "base" in raised.value.data
+    with pytest.raises(RPCClientError, match="cannot build the transaction") as raised:
+        await client.sign_tx(key, "token", "burn", {"amount": 1}, fee=-1, nonce=0, chain_id="c")
+    assert "fee" in raised.value.data

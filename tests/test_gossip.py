@@ -5,7 +5,7 @@ import dataclasses
 
 from cloudchain.chaincode.modules.storage import MAX_PART_BYTES
 from cloudchain.crypto import read_key_file
-from cloudchain.ledger import Transaction
+from cloudchain.fees import priced_transaction
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.gossip import (
     LARGE_MESSAGE_BYTES,
@@ -92,8 +92,14 @@ async def test_a_decided_large_block_is_not_sent_again_while_the_height_ends(tmp
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         part = {"object": "big", "data": b"p" * MAX_PART_BYTES}
         txs = [
-            Transaction.create(
-                sender, nodes[0].chain_id, i, "storage", "put_part", {**part, "index": i}
+            priced_transaction(
+                sender,
+                nodes[0].chain_id,
+                i,
+                "storage",
+                "put_part",
+                {**part, "index": i},
+                nodes[0].app.fees,
             )
             for i in range(20)
         ]

@@ -38,6 +38,7 @@ BASE = (
     "cloudchain.ledger",
     "cloudchain.merkle",
     "cloudchain.genesis",
+    "cloudchain.fees",
     "cloudchain.timefmt",
     "cloudchain.fsutil",
     "cloudchain.logfields",

@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import msgpack
 import pytest
 
@@ -42,20 +44,15 @@ def test_transaction_round_trip_and_signature():
 def test_signature_covers_every_field():
     tx = transfer(ALICE, 3, BOB.address, 5)
     for changed in (
-        Transaction(tx.chain_id, tx.sender, 4, tx.module, tx.method, tx.args, tx.signature),
-        Transaction("other", tx.sender, 3, tx.module, tx.method, tx.args, tx.signature),
-        Transaction(tx.chain_id, tx.sender, 3, tx.module, "burn", tx.args, tx.signature),
-        Transaction(
-            tx.chain_id,
-            tx.sender,
-            3,
-            tx.module,
-            tx.method,
-            {"amount": 6, "to": BOB.address},
-            tx.signature,
-        ),
-        Transaction(tx.chain_id, BOB.public_key, 3, tx.module, tx.method, tx.args, tx.signature),
+        replace(tx, nonce=4),
+        replace(tx, chain_id="other"),
+        replace(tx, fee=tx.fee + 1),  # a relay cannot lower (or raise) what the sender pays
+        replace(tx, fee=0),
+        replace(tx, method="burn"),
+        replace(tx, args={"amount": 6, "to": BOB.address}),
+        replace(tx, sender=BOB.public_key),
     ):
+        assert changed.signature == tx.signature
         assert not changed.verify_signature()
 
 
@@ -74,6 +71,11 @@ def test_transaction_is_immutable():
         (lambda f: f.update(extra=1), "unknown field"),
         (lambda f: f.update(nonce="7"), "transaction.nonce: expected an integer"),
         (lambda f: f.update(nonce=-1), "transaction.nonce"),
+        (lambda f: f.pop("fee"), "missing field"),
+        (lambda f: f.update(fee="7"), "transaction.fee: expected an integer"),
+        (lambda f: f.update(fee=True), "transaction.fee: expected an integer"),
+        (lambda f: f.update(fee=-1), "transaction.fee"),
+        (lambda f: f.update(fee=2**63), "transaction.fee"),
         (lambda f: f.update(sender=b"short"), "transaction.sender: expected 32 bytes"),
         (lambda f: f.update(signature="sig"), "transaction.signature: expected bytes"),
         (lambda f: f.update(module="Token!"), "transaction.module"),
@@ -104,7 +106,7 @@ def test_oversized_transaction_is_refused_before_decoding():
 
 def test_float_argument_cannot_be_built_or_decoded():
     with pytest.raises(ValueError, match="float"):
-        Transaction.create(ALICE, CHAIN_ID, 0, "token", "transfer", {"amount": 1.5})
+        Transaction.create(ALICE, CHAIN_ID, 0, "token", "transfer", {"amount": 1.5}, fee=3)
     fields = tx_fields()
     fields["args"] = {"amount": 1.5, "to": BOB.address}
     raw = msgpack.packb(dict(sorted(fields.items())), use_bin_type=True)

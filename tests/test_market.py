@@ -2,11 +2,11 @@
 
 import pytest
 
-from cloudchain.chaincode.auth import nonce_key
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.market.queries import jain_bps
 from cloudchain.chaincode.market.tasks import MAX_DEADLINE_S
 from cloudchain.chaincode.module import MAX_AMOUNT
+from cloudchain.ledger import Event
 from tests.helpers.market import (
     AUTHORITY,
     BALANCE,
@@ -16,6 +16,7 @@ from tests.helpers.market import (
     REQUESTERS,
     MarketChain,
     SnapshotApplication,
+    changed_beyond_fee_and_nonce,
     market_genesis,
     offer,
     task_args,
@@ -24,6 +25,11 @@ from tests.helpers.market import (
 P0, P1, P2 = PROVIDERS
 R0, R1, R2 = REQUESTERS
 O0, O1, O2 = ORACLES
+
+
+# What a requester keeps back from a deposit of nearly all it holds, for the fees of its
+# transactions that follow (a submit pays about 1,500 with the default schedule).
+FEES_RESERVE = 100_000
 
 
 def supply(m):
@@ -75,11 +81,11 @@ def attest_all(m, task_id, completed=True, units=10, uptime=9_900, latency=100, 
 
 def test_a_task_runs_from_submission_to_settlement(m):
     registered(m, P0)
-    assert m.balance(P0) == BALANCE - 5_000
+    assert m.balance(P0) == BALANCE - 5_000 - m.fees(P0)  # every fee is burnt
     m.ok(R0, "submit", **task_args())
     task = m.task(1)
     assert task["state"] == "assigned" and task["provider"] == P0.address and task["price"] == 10
-    assert m.balance(R0) == BALANCE - 200  # max_price 20 x 10 units in escrow
+    assert m.balance(R0) == BALANCE - 200 - m.fees(R0)  # max_price 20 x 10 units in escrow
     m.ok(P0, "start", task=1)
     m.ok(P0, "complete", task=1, units_used=8, output=[])
     assert m.task(1)["state"] == "completed"
@@ -100,10 +106,10 @@ def test_a_task_runs_from_submission_to_settlement(m):
         "slashed": 0,
         "at": task["payout"]["at"],
     }
-    assert m.balance(R0) == BALANCE - 80
-    assert m.balance(P0) == BALANCE - 5_000 + 80 + m.query("/market/account", P0.address)[
-        "provider"
-    ].get("rewarded", 0)
+    assert m.balance(R0) == BALANCE - 80 - m.fees(R0)
+    assert m.balance(P0) == BALANCE - 5_000 - m.fees(P0) + 80 + m.query(
+        "/market/account", P0.address
+    )["provider"].get("rewarded", 0)
     account = m.query("/market/account", P0.address)
     assert account["profit"] == 80 and account["provider"]["units"] == 8
     assert m.query("/market/account", R0.address)["utility"] == 20 * 8 - 80
@@ -144,7 +150,7 @@ def test_an_expired_task_refunds_the_requester_and_penalises_the_provider(m):
         "refunded",
     ]
     assert task["payout"]["slashed"] == 2 * 50  # not completed, and late
-    assert m.balance(R0) == BALANCE + 100
+    assert m.balance(R0) == BALANCE + 100 - m.fees(R0)
     late = m.run(P0, "complete", task=1, units_used=1, output=[])
     assert late.code == Code.INVALID_STATE
     assert m.query("/market/provider", P0.address)["in_flight"] == {}
@@ -159,7 +165,7 @@ def test_an_open_task_nobody_can_take_expires_without_penalty_and_can_be_cancell
     m.ok(R0, "cancel", task=2)
     m.tick(1)
     assert m.task(1)["state"] == "refunded" and m.task(1)["payout"]["slashed"] == 0
-    assert m.balance(R0) == BALANCE
+    assert m.balance(R0) == BALANCE - m.fees(R0)
 
 
 def test_no_quorum_in_time_refunds_unverified(m):
@@ -169,7 +175,7 @@ def test_no_quorum_in_time_refunds_unverified(m):
     attest_all(m, 1, oracles=ORACLES[:1])
     m.tick(9)
     assert m.task(1)["state"] == "refunded"
-    assert m.balance(R0) == BALANCE
+    assert m.balance(R0) == BALANCE - m.fees(R0)
 
 
 def test_a_minority_of_wrong_reports_does_not_move_the_outcome(m):
@@ -299,13 +305,14 @@ def test_refusals_say_why_and_change_nothing():
         tx, delivered, before, after = m.app.snapshots[-1]
         assert delivered == result and tx.method == method
         assert result.code == code, (method, result.log)
-        nonce = nonce_key(sender.address)
-        assert before.pop(nonce, None) != after.pop(nonce)  # the nonce is always used
+        changed = changed_beyond_fee_and_nonce(tx, before, after)
         if code == Code.OK:
-            assert before != after
+            assert changed
         else:
             assert result.log, method
-            assert before == after, f"refused {method} changed state"
+            fee = Event("fee", (("amount", str(tx.fee)), ("payer", tx.sender_address)))
+            assert result.events == (fee,)  # the fee is paid (burnt) all the same
+            assert changed == {}, f"refused {method} changed state beyond its fee and nonce"
 
 
 def test_leaving_returns_the_stake_only_once_no_task_can_still_cost_a_penalty(m):
@@ -323,14 +330,14 @@ def test_leaving_returns_the_stake_only_once_no_task_can_still_cost_a_penalty(m)
     assert m.task(1)["payout"]["slashed"] == 200  # beyond the payment of 100
     provider = m.query("/market/provider", P0.address)
     assert provider["status"] == "left" and provider["stake"] == 0
-    assert m.balance(P0) == BALANCE - 200  # the stake back, less what was slashed
+    assert m.balance(P0) == BALANCE - 200 - m.fees(P0)  # the stake back, less the slashed
     assert m.query("/market/prices")["classes"][0]["capacity"] == 0
 
 
 def test_rewards_are_minted_per_epoch_for_verified_work_and_honest_oracles(m):
     registered(m, P0, units=10)  # room for one task: the second goes to P1
     registered(m, P1, price=11)
-    start_supply = supply(m)
+    start_supply, start_fees = supply(m), sum(m.fees_paid.values())
     m.block(m.tx(R0, "submit", **task_args()), m.tx(R1, "submit", **task_args()))
     by_address = {k.address: k for k in PROVIDERS}
     first, second = (by_address[m.task(i)["provider"]] for i in (1, 2))
@@ -356,7 +363,8 @@ def test_rewards_are_minted_per_epoch_for_verified_work_and_honest_oracles(m):
     }
     assert rewards[first.address] == 9_000 * 10 // 15
     assert rewards[second.address] == 9_000 * 5 // 15
-    assert sum(rewards.values()) == supply(m) - start_supply
+    burnt = sum(m.fees_paid.values()) - start_fees
+    assert sum(rewards.values()) - burnt == supply(m) - start_supply
     dissenter = m.query("/market/account", O2.address)["oracle"]
     # its late report on task 1 agreed with the outcome, its report on task 2 did not
     assert dissenter == {"attestations": 2, "honest": 1, "rewarded": 200}
@@ -420,7 +428,7 @@ def test_end_of_block_work_is_bounded_and_the_rest_waits_its_turn():
         m.tick()
         refunded.append(sum(m.task(i)["state"] == "refunded" for i in range(1, 6)))
     assert refunded == [2, 4, 5]  # earliest due first, two a block
-    assert m.balance(R0) == BALANCE
+    assert m.balance(R0) == BALANCE - m.fees(R0)
 
 
 def test_rewards_never_take_the_supply_past_its_maximum(m):
@@ -445,7 +453,7 @@ def test_statistics_of_a_rich_account_never_overflow_and_stall_the_market(m):
     # near the maximum supply; the third cancel failed as an internal error, and the
     # task's expiry then failed the market's end-of-block work at every block after.
     m.ok(AUTHORITY, "token.mint", to=R0.address, amount=MAX_AMOUNT - supply(m))
-    deposit = m.balance(R0) - 10
+    deposit = m.balance(R0) - FEES_RESERVE
     for task_id in (1, 2, 3):
         m.ok(R0, "submit", **task_args(units=1, max_price=deposit, penalty=0))
         m.ok(R0, "cancel", task=task_id)
@@ -464,7 +472,7 @@ def test_a_penalty_beyond_the_maximum_amount_is_recorded_as_the_maximum(m):
     # outcome, or the vote that overturned one, failed as an internal error.
     m.ok(AUTHORITY, "token.mint", to=R0.address, amount=MAX_AMOUNT - supply(m))
     registered(m, P0)
-    deposit = m.balance(R0) - 10
+    deposit, fees_before = m.balance(R0) - FEES_RESERVE, m.fees(R0)
     m.ok(R0, "submit", **task_args(units=1, max_price=deposit, penalty=deposit))
     m.ok(P0, "complete", task=1, units_used=1, output=[])
     results = attest_all(
@@ -477,7 +485,8 @@ def test_a_penalty_beyond_the_maximum_amount_is_recorded_as_the_maximum(m):
     assert [m.run(o, "vote", task=1, uphold=False).code for o in ORACLES[:2]] == [Code.OK] * 2
     task = m.task(1)
     assert task["state"] == "resolved" and task["payout"]["slashed"] == 5_000
-    assert m.balance(R0) == deposit + 10 + 5_000  # the deposit back, and the provider's stake
+    # The deposit back, and the provider's stake, less the fees paid meanwhile.
+    assert m.balance(R0) == deposit + FEES_RESERVE + 5_000 - (m.fees(R0) - fees_before)
 
 
 # --- found by an audit --------------------------------------------------------------------
@@ -615,9 +624,8 @@ def test_an_oracle_may_not_judge_its_own_task():
     for oracle in (O0, R0):
         result = m.run(oracle, "vote", task=1, uphold=False)
         assert result.code == Code.UNAUTHORIZED and "its own task" in result.log
-        _, _, before, after = m.app.snapshots[-1]
-        nonce = nonce_key(oracle.address)
-        assert before.pop(nonce) != after.pop(nonce) and before == after
+        tx, _, before, after = m.app.snapshots[-1]
+        assert changed_beyond_fee_and_nonce(tx, before, after) == {}
     assert m.task(1)["dispute"]["votes"] == {}
     m.block(m.tx(O1, "vote", task=1, uphold=False), m.tx(O2, "vote", task=1, uphold=False))
     assert m.task(1)["state"] == "resolved" and m.task(1)["dispute"]["upheld"] is False

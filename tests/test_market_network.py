@@ -15,7 +15,6 @@ from typing import Any
 
 from cloudchain.client import Client
 from cloudchain.crypto import PrivateKey, read_key_file
-from cloudchain.ledger import Transaction
 from cloudchain.node.config import NodeConfig
 from tests.helpers.processes import NodeProcess, fast_testnet, wait_on_logs
 
@@ -31,6 +30,7 @@ class Party:
 
     def __init__(self, key: PrivateKey, client: Client, chain_id: str) -> None:
         self.key, self.client, self.chain_id = key, client, chain_id
+        self.fees = 0  # paid by its transactions in blocks (failed ones too), burnt
 
     @property
     def address(self) -> str:
@@ -38,8 +38,13 @@ class Party:
 
     async def send(self, method: str, **args: Any):
         nonce = await self.client.nonce(self.address)
-        tx = Transaction.create(self.key, self.chain_id, nonce, "market", method, args)
-        return await self.client.broadcast_tx_commit(tx.to_bytes())
+        tx = await self.client.sign_tx(
+            self.key, "market", method, args, nonce=nonce, chain_id=self.chain_id
+        )
+        result = await self.client.broadcast_tx_commit(tx.to_bytes())
+        if result.height:  # in a block: paid
+            self.fees += tx.fee
+        return result
 
     async def must(self, method: str, **args: Any):
         result = await self.send(method, **args)
@@ -165,16 +170,24 @@ async def _one_task(accounts: Path, urls: list[str]) -> None:
     assert earned[provider.address]["provider"]["rewarded"] == provider_pool
     assert [earned[o.address]["oracle"].get("rewarded", 0) for o in oracles] == [oracle_share] * 3
     minted = provider_pool + 3 * oracle_share
-    assert balances[requester.address] == initial[requester.address] - payment
+    fees = {party.address: party.fees for party in (provider, requester, *oracles)}
+    assert all(fees.values())
+    assert (
+        balances[requester.address]
+        == initial[requester.address] - payment - fees[requester.address]
+    )
     assert balances[provider.address] == (
-        initial[provider.address] - STAKE + payment + provider_pool
+        initial[provider.address] - STAKE + payment + provider_pool - fees[provider.address]
     )
     for oracle in oracles:
-        assert balances[oracle.address] == initial[oracle.address] + oracle_share
+        assert (
+            balances[oracle.address]
+            == initial[oracle.address] + oracle_share - fees[oracle.address]
+        )
     assert earned[provider.address]["profit"] == payment
     assert earned[requester.address]["utility"] == MAX_PRICE * UNITS_USED - payment
     assert (escrow, stakes) == (0, STAKE)
-    assert supply == sum(initial.values()) + minted
+    assert supply == sum(initial.values()) + minted - sum(fees.values())  # fees are burnt
     assert sum(balances.values()) + escrow + stakes == supply
 
 

@@ -17,7 +17,8 @@ it (a whale) stakes all of it on its tasks; `hold_up_the_queue` submits more tas
 than a block reads that no provider may take. After every block it checks:
 
 Tokens are conserved
-- supply = genesis + minted (mints, epoch rewards) - burned;
+- supply = genesis + minted (mints, epoch rewards) - burned - fees (burnt: every
+  included transaction pays its fee, failed ones too);
 - balances + escrow + stakes = supply;
 - every balance and every stake equals a ledger the test keeps from what it saw:
   the transactions that succeeded, the payout recorded on each task when it first
@@ -37,8 +38,9 @@ Escrow and stakes
 Refusals
 - a transaction is refused exactly when one of the rules the issue names applies
   to the state it runs on (wrong state, wrong party, deadline passed, insufficient
-  funds, unknown task...), and then with one of those rules' codes and a log, no
-  events, and no state change but its sender's nonce: the application below
+  funds after the fee, unknown task...), and then with one of those rules' codes and
+  a log, the fee event alone, and no state change but its sender's nonce and its fee
+  (the sender's balance and the supply): the application below
   records the block's buffered writes before and after each transaction;
 - no handler fails (INTERNAL) and no end-of-block work fails.
 
@@ -63,7 +65,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from cloudchain import codec
-from cloudchain.chaincode.application import Application
+from cloudchain.chaincode.application import DEFAULT_MODULES, Application
 from cloudchain.chaincode.auth import get_authority, nonce_key
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import StateReader
@@ -113,6 +115,8 @@ TIGHT_LIMITS = {
 }
 WHALE = MAX_AMOUNT // 4  # a balance above this is a whale's
 ABSENT = object()
+FEE_ROOM = 10_000  # more than any transaction here pays (base + its bytes + a surcharge)
+TX_METHODS = {(m.name, n): method for m in DEFAULT_MODULES for n, method in m.methods.items()}
 FINAL_EVENTS = ("market_refund", "market_settle", "market_resolved")
 
 
@@ -130,10 +134,15 @@ def _stored_task(kv: StateReader, task_id: int) -> dict[str, Any] | None:
     return None if task is None else task.to_obj()
 
 
+def _cost(tx: Transaction) -> int:
+    """What `tx` may take from its sender's balance: its fee and what its method declares."""
+    return tx.fee + TX_METHODS[tx.module, tx.method].spends(tx.args)
+
+
 def refusal_codes(kv: StateReader, height: int, time_ns: int, tx: Transaction) -> set[Code]:
     """The codes of every rule that refuses `tx` on state `kv` (empty: it must succeed)."""
     sender, args = tx.sender_address, tx.args
-    balance = token.get_balance(kv, sender)
+    balance = token.get_balance(kv, sender) - tx.fee  # the fee is charged before the handler
     if tx.module == "token":
         if tx.method == "mint":
             return ({Code.UNAUTHORIZED} if sender != get_authority(kv) else set()) | (
@@ -404,6 +413,7 @@ class MarketMachine(RuleBasedStateMachine):
         self.stakes: dict[str, int] = defaultdict(int)
         self.minted = 0
         self.burned = 0
+        self.fees = 0  # burnt too
         self.paid: dict[int, dict[str, int]] = {}  # a final task's payout, when first seen
         self.final_events: Counter[int] = Counter()
         self.rewarded: Counter[tuple[str, str]] = Counter()  # by (role, address)
@@ -447,7 +457,17 @@ class MarketMachine(RuleBasedStateMachine):
         return NAME.get(self.tasks.get(task_id, {}).get(role, ""))
 
     def _queue(self, sender: str, method: str, **args: Any) -> None:
-        self.pending.append(self.m.tx(KEY[sender], method, **args))
+        tx = self.m.tx(KEY[sender], method, **args)
+        # A proposer leaves out a transaction whose fee may not be payable: the sender's
+        # balance must cover the costs of its transactions before it in the block and
+        # this fee (application._BlockFunds). Such a one is not sent.
+        address = tx.sender_address
+        taken = sum(_cost(t) for t in self.pending if t.sender_address == address)
+        if self.balances.get(address, 0) < taken + tx.fee:
+            event("left out: its fee may not be payable")
+            self.m.unsend(tx)
+            return
+        self.pending.append(tx)
         if len(self.pending) >= MAX_PENDING:
             self._block()
 
@@ -683,8 +703,8 @@ class MarketMachine(RuleBasedStateMachine):
             )
             units = data.draw(st.integers(1, 20))
             max_price = data.draw(st.integers(5, 40))
-            if self._is_whale(requester):  # all it holds, at the price of one unit
-                units, max_price = 1, self._balance(requester)
+            if self._is_whale(requester):  # all it holds but its fee, for one unit
+                units, max_price = 1, self._balance(requester) - FEE_ROOM
             self._queue(
                 requester,
                 "submit",
@@ -887,8 +907,11 @@ class MarketMachine(RuleBasedStateMachine):
         assert result.code in d.refusals, f"refused without a rule that says so: {what}"
         assert result.log, what
         assert result.codespace == tx.module, what
-        assert result.events == (), what
-        assert d.changed == {nonce_key(sender)}, f"a refused transaction changed state: {what}"
+        # Refused, it still paid its fee (burnt): its one event, and its only writes but
+        # its nonce.
+        assert [e.type for e in result.events] == ["fee"], what
+        paid = {nonce_key(sender), token.balance_key(sender), token.SUPPLY_KEY}
+        assert d.changed == paid, f"a refused transaction changed state: {what}"
 
     def _read_state(self) -> None:
         reader = self.m.app.state()
@@ -911,6 +934,8 @@ class MarketMachine(RuleBasedStateMachine):
         height = self.m.height
         events = list(block_events)
         for d in deliveries:
+            self._credit(d.tx.sender_address, -d.tx.fee)  # paid, and burnt, whatever the result
+            self.fees += d.tx.fee
             if not d.result.ok:
                 continue
             events.extend(d.result.events)
@@ -972,7 +997,7 @@ class MarketMachine(RuleBasedStateMachine):
         supply = token.get_supply(reader)
         totals = mstate.get_totals(reader).to_obj()
         # Tokens are conserved, and no balance, stake or total is negative.
-        assert supply == GENESIS_SUPPLY + self.minted - self.burned
+        assert supply == GENESIS_SUPPLY + self.minted - self.burned - self.fees
         assert sum(balances.values()) + totals["escrow"] + totals["stake"] == supply
         assert all(b > 0 for b in balances.values()), balances
         assert totals["escrow"] >= 0 and totals["stake"] >= 0, totals

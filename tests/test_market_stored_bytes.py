@@ -7,7 +7,8 @@ cancel, settlement without and with a penalty beyond the payment, a dispute
 overturned for the provider, one overturned for the requester, one upheld when its
 vote closes, a refund unverified, unbonding finished, epoch rewards and reference
 prices stepping up and down, and, last, tasks expiring while assigned and running.
-After every block it takes three fingerprints: the app hash, a digest of what the
+After every block it takes three fingerprints: the app hash (of the state but the fee
+schedule, see FREE), a digest of what the
 block's transactions and end-of-block work returned (codes, logs, events), and a
 digest of the answers to every /market/ query.
 
@@ -32,6 +33,8 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from cloudchain import codec
+from cloudchain.chaincode.auth import GENESIS_HASH_KEY
+from cloudchain.chaincode.fees import PARAMS_KEY as FEE_SCHEDULE_KEY
 from cloudchain.ledger import Transaction, TxResult
 from cloudchain.storage import apphash
 from tests.helpers.chain import key
@@ -55,6 +58,11 @@ T4 = "t4-16gb"
 CID = "Qm" + "b" * 44
 TASKS_QUERIED = 16  # one more than the scenario submits: an unknown task too
 REQUESTER_STATS = b"market/stats/requester/"
+# The code before had no fees: with a zero schedule nothing is charged and no fee event
+# is written, so only the transactions' bytes (their `fee: 0`) differ from then.
+FREE = {"base": 0, "per_byte": 0, "surcharges": {}}
+GENESIS_PARAMS = dict(max_open_tasks_scanned=4, reference_prices={T4: 3, "h100": 50})
+OLD_GENESIS_HASH = codec.encode(market_genesis(**GENESIS_PARAMS).hash)
 
 
 def _digest(value: Any) -> str:
@@ -65,9 +73,7 @@ class RecordedChain(MarketChain):
     """A market chain that fingerprints every block it produces."""
 
     def __init__(self) -> None:
-        super().__init__(
-            market_genesis(max_open_tasks_scanned=4, reference_prices={T4: 3, "h100": 50})
-        )
+        super().__init__(market_genesis(fees=FREE, **GENESIS_PARAMS))
         self.prints: list[tuple[str, str, str]] = []
         self.undone_prints: list[tuple[str, str]] = []
         self.seen: Counter[tuple[str, ...]] = Counter()
@@ -87,7 +93,8 @@ class RecordedChain(MarketChain):
             self._saw(e.type, dict(e.attributes))
         outcome = _digest([[r.to_obj() for r in results], [e.to_obj() for e in block_events]])
         answers = self._answers()
-        self.prints.append((self.app.store.app_hash.hex()[:16], outcome, _digest(answers)))
+        state = list(self.app.state().iterate())
+        self.prints.append((_app_hash(state), outcome, _digest(answers)))
         self.undone_prints.append(
             (self._app_hash_as_booked_before(), _digest(self._answers_as_booked_before(answers)))
         )
@@ -142,7 +149,7 @@ class RecordedChain(MarketChain):
                 address = state_key[len(REQUESTER_STATS) :].decode()
                 value = codec.encode(_as_booked_before(codec.decode(value), self, address))
             items.append((state_key, value))
-        return apphash.digest(apphash.from_items(items)).hex()[:16]
+        return _app_hash(items)
 
     def _answers_as_booked_before(self, answers: list[list[Any]]) -> list[list[Any]]:
         undone = []
@@ -155,6 +162,16 @@ class RecordedChain(MarketChain):
                 value = codec.encode(account)
             undone.append([path, data, code, log, value])
         return undone
+
+
+def _app_hash(items: list[tuple[bytes, bytes]]) -> str:
+    """The app hash of `items` as the code before the fees would have stored them: without
+    the fee schedule (FEE_SCHEDULE_KEY), the one key the fees added to state (at
+    genesis), and with the hash of the genesis without its `fees` parameters (FREE)."""
+    kept = [(k, v) for k, v in items if k != FEE_SCHEDULE_KEY]
+    assert len(kept) == len(items) - 1, "the schedule is in state"
+    kept = [(k, OLD_GENESIS_HASH if k == GENESIS_HASH_KEY else v) for k, v in kept]
+    return apphash.digest(apphash.from_items(kept)).hex()[:16]
 
 
 def _as_booked_before(stats: Any, chain: RecordedChain, address: str) -> dict[str, Any]:

@@ -1,7 +1,6 @@
 from cloudchain.chaincode.codes import Code
-from cloudchain.ledger import Transaction
 from cloudchain.node.mempool import Mempool
-from tests.helpers.chain import ACCOUNTS, CHAIN_ID, make_chain, transfer
+from tests.helpers.chain import ACCOUNTS, make_chain, signed, transfer
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 
@@ -56,7 +55,7 @@ def test_update_drops_included_and_no_longer_valid_transactions():
     chain = make_chain()
     pool = Mempool(chain.app)
     included = transfer(ALICE, 0, BOB.address, 1)
-    rival = Transaction.create(ALICE, CHAIN_ID, 0, "token", "burn", {"amount": 1})
+    rival = signed(ALICE, 0, "token", "burn", {"amount": 1})
     waiting = transfer(BOB, 0, CAROL.address, 1)
     assert pool.add(included.to_bytes()).ok and pool.add(waiting.to_bytes()).ok
     other = Mempool(chain.app)

@@ -5,7 +5,7 @@ import asyncio
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import read_key_file
-from cloudchain.ledger import Transaction
+from cloudchain.fees import priced_transaction
 from cloudchain.node import driver
 from cloudchain.node.testnet import init_testnet
 from tests.helpers.network import (
@@ -28,13 +28,14 @@ async def test_four_nodes_commit_the_same_blocks_and_a_transaction(tmp_path):
         await wait_for_height(nodes, 2)
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
-        tx = Transaction.create(
+        tx = priced_transaction(
             sender,
             nodes[0].chain_id,
             0,
             "token",
             "transfer",
             {"to": recipient.address, "amount": 7},
+            nodes[0].app.fees,
         )
         assert nodes[0].submit_tx(tx.to_bytes()).ok
         assert nodes[0].submit_tx(tx.to_bytes()).code == Code.TX_IN_MEMPOOL
@@ -262,8 +263,9 @@ async def test_consensus_and_mempool_metrics_follow_the_chain(tmp_path):
 
         sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
         # Nonce 5 while 0 is next: admitted, and waits in the mempool for 0 to 4.
-        waiting = Transaction.create(
-            sender, node.chain_id, 5, "token", "transfer", {"to": sender.address, "amount": 1}
+        args = {"to": sender.address, "amount": 1}
+        waiting = priced_transaction(
+            sender, node.chain_id, 5, "token", "transfer", args, node.app.fees
         ).to_bytes()
         assert node.submit_tx(waiting).ok
         assert metric(node, "cloudchain_mempool_size") == 1

@@ -49,7 +49,19 @@ async def test_broadcast_commit_then_tx_and_abci_query(node, tmp_path):
     found = (await call(node, "tx", {"hash": base64.b64encode(tx.hash).decode()}))["result"]
     assert found["height"] == committed["height"] and found["index"] == 0
     assert base64.b64decode(found["tx"]) == tx.to_bytes()
-    assert [e["type"] for e in found["tx_result"]["events"]] == ["message", "transfer"]
+    result = found["tx_result"]
+    # CometBFT's ExecTxResult shape: a code, strings for gas, and events whose
+    # attributes are strings (the fee's amount too), as its clients decode them.
+    assert result["code"] == 0 and isinstance(result["log"], str) and result["data"] is None
+    assert (result["gas_wanted"], result["gas_used"]) == ("0", "0")
+    assert [e["type"] for e in result["events"]] == ["fee", "message", "transfer"]
+    assert result["events"][0]["attributes"] == [
+        {"key": "amount", "value": str(tx.fee), "index": True},
+        {"key": "payer", "value": tx.sender_address, "index": True},
+    ]
+    for event in result["events"]:
+        for attribute in event["attributes"]:
+            assert isinstance(attribute["key"], str) and isinstance(attribute["value"], str)
     query = await call(
         node, "abci_query", {"path": "/token/balance", "data": recipient.address.encode().hex()}
     )

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from cloudchain.crypto import read_key_file
-from cloudchain.ledger import Transaction
+from cloudchain.fees import priced_transaction
 from cloudchain.node.rpc.eventbus import NOT_PULLING, BusLimits, EventBus, SubscriptionError
 from cloudchain.node.rpc.websocket import WebSocketSession
 from tests.helpers.network import DEADLINE_S, wait_for_height
@@ -58,9 +58,8 @@ class Socket:
 
 async def transfer(session, node, tmp_path, nonce, recipient):
     sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
-    tx = Transaction.create(
-        sender, node.chain_id, nonce, "token", "transfer", {"to": recipient, "amount": 1 + nonce}
-    )
+    args = {"to": recipient, "amount": 1 + nonce}
+    tx = priced_transaction(sender, node.chain_id, nonce, "token", "transfer", args, node.app.fees)
     body = {
         "jsonrpc": "2.0",
         "id": nonce,

@@ -17,8 +17,8 @@ from cloudchain.chaincode.modules.storage import (
     anchored_cids,
     cid_arg,
 )
-from cloudchain.ledger import MAX_TX_BYTES, Transaction
-from tests.helpers.chain import ACCOUNTS, CHAIN_ID, key, make_chain
+from cloudchain.ledger import MAX_TX_BYTES
+from tests.helpers.chain import ACCOUNTS, INITIAL_BALANCE, key, make_chain, make_genesis, signed
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 HELLO_V0 = "QmT78zSuBmuS4z925WZfrqQ1qHaJ56DQaTfyMUF7F8ff5o"  # "hello world\n", ipfs add
@@ -36,17 +36,22 @@ def event(result, type_):
     return found
 
 
+# Owners of one CID, more than it may have: funded in genesis, to pay their fees.
+OWNERS = [key(f"owner{i}") for i in range(MAX_OWNERS_PER_CID + 1)]
+
+
 class Storage:
     """A solo chain and a nonce per account, to send storage transactions."""
 
     def __init__(self):
-        self.chain = make_chain()
+        funded = [(k.address, INITIAL_BALANCE) for k in (*ACCOUNTS, *OWNERS)]
+        self.chain = make_chain(genesis=make_genesis(funded))
         self.nonces = {}
 
     def tx(self, sender, method, **args):
         nonce = self.nonces.get(sender.address, 0)
         self.nonces[sender.address] = nonce + 1
-        return Transaction.create(sender, CHAIN_ID, nonce, "storage", method, args)
+        return signed(sender, nonce, "storage", method, args)
 
     def send(self, sender, method, **args):
         """Run one transaction in a block of its own; its result."""
@@ -140,7 +145,7 @@ def test_unanchor_by_the_owner_removes_the_anchor(storage):
     storage.send(ALICE, "anchor", cid=HELLO_V0, size=12, replicas=[NODE1])
     result = storage.send(ALICE, "unanchor", cid=HELLO_V0)
     assert result.code == Code.OK, result.log
-    assert [e.type for e in result.events] == ["message", "unanchor"]
+    assert [e.type for e in result.events] == ["fee", "message", "unanchor"]
     assert storage.state() == {}
     assert list(anchored_cids(storage.chain.app.state())) == []
     missing = storage.chain.app.query("/storage/blob", HELLO_V0.encode())
@@ -197,8 +202,7 @@ def test_the_most_replicas_and_the_largest_size_are_accepted(storage):
 
 
 def test_a_cid_has_at_most_max_owners(storage):
-    owners = [key(f"owner{i}") for i in range(MAX_OWNERS_PER_CID + 1)]
-    txs = [storage.tx(o, "anchor", cid=HELLO_V0, size=12, replicas=[NODE1]) for o in owners]
+    txs = [storage.tx(o, "anchor", cid=HELLO_V0, size=12, replicas=[NODE1]) for o in OWNERS]
     produced = storage.chain.produce_block([tx.to_bytes() for tx in txs])
     codes = [r.code for r in produced.result.tx_results]
     assert codes == [Code.OK] * MAX_OWNERS_PER_CID + [Code.LIMIT_EXCEEDED]

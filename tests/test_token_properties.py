@@ -1,14 +1,21 @@
 """Property tests of the token module driven through the whole application.
 
 Random blocks mix valid transactions (transfers, mints and burns that may succeed or
-fail in their handler) with invalid ones (bad signatures, wrong nonces, wrong chain
-id, unknown methods, bad arguments, garbage bytes). A reference model predicts which
-candidates enter each block and the result code of each; after every block the
-committed state is checked against the model and against the token invariants:
+fail in their handler, each paying the minimum fee or more) with invalid ones (bad
+signatures, wrong nonces, wrong chain id, unknown methods, bad arguments, a fee below
+the minimum, garbage bytes) and with valid ones whose fee may not be payable (the
+sender's balance does not cover its earlier transactions' costs in the block and this
+fee: a sender that holds nothing, or that spends it all first). A reference model
+predicts which candidates enter each block and the result code of each; after every
+block the committed state is checked against the model and against the token
+invariants:
 
 - the balances in state sum to the supply, and none is negative (or stored as zero);
-- supply = genesis supply + successful mints - successful burns (read off the results);
-- every included transaction consumed its sender's nonce, failed ones included.
+- supply = genesis supply + successful mints - successful burns - fees (fees are
+  burnt; all read off the results' events), block by block and over the whole run:
+  balances + burned + fees = genesis supply + minted, exactly;
+- every included transaction consumed its sender's nonce and paid its fee, failed
+  ones included.
 
 A second property replays the produced blocks on a LevelDB-backed application and
 requires identical results and app hashes at every height.
@@ -35,6 +42,7 @@ from tests.helpers.chain import (
     AUTHORITY,
     CHAIN_ID,
     INITIAL_BALANCE,
+    TEST_FEE,
     key,
     make_chain,
     make_genesis,
@@ -59,6 +67,7 @@ INVALID_KINDS = (
     "nonce_gap",
     "nonce_used",
     "replay",
+    "fee_too_low",
     "unknown_method",
     "unknown_module",
     "invalid_args",
@@ -72,7 +81,9 @@ EVENT_OF = {"transfer": "transfer", "mint": "mint", "burn": "burn"}
 
 @dataclass
 class Model:
-    """What the chain should hold; `nonces` runs ahead over the block being assembled."""
+    """What the chain should hold; `nonces` and `balances` run ahead over the block being
+    assembled, `committed` is the balances as of the last block and `taken` what each
+    sender's transactions so far in the block may take (fee + amount)."""
 
     balances: dict[str, int] = field(
         default_factory=lambda: {k.address: INITIAL_BALANCE for k in ACCOUNTS}
@@ -80,15 +91,31 @@ class Model:
     supply: int = GENESIS_SUPPLY
     nonces: dict[str, int] = field(default_factory=dict)
     included: list[bytes] = field(default_factory=list)
+    committed: dict[str, int] = field(default_factory=dict)
+    taken: dict[str, int] = field(default_factory=dict)
 
     def nonce(self, sender) -> int:
         return self.nonces.get(sender.address, 0)
 
+    def start_block(self) -> None:
+        self.committed, self.taken = dict(self.balances), {}
+
+    def payable(self, tx: Transaction) -> bool:
+        """Whether a proposer may include `tx`: the sender's committed balance covers what
+        its earlier transactions in the block may take and this fee."""
+        sender = tx.sender_address
+        return self.committed.get(sender, 0) >= self.taken.get(sender, 0) + tx.fee
+
     def apply(self, tx: Transaction) -> Code:
-        """Run `tx` on the model (nonce included) and return the code the chain must give."""
+        """Run `tx` on the model (nonce and fee included) and return the code the chain
+        must give."""
         sender = tx.sender_address
         self.nonces[sender] = self.nonces.get(sender, 0) + 1
         args = tx.args
+        spends = 0 if tx.method == "mint" else args["amount"]
+        self.taken[sender] = self.taken.get(sender, 0) + tx.fee + spends
+        self.supply -= tx.fee  # charged (burnt) before the handler, whatever it does
+        self._add(sender, -tx.fee)
         balance = self.balances.get(sender, 0)
         if tx.method == "transfer":
             if args["amount"] > balance:
@@ -149,8 +176,21 @@ def _mint_amount(data, supply: int) -> int:
     return data.draw(st.one_of(options))
 
 
-def _token_tx(data, model: Model, kind: str, nonce_offset: int = 0, to: str | None = None):
-    """A well-formed, correctly signed token transaction, `nonce_offset` past the next nonce."""
+def _fee(data) -> int:
+    """The minimum fee (make_genesis's schedule: TEST_FEE a transaction), or more."""
+    return data.draw(st.one_of(st.just(TEST_FEE), st.integers(TEST_FEE + 1, TEST_FEE + 300)))
+
+
+def _token_tx(
+    data,
+    model: Model,
+    kind: str,
+    nonce_offset: int = 0,
+    to: str | None = None,
+    fee: int | None = None,
+):
+    """A well-formed, correctly signed token transaction, `nonce_offset` past the next nonce,
+    paying `fee` (by default, the minimum or more)."""
     if kind == "mint":
         sender = data.draw(st.sampled_from((AUTHORITY, *SENDERS)))  # the authority often
     else:
@@ -163,7 +203,8 @@ def _token_tx(data, model: Model, kind: str, nonce_offset: int = 0, to: str | No
         args = {"to": to or _recipient(data), "amount": _mint_amount(data, model.supply)}
     else:
         args = {"amount": _amount(data, model.balances.get(sender.address, 0))}
-    return Transaction.create(sender, CHAIN_ID, nonce, "token", kind, args)
+    fee = _fee(data) if fee is None else fee
+    return Transaction.create(sender, CHAIN_ID, nonce, "token", kind, args, fee=fee)
 
 
 def _invalid(data, model: Model, kind: str) -> bytes | None:
@@ -182,7 +223,7 @@ def _invalid(data, model: Model, kind: str) -> bytes | None:
         sender = data.draw(st.sampled_from(SENDERS))
         chain_id = data.draw(st.sampled_from(["other-chain", CHAIN_ID + "x", CHAIN_ID.upper()]))
         return Transaction.create(
-            sender, chain_id, model.nonce(sender), "token", "burn", {"amount": 1}
+            sender, chain_id, model.nonce(sender), "token", "burn", {"amount": 1}, fee=TEST_FEE
         ).to_bytes()
     if kind == "nonce_gap":
         gap = data.draw(st.integers(1, 3))
@@ -194,21 +235,33 @@ def _invalid(data, model: Model, kind: str) -> bytes | None:
         sender = data.draw(st.sampled_from(candidates))
         nonce = data.draw(st.integers(0, model.nonce(sender) - 1))
         return Transaction.create(
-            sender, CHAIN_ID, nonce, "token", "transfer", {"to": WRONG_NONCE_SINK, "amount": 1}
+            sender,
+            CHAIN_ID,
+            nonce,
+            "token",
+            "transfer",
+            {"to": WRONG_NONCE_SINK, "amount": 1},
+            fee=TEST_FEE,
         ).to_bytes()
     if kind == "replay":
         if not model.included:
             return None
         return data.draw(st.sampled_from(model.included))
+    if kind == "fee_too_low":
+        low = data.draw(st.integers(0, TEST_FEE - 1))
+        return _token_tx(data, model, "transfer", to=WRONG_NONCE_SINK, fee=low).to_bytes()
     sender = data.draw(st.sampled_from(SENDERS))
     nonce = model.nonce(sender)
     if kind == "unknown_method":
         method = data.draw(st.sampled_from(["steal", "approve", "transfer_from"]))
-        return Transaction.create(sender, CHAIN_ID, nonce, "token", method, {}).to_bytes()
+        return Transaction.create(
+            sender, CHAIN_ID, nonce, "token", method, {}, fee=TEST_FEE
+        ).to_bytes()
     if kind == "unknown_module":
         module = data.draw(st.sampled_from(["bank", "tokens", "auth"]))
+        args = {"to": WRONG_NONCE_SINK, "amount": 1}
         return Transaction.create(
-            sender, CHAIN_ID, nonce, module, "transfer", {"to": WRONG_NONCE_SINK, "amount": 1}
+            sender, CHAIN_ID, nonce, module, "transfer", args, fee=TEST_FEE
         ).to_bytes()
     if kind == "invalid_args":
         args = data.draw(
@@ -224,7 +277,9 @@ def _invalid(data, model: Model, kind: str) -> bytes | None:
                 ]
             )
         )
-        return Transaction.create(sender, CHAIN_ID, nonce, "token", "transfer", args).to_bytes()
+        return Transaction.create(
+            sender, CHAIN_ID, nonce, "token", "transfer", args, fee=TEST_FEE
+        ).to_bytes()
     assert kind == "garbage", kind
     return data.draw(st.binary(max_size=80))
 
@@ -232,14 +287,20 @@ def _invalid(data, model: Model, kind: str) -> bytes | None:
 def draw_batch(data, model: Model) -> Batch:
     """Candidates for one block; valid ones are applied to the model as they are drawn."""
     batch = Batch()
+    model.start_block()
     for _ in range(data.draw(st.integers(0, MAX_CANDIDATES))):
         kind = data.draw(st.sampled_from(KINDS))
-        event(f"candidate: {kind}")
         if kind in VALID_KINDS:
             tx = _token_tx(data, model, kind)
             batch.candidates.append(tx.to_bytes())
-            batch.expected.append((tx, model.apply(tx)))
+            if model.payable(tx):
+                event(f"candidate: {kind}")
+                batch.expected.append((tx, model.apply(tx)))
+            else:  # left out: its nonce stays the sender's next
+                event(f"candidate: {kind}, its fee may not be payable")
+                batch.refused.append(tx.to_bytes())
         else:
+            event(f"candidate: {kind}")
             raw = _invalid(data, model, kind)
             if raw is not None:
                 batch.candidates.append(raw)
@@ -266,30 +327,29 @@ def check_block(app, block: Block, results, batch: Batch, model: Model, before: 
         assert raw not in included
     assert len(results) == len(block.txs)
 
-    supply_delta = 0
     for index, (tx, result) in enumerate(zip(block.txs, results, strict=True)):
         expected_code = batch.expected[index][1]
         event(f"result: {tx.method} {expected_code.name}")
         assert result.code == expected_code, (tx.method, tx.args, result)
         assert (result.height, result.index) == (block.height, index)
+        # Paid first, whatever the handler does: the fee event, with string attributes.
+        fee = Event("fee", (("amount", str(tx.fee)), ("payer", tx.sender_address)))
+        assert result.events[0] == fee
         if result.ok:
             assert result.codespace == ""
-            assert result.events[0] == Event(
+            assert result.events[1] == Event(
                 "message",
                 (("module", "token"), ("method", tx.method), ("sender", tx.sender_address)),
             )
-            assert [e.type for e in result.events[1:]] == [EVENT_OF[tx.method]]
-            if tx.method == "mint":
-                supply_delta += tx.args["amount"]
-            elif tx.method == "burn":
-                supply_delta -= tx.args["amount"]
+            assert [e.type for e in result.events[2:]] == [EVENT_OF[tx.method]]
         else:
             assert result.codespace == "token"
             assert result.log
-            assert result.events == ()
+            assert result.events == (fee,)
+    flows = _flows(results)
 
     supply = get_supply(app.state())
-    assert supply == before["supply"] + supply_delta
+    assert supply == before["supply"] + flows["mint"] - flows["burn"] - flows["fee"]
     assert supply == model.supply
     balances = _state_balances(app)
     assert sum(balances.values()) == supply
@@ -301,10 +361,22 @@ def check_block(app, block: Block, results, batch: Batch, model: Model, before: 
         assert app.nonce(sender.address) == model.nonce(sender)
 
 
+def _flows(results) -> dict[str, int]:
+    """Token units minted, burned and paid in fees by `results`, read off their events."""
+    flows = {"mint": 0, "burn": 0, "fee": 0}
+    for result in results:
+        for e in result.events:
+            if e.type in flows:
+                flows[e.type] += int(dict(e.attributes)["amount"])
+    return flows
+
+
 def run_blocks(data, chain, model: Model, on_block=None) -> list:
-    """Produce random blocks on `chain`, checking every one; returns the Produced list."""
+    """Produce random blocks on `chain`, checking every one; returns the Produced list.
+    Over the whole run: balances + burned + fees = genesis supply + minted, exactly."""
     app = chain.app
     produced = []
+    total = {"mint": 0, "burn": 0, "fee": 0}
     for _ in range(data.draw(st.integers(1, MAX_BLOCKS))):
         before = {
             "supply": get_supply(app.state()),
@@ -315,6 +387,11 @@ def run_blocks(data, chain, model: Model, on_block=None) -> list:
         check_block(app, out.block, out.result.tx_results, batch, model, before)
         model.included.extend(tx.to_bytes() for tx in out.block.txs)
         produced.append(out)
+        for name, amount in _flows(out.result.tx_results).items():
+            total[name] += amount
+        balances = sum(_state_balances(app).values())
+        assert balances + total["burn"] + total["fee"] == GENESIS_SUPPLY + total["mint"]
+        event(f"fees burnt: {'some' if total['fee'] else 'none'}")
     return produced
 
 

@@ -1,11 +1,12 @@
 """Every way a transaction is refused: a distinct code, a log that says why, and no effect.
 
-Stateless refusals (malformed bytes, size, chain id, signature, routing, arguments)
-and nonce refusals come from `Application.check_tx` on raw bytes; a block carrying
-such a transaction is rejected by `process_proposal` and `finalize_block` refuses to
-execute it without touching the store. Handler failures are different: the
-transaction is included with a non-zero code in the module's codespace, its writes
-and events are discarded, and its nonce is consumed.
+Stateless refusals (malformed bytes, size, chain id, signature, routing, arguments),
+fee, nonce and funds refusals come from `Application.check_tx` on raw bytes; a block
+carrying such a transaction (but for funds: see tests/test_fees.py) is rejected by
+`process_proposal` and `finalize_block` refuses to execute it without touching the
+store. Handler failures are different: the transaction is included with a non-zero
+code in the module's codespace, its writes and events are discarded, and its nonce
+is consumed and its fee paid (burnt), with a `fee` event.
 """
 
 from __future__ import annotations
@@ -17,8 +18,14 @@ from cloudchain import codec
 from cloudchain.chaincode.application import MAX_NONCE_LEAD, Application, InvalidBlockError
 from cloudchain.chaincode.codes import AUTH_CODESPACE, Code
 from cloudchain.chaincode.module import MAX_AMOUNT, Module, TxError
-from cloudchain.chaincode.modules.token import TOKEN, get_balance, get_supply
-from cloudchain.ledger import MAX_TX_BYTES, Block, Transaction
+from cloudchain.chaincode.modules.token import (
+    SUPPLY_KEY,
+    TOKEN,
+    balance_key,
+    get_balance,
+    get_supply,
+)
+from cloudchain.ledger import MAX_TX_BYTES, Block, Event, Transaction
 from cloudchain.node.solo import SoloChain, build_block, sign_commit
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
@@ -27,11 +34,13 @@ from tests.helpers.chain import (
     AUTHORITY,
     CHAIN_ID,
     INITIAL_BALANCE,
+    TEST_FEE,
     VALIDATOR,
     StepClock,
     key,
     make_chain,
     make_genesis,
+    signed,
     transfer,
 )
 
@@ -58,7 +67,7 @@ def valid_tx(nonce: int = 0, sender=BOB, amount: int = 5) -> Transaction:
 
 
 def fields(tx: Transaction) -> dict:
-    """The transaction as a plain dict of its seven fields."""
+    """The transaction as a plain dict of its eight fields."""
     return {**codec.thaw(tx._body()), "signature": tx.signature}
 
 
@@ -95,10 +104,32 @@ def snapshot(app):
 def assert_refused(result, code: Code, *mentions: str) -> None:
     assert result.code == code, (result.code, result.log)
     assert not result.ok
-    assert result.tx is None
+    if result.tx is None:  # not even a transaction
+        assert code in (Code.MALFORMED_TX, Code.TX_TOO_LARGE)
+        assert result.fee == result.cost == 0
+    else:  # refused after decoding: what it pays and may cost are known
+        assert result.fee == result.tx.fee and result.cost >= result.fee
     assert result.codespace == AUTH_CODESPACE
     for text in mentions:
         assert text in result.log, (text, result.log)
+
+
+def fee_event(tx: Transaction) -> Event:
+    return Event("fee", (("amount", str(tx.fee)), ("payer", tx.sender_address)))
+
+
+def less_fees(state: list, txs: list[Transaction]) -> list:
+    """`state` (pairs) as it is once the senders of `txs` have paid their fees: taken
+    from their balances and from the supply (burnt)."""
+    values = dict(state)
+    for tx in txs:
+        for state_key in (balance_key(tx.sender_address), SUPPLY_KEY):
+            left = codec.decode(values[state_key]) - tx.fee
+            assert left >= 0
+            values[state_key] = codec.encode(left)
+            if left == 0 and state_key != SUPPLY_KEY:
+                del values[state_key]  # an empty account leaves no trace
+    return sorted(values.items())
 
 
 # --- malformed bytes ----------------------------------------------------------------------
@@ -164,6 +195,10 @@ MALFORMED = {
     "nil": (codec.encode(None), "expected a map"),
     "missing_signature": (_without("signature"), "missing field(s) signature"),
     "missing_nonce": (_without("nonce"), "missing field(s) nonce"),
+    "missing_fee": (_without("fee"), "missing field(s) fee"),
+    "fee_str": (_with(fee="3"), "transaction.fee: expected an integer, got str"),
+    "fee_negative": (_with(fee=-1), "transaction.fee: -1 is outside"),
+    "fee_too_large": (_with(fee=2**63), f"transaction.fee: {2**63} is outside"),
     "extra_field": (_with(memo="hi"), "unknown field(s) memo"),
     "nonce_str": (_with(nonce="0"), "transaction.nonce: expected an integer, got str"),
     "nonce_bool": (_with(nonce=False), "transaction.nonce: expected an integer, got bool"),
@@ -188,7 +223,9 @@ MALFORMED = {
 @pytest.mark.parametrize("raw, mention", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_bytes_are_refused(app, raw, mention):
     assert raw != RAW
-    assert_refused(app.check_tx(raw), Code.MALFORMED_TX, "transaction", mention)
+    result = app.check_tx(raw)
+    assert_refused(result, Code.MALFORMED_TX, "transaction", mention)
+    assert result.tx is None
 
 
 def test_the_unmodified_transaction_is_accepted(app):
@@ -203,7 +240,7 @@ def test_the_unmodified_transaction_is_accepted(app):
 
 def _with_memo(chars: int) -> bytes:
     args = {"to": CAROL.address, "amount": 5, "memo": "x" * chars}
-    return Transaction.create(BOB, CHAIN_ID, 0, "token", "transfer", args).to_bytes()
+    return signed(BOB, 0, "token", "transfer", args).to_bytes()
 
 
 def _memo_for_size(size: int) -> int:
@@ -231,7 +268,7 @@ def test_a_transaction_of_exactly_the_size_limit_passes_the_size_check(app):
 
 def test_process_proposal_rejects_an_oversized_transaction_object(app):
     args = {"to": CAROL.address, "amount": 5, "memo": "x" * MAX_TX_BYTES}
-    big = Transaction.create(BOB, CHAIN_ID, 0, "token", "transfer", args)
+    big = signed(BOB, 0, "token", "transfer", args)
     assert len(big.to_bytes()) > MAX_TX_BYTES
     verdict = app.process_proposal(next_block(app, [big]))
     assert not verdict.accept
@@ -351,12 +388,12 @@ def test_prepare_proposal_drops_a_nonce_gap_but_keeps_the_sequence(app):
 
 
 def test_an_unknown_module_is_refused(app):
-    tx = Transaction.create(BOB, CHAIN_ID, 0, "bank", "transfer", {"to": CAROL.address})
+    tx = signed(BOB, 0, "bank", "transfer", {"to": CAROL.address})
     assert_refused(app.check_tx(tx.to_bytes()), Code.UNKNOWN_MODULE, "'bank'")
 
 
 def test_an_unknown_method_is_refused(app):
-    tx = Transaction.create(BOB, CHAIN_ID, 0, "token", "steal", {"amount": 5})
+    tx = signed(BOB, 0, "token", "steal", {"amount": 5})
     assert_refused(app.check_tx(tx.to_bytes()), Code.UNKNOWN_METHOD, "'token'", "'steal'")
 
 
@@ -385,7 +422,7 @@ INVALID_ARGS = {
 
 @pytest.mark.parametrize("method, args, mention", INVALID_ARGS.values(), ids=INVALID_ARGS.keys())
 def test_invalid_arguments_are_refused(app, method, args, mention):
-    tx = Transaction.create(BOB, CHAIN_ID, 0, "token", method, args)
+    tx = signed(BOB, 0, "token", method, args)
     assert_refused(app.check_tx(tx.to_bytes()), Code.INVALID_ARGS, f"token.{method}: ", mention)
 
 
@@ -401,9 +438,11 @@ def test_each_refusal_has_its_own_code(chain, app):
         "bad_signature": valid_tx(1).with_signature(flip_bit(valid_tx(1).signature, 0)).to_bytes(),
         "nonce_too_low": TX.to_bytes(),
         "nonce_too_high": valid_tx(nonce=2 + MAX_NONCE_LEAD).to_bytes(),
-        "unknown_module": Transaction.create(BOB, CHAIN_ID, 1, "bank", "x", {}).to_bytes(),
-        "unknown_method": Transaction.create(BOB, CHAIN_ID, 1, "token", "x", {}).to_bytes(),
-        "invalid_args": Transaction.create(BOB, CHAIN_ID, 1, "token", "burn", {}).to_bytes(),
+        "unknown_module": signed(BOB, 1, "bank", "x", {}).to_bytes(),
+        "unknown_method": signed(BOB, 1, "token", "x", {}).to_bytes(),
+        "invalid_args": signed(BOB, 1, "token", "burn", {}).to_bytes(),
+        "fee_too_low": transfer(BOB, 1, ADDR, 5, fee=TEST_FEE - 1).to_bytes(),
+        "insufficient_funds": transfer(BOB, 1, ADDR, INITIAL_BALANCE).to_bytes(),
     }
     codes = {name: app.check_tx(raw).code for name, raw in cases.items()}
     assert codes == {
@@ -416,8 +455,10 @@ def test_each_refusal_has_its_own_code(chain, app):
         "unknown_module": Code.UNKNOWN_MODULE,
         "unknown_method": Code.UNKNOWN_METHOD,
         "invalid_args": Code.INVALID_ARGS,
+        "fee_too_low": Code.FEE_TOO_LOW,
+        "insufficient_funds": Code.INSUFFICIENT_FUNDS,
     }
-    values = [int(c) for c in codes.values()] + [Code.INSUFFICIENT_FUNDS, Code.UNAUTHORIZED]
+    values = [int(c) for c in codes.values()] + [Code.UNAUTHORIZED]
     assert len(set(values)) == len(values)
     assert Code.OK not in values
     # A valid transaction at the next nonce passes, so none of the above is a blanket refusal.
@@ -432,37 +473,37 @@ def _non_nonce_state(app):
 
 
 def test_handler_failures_are_recorded_without_effect_and_consume_the_nonce(chain, app):
+    # A sender's transaction that may take more than it holds comes last among its
+    # transactions in the block: it may take all the sender has (see test_fees.py).
     failing = [
         (
-            transfer(BOB, 0, CAROL.address, INITIAL_BALANCE + 1),
-            Code.INSUFFICIENT_FUNDS,
-            ("insufficient funds", f"balance {INITIAL_BALANCE}", f"need {INITIAL_BALANCE + 1}"),
-        ),
-        (
-            Transaction.create(BOB, CHAIN_ID, 1, "token", "mint", {"to": BOB.address, "amount": 9}),
+            signed(BOB, 0, "token", "mint", {"to": BOB.address, "amount": 9}),
             Code.UNAUTHORIZED,
             ("authority", "mint"),
         ),
         (
-            Transaction.create(BOB, CHAIN_ID, 2, "token", "burn", {"amount": 5_000}),
+            transfer(BOB, 1, CAROL.address, INITIAL_BALANCE + 1),
+            Code.INSUFFICIENT_FUNDS,
+            ("insufficient funds", f"balance {INITIAL_BALANCE - 2 * TEST_FEE}", "need 1001"),
+        ),
+        (
+            signed(CAROL, 0, "token", "burn", {"amount": 5_000}),
             Code.INSUFFICIENT_FUNDS,
             ("insufficient funds", "burn 5000"),
         ),
         (
-            Transaction.create(MALLORY, CHAIN_ID, 0, "token", "burn", {"amount": 1}),
-            Code.INSUFFICIENT_FUNDS,
-            ("insufficient funds", "balance 0"),
-        ),
-        (
-            Transaction.create(
-                ALICE, CHAIN_ID, 0, "token", "mint", {"to": ALICE.address, "amount": MAX_AMOUNT}
-            ),
+            signed(ALICE, 0, "token", "mint", {"to": ALICE.address, "amount": MAX_AMOUNT}),
             Code.LIMIT_EXCEEDED,
             ("maximum supply",),
         ),
     ]
-    for tx, _, _ in failing:
-        assert app.check_tx(tx.to_bytes()).ok  # the handler's verdict is not known in advance
+    # check_tx knows what a transfer or a burn may take, and refuses an overdraft; the
+    # other failures are the handler's to find. A proposer may include them all: each
+    # can pay its fee.
+    admitted = [app.check_tx(tx.to_bytes()) for tx, _, _ in failing]
+    codes = [Code.OK, Code.INSUFFICIENT_FUNDS, Code.INSUFFICIENT_FUNDS, Code.OK]
+    assert [r.code for r in admitted] == codes
+    assert "waiting transactions need 0 and this one 1004 (fee 3)" in admitted[1].log
     state_before = _non_nonce_state(app)
     supply_before = get_supply(app.state())
 
@@ -477,38 +518,51 @@ def test_handler_failures_are_recorded_without_effect_and_consume_the_nonce(chai
         assert result.codespace == "token"
         for text in mentions:
             assert text in result.log, (text, result.log)
-        assert result.events == ()
+        assert result.events == (fee_event(tx),)  # the fee alone: paid all the same
         assert (result.height, result.index) == (1, index)
         assert app.store.tx_result(tx.hash) == result
-    assert _non_nonce_state(app) == state_before
-    assert get_supply(app.state()) == supply_before
-    assert app.nonce(BOB.address) == 3
-    assert app.nonce(MALLORY.address) == 1
+    paid = [tx for tx, _, _ in failing]
+    assert _non_nonce_state(app) == less_fees(state_before, paid)
+    assert get_supply(app.state()) == supply_before - len(failing) * TEST_FEE
+    assert app.nonce(BOB.address) == 2
+    assert app.nonce(CAROL.address) == 1
     assert app.nonce(ALICE.address) == 1
     assert app.store.app_hash == app.store.recompute_app_hash()
 
     # The failed transactions cannot run again, and the sender goes on at the next nonce.
     for tx, _, _ in failing:
         assert app.check_tx(tx.to_bytes()).code == Code.NONCE_TOO_LOW
-    ok = transfer(BOB, 3, CAROL.address, 10)
+    ok = transfer(BOB, 2, CAROL.address, 10)
     result = chain.produce_block([ok.to_bytes()]).result.tx_results[0]
     assert result.ok and result.codespace == "" and result.events
-    assert get_balance(app.state(), BOB.address) == INITIAL_BALANCE - 10
-    assert get_balance(app.state(), CAROL.address) == INITIAL_BALANCE + 10
+    assert get_balance(app.state(), BOB.address) == INITIAL_BALANCE - 10 - 3 * TEST_FEE
+    assert get_balance(app.state(), CAROL.address) == INITIAL_BALANCE + 10 - TEST_FEE
+
+
+def test_a_sender_that_cannot_pay_the_fee_is_refused_and_never_included(chain, app):
+    burn = signed(MALLORY, 0, "token", "burn", {"amount": 1})  # MALLORY holds nothing
+    refused = app.check_tx(burn.to_bytes())
+    assert refused.code == Code.INSUFFICIENT_FUNDS and refused.codespace == AUTH_CODESPACE
+    assert "balance 0" in refused.log and refused.cost == TEST_FEE + 1
+    assert app.prepare_proposal([burn.to_bytes()]) == ()
+    verdict = app.process_proposal(next_block(app, [burn]))
+    assert not verdict.accept and "tx 0: fee 3 may not be payable: balance 0" in verdict.reason
+    assert app.nonce(MALLORY.address) == 0
 
 
 def test_a_failure_between_successes_leaves_only_the_successes(chain, app):
+    left = INITIAL_BALANCE - 600 - 3 * TEST_FEE  # what the third transfer can still send
     txs = [
         transfer(BOB, 0, CAROL.address, 600),
-        transfer(BOB, 1, CAROL.address, 600),  # 400 left: fails
-        transfer(BOB, 2, CAROL.address, 400),
+        signed(BOB, 1, "token", "mint", {"to": BOB.address, "amount": 5}),  # fails
+        transfer(BOB, 2, CAROL.address, left),
     ]
     out = chain.produce_block([tx.to_bytes() for tx in txs])
-    assert [r.code for r in out.result.tx_results] == [Code.OK, Code.INSUFFICIENT_FUNDS, Code.OK]
-    assert out.result.tx_results[1].events == ()
-    assert [e.type for e in out.result.tx_results[0].events] == ["message", "transfer"]
+    assert [r.code for r in out.result.tx_results] == [Code.OK, Code.UNAUTHORIZED, Code.OK]
+    assert out.result.tx_results[1].events == (fee_event(txs[1]),)
+    assert [e.type for e in out.result.tx_results[0].events] == ["fee", "message", "transfer"]
     assert get_balance(app.state(), BOB.address) == 0
-    assert get_balance(app.state(), CAROL.address) == INITIAL_BALANCE + 1_000
+    assert get_balance(app.state(), CAROL.address) == INITIAL_BALANCE + 600 + left
     assert app.nonce(BOB.address) == 3
 
 
@@ -540,8 +594,8 @@ def test_a_failing_handler_leaves_no_writes_and_no_events():
     app = Application(ChainStore(MemoryKV()), make_genesis(), modules=(TOKEN, PROBE))
     chain = SoloChain(app, VALIDATOR, StepClock())
     txs = [
-        Transaction.create(BOB, CHAIN_ID, 0, "probe", "write_then_fail", {}),
-        Transaction.create(BOB, CHAIN_ID, 1, "probe", "write_then_crash", {}),
+        signed(BOB, 0, "probe", "write_then_fail", {}),
+        signed(BOB, 1, "probe", "write_then_crash", {}),
     ]
     before = _non_nonce_state(app)
     results = chain.produce_block([tx.to_bytes() for tx in txs]).result.tx_results
@@ -550,15 +604,15 @@ def test_a_failing_handler_leaves_no_writes_and_no_events():
     assert [r.codespace for r in results] == ["probe", "probe"]
     assert results[0].log == "probe refused after writing"
     assert results[1].log == "internal error in probe.write_then_crash: RuntimeError"
-    assert all(r.events == () for r in results)
-    assert _non_nonce_state(app) == before
+    assert [r.events for r in results] == [(fee_event(tx),) for tx in txs]  # paid, no more
+    assert _non_nonce_state(app) == less_fees(before, txs)
     assert app.nonce(BOB.address) == 2
 
     # The same module does write when its handler succeeds.
-    ok = Transaction.create(BOB, CHAIN_ID, 2, "probe", "write", {})
+    ok = signed(BOB, 2, "probe", "write", {})
     result = chain.produce_block([ok.to_bytes()]).result.tx_results[0]
     assert result.ok
-    assert [e.type for e in result.events] == ["message", "probe_wrote"]
+    assert [e.type for e in result.events] == ["fee", "message", "probe_wrote"]
     assert app.state().get(b"probe/written") == b"\x01"
 
 
@@ -582,11 +636,11 @@ BAD_IN_BLOCK = {
         "other-chain",
     ),
     "unknown_method": (
-        lambda n: Transaction.create(BOB, CHAIN_ID, n, "token", "steal", {}),
+        lambda n: signed(BOB, n, "token", "steal", {}),
         "steal",
     ),
     "invalid_args": (
-        lambda n: Transaction.create(BOB, CHAIN_ID, n, "token", "burn", {"amount": -1}),
+        lambda n: signed(BOB, n, "token", "burn", {"amount": -1}),
         "amount",
     ),
 }

@@ -4,6 +4,8 @@ A single in-process chain on LevelDB applies blocks of signed transfers; each
 phase of the ABCI flow is timed separately (prepare_proposal, process_proposal,
 finalize_block, commit), so later changes can see which one they moved. The
 transactions are signed before the clock starts: signing is the client's cost.
+Each pays the minimum fee of the default schedule (charged, and burnt, in
+finalize_block, as on any chain).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 from cloudchain.chaincode.application import Application
 from cloudchain.crypto import PrivateKey
+from cloudchain.fees import priced_transaction
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import Transaction, Validator
+from cloudchain.ledger import Validator
 from cloudchain.node.solo import build_block, sign_commit
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
@@ -55,13 +58,14 @@ def run_apply_bench(blocks: int, txs_per_block: int, accounts: int) -> ApplyRepo
             for i in range(txs_per_block):
                 sender = (height * txs_per_block + i) % accounts
                 recipient = (sender + 1 + i) % accounts
-                tx = Transaction.create(
+                tx = priced_transaction(
                     keys[sender],
                     genesis.chain_id,
                     nonces[sender],
                     "token",
                     "transfer",
                     {"to": keys[recipient].address, "amount": 1},
+                    genesis.fees,
                 )
                 nonces[sender] += 1
                 txs.append(tx.to_bytes())

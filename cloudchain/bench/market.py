@@ -23,8 +23,9 @@ from typing import Any
 from cloudchain import codec
 from cloudchain.chaincode.application import Application
 from cloudchain.crypto import PrivateKey
+from cloudchain.fees import priced_transaction
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import Transaction, Validator
+from cloudchain.ledger import Validator
 from cloudchain.node.solo import build_block, sign_commit
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
@@ -63,8 +64,8 @@ class _Chain:
     def tx(self, sender: PrivateKey, method: str, **args: Any) -> bytes:
         nonce = self.nonces[sender.address]
         self.nonces[sender.address] += 1
-        return Transaction.create(
-            sender, self.genesis.chain_id, nonce, "market", method, args
+        return priced_transaction(
+            sender, self.genesis.chain_id, nonce, "market", method, args, self.genesis.fees
         ).to_bytes()
 
     def block(self, txs: Sequence[bytes]) -> tuple[float, Any]:

@@ -14,7 +14,8 @@ random bytes (so nothing is deduplicated):
     p2p read          GET /blobs/{cid} from a node that does not hold it (it fetches
                       the DAG from the holders), to a file
     consensus write   the same bytes as storage.put_part transactions of at most
-                      MAX_PART_BYTES, signed beforehand, sent by several accounts
+                      MAX_PART_BYTES, signed beforehand, each paying the network's
+                      minimum fee (mostly its bytes'), sent by several accounts
                       (the mempool admits MAX_NONCE_LEAD per account) to every
                       validator in turn, until every validator has committed all
     consensus read    the parts read back over RPC (abci_query /storage/part) from
@@ -49,6 +50,7 @@ from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.modules.storage import MAX_PART_BYTES
 from cloudchain.client import Client, RPCClientError, decode_query_value
 from cloudchain.crypto import read_key_file
+from cloudchain.fees import FeeSchedule, priced_transaction
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import MAX_BLOCK_BYTES, Transaction
 from cloudchain.node.config import LogConfig, NodeConfig
@@ -194,6 +196,7 @@ class _Bench:
         self.memory: list[MemoryGrowth] = []
         self.chain_id = ""
         self.node_ids: list[str] = []
+        self.fees = FeeSchedule()  # the network's, once it is up
 
     async def run(self) -> tuple[list[Sample], list[MemoryGrowth]]:
         await self._wait_ready()
@@ -222,6 +225,7 @@ class _Bench:
                 ):
                     self.chain_id = statuses[0].network
                     self.node_ids = [s.node_id for s in statuses]
+                    self.fees = await self.clients[0].fee_schedule()
                     return
             except RPCClientError:
                 pass
@@ -277,6 +281,16 @@ class _Bench:
         nonces = [await self.clients[0].nonce(k.address) for k in self.senders]
         batches = await asyncio.to_thread(self._sign_parts, source, name, nonces)
         expected = [len(batch) for batch in batches]
+        for k, batch in enumerate(batches):
+            fees = sum(Transaction.from_bytes(raw).fee for raw in batch)
+            balance = (
+                await self.clients[0].query("/token/balance", self.senders[k].address.encode())
+            )["balance"]
+            if balance < fees:
+                raise BenchError(
+                    f"account{k} holds {balance}, the fees of its {len(batch)} parts are {fees}: "
+                    "fewer or smaller --sizes or --runs"
+                )
         start = time.perf_counter()
         await asyncio.gather(
             *(
@@ -304,13 +318,14 @@ class _Bench:
             index = 0
             while part := stream.read(MAX_PART_BYTES):
                 k = index % SENDERS
-                tx = Transaction.create(
+                tx = priced_transaction(
                     self.senders[k],
                     self.chain_id,
                     nonces[k] + len(batches[k]),
                     "storage",
                     "put_part",
                     {"object": name, "index": len(batches[k]), "data": part},
+                    self.fees,
                 )
                 batches[k].append(tx.to_bytes())
                 index += 1

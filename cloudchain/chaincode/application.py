@@ -7,16 +7,29 @@
     commit            make the finalized block durable (one atomic write)
     query             read state at a height through a module's query path
 
-A transaction passes three gates, in this order:
+A transaction passes these gates, in this order:
 
 1. Stateless checks: size, decoding, chain id, signature, a known
    `module.method`, well-formed arguments. A transaction failing one is
    invalid: it never enters the mempool, and a block carrying it is rejected.
-2. The nonce: it must equal the sender's count of included transactions.
+2. The fee: at least the genesis schedule's minimum for its bytes and method
+   (cloudchain/fees.py), else FEE_TOO_LOW; a block carrying one is rejected.
+3. The nonce: it must equal the sender's count of included transactions.
    A block whose transactions break the nonce sequence is rejected too.
-3. The handler. It may fail (insufficient funds, unauthorized): then none of
-   its writes apply, its result carries a non-zero code and a log, and its
-   nonce is still consumed, so that the same signed bytes can never run again.
+4. Funds. A transaction's cost is its fee plus what its method may take from the
+   sender's balance (a transfer's amount, a deposit, a stake: each method declares
+   it, `TxMethod.spends`). check_tx admits it only if the sender's balance covers
+   the costs of its transactions already waiting (`pending_cost`, the mempool's sum)
+   and this one's. A block is rejected if a fee in it might not be payable when it is
+   charged: each sender's committed balance must cover the costs of its earlier
+   transactions in the block and this one's fee. Nothing but a sender's own
+   transactions takes from its balance, and none takes more than its cost, so
+   every fee of an accepted block is paid in full.
+5. The handler, after the fee is charged (burnt: the supply shrinks by it). It may
+   fail (insufficient funds, unauthorized): then none of its writes apply, its
+   result carries a non-zero code and a log, and its fee and nonce are still
+   consumed, so that the same signed bytes can never run again and failed spam
+   still pays. Every result, failed or not, carries a `fee` event (amount, payer).
 
 The application owns no clock and no I/O of its own: state and blocks come
 from the `ChainStore` it is given, time from the block header.
@@ -26,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cloudchain import codec
@@ -39,10 +52,12 @@ from cloudchain.chaincode.auth import (
 )
 from cloudchain.chaincode.codes import AUTH_CODESPACE, Code
 from cloudchain.chaincode.context import BlockContext, Context, EventLog, Overlay, StateReader
+from cloudchain.chaincode.fees import FEES, charge
 from cloudchain.chaincode.market import MARKET
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
 from cloudchain.chaincode.modules.storage import STORAGE
-from cloudchain.chaincode.modules.token import TOKEN
+from cloudchain.chaincode.modules.token import TOKEN, get_balance
+from cloudchain.fees import FeeSchedule
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.ledger import (
     MAX_LOG_CHARS,
@@ -69,11 +84,20 @@ from cloudchain.storage.chain import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, MARKET, STORAGE)
+DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, FEES, MARKET, STORAGE)
 
 # How far ahead of the committed nonce check_tx accepts a transaction, so that a
 # client may submit several in a row before the first is included.
 MAX_NONCE_LEAD = 64
+
+
+# Whether a transaction's signature verifies against its sender key. Every node uses the
+# transaction's own Ed25519 check; a test may inject one that counts its calls.
+TxVerifier = Callable[[Transaction], bool]
+
+
+def verify_tx_signature(tx: Transaction) -> bool:
+    return tx.verify_signature()
 
 
 class InvalidBlockError(RuntimeError):
@@ -82,11 +106,17 @@ class InvalidBlockError(RuntimeError):
 
 @dataclass(frozen=True)
 class CheckResult:
-    """The verdict on one transaction before any handler runs."""
+    """The verdict on one transaction before any handler runs.
+
+    `tx` is set once the bytes decode, on refusals too; then `fee` is its fee and
+    `cost` what it can take from its sender's balance if included: the fee, plus what
+    its method declares it may take (0 when its method or arguments are not known)."""
 
     code: Code
     log: str
     tx: Transaction | None = None
+    fee: int = 0
+    cost: int = 0
 
     @property
     def ok(self) -> bool:
@@ -163,11 +193,21 @@ class Application:
         store: ChainStore,
         genesis: Genesis,
         modules: Sequence[Module] = DEFAULT_MODULES,
+        *,
+        verifier: TxVerifier = verify_tx_signature,
     ) -> None:
+        """`verifier` checks each transaction's signature: in check_tx, and in
+        process_proposal for a block not accepted before; never in recheck_tx."""
         self._store = store
+        self._verify = verifier
         self._genesis = genesis
+        if FEES not in modules:
+            modules = (*modules, FEES)  # the application's own, as the fees are
         self._modules = {m.name: m for m in modules}
         assert len(self._modules) == len(modules), "two modules share a name"
+        assert TOKEN.name in self._modules, "fees are paid in the token module's units"
+        self._fees = genesis.fees
+        self._check_surcharges(self._fees)
         self._pending: _Pending | None = None
         # The last block process_proposal accepted, so that finalize_block of the
         # same block does not verify every signature a second time.
@@ -181,6 +221,19 @@ class Application:
     @property
     def genesis(self) -> Genesis:
         return self._genesis
+
+    @property
+    def fees(self) -> FeeSchedule:
+        return self._fees
+
+    def _check_surcharges(self, schedule: FeeSchedule) -> None:
+        for name in schedule.surcharges:
+            module, _, method = name.partition(".")
+            if method not in getattr(self._modules.get(module), "methods", {}):
+                raise GenesisError(
+                    f"genesis.app_state.params.fees.surcharges: {name} is not a transaction "
+                    "method of this chain"
+                )
 
     @property
     def store(self) -> ChainStore:
@@ -254,24 +307,86 @@ class Application:
         """The nonce the sender's next transaction must carry (committed state)."""
         return get_nonce(_CommittedState(self._store), address)
 
+    def balance(self, address: str) -> int:
+        """The account's balance in token units (committed state)."""
+        return get_balance(_CommittedState(self._store), address)
+
+    def min_fee(self, tx: Transaction) -> int:
+        """The least fee `tx` must carry: the genesis schedule's for its bytes and method."""
+        return self._fees.min_fee_of(tx)
+
     # --- mempool admission -----------------------------------------------------------
 
-    def check_tx(self, raw: bytes) -> CheckResult:
-        """Stateless checks, and a nonce not yet used and at most MAX_NONCE_LEAD ahead."""
+    def check_tx(self, raw: bytes, *, pending_cost: int = 0) -> CheckResult:
+        """Stateless checks, then the stateful ones (`_check_state`): a fee of at least
+        the minimum, a nonce not yet used and at most MAX_NONCE_LEAD ahead, and a
+        balance that covers `pending_cost` (the costs of the sender's transactions
+        already waiting in the mempool) and this transaction's cost."""
         result = self._check_stateless(raw)
         if not result.ok:
             return result
-        tx = result.tx
-        assert tx is not None
-        expected = self.nonce(tx.sender_address)
+        return self._check_state(result, pending_cost)
+
+    def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:
+        """check_tx's stateful checks again, against the latest committed state, for a
+        transaction check_tx admitted before: no decoding and no signature verification
+        (its bytes, signature included, are the ones check_tx verified)."""
+        method = self._method(tx)
+        if method is None:  # check_tx admitted it, so only another chain's app could say so
+            return _refuse(
+                Code.UNKNOWN_METHOD, f"no method {tx.module}.{tx.method}", tx, tx.fee, tx.fee
+            )
+        return self._check_state(_admitted(tx, method), pending_cost)
+
+    def _check_state(self, checked: CheckResult, pending_cost: int) -> CheckResult:
+        tx = checked.tx
+        assert tx is not None and checked.ok
+        fee, cost = checked.fee, checked.cost
+        minimum = self.min_fee(tx)
+        # Verify that the fee pays for the transaction's bytes and method.
+        if fee < minimum:
+            return _refuse(
+                Code.FEE_TOO_LOW,
+                f"fee {fee} is below the minimum {minimum} for {len(tx.to_bytes())} bytes "
+                f"of {tx.module}.{tx.method}",
+                tx,
+                fee,
+                cost,
+            )
+        sender = tx.sender_address
+        expected = self.nonce(sender)
         if tx.nonce < expected:
-            return _refuse(Code.NONCE_TOO_LOW, f"nonce {tx.nonce} already used; next is {expected}")
+            return _refuse(
+                Code.NONCE_TOO_LOW,
+                f"nonce {tx.nonce} already used; next is {expected}",
+                tx,
+                fee,
+                cost,
+            )
         if tx.nonce > expected + MAX_NONCE_LEAD:
             return _refuse(
                 Code.NONCE_TOO_HIGH,
                 f"nonce {tx.nonce} is more than {MAX_NONCE_LEAD} ahead of the next ({expected})",
+                tx,
+                fee,
+                cost,
             )
-        return result
+        balance = self.balance(sender)
+        # Verify that the sender holds what its waiting transactions and this one may take.
+        if balance < pending_cost + cost:
+            return _refuse(
+                Code.INSUFFICIENT_FUNDS,
+                f"insufficient funds: balance {balance}, the sender's waiting transactions "
+                f"need {pending_cost} and this one {cost} (fee {fee})",
+                tx,
+                fee,
+                cost,
+            )
+        return checked
+
+    def _method(self, tx: Transaction) -> TxMethod | None:
+        module = self._modules.get(tx.module)
+        return None if module is None else module.methods.get(tx.method)
 
     def _check_stateless(self, raw: bytes | Transaction) -> CheckResult:
         if isinstance(raw, Transaction):
@@ -285,35 +400,55 @@ class Application:
                 return _refuse(Code.TX_TOO_LARGE, str(exc))
             except MalformedError as exc:
                 return _refuse(Code.MALFORMED_TX, str(exc))
+        # From here the refusals name the transaction, its fee, and as its cost the fee
+        # alone until its method and arguments are known.
         if tx.chain_id != self._genesis.chain_id:
             return _refuse(
                 Code.WRONG_CHAIN_ID,
                 f"chain id {tx.chain_id!r} is not this chain's ({self._genesis.chain_id!r})",
+                tx,
+                tx.fee,
+                tx.fee,
             )
-        if not tx.verify_signature():
-            return _refuse(Code.BAD_SIGNATURE, "signature does not verify against the sender key")
+        if not self._verify(tx):
+            return _refuse(
+                Code.BAD_SIGNATURE,
+                "signature does not verify against the sender key",
+                tx,
+                tx.fee,
+                tx.fee,
+            )
         module = self._modules.get(tx.module)
         if module is None:
-            return _refuse(Code.UNKNOWN_MODULE, f"unknown module {tx.module!r}")
+            return _refuse(Code.UNKNOWN_MODULE, f"unknown module {tx.module!r}", tx, tx.fee, tx.fee)
         method = module.methods.get(tx.method)
         if method is None:
-            return _refuse(Code.UNKNOWN_METHOD, f"module {tx.module!r} has no method {tx.method!r}")
+            return _refuse(
+                Code.UNKNOWN_METHOD,
+                f"module {tx.module!r} has no method {tx.method!r}",
+                tx,
+                tx.fee,
+                tx.fee,
+            )
         try:
             method.check_args(tx.args)
         except ArgError as exc:
-            return _refuse(Code.INVALID_ARGS, f"{tx.module}.{tx.method}: {exc}")
-        return CheckResult(Code.OK, "", tx)
+            return _refuse(Code.INVALID_ARGS, f"{tx.module}.{tx.method}: {exc}", tx, tx.fee, tx.fee)
+        return _admitted(tx, method)
 
     # --- proposals -------------------------------------------------------------------------
 
     def prepare_proposal(self, candidates: Sequence[bytes]) -> tuple[Transaction, ...]:
         """Pick, in the given order, the candidates that make a valid block.
 
-        Invalid transactions and those whose nonce does not follow the sender's
-        previous one are skipped; the block stops growing at the genesis limits.
+        Invalid transactions, those paying less than the minimum fee, those whose nonce
+        does not follow the sender's previous one and those whose fee might not be
+        payable (see `_BlockFunds`) are skipped; the block stops growing at the genesis
+        limits.
         """
         chosen: list[Transaction] = []
         next_nonce: dict[str, int] = {}
+        funds = _BlockFunds(self.balance)
         size = 0
         for raw in candidates:
             if len(chosen) >= self._genesis.max_block_txs:
@@ -323,6 +458,8 @@ class Application:
                 continue
             tx = result.tx
             assert tx is not None
+            if tx.fee < self.min_fee(tx):
+                continue
             sender = tx.sender_address
             expected = next_nonce.get(sender)
             if expected is None:
@@ -332,6 +469,9 @@ class Application:
             tx_size = len(tx.to_bytes()) + TX_FRAMING_BYTES
             if size + tx_size > self._max_txs_bytes():
                 continue
+            if funds.shortfall(tx) is not None:
+                continue
+            funds.include(tx, result.cost)
             chosen.append(tx)
             size += tx_size
             next_nonce[sender] = expected + 1
@@ -345,8 +485,9 @@ class Application:
 
     def process_proposal(self, block: Block) -> ProposalVerdict:
         """Accept `block` only if it extends the committed chain and its transactions pass
-        the stateless checks in nonce order. Signatures of the last commit are the
-        consensus layer's to verify, against its validator set."""
+        the stateless checks, pay at least the minimum fee, follow each other in nonce
+        order, and can pay their fees (`_BlockFunds`). Signatures of the last commit are
+        the consensus layer's to verify, against its validator set."""
         # Compared as bytes: dataclass equality would take {"amount": True} for 1.
         if block.to_bytes() == self._accepted and block.height == self._store.height + 1:
             return ProposalVerdict(True)
@@ -358,16 +499,26 @@ class Application:
         if len(block.txs) > self._genesis.max_block_txs:
             return ProposalVerdict(False, "block exceeds the genesis max_txs")
         next_nonce: dict[str, int] = {}
+        funds = _BlockFunds(self.balance)
         for index, tx in enumerate(block.txs):
             result = self._check_stateless(tx)
             if not result.ok:
                 return ProposalVerdict(False, f"tx {index}: {result.log}")
+            minimum = self.min_fee(tx)
+            if tx.fee < minimum:
+                return ProposalVerdict(
+                    False, f"tx {index}: fee {tx.fee} is below the minimum {minimum}"
+                )
             sender = tx.sender_address
             expected = next_nonce.get(sender)
             if expected is None:
                 expected = self.nonce(sender)
             if tx.nonce != expected:
                 return ProposalVerdict(False, f"tx {index}: nonce {tx.nonce}, expected {expected}")
+            shortfall = funds.shortfall(tx)
+            if shortfall is not None:
+                return ProposalVerdict(False, f"tx {index}: {shortfall}")
+            funds.include(tx, result.cost)
             next_nonce[sender] = expected + 1
         self._accepted = block.to_bytes()
         return ProposalVerdict(True)
@@ -468,10 +619,27 @@ class Application:
         return tuple(events)
 
     def _deliver(self, block_kv: Overlay, block: Block, index: int, tx: Transaction) -> TxResult:
-        """Run one transaction whose stateless checks and nonce are already verified."""
+        """Run one transaction whose stateless checks, fee, nonce and funds are already
+        verified: consume its nonce, charge its fee, then run its handler."""
         sender = tx.sender_address
         nonce = get_nonce(block_kv, sender)
         assert tx.nonce == nonce, "process_proposal verified the nonce sequence"
+        block_kv.set_value(nonce_key(sender), nonce + 1)  # consumed even on failure
+        fee_events: tuple[Event, ...] = ()
+        if tx.fee:
+            balance = get_balance(block_kv, sender)
+            if balance < tx.fee:
+                # process_proposal makes this impossible unless a method takes more than
+                # it declares (a bug): the transaction does not run, and the chain goes on.
+                log.error(
+                    "a fee could not be paid",
+                    extra=fields(height=block.height, index=index, tx=tx.hash.hex()),
+                )
+                message = f"fee {tx.fee} cannot be paid: balance {balance}"
+                return TxResult(
+                    Code.INSUFFICIENT_FUNDS, AUTH_CODESPACE, message, (), block.height, index
+                )
+            fee_events = (charge(block_kv, sender, tx.fee),)  # kept whatever the handler does
         module = self._modules[tx.module]
         method: TxMethod = module.methods[tx.method]
         tx_kv = Overlay(block_kv)
@@ -499,24 +667,25 @@ class Application:
             code, codespace = Code.INTERNAL, module.name
             # Only the exception's type: its text could differ between nodes.
             message = f"internal error in {tx.module}.{tx.method}: {type(exc).__name__}"
-        result = TxResult(code, codespace, message[:MAX_LOG_CHARS], (), block.height, index)
+        result = TxResult(code, codespace, message[:MAX_LOG_CHARS], fee_events, block.height, index)
         if code == Code.OK:
             message_event = Event(
                 "message", (("module", tx.module), ("method", tx.method), ("sender", sender))
             )
-            result = dataclasses.replace(result, events=(message_event, *events.events))
+            result = dataclasses.replace(
+                result, events=(*fee_events, message_event, *events.events)
+            )
             if len(result.to_bytes()) > MAX_TX_RESULT_BYTES:
                 result = TxResult(
                     Code.LIMIT_EXCEEDED,
                     module.name,
                     f"events of {tx.module}.{tx.method} exceed {MAX_TX_RESULT_BYTES} bytes",
-                    (),
+                    fee_events,
                     block.height,
                     index,
                 )
         if result.ok:
             tx_kv.merge_into(block_kv)
-        block_kv.set_value(nonce_key(sender), nonce + 1)  # consumed even on failure
         return result
 
     def commit(self) -> CommitResult:
@@ -535,5 +704,41 @@ class Application:
         return _CommittedState(self._store)
 
 
-def _refuse(code: Code, message: str) -> CheckResult:
-    return CheckResult(code, message[:MAX_LOG_CHARS])
+def _refuse(
+    code: Code, message: str, tx: Transaction | None = None, fee: int = 0, cost: int = 0
+) -> CheckResult:
+    return CheckResult(code, message[:MAX_LOG_CHARS], tx, fee, cost)
+
+
+def _admitted(tx: Transaction, method: TxMethod) -> CheckResult:
+    """The passing verdict on a transaction whose arguments `method` has checked."""
+    return CheckResult(Code.OK, "", tx, tx.fee, tx.fee + method.spends(tx.args))
+
+
+class _BlockFunds:
+    """Whether each fee of a block can be paid when it is charged, without running the
+    block: a sender's transactions take from its balance at most their costs, and
+    nothing else takes from it, so a fee is payable if the sender's committed balance
+    covers the costs of its earlier transactions in the block and this fee."""
+
+    def __init__(self, balance: Callable[[str], int]) -> None:
+        self._balance = balance
+        self._committed: dict[str, int] = {}
+        self._taken: dict[str, int] = {}  # by sender: the costs included so far
+
+    def shortfall(self, tx: Transaction) -> str | None:
+        """Why the fee of `tx`, next in the block, might not be payable; None if it is."""
+        sender = tx.sender_address
+        if sender not in self._committed:
+            self._committed[sender] = self._balance(sender)
+        balance, taken = self._committed[sender], self._taken.get(sender, 0)
+        if balance >= taken + tx.fee:
+            return None
+        return (
+            f"fee {tx.fee} may not be payable: balance {balance}, the sender's earlier "
+            f"transactions in the block may take {taken}"
+        )
+
+    def include(self, tx: Transaction, cost: int) -> None:
+        sender = tx.sender_address
+        self._taken[sender] = self._taken.get(sender, 0) + cost

@@ -3,8 +3,10 @@
 0 is success; every refusal has its own code.
 
 Codes below 100 are decided before any handler runs (decoding, signature,
-chain id, nonce, routing, arguments) and carry the codespace "auth"; codes
-from 100 are a module's own and carry its name as codespace.
+chain id, nonce, routing, arguments, fee) and carry the codespace "auth"; codes
+from 100 are a module's own and carry its name as codespace. One of them is also
+decided before any handler: check_tx refuses a sender whose balance cannot cover its
+waiting transactions' costs and this one's with INSUFFICIENT_FUNDS, in codespace "auth".
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Code(IntEnum):
     UNKNOWN_MODULE = 7
     UNKNOWN_METHOD = 8
     INVALID_ARGS = 9
+    FEE_TOO_LOW = 10  # below the genesis schedule's minimum for the transaction's bytes
     # Refused by the node's mempool (codespace "mempool").
     MEMPOOL_FULL = 20
     TX_IN_MEMPOOL = 21  # the same bytes are already waiting

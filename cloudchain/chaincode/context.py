@@ -18,8 +18,8 @@ from cloudchain.chaincode.codes import Code, TxError
 from cloudchain.ledger import MAX_EVENTS, Event
 
 MAX_KEY_BYTES = 512
-# The application adds one "message" event to every successful transaction.
-MAX_HANDLER_EVENTS = MAX_EVENTS - 1
+# The application adds a "fee" and a "message" event to every successful transaction.
+MAX_HANDLER_EVENTS = MAX_EVENTS - 2
 MAX_VALUE_BYTES = 64 * 1024
 
 

@@ -11,6 +11,13 @@ a block):
     @TOKEN.tx("transfer", to=address_arg, amount=amount_arg)
     def process_transfer(ctx: Context, to: str, amount: int) -> None: ...
 
+A method that takes tokens from its sender's balance (a transfer, a deposit into
+escrow, a stake) declares how many, at most, from its arguments, so that the
+application can ask a sender to hold what its transactions may take before they
+are admitted or included (see application.py):
+
+    @TOKEN.tx("transfer", spends=lambda args: args["amount"], to=..., amount=...)
+
 A handler signals an expected failure by raising `TxError(code, log)`; the
 application then discards its writes and records the code and log.
 """
@@ -46,6 +53,9 @@ __all__ = [
 MAX_AMOUNT = 2**63 - 1  # every token amount and balance fits in a signed 64-bit integer
 
 ArgCheck = Callable[[Any], Any]
+# What a handler may take from its sender's balance, at most, given its arguments (as
+# check_args returns them): token units, never more than MAX_AMOUNT.
+Spends = Callable[[Mapping[str, Any]], int]
 TxHandler = Callable[..., None]
 QueryHandler = Callable[[StateReader, bytes], Any]
 GenesisHandler = Callable[[Overlay, Genesis], None]
@@ -56,10 +66,15 @@ class ArgError(ValueError):
     """An argument fails its declared check."""
 
 
+def _spends_nothing(args: Mapping[str, Any]) -> int:
+    return 0
+
+
 @dataclass(frozen=True)
 class TxMethod:
     handler: TxHandler
     args: Mapping[str, ArgCheck]
+    spends: Spends = _spends_nothing
 
     def check_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Return the checked arguments, or raise ArgError naming the bad one."""
@@ -86,10 +101,15 @@ class Module:
     genesis_handler: GenesisHandler | None = None
     end_block_handler: EndBlockHandler | None = None
 
-    def tx(self, method: str, **args: ArgCheck) -> Callable[[TxHandler], TxHandler]:
+    def tx(
+        self, method: str, *, spends: Spends = _spends_nothing, **args: ArgCheck
+    ) -> Callable[[TxHandler], TxHandler]:
+        """Register `handler` as `module.method` with its argument checkers, and, if it
+        takes tokens from its sender, `spends`: at most how many, from its arguments."""
+
         def register(handler: TxHandler) -> TxHandler:
             assert method not in self.methods, f"{self.name}.{method} registered twice"
-            self.methods[method] = TxMethod(handler, dict(args))
+            self.methods[method] = TxMethod(handler, dict(args), spends)
             return handler
 
         return register

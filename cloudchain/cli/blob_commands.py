@@ -22,7 +22,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from cloudchain.cli.common import node_options
+from cloudchain.cli.common import fee_option, node_options
 from cloudchain.cli.storage_commands import anchor_blob
 from cloudchain.cli.table import format_fields
 from cloudchain.client import RPCClientError, SyncClient
@@ -71,6 +71,7 @@ def add_blob_commands(commands: Any) -> None:
     put.add_argument(
         "--no-wait", action="store_true", help="with --anchor: return after the mempool check"
     )
+    fee_option(put)
     _transfer_options(put)
     put.set_defaults(run=_run_put)
 
@@ -148,6 +149,9 @@ def _print(args: argparse.Namespace, raw: Any, lines: list[tuple[str, object]]) 
 def _run_put(args: argparse.Namespace) -> int:
     if args.replicas < 1:
         print("error: --replicas must be at least 1", file=sys.stderr)
+        return 2
+    if args.fee is not None and not args.anchor:
+        print("error: --fee goes with --anchor (the upload itself is free)", file=sys.stderr)
         return 2
     if args.anchor and (args.key_file is None or args.json):
         print(

@@ -13,6 +13,7 @@ from typing import Any
 from cloudchain.cli.table import format_fields
 from cloudchain.client import DEFAULT_NODE, SyncClient, decode_query_value
 from cloudchain.client.results import Event, QueryResponse
+from cloudchain.ledger import INT64_MAX
 
 NODE_HELP = "a node's RPC URL (default $CLOUDCHAIN_NODE or http://127.0.0.1:26657)"
 
@@ -28,11 +29,29 @@ def node_options(parser: argparse.ArgumentParser, with_json: bool = True) -> Non
         )
 
 
+def fee_arg(text: str) -> int:
+    """--fee N: a whole number of token units, 0 to 2^63-1."""
+    if not (text.isascii() and text.isdigit()) or int(text) > INT64_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a fee in token units (0 to 2^63-1)")
+    return int(text)
+
+
+def fee_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fee",
+        type=fee_arg,
+        default=None,
+        metavar="N",
+        help="pay N token units (default: the minimum the node's fee schedule asks)",
+    )
+
+
 def tx_options(parser: argparse.ArgumentParser) -> None:
-    """--from KEYFILE, --node URL and --no-wait: what every verb that sends a transaction
-    takes (their values reach `send_tx` in its `args`)."""
+    """--from KEYFILE, --node URL, --fee N and --no-wait: what every verb that sends a
+    transaction takes (their values reach `send_tx` in its `args`)."""
     parser.add_argument("--from", dest="key_file", required=True, help="the signer's key file")
     node_options(parser, with_json=False)
+    fee_option(parser)
     parser.add_argument(
         "--no-wait", action="store_true", help="return after the mempool check (broadcast_tx_sync)"
     )
@@ -46,17 +65,30 @@ def send_tx(
     describe: Describe | None = None,
 ) -> int:
     """Sign `module.method(tx_args)` with the key in args.key_file, with the account's next
-    nonce, and send it to args.node: by default wait until it is in a block
+    nonce and args.fee (default: the minimum fee the node's schedule asks for its bytes),
+    and send it to args.node: by default wait until it is in a block
     (broadcast_tx_commit), with args.no_wait only for the mempool's check. Prints
-    "ok: HASH at height H" and what `describe` finds in its events, or the refusal on
-    stderr; returns the exit status (0 or 1)."""
+    "ok: HASH at height H", the fee paid and what `describe` finds in its events, or the
+    refusal on stderr; returns the exit status (0, 1, or 2 for a --fee below the node's
+    minimum, found before anything is sent)."""
     from cloudchain.crypto import read_key_file
-    from cloudchain.ledger import Transaction
 
     key = read_key_file(args.key_file)
     client = SyncClient(args.node)
-    chain_id = client.status().network
-    tx = Transaction.create(key, chain_id, client.nonce(key.address), module, method, tx_args)
+    fee = getattr(args, "fee", None)
+    tx = client.sign_tx(key, module, method, dict(tx_args), fee=fee)
+    if fee is not None:
+        # Verify the given fee before sending: the node would refuse it (FEE_TOO_LOW).
+        minimum = client.fee_schedule().min_fee_of(tx)
+        if fee < minimum:
+            print(
+                f"error: --fee {fee} is below the minimum {minimum} this transaction must pay "
+                f"({len(tx.to_bytes())} bytes of {module}.{method}, by the node's fee "
+                "schedule: see `cloudchain query /fees/params`); leave out --fee to pay the "
+                "minimum",
+                file=sys.stderr,
+            )
+            return 2
     events: Sequence[Event] = ()
     if args.no_wait:
         checked = client.broadcast_tx_sync(tx.to_bytes())
@@ -76,8 +108,7 @@ def send_tx(
         return 1
     print(f"ok: {tx.hash.hex().upper()} {where}")
     shown = describe(events) if describe is not None else ()
-    if shown:
-        print(format_fields(shown))
+    print(format_fields([("fee", tx.fee), *shown]))
     return 0
 
 

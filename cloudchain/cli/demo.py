@@ -2,8 +2,11 @@
 
 Until the networked node exists this is the main job: it writes a genesis with
 one validator and a few funded accounts, then produces blocks of random signed
-transfers (some of them overdrafts, which fail with a code and a log), and
-prints each block's height, transactions, app hash and the balances.
+transfers (some of them overdrafts, which fail with a code and a log, and still
+pay their fee; the proposer leaves out the sender's later transfers in that block,
+whose fees the overdraft might leave unpaid), and prints each block's height,
+transactions, app hash and the balances. Every transfer pays the minimum fee of the
+default schedule; fees are burnt, so the supply falls by them.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ from pathlib import Path
 from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.modules.token import get_balance, get_supply
 from cloudchain.crypto import PrivateKey, write_key_file
+from cloudchain.fees import priced_transaction
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import Transaction, Validator
+from cloudchain.ledger import Validator
 from cloudchain.node.solo import SoloChain
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
@@ -60,22 +64,30 @@ def run_demo(
                     sender, recipient = rng.sample(ACCOUNT_NAMES, 2)
                     # Now and then an overdraft, to show a failed transaction's code and log.
                     amount = rng.choice((rng.randint(1, 50_000),) * 9 + (5 * INITIAL_BALANCE,))
-                    tx = Transaction.create(
+                    tx = priced_transaction(
                         accounts[sender],
                         genesis.chain_id,
                         nonces[sender],
                         "token",
                         "transfer",
                         {"to": accounts[recipient].address, "amount": amount},
+                        genesis.fees,
                     )
                     nonces[sender] += 1
                     txs.append(tx.to_bytes())
                 produced = chain.produce_block(txs)
                 results = produced.result.tx_results
                 failed = [r for r in results if not r.ok]
+                fees = sum(tx.fee for tx in produced.block.txs)
+                # A proposer leaves out a transaction whose fee may not be payable: one
+                # after an overdraft of the same sender (which may take all it holds).
+                # Its sender goes on from the nonce the chain expects next.
+                left_out = len(txs) - len(results)
+                nonces = {name: chain.app.nonce(key.address) for name, key in accounts.items()}
                 print(
                     f"height {produced.block.height:>4}  txs {len(results):>3}  "
-                    f"failed {len(failed):>2}  app hash {produced.result.app_hash.hex()[:16]}"
+                    f"failed {len(failed):>2}  left out {left_out}  fees {fees:>6}  "
+                    f"app hash {produced.result.app_hash.hex()[:16]}"
                 )
                 for r in failed[:1]:
                     print(f"             tx {r.index}: code {r.code} ({r.codespace}) {r.log}")
@@ -95,4 +107,6 @@ def _print_balances(chain: SoloChain, accounts: dict[str, PrivateKey]) -> None:
         balance = get_balance(state, key.address)
         total += balance
         print(f"  {name:<7}  {key.address}  {balance:>10}")
-    print(f"  {'total':<7}  {'':<40}  {total:>10}  (supply {get_supply(state)})")
+    supply = get_supply(state)
+    burnt = INITIAL_BALANCE * len(accounts) - supply
+    print(f"  {'total':<7}  {'':<40}  {total:>10}  (supply {supply}, {burnt} burnt in fees)")

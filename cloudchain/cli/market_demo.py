@@ -42,7 +42,6 @@ from cloudchain.chaincode.codes import Code
 from cloudchain.client import Client, RPCClientError
 from cloudchain.client.results import BlockResults
 from cloudchain.crypto import PrivateKey, read_key_file
-from cloudchain.ledger import Transaction
 
 BPS = 10_000
 DEMO_ACCOUNTS = 8  # accounts 0-3 are the providers, 4-7 the requesters
@@ -250,12 +249,14 @@ class TaskBook:
 
 
 class Signer:
-    """An account that signs transactions and sends them to its node, keeping its nonce."""
+    """An account that signs transactions and sends them to its node, keeping its nonce;
+    each pays the minimum fee the node's schedule asks (`Client.sign_tx`)."""
 
     def __init__(self, key: PrivateKey, client: Client, chain_id: str) -> None:
         self.key, self.client, self.chain_id = key, client, chain_id
         self.nonce = 0
         self.sent = self.refused = 0
+        self.fees = 0  # of the transactions the mempool took (each pays it, included)
 
     @property
     def address(self) -> str:
@@ -265,8 +266,10 @@ class Signer:
         self.nonce = await self.client.nonce(self.address)
 
     async def send(self, module: str, method: str, args: dict[str, Any]) -> bool:
-        tx = Transaction.create(self.key, self.chain_id, self.nonce, module, method, args)
         try:
+            tx = await self.client.sign_tx(
+                self.key, module, method, args, nonce=self.nonce, chain_id=self.chain_id
+            )
             result = await self.client.broadcast_tx_sync(tx.to_bytes())
         except RPCClientError:
             self.refused += 1
@@ -274,6 +277,7 @@ class Signer:
         if result.ok:
             self.nonce += 1
             self.sent += 1
+            self.fees += tx.fee
             return True
         self.refused += 1
         if result.code in NONCE_CODES:
@@ -513,6 +517,7 @@ class MarketAgents:
             )
         sent = sum(s.sent for s in self.signers)
         refused = sum(s.refused for s in self.signers)
+        fees = sum(s.fees for s in self.signers)
         return [
             f"market: {counts['submitted']} tasks submitted, {counts['settled']} settled, "
             f"{counts['refunded']} refunded, {len(book.active)} in progress",
@@ -520,7 +525,8 @@ class MarketAgents:
             f"{counts['verified']} tasks verified (the plan served {counts['served_badly']} "
             "of them badly)",
             f"  submit to settle: {latency}",
-            f"  {sent} transactions sent ({refused} refused by the mempool)",
+            f"  {sent} transactions sent ({refused} refused by the mempool), "
+            f"{fees:,} paid in fees (burnt)",
             "  blobs: "
             + ", ".join(
                 f"{self.blob_counts[what]} {what}"

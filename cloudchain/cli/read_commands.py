@@ -226,6 +226,7 @@ def _tx_call(raw: bytes) -> list[tuple[str, object]]:
         ("call", f"{tx.module}.{tx.method}"),
         ("sender", tx.sender_address),
         ("nonce", tx.nonce),
+        ("fee", tx.fee),
         ("args", json.dumps(codec.thaw(tx.args), sort_keys=True, default=_json_bytes)),
     ]
 

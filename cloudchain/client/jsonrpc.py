@@ -11,6 +11,11 @@ reply ("malformed reply from the node", code -1, naming the field).
     client = SyncClient("http://127.0.0.1:26657")
     height = client.status().latest_block_height
     balance = client.query("/token/balance", address.encode())["balance"]
+
+Transactions are built, priced and signed here too: `sign_tx(key, module, method,
+args)` asks the node for the chain id, the account's next nonce and the fee schedule
+(`/fees/params`, read once per client) and pays the minimum fee of the transaction's
+own bytes, unless `fee=` says otherwise.
 """
 
 from __future__ import annotations
@@ -52,6 +57,9 @@ from cloudchain.client.results import (
     Validators,
 )
 from cloudchain.client.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
+from cloudchain.crypto import PrivateKey
+from cloudchain.fees import FeeSchedule, FeeScheduleError, priced_transaction
+from cloudchain.ledger import MalformedError, Transaction
 
 __all__ = [
     "DEFAULT_NODE",
@@ -82,6 +90,7 @@ class Client:
     def __init__(self, url: str = DEFAULT_NODE) -> None:
         self.url = url.rstrip("/") + "/"
         self._ids = itertools.count(1)
+        self._fees: FeeSchedule | None = None  # fixed at genesis: read once
 
     async def call(self, method: str, **params: Any) -> Any:
         """The raw `result` of any JSON-RPC method, as the node's JSON."""
@@ -210,6 +219,43 @@ class Client:
         if not isinstance(nonce, int) or isinstance(nonce, bool):
             raise malformed("/auth/nonce", f"expected {{'nonce': int}}, got {answer!r:.60}")
         return nonce
+
+    async def fee_schedule(self) -> FeeSchedule:
+        """The chain's fee schedule (`/fees/params`); fixed at genesis, so asked once."""
+        if self._fees is None:
+            answer = await self.query("/fees/params")
+            try:
+                self._fees = FeeSchedule.from_obj(answer, where="/fees/params")
+            except FeeScheduleError as exc:
+                raise malformed("/fees/params", str(exc)) from None
+        return self._fees
+
+    async def sign_tx(
+        self,
+        key: PrivateKey,
+        module: str,
+        method: str,
+        args: dict[str, Any],
+        *,
+        fee: int | None = None,
+        nonce: int | None = None,
+        chain_id: str | None = None,
+    ) -> Transaction:
+        """`module.method(args)` signed with `key`: the node's chain id and the account's
+        next nonce unless given, and the minimum fee of the transaction's own bytes by
+        the node's schedule unless `fee` is given (a fee below the minimum is refused by
+        the node with code 10, FEE_TOO_LOW)."""
+        if chain_id is None:
+            chain_id = (await self.status()).network
+        if nonce is None:
+            nonce = await self.nonce(key.address)
+        try:
+            if fee is not None:
+                return Transaction.create(key, chain_id, nonce, module, method, args, fee=fee)
+            schedule = await self.fee_schedule()
+            return priced_transaction(key, chain_id, nonce, module, method, args, schedule)
+        except (MalformedError, codec.CodecError) as exc:
+            raise RPCClientError(CLIENT_ERROR, "cannot build the transaction", str(exc)) from None
 
     # --- blobs (streamed over HTTP; see client/blobs.py) ----------------------------------
 

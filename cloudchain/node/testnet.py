@@ -18,9 +18,11 @@ blob_unpin and blob_gc refuse), unless `rpc_unsafe` (`testnet init --rpc-unsafe`
 says otherwise: nothing the demo does needs them; `bench storage`, which collects
 its blobs between runs, turns it on in the configs it writes.
 
-The genesis names the oracle accounts in app_state.params.market.oracles and sets
-LOCAL_MARKET_PARAMS: windows short enough that a task settles within about ten
-blocks (seconds, at the default commit timeout) of being submitted.
+The genesis names the oracle accounts in app_state.params.market.oracles, writes out
+the default fee schedule (cloudchain/fees.py; the accounts hold ACCOUNT_BALANCE, a few
+million transactions' fees each) and sets LOCAL_MARKET_PARAMS: windows short enough
+that a task settles within about ten blocks (seconds, at the default commit timeout) of
+being submitted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 from cloudchain.crypto import PrivateKey, write_key_file
+from cloudchain.fees import FeeSchedule
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import Validator
 from cloudchain.node.config import NodeConfig, P2PConfig, RPCConfig
@@ -114,6 +117,8 @@ def init_testnet(
         balances=tuple(sorted((k.address, ACCOUNT_BALANCE) for k in [*account_keys, *oracle_keys])),
         params={
             "token": {"denom": "ucc"},
+            # Written out, so that an operator sees (and may change) what a byte costs.
+            "fees": FeeSchedule().to_obj(),
             "market": {**LOCAL_MARKET_PARAMS, "oracles": [k.address for k in oracle_keys]},
         },
     )

@@ -46,8 +46,9 @@ from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, Vot
 from cloudchain.consensus.state_machine import Consensus, ConsensusFactory, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
+from cloudchain.fees import priced_transaction
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import Transaction, Validator
+from cloudchain.ledger import Validator
 from cloudchain.node.consensus_wal import FileWAL, MemoryWAL
 from cloudchain.node.driver import ConsensusDriver
 from cloudchain.storage.chain import ChainStore
@@ -238,13 +239,14 @@ class SimNode(ConsensusDriver):
         sender = self.sim.accounts[(height + salt) % len(self.sim.accounts)]
         recipient = self.sim.accounts[(height + salt + 1) % len(self.sim.accounts)]
         nonce = self.app.nonce(sender.address)
-        tx = Transaction.create(
+        tx = priced_transaction(
             sender,
             CHAIN_ID,
             nonce,
             "token",
             "transfer",
             {"to": recipient.address, "amount": 1 + salt},
+            self.app.fees,
         )
         return [tx.to_bytes()]
 

@@ -7,7 +7,8 @@ nodes, networks or the market (tests/helpers/market.py builds on it).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cloudchain.chaincode.application import Application
 from cloudchain.crypto import PrivateKey
@@ -20,6 +21,10 @@ from cloudchain.storage.kv import KVStore, MemoryKV
 CHAIN_ID = "cloudchain-test"
 GENESIS_TIME_NS = 1_767_225_600_000_000_000  # 2026-01-01T00:00:00Z
 INITIAL_BALANCE = 1_000
+# A flat fee, so that balances of 1,000 last and a test can say what a sender paid:
+# TEST_FEE a transaction, whatever its size (tests/test_fees.py prices bytes).
+TEST_FEE = 3
+TEST_FEES = {"base": TEST_FEE, "per_byte": 0, "surcharges": {}}
 
 
 def key(name: str) -> PrivateKey:
@@ -33,7 +38,9 @@ AUTHORITY = ACCOUNTS[0]
 
 
 def make_genesis(
-    balances: Sequence[tuple[str, int]] | None = None, chain_id: str = CHAIN_ID
+    balances: Sequence[tuple[str, int]] | None = None,
+    chain_id: str = CHAIN_ID,
+    fees: Mapping[str, Any] = TEST_FEES,
 ) -> Genesis:
     if balances is None:
         balances = [(k.address, INITIAL_BALANCE) for k in ACCOUNTS]
@@ -43,7 +50,7 @@ def make_genesis(
         validators=(Validator(VALIDATOR.public_key, 10, "node0"),),
         authority=AUTHORITY.address,
         balances=tuple(sorted(balances)),
-        params={"token": {"denom": "ucc"}},
+        params={"token": {"denom": "ucc"}, "fees": fees},
     )
 
 
@@ -65,8 +72,26 @@ def make_chain(kv: KVStore | None = None, genesis: Genesis | None = None) -> Sol
 
 
 def transfer(
-    sender: PrivateKey, nonce: int, to: str, amount: int, chain_id: str = CHAIN_ID
+    sender: PrivateKey,
+    nonce: int,
+    to: str,
+    amount: int,
+    chain_id: str = CHAIN_ID,
+    fee: int = TEST_FEE,
 ) -> Transaction:
     return Transaction.create(
-        sender, chain_id, nonce, "token", "transfer", {"to": to, "amount": amount}
+        sender, chain_id, nonce, "token", "transfer", {"to": to, "amount": amount}, fee=fee
     )
+
+
+def signed(
+    sender: PrivateKey,
+    nonce: int,
+    module: str,
+    method: str,
+    args: Mapping[str, Any],
+    fee: int = TEST_FEE,
+    chain_id: str = CHAIN_ID,
+) -> Transaction:
+    """Any transaction, paying TEST_FEE (what make_genesis's schedule asks) by default."""
+    return Transaction.create(sender, chain_id, nonce, module, method, args, fee=fee)

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 
 from cloudchain.crypto import PrivateKey, read_key_file
+from cloudchain.fees import priced_transaction
 from cloudchain.ledger import Transaction
 from cloudchain.node.runtime import Node
 
@@ -30,16 +31,18 @@ async def call(node: Node, method: str | None, params: Any = None, raw: bytes | 
 
 
 def transfer(tmp_path: Path, node: Node, nonce: int, amount: int) -> tuple[Transaction, PrivateKey]:
-    """A transfer of `amount` from the testnet's account0 to account1 (its key returned)."""
+    """A transfer of `amount` from the testnet's account0 to account1 (its key returned),
+    paying the minimum fee."""
     sender = read_key_file(tmp_path / "net" / "accounts" / "account0.json")
     recipient = read_key_file(tmp_path / "net" / "accounts" / "account1.json")
-    tx = Transaction.create(
+    tx = priced_transaction(
         sender,
         node.chain_id,
         nonce,
         "token",
         "transfer",
         {"to": recipient.address, "amount": amount},
+        node.app.fees,
     )
     return tx, recipient
 

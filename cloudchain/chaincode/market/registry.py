@@ -43,6 +43,7 @@ def _ensure_price(kv: Overlay, offers: Mapping[str, Offer], height: int) -> None
 
 @MARKET.tx(
     "register",
+    spends=lambda args: args["stake"],
     name=text_arg(64, r"[\x20-\x7e]+"),
     tier=choice_arg(*TIERS),
     offers=offers_arg,
@@ -112,7 +113,7 @@ def process_update(ctx: Context, offers: Mapping[str, Offer]) -> None:
     ctx.emit("market_update", provider=ctx.sender)
 
 
-@MARKET.tx("add_stake", amount=amount_arg)
+@MARKET.tx("add_stake", spends=lambda args: args["amount"], amount=amount_arg)
 def process_add_stake(ctx: Context, amount: int) -> None:
     provider = _active_provider(ctx)
     token.debit(ctx.kv, ctx.sender, amount)

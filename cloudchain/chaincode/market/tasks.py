@@ -8,7 +8,9 @@ units it used) before the deadline, after which oracles attest (sla.py).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context
@@ -50,8 +52,16 @@ def require_state(task: Task, *states: str) -> None:
         )
 
 
+def _deposit_spent(args: Mapping[str, Any]) -> int:
+    """The deposit submit takes into escrow; none if it is too large to be taken (the
+    handler then refuses the task before it takes anything)."""
+    deposit = args["max_price"] * args["units"]
+    return deposit if deposit <= MAX_AMOUNT else 0
+
+
 @MARKET.tx(
     "submit",
+    spends=_deposit_spent,
     kind=choice_arg(*KINDS),
     inputs=list_arg(cid_arg, MAX_INPUTS),
     resource_class=class_name_arg,

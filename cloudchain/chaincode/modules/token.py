@@ -7,11 +7,14 @@ State:
 
 Invariant (checked by the property tests): the sum of all balances equals the
 supply, and no balance is ever negative. Only the genesis-named authority may
-mint; anyone may burn from their own balance.
+mint; anyone may burn from their own balance. Transaction fees are burnt too (the
+application charges them with `burn`), so supply = genesis + minted - burned, fees
+among the burned.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cloudchain.chaincode.auth import get_authority
@@ -77,6 +80,12 @@ def credit(kv: Overlay, address: str, amount: int) -> None:
     set_balance(kv, address, get_balance(kv, address) + amount)
 
 
+def burn(kv: Overlay, address: str, amount: int) -> None:
+    """Destroy `amount` of the account's tokens (the supply shrinks by as much)."""
+    debit(kv, address, amount)
+    kv.set(SUPPLY_KEY, encode(get_supply(kv) - amount))
+
+
 def mint(kv: Overlay, address: str, amount: int) -> None:
     """Create `amount` new tokens for `address` (the supply grows by as much)."""
     supply = get_supply(kv)
@@ -104,7 +113,11 @@ def init_genesis(kv: Overlay, genesis: Genesis) -> None:
     kv.set(SUPPLY_KEY, encode(supply))
 
 
-@TOKEN.tx("transfer", to=address_arg, amount=amount_arg)
+def _amount_spent(args: Mapping[str, Any]) -> int:
+    return args["amount"]
+
+
+@TOKEN.tx("transfer", spends=_amount_spent, to=address_arg, amount=amount_arg)
 def process_transfer(ctx: Context, to: str, amount: int) -> None:
     move(ctx.kv, ctx.sender, to, amount)
     ctx.emit("transfer", sender=ctx.sender, recipient=to, amount=amount)
@@ -119,7 +132,7 @@ def process_mint(ctx: Context, to: str, amount: int) -> None:
     ctx.emit("mint", recipient=to, amount=amount)
 
 
-@TOKEN.tx("burn", amount=amount_arg)
+@TOKEN.tx("burn", spends=_amount_spent, amount=amount_arg)
 def process_burn(ctx: Context, amount: int) -> None:
     balance = get_balance(ctx.kv, ctx.sender)
     # Verify that the sender holds what it burns.
@@ -127,8 +140,7 @@ def process_burn(ctx: Context, amount: int) -> None:
         raise TxError(
             Code.INSUFFICIENT_FUNDS, f"insufficient funds: balance {balance}, burn {amount}"
         )
-    set_balance(ctx.kv, ctx.sender, balance - amount)
-    ctx.kv.set(SUPPLY_KEY, encode(get_supply(ctx.kv) - amount))
+    burn(ctx.kv, ctx.sender, amount)
     ctx.emit("burn", burner=ctx.sender, amount=amount)
 
 
