@@ -42,7 +42,7 @@ from cloudchain.chaincode.context import BlockContext, Context, EventLog, Overla
 from cloudchain.chaincode.market import MARKET
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
 from cloudchain.chaincode.modules.storage import STORAGE
-from cloudchain.chaincode.modules.token import TOKEN
+from cloudchain.chaincode.modules.token import TOKEN, get_balance
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.ledger import (
     MAX_LOG_CHARS,
@@ -87,6 +87,8 @@ class CheckResult:
     code: Code
     log: str
     tx: Transaction | None = None
+    fee: int = 0  # shim: 0 until transactions carry fees (CONTRACT.md)
+    cost: int = 0  # shim: what the transaction can take from the sender's balance
 
     @property
     def ok(self) -> bool:
@@ -254,15 +256,28 @@ class Application:
         """The nonce the sender's next transaction must carry (committed state)."""
         return get_nonce(_CommittedState(self._store), address)
 
+    def balance(self, address: str) -> int:
+        """The sender's balance in token units (committed state)."""
+        return get_balance(_CommittedState(self._store), address)
+
     # --- mempool admission -----------------------------------------------------------
 
-    def check_tx(self, raw: bytes) -> CheckResult:
-        """Stateless checks, and a nonce not yet used and at most MAX_NONCE_LEAD ahead."""
+    def check_tx(self, raw: bytes, *, pending_cost: int = 0) -> CheckResult:
+        """Stateless checks, and a nonce not yet used and at most MAX_NONCE_LEAD ahead.
+        (shim: `pending_cost` is ignored until transactions carry fees.)"""
         result = self._check_stateless(raw)
         if not result.ok:
             return result
         tx = result.tx
         assert tx is not None
+        return self._check_nonce(tx, result)
+
+    def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:
+        """check_tx's stateful checks on a transaction check_tx already decoded and
+        verified: no decoding, no signature verification. (shim: the nonce only.)"""
+        return self._check_nonce(tx, CheckResult(Code.OK, "", tx))
+
+    def _check_nonce(self, tx: Transaction, result: CheckResult) -> CheckResult:
         expected = self.nonce(tx.sender_address)
         if tx.nonce < expected:
             return _refuse(Code.NONCE_TOO_LOW, f"nonce {tx.nonce} already used; next is {expected}")
