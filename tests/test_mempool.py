@@ -66,3 +66,30 @@ def test_update_drops_included_and_no_longer_valid_transactions():
     dropped = other.update([included])  # the rival's nonce is used now
     assert [d.code for d in dropped] == [Code.NONCE_TOO_LOW] and len(other) == 0
     assert pool.size_bytes == len(waiting.to_bytes())
+
+
+def test_after_a_commit_the_real_application_rechecks_without_verifying_signatures(
+    monkeypatch,
+):
+    """recheck_tx, not check_tx: once admitted, a signature is never verified again (here
+    the verifier refuses everything after admission, and the waiting ones stay)."""
+    chain = make_chain()
+    pool = Mempool(chain.app)
+    txs = [transfer(ALICE, n, BOB.address, 1) for n in range(3)] + [
+        transfer(BOB, 0, CAROL.address, 1)
+    ]
+    for tx in txs:
+        assert pool.add(tx.to_bytes()).ok
+    block = [txs[0]]
+    chain.produce_block([t.to_bytes() for t in block])
+    calls = []
+
+    def refuse(self):
+        calls.append(self.hash)
+        return False
+
+    monkeypatch.setattr(Transaction, "verify_signature", refuse)
+    assert pool.update(block) == []
+    assert calls == [] and len(pool) == 3
+    assert pool.stats().recheck_times == 2  # ALICE's two others; BOB had nothing in the block
+    assert pool.reap() == [txs[1].to_bytes(), txs[2].to_bytes(), txs[3].to_bytes()]
