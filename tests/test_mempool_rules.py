@@ -363,3 +363,33 @@ def test_a_duplicate_is_refused_before_its_signature_is_verified_again():
     admit(pool, tx)
     assert pool.add(tx.to_bytes()).code == Code.TX_IN_MEMPOOL
     assert app.verified == 1
+
+
+def test_a_committed_transaction_arriving_late_is_refused_without_verifying_it():
+    app = FakeApp()
+    pool = pool_of(app)
+    tx, evicted_later = pay(A, 0, fee=1), pay(B, 0, fee=1)
+    admit(pool, tx)
+    app.commit([tx])
+    pool.update([tx])
+    verified = app.verified
+    late = pool.add(tx.to_bytes())  # a slower peer's copy
+    assert (late.code, late.codespace) == (Code.NONCE_TOO_LOW, "auth")
+    assert "already committed" in late.log and late.tx_hash == tx.hash
+    assert app.verified == verified and len(pool) == 0
+    admit(pool, evicted_later)  # others are checked as usual
+    assert app.verified == verified + 1
+
+
+def test_the_committed_cache_is_bounded_and_forgets_the_oldest(monkeypatch):
+    monkeypatch.setattr("cloudchain.node.mempool.pool.COMMITTED_CACHE_TXS", 2)
+    app = FakeApp()
+    pool = pool_of(app)
+    txs = [pay(A, n, fee=1) for n in range(3)]
+    for tx in txs:
+        app.commit([tx])
+        pool.update([tx])
+    verified = app.verified
+    assert pool.add(txs[2].to_bytes()).log == "transaction already committed (nonce 2 used)"
+    forgotten = pool.add(txs[0].to_bytes())  # beyond the cache: check_tx refuses it
+    assert forgotten.code == Code.NONCE_TOO_LOW and app.verified == verified + 1

@@ -21,6 +21,11 @@ DEFAULT_MAX_GAPPED_BYTES = 8 * 1024 * 1024  # bytes of gapped transactions of al
 # (Ethereum's txpool price bump, 10%), and strictly higher: a fee of 0 is not outbid by 0.
 REPLACEMENT_BUMP_PERCENT = 10
 
+# Hashes of committed transactions the mempool remembers, so that a copy arriving late
+# (gossip from a slower peer, a client's retry) is refused without decoding it or
+# verifying its signature again (CometBFT's [mempool] cache_size).
+COMMITTED_CACHE_TXS = 10_000
+
 
 @dataclass(frozen=True)
 class MempoolLimits:
@@ -32,8 +37,8 @@ class MempoolLimits:
     max_gapped_txs_per_sender: int = DEFAULT_MAX_GAPPED_TXS_PER_SENDER
     max_gapped_txs: int = DEFAULT_MAX_GAPPED_TXS
     max_gapped_bytes: int = DEFAULT_MAX_GAPPED_BYTES
-    ttl_num_blocks: int = 0  # a transaction leaves once this many blocks were committed after it
-    ttl_duration_ns: int = 0  # ... or once it has waited this long
+    ttl_num_blocks: int = 0  # leaves once more than this many blocks were committed after it
+    ttl_duration_ns: int = 0  # ... or once it has waited longer than this (at a commit)
 
     def __post_init__(self) -> None:
         for limit in fields(self):

@@ -32,8 +32,12 @@ Rules of precedence, all in integers:
   when the sender sends that nonce anew) as far as the gapped bounds allow, the rest
   leave as evicted. Other senders are not re-checked: only a sender's own transactions
   move its nonce or (fees, amounts) take from its balance.
-- Expiry ([mempool] ttl_num_blocks, ttl_duration): checked after each commit, in
+- Expiry ([mempool] ttl_num_blocks, ttl_duration_s): checked after each commit, in
   arrival order; the later transactions of an expired one's sender are gapped by it.
+- A signature is verified once per node: a transaction waiting here, or among the last
+  COMMITTED_CACHE_TXS committed, is refused by its hash before check_tx (a copy gossiped
+  by a second peer, or late). One that left otherwise (evicted, expired, refused by the
+  re-check) may come back, and is then checked as new.
 
 Pure: no I/O and no clock. The node passes the time of arrival and of each commit
 (a clock that never goes back) and the committed height; `take_promoted` hands it the
@@ -49,11 +53,12 @@ from typing import Protocol
 
 from cloudchain import codec
 from cloudchain.chaincode.application import CheckResult
-from cloudchain.chaincode.codes import MEMPOOL_CODESPACE, Code
+from cloudchain.chaincode.codes import AUTH_CODESPACE, MEMPOOL_CODESPACE, Code
 from cloudchain.ledger import Transaction
 from cloudchain.node.mempool.entry import Entry
 from cloudchain.node.mempool.eviction import CheapestFirst
 from cloudchain.node.mempool.limits import (
+    COMMITTED_CACHE_TXS,
     REPLACEMENT_BUMP_PERCENT,
     MempoolLimits,
     min_replacement_fee,
@@ -127,6 +132,7 @@ class Mempool:
         self._gapped_heap = CheapestFirst(self._is_gapped)
         self._blocked: set[str] = set()  # senders whose filled hole waits for ready room
         self._promoted: list[bytes] = []
+        self._committed: dict[bytes, int] = {}  # hash -> nonce, the latest commits last
         self._seq = 0
         self._evicted = self._expired = self._rechecks = self._recheck_failed = 0
 
@@ -198,6 +204,13 @@ class Mempool:
         tx_hash = codec.sha256(raw)  # a transaction's hash is that of its canonical bytes
         if tx_hash in self._by_hash:  # before check_tx: no signature verified twice
             return _refuse(Code.TX_IN_MEMPOOL, "transaction already in the mempool", tx_hash)
+        if (used := self._committed.get(tx_hash)) is not None:  # check_tx would refuse it
+            return Admission(
+                Code.NONCE_TOO_LOW,
+                AUTH_CODESPACE,
+                f"transaction already committed (nonce {used} used)",
+                tx_hash,
+            )
         check = self._app.check_tx(raw, pending_cost=0)
         if not check.ok:
             return _refusal(check, b"" if check.tx is None else check.tx.hash)
@@ -387,6 +400,7 @@ class Mempool:
         for tx in committed:
             included.add(tx.hash)
             touched[tx.sender_address] = True
+            self._remember_committed(tx)
         expired = set()
         for tx_hash, entry in self._by_hash.items():  # arrival order: the oldest first
             if not self._is_expired(entry, now_ns):
@@ -403,6 +417,12 @@ class Mempool:
             if queue is not None:
                 self._promote(queue)
         return refusals
+
+    def _remember_committed(self, tx: Transaction) -> None:
+        self._committed.pop(tx.hash, None)
+        self._committed[tx.hash] = tx.nonce
+        if len(self._committed) > COMMITTED_CACHE_TXS:
+            del self._committed[next(iter(self._committed))]  # the oldest commit
 
     def _is_expired(self, entry: Entry, now_ns: int) -> bool:
         limits = self.limits
