@@ -104,9 +104,10 @@ class MempoolConfig:
     proposed and gossiped) are bounded by max_txs and max_bytes; gapped ones (a nonce
     ahead, waiting for the ones before it) by their own bounds, so they never take the
     ready set's room. A full mempool admits a transaction only by evicting ones that pay
-    less per byte. A transaction leaves once ttl_num_blocks blocks were committed after
-    it arrived, or once it waited ttl_duration_s seconds (CometBFT's ttl-num-blocks and
-    ttl-duration; 0 turns either off)."""
+    less per byte. A transaction leaves once more than ttl_num_blocks blocks were
+    committed after it arrived, or once it waited more than ttl_duration_s seconds
+    (checked at each commit; CometBFT's ttl-num-blocks and ttl-duration; 0 turns either
+    off)."""
 
     max_txs: int = DEFAULT_MAX_TXS
     max_bytes: int = DEFAULT_MAX_BYTES

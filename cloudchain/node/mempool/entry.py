@@ -11,7 +11,7 @@ as the cross product does, so that the heaps compare machine integers:
 Why it is exact: sizes are at most N = MAX_TX_BYTES (check_tx refuses larger). If
 a/b < c/d with b, d <= N, then c*b - a*d >= 1, so c/d - a/b >= 1/(b*d) >= 1/N**2;
 scaled by N**2 the two differ by at least 1, and so do their floors. Equal rationals
-have equal keys. tests/test_mempool_priority.py checks the equivalence.
+have equal keys. tests/test_mempool_rules.py checks the equivalence.
 
 Nothing here knows senders, nonces or limits.
 """
