@@ -390,6 +390,6 @@ def test_the_committed_cache_is_bounded_and_forgets_the_oldest(monkeypatch):
         app.commit([tx])
         pool.update([tx])
     verified = app.verified
-    assert pool.add(txs[2].to_bytes()).log == "transaction already committed (nonce 2 used)"
+    assert pool.add(txs[2].to_bytes()).log == "transaction already committed: nonce 2 already used"
     forgotten = pool.add(txs[0].to_bytes())  # beyond the cache: check_tx refuses it
     assert forgotten.code == Code.NONCE_TOO_LOW and app.verified == verified + 1

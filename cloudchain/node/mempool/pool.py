@@ -208,7 +208,7 @@ class Mempool:
             return Admission(
                 Code.NONCE_TOO_LOW,
                 AUTH_CODESPACE,
-                f"transaction already committed (nonce {used} used)",
+                f"transaction already committed: nonce {used} already used",
                 tx_hash,
             )
         check = self._app.check_tx(raw, pending_cost=0)
