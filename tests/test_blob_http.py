@@ -232,7 +232,7 @@ async def test_uploads_past_max_unanchored_bytes_are_refused_and_leave_nothing(t
     refused with 507 naming the setting and the numbers, announced or streamed, and
     leaves no block behind; a pinned or an anchored blob stops counting."""
     quota = 3 * CHUNK_SIZE_BYTES + 1024  # room, after the first upload, for one leaf more
-    node = await start_node(tmp_path, BlobsConfig(max_unanchored_bytes=quota), unsafe=True)
+    node = await start_node(tmp_path, blobs=BlobsConfig(max_unanchored_bytes=quota), unsafe=True)
     url = url_of(node)
     try:
         await wait_for_height([node], 1)

@@ -39,6 +39,7 @@ from tests.helpers.chain import (
     INITIAL_BALANCE,
     TEST_FEE,
     VALIDATOR,
+    CountingVerifier,
     StepClock,
     key,
     make_chain,
@@ -183,15 +184,6 @@ def test_the_balance_must_cover_the_waiting_transactions_and_this_one():
         signed(MALLORY, 0, "token", "mint", {"to": BOB.address, "amount": 1}).to_bytes()
     )
     assert broke.code == Code.INSUFFICIENT_FUNDS and "balance 0" in broke.log
-
-
-class CountingVerifier:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, tx: Transaction) -> bool:
-        self.calls += 1
-        return tx.verify_signature()
 
 
 def test_recheck_tx_checks_fee_nonce_and_funds_without_verifying_a_signature():

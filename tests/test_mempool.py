@@ -1,6 +1,6 @@
 from cloudchain.chaincode.codes import Code
 from cloudchain.node.mempool import Mempool
-from tests.helpers.chain import ACCOUNTS, make_chain, signed, transfer
+from tests.helpers.chain import ACCOUNTS, CountingVerifier, make_chain, signed, transfer
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
 
@@ -65,3 +65,24 @@ def test_update_drops_included_and_no_longer_valid_transactions():
     dropped = other.update([included])  # the rival's nonce is used now
     assert [d.code for d in dropped] == [Code.NONCE_TOO_LOW] and len(other) == 0
     assert pool.size_bytes == len(waiting.to_bytes())
+
+
+def test_after_a_commit_the_real_application_rechecks_without_verifying_signatures():
+    """recheck_tx, not check_tx: once admitted, a signature is never verified again (the
+    Application's verifier counts every signature it checks)."""
+    verifier = CountingVerifier()
+    chain = make_chain(verifier=verifier)
+    pool = Mempool(chain.app)
+    txs = [transfer(ALICE, n, BOB.address, 1) for n in range(3)] + [
+        transfer(BOB, 0, CAROL.address, 1)
+    ]
+    for tx in txs:
+        assert pool.add(tx.to_bytes()).ok
+    assert verifier.calls == len(txs)
+    block = [txs[0]]
+    chain.produce_block([t.to_bytes() for t in block])
+    calls = verifier.calls  # the block's own checks verified txs[0]
+    assert pool.update(block) == []
+    assert verifier.calls == calls and len(pool) == 3
+    assert pool.stats().recheck_times == 2  # ALICE's two others; BOB had nothing in the block
+    assert pool.reap() == [txs[1].to_bytes(), txs[2].to_bytes(), txs[3].to_bytes()]

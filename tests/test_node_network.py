@@ -267,9 +267,17 @@ async def test_consensus_and_mempool_metrics_follow_the_chain(tmp_path):
         waiting = priced_transaction(
             sender, node.chain_id, 5, "token", "transfer", args, node.app.fees
         ).to_bytes()
+        tx_sent = metric(node, "cloudchain_p2p_message_send_bytes_total", channel="tx")
         assert node.submit_tx(waiting).ok
         assert metric(node, "cloudchain_mempool_size") == 1
         assert metric(node, "cloudchain_mempool_size_bytes") == len(waiting)
+        assert metric(node, "cloudchain_mempool_gapped_size") == 1
+        assert metric(node, "cloudchain_mempool_ready_size") == 0
+        # Gapped: kept here, not gossiped.
+        assert metric(node, "cloudchain_p2p_message_send_bytes_total", channel="tx") == tx_sent
+        exposed = node.metrics.render().decode()
+        for counter in ("evicted_txs", "expired_txs", "recheck_times", "recheck_failed_txs"):
+            assert f"cloudchain_mempool_{counter}_total 0.0" in exposed
 
         refused = metric(node, "cloudchain_mempool_refused_txs_total")
         assert not node.submit_tx(b"not a transaction").ok
@@ -279,3 +287,17 @@ async def test_consensus_and_mempool_metrics_follow_the_chain(tmp_path):
         assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 2
         node._on_peer_message(peer, codec.encode({"ch": "tx", "m": waiting}))  # a second copy
         assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 2
+
+        # Nonces 0 to 4 fill the gap: each is gossiped, and so is nonce 5, now ready.
+        filling = [
+            priced_transaction(
+                sender, node.chain_id, n, "token", "transfer", args, node.app.fees
+            ).to_bytes()
+            for n in range(5)
+        ]
+        tx_sent = metric(node, "cloudchain_p2p_message_send_bytes_total", channel="tx")
+        assert all(node.submit_tx(raw).ok for raw in filling)
+        gossiped = metric(node, "cloudchain_p2p_message_send_bytes_total", channel="tx") - tx_sent
+        peers = len(node.peers.connected)
+        envelopes = [len(codec.encode({"ch": "tx", "m": raw})) for raw in (*filling, waiting)]
+        assert peers >= 1 and gossiped == peers * sum(envelopes)

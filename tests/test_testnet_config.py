@@ -1,3 +1,4 @@
+import dataclasses
 import stat
 import tomllib
 
@@ -61,6 +62,11 @@ def test_config_round_trips_and_defaults_are_documented_values():
     config = NodeConfig()
     assert NodeConfig.from_dict(tomllib.loads(config.to_toml())) == config
     assert config.consensus.timeout_commit_ms == 1_000  # a block at least every second
+    limits = config.mempool.limits()
+    assert (limits.max_txs_per_sender, limits.ttl_num_blocks, limits.ttl_duration_ns) == (64, 0, 0)
+    assert NodeConfig.from_dict({"mempool": {"ttl_duration_s": 90}}).mempool.limits() == (
+        dataclasses.replace(limits, ttl_duration_ns=90 * 10**9)
+    )
 
 
 @pytest.mark.parametrize(
@@ -76,6 +82,8 @@ def test_config_round_trips_and_defaults_are_documented_values():
         ("[log]\nformat = 1\n", "format: expected str"),
         ("[surprise]\n", "unknown setting"),
         ("[mempool]\nmax_txz = 1\n", "unknown setting"),
+        ("[mempool]\nmax_txs_per_sender = 0\n", r"\[mempool\] max_txs_per_sender must be at"),
+        ("[mempool]\nttl_duration_s = -1\n", "negative"),
         ("not = [toml", "not valid TOML"),
     ],
 )

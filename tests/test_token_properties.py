@@ -172,7 +172,9 @@ def _amount(data, balance: int) -> int:
 def _mint_amount(data, supply: int) -> int:
     options = [st.integers(1, 10_000), st.integers(1, MAX_AMOUNT)]
     if supply < MAX_AMOUNT:
-        options += [st.just(MAX_AMOUNT - supply), st.just(MAX_AMOUNT - supply + 1)]
+        options.append(st.just(MAX_AMOUNT - supply))
+    if 0 < supply <= MAX_AMOUNT:  # at supply 0 one more is no amount at all (INVALID_ARGS)
+        options.append(st.just(MAX_AMOUNT - supply + 1))
     return data.draw(st.one_of(options))
 
 

@@ -30,7 +30,8 @@ class Code(IntEnum):
     # Refused by the node's mempool (codespace "mempool").
     MEMPOOL_FULL = 20
     TX_IN_MEMPOOL = 21  # the same bytes are already waiting
-    NONCE_PENDING = 22  # another transaction of this sender with this nonce is waiting
+    NONCE_PENDING = 22  # this sender's nonce is waiting, and the fee does not replace it
+    SENDER_FULL = 23  # this sender has as many transactions waiting as the mempool allows
     # Raised by handlers (codespace = the module's name).
     INSUFFICIENT_FUNDS = 100
     UNAUTHORIZED = 101

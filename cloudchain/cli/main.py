@@ -125,6 +125,24 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--txs-per-block", type=int, default=500, help="transfers per block (500)")
     apply.add_argument("--accounts", type=int, default=100, help="accounts sending (100)")
     apply.set_defaults(run=_run_bench_apply)
+    mempool = bench_commands.add_parser(
+        "mempool",
+        help="admission rate with a full mempool, and the re-check after a block",
+        description="Today's mempool beside the one before issue 14, on the real "
+        "application (LevelDB). Example: cloudchain bench mempool --pool 5000 --block 5000",
+    )
+    mempool.add_argument("--pool", type=int, default=5_000, help="ready transactions (5000)")
+    mempool.add_argument(
+        "--arrivals", type=int, default=2_000, help="transactions sent to the full pool (2000)"
+    )
+    mempool.add_argument(
+        "--block", type=int, default=5_000, help="transactions in the committed block (5000)"
+    )
+    mempool.add_argument("--rounds", type=int, default=3, help="rounds; medians are shown (3)")
+    mempool.add_argument(
+        "--profile", action="store_true", help="also print the top of a cProfile of today's"
+    )
+    mempool.set_defaults(run=_run_bench_mempool)
     market = bench_commands.add_parser(
         "market",
         help="time the market's transactions and end-of-block work",
@@ -324,6 +342,21 @@ def _run_bench_apply(args: argparse.Namespace) -> int:
         print("error: --blocks and --txs-per-block must be >= 1, --accounts >= 2", file=sys.stderr)
         return 2
     print(format_report(run_apply_bench(args.blocks, args.txs_per_block, args.accounts)))
+    return 0
+
+
+def _run_bench_mempool(args: argparse.Namespace) -> int:
+    from cloudchain.bench.mempool import format_report, run_mempool_bench
+    from cloudchain.genesis import DEFAULT_MAX_BLOCK_TXS
+
+    if min(args.pool, args.arrivals, args.block, args.rounds) < 1:
+        print("error: --pool, --arrivals, --block and --rounds must be >= 1", file=sys.stderr)
+        return 2
+    if args.block > DEFAULT_MAX_BLOCK_TXS:
+        print(f"error: --block must be at most {DEFAULT_MAX_BLOCK_TXS}", file=sys.stderr)
+        return 2
+    report = run_mempool_bench(args.pool, args.arrivals, args.block, args.rounds, args.profile)
+    print(format_report(report))
     return 0
 
 

@@ -12,7 +12,10 @@
     [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
                   *_delta_ms each round) and the longest a height may wait for
                   transactions before an empty block is proposed
-    [mempool]     max_txs, max_bytes
+    [mempool]     the ready set's max_txs and max_bytes; max_txs_per_sender (ready and
+                  gapped); the gapped pool's max_gapped_txs_per_sender, max_gapped_txs,
+                  max_gapped_bytes; ttl_num_blocks and ttl_duration_s (0: no expiry), see
+                  MempoolConfig and node/mempool/
     [blobs]       max_upload_bytes: the largest body `POST /blobs` accepts (the blob
                   store lives in <home>/data/blobs; see node/rpc/blob_http.py);
                   max_unanchored_bytes: the most bytes of uploads and replicas that no
@@ -34,6 +37,15 @@ from pathlib import Path
 from typing import Any
 
 from cloudchain.consensus.state_machine import TimeoutConfig
+from cloudchain.node.mempool.limits import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_GAPPED_BYTES,
+    DEFAULT_MAX_GAPPED_TXS,
+    DEFAULT_MAX_GAPPED_TXS_PER_SENDER,
+    DEFAULT_MAX_TXS,
+    DEFAULT_MAX_TXS_PER_SENDER,
+    MempoolLimits,
+)
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("plain", "json")
@@ -101,8 +113,37 @@ class ConsensusConfig:
 
 @dataclass(frozen=True)
 class MempoolConfig:
-    max_txs: int = 5_000
-    max_bytes: int = 64 * 1024 * 1024
+    """The mempool's bounds (node/mempool/pool.py has the rules that use them).
+
+    Ready transactions (nonces following on from the sender's next one: the only ones
+    proposed and gossiped) are bounded by max_txs and max_bytes; gapped ones (a nonce
+    ahead, waiting for the ones before it) by their own bounds, so they never take the
+    ready set's room. A full mempool admits a transaction only by evicting ones that pay
+    less per byte. A transaction leaves once more than ttl_num_blocks blocks were
+    committed after it arrived, or once it waited more than ttl_duration_s seconds
+    (checked at each commit; CometBFT's ttl-num-blocks and ttl-duration; 0 turns either
+    off)."""
+
+    max_txs: int = DEFAULT_MAX_TXS
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_txs_per_sender: int = DEFAULT_MAX_TXS_PER_SENDER
+    max_gapped_txs_per_sender: int = DEFAULT_MAX_GAPPED_TXS_PER_SENDER
+    max_gapped_txs: int = DEFAULT_MAX_GAPPED_TXS
+    max_gapped_bytes: int = DEFAULT_MAX_GAPPED_BYTES
+    ttl_num_blocks: int = 0
+    ttl_duration_s: int = 0
+
+    def limits(self) -> MempoolLimits:
+        return MempoolLimits(
+            max_txs=self.max_txs,
+            max_bytes=self.max_bytes,
+            max_txs_per_sender=self.max_txs_per_sender,
+            max_gapped_txs_per_sender=self.max_gapped_txs_per_sender,
+            max_gapped_txs=self.max_gapped_txs,
+            max_gapped_bytes=self.max_gapped_bytes,
+            ttl_num_blocks=self.ttl_num_blocks,
+            ttl_duration_ns=self.ttl_duration_s * 1_000_000_000,
+        )
 
 
 @dataclass(frozen=True)
@@ -187,6 +228,9 @@ class NodeConfig:
         for limit in ("max_upload_bytes", "max_unanchored_bytes"):
             if getattr(config.blobs, limit) < 1:
                 raise ConfigError(f"{where}: [blobs] {limit} must be at least 1")
+        for limit in fields(MempoolConfig):
+            if not limit.name.startswith("ttl_") and getattr(config.mempool, limit.name) < 1:
+                raise ConfigError(f"{where}: [mempool] {limit.name} must be at least 1")
         for name in ("p2p", "rpc"):
             _check_address(
                 getattr(config, name).listen_address, f"{where}: [{name}] listen_address"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
+from cloudchain.node.mempool import MempoolStats
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -32,8 +34,43 @@ class NodeMetrics:
         self.txs_committed = Counter(
             "cloudchain_consensus_txs_committed", "Transactions committed", registry=r
         )
-        self.mempool_size = Gauge("cloudchain_mempool_size", "Transactions waiting", registry=r)
-        self.mempool_bytes = Gauge("cloudchain_mempool_size_bytes", "Bytes waiting", registry=r)
+        self.mempool_size = Gauge(
+            "cloudchain_mempool_size", "Transactions waiting, ready and gapped", registry=r
+        )
+        self.mempool_bytes = Gauge(
+            "cloudchain_mempool_size_bytes", "Bytes waiting, ready and gapped", registry=r
+        )
+        self.mempool_ready = Gauge(
+            "cloudchain_mempool_ready_size",
+            "Transactions ready: their nonce follows on from the sender's next",
+            registry=r,
+        )
+        self.mempool_gapped = Gauge(
+            "cloudchain_mempool_gapped_size",
+            "Transactions waiting apart for an earlier nonce of their sender",
+            registry=r,
+        )
+        self.mempool_evicted = Counter(
+            "cloudchain_mempool_evicted_txs",
+            "Transactions evicted to make room for ones paying more per byte",
+            registry=r,
+        )
+        self.mempool_expired = Counter(
+            "cloudchain_mempool_expired_txs",
+            "Transactions that waited past [mempool] ttl_num_blocks or ttl_duration_s",
+            registry=r,
+        )
+        self.mempool_recheck_times = Counter(
+            "cloudchain_mempool_recheck_times",
+            "Transactions re-checked after a commit (recheck_tx, no signature verified)",
+            registry=r,
+        )
+        self.mempool_recheck_failed = Counter(
+            "cloudchain_mempool_recheck_failed_txs",
+            "Transactions that left the mempool because the re-check after a commit refused them",
+            registry=r,
+        )
+        self._mempool_seen = MempoolStats(0, 0, 0, 0, 0, 0, 0, 0)
         self.peers = Gauge("cloudchain_p2p_peers", "Connected peers", registry=r)
         self.refused_txs = Counter(
             "cloudchain_mempool_refused_txs", "Transactions refused by the mempool", registry=r
@@ -65,6 +102,23 @@ class NodeMetrics:
         assert total >= self._refused_messages_seen, "a running count never falls"
         self.refused_messages.inc(total - self._refused_messages_seen)
         self._refused_messages_seen = total
+
+    def observe_mempool(self, stats: MempoolStats) -> None:
+        """Set the mempool's gauges, and bring its counters up to its running counts."""
+        self.mempool_size.set(stats.ready_txs + stats.gapped_txs)
+        self.mempool_bytes.set(stats.ready_bytes + stats.gapped_bytes)
+        self.mempool_ready.set(stats.ready_txs)
+        self.mempool_gapped.set(stats.gapped_txs)
+        seen = self._mempool_seen
+        for counter, total, before in (
+            (self.mempool_evicted, stats.evicted_txs, seen.evicted_txs),
+            (self.mempool_expired, stats.expired_txs, seen.expired_txs),
+            (self.mempool_recheck_times, stats.recheck_times, seen.recheck_times),
+            (self.mempool_recheck_failed, stats.recheck_failed_txs, seen.recheck_failed_txs),
+        ):
+            assert total >= before, "a running count never falls"
+            counter.inc(total - before)
+        self._mempool_seen = stats
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

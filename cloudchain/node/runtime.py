@@ -80,7 +80,9 @@ class Node(ConsensusDriver):
         wal = FileWAL(home / "data" / "cs.wal")
         key = validator_key if is_validator else None
         super().__init__(app, key, self.config.consensus.timeouts(), wal)
-        self.mempool = Mempool(app, self.config.mempool.max_txs, self.config.mempool.max_bytes)
+        self.mempool = Mempool(
+            app, limits=self.config.mempool.limits(), height=self.app.info().height
+        )
         host, _, port = self.config.p2p.listen_address.rpartition(":")
         p2p = self.config.p2p
         self.peers = PeerManager(
@@ -174,10 +176,12 @@ class Node(ConsensusDriver):
         self._loop.call_soon(self.handle, event)
 
     def candidates(self, height: int) -> list[bytes]:
-        return self.mempool.reap(max_txs=self.app.genesis.max_block_txs)
+        genesis = self.app.genesis
+        return self.mempool.reap(max_txs=genesis.max_block_txs, max_bytes=genesis.max_block_bytes)
 
     def on_commit(self, decision: Decide) -> None:
-        self.mempool.update(decision.block.txs)
+        self.mempool.update(decision.block.txs, height=decision.height, now_ns=self.monotonic_ns())
+        self._gossip_promoted()
         self._record_commit(decision)
         ahead = self._sync.on_committed(decision.height)
         if ahead is not None:  # still behind: ask for the next height right away
@@ -210,8 +214,7 @@ class Node(ConsensusDriver):
 
     def refresh_metrics(self) -> None:
         metrics = self.metrics
-        metrics.mempool_size.set(len(self.mempool))
-        metrics.mempool_bytes.set(self.mempool.size_bytes)
+        metrics.observe_mempool(self.mempool.stats())
         metrics.peers.set(len(self.peers.connected))
         metrics.refused_peers.set(self.peers.refused_peers)
         metrics.count_refused_messages(self.peers.refused_messages)
@@ -230,13 +233,21 @@ class Node(ConsensusDriver):
     # --- transactions ----------------------------------------------------------------------
 
     def submit_tx(self, raw: bytes) -> Admission:
-        """Admit a client's transaction into the mempool and gossip it."""
-        admission = self.mempool.add(raw)
-        if admission.ok:
+        """Admit a client's transaction into the mempool and gossip it once it is ready
+        (a gapped one waits here, unsent, until the nonces before it arrive)."""
+        admission = self.mempool.add(raw, now_ns=self.monotonic_ns())
+        if admission.ok and not admission.gapped:
             self._broadcast_on("tx", raw)
-        else:
+        elif not admission.ok:
             self.metrics.refused_txs.inc()
+        self._gossip_promoted()
         return admission
+
+    def _gossip_promoted(self) -> None:
+        """Gossip the transactions that moved from gapped to ready: no peer may have them
+        (gapped ones are never sent); one that has them answers nothing."""
+        for raw in self.mempool.take_promoted():
+            self._broadcast_on("tx", raw)
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -250,9 +261,11 @@ class Node(ConsensusDriver):
             if channel == "tx":
                 if not isinstance(payload, bytes):
                     raise MalformedError("tx payload must be bytes")
-                admission = self.mempool.add(payload)  # its sender gossiped it to everyone
+                # Its sender gossiped it to everyone: a ready one is not sent on.
+                admission = self.mempool.add(payload, now_ns=self.monotonic_ns())
                 if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
                     self.metrics.refused_txs.inc()  # a copy from a second peer is no refusal
+                self._gossip_promoted()
                 return
             if channel == "sync":
                 self._help_lagging_peer(peer_id, _height(payload), asked=True)

@@ -65,9 +65,29 @@ class StepClock:
         return self.now_ns
 
 
-def make_chain(kv: KVStore | None = None, genesis: Genesis | None = None) -> SoloChain:
+class CountingVerifier:
+    """The Application's signature verifier, counting its calls: how a test proves that
+    something was, or was not, verified again."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, tx: Transaction) -> bool:
+        self.calls += 1
+        return tx.verify_signature()
+
+
+def make_chain(
+    kv: KVStore | None = None,
+    genesis: Genesis | None = None,
+    *,
+    verifier: CountingVerifier | None = None,
+) -> SoloChain:
     store = ChainStore(kv if kv is not None else MemoryKV())
-    app = Application(store, genesis or make_genesis())
+    if verifier is None:
+        app = Application(store, genesis or make_genesis())
+    else:
+        app = Application(store, genesis or make_genesis(), verifier=verifier)
     return SoloChain(app, VALIDATOR, StepClock())
 
 

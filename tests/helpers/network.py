@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cloudchain.node.config import BlobsConfig, ConsensusConfig, NodeConfig
+from cloudchain.node.config import BlobsConfig, ConsensusConfig, MempoolConfig, NodeConfig
 from cloudchain.node.runtime import Node
 from cloudchain.node.testnet import init_testnet
 
@@ -40,10 +40,16 @@ def fast_node(home: Path) -> Node:
     return Node(home, dataclasses.replace(config, consensus=FAST))
 
 
-async def start_node(tmp_path: Path, blobs: BlobsConfig | None = None, **rpc_limits: Any) -> Node:
+async def start_node(
+    tmp_path: Path,
+    *,
+    blobs: BlobsConfig | None = None,
+    mempool: MempoolConfig | None = None,
+    **rpc_limits: Any,
+) -> Node:
     """A started one-validator node (its testnet under tmp_path / "net"), FAST, with
-    `rpc_limits` replacing fields of its RPC settings (and `blobs` its [blobs], if
-    given); the caller stops it."""
+    `rpc_limits` replacing fields of its RPC settings (and `blobs` its [blobs], `mempool`
+    its [mempool], if given); the caller stops it."""
     home = init_testnet(tmp_path / "net", 1)[0]
     config = NodeConfig.load(home / "config" / "config.toml")
     config = dataclasses.replace(
@@ -51,6 +57,7 @@ async def start_node(tmp_path: Path, blobs: BlobsConfig | None = None, **rpc_lim
         consensus=FAST,
         rpc=dataclasses.replace(config.rpc, **rpc_limits),
         blobs=blobs or config.blobs,
+        mempool=mempool or config.mempool,
     )
     node = Node(home, config)
     await node.start()

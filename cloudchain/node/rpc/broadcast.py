@@ -6,6 +6,12 @@ A transaction is admitted through the NodeView's `submit_tx` (view.py: the
 mempool's check, then gossip); broadcast_tx_commit then waits on the event bus
 (eventbus.py) for the block that commits it, subscribed under the caller
 (dispatch.py's CALLER), so that the subscription limits bound its waiters too.
+
+CometBFT's mempool has no gapped transactions (a nonce ahead of the sender's next,
+waiting apart: node/mempool/). Here they count as unconfirmed: `total` and
+`total_bytes` are of every waiting transaction, and `txs` lists the ready ones first,
+in the order a block would take them, then the gapped ones in arrival order;
+`n_txs` is how many are listed (num_unconfirmed_txs: all).
 """
 
 from __future__ import annotations

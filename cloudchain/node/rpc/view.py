@@ -78,7 +78,8 @@ class AppReader(Protocol):
 
 
 class MempoolReader(Protocol):
-    """What waits in the mempool: counts and the oldest transactions."""
+    """What waits in the mempool: counts (ready and gapped) and the transactions, the
+    ready ones in block order first (node/mempool/pool.py's `pending`)."""
 
     def __len__(self) -> int: ...
 

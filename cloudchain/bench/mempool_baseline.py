@@ -1,12 +1,9 @@
-"""The mempool: transactions admitted by check_tx, waiting for a block.
+"""The mempool as it was at c273d3c (before issue 14), kept only for `bench mempool`.
 
-Bounded by count and by bytes; a transaction already waiting (same hash) or a
-second one for a (sender, nonce) already waiting is refused; each refusal has a
-code and a log. Blocks are filled in arrival order, except that one sender's
-transactions always go in nonce order. After every commit the included
-transactions leave and the rest are checked again against the new state.
-
-No I/O and no clock: the node calls it from its event loop.
+Arrival order, count and byte bounds, no fees, no eviction, and after each commit a
+full check_tx (decoding and signature verification) of every waiting transaction.
+This is that class's code unchanged but for its name and the Admission record, which
+it shares with today's mempool; nothing but cloudchain/bench/mempool.py uses it.
 """
 
 from __future__ import annotations
@@ -17,21 +14,10 @@ from dataclasses import dataclass
 from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import MEMPOOL_CODESPACE, Code
 from cloudchain.ledger import Transaction
+from cloudchain.node.mempool import Admission
 
 DEFAULT_MAX_TXS = 5_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Admission:
-    code: Code
-    codespace: str
-    log: str
-    tx_hash: bytes  # empty when the bytes are not a transaction
-
-    @property
-    def ok(self) -> bool:
-        return self.code == Code.OK
 
 
 @dataclass(frozen=True)
@@ -41,7 +27,7 @@ class _Entry:
     tx: Transaction
 
 
-class Mempool:
+class BaselineMempool:
     def __init__(
         self,
         app: Application,
