@@ -63,9 +63,9 @@ class NodeProcess:
             self.process.wait()
 
 
-def fast_testnet(home: Path, validators: int) -> list[Path]:
+def fast_testnet(home: Path, validators: int, *, accounts: int = 4) -> list[Path]:
     """A testnet whose nodes use short timeouts, so tests see many blocks quickly."""
-    homes = init_testnet(home, validators)
+    homes = init_testnet(home, validators, accounts=accounts)
     for node_home in homes:
         path = node_home / "config" / "config.toml"
         dataclasses.replace(NodeConfig.load(path), consensus=FAST).save(path)
