@@ -308,6 +308,7 @@ def test_check_tx_sees_the_cost_of_the_senders_waiting_transactions():
     # A replacement's cost stands in for the one it replaces.
     admit(pool, pay(A, 1, fee=110, amount=190))
     assert app.asked_pending[-1] == (A.address, 1, 700)
+    assert app.rechecked == 0  # each arrival is one check_tx: decoded and read once
 
 
 def test_a_commit_rechecks_the_blocks_senders_in_nonce_order_without_verifying():

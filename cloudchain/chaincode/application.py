@@ -89,6 +89,9 @@ DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, FEES, MARKET, STORAGE)
 # How far ahead of the committed nonce check_tx accepts a transaction, so that a
 # client may submit several in a row before the first is included.
 MAX_NONCE_LEAD = 64
+# The costs of the sender's waiting transactions, or how to find them from the decoded
+# transaction (check_tx).
+PendingCost = int | Callable[[Transaction], int]
 
 
 # Whether a transaction's signature verifies against its sender key. Every node uses the
@@ -317,14 +320,21 @@ class Application:
 
     # --- mempool admission -----------------------------------------------------------
 
-    def check_tx(self, raw: bytes, *, pending_cost: int = 0) -> CheckResult:
+    def check_tx(self, raw: bytes, *, pending_cost: PendingCost = 0) -> CheckResult:
         """Stateless checks, then the stateful ones (`_check_state`): a fee of at least
         the minimum, a nonce not yet used and at most MAX_NONCE_LEAD ahead, and a
         balance that covers `pending_cost` (the costs of the sender's transactions
-        already waiting in the mempool) and this transaction's cost."""
+        already waiting in the mempool) and this transaction's cost.
+
+        `pending_cost` may be a function of the decoded transaction: the mempool knows
+        the sender's waiting costs, but learns who the sender is (and which waiting
+        transaction a new one would replace) only from the decoding done here."""
         result = self._check_stateless(raw)
         if not result.ok:
             return result
+        if callable(pending_cost):
+            assert result.tx is not None
+            pending_cost = pending_cost(result.tx)
         return self._check_state(result, pending_cost)
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cloudchain.chaincode.application import MAX_NONCE_LEAD, CheckResult
+from cloudchain.chaincode.application import MAX_NONCE_LEAD, CheckResult, PendingCost
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import PrivateKey
 from cloudchain.ledger import MalformedError, Transaction
@@ -45,7 +45,7 @@ class FakeApp:
     def nonce(self, address: str) -> int:
         return self.nonces.get(address, 0)
 
-    def check_tx(self, raw: bytes, *, pending_cost: int = 0) -> CheckResult:
+    def check_tx(self, raw: bytes, *, pending_cost: PendingCost = 0) -> CheckResult:
         try:
             tx = Transaction.from_bytes(raw)
         except MalformedError as exc:
@@ -53,7 +53,7 @@ class FakeApp:
         self.verified += 1
         if not tx.verify_signature():
             return CheckResult(Code.BAD_SIGNATURE, "bad signature", tx)
-        return self._stateful(tx, pending_cost)
+        return self._stateful(tx, pending_cost(tx) if callable(pending_cost) else pending_cost)
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:
         self.rechecked += 1

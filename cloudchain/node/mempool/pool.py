@@ -22,10 +22,11 @@ Rules of precedence, all in integers:
   transaction (it is the furthest from ready); otherwise it is refused (SENDER_FULL).
 - A waiting (sender, nonce) is replaced only by a fee at least 10% higher and strictly
   higher (limits.py); otherwise NONCE_PENDING, the log naming the fee that would do.
-- Balance: check_tx sees the cost of the sender's waiting transactions. The mempool
-  learns the sender from check_tx's answer, so it asks check_tx with none, and when the
-  sender has transactions waiting, recheck_tx with their cost (the same stateful checks,
-  without decoding or verifying the signature a second time).
+- Balance: check_tx sees the cost of the sender's waiting transactions (less that of
+  the one a replacement would take the place of). The mempool learns the sender only
+  from check_tx's decoding, so it gives check_tx a function of the decoded transaction
+  that finds that cost (`_pending_before`): one decoding, one signature check and one
+  read of the state per arrival.
 - After a commit, each sender with a transaction in the block is re-checked in nonce
   order, each with the cost of the ones before it that stayed. One that fails leaves;
   the later ones, re-checked too, are gapped by the hole it leaves (they go ready again
@@ -52,7 +53,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cloudchain import codec
-from cloudchain.chaincode.application import CheckResult
+from cloudchain.chaincode.application import CheckResult, PendingCost
 from cloudchain.chaincode.codes import AUTH_CODESPACE, MEMPOOL_CODESPACE, Code
 from cloudchain.ledger import Transaction
 from cloudchain.node.mempool.entry import Entry
@@ -70,7 +71,7 @@ from cloudchain.node.mempool.sender import SenderQueue
 class MempoolApp(Protocol):
     """What the mempool asks of the application (CONTRACT.md)."""
 
-    def check_tx(self, raw: bytes, *, pending_cost: int = 0) -> CheckResult: ...
+    def check_tx(self, raw: bytes, *, pending_cost: PendingCost = 0) -> CheckResult: ...
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult: ...
 
@@ -174,6 +175,15 @@ class Mempool:
         queue = self._senders.get(address)
         return 0 if queue is None else queue.pending_cost
 
+    def _pending_before(self, tx: Transaction) -> int:
+        """What check_tx must leave room for besides `tx`: the sender's waiting costs,
+        but for the one `tx` would replace (its nonce's)."""
+        queue = self._senders.get(tx.sender_address)
+        if queue is None:
+            return 0
+        old = queue.entry_at(tx.nonce)
+        return queue.pending_cost - (0 if old is None else old.cost)
+
     def reap(self, max_txs: int | None = None, max_bytes: int | None = None) -> list[bytes]:
         """Candidates for a block: ready transactions only, in block order (priority.py),
         at most `max_txs` of them and `max_bytes` of their raw bytes."""
@@ -211,7 +221,7 @@ class Mempool:
                 f"transaction already committed: nonce {used} already used",
                 tx_hash,
             )
-        check = self._app.check_tx(raw, pending_cost=0)
+        check = self._app.check_tx(raw, pending_cost=self._pending_before)
         if not check.ok:
             return _refusal(check, b"" if check.tx is None else check.tx.hash)
         tx = check.tx
@@ -230,11 +240,6 @@ class Mempool:
                 f"{min_replacement_fee(old.fee)} (+{REPLACEMENT_BUMP_PERCENT}%)",
                 tx_hash,
             )
-        if len(queue):
-            pending = queue.pending_cost - (0 if old is None else old.cost)
-            again = self._app.recheck_tx(tx, pending_cost=pending)
-            if not again.ok:
-                return _refusal(again, tx_hash)
         self._seq += 1
         entry = Entry(self._seq, raw, tx, check.fee, check.cost, self._height, now_ns)
         if old is not None:
