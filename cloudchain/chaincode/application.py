@@ -9,9 +9,11 @@
 
 A transaction passes these gates, in this order:
 
-1. Stateless checks: size, decoding, chain id, signature, a known
-   `module.method`, well-formed arguments. A transaction failing one is
-   invalid: it never enters the mempool, and a block carrying it is rejected.
+1. Stateless checks: size, decoding, chain id, a known `module.method`,
+   well-formed arguments, the signature. A transaction failing one is invalid: it
+   never enters the mempool, and a block carrying it is rejected. A signature is
+   verified once per node (signatures.py remembers those that verified), and
+   check_tx verifies it last, after 2-4: what the state refuses costs no verification.
 2. The fee: at least the genesis schedule's minimum for its bytes and method
    (cloudchain/fees.py), else FEE_TOO_LOW; a block carrying one is rejected.
 3. The nonce: it must equal the sender's count of included transactions.
@@ -57,6 +59,7 @@ from cloudchain.chaincode.market import MARKET
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
 from cloudchain.chaincode.modules.storage import STORAGE
 from cloudchain.chaincode.modules.token import TOKEN, get_balance
+from cloudchain.chaincode.signatures import TxVerifier, VerifiedSignatures
 from cloudchain.fees import FeeSchedule
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.ledger import (
@@ -92,11 +95,6 @@ MAX_NONCE_LEAD = 64
 # The costs of the sender's waiting transactions, or how to find them from the decoded
 # transaction (check_tx).
 PendingCost = int | Callable[[Transaction], int]
-
-
-# Whether a transaction's signature verifies against its sender key. Every node uses the
-# transaction's own Ed25519 check; a test may inject one that counts its calls.
-TxVerifier = Callable[[Transaction], bool]
 
 
 def verify_tx_signature(tx: Transaction) -> bool:
@@ -199,10 +197,12 @@ class Application:
         *,
         verifier: TxVerifier = verify_tx_signature,
     ) -> None:
-        """`verifier` checks each transaction's signature: in check_tx, and in
-        process_proposal for a block not accepted before; never in recheck_tx."""
+        """`verifier` checks a transaction's signature (the transaction's own Ed25519
+        check; a test may inject one that counts its calls): once per transaction on
+        this node, whichever of check_tx, prepare_proposal and process_proposal sees it
+        first (signatures.py); never in recheck_tx."""
         self._store = store
-        self._verify = verifier
+        self._signatures = VerifiedSignatures(verifier)
         self._genesis = genesis
         if FEES not in modules:
             modules = (*modules, FEES)  # the application's own, as the fees are
@@ -329,13 +329,19 @@ class Application:
         `pending_cost` may be a function of the decoded transaction: the mempool knows
         the sender's waiting costs, but learns who the sender is (and which waiting
         transaction a new one would replace) only from the decoding done here."""
-        result = self._check_stateless(raw)
+        result = self._check_stateless(raw, verify=False)
         if not result.ok:
             return result
+        tx = result.tx
+        assert tx is not None
         if callable(pending_cost):
-            assert result.tx is not None
-            pending_cost = pending_cost(result.tx)
-        return self._check_state(result, pending_cost)
+            pending_cost = pending_cost(tx)
+        checked = self._check_state(result, pending_cost)
+        # The signature last: a transaction the state refuses (a sender that cannot pay,
+        # a nonce used) is refused for the price of a few reads, not of a verification.
+        if checked.ok and not self._signatures.verify(tx):
+            return _bad_signature(tx)
+        return checked
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:
         """check_tx's stateful checks again, against the latest committed state, for a
@@ -398,7 +404,9 @@ class Application:
         module = self._modules.get(tx.module)
         return None if module is None else module.methods.get(tx.method)
 
-    def _check_stateless(self, raw: bytes | Transaction) -> CheckResult:
+    def _check_stateless(self, raw: bytes | Transaction, *, verify: bool = True) -> CheckResult:
+        """Decoding, chain id, module, method and arguments, then (with `verify`) the
+        signature, verified at most once per transaction on this node."""
         if isinstance(raw, Transaction):
             tx = raw
             if len(tx.to_bytes()) > MAX_TX_BYTES:
@@ -420,14 +428,6 @@ class Application:
                 tx.fee,
                 tx.fee,
             )
-        if not self._verify(tx):
-            return _refuse(
-                Code.BAD_SIGNATURE,
-                "signature does not verify against the sender key",
-                tx,
-                tx.fee,
-                tx.fee,
-            )
         module = self._modules.get(tx.module)
         if module is None:
             return _refuse(Code.UNKNOWN_MODULE, f"unknown module {tx.module!r}", tx, tx.fee, tx.fee)
@@ -444,6 +444,8 @@ class Application:
             method.check_args(tx.args)
         except ArgError as exc:
             return _refuse(Code.INVALID_ARGS, f"{tx.module}.{tx.method}: {exc}", tx, tx.fee, tx.fee)
+        if verify and not self._signatures.verify(tx):
+            return _bad_signature(tx)
         return _admitted(tx, method)
 
     # --- proposals -------------------------------------------------------------------------
@@ -707,6 +709,7 @@ class Application:
             pending.diff, pending.block, BlockResults(pending.results, pending.block_events)
         )
         self._pending = None
+        self._signatures.forget(pending.block.txs)
         return CommitResult(pending.block.height, pending.diff.app_hash)
 
     def state(self) -> StateReader:
@@ -718,6 +721,12 @@ def _refuse(
     code: Code, message: str, tx: Transaction | None = None, fee: int = 0, cost: int = 0
 ) -> CheckResult:
     return CheckResult(code, message[:MAX_LOG_CHARS], tx, fee, cost)
+
+
+def _bad_signature(tx: Transaction) -> CheckResult:
+    return _refuse(
+        Code.BAD_SIGNATURE, "signature does not verify against the sender key", tx, tx.fee, tx.fee
+    )
 
 
 def _admitted(tx: Transaction, method: TxMethod) -> CheckResult:
