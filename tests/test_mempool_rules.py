@@ -160,6 +160,22 @@ def test_a_gapped_transaction_is_replaced_by_the_same_rule():
     assert pool.pending(10) == raws(replaced)
 
 
+def test_a_replacement_that_moves_up_to_ready_is_handed_over_once_for_gossip():
+    """A waiting gapped transaction (no ready room for it) replaced by one that now finds
+    room: the admission says it is ready, so the node gossips it, and it is not among
+    the promoted too (which would send it twice)."""
+    pool = pool_of(max_txs=2)
+    admit(pool, pay(B, 0, fee=1_000), pay(B, 1, fee=1_000), pay(A, 1, fee=10))
+    admission = pool.add(pay(A, 0, fee=5_000).to_bytes())  # evicts B1; A1 still no room
+    assert admission.ok and not admission.gapped
+    pool.take_promoted()
+    dearer = pay(A, 1, fee=100_000)
+    replaced = pool.add(dearer.to_bytes())
+    assert replaced.ok and not replaced.gapped  # ready now, evicting B0
+    assert pool.take_promoted() == []
+    assert pool.reap() == raws(pay(A, 0, fee=5_000), dearer)
+
+
 # --- per-sender bounds --------------------------------------------------------------------
 
 

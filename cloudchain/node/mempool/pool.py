@@ -326,7 +326,10 @@ class Mempool:
         self._gapped_heap.push(entry)
         if entry.nonce == queue.ready_end:
             self._promote(queue)
-        return Admission(Code.OK, "", "", entry.tx.hash, gapped=queue.is_gapped(entry))
+        gapped = queue.is_gapped(entry)
+        if not gapped:  # promoted itself: the admission says so, and its caller gossips it
+            self._promoted.remove(entry.raw)
+        return Admission(Code.OK, "", "", entry.tx.hash, gapped=gapped)
 
     # --- room ------------------------------------------------------------------------------
 
