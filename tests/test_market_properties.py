@@ -873,8 +873,14 @@ class MarketMachine(RuleBasedStateMachine):
         txs, self.pending = self.pending, []
         self.m.app.deliveries = []
         events_before = len(self.m.block_events)
+        before = self._balances()
         try:
             results = self.m.block(*txs)
+            # What the mempool's re-check and process_proposal's proof of payable fees
+            # rest on: only an account's own transactions take from its balance.
+            senders = {tx.sender_address for tx in txs}
+            fell = {a for a, b in self._balances().items() if b < before[a]}
+            assert fell <= senders, f"balances fell without a transaction of theirs: {fell}"
             block_events = self.m.block_events[events_before:]
             deliveries = self.m.app.deliveries
             assert [d.result for d in deliveries] == list(results)
@@ -912,6 +918,10 @@ class MarketMachine(RuleBasedStateMachine):
         assert [e.type for e in result.events] == ["fee"], what
         paid = {nonce_key(sender), token.balance_key(sender), token.SUPPLY_KEY}
         assert d.changed == paid, f"a refused transaction changed state: {what}"
+
+    def _balances(self) -> dict[str, int]:
+        reader = self.m.app.state()
+        return {address: token.get_balance(reader, address) for address in ADDRESS.values()}
 
     def _read_state(self) -> None:
         reader = self.m.app.state()
