@@ -1,10 +1,12 @@
 """The flood of issue 14, on four `node start` processes: keys that own nothing spam
-gapped transfers at every node, then funded accounts send one transfer each.
+gapped transfers at every node, then funded accounts send one transfer each while other
+funded accounts park gapped transfers at every node.
 
 Without a price on block space and a bound per sender, the spam filled every mempool
-and no honest transfer committed. Now every spam transaction is refused at admission
-(its sender cannot pay the fee), no mempool ever holds one, and every honest transfer
-commits within HONEST_DEADLINE_S of being sent.
+and no honest transfer committed. Now every unfunded transaction is refused at
+admission (its sender cannot pay the fee), no mempool ever holds one, the parked ones
+stay within their senders' gapped bound, and every honest transfer commits within
+HONEST_DEADLINE_S of being sent.
 """
 
 from __future__ import annotations
@@ -30,13 +32,15 @@ from tests.helpers.processes import NodeProcess, fast_testnet, wait_on_logs
 SPAMMERS = 100  # fresh keys that own no tokens
 SPAM_NONCES = range(1, 65)  # all ahead of their next nonce, 0: gapped
 HONEST = 50  # funded accounts, one ordinary transfer each
+PARKERS = 10  # funded accounts that park gapped transfers (nonces 1..64) at the minimum fee
 HONEST_DEADLINE_S = 10  # the issue's bound, from the first honest send to the last commit
+GAPPED_PER_SENDER = 16  # [mempool] max_gapped_txs_per_sender's default
 BATCH = 10  # requests per JSON-RPC batch: the RPC's default max_request_batch_size
 IN_FLIGHT = 8  # batches outstanding at once, over all nodes
 
 
 def test_unfunded_spam_is_refused_everywhere_and_honest_transfers_commit(tmp_path):
-    homes = fast_testnet(tmp_path / "net", 4, accounts=HONEST)
+    homes = fast_testnet(tmp_path / "net", 4, accounts=HONEST + PARKERS)
     genesis = Genesis.load(homes[0] / "config" / "genesis.json")
     urls = [
         f"http://{NodeConfig.load(home / 'config' / 'config.toml').rpc.listen_address}"
@@ -61,6 +65,23 @@ def test_unfunded_spam_is_refused_everywhere_and_honest_transfers_commit(tmp_pat
         for key in spammers
         for nonce in SPAM_NONCES
     ]
+    parkers = [
+        read_key_file(tmp_path / "net" / "accounts" / f"account{HONEST + k}.json")
+        for k in range(PARKERS)
+    ]
+    parked = [
+        priced_transaction(
+            key,
+            genesis.chain_id,
+            nonce,
+            "token",
+            "transfer",
+            {"to": accounts[0].address, "amount": 1},
+            schedule,
+        ).to_bytes()
+        for key in parkers
+        for nonce in SPAM_NONCES
+    ]
     honest = [
         priced_transaction(
             key,
@@ -81,9 +102,13 @@ def test_unfunded_spam_is_refused_everywhere_and_honest_transfers_commit(tmp_pat
         refused = {(answer["code"], answer["codespace"]) for answer in answers}
         assert refused == {(int(Code.INSUFFICIENT_FUNDS), "auth")}, refused
         asyncio.run(_assert_no_spam_waits(urls, spam_senders))
-        elapsed = asyncio.run(_send_and_wait_for_commits(urls, honest))
+        # Funded senders park gapped transfers while the honest ones are sent: each node
+        # keeps at most max_gapped_txs_per_sender (16) of each, apart from the ready set.
+        parked_answers, elapsed = asyncio.run(_park_while_sending(urls, parked, honest))
         assert elapsed <= HONEST_DEADLINE_S, f"honest transfers took {elapsed:.1f} s"
-        asyncio.run(_assert_no_spam_waits(urls, spam_senders))
+        refusals = {(a["code"], a["codespace"]) for a in parked_answers if a["code"] != 0}
+        assert refusals == {(int(Code.SENDER_FULL), "mempool")}, refusals
+        asyncio.run(_assert_no_spam_waits(urls, spam_senders, most=PARKERS * GAPPED_PER_SENDER))
     finally:
         for node in nodes:
             node.stop()
@@ -131,13 +156,24 @@ async def _broadcast_to_every_node(urls: list[str], txs: list[bytes]) -> list[di
     return answers
 
 
-async def _assert_no_spam_waits(urls: list[str], spam_senders: set[str]) -> None:
+async def _assert_no_spam_waits(urls: list[str], spam_senders: set[bytes], most: int = 0) -> None:
+    """No node lists a spam transaction, and none holds more than `most` at all."""
     for url in urls:
         waiting = await Client(url).unconfirmed_txs(limit=100)
         senders = {Transaction.from_bytes(raw).sender for raw in waiting.txs}
         assert not senders & spam_senders, url
         count = await Client(url).num_unconfirmed_txs()
-        assert count.total <= HONEST, (url, count)
+        assert count.total <= most, (url, count)
+
+
+async def _park_while_sending(
+    urls: list[str], parked: list[bytes], honest: list[Transaction]
+) -> tuple[list[dict], float]:
+    """The parked transactions to every node while the honest ones are sent and waited
+    for: the parked ones' answers, and the honest ones' seconds to commit."""
+    return await asyncio.gather(
+        _broadcast_to_every_node(urls, parked), _send_and_wait_for_commits(urls, honest)
+    )
 
 
 async def _send_and_wait_for_commits(urls: list[str], txs: list[Transaction]) -> float:
