@@ -31,7 +31,8 @@ A transaction passes these gates, in this order:
    fail (insufficient funds, unauthorized): then none of its writes apply, its
    result carries a non-zero code and a log, and its fee and nonce are still
    consumed, so that the same signed bytes can never run again and failed spam
-   still pays. Every result, failed or not, carries a `fee` event (amount, payer).
+   still pays. Every result of a fee above zero, failed or not, carries a `fee`
+   event (amount, payer).
 
 The application owns no clock and no I/O of its own: state and blocks come
 from the `ChainStore` it is given, time from the block header.
