@@ -15,9 +15,11 @@ stack: where the CPU was) and by total samples (anywhere on the stack).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
+import sys
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -35,6 +37,10 @@ class ProfileError(RuntimeError):
 
 
 def py_spy_path() -> str | None:
+    """py-spy beside this Python (a venv's bin/, where pip puts it), else on PATH."""
+    beside = Path(sys.executable).parent / "py-spy"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
     return shutil.which("py-spy")
 
 
