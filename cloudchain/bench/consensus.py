@@ -84,7 +84,7 @@ from cloudchain.timefmt import parse_rfc3339_ns
 
 TICK_S = 0.02  # the open loop's send interval: what is due is sent every tick
 BATCH_MAX = 10  # requests per JSON-RPC batch: the RPC's default max_request_batch_size
-IN_FLIGHT_PER_NODE = 32  # HTTP requests outstanding to one node
+IN_FLIGHT_PER_NODE = 200  # HTTP requests outstanding to one node (its limit: 900 connections)
 HTTP_TIMEOUT_S = 30.0
 READY_DEADLINE_S = 120.0
 SETTLE_DEADLINE_S = 60.0  # between steps, for the mempools to empty
