@@ -6,6 +6,7 @@ import argparse
 import json
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -182,6 +183,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     storage.add_argument("--seed", type=int, default=1, help="seed of the files' bytes (1)")
     storage.set_defaults(run=_run_bench_storage)
+    consensus_bench = bench_commands.add_parser(
+        "consensus",
+        help="committed tx/s and latency of a local network: offered rates and requesters",
+        description="Starts a local network of node processes (the default consensus "
+        "config), offers token transfers open loop at each --rates and runs --requesters "
+        "closed loops of market tasks and transfers (the paper's Fig. 3); prints a table "
+        "with the same-run signature ceiling, writes JSON, CSV and a PNG chart. "
+        "Example: cloudchain bench consensus --rates 250,500,1000 --requesters 10,50,100",
+    )
+    consensus_bench.add_argument("--validators", type=int, default=4, help="validators (4)")
+    consensus_bench.add_argument(
+        "--rates", default="250,500,1000", help="offered tx/s, comma-separated (250,500,1000)"
+    )
+    consensus_bench.add_argument(
+        "--requesters",
+        default="10,50,100,200,300",
+        help="concurrent requesters, comma-separated; '' skips the sweep (10,50,100,200,300)",
+    )
+    consensus_bench.add_argument(
+        "--duration", type=float, default=20.0, help="seconds measured per step (20)"
+    )
+    consensus_bench.add_argument(
+        "--warmup", type=float, default=3.0, help="seconds of load before each step's window (3)"
+    )
+    consensus_bench.add_argument(
+        "--out",
+        help="directory for consensus.json, .csv, .png and the profiles "
+        "(default: a new bench-consensus-DATE-TIME under the current directory)",
+    )
+    consensus_bench.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy every node during the highest rate (pip install -e '.[bench]')",
+    )
+    consensus_bench.set_defaults(run=_run_bench_consensus)
 
     sim = commands.add_parser("sim", help="run deterministic simulations")
     sim_commands = sim.add_subparsers(title="sim commands", metavar="COMMAND")
@@ -395,6 +431,49 @@ def _run_bench_storage(args: argparse.Namespace) -> int:
         return 2 if "--" in str(exc) else 1
     print(format_table(result))
     for path in write_outputs(result, Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _run_bench_consensus(args: argparse.Namespace) -> int:
+    from cloudchain.bench.consensus import BenchError, ConsensusBenchConfig, run_consensus_bench
+    from cloudchain.bench.consensus_report import format_table, write_outputs
+    from cloudchain.bench.consensus_stats import ArgumentError, parse_rates, parse_requesters
+    from cloudchain.bench.profiling import ProfileError, py_spy_path
+
+    try:
+        config = ConsensusBenchConfig(
+            validators=args.validators,
+            rates=parse_rates(args.rates),
+            requesters=parse_requesters(args.requesters),
+            duration_s=args.duration,
+            warmup_s=args.warmup,
+            profile=args.profile,
+        )
+        config.check()
+        if args.profile and py_spy_path() is None:
+            raise ProfileError(
+                "--profile needs py-spy, which is not installed: "
+                ".venv/bin/pip install -e '.[bench]'"
+            )
+    except (ArgumentError, ProfileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out or time.strftime("bench-consensus-%Y%m%d-%H%M%S")).resolve()
+    if out_dir.exists() and any(out_dir.iterdir()):
+        print(f"error: --out {out_dir} is not empty; choose another", file=sys.stderr)
+        return 2
+    print(f"results go to {out_dir}", flush=True)
+    try:
+        result = run_consensus_bench(config, out_dir, say=lambda line: print(line, flush=True))
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(format_table(result))
+    for path in write_outputs(result, out_dir):
         print(f"wrote {path}")
     return 0
 

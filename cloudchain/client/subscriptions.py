@@ -29,6 +29,10 @@ import aiohttp
 from cloudchain.client.errors import RPCClientError
 
 _EVENT_TYPE_PREFIX = "tendermint/event/"
+# The largest message read from the node. aiohttp's default, 4 MiB, is less than one
+# NewBlock event of a full block (4 MiB of transactions in base64, and their results),
+# and a message past it ends the stream; the node bounds what it sends by the block size.
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class EventStream:
         self._session = aiohttp.ClientSession(timeout=timeout)
         try:
             try:
-                self._ws = await self._session.ws_connect(self.url)
+                self._ws = await self._session.ws_connect(self.url, max_msg_size=MAX_MESSAGE_BYTES)
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                 raise RPCClientError(-1, f"cannot subscribe at {self.url}", str(exc)) from None
             for query in self.queries:
