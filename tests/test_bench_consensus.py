@@ -137,6 +137,9 @@ def test_lists_parse_and_an_empty_one_skips_its_sweep():
         (["--duration", "0"], "--duration must be from 1 to 3600 seconds"),
         (["--warmup", "-1"], "--warmup must be from 0 to 3600 seconds"),
         (["--rates", "", "--requesters", ""], "nothing to measure"),
+        (["--soak", "-5"], "--soak must be from 0 to 3600 seconds"),
+        (["--soak", "10", "--soak-rate", "-1"], "--soak-rate must be from 0 to 100000"),
+        (["--soak", "10", "--rates", ""], "--soak runs at --soak-rate, or at the rate sweep"),
     ],
 )
 def test_the_command_refuses_bad_options_before_starting_anything(args, message, capsys):
@@ -276,8 +279,18 @@ def test_a_small_run_commits_writes_its_files_and_leaves_no_node_running(tmp_pat
 
     start = consensus_bench.start_node_processes
     monkeypatch.setattr(consensus_bench, "start_node_processes", recording_start)
+    # Ten soak keys, so that each sends several nonces within the soak's few seconds.
+    monkeypatch.setattr(consensus_bench, "soak_keys", lambda rate, nodes: 10)
+    monkeypatch.setattr(consensus_bench, "RSS_SAMPLE_S", 0.5)
     config = ConsensusBenchConfig(
-        validators=1, rates=(40,), requesters=(2,), duration_s=2.0, warmup_s=0.5, drain_s=15.0
+        validators=1,
+        rates=(40,),
+        requesters=(2,),
+        duration_s=2.0,
+        warmup_s=0.5,
+        drain_s=15.0,
+        soak_s=3.0,
+        soak_rate=20,
     )
     lines: list[str] = []
     result = run_consensus_bench(config, tmp_path / "out", say=lines.append)
@@ -298,3 +311,18 @@ def test_a_small_run_commits_writes_its_files_and_leaves_no_node_running(tmp_pat
     with open(paths[1]) as stream:
         assert len(list(csv.DictReader(stream))) == 2
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    soak = result.soak
+    assert soak is not None and soak.rate == 20 and soak.sent > 0
+    assert soak.committed_tx_s > 0 and soak.errors == 0
+    (node,) = soak.rss
+    assert node.samples and all(mib > 10 for _, mib in node.samples)  # a Python node's RSS
+    assert node.growth(soak.warmup_s) is not None
+    assert document["soak"]["worst_growth_mib"] == soak.worst_growth_mib
+    with open(paths[3]) as stream:
+        rows = list(csv.DictReader(stream))
+    assert paths[3].name == "consensus-rss.csv" and len(rows) == len(node.samples)
+    assert float(rows[0]["node0_rss_mib"]) == pytest.approx(node.samples[0][1], abs=0.1)
+    table = format_table(result)
+    assert "soak: 20 tx/s offered for 3 s" in table and "node0 RSS:" in table
+    assert "worst growth" in table

@@ -59,6 +59,7 @@ from cloudchain.bench.consensus_stats import (
     batches,
     block_intervals,
     check_run,
+    check_soak,
     due_count,
     latency_summary,
     percentile,
@@ -71,6 +72,14 @@ from cloudchain.bench.profiling import (
     stop_recordings,
     write_profile,
 )
+from cloudchain.bench.soak import (
+    RSS_SAMPLE_S,
+    SoakResult,
+    read_rss_mib,
+    soak_keys,
+    soak_slot,
+)
+from cloudchain.bench.soak import series as rss_series
 from cloudchain.chaincode.codes import Code
 from cloudchain.client import Client, RPCClientError
 from cloudchain.crypto import PrivateKey, read_key_file, verify
@@ -120,9 +129,17 @@ class ConsensusBenchConfig:
     warmup_s: float = 3.0
     drain_s: float = 30.0  # after an open-loop step's last send, the most it waits for commits
     profile: bool = False
+    soak_s: float = 0.0  # a soak after the sweeps, measured for this long (0: none)
+    soak_rate: int = 0  # its offered tx/s (0: the rate sweep's committed peak)
+
+    @property
+    def soak_key_rate(self) -> int:
+        """The most tx/s the soak may offer: what its keys are made for."""
+        return self.soak_rate or max(self.rates, default=0)
 
     def check(self) -> None:
         check_run(self.validators, self.duration_s, self.warmup_s, self.rates, self.requesters)
+        check_soak(self.soak_s, self.soak_rate, self.rates)
 
     def open_loop_count(self, rate: int) -> int:
         return math.ceil(rate * (self.warmup_s + self.duration_s))
@@ -166,6 +183,7 @@ class ConsensusBenchResult:
     machine: dict[str, Any]
     profiles: tuple[NodeProfile, ...] = ()
     profiled_step: str = ""
+    soak: SoakResult | None = None
 
     def sweep(self, name: str) -> list[Step]:
         return [s for s in self.steps if s.sweep == name]
@@ -212,6 +230,7 @@ def run_consensus_bench(
         machine_info(),
         tuple(profiler.profiles) if profiler else (),
         profiler.step if profiler else "",
+        bench.soaked,
     )
 
 
@@ -276,9 +295,11 @@ class _Accounts:
     open_loop: list[list[PrivateKey]]  # per rate step, one key per transaction
     requesters: list[PrivateKey]
     providers: list[PrivateKey]
+    soak: list[PrivateKey]  # each sends every KEY_PERIOD_S, nonce after nonce
 
     @classmethod
     def make(cls, config: ConsensusBenchConfig) -> _Accounts:
+        soak = soak_keys(config.soak_key_rate, config.validators) if config.soak_s else 0
         return cls(
             [
                 [PrivateKey.generate() for _ in range(config.open_loop_count(r))]
@@ -286,11 +307,13 @@ class _Accounts:
             ],
             [PrivateKey.generate() for _ in range(max(config.requesters, default=0))],
             [PrivateKey.generate() for _ in range(PROVIDERS if config.requesters else 0)],
+            [PrivateKey.generate() for _ in range(soak)],
         )
 
     def balances(self) -> list[tuple[str, int]]:
         funded = [(k.address, OPEN_LOOP_BALANCE) for step in self.open_loop for k in step]
         funded += [(k.address, REQUESTER_BALANCE) for k in [*self.requesters, *self.providers]]
+        funded += [(k.address, REQUESTER_BALANCE) for k in self.soak]
         return funded
 
 
@@ -641,6 +664,7 @@ class _Bench:
         self.clients = [Client(url) for url in urls]
         self.watch = ChainWatch()
         self.steps: list[Step] = []
+        self.soaked: SoakResult | None = None
         genesis = Genesis.load(home / "node0" / "config" / "genesis.json")
         self.chain_id = genesis.chain_id
         self.fees = genesis.fees
@@ -655,6 +679,7 @@ class _Bench:
             try:
                 await self._rate_sweep()
                 await self._requester_sweep()
+                await self._soak()
             finally:
                 follower.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -855,6 +880,127 @@ class _Bench:
             generator=generator,
             market=market or {},
             requester_tx_s=rate_per_s(requester_committed, duration),
+        )
+
+    # -- the soak: memory over a long run at one rate ---------------------------------------
+
+    async def _soak(self) -> None:
+        config = self.config
+        if not config.soak_s:
+            return
+        peak = max((s.committed_tx_s for s in self.steps if s.sweep == "rate"), default=0)
+        rate = config.soak_rate or int(peak)
+        rate = max(1, min(rate, config.soak_key_rate))
+        keys = self.accounts.soak
+        total = math.ceil(rate * (config.warmup_s + config.soak_s))
+        self.say(
+            f"soak at {rate} tx/s for {config.warmup_s:g} + {config.soak_s:g} s "
+            f"({total} transfers from {len(keys)} accounts); RSS every {RSS_SAMPLE_S:g} s"
+        )
+        await self._settle()
+        fee = self._sign_transfers(keys[:1])[0].fee
+        rounds: dict[int, list[Transaction]] = {}
+
+        def sign_round(nonce: int) -> list[Transaction]:
+            return [
+                Transaction.create(
+                    key,
+                    self.chain_id,
+                    nonce,
+                    "token",
+                    "transfer",
+                    {"to": keys[(k + 1) % len(keys)].address, "amount": 1},
+                    fee=fee,
+                )
+                for k, key in enumerate(keys)
+            ]
+
+        rounds[0] = await asyncio.to_thread(sign_round, 0)
+        submitted: dict[bytes, float] = {}
+        answers: list[Answer] = []
+        pending: set[asyncio.Task[None]] = set()
+        samples: list[tuple[float, list[float | None]]] = []
+        start = time.perf_counter() + TICK_S
+        window_start = start + config.warmup_s
+        window_end = window_start + config.soak_s
+
+        def sample() -> None:
+            row = [read_rss_mib(p.pid) for p in self.processes]
+            samples.append((time.perf_counter() - start, row))
+
+        async def sample_rss() -> None:
+            while True:  # until cancelled: sampling at intervals, not synchronisation
+                sample()
+                await asyncio.sleep(RSS_SAMPLE_S)
+
+        async def send(node: int, txs: list[Transaction], in_window: bool) -> None:
+            def mark(now: float) -> None:
+                for tx in txs:
+                    submitted[tx.hash] = now
+
+            replies = await self.broadcaster.send(node, [tx.to_bytes() for tx in txs], mark)
+            if in_window:
+                answers.extend(replies)
+
+        sampler = asyncio.create_task(sample_rss())
+        signing: asyncio.Future[list[Transaction]] | None = None
+        sent = 0
+        try:
+            while sent < total:
+                now = time.perf_counter()
+                due = due_count(rate, now - start, total)
+                if due > sent:
+                    for node, indices in batches(range(sent, due), len(self.urls), BATCH_MAX):
+                        txs = []
+                        for i in indices:
+                            key, nonce = soak_slot(i, len(keys))
+                            if nonce not in rounds:
+                                assert signing is not None, "the next round is signed ahead"
+                                rounds[nonce] = await signing
+                                signing = None
+                                rounds.pop(nonce - 2, None)
+                            txs.append(rounds[nonce][key])
+                        in_window = window_start <= now < window_end
+                        task = asyncio.create_task(send(node, txs, in_window))
+                        pending.add(task)
+                        task.add_done_callback(pending.discard)
+                    sent = due
+                    upcoming = soak_slot(sent, len(keys))[1] + 1
+                    if signing is None and upcoming not in rounds and sent < total:
+                        signing = asyncio.ensure_future(asyncio.to_thread(sign_round, upcoming))
+                self._check_alive()
+                # Pacing, not synchronisation: sleep until the next tick.
+                await asyncio.sleep(max(TICK_S - (time.perf_counter() - now), 0.001))
+            await asyncio.gather(*list(pending))
+        finally:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
+            sample()  # and once at the end
+            if signing is not None:
+                signing.cancel()
+        blocks = self.watch.blocks_between(window_start, window_end)
+        latencies = [
+            self.watch.committed_at[h] - t
+            for h, t in submitted.items()
+            if window_start <= t < window_end and h in self.watch.committed_at
+        ]
+        refusals = Counter(a.refusal for a in answers if not a.ok and not a.error)
+        self.soaked = SoakResult(
+            rate=rate,
+            duration_s=config.soak_s,
+            warmup_s=config.warmup_s,
+            sent=len(answers),
+            committed_tx_s=rate_per_s(sum(b.txs for b in blocks), config.soak_s),
+            latency=latency_summary(latencies),
+            refusals=dict(sorted(refusals.items())),
+            errors=sum(1 for a in answers if a.error),
+            rss=tuple(rss_series(samples, len(self.processes))),
+        )
+        growth = self.soaked.worst_growth_mib
+        self.say(
+            f"  soak: committed {self.soaked.committed_tx_s:.0f} tx/s, worst RSS growth "
+            f"{'-' if growth is None else f'{growth:.0f} MiB'}"
         )
 
     # -- (b) concurrent requesters (the paper's Fig. 3) ----------------------------------

@@ -1,9 +1,10 @@
 """The consensus benchmark's results: a table, JSON, CSV and a chart.
 
 consensus.json holds everything (the config, the machine, the ceiling, every step with
-its latencies, refusals and generator figures, the profile's top lines); consensus.csv
-one row per step; consensus.png committed tx/s against offered rate and against
-requesters, with p50 and p99 latency on a second axis, in the storage bench's manner.
+its latencies, refusals and generator figures, the profile's top lines, the soak);
+consensus.csv one row per step; consensus-rss.csv, after a soak, each node's RSS over
+it; consensus.png committed tx/s against offered rate and against requesters, with p50
+and p99 latency on a second axis, in the storage bench's manner.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from cloudchain.bench.consensus import ConsensusBenchResult, Step
 from cloudchain.bench.profiling import format_top
+from cloudchain.bench.soak import RSS_GROWTH_TARGET_MIB, SoakResult
 
 CSV_FIELDS = (
     "sweep",
@@ -181,6 +183,8 @@ def format_table(result: ConsensusBenchResult) -> str:
         f"committed peak {result.peak_tx_s:,.0f} tx/s = {ceiling.ratio(result.peak_tx_s):.1%} "
         "of the ceiling",
     ]
+    if result.soak is not None:
+        lines += format_soak(result.soak)
     if result.profiles:
         lines += ["", f"profile ({result.profiled_step}, py-spy, every node):"]
         for profile in result.profiles:
@@ -207,7 +211,54 @@ def to_json(result: ConsensusBenchResult) -> dict[str, Any]:
         "steps": [asdict(s) for s in result.steps],
         "profiled_step": result.profiled_step,
         "profiles": [asdict(p) for p in result.profiles],
+        "soak": None if result.soak is None else _soak_json(result.soak),
     }
+
+
+def _soak_json(soak: SoakResult) -> dict[str, Any]:
+    return {
+        **asdict(soak),
+        "rss_growth_mib": [s.growth(soak.warmup_s) for s in soak.rss],
+        "rss_peak_mib": [s.peak for s in soak.rss],
+        "worst_growth_mib": soak.worst_growth_mib,
+        "growth_target_mib": RSS_GROWTH_TARGET_MIB,
+    }
+
+
+def format_soak(soak: SoakResult) -> list[str]:
+    """The soak's lines of the table: throughput, latency, and each node's RSS."""
+    lines = [
+        "",
+        f"soak: {soak.rate} tx/s offered for {soak.duration_s:g} s (after {soak.warmup_s:g} s): "
+        f"committed {soak.committed_tx_s:,.0f} tx/s, p50 {_cell(soak.latency.p50_s)}, "
+        f"p99 {_cell(soak.latency.p99_s)}, refused {sum(soak.refusals.values())}, "
+        f"errors {soak.errors}",
+    ]
+    for node in soak.rss:
+        start = node.at_or_after(soak.warmup_s)
+        growth = node.growth(soak.warmup_s)
+        lines.append(
+            f"  node{node.node} RSS: {_cell(start, ' MiB', 0)} after the warm-up, "
+            f"{_cell(node.last, ' MiB', 0)} at the end, peak {_cell(node.peak, ' MiB', 0)}; "
+            f"growth {_cell(growth, ' MiB', 0)}"
+        )
+    worst = soak.worst_growth_mib
+    if worst is not None:
+        verdict = "within" if worst < RSS_GROWTH_TARGET_MIB else "OVER"
+        lines.append(f"  worst growth {worst:,.0f} MiB: {verdict} {RSS_GROWTH_TARGET_MIB} MiB")
+    return lines
+
+
+def write_rss_csv(soak: SoakResult, path: Path) -> None:
+    """One row per sample: seconds since the soak began, then each node's RSS (MiB)."""
+    times = sorted({t for node in soak.rss for t, _ in node.samples})
+    by_node = [dict(node.samples) for node in soak.rss]
+    with open(path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["t_s", *(f"node{node.node}_rss_mib" for node in soak.rss)])
+        for t in times:
+            cells = [f"{m:.1f}" if (m := n.get(t)) is not None else "" for n in by_node]
+            writer.writerow([f"{t:.1f}", *cells])
 
 
 def write_outputs(result: ConsensusBenchResult, out_dir: Path) -> list[Path]:
@@ -221,7 +272,12 @@ def write_outputs(result: ConsensusBenchResult, out_dir: Path) -> list[Path]:
         for step in result.steps:
             writer.writerow(step_row(step))
     plot(result, png_path)
-    return [json_path, csv_path, png_path]
+    paths = [json_path, csv_path, png_path]
+    if result.soak is not None:
+        rss_path = out_dir / "consensus-rss.csv"
+        write_rss_csv(result.soak, rss_path)
+        paths.append(rss_path)
+    return paths
 
 
 def plot(result: ConsensusBenchResult, path: Path) -> None:

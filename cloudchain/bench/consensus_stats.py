@@ -183,3 +183,19 @@ def check_run(
         raise ArgumentError(f"--warmup must be from 0 to {MAX_DURATION_S:g} seconds")
     if not rates and not requesters:
         raise ArgumentError("--rates and --requesters are both empty: nothing to measure")
+
+
+MAX_SOAK_S = 3_600.0
+MAX_SOAK_RATE = 100_000
+
+
+def check_soak(soak_s: float, soak_rate: int, rates: Sequence[int]) -> None:
+    """Refuse a soak that cannot be made: its length, its rate, and a rate to take."""
+    if not 0 <= soak_s <= MAX_SOAK_S:
+        raise ArgumentError(f"--soak must be from 0 to {MAX_SOAK_S:g} seconds")
+    if not 0 <= soak_rate <= MAX_SOAK_RATE:
+        raise ArgumentError(f"--soak-rate must be from 0 to {MAX_SOAK_RATE} tx/s")
+    if soak_s and not soak_rate and not rates:
+        raise ArgumentError(
+            "--soak runs at --soak-rate, or at the rate sweep's peak: give one of them"
+        )

@@ -217,6 +217,19 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="py-spy every node during the highest rate (pip install -e '.[bench]')",
     )
+    consensus_bench.add_argument(
+        "--soak",
+        type=float,
+        default=0.0,
+        help="after the sweeps, offer one rate for this many seconds and report each "
+        "node's RSS over it (0: no soak; 600 for the issue's 10 minutes)",
+    )
+    consensus_bench.add_argument(
+        "--soak-rate",
+        type=int,
+        default=0,
+        help="the soak's offered tx/s (0: the rate sweep's committed peak)",
+    )
     consensus_bench.set_defaults(run=_run_bench_consensus)
 
     sim = commands.add_parser("sim", help="run deterministic simulations")
@@ -449,6 +462,8 @@ def _run_bench_consensus(args: argparse.Namespace) -> int:
             duration_s=args.duration,
             warmup_s=args.warmup,
             profile=args.profile,
+            soak_s=args.soak,
+            soak_rate=args.soak_rate,
         )
         config.check()
         if args.profile and py_spy_path() is None:
