@@ -113,6 +113,31 @@ async def test_an_event_arriving_before_the_next_subscribe_reply_is_kept():
     assert (first.kind, first.height, first.query) == ("NewBlock", 7, "tm.event='NewBlock'")
 
 
+async def test_an_event_larger_than_aiohttps_default_message_bound_is_read_whole():
+    """A full block's NewBlock event is more than aiohttp's default 4 MiB a message."""
+    padding = "A" * (5 * 1024 * 1024)
+
+    def on_subscribe(request):
+        big = {
+            "jsonrpc": "2.0",
+            "id": request["id"],
+            "result": {
+                "query": "tm.event='NewBlock'",
+                "events": {"tm.event": ["NewBlock"]},
+                "data": {
+                    "type": "tendermint/event/NewBlock",
+                    "value": {"block": {"header": {"height": "3"}, "data": {"txs": [padding]}}},
+                },
+            },
+        }
+        return [{"jsonrpc": "2.0", "id": request["id"], "result": {}}, big]
+
+    async with scripted_node(on_subscribe) as url:
+        async with Client(url).subscribe("tm.event='NewBlock'") as events:
+            event = await asyncio.wait_for(anext(events), DEADLINE_S)
+    assert event.height == 3 and event.value["block"]["data"]["txs"] == [padding]
+
+
 async def test_a_reply_to_no_subscription_is_still_an_error():
     def on_subscribe(request):
         return [{"jsonrpc": "2.0", "id": 99, "result": {}}]
