@@ -77,6 +77,7 @@ def test_config_round_trips_and_defaults_are_documented_values():
         ('[p2p]\npersistent_peers = ["abc@1.2.3.4:5"]\n', "id@host:port"),
         ("[consensus]\ntimeout_commit_ms = -1\n", "negative"),
         ("[consensus]\ntimeout_commit_ms = true\n", "expected int"),
+        ("[consensus]\ntimeout_commit_busy_ms = -1\n", "negative"),
         ('[log]\nlevel = "loud"\n', "level"),
         ('[log]\nformat = "xml"\n', "format"),
         ("[log]\nformat = 1\n", "format: expected str"),

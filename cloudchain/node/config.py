@@ -10,8 +10,9 @@
                   (blob_pin, blob_unpin, blob_gc: node/rpc/admin.py's OPERATOR_METHODS)
                   answer at all
     [consensus]   timeouts (milliseconds; propose/prevote/precommit grow by their
-                  *_delta_ms each round) and the longest a height may wait for
-                  transactions before an empty block is proposed
+                  *_delta_ms each round); timeout_commit_ms, the wait after a commit
+                  while the mempool is idle (a block about every second, empty or not),
+                  and timeout_commit_busy_ms, the wait while transactions are ready
     [mempool]     the ready set's max_txs and max_bytes; max_txs_per_sender (ready and
                   gapped); the gapped pool's max_gapped_txs_per_sender, max_gapped_txs,
                   max_gapped_bytes; ttl_num_blocks and ttl_duration_s (0: no expiry), see
@@ -98,6 +99,9 @@ class ConsensusConfig:
     timeout_precommit_ms: int = 1_000
     timeout_precommit_delta_ms: int = 500
     timeout_commit_ms: int = 1_000  # a block at least every ~second, even when idle
+    # The wait after a commit while transactions are ready (the node's own timing, no
+    # part of what is decided): blocks follow each other this fast under load.
+    timeout_commit_busy_ms: int = 50
 
     def timeouts(self) -> TimeoutConfig:
         return TimeoutConfig(

@@ -40,7 +40,13 @@ from cloudchain.blobs.store import BlobStore, LeasePolicy
 from cloudchain.chaincode.application import Application
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.modules.storage import anchored_cids
-from cloudchain.consensus.events import Decide, Event, MessageReceived, TimeoutElapsed
+from cloudchain.consensus.events import (
+    Decide,
+    Event,
+    MessageReceived,
+    TimeoutElapsed,
+    TimeoutKind,
+)
 from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, message_from_obj
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
@@ -102,6 +108,7 @@ class Node(ConsensusDriver):
         self.exchange: BlobExchange | None = None  # over self.blobs, from start to stop
         self.rpc = RPCServer(self, self.config.rpc)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle_commit_wait: TimeoutElapsed | None = None  # see schedule_timeout
         self._gossip: asyncio.Task[None] | None = None
         self._sync = sync.PeerSync(ask_again_after_ns=int(GOSSIP_INTERVAL_S * 1e9))  # sync.py
         self._gossip_memory = GossipMemory(GOSSIP_INTERVAL_S)
@@ -168,8 +175,30 @@ class Node(ConsensusDriver):
         self._offer(message, time.monotonic())
 
     def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
+        """A timer for the core. The wait after a commit is [consensus]
+        timeout_commit_ms when the mempool is idle (a block about every second), and
+        timeout_commit_busy_ms when transactions are ready: now, or as soon as one
+        arrives during the idle wait (`_hurry_commit`). Only the timing changes: a
+        commit timeout for a height the core has left is ignored by it."""
         assert self._loop is not None
+        if event.kind is TimeoutKind.COMMIT:
+            busy_ms = self.config.consensus.timeout_commit_busy_ms
+            if self.mempool.ready_count and delay_ms > busy_ms:
+                delay_ms = busy_ms
+                self._idle_commit_wait = None
+            else:
+                self._idle_commit_wait = event
         self._loop.call_later(delay_ms / 1000, self.handle, event)
+
+    def _hurry_commit(self) -> None:
+        """A transaction became ready while the node waits out an idle commit timeout:
+        end that wait after timeout_commit_busy_ms instead."""
+        event, self._idle_commit_wait = self._idle_commit_wait, None
+        if event is None or event.height != self.core.height:
+            return
+        assert self._loop is not None
+        busy_s = self.config.consensus.timeout_commit_busy_ms / 1000
+        self._loop.call_later(busy_s, self.handle, event)
 
     def defer(self, event: Event) -> None:
         assert self._loop is not None
@@ -241,6 +270,8 @@ class Node(ConsensusDriver):
         elif not admission.ok:
             self.metrics.refused_txs.inc()
         self._gossip_promoted()
+        if self.mempool.ready_count:
+            self._hurry_commit()
         return admission
 
     def _gossip_promoted(self) -> None:
@@ -266,6 +297,8 @@ class Node(ConsensusDriver):
                 if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
                     self.metrics.refused_txs.inc()  # a copy from a second peer is no refusal
                 self._gossip_promoted()
+                if self.mempool.ready_count:
+                    self._hurry_commit()
                 return
             if channel == "sync":
                 self._help_lagging_peer(peer_id, _height(payload), asked=True)

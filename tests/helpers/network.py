@@ -45,16 +45,17 @@ async def start_node(
     *,
     blobs: BlobsConfig | None = None,
     mempool: MempoolConfig | None = None,
+    consensus: ConsensusConfig = FAST,
     **rpc_limits: Any,
 ) -> Node:
-    """A started one-validator node (its testnet under tmp_path / "net"), FAST, with
-    `rpc_limits` replacing fields of its RPC settings (and `blobs` its [blobs], `mempool`
-    its [mempool], if given); the caller stops it."""
+    """A started one-validator node (its testnet under tmp_path / "net"), FAST unless
+    `consensus` says otherwise, with `rpc_limits` replacing fields of its RPC settings
+    (and `blobs` its [blobs], `mempool` its [mempool], if given); the caller stops it."""
     home = init_testnet(tmp_path / "net", 1)[0]
     config = NodeConfig.load(home / "config" / "config.toml")
     config = dataclasses.replace(
         config,
-        consensus=FAST,
+        consensus=consensus,
         rpc=dataclasses.replace(config.rpc, **rpc_limits),
         blobs=blobs or config.blobs,
         mempool=mempool or config.mempool,

@@ -147,6 +147,11 @@ class Mempool:
     def max_bytes(self) -> int:
         return self.limits.max_bytes
 
+    @property
+    def ready_count(self) -> int:
+        """Ready transactions waiting: what the next block can take."""
+        return self._ready_txs
+
     def __len__(self) -> int:
         """Every waiting transaction, ready and gapped."""
         return len(self._by_hash)
