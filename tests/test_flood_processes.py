@@ -108,7 +108,9 @@ def test_unfunded_spam_is_refused_everywhere_and_honest_transfers_commit(tmp_pat
         assert elapsed <= HONEST_DEADLINE_S, f"honest transfers took {elapsed:.1f} s"
         refusals = {(a["code"], a["codespace"]) for a in parked_answers if a["code"] != 0}
         assert refusals == {(int(Code.SENDER_FULL), "mempool")}, refusals
-        asyncio.run(_assert_no_spam_waits(urls, spam_senders, most=PARKERS * GAPPED_PER_SENDER))
+        # Node 0 saw the honest ones committed; another node may be a block behind them.
+        most = PARKERS * GAPPED_PER_SENDER + HONEST
+        asyncio.run(_assert_no_spam_waits(urls, spam_senders, most=most))
     finally:
         for node in nodes:
             node.stop()
