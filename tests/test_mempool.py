@@ -1,8 +1,19 @@
+from cloudchain.chaincode.application import BAD_SIGNATURE_LOG
 from cloudchain.chaincode.codes import Code
+from cloudchain.ledger import Transaction
 from cloudchain.node.mempool import Mempool
-from tests.helpers.chain import ACCOUNTS, CountingVerifier, make_chain, signed, transfer
+from tests.helpers.chain import (
+    ACCOUNTS,
+    TEST_FEE,
+    CountingVerifier,
+    key,
+    make_chain,
+    signed,
+    transfer,
+)
 
 ALICE, BOB, CAROL = ACCOUNTS[0], ACCOUNTS[1], ACCOUNTS[2]
+MALLORY = key("mempool-mallory")
 
 
 def test_admits_checked_transactions_and_refuses_with_codes():
@@ -86,3 +97,46 @@ def test_after_a_commit_the_real_application_rechecks_without_verifying_signatur
     assert verifier.calls == calls and len(pool) == 3
     assert pool.stats().recheck_times == 2  # ALICE's two others; BOB had nothing in the block
     assert pool.reap() == [txs[1].to_bytes(), txs[2].to_bytes(), txs[3].to_bytes()]
+
+
+def forged(tx: Transaction) -> Transaction:
+    """`tx` signed by a key that is not its sender's."""
+    return tx.with_signature(MALLORY.sign(tx.sign_bytes()))
+
+
+def test_the_signature_is_verified_last_and_a_bad_one_is_still_refused_whatever_the_order():
+    """check_tx(verify=False), the mempool's rules, then verify_signature: a refusal for
+    room costs no verification, and a forged transaction never gets in, whichever rule
+    it meets first."""
+    verifier = CountingVerifier()
+    chain = make_chain(verifier=verifier)
+    pool = Mempool(chain.app, max_txs=2)
+    waiting = [transfer(ALICE, 0, BOB.address, 1), transfer(BOB, 0, ALICE.address, 1)]
+    for tx in waiting:
+        assert pool.add(tx.to_bytes()).ok
+    assert verifier.calls == 2
+    cheap = pool.add(transfer(CAROL, 0, ALICE.address, 1).to_bytes())  # no one pays less
+    assert cheap.code == Code.MEMPOOL_FULL and verifier.calls == 2, "refused unverified"
+    rich = transfer(CAROL, 0, ALICE.address, 1, fee=10 * TEST_FEE)
+    bad = pool.add(forged(rich).to_bytes())  # it would evict: its signature decides
+    assert (bad.code, bad.codespace, bad.log) == (Code.BAD_SIGNATURE, "auth", BAD_SIGNATURE_LOG)
+    assert verifier.calls == 3 and pool.reap() == [tx.to_bytes() for tx in waiting]
+    replacement = transfer(ALICE, 0, CAROL.address, 1, fee=10 * TEST_FEE)
+    assert pool.add(forged(replacement).to_bytes()).code == Code.BAD_SIGNATURE
+    assert waiting[0].hash in pool and forged(replacement).hash not in pool
+    pool.check_invariants()
+    assert pool.add(rich.to_bytes()).ok  # the genuine one evicts the cheapest
+    assert len(pool) == 2 and rich.hash in pool
+    spare = Mempool(chain.app)  # with room, a forged one is refused as check_tx refuses it
+    alone = spare.add(forged(transfer(CAROL, 1, BOB.address, 1)).to_bytes())
+    assert (alone.code, alone.log) == (Code.BAD_SIGNATURE, BAD_SIGNATURE_LOG) and len(spare) == 0
+
+
+def test_check_tx_without_verify_leaves_the_signature_to_verify_signature():
+    chain = make_chain()
+    tx = forged(transfer(ALICE, 0, BOB.address, 1))
+    assert chain.app.check_tx(tx.to_bytes()).code == Code.BAD_SIGNATURE
+    assert chain.app.check_tx(tx.to_bytes(), verify=False).ok  # the state alone passes it
+    assert not chain.app.verify_signature(tx)
+    genuine = transfer(ALICE, 0, BOB.address, 1)
+    assert chain.app.verify_signature(genuine) and chain.app.verify_signature(genuine)

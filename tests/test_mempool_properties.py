@@ -9,6 +9,7 @@ that happens elsewhere, and time that passes. After every step it checks:
 
 - the mempool's own invariants (Mempool.check_invariants: every bound, runs without
   holes, gapped ones after the run, the counts, pending costs, every candidate findable);
+- a transaction with a forged signature is refused, whatever rule meets it first;
 - an admission changes nothing when refused; when admitted, every transaction that
   left (but the one it replaced) paid strictly less per byte than the newcomer or than
   one it promoted, or was its own sender's highest gapped one, above its nonce;
@@ -31,6 +32,7 @@ from tests.helpers.chain import key
 from tests.helpers.fake_app import FakeApp, fee_and_cost, pay
 
 SENDERS = tuple(key(f"mempool-sender-{i}") for i in range(5))
+FORGER = key("mempool-forger")
 LIMITS = MempoolLimits(
     max_txs=8,
     max_bytes=8 * 260,
@@ -69,17 +71,21 @@ class MempoolMachine(RuleBasedStateMachine):
         fee=st.integers(0, 60),
         amount=st.integers(0, 700),
         pad=st.sampled_from((0, 10, 40)),
+        forged=st.sampled_from((False, False, False, True)),
     )
-    def add(self, sender, offset, fee, amount, pad):
+    def add(self, sender, offset, fee, amount, pad, forged):
         before = self._waiting()
         next_nonce = self.app.nonce(sender.address)
         waiting = sum(tx.sender == sender.public_key for tx in before.values())
         tx = pay(sender, max(next_nonce, next_nonce + waiting + offset), fee, amount, pad)
+        if forged:  # signed by another key: refused by whichever rule meets it first
+            tx = tx.with_signature(FORGER.sign(tx.sign_bytes()))
         verified = self.app.verified
         admission = self.pool.add(tx.to_bytes(), now_ns=self.now_ns)
         assert self.app.verified <= verified + 1, "one signature a transaction at most"
         promoted = [Transaction.from_bytes(raw) for raw in self.pool.take_promoted()]
         after = self._waiting()
+        assert not (forged and admission.ok), "a forged signature never gets in"
         if not admission.ok:
             assert admission.log and after.keys() == before.keys(), "a refusal changes nothing"
             assert not promoted

@@ -406,7 +406,8 @@ def test_the_committed_cache_is_bounded_and_forgets_the_oldest(monkeypatch):
     for tx in txs:
         app.commit([tx])
         pool.update([tx])
-    verified = app.verified
+    asked = len(app.asked_pending)
     assert pool.add(txs[2].to_bytes()).log == "transaction already committed: nonce 2 already used"
+    assert len(app.asked_pending) == asked  # refused by its hash, not asked of check_tx
     forgotten = pool.add(txs[0].to_bytes())  # beyond the cache: check_tx refuses it
-    assert forgotten.code == Code.NONCE_TOO_LOW and app.verified == verified + 1
+    assert forgotten.code == Code.NONCE_TOO_LOW and len(app.asked_pending) == asked + 1

@@ -93,6 +93,8 @@ DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, FEES, MARKET, STORAGE)
 # How far ahead of the committed nonce check_tx accepts a transaction, so that a
 # client may submit several in a row before the first is included.
 MAX_NONCE_LEAD = 64
+# The log of a BAD_SIGNATURE refusal (check_tx's, and the mempool's after verify_signature).
+BAD_SIGNATURE_LOG = "signature does not verify against the sender key"
 # The costs of the sender's waiting transactions, or how to find them from the decoded
 # transaction (check_tx).
 PendingCost = int | Callable[[Transaction], int]
@@ -321,15 +323,23 @@ class Application:
 
     # --- mempool admission -----------------------------------------------------------
 
-    def check_tx(self, raw: bytes, *, pending_cost: PendingCost = 0) -> CheckResult:
+    def check_tx(
+        self, raw: bytes, *, pending_cost: PendingCost = 0, verify: bool = True
+    ) -> CheckResult:
         """Stateless checks, then the stateful ones (`_check_state`): a fee of at least
         the minimum, a nonce not yet used and at most MAX_NONCE_LEAD ahead, and a
         balance that covers `pending_cost` (the costs of the sender's transactions
-        already waiting in the mempool) and this transaction's cost.
+        already waiting in the mempool) and this transaction's cost; then, with
+        `verify`, the signature.
 
         `pending_cost` may be a function of the decoded transaction: the mempool knows
         the sender's waiting costs, but learns who the sender is (and which waiting
-        transaction a new one would replace) only from the decoding done here."""
+        transaction a new one would replace) only from the decoding done here.
+
+        `verify=False` is for a caller that applies cheaper rules of its own first (the
+        mempool: its room, replacements, per-sender bounds) and then calls
+        `verify_signature` before it admits the transaction: a refusal by those rules
+        then costs no verification."""
         result = self._check_stateless(raw, verify=False)
         if not result.ok:
             return result
@@ -340,9 +350,15 @@ class Application:
         checked = self._check_state(result, pending_cost)
         # The signature last: a transaction the state refuses (a sender that cannot pay,
         # a nonce used) is refused for the price of a few reads, not of a verification.
-        if checked.ok and not self._signatures.verify(tx):
+        if verify and checked.ok and not self._signatures.verify(tx):
             return _bad_signature(tx)
         return checked
+
+    def verify_signature(self, tx: Transaction) -> bool:
+        """Whether `tx`'s signature verifies against its sender key, verified at most
+        once per transaction on this node (the cache check_tx and the proposal checks
+        share): the last step of an admission that called check_tx with verify=False."""
+        return self._signatures.verify(tx)
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:
         """check_tx's stateful checks again, against the latest committed state, for a
@@ -725,9 +741,7 @@ def _refuse(
 
 
 def _bad_signature(tx: Transaction) -> CheckResult:
-    return _refuse(
-        Code.BAD_SIGNATURE, "signature does not verify against the sender key", tx, tx.fee, tx.fee
-    )
+    return _refuse(Code.BAD_SIGNATURE, BAD_SIGNATURE_LOG, tx, tx.fee, tx.fee)
 
 
 def _admitted(tx: Transaction, method: TxMethod) -> CheckResult:

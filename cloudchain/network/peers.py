@@ -6,14 +6,19 @@ with the lower id dials and the higher one accepts. A peer that breaks the
 protocol (PeerError) or hangs up is dropped; an outbound peer is dialed again
 with exponential backoff.
 
-Each connection has two send queues. The urgent one (consensus, transactions,
-block sync) is bounded in messages and in bytes: when a slow peer lets it fill,
-further messages to that peer are dropped and counted (gossip re-sends what
-matters).
+Each connection has three send queues, written in this order of priority. The
+urgent one (consensus, block sync) is bounded in messages and in bytes: when a
+slow peer lets it fill, further messages to that peer are dropped and counted
+(gossip re-sends what matters). The gossip one (transaction batches, `send(...,
+gossip=True)`) is bounded and dropped from the same way, but apart: a flood of
+transactions never fills the urgent queue and so never costs a vote, and a vote
+queued after a thousand transactions goes out before them.
 The bulk one (blob blocks, `send(..., bulk=True)`) is bounded in bytes, and its
 senders wait for room (`wait_for_room`) instead of losing data. The writer
-always empties the urgent queue first, so a transfer of gigabytes delays a vote
-by one bulk message at most, as CometBFT's channel priorities do. `broadcast`
+always empties the urgent queue first, then the gossip one, so a transfer of
+gigabytes or a burst of transactions delays a vote by one message at most, as
+CometBFT's channel priorities do. The reader yields to the event loop after each
+message it hands on, so that one peer's burst does not hold up another's votes. `broadcast`
 and `send` say how many peers a message was queued for, so the caller can count
 bytes by what they mean.
 
@@ -45,6 +50,10 @@ SEND_QUEUE_BYTES = 64 * 1024 * 1024
 # Bulk bytes queued per peer before `wait_for_room` makes senders wait: 4 MiB, sixteen
 # 256 KiB blob blocks, keeps a LAN link busy without holding much memory per peer.
 BULK_QUEUE_BYTES = 4 * 1024 * 1024
+# The gossip queue per peer (transaction batches of at most 256 KiB each): beyond it,
+# batches to that peer are dropped (the peer gets those transactions in blocks).
+GOSSIP_QUEUE_MESSAGES = 256
+GOSSIP_QUEUE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,8 @@ class _Peer:
     connection: SecretConnection
     urgent: deque[bytes] = field(default_factory=deque)
     urgent_bytes: int = 0
+    gossip: deque[bytes] = field(default_factory=deque)
+    gossip_bytes: int = 0
     bulk: deque[bytes] = field(default_factory=deque)
     bulk_bytes: int = 0
     queued: asyncio.Event = field(default_factory=asyncio.Event)  # something to write
@@ -79,6 +90,10 @@ class _Peer:
         if self.urgent:
             data = self.urgent.popleft()
             self.urgent_bytes -= len(data)
+            return data
+        if self.gossip:
+            data = self.gossip.popleft()
+            self.gossip_bytes -= len(data)
             return data
         if self.bulk:
             data = self.bulk.popleft()
@@ -140,13 +155,13 @@ class PeerManager:
         if self._server is not None:
             await self._server.wait_closed()
 
-    def broadcast(self, data: bytes) -> int:
+    def broadcast(self, data: bytes, *, gossip: bool = False) -> int:
         """Queue `data` for every connected peer; return how many peers it was queued for."""
-        return sum(self.send(peer_id, data) for peer_id in list(self._peers))
+        return sum(self.send(peer_id, data, gossip=gossip) for peer_id in list(self._peers))
 
-    def send(self, peer_id: str, data: bytes, *, bulk: bool = False) -> bool:
-        """Queue `data` for one peer; False if it is not connected or, for an urgent
-        message, its queue is full. A bulk message is always queued: its sender
+    def send(self, peer_id: str, data: bytes, *, bulk: bool = False, gossip: bool = False) -> bool:
+        """Queue `data` for one peer; False if it is not connected or, for an urgent or a
+        gossip message, its queue is full. A bulk message is always queued: its sender
         awaits `wait_for_room` first to keep the queue within its bound."""
         peer = self._peers.get(peer_id)
         if peer is None:
@@ -156,6 +171,15 @@ class PeerManager:
             peer.bulk_bytes += len(data)
             if peer.bulk_bytes >= BULK_QUEUE_BYTES:
                 peer.room.clear()
+        elif gossip:
+            if (
+                len(peer.gossip) >= GOSSIP_QUEUE_MESSAGES
+                or peer.gossip_bytes + len(data) > GOSSIP_QUEUE_BYTES
+            ):
+                self.dropped_messages += 1
+                return False
+            peer.gossip.append(data)
+            peer.gossip_bytes += len(data)
         elif (
             len(peer.urgent) >= SEND_QUEUE_MESSAGES
             or peer.urgent_bytes + len(data) > SEND_QUEUE_BYTES
@@ -216,6 +240,7 @@ class PeerManager:
             while True:
                 data = await connection.receive_message()
                 self._on_message(peer_id, data)
+                await asyncio.sleep(0)  # a yield, not a wait: let other peers' messages in
         except (asyncio.IncompleteReadError, ConnectionError, OSError):
             pass
         except PeerError as exc:

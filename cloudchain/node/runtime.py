@@ -8,7 +8,10 @@ consensus effects become messages and timers.
 
 Wire messages are canonical msgpack maps {"ch": channel, "m": payload}:
 "consensus" carries proposals, votes and decisions; "tx" carries raw
-transactions; "sync" carries {"height": h}, a lagging node's request for the
+transactions, a list of them (a batch: what became ready here since the last
+loop tick, at most TX_BATCH_MAX_TXS and TX_BATCH_MAX_BYTES, one message per peer
+instead of one per transaction), or, as nodes before batching sent, one raw
+transaction alone (still accepted); "sync" carries {"height": h}, a lagging node's request for the
 decision of height h (block sync: the answer is a Decision, verified against the
 validator set before the block is applied); "blob" carries the blob exchange's
 messages (blobs/exchange/messages.py), queued behind everything else (the peer
@@ -29,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +74,12 @@ log = logging.getLogger(__name__)
 CHANNELS = ("consensus", "tx", "sync", "blob")  # the "ch" of a wire message; a metrics label
 GOSSIP_INTERVAL_S = 0.2  # also the least time between two same requests of block sync
 MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
+# A gossip batch of transactions: flushed on the next loop tick, or as soon as it holds
+# this many transactions or raw bytes (a receiver admits a batch in one go, so its size
+# bounds how long a batch holds up the consensus messages of other peers: 64 transfers
+# are about 20 ms of admission).
+TX_BATCH_MAX_TXS = 64
+TX_BATCH_MAX_BYTES = 256 * 1024
 
 
 class Node(ConsensusDriver):
@@ -113,6 +122,8 @@ class Node(ConsensusDriver):
         self._sync = sync.PeerSync(ask_again_after_ns=int(GOSSIP_INTERVAL_S * 1e9))  # sync.py
         self._gossip_memory = GossipMemory(GOSSIP_INTERVAL_S)
         self._encoded: dict[bytes, bytes] = {}  # signature -> wire bytes, this height's
+        self._tx_batch: list[bytes] = []  # ready transactions to gossip, flushed next tick
+        self._tx_batch_bytes = 0
         self._stopped = False
         self._last_block_time_ns = self.app.info().last_block_time_ns
 
@@ -266,7 +277,7 @@ class Node(ConsensusDriver):
         (a gapped one waits here, unsent, until the nonces before it arrive)."""
         admission = self.mempool.add(raw, now_ns=self.monotonic_ns())
         if admission.ok and not admission.gapped:
-            self._broadcast_on("tx", raw)
+            self._gossip_tx(raw)
         elif not admission.ok:
             self.metrics.refused_txs.inc()
         self._gossip_promoted()
@@ -278,7 +289,28 @@ class Node(ConsensusDriver):
         """Gossip the transactions that moved from gapped to ready: no peer may have them
         (gapped ones are never sent); one that has them answers nothing."""
         for raw in self.mempool.take_promoted():
-            self._broadcast_on("tx", raw)
+            self._gossip_tx(raw)
+
+    def _gossip_tx(self, raw: bytes) -> None:
+        """Add a ready transaction to the batch for every peer; the batch goes on the next
+        loop tick (the RPC request or peer message that made it is answered first), or
+        now if it reached its bounds."""
+        if not self._tx_batch and self._loop is not None:
+            self._loop.call_soon(self.flush_tx_gossip)
+        self._tx_batch.append(raw)
+        self._tx_batch_bytes += len(raw)
+        if len(self._tx_batch) >= TX_BATCH_MAX_TXS or self._tx_batch_bytes >= TX_BATCH_MAX_BYTES:
+            self.flush_tx_gossip()
+
+    def flush_tx_gossip(self) -> None:
+        """Send the transactions batched so far to every peer, as one message (a no-op
+        when there are none: the tick scheduled for a batch flushed early)."""
+        if not self._tx_batch:
+            return
+        batch, self._tx_batch, self._tx_batch_bytes = self._tx_batch, [], 0
+        data = _envelope("tx", batch)
+        queued = self.peers.broadcast(data, gossip=True)
+        self.metrics.send_bytes.labels("tx").inc(len(data) * queued)
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -290,12 +322,11 @@ class Node(ConsensusDriver):
                 raise MalformedError(f"unknown channel {channel!r}")
             self.metrics.receive_bytes.labels(channel).inc(len(data))
             if channel == "tx":
-                if not isinstance(payload, bytes):
-                    raise MalformedError("tx payload must be bytes")
                 # Its sender gossiped it to everyone: a ready one is not sent on.
-                admission = self.mempool.add(payload, now_ns=self.monotonic_ns())
-                if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
-                    self.metrics.refused_txs.inc()  # a copy from a second peer is no refusal
+                for raw in _gossiped_txs(payload):
+                    admission = self.mempool.add(raw, now_ns=self.monotonic_ns())
+                    if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
+                        self.metrics.refused_txs.inc()  # a second peer's copy is no refusal
                 self._gossip_promoted()
                 if self.mempool.ready_count:
                     self._hurry_commit()
@@ -423,6 +454,20 @@ class Node(ConsensusDriver):
             if self.peers.send(peer, data):
                 self._gossip_memory.note_sent(peer, key, message.height, now_s)
                 self.metrics.send_bytes.labels("consensus").inc(len(data))
+
+
+def _gossiped_txs(payload: Any) -> Sequence[bytes]:
+    """The raw transactions of a "tx" message: a batch (an array, decoded as a tuple), or
+    one alone (bytes, as nodes before batching send it)."""
+    if isinstance(payload, bytes):
+        return (payload,)
+    if not isinstance(payload, tuple) or not all(isinstance(raw, bytes) for raw in payload):
+        raise MalformedError("tx payload must be bytes or a list of bytes")
+    if len(payload) > TX_BATCH_MAX_TXS:
+        raise MalformedError(
+            f"tx batch of {len(payload)} transactions (at most {TX_BATCH_MAX_TXS})"
+        )
+    return payload
 
 
 def _height(payload: Any) -> int:

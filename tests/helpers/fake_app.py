@@ -5,9 +5,9 @@ Transactions are real (decoded strictly, signatures verified), of one method,
 from the sender's balance, and `pad` pads it to the size a test wants. The rules are
 CONTRACT.md's (but for the minimum fee, which is the application's business): a nonce
 used or too far ahead, a balance below the waiting transactions' cost and this one's
-are refused; recheck_tx does the same checks without decoding or verifying. It counts
-every signature it verifies and every pending_cost it is asked with, so tests see what
-the mempool asked.
+are refused, then (unless verify=False) a bad signature; recheck_tx does the same
+checks without decoding or verifying. It counts every signature it verifies and every
+pending_cost it is asked with, so tests see what the mempool asked.
 
 It knows nothing of the mempool; `commit` plays a block: nonces advance, costs are paid.
 """
@@ -16,7 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from cloudchain.chaincode.application import MAX_NONCE_LEAD, CheckResult, PendingCost
+from cloudchain.chaincode.application import (
+    BAD_SIGNATURE_LOG,
+    MAX_NONCE_LEAD,
+    CheckResult,
+    PendingCost,
+)
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import PrivateKey
 from cloudchain.ledger import MalformedError, Transaction
@@ -45,15 +50,21 @@ class FakeApp:
     def nonce(self, address: str) -> int:
         return self.nonces.get(address, 0)
 
-    def check_tx(self, raw: bytes, *, pending_cost: PendingCost = 0) -> CheckResult:
+    def check_tx(
+        self, raw: bytes, *, pending_cost: PendingCost = 0, verify: bool = True
+    ) -> CheckResult:
         try:
             tx = Transaction.from_bytes(raw)
         except MalformedError as exc:
             return CheckResult(Code.MALFORMED_TX, str(exc))
+        checked = self._stateful(tx, pending_cost(tx) if callable(pending_cost) else pending_cost)
+        if verify and checked.ok and not self.verify_signature(tx):  # last, as the app's
+            return CheckResult(Code.BAD_SIGNATURE, BAD_SIGNATURE_LOG, tx)
+        return checked
+
+    def verify_signature(self, tx: Transaction) -> bool:
         self.verified += 1
-        if not tx.verify_signature():
-            return CheckResult(Code.BAD_SIGNATURE, "bad signature", tx)
-        return self._stateful(tx, pending_cost(tx) if callable(pending_cost) else pending_cost)
+        return tx.verify_signature()
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult:
         self.rechecked += 1

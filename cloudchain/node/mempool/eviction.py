@@ -8,7 +8,8 @@ replaced, promoted, no longer a tail) need not be found and removed: they are sk
 when met, and `compact` drops them all when they pile up.
 
 `plan` only chooses; nothing is removed until the caller evicts the victims it
-returns, so a mempool that cannot make room refuses the newcomer with nothing lost.
+returns, so a mempool that cannot make room refuses the newcomer with nothing lost
+(and one that refuses it after planning, for its signature, gives them back: `keep`).
 It knows no senders and no limits: those come in as the callbacks.
 """
 
@@ -63,7 +64,7 @@ class CheapestFirst:
         candidate that taking `entry` makes one (a sender's ready transaction before its
         tail); it competes with the rest from then on. The heap is as it was afterwards,
         but for stale items dropped and the victims' items, which the caller's evictions
-        replace.
+        replace (or `keep` puts back).
         """
         if enough(0, 0):
             return []
@@ -100,6 +101,13 @@ class CheapestFirst:
             if not found or id(item[3]) not in taken:
                 heapq.heappush(heap, item)
         return victims if found else None
+
+    def keep(self, victims: Iterable[Entry]) -> None:
+        """The caller evicts none of `plan`'s victims after all (the newcomer failed its
+        last check): their items go back, and the heap holds every candidate again. A
+        victim that is not a candidate now (one `plan` exposed) is skipped when met."""
+        for entry in victims:
+            self.push(entry)
 
     def _item(self, entry: Entry) -> _Item:
         return (entry.rate, -entry.seq, next(self._pushes), entry)

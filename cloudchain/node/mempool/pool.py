@@ -25,8 +25,8 @@ Rules of precedence, all in integers:
 - Balance: check_tx sees the cost of the sender's waiting transactions (less that of
   the one a replacement would take the place of). The mempool learns the sender only
   from check_tx's decoding, so it gives check_tx a function of the decoded transaction
-  that finds that cost (`_pending_before`): one decoding, one signature check and one
-  read of the state per arrival.
+  that finds that cost (`_pending_before`): one decoding, at most one signature check
+  and one read of the state per arrival.
 - After a commit, each sender with a transaction in the block is re-checked in nonce
   order, each with the cost of the ones before it that stayed. One that fails leaves;
   the later ones, re-checked too, are gapped by the hole it leaves (they go ready again
@@ -35,6 +35,11 @@ Rules of precedence, all in integers:
   move its nonce or (fees, amounts) take from its balance.
 - Expiry ([mempool] ttl_num_blocks, ttl_duration_s): checked after each commit, in
   arrival order; the later transactions of an expired one's sender are gapped by it.
+- The signature is verified last, once every rule here has let the newcomer in (check_tx
+  with verify=False, then the application's verify_signature): a transaction refused for
+  a full mempool, its sender's bounds or a replacement fee costs no verification, which
+  is what keeps refusals cheap under overload. A bad signature is refused whatever the
+  order, with check_tx's code and log.
 - A signature is verified once per node: a transaction waiting here, or among the last
   COMMITTED_CACHE_TXS committed, is refused by its hash before check_tx (a copy gossiped
   by a second peer, or late). One that left otherwise (evicted, expired, refused by the
@@ -53,7 +58,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from cloudchain import codec
-from cloudchain.chaincode.application import CheckResult, PendingCost
+from cloudchain.chaincode.application import BAD_SIGNATURE_LOG, CheckResult, PendingCost
 from cloudchain.chaincode.codes import AUTH_CODESPACE, MEMPOOL_CODESPACE, Code
 from cloudchain.ledger import Transaction
 from cloudchain.node.mempool.entry import Entry
@@ -71,7 +76,11 @@ from cloudchain.node.mempool.sender import SenderQueue
 class MempoolApp(Protocol):
     """What the mempool asks of the application (CONTRACT.md)."""
 
-    def check_tx(self, raw: bytes, *, pending_cost: PendingCost = 0) -> CheckResult: ...
+    def check_tx(
+        self, raw: bytes, *, pending_cost: PendingCost = 0, verify: bool = True
+    ) -> CheckResult: ...
+
+    def verify_signature(self, tx: Transaction) -> bool: ...
 
     def recheck_tx(self, tx: Transaction, *, pending_cost: int = 0) -> CheckResult: ...
 
@@ -226,7 +235,9 @@ class Mempool:
                 f"transaction already committed: nonce {used} already used",
                 tx_hash,
             )
-        check = self._app.check_tx(raw, pending_cost=self._pending_before)
+        # The signature last (`_verified`), after every rule here: a newcomer a full
+        # mempool refuses, or one over its sender's bounds, costs no verification.
+        check = self._app.check_tx(raw, pending_cost=self._pending_before, verify=False)
         if not check.ok:
             return _refusal(check, b"" if check.tx is None else check.tx.hash)
         tx = check.tx
@@ -284,6 +295,9 @@ class Mempool:
                 "less per byte",
                 entry.tx.hash,
             )
+        if not self._verified(entry):
+            (self._tails if ready else self._gapped_heap).keep(victims)
+            return _refuse_signature(entry)
         if make_way is not None:
             self._evict(make_way)
         for victim in victims:
@@ -317,6 +331,9 @@ class Mempool:
                 f"mempool is full: no room for the {grow} more bytes of the replacement",
                 entry.tx.hash,
             )
+        if not self._verified(entry):
+            (self._tails if ready else self._gapped_heap).keep(victims)
+            return _refuse_signature(entry)
         for victim in victims:
             self._evict(victim)
         del self._by_hash[old.tx.hash]
@@ -335,6 +352,11 @@ class Mempool:
         if not gapped:  # promoted itself: the admission says so, and its caller gossips it
             self._promoted.remove(entry.raw)
         return Admission(Code.OK, "", "", entry.tx.hash, gapped=gapped)
+
+    def _verified(self, entry: Entry) -> bool:
+        """The last check before a newcomer is admitted: nothing is changed before it
+        (the victims planned for it are given back to their heap if it fails)."""
+        return self._app.verify_signature(entry.tx)
 
     # --- room ------------------------------------------------------------------------------
 
@@ -587,6 +609,10 @@ class Mempool:
 
 def _refuse(code: Code, log: str, tx_hash: bytes) -> Admission:
     return Admission(code, MEMPOOL_CODESPACE, log, tx_hash)
+
+
+def _refuse_signature(entry: Entry) -> Admission:
+    return Admission(Code.BAD_SIGNATURE, AUTH_CODESPACE, BAD_SIGNATURE_LOG, entry.tx.hash)
 
 
 def _refusal(check: CheckResult, tx_hash: bytes) -> Admission:
