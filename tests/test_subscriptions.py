@@ -132,9 +132,11 @@ async def test_an_event_larger_than_aiohttps_default_message_bound_is_read_whole
         }
         return [{"jsonrpc": "2.0", "id": request["id"], "result": {}}, big]
 
-    async with scripted_node(on_subscribe) as url:
-        async with Client(url).subscribe("tm.event='NewBlock'") as events:
-            event = await asyncio.wait_for(anext(events), DEADLINE_S)
+    async with (
+        scripted_node(on_subscribe) as url,
+        Client(url).subscribe("tm.event='NewBlock'") as events,
+    ):
+        event = await asyncio.wait_for(anext(events), DEADLINE_S)
     assert event.height == 3 and event.value["block"]["data"]["txs"] == [padding]
 
 
