@@ -6,6 +6,7 @@ from cloudchain.storage import apphash
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import LevelDBKV, MemoryKV
 from tests.helpers.chain import ACCOUNTS, TEST_FEE, make_chain, transfer
+from tests.helpers.crash_child import deterministic_chain, next_block_txs
 
 ALICE, BOB = ACCOUNTS[0], ACCOUNTS[1]
 
@@ -163,3 +164,38 @@ def test_iterate_answers_every_height_of_a_key_with_a_long_history(kv):
         assert list(store.iterate(prefix, height)) == snapshot
         assert list(store.iterate(b"", height)) == sorted(store.iterate(b"", height))
     assert len({tuple(s) for s in snapshots.values()}) == 41
+
+
+# The app hashes of a fixed chain and of a fixed update, as the code before issue 15's
+# speed work (f0a1554) computed them: a faster path must give the same bytes.
+PINNED_CHAIN_APP_HASHES = (
+    "6d97d9de21a07ad44c39867e35f888f77dd41fe74f673aae9bd99b3de8a6c642",
+    "31b31af5e1f2a1a720f05301596ada8ac9f8ab3efab5722c6234990b82ad4a67",
+    "0b91f7fa4592491d1f4d53ef5653f6b9b83050289c741361dcdf164cec51f04f",
+    "c459b2ead041bafaebf508a33bfa5d8f53097cc8ccb3065bf1b13377e8446f34",
+    "7bf039b016dcea98117a1e3e08a5f3b8554b9e334302bdd9a407071232df5c36",
+    "32f4ef910f0dc8ec9c38934a775c8f74cac855b51c27c52449cca7fb976a758a",
+)
+PINNED_UPDATE_APP_HASH = "235663d94c1c623d4c3db1ea17b83b0e2437bf991789fda162fb7c7113ef8768"
+
+
+def test_app_hashes_are_the_pinned_ones():
+    chain = deterministic_chain(MemoryKV())
+    hashes = [chain.app.info().app_hash.hex()]
+    for _ in range(5):
+        hashes.append(chain.produce_block(next_block_txs(chain)).result.app_hash.hex())
+    assert tuple(hashes) == PINNED_CHAIN_APP_HASHES
+    items = [(b"k%d" % i, b"v" * i) for i in range(50)]
+    acc = apphash.update(apphash.from_items(items), [(b"new", b"x")], items[:7])
+    assert apphash.digest(acc).hex() == PINNED_UPDATE_APP_HASH
+
+
+edges = st.sampled_from([0, 1, 2, apphash.MODULUS - 1, apphash.MODULUS, 2**3072 - 1])
+
+
+@given(
+    a=st.one_of(edges, st.integers(0, 2**3072 - 1)),
+    b=st.one_of(edges, st.integers(0, 2**3072 - 1)),
+)
+def test_the_folded_product_is_the_product_mod_p(a, b):
+    assert apphash._mulmod(a, b) == a * b % apphash.MODULUS

@@ -121,6 +121,38 @@ def test_exit_between_building_and_writing_the_batch_keeps_the_old_height(tmp_pa
     assert assert_consistent(path, reference, 5) >= 5
 
 
+def test_exit_between_the_write_and_the_cache_update_reads_exactly_the_new_state(tmp_path):
+    """The block's batch is on disk but the process dies before the store's latest-value
+    cache learns of it: the restarted store must read the new height's state, from its
+    cache as from LevelDB, and go on as a chain that never crashed."""
+    path = tmp_path / "db"
+    reference = Reference()
+    child = start_child("exit-after", str(path), "4")
+    try:
+        assert child.wait(timeout=DEADLINE_S) == 3
+    finally:
+        child.kill()
+    assert assert_consistent(path, reference, 4) == 4
+    reference.at(4)
+    expected = dict(reference.chain.app.store.iterate())
+    store = ChainStore(LevelDBKV(path))
+    try:
+        uncached = ChainStore(store._kv, cache_bytes=0)
+        keys = [*sorted(expected), b"auth/nonce/" + b"f" * 40]  # and one never written
+        for _ in range(2):  # a miss fills the cache, then the cache answers
+            assert [store.get(k) for k in keys] == [expected.get(k) for k in keys]
+        assert [uncached.get(k) for k in keys] == [expected.get(k) for k in keys]
+    finally:
+        store.close()
+    child = start_child("run", str(path))
+    try:
+        read_until_committed(child, 6)
+    finally:
+        child.kill()
+        child.wait()
+    assert assert_consistent(path, reference, 6) >= 6
+
+
 class FailingKV(MemoryKV):
     """A store whose next write fails, as a full disk or an I/O error would."""
 

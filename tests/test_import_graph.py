@@ -58,7 +58,12 @@ BLOB_MACHINERY = tuple(
         "traverse",
     )
 )
-STORAGE_FILES = ("cloudchain.storage.kv", "cloudchain.storage.wal", "cloudchain.storage.apphash")
+STORAGE_FILES = (
+    "cloudchain.storage.kv",
+    "cloudchain.storage.wal",
+    "cloudchain.storage.apphash",
+    "cloudchain.storage.statecache",
+)
 LAYER_RULES: dict[str, tuple[str, ...]] = {
     "cloudchain.consensus": (
         *SHELL,

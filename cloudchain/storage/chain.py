@@ -27,7 +27,14 @@ keeps them in the order of the raw keys and makes a key's versions contiguous.
 Heights in version keys are inverted (~height = 2^64-1-height), so a forward
 scan from ~h meets the newest version at or below h first. Every version is
 kept, so state can be read at any committed height (`get(key, height)`);
-pruning old versions is left for later.
+pruning old versions is left for later (it would have to keep each key's newest
+version, which is what the latest-value cache below memoises).
+
+Reads of the latest state (check_tx's nonces and balances, a block's execution) go
+through a bounded cache of the latest committed value per key (storage/statecache.py):
+filled by reads at the committed height and updated from each block's effective
+changes right after its write batch succeeded, so it always answers what the KV store
+would. Reads at an older height go to the KV store.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from cloudchain import codec
 from cloudchain.ledger import Block, Event, TxResult, results_hash
 from cloudchain.storage import apphash
 from cloudchain.storage.kv import KVStore
+from cloudchain.storage.statecache import STATE_CACHE_BYTES, UNKNOWN, LatestValues
 
 _META_HEIGHT = b"m/height"
 _META_ACC = b"m/acc"
@@ -124,10 +132,15 @@ class BlockResults:
 
 
 class ChainStore:
-    """Reads of committed state and blocks, and the single atomic `commit`."""
+    """Reads of committed state and blocks, and the single atomic `commit`.
 
-    def __init__(self, kv: KVStore) -> None:
+    One owner (the node's event loop): reads and commits are not synchronised.
+    `cache_bytes` bounds the latest-value cache (0: no cache, every read goes to `kv`).
+    """
+
+    def __init__(self, kv: KVStore, *, cache_bytes: int = STATE_CACHE_BYTES) -> None:
         self._kv = kv
+        self._latest = LatestValues(cache_bytes)
         raw_height = kv.get(_META_HEIGHT)
         self._height = -1 if raw_height is None else _U64.unpack(raw_height)[0]
         raw_acc = kv.get(_META_ACC)
@@ -174,12 +187,26 @@ class ChainStore:
 
     def get(self, key: bytes, height: int | None = None) -> bytes | None:
         """The value of `key` after block `height` (default: the latest)."""
-        height = self._read_height(height)
-        start = _version_key(key, height)
-        stop = _STATE + _escape(key) + b"\x00\x02"
-        for _, version in self._kv.scan(start, stop):
-            return version[1:] if version[:1] == _PRESENT else None
-        return None
+        if height is None or height == self._height >= 0:
+            value = self._latest.lookup(key)
+            if value is UNKNOWN:
+                value = self._read(key, max(self._height, 0))
+                self._latest.put(key, value)
+            return value
+        return self._read(key, self._read_height(height))
+
+    def _read(self, key: bytes, height: int) -> bytes | None:
+        """From the KV store: the newest version of `key` at or below `height`, found by
+        one seek (versions are ordered newest first)."""
+        escaped = _escape(key)
+        found = self._kv.first(
+            _STATE + escaped + _TERM + _U64.pack(_MAX_U64 - height),
+            _STATE + escaped + b"\x00\x02",
+        )
+        if found is None:
+            return None
+        version = found[1]
+        return version[1:] if version[:1] == _PRESENT else None
 
     def iterate(
         self, prefix: bytes = b"", height: int | None = None
@@ -341,12 +368,14 @@ class ChainStore:
         batch[_META_ACC] = apphash.to_bytes(diff.accumulator)
         batch[_META_HEIGHT] = _U64.pack(height)
         self._kv.write(batch)
-        # Only after the write succeeded does the in-memory view move on.
+        # Only after the write succeeded does the in-memory view move on (the cache
+        # last: it is all-or-nothing, and until it moves on nothing reads in between).
         self._height = height
         self._acc = diff.accumulator
         self._last_block = block
         if results is not None:
             self._last_results_hash = batch[_RESULTS_HASH + _U64.pack(height)]
+        self._latest.apply(diff.changes)
 
     def _put_block(self, batch: dict[bytes, Any], block: Block, results: BlockResults) -> None:
         height = block.height

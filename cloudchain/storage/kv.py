@@ -27,6 +27,11 @@ class KVStore(Protocol):
         """Items with start <= key < stop (no upper bound if stop is None), keys ascending."""
         ...
 
+    def first(self, start: bytes, stop: bytes) -> tuple[bytes, bytes] | None:
+        """The item with the smallest key in start <= key < stop, if any: a point read
+        by seek, without the cost of a scan's generator."""
+        ...
+
     def write(self, changes: Changes, *, sync: bool = True) -> None:
         """Apply all changes atomically; durably unless sync=False, when the next synced
         write makes them durable too (LevelDB's log is one sequence)."""
@@ -50,6 +55,12 @@ class MemoryKV:
         # Snapshot the slice so callers may write while iterating, as with LevelDB.
         end = len(self._keys) if stop is None else bisect.bisect_left(self._keys, stop)
         yield from [(key, self._data[key]) for key in self._keys[i:end]]
+
+    def first(self, start: bytes, stop: bytes) -> tuple[bytes, bytes] | None:
+        i = bisect.bisect_left(self._keys, start)
+        if i == len(self._keys) or self._keys[i] >= stop:
+            return None
+        return self._keys[i], self._data[self._keys[i]]
 
     def write(self, changes: Changes, *, sync: bool = True) -> None:
         for key, value in changes.items():
@@ -82,6 +93,13 @@ class LevelDBKV:
         # to skip keys, and the stores are laid out so that forward is enough.
         with self._db.iterator(start=start, stop=stop) as it:
             yield from it
+
+    def first(self, start: bytes, stop: bytes) -> tuple[bytes, bytes] | None:
+        it = self._db.iterator(start=start, stop=stop)
+        try:
+            return next(it, None)
+        finally:
+            it.close()
 
     def write(self, changes: Changes, *, sync: bool = True) -> None:
         # Built whole, then written once: an exception while building writes nothing.

@@ -4,6 +4,9 @@
     python -m tests.helpers.crash_child exit-at DIR H  die (os._exit) while committing
                                                        height H, after the batch is built,
                                                        before it is written
+    python -m tests.helpers.crash_child exit-after DIR H  die right after height H's batch
+                                                       is written, before the store's
+                                                       in-memory view and cache move on
 
 test_crash_recovery.py runs it as a child process and imports its chain
 (`deterministic_chain`, `next_block_txs`) to compute the reference.
@@ -58,9 +61,17 @@ class _ExitAt(LevelDBKV):
         super().write(changes)
 
 
+class _ExitAfter(_ExitAt):
+    def write(self, changes):  # type: ignore[no-untyped-def]
+        LevelDBKV.write(self, changes)
+        if changes.get(self._marker) == self._target:
+            os._exit(3)  # the batch is on disk; the process never learns it succeeded
+
+
 def main(argv: list[str]) -> None:
     mode, path = argv[0], argv[1]
-    kv: KVStore = _ExitAt(path, int(argv[2])) if mode == "exit-at" else LevelDBKV(path)
+    kinds = {"exit-at": _ExitAt, "exit-after": _ExitAfter}
+    kv: KVStore = kinds[mode](path, int(argv[2])) if mode in kinds else LevelDBKV(path)
     chain = deterministic_chain(kv)
     print(f"start {chain.app.info().height}", flush=True)
     while True:
