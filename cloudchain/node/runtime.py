@@ -176,6 +176,13 @@ class Node(ConsensusDriver):
 
     # --- the driver's environment ------------------------------------------------------------
 
+    def handle(self, event: Event) -> None:
+        """The driver's `handle`, until `stop`: a timer or a peer's message that comes
+        after it (the store is closed then) is dropped, as a stopped node hears nothing."""
+        if self._stopped:
+            return
+        super().handle(event)
+
     def now_ns(self) -> int:
         return time.time_ns()
 
@@ -315,6 +322,8 @@ class Node(ConsensusDriver):
     # --- peers -------------------------------------------------------------------------------
 
     def _on_peer_message(self, peer_id: str, data: bytes) -> None:
+        if self._stopped:
+            return  # a message read as the node stopped: its store may be closed
         try:
             envelope = codec.decode(data, max_bytes=MAX_WIRE_BYTES)
             channel, payload = envelope["ch"], envelope["m"]
