@@ -118,97 +118,101 @@ _IN_ARRAY = False  # `_check_canonical`'s mark for an open container that is no 
 def _check_canonical(data: bytes, max_objects: int) -> None:
     """Walk the msgpack headers; refuse anything that `encode` would not have produced.
 
-    Counts objects and depth; refuses floats, extensions and reserved types, integers
-    and lengths not in their shortest form, and map keys that are not strings or not
-    in strictly increasing UTF-8 byte order (as `encode` sorts them; so no duplicates).
-    Left to msgpack: only invalid UTF-8 in a string. Allocates nothing per object but
-    a slice per map key and per wide integer, so hostile input costs at most
-    `max_objects` steps.
+    Counts objects (as each container declares them, before reading them) and depth;
+    refuses floats, extensions and reserved types, integers and lengths not in their
+    shortest form, and map keys that are not strings or not in strictly increasing
+    UTF-8 byte order (as `encode` sorts them; so no duplicates). Left to msgpack:
+    only invalid UTF-8 in a string. Allocates nothing per object but a slice per map
+    key and per wide integer, so hostile input costs at most `max_objects` steps.
     """
     end = len(data)
     pos = 0
-    objects = 0
-    # Per open container (the root is one item): the items still to read (a map's keys
-    # and values both count), and the previous key if it is a map (None before the
-    # first key) or _IN_ARRAY.
+    objects = 1  # the root
+    # Per open container (the root is one item): the items still to read (for a map,
+    # its key-value pairs), and the previous key if it is a map (None before the first
+    # key) or _IN_ARRAY.
     pending = [1]
     last_key: list[bytes | bool | None] = [_IN_ARRAY]
-    while pending:
-        left = pending[-1]
-        if left == 0:
-            pending.pop()
-            last_key.pop()
-            continue
-        pending[-1] = left - 1
-        if pos >= end:
-            raise CodecError("malformed msgpack: truncated")
-        objects += 1
-        if objects > max_objects:
-            raise CodecError(f"more than {max_objects} objects")
-        first = data[pos]
-        pos += 1
-        previous = last_key[-1]
-        if previous is not _IN_ARRAY and not left & 1:  # a key: an even count was left
+    try:
+        while pending:
+            left = pending[-1]
+            if not left:
+                pending.pop()
+                last_key.pop()
+                continue
+            pending[-1] = left - 1
+            previous = last_key[-1]
+            if previous is not _IN_ARRAY:  # a map's entry: its key first
+                first = data[pos]
+                pos += 1
+                if 0xA0 <= first <= 0xBF:  # fixstr
+                    length = first & 0x1F
+                elif first in _STR_HEADERS:
+                    width, _, shortest = _SIZED[first]
+                    length = int.from_bytes(data[pos : pos + width], "big")
+                    pos += width
+                    if length < shortest:
+                        raise CodecError("bytes are not in canonical form (string length width)")
+                else:
+                    raise CodecError("map keys must be str")
+                if pos + length > end:
+                    raise CodecError("malformed msgpack: truncated")
+                key = data[pos : pos + length]
+                pos += length
+                if previous is not None and key <= previous:  # type: ignore[operator]
+                    raise CodecError("bytes are not in canonical form (key order)")
+                last_key[-1] = key
+            first = data[pos]
+            pos += 1
+            if first <= 0x7F or first >= 0xE0:  # positive and negative fixint
+                continue
             if 0xA0 <= first <= 0xBF:  # fixstr
-                length = first & 0x1F
-            elif first in _STR_HEADERS:
-                width, _, shortest = _SIZED[first]
+                pos += first & 0x1F
+                continue
+            if first <= 0x8F:  # fixmap
+                children, is_map = first & 0x0F, True
+            elif first <= 0x9F:  # fixarray
+                children, is_map = first & 0x0F, False
+            elif first in _INTS:
+                width, signed, low, high = _INTS[first]
+                if pos + width > end:
+                    raise CodecError("malformed msgpack: truncated")
+                number = int.from_bytes(data[pos : pos + width], "big", signed=signed)
+                pos += width
+                if not low <= number <= high:
+                    raise CodecError("bytes are not in canonical form (integer width)")
+                continue
+            elif first in _NO_PAYLOAD:
+                continue
+            elif first in _SIZED:
+                width, unit, shortest = _SIZED[first]
                 if pos + width > end:
                     raise CodecError("malformed msgpack: truncated")
                 length = int.from_bytes(data[pos : pos + width], "big")
                 pos += width
                 if length < shortest:
-                    raise CodecError("bytes are not in canonical form (string length width)")
+                    raise CodecError("bytes are not in canonical form (length width)")
+                if unit == _BYTES:
+                    pos += length
+                    continue
+                children, is_map = length, unit == _PAIRS
+            elif first in (0xCA, 0xCB):
+                raise CodecError("floats are not allowed in canonical encoding")
             else:
-                raise CodecError("map keys must be str")
-            if pos + length > end:
-                raise CodecError("malformed msgpack: truncated")
-            key = data[pos : pos + length]
-            pos += length
-            if previous is not None and key <= previous:  # type: ignore[operator]
-                raise CodecError("bytes are not in canonical form (key order)")
-            last_key[-1] = key
-            continue
-        if first <= 0x7F or first >= 0xE0:  # positive and negative fixint
-            continue
-        children = 0
-        if first <= 0x8F:  # fixmap
-            children = 2 * (first & 0x0F)
-        elif first <= 0x9F:  # fixarray
-            children = first & 0x0F
-        elif first <= 0xBF:  # fixstr
-            pos += first & 0x1F
-        elif first in _INTS:
-            width, signed, low, high = _INTS[first]
-            if pos + width > end:
-                raise CodecError("malformed msgpack: truncated")
-            number = int.from_bytes(data[pos : pos + width], "big", signed=signed)
-            pos += width
-            if not low <= number <= high:
-                raise CodecError("bytes are not in canonical form (integer width)")
-        elif first in _NO_PAYLOAD:
-            pass
-        elif first in _SIZED:
-            width, unit, shortest = _SIZED[first]
-            if pos + width > end:
-                raise CodecError("malformed msgpack: truncated")
-            length = int.from_bytes(data[pos : pos + width], "big")
-            pos += width
-            if length < shortest:
-                raise CodecError("bytes are not in canonical form (length width)")
-            if unit == _BYTES:
-                pos += length
-            else:
-                children = length if unit == _ITEMS else 2 * length
-        elif first in (0xCA, 0xCB):
-            raise CodecError("floats are not allowed in canonical encoding")
-        else:
-            raise CodecError(f"malformed msgpack: type 0x{first:02x} (extension or reserved)")
-        if children:
-            if len(pending) > MAX_DEPTH:
-                raise CodecError(f"value nested deeper than {MAX_DEPTH}")
-            pending.append(children)
-            last_key.append(None if first <= 0x8F or first >= 0xDE else _IN_ARRAY)
+                raise CodecError(f"malformed msgpack: type 0x{first:02x} (extension or reserved)")
+            if children:
+                if len(pending) > MAX_DEPTH:
+                    raise CodecError(f"value nested deeper than {MAX_DEPTH}")
+                declared = 2 * children if is_map else children
+                if declared > end - pos:  # each object takes a byte at least
+                    raise CodecError("malformed msgpack: truncated")
+                objects += declared
+                if objects > max_objects:
+                    raise CodecError(f"more than {max_objects} objects")
+                pending.append(children)
+                last_key.append(None if is_map else _IN_ARRAY)
+    except IndexError:  # data[pos] past the end
+        raise CodecError("malformed msgpack: truncated") from None
     if pos != end:
         raise CodecError("malformed msgpack: " + ("truncated" if pos > end else "trailing bytes"))
 
