@@ -228,17 +228,38 @@ def hash_value(value: Any) -> bytes:
 
 
 def _canonical(value: Any, depth: int) -> Any:
-    """Check `value` and return it with every mapping as a key-sorted dict."""
+    """Check `value` and return it with every mapping as a key-sorted dict.
+
+    The exact built-in types take short paths (nearly every value is a str, an int,
+    bytes or a plain map); anything else, subclasses included, the general checks of
+    `_canonical_other`, which define what is encodable.
+    """
     if depth > MAX_DEPTH:
         raise CodecError(f"value nested deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _check_unicode(value)
+        return value
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise CodecError(f"integer {value} outside the msgpack range")
+        return value
+    if kind is bytes or kind is bool or value is None:
+        return value
+    if kind is dict or kind is MappingProxyType:
+        return {key: _canonical(value[key], depth + 1) for key in _sorted_keys(value, depth)}
+    if kind is tuple or kind is list:
+        return [_canonical(item, depth + 1) for item in value]
+    return _canonical_other(value, depth)
+
+
+def _canonical_other(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | bytes):
         return value
     if isinstance(value, str):
         if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise CodecError("string is not valid Unicode (lone surrogate)") from None
+            _check_unicode(value)
         return value
     if isinstance(value, int):
         if not INT_MIN <= value <= INT_MAX:
@@ -249,13 +270,32 @@ def _canonical(value: Any, depth: int) -> Any:
     if isinstance(value, list | tuple):
         return [_canonical(item, depth + 1) for item in value]
     if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise CodecError(f"map keys must be str, got {type(key).__name__}")
-            _canonical(key, depth)
-        ordered = sorted(value, key=lambda k: k.encode())
-        return {key: _canonical(value[key], depth + 1) for key in ordered}
+        return {key: _canonical(value[key], depth + 1) for key in _sorted_keys(value, depth)}
     raise CodecError(f"type {type(value).__name__} has no canonical encoding")
+
+
+def _sorted_keys(mapping: Mapping[Any, Any], depth: int) -> list[str]:
+    """The keys of a mapping at `depth`, checked, in their UTF-8 bytes' order."""
+    plain = True
+    for key in mapping:
+        if type(key) is str:
+            if not key.isascii():
+                _check_unicode(key)
+        elif isinstance(key, str):
+            _canonical(key, depth)
+            plain = False
+        else:
+            raise CodecError(f"map keys must be str, got {type(key).__name__}")
+    if plain:  # UTF-8 keeps code point order, so valid strs sort as their bytes do
+        return sorted(mapping)
+    return sorted(mapping, key=lambda k: k.encode())
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise CodecError("string is not valid Unicode (lone surrogate)") from None
 
 
 def freeze(value: Any) -> Any:
@@ -271,31 +311,21 @@ def freeze(value: Any) -> Any:
 def _frozen(value: Any, depth: int) -> Any:
     if depth > MAX_DEPTH:
         raise CodecError(f"value nested deeper than {MAX_DEPTH}")
-    if value is None or isinstance(value, bool | bytes):
-        return value
-    if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise CodecError("string is not valid Unicode (lone surrogate)") from None
-        return value
-    if isinstance(value, int):
-        if not INT_MIN <= value <= INT_MAX:
-            raise CodecError(f"integer {value} outside the msgpack range")
-        return value
-    if isinstance(value, float):
-        raise CodecError("floats are not allowed in canonical encoding; use integer units")
+    kind = type(value)
+    if kind is str or kind is int or kind is bytes or kind is bool or value is None:
+        return _canonical(value, depth)
+    if kind is dict or kind is MappingProxyType:
+        return _frozen_map(value, depth)
     if isinstance(value, list | tuple):
         return tuple([_frozen(item, depth + 1) for item in value])
     if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise CodecError(f"map keys must be str, got {type(key).__name__}")
-            _canonical(key, depth)
-        ordered = sorted(value, key=lambda k: k.encode())
-        return MappingProxyType({key: _frozen(value[key], depth + 1) for key in ordered})
-    raise CodecError(f"type {type(value).__name__} has no canonical encoding")
+        return _frozen_map(value, depth)
+    return _canonical_other(value, depth)  # a scalar, or the error that names the type
+
+
+def _frozen_map(mapping: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
+    keys = _sorted_keys(mapping, depth)
+    return MappingProxyType({key: _frozen(mapping[key], depth + 1) for key in keys})
 
 
 def thaw(value: Any) -> Any:

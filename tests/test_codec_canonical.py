@@ -280,3 +280,97 @@ def _plain_tuples(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _plain_tuples(v) for k, v in value.items()}
     return value
+
+
+# --- encoding: the fast paths of `_canonical` against the old one ----------------------
+
+
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+def _wrapped(value: Any, draw: Any) -> Any:
+    """`value` with containers and scalars in other types that encode the same."""
+    if isinstance(value, dict):
+        items = {_wrapped(k, draw): _wrapped(v, draw) for k, v in value.items()}
+        kind = draw(st.sampled_from([dict, MappingProxyType, lambda d: MappingProxyType(dict(d))]))
+        return kind(dict(reversed(list(items.items()))) if draw(st.booleans()) else items)
+    if isinstance(value, list):
+        return draw(st.sampled_from([list, tuple]))(_wrapped(v, draw) for v in value)
+    if type(value) is str and draw(st.booleans()):
+        return Text(value)
+    if type(value) is int and draw(st.booleans()):
+        return Number(value)
+    return value
+
+
+def _encoding(encoder: Any, value: Any) -> tuple[bool, Any]:
+    try:
+        return True, encoder(value)
+    except (codec.CodecError, codec_oracle.OracleRefusal) as exc:
+        return False, str(exc)
+
+
+@SETTINGS
+@given(values, st.data())
+def test_encode_is_the_old_encode(value, data):
+    wrapped = _wrapped(value, data.draw)
+    assert _encoding(codec.encode, wrapped) == _encoding(codec_oracle.encode, wrapped)
+    assert codec.encode(wrapped) == codec.encode(value)
+
+
+UNENCODABLE = [
+    1.5,
+    {"a": [1, 2.0]},
+    {"ok": 1, 3: "int key"},
+    {b"k": 1},
+    {"\ud800": 1},
+    {"a": "\udfff"},
+    [Text("\ud800")],
+    {Text("\ud800"): 1},
+    2**64,
+    -(2**63) - 1,
+    {Number(2**64): 1},
+    {1, 2},
+    bytearray(b"x"),
+    object(),
+]
+
+
+@pytest.mark.parametrize("value", UNENCODABLE, ids=range(len(UNENCODABLE)))
+def test_what_the_old_encode_refused_is_refused_with_the_same_message(value):
+    new, old = _encoding(codec.encode, value), _encoding(codec_oracle.encode, value)
+    assert new == old and not new[0]
+    frozen = _encoding(codec.freeze, value)
+    assert frozen == (False, old[1])
+
+
+def test_deep_values_are_refused_at_the_same_depth_by_both():
+    for depth in range(codec.MAX_DEPTH - 1, codec.MAX_DEPTH + 3):
+        for leaf in ([], {}, 1, {"k": 1}):
+            value: Any = leaf
+            for _ in range(depth):
+                value = {"k": value} if depth % 2 else [value]
+            assert _encoding(codec.encode, value) == _encoding(codec_oracle.encode, value)
+            assert _encoding(codec.freeze, value)[0] == _encoding(codec.encode, value)[0]
+
+
+@given(st.dictionaries(st.text(max_size=4), st.integers(0, 9), max_size=12))
+def test_keys_sort_as_their_utf8_bytes_whatever_their_script(mapping):
+    assert list(codec.decode(codec.encode(mapping))) == sorted(mapping, key=str.encode)
+
+
+class BackwardText(str):
+    """A str that sorts backwards: keys still sort by their UTF-8 bytes."""
+
+    def __lt__(self, other: object) -> bool:
+        return str.__gt__(self, other)  # type: ignore[operator]
+
+
+def test_keys_of_str_subclasses_sort_by_their_bytes_not_their_own_order():
+    mapping = {BackwardText(k): i for i, k in enumerate(["a", "c", "b", "é"])}
+    assert codec.encode(mapping) == codec_oracle.encode(mapping) == codec.encode(dict(mapping))
