@@ -630,6 +630,10 @@ class TxResult:
         return obj
 
     def to_bytes(self) -> bytes:
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:  # measured against MAX_TX_RESULT_BYTES, then stored
         return codec.encode(self.to_obj())
 
     @classmethod
@@ -637,11 +641,14 @@ class TxResult:
         obj = _decode(data, "tx_result", MAX_TX_RESULT_BYTES, MAX_TX_RESULT_OBJECTS)
         f = _fields(obj, "tx_result", cls.FIELDS)
         events = tuple(Event.from_obj(e) for e in _tuple(f["events"], "events", MAX_EVENTS))
-        return _check_all(
+        result = _check_all(
             f,
             "tx_result",
             lambda f: cls(f["code"], f["codespace"], f["log"], events, f["height"], f["index"]),
         )
+        # Canonical, of exactly a result's fields (and its events' exactly theirs).
+        result.__dict__["_encoded"] = bytes(data)
+        return result
 
 
 def results_hash(results: Sequence[TxResult]) -> bytes:

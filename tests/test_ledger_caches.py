@@ -21,8 +21,10 @@ from cloudchain.ledger import (
     TX_SIGN_DOMAIN,
     Block,
     BlockHeader,
+    Event,
     MalformedError,
     Transaction,
+    TxResult,
     txs_hash,
 )
 from tests.helpers.chain import ACCOUNTS, CHAIN_ID, transfer
@@ -173,3 +175,15 @@ def test_a_block_with_a_forged_transaction_decodes_but_the_forgery_does_not_veri
     decoded = Block.from_bytes(_block(tuple(txs)).to_bytes())
     assert [tx.verify_signature() for tx in decoded.txs] == [True, False, True]
     assert decoded.txs[1].sign_bytes() == good.sign_bytes()
+
+
+def test_a_result_keeps_its_encoding_built_and_decoded():
+    events = (Event("transfer", (("amount", "5"), ("recipient", BOB.address))), Event("fee"))
+    result = TxResult(3, "token", "insufficient funds", events, 9, 2)
+    data = result.to_bytes()
+    assert data == codec.encode(result.to_obj()) and result.to_bytes() is data
+    decoded = TxResult.from_bytes(data)
+    assert decoded == result
+    assert decoded.to_bytes() == TxResult._encoded.func(decoded) == data
+    other = replace(result, code=0)  # another instance: its own encoding
+    assert other.to_bytes() == codec.encode(other.to_obj()) != data
