@@ -12,8 +12,9 @@ single form:
 
 Floats are an error, never silently converted: consensus and chaincode hold
 integer units only. `decode` is strict in the other direction: it accepts only
-bytes that `encode` would have produced (it re-encodes and compares), so a value
-has exactly one valid encoding and therefore exactly one hash.
+bytes that `encode` would have produced (a scan of the headers checks key order
+and the shortest form of every integer and length, before msgpack decodes), so a
+value has exactly one valid encoding and therefore exactly one hash.
 """
 
 from __future__ import annotations
@@ -56,96 +57,162 @@ def decode(
 
     Raises CodecError for anything that is not exactly the canonical encoding of
     a supported value: truncated or trailing bytes, floats, non-string map keys,
-    unsorted keys, non-minimal integers, nesting deeper than MAX_DEPTH, more than
-    `max_objects` objects. The bounds are checked by a scan that allocates
-    nothing, before msgpack builds a single object.
+    unsorted keys, non-minimal integers or lengths, nesting deeper than MAX_DEPTH,
+    more than `max_objects` objects. All of it is checked by one scan of the
+    headers that allocates nothing per object (`_check_canonical`) before msgpack
+    builds a single object; so `data` is the decoded value's encoding, and nothing
+    is encoded again to prove it.
     """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(f"expected bytes, got {type(data).__name__}")
     if len(data) > max_bytes:
         raise CodecError(f"encoded value is {len(data)} bytes, limit is {max_bytes}")
-    data = bytes(data)
-    _check_shape(data, max_objects)
+    if type(data) is not bytes:
+        data = bytes(data)
+    _check_canonical(data, max_objects)
     try:
-        value = msgpack.unpackb(
-            bytes(data),
+        return msgpack.unpackb(
+            data,
             raw=False,
             use_list=False,
             strict_map_key=True,
+            object_hook=MappingProxyType,
         )
     except Exception as exc:  # msgpack raises a zoo of types; all mean "malformed"
         raise CodecError(f"malformed msgpack: {type(exc).__name__}: {exc}") from None
-    value = _freeze(value, 0)
-    if encode(value) != bytes(data):
-        raise CodecError("bytes are not in canonical form (key order or integer width)")
-    return value
 
 
-# Fixed-size msgpack types we accept, by first byte: payload bytes after it.
-_SCALAR_PAYLOAD = {
-    0xC0: 0, 0xC2: 0, 0xC3: 0,  # nil, false, true
-    0xCC: 1, 0xCD: 2, 0xCE: 4, 0xCF: 8,  # uint 8..64
-    0xD0: 1, 0xD1: 2, 0xD2: 4, 0xD3: 8,  # int 8..64
-}  # fmt: skip
-# Length-prefixed types: (bytes of the length, what the length counts).
+_NO_PAYLOAD = frozenset((0xC0, 0xC2, 0xC3))  # nil, false, true
+# Integers, by first byte: (payload bytes, signed, the smallest and largest value that
+# this width holds canonically). msgpack's packer takes the shortest form: a positive
+# integer is never an int8..int64, and each width holds only what no shorter one can.
+_INTS = {
+    0xCC: (1, False, 0x80, 0xFF),
+    0xCD: (2, False, 0x100, 0xFFFF),
+    0xCE: (4, False, 0x1_0000, 0xFFFF_FFFF),
+    0xCF: (8, False, 0x1_0000_0000, INT_MAX),
+    0xD0: (1, True, -0x80, -0x21),
+    0xD1: (2, True, -0x8000, -0x81),
+    0xD2: (4, True, -0x8000_0000, -0x8001),
+    0xD3: (8, True, INT_MIN, -0x8000_0001),
+}
+# Length-prefixed types, by first byte: (bytes of the length, what the length counts,
+# the smallest length that needs this width).
+_BYTES, _ITEMS, _PAIRS = 0, 1, 2
 _SIZED = {
-    0xC4: (1, "bytes"), 0xC5: (2, "bytes"), 0xC6: (4, "bytes"),  # bin
-    0xD9: (1, "bytes"), 0xDA: (2, "bytes"), 0xDB: (4, "bytes"),  # str
-    0xDC: (2, "items"), 0xDD: (4, "items"),  # array
-    0xDE: (2, "pairs"), 0xDF: (4, "pairs"),  # map
-}  # fmt: skip
+    0xC4: (1, _BYTES, 0),  # bin 8
+    0xC5: (2, _BYTES, 0x100),  # bin 16
+    0xC6: (4, _BYTES, 0x1_0000),  # bin 32
+    0xD9: (1, _BYTES, 32),  # str 8
+    0xDA: (2, _BYTES, 0x100),  # str 16
+    0xDB: (4, _BYTES, 0x1_0000),  # str 32
+    0xDC: (2, _ITEMS, 16),  # array 16
+    0xDD: (4, _ITEMS, 0x1_0000),  # array 32
+    0xDE: (2, _PAIRS, 16),  # map 16
+    0xDF: (4, _PAIRS, 0x1_0000),  # map 32
+}
+_STR_HEADERS = frozenset((0xD9, 0xDA, 0xDB))
+_IN_ARRAY = False  # `_check_canonical`'s mark for an open container that is no map
 
 
-def _check_shape(data: bytes, max_objects: int) -> None:
-    """Walk the msgpack headers: count objects and depth, refuse floats and extensions.
+def _check_canonical(data: bytes, max_objects: int) -> None:
+    """Walk the msgpack headers; refuse anything that `encode` would not have produced.
 
-    Allocates nothing per object, so hostile input costs at most `max_objects` steps.
+    Counts objects (as each container declares them, before reading them) and depth;
+    refuses floats, extensions and reserved types, integers and lengths not in their
+    shortest form, and map keys that are not strings or not in strictly increasing
+    UTF-8 byte order (as `encode` sorts them; so no duplicates). Left to msgpack:
+    only invalid UTF-8 in a string. Allocates nothing per object but a slice per map
+    key and per wide integer, so hostile input costs at most `max_objects` steps.
     """
     end = len(data)
     pos = 0
-    objects = 0
-    pending = [1]  # items still to read, per open container (the root is one item)
-    while pending:
-        if pending[-1] == 0:
-            pending.pop()
-            continue
-        pending[-1] -= 1
-        if pos >= end:
-            raise CodecError("malformed msgpack: truncated")
-        objects += 1
-        if objects > max_objects:
-            raise CodecError(f"more than {max_objects} objects")
-        first = data[pos]
-        pos += 1
-        children = 0
-        if first <= 0x7F or first >= 0xE0:  # positive and negative fixint
-            continue
-        if first <= 0x8F:  # fixmap
-            children = 2 * (first & 0x0F)
-        elif first <= 0x9F:  # fixarray
-            children = first & 0x0F
-        elif first <= 0xBF:  # fixstr
-            pos += first & 0x1F
-        elif first in _SCALAR_PAYLOAD:
-            pos += _SCALAR_PAYLOAD[first]
-        elif first in _SIZED:
-            width, unit = _SIZED[first]
-            if pos + width > end:
-                raise CodecError("malformed msgpack: truncated")
-            length = int.from_bytes(data[pos : pos + width], "big")
-            pos += width
-            if unit == "bytes":
+    objects = 1  # the root
+    # Per open container (the root is one item): the items still to read (for a map,
+    # its key-value pairs), and the previous key if it is a map (None before the first
+    # key) or _IN_ARRAY.
+    pending = [1]
+    last_key: list[bytes | bool | None] = [_IN_ARRAY]
+    try:
+        while pending:
+            left = pending[-1]
+            if not left:
+                pending.pop()
+                last_key.pop()
+                continue
+            pending[-1] = left - 1
+            previous = last_key[-1]
+            if previous is not _IN_ARRAY:  # a map's entry: its key first
+                first = data[pos]
+                pos += 1
+                if 0xA0 <= first <= 0xBF:  # fixstr
+                    length = first & 0x1F
+                elif first in _STR_HEADERS:
+                    width, _, shortest = _SIZED[first]
+                    length = int.from_bytes(data[pos : pos + width], "big")
+                    pos += width
+                    if length < shortest:
+                        raise CodecError("bytes are not in canonical form (string length width)")
+                else:
+                    raise CodecError("map keys must be str")
+                if pos + length > end:
+                    raise CodecError("malformed msgpack: truncated")
+                key = data[pos : pos + length]
                 pos += length
+                if previous is not None and key <= previous:  # type: ignore[operator]
+                    raise CodecError("bytes are not in canonical form (key order)")
+                last_key[-1] = key
+            first = data[pos]
+            pos += 1
+            if first <= 0x7F or first >= 0xE0:  # positive and negative fixint
+                continue
+            if 0xA0 <= first <= 0xBF:  # fixstr
+                pos += first & 0x1F
+                continue
+            if first <= 0x8F:  # fixmap
+                children, is_map = first & 0x0F, True
+            elif first <= 0x9F:  # fixarray
+                children, is_map = first & 0x0F, False
+            elif first in _INTS:
+                width, signed, low, high = _INTS[first]
+                if pos + width > end:
+                    raise CodecError("malformed msgpack: truncated")
+                number = int.from_bytes(data[pos : pos + width], "big", signed=signed)
+                pos += width
+                if not low <= number <= high:
+                    raise CodecError("bytes are not in canonical form (integer width)")
+                continue
+            elif first in _NO_PAYLOAD:
+                continue
+            elif first in _SIZED:
+                width, unit, shortest = _SIZED[first]
+                if pos + width > end:
+                    raise CodecError("malformed msgpack: truncated")
+                length = int.from_bytes(data[pos : pos + width], "big")
+                pos += width
+                if length < shortest:
+                    raise CodecError("bytes are not in canonical form (length width)")
+                if unit == _BYTES:
+                    pos += length
+                    continue
+                children, is_map = length, unit == _PAIRS
+            elif first in (0xCA, 0xCB):
+                raise CodecError("floats are not allowed in canonical encoding")
             else:
-                children = length if unit == "items" else 2 * length
-        elif first in (0xCA, 0xCB):
-            raise CodecError("floats are not allowed in canonical encoding")
-        else:
-            raise CodecError(f"malformed msgpack: type 0x{first:02x} (extension or reserved)")
-        if children:
-            if len(pending) > MAX_DEPTH:
-                raise CodecError(f"value nested deeper than {MAX_DEPTH}")
-            pending.append(children)
+                raise CodecError(f"malformed msgpack: type 0x{first:02x} (extension or reserved)")
+            if children:
+                if len(pending) > MAX_DEPTH:
+                    raise CodecError(f"value nested deeper than {MAX_DEPTH}")
+                declared = 2 * children if is_map else children
+                if declared > end - pos:  # each object takes a byte at least
+                    raise CodecError("malformed msgpack: truncated")
+                objects += declared
+                if objects > max_objects:
+                    raise CodecError(f"more than {max_objects} objects")
+                pending.append(children)
+                last_key.append(None if is_map else _IN_ARRAY)
+    except IndexError:  # data[pos] past the end
+        raise CodecError("malformed msgpack: truncated") from None
     if pos != end:
         raise CodecError("malformed msgpack: " + ("truncated" if pos > end else "trailing bytes"))
 
@@ -161,17 +228,38 @@ def hash_value(value: Any) -> bytes:
 
 
 def _canonical(value: Any, depth: int) -> Any:
-    """Check `value` and return it with every mapping as a key-sorted dict."""
+    """Check `value` and return it with every mapping as a key-sorted dict.
+
+    The exact built-in types take short paths (nearly every value is a str, an int,
+    bytes or a plain map); anything else, subclasses included, the general checks of
+    `_canonical_other`, which define what is encodable.
+    """
     if depth > MAX_DEPTH:
         raise CodecError(f"value nested deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _check_unicode(value)
+        return value
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise CodecError(f"integer {value} outside the msgpack range")
+        return value
+    if kind is bytes or kind is bool or value is None:
+        return value
+    if kind is dict or kind is MappingProxyType:
+        return {key: _canonical(value[key], depth + 1) for key in _sorted_keys(value, depth)}
+    if kind is tuple or kind is list:
+        return [_canonical(item, depth + 1) for item in value]
+    return _canonical_other(value, depth)
+
+
+def _canonical_other(value: Any, depth: int) -> Any:
     if value is None or isinstance(value, bool | bytes):
         return value
     if isinstance(value, str):
         if not value.isascii():
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                raise CodecError("string is not valid Unicode (lone surrogate)") from None
+            _check_unicode(value)
         return value
     if isinstance(value, int):
         if not INT_MIN <= value <= INT_MAX:
@@ -182,34 +270,62 @@ def _canonical(value: Any, depth: int) -> Any:
     if isinstance(value, list | tuple):
         return [_canonical(item, depth + 1) for item in value]
     if isinstance(value, Mapping):
-        for key in value:
-            if not isinstance(key, str):
-                raise CodecError(f"map keys must be str, got {type(key).__name__}")
-            _canonical(key, depth)
-        ordered = sorted(value, key=lambda k: k.encode())
-        return {key: _canonical(value[key], depth + 1) for key in ordered}
+        return {key: _canonical(value[key], depth + 1) for key in _sorted_keys(value, depth)}
     raise CodecError(f"type {type(value).__name__} has no canonical encoding")
 
 
-def _freeze(value: Any, depth: int) -> Any:
-    """Make decoded maps read-only and reject floats and deep nesting."""
-    if depth > MAX_DEPTH:
-        raise CodecError(f"value nested deeper than {MAX_DEPTH}")
-    if isinstance(value, float):
-        raise CodecError("floats are not allowed in canonical encoding")
-    if isinstance(value, tuple):
-        return tuple(_freeze(item, depth + 1) for item in value)
-    if isinstance(value, dict):
-        return MappingProxyType({k: _freeze(v, depth + 1) for k, v in value.items()})
-    return value
+def _sorted_keys(mapping: Mapping[Any, Any], depth: int) -> list[str]:
+    """The keys of a mapping at `depth`, checked, in their UTF-8 bytes' order."""
+    plain = True
+    for key in mapping:
+        if type(key) is str:
+            if not key.isascii():
+                _check_unicode(key)
+        elif isinstance(key, str):
+            _canonical(key, depth)
+            plain = False
+        else:
+            raise CodecError(f"map keys must be str, got {type(key).__name__}")
+    if plain:  # UTF-8 keeps code point order, so valid strs sort as their bytes do
+        return sorted(mapping)
+    return sorted(mapping, key=lambda k: k.encode())
+
+
+def _check_unicode(text: str) -> None:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        raise CodecError("string is not valid Unicode (lone surrogate)") from None
 
 
 def freeze(value: Any) -> Any:
     """Deep-copy a plain value into its immutable form (tuples, read-only maps).
 
-    Raises CodecError if the value could not be encoded canonically.
+    Maps come out key-sorted, as `encode` and `decode` order them. Raises CodecError
+    if the value could not be encoded canonically (`_canonical`'s checks, in its
+    order, in the same single walk).
     """
-    return _freeze(_tuples(_canonical(value, 0)), 0)
+    return _frozen(value, 0)
+
+
+def _frozen(value: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise CodecError(f"value nested deeper than {MAX_DEPTH}")
+    kind = type(value)
+    if kind is str or kind is int or kind is bytes or kind is bool or value is None:
+        return _canonical(value, depth)
+    if kind is dict or kind is MappingProxyType:
+        return _frozen_map(value, depth)
+    if isinstance(value, list | tuple):
+        return tuple([_frozen(item, depth + 1) for item in value])
+    if isinstance(value, Mapping):
+        return _frozen_map(value, depth)
+    return _canonical_other(value, depth)  # a scalar, or the error that names the type
+
+
+def _frozen_map(mapping: Mapping[Any, Any], depth: int) -> MappingProxyType[str, Any]:
+    keys = _sorted_keys(mapping, depth)
+    return MappingProxyType({key: _frozen(mapping[key], depth + 1) for key in keys})
 
 
 def thaw(value: Any) -> Any:
@@ -218,12 +334,4 @@ def thaw(value: Any) -> Any:
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [thaw(v) for v in value]
-    return value
-
-
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _tuples(v) for k, v in value.items()}
     return value

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from cloudchain import codec
@@ -55,6 +56,11 @@ MAX_TX_RESULT_OBJECTS = 8 + MAX_EVENTS * (6 + 3 * MAX_EVENT_ATTRIBUTES)
 TX_SIGN_DOMAIN = b"cloudchain/tx/v1\x00"
 VOTE_SIGN_DOMAIN = b"cloudchain/vote/v1\x00"
 VOTE_TYPES = ("prevote", "precommit")
+
+# Sign bytes from a transaction's encoding (Transaction._sign_bytes): the body's map
+# header (7 entries, a fixmap), and the length of the last entry, the signature's.
+_TX_BODY_MAP_HEADER = b"\x87"
+_TX_SIGNATURE_ENTRY_BYTES = len(codec.encode({"signature": bytes(SIGNATURE_BYTES)})) - 1
 
 _NAME = re.compile(r"\A[a-z][a-z0-9_]*\Z")
 CHAIN_ID_PATTERN = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -163,7 +169,15 @@ class Transaction:
     args: Mapping[str, Any]
     signature: bytes
 
+    FIELDS = ("chain_id", "sender", "nonce", "fee", "module", "method", "args", "signature")
+    # The fields in their encoding's order (sorted by UTF-8 bytes, as codec.encode does).
+    _ENCODED_ORDER = tuple(sorted(FIELDS, key=str.encode))
+
     def __post_init__(self) -> None:
+        self._check_fields()
+        object.__setattr__(self, "args", codec.freeze(self.args))
+
+    def _check_fields(self) -> None:
         _str(self.chain_id, "transaction.chain_id", MAX_CHAIN_ID_CHARS, CHAIN_ID_PATTERN)
         _bytes(self.sender, "transaction.sender", (PUBLIC_KEY_BYTES,))
         _int(self.nonce, "transaction.nonce", 0, INT64_MAX)  # so that nonce + 1 always fits
@@ -173,7 +187,6 @@ class Transaction:
         if not isinstance(self.args, Mapping):
             raise MalformedError("transaction.args: expected a map")
         _bytes(self.signature, "transaction.signature", (SIGNATURE_BYTES,))
-        object.__setattr__(self, "args", codec.freeze(self.args))
 
     @classmethod
     def create(
@@ -195,7 +208,16 @@ class Transaction:
         return unsigned.with_signature(key.sign(unsigned.sign_bytes()))
 
     def with_signature(self, signature: bytes) -> Transaction:
-        return replace(self, signature=signature)
+        """This transaction signed with `signature` (checked as any field). Its encoding
+        and sign bytes follow from this one's: the body is the same, the signature is
+        the last `SIGNATURE_BYTES` of the encoding."""
+        signed = replace(self, signature=signature)
+        cached = self.__dict__
+        if "_encoded" in cached:
+            signed.__dict__["_encoded"] = cached["_encoded"][:-SIGNATURE_BYTES] + signature
+        if "_sign_bytes" in cached:
+            signed.__dict__["_sign_bytes"] = cached["_sign_bytes"]
+        return signed
 
     def _body(self) -> dict[str, Any]:
         return {
@@ -210,7 +232,15 @@ class Transaction:
 
     def sign_bytes(self) -> bytes:
         """The bytes the sender signs: a domain tag and the canonical body."""
-        return TX_SIGN_DOMAIN + codec.encode(self._body())
+        return self._sign_bytes
+
+    @cached_property
+    def _sign_bytes(self) -> bytes:
+        # The body's encoding is the transaction's without its last entry: `signature`
+        # sorts last among the fields and its value is always SIGNATURE_BYTES long. So
+        # it is a map header for one entry fewer, then the encoding up to that entry
+        # (test_codec_vectors and test_ledger check it against encoding the body).
+        return TX_SIGN_DOMAIN + _TX_BODY_MAP_HEADER + self._encoded[1:-_TX_SIGNATURE_ENTRY_BYTES]
 
     def verify_signature(self) -> bool:
         return verify(self.sender, self.sign_bytes(), self.signature)
@@ -234,15 +264,29 @@ class Transaction:
     @classmethod
     def from_bytes(cls, data: bytes, max_bytes: int = MAX_TX_BYTES) -> Transaction:
         obj = _decode(data, "transaction", max_bytes, MAX_TX_OBJECTS)
-        return cls.from_obj(obj)
+        if isinstance(obj, MappingProxyType) and tuple(obj) == cls._ENCODED_ORDER:
+            tx = cls._from_decoded(obj)
+        else:
+            tx = cls.from_obj(obj)  # which names what is wrong
+        # codec.decode accepts only the canonical encoding of `obj`, which has exactly
+        # the transaction's fields: `data` is what `_encoded` would compute.
+        tx.__dict__["_encoded"] = bytes(data)
+        return tx
+
+    @classmethod
+    def _from_decoded(cls, obj: Mapping[str, Any]) -> Transaction:
+        """`from_obj` for a map codec.decode made, with exactly the fields: the same
+        checks but none of `_fields`, and no `freeze` of the arguments, which decoding
+        left frozen and key-sorted already (test_ledger checks this stays `cls(...)`)."""
+        tx = object.__new__(cls)
+        for name in cls.FIELDS:
+            object.__setattr__(tx, name, obj[name])
+        _check_all(tx, "transaction", cls._check_fields)
+        return tx
 
     @classmethod
     def from_obj(cls, obj: Any) -> Transaction:
-        f = _fields(
-            obj,
-            "transaction",
-            ("chain_id", "sender", "nonce", "fee", "module", "method", "args", "signature"),
-        )
+        f = _fields(obj, "transaction", cls.FIELDS)
         return _check_all(
             f,
             "transaction",
@@ -475,7 +519,14 @@ class Block:
 
     @classmethod
     def from_bytes(cls, data: bytes, max_bytes: int = MAX_BLOCK_BYTES) -> Block:
-        obj = _decode(data, "block", max_bytes, MAX_BLOCK_OBJECTS)
+        block = cls._from_decoded(_decode(data, "block", max_bytes, MAX_BLOCK_OBJECTS))
+        # Canonical (codec.decode proved it) and of exactly a block's fields, each of
+        # which encodes back as decoded: `data` is what `_encoded` would compute.
+        block.__dict__["_encoded"] = bytes(data)
+        return block
+
+    @classmethod
+    def _from_decoded(cls, obj: Any) -> Block:
         f = _fields(obj, "block", ("header", "txs", "last_commit"))
         header = BlockHeader.from_obj(f["header"])
         raw_txs = _tuple(f["txs"], "block.txs", MAX_BLOCK_TXS)
@@ -579,6 +630,10 @@ class TxResult:
         return obj
 
     def to_bytes(self) -> bytes:
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:  # measured against MAX_TX_RESULT_BYTES, then stored
         return codec.encode(self.to_obj())
 
     @classmethod
@@ -586,11 +641,14 @@ class TxResult:
         obj = _decode(data, "tx_result", MAX_TX_RESULT_BYTES, MAX_TX_RESULT_OBJECTS)
         f = _fields(obj, "tx_result", cls.FIELDS)
         events = tuple(Event.from_obj(e) for e in _tuple(f["events"], "events", MAX_EVENTS))
-        return _check_all(
+        result = _check_all(
             f,
             "tx_result",
             lambda f: cls(f["code"], f["codespace"], f["log"], events, f["height"], f["index"]),
         )
+        # Canonical, of exactly a result's fields (and its events' exactly theirs).
+        result.__dict__["_encoded"] = bytes(data)
+        return result
 
 
 def results_hash(results: Sequence[TxResult]) -> bytes:
