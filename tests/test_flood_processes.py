@@ -51,49 +51,21 @@ def test_unfunded_spam_is_refused_everywhere_and_honest_transfers_commit(tmp_pat
     ]
     spammers = [PrivateKey.generate() for _ in range(SPAMMERS)]
     spam_senders = {key.public_key for key in spammers}
-    schedule = genesis.fees
-    spam = [
-        priced_transaction(
-            key,
-            genesis.chain_id,
-            nonce,
-            "token",
-            "transfer",
-            {"to": accounts[0].address, "amount": 1},
-            schedule,
-        ).to_bytes()
-        for key in spammers
-        for nonce in SPAM_NONCES
-    ]
+
+    def transfer(key: PrivateKey, nonce: int, to: str) -> Transaction:
+        args = {"to": to, "amount": 1}
+        return priced_transaction(
+            key, genesis.chain_id, nonce, "token", "transfer", args, genesis.fees
+        )
+
+    sink = accounts[0].address
+    spam = [transfer(k, n, sink).to_bytes() for k in spammers for n in SPAM_NONCES]
     parkers = [
         read_key_file(tmp_path / "net" / "accounts" / f"account{HONEST + k}.json")
         for k in range(PARKERS)
     ]
-    parked = [
-        priced_transaction(
-            key,
-            genesis.chain_id,
-            nonce,
-            "token",
-            "transfer",
-            {"to": accounts[0].address, "amount": 1},
-            schedule,
-        ).to_bytes()
-        for key in parkers
-        for nonce in SPAM_NONCES
-    ]
-    honest = [
-        priced_transaction(
-            key,
-            genesis.chain_id,
-            0,
-            "token",
-            "transfer",
-            {"to": accounts[(k + 1) % HONEST].address, "amount": 1},
-            schedule,
-        )
-        for k, key in enumerate(accounts)
-    ]
+    parked = [transfer(k, n, sink).to_bytes() for k in parkers for n in SPAM_NONCES]
+    honest = [transfer(k, 0, accounts[(i + 1) % HONEST].address) for i, k in enumerate(accounts)]
     nodes = [NodeProcess(home) for home in homes]
     try:
         wait_on_logs(lambda: all(n.height >= 2 for n in nodes), nodes)
