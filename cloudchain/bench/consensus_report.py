@@ -183,6 +183,13 @@ def format_table(result: ConsensusBenchResult) -> str:
         f"committed peak {result.peak_tx_s:,.0f} tx/s = {ceiling.ratio(result.peak_tx_s):.1%} "
         "of the ceiling",
     ]
+    if ceiling.openssl_tx_per_s > 0:
+        lines.append(
+            f"with OpenSSL's verifier (the ceiling before libsodium): "
+            f"{ceiling.openssl_verifications_per_s_one_core:,.0f}/s = "
+            f"{ceiling.openssl_tx_per_s:,.0f} tx/s; the peak is "
+            f"{result.peak_tx_s / ceiling.openssl_tx_per_s:.1%} of it"
+        )
     if result.soak is not None:
         lines += format_soak(result.soak)
     if result.profiles:
@@ -205,6 +212,7 @@ def to_json(result: ConsensusBenchResult) -> dict[str, Any]:
         "ceiling": {
             **asdict(ceiling),
             "tx_per_s": ceiling.tx_per_s,
+            "openssl_tx_per_s": ceiling.openssl_tx_per_s,
             "peak_committed_tx_s": result.peak_tx_s,
             "peak_over_ceiling": ceiling.ratio(result.peak_tx_s),
         },

@@ -121,15 +121,23 @@ def rate_per_s(count: int, seconds: float) -> float:
 @dataclass(frozen=True)
 class Ceiling:
     """What the machine's cores could commit if each node verified each transaction's
-    signature once and did nothing else: verifications/s of one core x cores / nodes."""
+    signature once and did nothing else: verifications/s of one core x cores / nodes.
+
+    Measured with the nodes' verifier (libsodium) and, for comparison with the figures
+    from before it (issue 15's ceiling), with OpenSSL's."""
 
     verifications_per_s_one_core: float
     cores: int
     validators: int
+    openssl_verifications_per_s_one_core: float = 0.0
 
     @property
     def tx_per_s(self) -> float:
         return self.verifications_per_s_one_core * self.cores / self.validators
+
+    @property
+    def openssl_tx_per_s(self) -> float:
+        return self.openssl_verifications_per_s_one_core * self.cores / self.validators
 
     def ratio(self, committed_tx_s: float) -> float:
         return committed_tx_s / self.tx_per_s if self.tx_per_s > 0 else 0.0
