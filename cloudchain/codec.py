@@ -50,6 +50,19 @@ def encode(value: Any) -> bytes:
     return msgpack.packb(_canonical(value, 0), use_bin_type=True, strict_types=False)
 
 
+def encode_ordered(value: Any) -> bytes:
+    """`encode` of a value its maker built in canonical shape, without `encode`'s walk:
+    maps as dicts whose keys are already in UTF-8 byte order, arrays as lists or tuples,
+    and only scalars `encode` accepts (never a float or a bool where an int is meant to
+    be checked). msgpack itself refuses what has no encoding (a lone surrogate, an
+    integer outside its range). For the ledger's results and events, whose constructors
+    check every field's type: tests/test_codec_ordered.py holds them to `encode`."""
+    try:
+        return msgpack.packb(value, use_bin_type=True)
+    except (UnicodeEncodeError, OverflowError, TypeError, ValueError) as exc:
+        raise CodecError(f"no canonical encoding: {type(exc).__name__}: {exc}") from None
+
+
 def decode(
     data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES, max_objects: int = DEFAULT_MAX_OBJECTS
 ) -> Any:
@@ -69,6 +82,8 @@ def decode(
         raise CodecError(f"encoded value is {len(data)} bytes, limit is {max_bytes}")
     if type(data) is not bytes:
         data = bytes(data)
+    if 1 < len(data) <= 9 and data[0] in _INTS:  # a wide integer: most state values
+        return _wide_int(data)
     _check_canonical(data, max_objects)
     try:
         return msgpack.unpackb(
@@ -215,6 +230,19 @@ def _check_canonical(data: bytes, max_objects: int) -> None:
         raise CodecError("malformed msgpack: truncated") from None
     if pos != end:
         raise CodecError("malformed msgpack: " + ("truncated" if pos > end else "trailing bytes"))
+
+
+def _wide_int(data: bytes) -> int:
+    """An integer of 1 to 8 payload bytes, held to `_check_canonical`'s rules."""
+    width, signed, low, high = _INTS[data[0]]
+    if len(data) != 1 + width:
+        raise CodecError(
+            "malformed msgpack: " + ("truncated" if len(data) < 1 + width else "trailing bytes")
+        )
+    number = int.from_bytes(data[1:], "big", signed=signed)
+    if not low <= number <= high:
+        raise CodecError("bytes are not in canonical form (integer width)")
+    return number
 
 
 def sha256(data: bytes) -> bytes:

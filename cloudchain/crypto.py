@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,13 +53,12 @@ def address(public_key: bytes) -> str:
     return address_bytes(public_key).hex()
 
 
+_ADDRESS = re.compile(rf"[0-9a-f]{{{ADDRESS_HEX_CHARS}}}")
+
+
 def is_address(value: object) -> bool:
     """True if `value` is a well-formed address string (40 lower-case hex chars)."""
-    return (
-        isinstance(value, str)
-        and len(value) == ADDRESS_HEX_CHARS
-        and all(c in "0123456789abcdef" for c in value)
-    )
+    return isinstance(value, str) and _ADDRESS.fullmatch(value) is not None
 
 
 def verify(public_key: bytes, message: bytes, signature: bytes) -> bool:

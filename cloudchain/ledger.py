@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -263,6 +263,14 @@ class Transaction:
 
     @classmethod
     def from_bytes(cls, data: bytes, max_bytes: int = MAX_TX_BYTES) -> Transaction:
+        """Decode a transaction; the same bytes decoded lately give the same object
+        (`_recently_decoded`), as decoding is a pure function of them."""
+        if type(data) is bytes and len(data) <= min(max_bytes, MAX_TX_BYTES):
+            return _recently_decoded(data)
+        return cls._decode_new(data, max_bytes)
+
+    @classmethod
+    def _decode_new(cls, data: bytes, max_bytes: int = MAX_TX_BYTES) -> Transaction:
         obj = _decode(data, "transaction", max_bytes, MAX_TX_OBJECTS)
         if isinstance(obj, MappingProxyType) and tuple(obj) == cls._ENCODED_ORDER:
             tx = cls._from_decoded(obj)
@@ -301,6 +309,19 @@ class Transaction:
                 f["signature"],
             ),
         )
+
+
+# A node decodes each transaction when a client or a peer sends it, and again in the
+# proposal that includes it; the second decode is the first one's object (Transaction
+# is immutable, and its signature's verdict is not part of it: chaincode/signatures.py
+# keeps that). Bounded: the least recently used go first. Malformed bytes raise and
+# are not kept.
+RECENT_TXS = 16_384
+
+
+@lru_cache(maxsize=RECENT_TXS)
+def _recently_decoded(data: bytes) -> Transaction:
+    return Transaction._decode_new(data)
 
 
 # --- blocks ----------------------------------------------------------------------------
@@ -571,6 +592,32 @@ def txs_hash(txs: tuple[Transaction, ...] | list[Transaction]) -> bytes:
 # --- execution results -----------------------------------------------------------------
 
 
+def _is_plain_event(type_: Any, attributes: Any) -> bool:
+    """An event as handlers make them, checked in one pass: a name, and a tuple of
+    (name, string) tuples, each within its bounds."""
+    if not (
+        type(type_) is str
+        and len(type_) <= MAX_EVENT_STRING_CHARS
+        and _NAME.match(type_)
+        and type(attributes) is tuple
+        and len(attributes) <= MAX_EVENT_ATTRIBUTES
+    ):
+        return False
+    for pair in attributes:
+        if type(pair) is not tuple or len(pair) != 2:
+            return False
+        key, value = pair
+        if not (
+            type(key) is str
+            and len(key) <= MAX_EVENT_STRING_CHARS
+            and _NAME.match(key)
+            and type(value) is str
+            and len(value) <= MAX_EVENT_STRING_CHARS
+        ):
+            return False
+    return True
+
+
 @dataclass(frozen=True)
 class Event:
     """A typed, attributed record a handler emits, as in ABCI (`transfer`, `amount=5`)."""
@@ -579,6 +626,12 @@ class Event:
     attributes: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
+        if not _is_plain_event(self.type, self.attributes):
+            self._check_and_normalise()
+
+    def _check_and_normalise(self) -> None:
+        """The checks of `_is_plain_event` one by one, naming what fails; and pairs given
+        as lists become tuples."""
         _str(self.type, "event.type", MAX_EVENT_STRING_CHARS, _NAME)
         attrs = _tuple(self.attributes, "event.attributes", MAX_EVENT_ATTRIBUTES)
         for pair in attrs:
@@ -590,6 +643,11 @@ class Event:
 
     def to_obj(self) -> dict[str, Any]:
         return {"type": self.type, "attributes": [list(a) for a in self.attributes]}
+
+    def ordered(self) -> dict[str, Any]:
+        """`to_obj()` in encoding order (keys sorted, pairs as tuples): codec.encode_ordered
+        encodes it as codec.encode would encode `to_obj()`."""
+        return {"attributes": self.attributes, "type": self.type}
 
     @classmethod
     def from_obj(cls, obj: Any) -> Event:
@@ -634,7 +692,17 @@ class TxResult:
 
     @cached_property
     def _encoded(self) -> bytes:  # measured against MAX_TX_RESULT_BYTES, then stored
-        return codec.encode(self.to_obj())
+        # `to_obj()` in encoding order: the fields' names sort as written here.
+        return codec.encode_ordered(
+            {
+                "code": self.code,
+                "codespace": self.codespace,
+                "events": [e.ordered() for e in self.events],
+                "height": self.height,
+                "index": self.index,
+                "log": self.log,
+            }
+        )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> TxResult:

@@ -190,12 +190,44 @@ def test_app_hashes_are_the_pinned_ones():
     assert apphash.digest(acc).hex() == PINNED_UPDATE_APP_HASH
 
 
-edges = st.sampled_from([0, 1, 2, apphash.MODULUS - 1, apphash.MODULUS, 2**3072 - 1])
+edges = st.sampled_from([0, 1, 2, apphash.MODULUS - 1, 2**3072 - 1])
+pairs = st.lists(st.tuples(st.binary(max_size=8), st.binary(max_size=8)), max_size=6)
 
 
-@given(
-    a=st.one_of(edges, st.integers(0, 2**3072 - 1)),
-    b=st.one_of(edges, st.integers(0, 2**3072 - 1)),
-)
-def test_the_folded_product_is_the_product_mod_p(a, b):
-    assert apphash._mulmod(a, b) == a * b % apphash.MODULUS
+@given(acc=st.one_of(edges, st.integers(1, 2**3072 - 1)), added=pairs, removed=pairs)
+def test_update_is_the_product_and_quotient_mod_p_in_python_integers(acc, added, removed):
+    p = apphash.MODULUS
+    numerator = acc
+    for key, value in added:
+        numerator = numerator * apphash.element(key, value) % p
+    denominator = 1
+    for key, value in removed:
+        denominator = denominator * apphash.element(key, value) % p
+    expected = numerator * pow(denominator, -1, p) % p
+    got = apphash.update(acc, added, removed)
+    assert type(got) is int
+    assert got == (expected if added or removed else acc)  # no change: acc as it was
+
+
+def test_the_latest_results_kept_in_memory_are_those_on_disk(tmp_path):
+    kv = LevelDBKV(tmp_path / "db")
+    chain = make_chain(kv)
+    store = chain.app.store
+    chain.produce_block([transfer(ALICE, 0, BOB.address, 10).to_bytes()])
+    chain.produce_block(
+        [
+            transfer(ALICE, 1, BOB.address, 1).to_bytes(),
+            transfer(BOB, 0, ALICE.address, 2).to_bytes(),
+        ]
+    )
+    height = store.height
+    in_memory = store.block_results(height)
+    earlier = store.block_results(height - 1)
+    kv.close()
+    reopened = ChainStore(LevelDBKV(tmp_path / "db"))
+    try:
+        assert in_memory is not None and len(in_memory.tx_results) == 2
+        assert reopened.block_results(height) == in_memory
+        assert reopened.block_results(height - 1) == earlier
+    finally:
+        reopened.close()

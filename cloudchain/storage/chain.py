@@ -146,6 +146,7 @@ class ChainStore:
         raw_acc = kv.get(_META_ACC)
         self._acc = 1 if raw_acc is None else apphash.from_bytes(raw_acc)
         self._last_block = self.block(self._height) if self._height > 0 else None
+        self._last_results: BlockResults | None = None  # of the block committed last here
         last_results_hash = self.results_hash_at(self._height)
         assert last_results_hash is not None, "every committed block has a results hash"
         self._last_results_hash = last_results_hash
@@ -293,6 +294,8 @@ class ChainStore:
     def block_results(self, height: int) -> BlockResults | None:
         if not 1 <= height <= self._height:
             return None
+        if height == self._height and self._last_results is not None:
+            return self._last_results  # the node publishes them at every commit
         prefix = _RESULTS + _U64.pack(height)
         results = tuple(
             TxResult.from_bytes(raw) for _, raw in self._kv.scan(prefix, _successor(prefix))
@@ -373,6 +376,7 @@ class ChainStore:
         self._height = height
         self._acc = diff.accumulator
         self._last_block = block
+        self._last_results = results
         if results is not None:
             self._last_results_hash = batch[_RESULTS_HASH + _U64.pack(height)]
         self._latest.apply(diff.changes)
