@@ -87,6 +87,8 @@ def test_block_intervals_come_from_consecutive_header_times():
     intervals = block_intervals([0, 1 * second, 3 * second, 4 * second])  # gaps 1, 2, 1
     assert intervals == Intervals(4, pytest.approx(4 / 3), 1.0)
     assert block_intervals([5 * second]) == Intervals(1, None, None)
+    rounds = block_intervals([0, second, 3 * second], [0, 2, 1])
+    assert (rounds.late_heights, rounds.max_rounds) == (2, 3)
     assert block_intervals([]) == Intervals(0, None, None)
 
 

@@ -362,6 +362,7 @@ class BlockSeen:
     received_s: float  # time.perf_counter() when its NewBlock event arrived
     time_ns: int  # its header's BFT time
     txs: int
+    commit_round: int = 0  # the round its last commit decided the previous height in
 
 
 BlockListener = Callable[[Mapping[str, Any]], None]
@@ -408,8 +409,15 @@ class ChainWatch:
             waiter = self._waiters.pop(tx_hash, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(now)
+        last_commit = value["block"].get("last_commit") or {}
         self.blocks.append(
-            BlockSeen(int(header["height"]), now, parse_rfc3339_ns(header["time"]), len(txs))
+            BlockSeen(
+                int(header["height"]),
+                now,
+                parse_rfc3339_ns(header["time"]),
+                len(txs),
+                int(last_commit.get("round", 0)),
+            )
         )
         for listener in self.listeners:
             listener(value)
@@ -895,7 +903,9 @@ class _Bench:
             committed=len(latencies),
             committed_tx_s=rate_per_s(sum(b.txs for b in blocks), duration),
             latency=latency_summary(latencies),
-            intervals=block_intervals([b.time_ns for b in blocks]),
+            intervals=block_intervals(
+                [b.time_ns for b in blocks], [b.commit_round for b in blocks]
+            ),
             refusals=dict(sorted(refusals.items())),
             errors=errors,
             timeouts=admitted - len(latencies),
@@ -1178,6 +1188,11 @@ def _step_line(step: Step) -> str:
         f"{step.generator.send_tx_s:.0f} tx/s, refused {refused}, errors {step.errors}, "
         f"timeouts {step.timeouts}"
     )
+    if step.intervals.late_heights:
+        line += (
+            f", {step.intervals.late_heights} heights past round 0 "
+            f"(up to {step.intervals.max_rounds} rounds)"
+        )
     if step.generator.note:
         line += f" [{step.generator.note}]"
     return line

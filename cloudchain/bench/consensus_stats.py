@@ -101,14 +101,23 @@ class Intervals:
     blocks: int
     mean_s: float | None
     median_s: float | None
+    # Of the heights before these blocks (each block's last commit says in which round
+    # its previous height was decided): how many took more than one round, and the most.
+    late_heights: int = 0
+    max_rounds: int = 1
 
 
-def block_intervals(header_times_ns: Sequence[int]) -> Intervals:
-    """The intervals between consecutive blocks (in height order) of a step."""
+def block_intervals(header_times_ns: Sequence[int], commit_rounds: Sequence[int] = ()) -> Intervals:
+    """The intervals between consecutive blocks (in height order) of a step, and the
+    rounds of the heights their last commits decided (`commit_rounds`, from 0)."""
+    late = sum(1 for r in commit_rounds if r > 0)
+    most = 1 + max(commit_rounds, default=0)
     gaps = [(b - a) / 1e9 for a, b in itertools.pairwise(header_times_ns)]
     if not gaps:
-        return Intervals(len(header_times_ns), None, None)
-    return Intervals(len(header_times_ns), statistics.mean(gaps), statistics.median(gaps))
+        return Intervals(len(header_times_ns), None, None, late, most)
+    return Intervals(
+        len(header_times_ns), statistics.mean(gaps), statistics.median(gaps), late, most
+    )
 
 
 def rate_per_s(count: int, seconds: float) -> float:
