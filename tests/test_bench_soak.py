@@ -1,8 +1,16 @@
 """The soak's pure parts: reading RSS, which key sends which nonce, and the summary."""
 
 import os
+import time
 
-from cloudchain.bench.soak import RssSeries, read_rss_mib, series, soak_keys, soak_slot
+from cloudchain.bench.soak import (
+    RssSeries,
+    read_cpu_s,
+    read_rss_mib,
+    series,
+    soak_keys,
+    soak_slot,
+)
 
 
 def test_rss_is_read_from_proc_and_a_gone_process_reads_none(tmp_path):
@@ -35,3 +43,18 @@ def test_growth_is_from_after_the_warmup_to_the_end_and_a_missing_node_has_none(
         RssSeries(0, ((0.0, 100.0), (5.0, 110.0))),
         RssSeries(1, ((5.0, 90.0),)),
     ]
+
+
+def test_cpu_time_is_read_from_proc_stat_and_a_gone_process_reads_none(tmp_path):
+    before = read_cpu_s(os.getpid())
+    deadline = time.process_time() + 0.05
+    while time.process_time() < deadline:  # burn CPU until this process has used more
+        pass
+    assert before is not None and read_cpu_s(os.getpid()) > before
+    (tmp_path / "4242").mkdir()
+    ticks = os.sysconf("SC_CLK_TCK")
+    # a command name with spaces and parentheses, as /proc shows them; utime, stime 14, 15
+    rest = " ".join(["S"] + ["0"] * 10 + [str(3 * ticks), str(ticks)] + ["0"] * 30)
+    (tmp_path / "4242" / "stat").write_text(f"4242 (node (a) b) {rest}\n")
+    assert read_cpu_s(4242, proc=tmp_path) == 4.0
+    assert read_cpu_s(4243, proc=tmp_path) is None

@@ -77,6 +77,7 @@ from cloudchain.bench.profiling import (
 from cloudchain.bench.soak import (
     RSS_SAMPLE_S,
     SoakResult,
+    read_cpu_s,
     read_rss_mib,
     soak_keys,
     soak_slot,
@@ -175,6 +176,10 @@ class Step:
     generator: Generator
     market: dict[str, int] = field(default_factory=dict)  # market events within the window
     requester_tx_s: float = 0.0  # the requesters' own transactions committed per second
+    # The node processes' CPU seconds per second over the window, all nodes together
+    # (out of the machine's cores): below the cores, the network waited rather than
+    # worked. None where /proc is not.
+    nodes_cpu_cores: float | None = None
 
 
 @dataclass(frozen=True)
@@ -829,6 +834,7 @@ class _Bench:
             now = time.perf_counter()
             if cpu_window_start is None and now >= window_start:
                 cpu_window_start, wall_window_start = time.process_time(), now
+                nodes_cpu_start = self._nodes_cpu_s()
             due = due_count(rate, now - start, count)
             if due > sent:
                 for node, indices in batches(range(sent, due), nodes, BATCH_MAX):
@@ -841,9 +847,15 @@ class _Bench:
                 await asyncio.sleep(max(TICK_S - (time.perf_counter() - now), 0.001))
         if cpu_window_start is None:
             cpu_window_start, wall_window_start = cpu_start, start
+            nodes_cpu_start = self._nodes_cpu_s()
         await asyncio.gather(*list(pending))
-        cpu_fraction = (time.process_time() - cpu_window_start) / max(
-            time.perf_counter() - wall_window_start, 1e-9
+        wall_s = max(time.perf_counter() - wall_window_start, 1e-9)
+        cpu_fraction = (time.process_time() - cpu_window_start) / wall_s
+        nodes_cpu_end = self._nodes_cpu_s()
+        nodes_cpu_cores = (
+            None
+            if nodes_cpu_start is None or nodes_cpu_end is None
+            else (nodes_cpu_end - nodes_cpu_start) / wall_s
         )
         last_send = time.perf_counter()
         window = range(warm, count)
@@ -875,7 +887,13 @@ class _Bench:
             len(admitted),
             latencies,
             _generator(send_tx_s, rate, lags, cpu_fraction),
+            nodes_cpu_cores=nodes_cpu_cores,
         )
+
+    def _nodes_cpu_s(self) -> float | None:
+        """The CPU seconds all node processes have used so far (None if one is gone)."""
+        times = [read_cpu_s(p.pid) for p in self.processes]
+        return None if None in times else sum(t for t in times if t is not None)
 
     def _step(
         self,
@@ -889,6 +907,7 @@ class _Bench:
         generator: Generator,
         market: dict[str, int] | None = None,
         requester_committed: int = 0,
+        nodes_cpu_cores: float | None = None,
     ) -> Step:
         duration = window_end - window_start
         blocks = self.watch.blocks_between(window_start, window_end)
@@ -912,6 +931,7 @@ class _Bench:
             generator=generator,
             market=market or {},
             requester_tx_s=rate_per_s(requester_committed, duration),
+            nodes_cpu_cores=nodes_cpu_cores,
         )
 
     # -- the soak: memory over a long run at one rate ---------------------------------------
@@ -1188,6 +1208,8 @@ def _step_line(step: Step) -> str:
         f"{step.generator.send_tx_s:.0f} tx/s, refused {refused}, errors {step.errors}, "
         f"timeouts {step.timeouts}"
     )
+    if step.nodes_cpu_cores is not None:
+        line += f", nodes on {step.nodes_cpu_cores:.2f} cores"
     if step.intervals.late_heights:
         line += (
             f", {step.intervals.late_heights} heights past round 0 "

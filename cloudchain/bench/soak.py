@@ -3,12 +3,13 @@ long run at one offered rate (issue 15, point 4: a node's RSS grows by less than
 MiB over 10 minutes at the peak).
 
 What it owns: reading a process's resident set size (Linux's /proc/PID/status, VmRSS)
-and summing a run's samples up; which keys send what, and when (`soak_slot`). It knows
+and CPU time (/proc/PID/stat, which every step reports too), and summing a run's samples up; which keys send what, and when (`soak_slot`). It knows
 nothing of the network or of the load generator, which samples and sends.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,17 @@ def read_rss_mib(pid: int, proc: Path = PROC) -> float | None:
             kib = int(line.split()[1])  # "VmRSS:   123456 kB"
             return kib / 1024
     return None
+
+
+def read_cpu_s(pid: int, proc: Path = PROC) -> float | None:
+    """The CPU time (user and system) the process has used, in seconds, or None when it
+    is gone (or not Linux): /proc/PID/stat's utime and stime, in clock ticks."""
+    try:
+        text = (proc / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state is first
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def soak_keys(rate: int, nodes: int) -> int:
