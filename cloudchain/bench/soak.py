@@ -3,8 +3,9 @@ long run at one offered rate (issue 15, point 4: a node's RSS grows by less than
 MiB over 10 minutes at the peak).
 
 What it owns: reading a process's resident set size (Linux's /proc/PID/status, VmRSS)
-and CPU time (/proc/PID/stat, which every step reports too), and summing a run's samples up; which keys send what, and when (`soak_slot`). It knows
-nothing of the network or of the load generator, which samples and sends.
+and CPU time (/proc/PID/stat, which every step reports too), and summing a run's
+samples up; which keys send what, and when (`soak_slot`). It knows nothing of the
+network or of the load generator, which samples and sends.
 """
 
 from __future__ import annotations
