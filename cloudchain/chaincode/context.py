@@ -118,6 +118,11 @@ class EventLog:
 
 def _attribute_text(key: str, value: object) -> str:
     """Event values as text; only types whose text is the same on every node."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[return-value]
+    if kind is int:
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | str):
