@@ -5,6 +5,7 @@ import time
 
 from cloudchain.bench.soak import (
     RssSeries,
+    SoakNonces,
     read_cpu_s,
     read_rss_mib,
     series,
@@ -58,3 +59,13 @@ def test_cpu_time_is_read_from_proc_stat_and_a_gone_process_reads_none(tmp_path)
     (tmp_path / "4242" / "stat").write_text(f"4242 (node (a) b) {rest}\n")
     assert read_cpu_s(4242, proc=tmp_path) == 4.0
     assert read_cpu_s(4243, proc=tmp_path) is None
+
+
+def test_a_refused_transfer_is_sent_again_and_its_keys_later_nonces_follow_on():
+    nonces = SoakNonces(keys=2)
+    assert [nonces.nonce_for(0, n) for n in range(3)] == [0, 1, 2]
+    nonces.refused(0, 1)  # refused late: nonce 2 had gone out already
+    nonces.refused(0, 2)
+    assert nonces.nonce_for(0, 3) == 1, "the lowest refused nonce first"
+    assert [nonces.nonce_for(0, n) for n in (4, 5)] == [2, 3]
+    assert [nonces.nonce_for(1, n) for n in range(6)] == list(range(6)), "other keys go on"

@@ -76,6 +76,7 @@ from cloudchain.bench.profiling import (
 )
 from cloudchain.bench.soak import (
     RSS_SAMPLE_S,
+    SoakNonces,
     SoakResult,
     read_cpu_s,
     read_rss_mib,
@@ -953,19 +954,29 @@ class _Bench:
         fee = self._sign_transfers(keys[:1])[0].fee
         rounds: dict[int, list[Transaction]] = {}
 
+        def sign_one(k: int, nonce: int) -> Transaction:
+            to = keys[(k + 1) % len(keys)].address
+            args = {"to": to, "amount": 1}
+            return Transaction.create(
+                keys[k], self.chain_id, nonce, "token", "transfer", args, fee=fee
+            )
+
         def sign_round(nonce: int) -> list[Transaction]:
-            return [
-                Transaction.create(
-                    key,
-                    self.chain_id,
-                    nonce,
-                    "token",
-                    "transfer",
-                    {"to": keys[(k + 1) % len(keys)].address, "amount": 1},
-                    fee=fee,
-                )
-                for k, key in enumerate(keys)
-            ]
+            return [sign_one(k, nonce) for k in range(len(keys))]
+
+        nonces = SoakNonces(len(keys))  # a refused transfer is sent again (soak.py)
+
+        def transfer_for(k: int, slot_nonce: int) -> Transaction:
+            nonce = nonces.nonce_for(k, slot_nonce)
+            signed = rounds.get(nonce)
+            return signed[k] if signed is not None else sign_one(k, nonce)
+
+        def note_refusals(
+            sent_keys: list[int], txs: list[Transaction], replies: list[Answer]
+        ) -> None:
+            for k, tx, answer in zip(sent_keys, txs, replies, strict=True):
+                if not answer.ok and answer.code not in (Code.TX_IN_MEMPOOL, Code.NONCE_TOO_LOW):
+                    nonces.refused(k, tx.nonce)
 
         rounds[0] = await asyncio.to_thread(sign_round, 0)
         submitted: dict[bytes, float] = {}
@@ -985,12 +996,15 @@ class _Bench:
                 sample()
                 await asyncio.sleep(RSS_SAMPLE_S)
 
-        async def send(node: int, txs: list[Transaction], in_window: bool) -> None:
+        async def send(
+            node: int, sent_keys: list[int], txs: list[Transaction], in_window: bool
+        ) -> None:
             def mark(now: float) -> None:
                 for tx in txs:
                     submitted[tx.hash] = now
 
             replies = await self.broadcaster.send(node, [tx.to_bytes() for tx in txs], mark)
+            note_refusals(sent_keys, txs, replies)
             if in_window:
                 answers.extend(replies)
 
@@ -1003,7 +1017,7 @@ class _Bench:
                 due = due_count(rate, now - start, total)
                 if due > sent:
                     for node, indices in batches(range(sent, due), len(self.urls), BATCH_MAX):
-                        txs = []
+                        txs, sent_keys = [], []
                         for i in indices:
                             key, nonce = soak_slot(i, len(keys))
                             if nonce not in rounds:
@@ -1011,9 +1025,10 @@ class _Bench:
                                 rounds[nonce] = await signing
                                 signing = None
                                 rounds.pop(nonce - 2, None)
-                            txs.append(rounds[nonce][key])
+                            txs.append(transfer_for(key, nonce))
+                            sent_keys.append(key)
                         in_window = window_start <= now < window_end
-                        task = asyncio.create_task(send(node, txs, in_window))
+                        task = asyncio.create_task(send(node, sent_keys, txs, in_window))
                         pending.add(task)
                         task.add_done_callback(pending.discard)
                     sent = due

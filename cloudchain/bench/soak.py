@@ -61,6 +61,31 @@ def soak_slot(index: int, keys: int) -> tuple[int, int]:
     return index % keys, index // keys
 
 
+class SoakNonces:
+    """The nonce each soak key sends in its slots, with refusals sent again.
+
+    Slot by slot a key's nonces are 0, 1, 2, ... (`soak_slot`). A transfer the node
+    refused (a full mempool) is sent again in its key's next slot, and the key's later
+    nonces follow on from it: without this, one refusal left every later transfer of
+    that key gapped, waiting for a nonce never sent again, for the rest of the soak."""
+
+    def __init__(self, keys: int) -> None:
+        self._behind = [0] * keys  # how many nonces each key is behind its slots
+        self._resend: dict[int, int] = {}  # key -> the lowest refused nonce
+
+    def nonce_for(self, key: int, slot_nonce: int) -> int:
+        """The nonce `key` sends in the slot of `slot_nonce`."""
+        nonce = self._resend.pop(key, None)
+        if nonce is None:
+            nonce = slot_nonce - self._behind[key]
+        self._behind[key] = slot_nonce - nonce
+        return nonce
+
+    def refused(self, key: int, nonce: int) -> None:
+        """The transfer of `key` with `nonce` was refused: send it again next."""
+        self._resend[key] = min(self._resend.get(key, nonce), nonce)
+
+
 @dataclass(frozen=True)
 class RssSeries:
     """One node's RSS over the soak: samples as (seconds since the soak began, MiB)."""
