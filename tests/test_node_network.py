@@ -130,6 +130,46 @@ async def test_old_decisions_are_rebuilt_from_the_store_not_kept_in_memory(tmp_p
             assert late.store.block(height).hash == nodes[0].store.block(height).hash
 
 
+async def test_an_old_decision_from_a_peer_is_neither_answered_nor_logged(tmp_path):
+    """A decision of height h shows that its sender decided h, so it is not a sign of a
+    peer lagging at h: answering it with the same decision made two nodes send each
+    other old blocks for ever. Nor is a message of a height already decided worth a
+    record in the WAL."""
+    from cloudchain.consensus.events import MessageReceived
+    from cloudchain.consensus.messages import Decision, message_from_obj
+
+    async with network(tmp_path, running=3) as (_homes, nodes):
+        await wait_for_height(nodes, 6)
+        node, peer = nodes[0], nodes[1]
+        await wait_until(lambda: peer.peers.node_id in node.peers.connected)
+        old = peer.decision(2)
+        assert old is not None
+        sent: list[object] = []
+        real_send = node.peers.send
+
+        def recording_send(peer_id, data, **kwargs):
+            envelope = codec.decode(data)
+            if envelope["ch"] == "consensus":
+                sent.append(message_from_obj(envelope["m"]))
+            return real_send(peer_id, data, **kwargs)
+
+        node.peers.send = recording_send  # type: ignore[method-assign]
+        try:
+            for _ in range(3):
+                node._on_peer_message(
+                    peer.peers.node_id, codec.encode({"ch": "consensus", "m": old.to_obj()})
+                )
+        finally:
+            node.peers.send = real_send  # type: ignore[method-assign]
+        assert not [m for m in sent if isinstance(m, Decision)], "no decision sent back"
+        logged = [
+            p.message
+            for kind, p, _ in node.wal.records()
+            if kind == "event" and isinstance(p, MessageReceived)
+        ]
+        assert not [m for m in logged if isinstance(m, Decision) and m.height == 2]
+
+
 async def test_catching_up_believes_only_signed_heights_of_connected_peers(tmp_path):
     from cloudchain.consensus.messages import Vote, VoteType
 
@@ -285,8 +325,10 @@ async def test_consensus_and_mempool_metrics_follow_the_chain(tmp_path):
         assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 1
         peer = nodes[1].peers.node_id
         node._on_peer_message(peer, codec.encode({"ch": "tx", "m": b"garbage from gossip"}))
+        node.admit_gossiped_txs()  # as the loop's next turns would
         assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 2
         node._on_peer_message(peer, codec.encode({"ch": "tx", "m": waiting}))  # a second copy
+        node.admit_gossiped_txs()
         assert metric(node, "cloudchain_mempool_refused_txs_total") == refused + 2
 
         # Nonces 0 to 4 fill the gap: each is gossiped, and so is nonce 5, now ready.

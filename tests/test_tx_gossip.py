@@ -15,7 +15,7 @@ import pytest
 
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code
-from cloudchain.crypto import PrivateKey, read_key_file
+from cloudchain.crypto import PrivateKey
 from cloudchain.fees import priced_transaction
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import Transaction
@@ -25,35 +25,10 @@ from cloudchain.network.secret_connection import PeerError
 from cloudchain.node import runtime
 from cloudchain.node.runtime import TX_BATCH_MAX_TXS, Node
 from cloudchain.node.testnet import init_testnet
+from tests.helpers.gossip import RecordingPeers, transfers
 from tests.helpers.network import RECEIVE_BYTES, SEND_BYTES, fast_node, metric, wait_on_commits
 
 FLOOD_TXS = 3_000  # gossiped from one node to three: about 47 batches for each
-
-
-class RecordingPeers:
-    """Stands in for the PeerManager of a node that is not started: what it was sent."""
-
-    refused_peers = refused_messages = 0
-
-    def __init__(self) -> None:
-        self.connected = ["peer-1", "peer-2"]
-        self.sent: list[tuple[bytes, bool]] = []
-
-    def broadcast(self, data: bytes, *, gossip: bool = False) -> int:
-        self.sent.append((data, gossip))
-        return len(self.connected)
-
-
-def transfers(home_net, node: Node, count: int) -> list[bytes]:
-    """`count` transfers spread over the testnet's four funded accounts."""
-    keys = [read_key_file(home_net / "accounts" / f"account{i}.json") for i in range(4)]
-    args = {"to": keys[0].address, "amount": 1}
-    return [
-        priced_transaction(
-            keys[n % 4], node.chain_id, n // 4, "token", "transfer", args, node.app.fees
-        ).to_bytes()
-        for n in range(count)
-    ]
 
 
 def batches(peers: RecordingPeers) -> list[tuple[bytes, ...]]:
@@ -108,6 +83,8 @@ def test_a_peer_may_send_a_batch_or_one_transaction_alone_and_nothing_else(tmp_p
         bad = genuine.with_signature(PrivateKey.generate().sign(genuine.sign_bytes()))
         node._on_peer_message("p", codec.encode({"ch": "tx", "m": raws[0]}))  # the old format
         node._on_peer_message("p", codec.encode({"ch": "tx", "m": [raws[1], bad.to_bytes()]}))
+        assert len(node.mempool) == 0, "batches wait in the inbox for the loop's turns"
+        node.admit_gossiped_txs()
         assert len(node.mempool) == 2 and bad.hash not in node.mempool
         assert metric(node, "cloudchain_mempool_refused_txs_total") == 1
         assert metric(node, RECEIVE_BYTES, channel="tx") > 0

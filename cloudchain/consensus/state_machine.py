@@ -653,11 +653,15 @@ class Consensus:
         return self.locked_value is not None and self.locked_value.hash == block.hash
 
     def knows(self, message: Message) -> bool:
-        """Whether handling `message` again would change nothing: a proposal of this
-        height (or buffered for the next) already held as signed, or a decision of a
-        height already decided.
+        """Whether handling `message` again would change nothing: a message of a height
+        already decided (stale: the core drops it), a proposal of this height (or
+        buffered for the next) already held as signed, or a decision of a height already
+        decided.
         The node asks before logging a message to the WAL, so that the copies of a
-        large proposal that several peers relay cost one record, not one each."""
+        large proposal that several peers relay cost one record, not one each, and the
+        late votes and old decisions peers send cost none."""
+        if message.height < self.height:
+            return True
         if message.height == self.height + 1 and isinstance(message, Proposal):
             held = self._future.get((message.proposer_address, message.round, "proposal"))
             return held is not None and held.signature == message.signature

@@ -66,6 +66,7 @@ from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, GossipMemory
 from cloudchain.node.mempool import Admission, Mempool
 from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc.server import RPCServer
+from cloudchain.node.txinbox import TxInbox
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
 
@@ -124,6 +125,8 @@ class Node(ConsensusDriver):
         self._encoded: dict[bytes, bytes] = {}  # signature -> wire bytes, this height's
         self._tx_batch: list[bytes] = []  # ready transactions to gossip, flushed next tick
         self._tx_batch_bytes = 0
+        self._tx_inbox = TxInbox()  # peers' batches, admitted one per loop turn
+        self._admission_scheduled = False
         self._stopped = False
         self._last_block_time_ns = self.app.info().last_block_time_ns
 
@@ -319,6 +322,41 @@ class Node(ConsensusDriver):
         queued = self.peers.broadcast(data, gossip=True)
         self.metrics.send_bytes.labels("tx").inc(len(data) * queued)
 
+    def admit_gossiped_txs(self, max_batches: int | None = None) -> None:
+        """Admit the peers' batches waiting in the inbox, oldest first: `max_batches` of
+        them (the loop's turn takes one), or all. Its sender gossiped each transaction
+        to everyone: a ready one is not sent on."""
+        taken = 0
+        while max_batches is None or taken < max_batches:
+            batch = self._tx_inbox.take()
+            if batch is None:
+                break
+            taken += 1
+            for raw in batch:
+                admission = self.mempool.add(raw, now_ns=self.monotonic_ns())
+                if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
+                    self.metrics.refused_txs.inc()  # a second peer's copy is no refusal
+        if taken:
+            self._gossip_promoted()
+            if self.mempool.ready_count:
+                self._hurry_commit()
+
+    def _schedule_gossip_admission(self) -> None:
+        if self._admission_scheduled or self._loop is None:
+            return
+        self._admission_scheduled = True
+        self._loop.call_soon(self._admission_turn)
+
+    def _admission_turn(self) -> None:
+        """One batch per turn of the loop: what was read meanwhile (a vote, a proposal)
+        is handled before the next one."""
+        self._admission_scheduled = False
+        if self._stopped:
+            return
+        self.admit_gossiped_txs(max_batches=1)
+        if len(self._tx_inbox):
+            self._schedule_gossip_admission()
+
     # --- peers -------------------------------------------------------------------------------
 
     def _on_peer_message(self, peer_id: str, data: bytes) -> None:
@@ -330,15 +368,11 @@ class Node(ConsensusDriver):
             if channel not in CHANNELS:
                 raise MalformedError(f"unknown channel {channel!r}")
             self.metrics.receive_bytes.labels(channel).inc(len(data))
-            if channel == "tx":
-                # Its sender gossiped it to everyone: a ready one is not sent on.
-                for raw in _gossiped_txs(payload):
-                    admission = self.mempool.add(raw, now_ns=self.monotonic_ns())
-                    if not admission.ok and admission.code != Code.TX_IN_MEMPOOL:
-                        self.metrics.refused_txs.inc()  # a second peer's copy is no refusal
-                self._gossip_promoted()
-                if self.mempool.ready_count:
-                    self._hurry_commit()
+            if channel == "tx":  # admitted on a later turn of the loop (txinbox.py)
+                if self._tx_inbox.put(_gossiped_txs(payload)):
+                    self._schedule_gossip_admission()
+                else:
+                    self.metrics.dropped_gossip_txs.inc(len(payload))
                 return
             if channel == "sync":
                 self._help_lagging_peer(peer_id, _height(payload), asked=True)
@@ -353,11 +387,19 @@ class Node(ConsensusDriver):
         if isinstance(message, Proposal | Vote):  # the peer has it: never send it back
             self._gossip_memory.note_received(peer_id, message.signature, message.height)
         height, core_height = message.height, self.core.height
-        if self._sync.note_height(peer_id, height):
+        # A decision of height h shows that its sender decided h: it is at h + 1 at least,
+        # and answering (we asked, or it took us to lag), not lagging itself. Taken for a
+        # message of h, it made two nodes send each other the same old decisions, each
+        # with its block, several times a second and for ever.
+        decision = isinstance(message, Decision)
+        if self._sync.note_height(peer_id, height + 1 if decision else height):
             self._gossip_memory.peer_advanced(peer_id)  # it may need now what it dropped
         proves_more = self._sync.needs_proof(peer_id, height, core_height)
         if proves_more and self._is_signed_by_validators(message):  # once, unless forged
             self._sync.note_proven(peer_id, height)
+        if decision:  # one of our height is what we would ask for; an older one is stale
+            self.handle(MessageReceived(message))
+            return
         if sync.is_lagging(height, core_height):
             self._help_lagging_peer(peer_id, height, asked=False)
         elif sync.is_behind(height, core_height, self.store.height):
