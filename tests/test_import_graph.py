@@ -23,7 +23,13 @@ PACKAGE_DIR = Path(cloudchain.__file__).parent
 
 # Layer rules, as docs/ARCHITECTURE.md draws them: modules under the key import nothing
 # under any of its values.
-ABOVE_NODE = ("cloudchain.cli", "cloudchain.bench", "cloudchain.sim", "cloudchain.client")
+ABOVE_NODE = (
+    "cloudchain.cli",
+    "cloudchain.bench",
+    "cloudchain.sim",
+    "cloudchain.client",
+    "cloudchain.agents",
+)
 SHELL = ("cloudchain.node", "cloudchain.network", *ABOVE_NODE)
 LAYERS = (
     "cloudchain.consensus",

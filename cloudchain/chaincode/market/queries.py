@@ -50,7 +50,11 @@ def query_provider(reader: StateReader, data: bytes) -> dict[str, Any]:
     provider = state.get_provider(reader, address)
     if provider is None:
         raise QueryError(Code.NOT_FOUND, f"{address} is not a provider")
-    return {"address": address, **provider.to_obj()}
+    return {
+        "address": address,
+        **provider.to_obj(),
+        "endpoint": state.get_endpoint(reader, address),
+    }
 
 
 @MARKET.query("providers")
@@ -61,7 +65,8 @@ def query_providers(reader: StateReader, data: bytes) -> dict[str, Any]:
     listed = []
     for address, provider in state.iterate_providers(reader):
         if address > after:
-            listed.append({"address": address, **provider.to_obj()})
+            endpoint = state.get_endpoint(reader, address)
+            listed.append({"address": address, **provider.to_obj(), "endpoint": endpoint})
             if len(listed) == limit:
                 break
     return {"providers": listed}

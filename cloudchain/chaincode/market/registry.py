@@ -113,6 +113,20 @@ def process_update(ctx: Context, offers: Mapping[str, Offer]) -> None:
     ctx.emit("market_update", provider=ctx.sender)
 
 
+# An agent's public URL: http(s), a host, an optional port and path; no spaces, quotes
+# or angle brackets, so that it is safe to show and to fetch.
+endpoint_arg = text_arg(200, r"https?://[A-Za-z0-9.\-\[\]:]+(/[A-Za-z0-9._~/%\-]*)?")
+
+
+@MARKET.tx("advertise", endpoint=endpoint_arg)
+def process_advertise(ctx: Context, endpoint: str) -> None:
+    """Where the provider's agent answers (its /health, probed by oracles): set again to
+    move it."""
+    _active_provider(ctx)
+    state.put_endpoint(ctx.kv, ctx.sender, endpoint)
+    ctx.emit("market_advertise", provider=ctx.sender, endpoint=endpoint)
+
+
 @MARKET.tx("add_stake", spends=lambda args: args["amount"], amount=amount_arg)
 def process_add_stake(ctx: Context, amount: int) -> None:
     provider = _active_provider(ctx)

@@ -3,6 +3,8 @@
     market/params                  MarketParams
     market/provider/<address>      Provider: name, tier, offers by resource class,
                                    stake, status, reputation, units in flight by class
+    market/endpoint/<address>      the provider's agent's public URL (`advertise`), where
+                                   oracles probe its /health
     market/oracle/<address>        Oracle (and market/oracle_count)
     market/task/<id:16>            Task: its SLA terms, history and outcome
     market/next_task               the next task id
@@ -60,6 +62,7 @@ from cloudchain.chaincode.market.records import (
 
 PARAMS = b"market/params"
 PROVIDER = b"market/provider/"
+ENDPOINT = b"market/endpoint/"
 ORACLE = b"market/oracle/"
 ORACLE_COUNT = b"market/oracle_count"
 TASK = b"market/task/"
@@ -118,6 +121,15 @@ def iterate_providers(state: StateReader) -> Iterator[tuple[str, Provider]]:
     """(address, provider) of every provider, left ones too, in address order."""
     for key, raw in state.iterate(PROVIDER):
         yield key[len(PROVIDER) :].decode(), Provider.from_obj(codec.decode(raw))
+
+
+def get_endpoint(state: StateReader, address: str) -> str:
+    """The URL the provider advertised, "" if none."""
+    return read_value(state, ENDPOINT + address.encode(), "")
+
+
+def put_endpoint(kv: Overlay, address: str, endpoint: str) -> None:
+    kv.set(ENDPOINT + address.encode(), codec.encode(endpoint))
 
 
 def is_oracle(state: StateReader, address: str) -> bool:

@@ -1,0 +1,124 @@
+"""What an agent needs of the chain, through the client only: its transactions sent and
+waited for, the market's records read, blobs put and fetched.
+
+`Chain.send` signs with the agent's key, broadcasts with `broadcast_tx_commit`, and
+raises TxRefused with the chain's code and log when the transaction is refused or fails
+in its block: an agent decides from the code what a refusal means (INVALID_STATE: the
+task moved on, which after a restart is how "already done" reads). A nonce conflict
+(the agent's own earlier transaction still pending) is retried a few times with the
+next nonce the node reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cloudchain.chaincode.codes import Code
+from cloudchain.client import Client, RPCClientError
+from cloudchain.crypto import PrivateKey
+
+NONCE_CODES = frozenset({Code.NONCE_TOO_LOW, Code.NONCE_TOO_HIGH, Code.NONCE_PENDING})
+SEND_ATTEMPTS = 5
+log = logging.getLogger(__name__)
+
+
+class TxRefused(Exception):
+    """The chain refused the transaction (in the mempool or in its block)."""
+
+    def __init__(self, method: str, code: int, message: str) -> None:
+        super().__init__(f"{method}: refused with code {code}: {message}")
+        self.method = method
+        self.code = code
+        self.message = message
+
+
+class Chain:
+    """One agent's view of the network, through one node's RPC."""
+
+    def __init__(self, url: str, key: PrivateKey) -> None:
+        self.client = Client(url)
+        self.key = key
+        self._sending = asyncio.Lock()  # one transaction at a time: nonces in order
+
+    @property
+    def address(self) -> str:
+        return self.key.address
+
+    async def send(self, module: str, method: str, args: Mapping[str, Any]) -> int:
+        """Send `module.method(args)` and wait until it is committed; its height."""
+        name = f"{module}.{method}"
+        async with self._sending:
+            for attempt in range(SEND_ATTEMPTS):
+                tx = await self.client.sign_tx(self.key, module, method, dict(args))
+                result = await self.client.broadcast_tx_commit(tx.to_bytes())
+                check, block = result.check_tx, result.tx_result
+                if check.code in NONCE_CODES and attempt + 1 < SEND_ATTEMPTS:
+                    log.info("%s: nonce conflict (code %d), signing again", name, check.code)
+                    continue
+                if check.code:
+                    raise TxRefused(name, check.code, check.log)
+                if block.code:
+                    raise TxRefused(name, block.code, block.log)
+                return result.height
+        raise AssertionError("unreachable")
+
+    async def query(self, path: str, data: str = "") -> Any:
+        return await self.client.query(path, data.encode())
+
+    async def task(self, task_id: int) -> dict[str, Any]:
+        return await self.query("/market/task", str(task_id))
+
+    async def tasks(self, **filters: str) -> list[dict[str, Any]]:
+        """Every task matching `filters` (requester, provider, state), in id order,
+        page after page."""
+        found: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            query = "&".join(
+                f"{k}={v}" for k, v in sorted({**filters, "after": str(after)}.items())
+            )
+            page = (await self.query("/market/tasks", query))["tasks"]
+            found.extend(page)
+            if not page:
+                return found
+            after = page[-1]["id"]
+
+    async def provider(self, address: str) -> dict[str, Any] | None:
+        try:
+            return await self.query("/market/provider", address)
+        except RPCClientError as exc:
+            if exc.code == Code.NOT_FOUND:
+                return None
+            raise
+
+    async def providers(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        after = ""
+        while True:
+            page = (await self.query("/market/providers", f"after={after}" if after else ""))[
+                "providers"
+            ]
+            found.extend(page)
+            if not page:
+                return found
+            after = page[-1]["address"]
+
+    async def put_blob(self, path: Path, replicas: int = 1) -> tuple[str, int, tuple[str, ...]]:
+        """Upload a file; its (CID, size, the nodes that hold it)."""
+        put = await self.client.blob_put(path, replicas=replicas)
+        return put.cid, put.size, put.replicas
+
+    async def put_and_anchor(self, path: Path, replicas: int = 1) -> tuple[str, int]:
+        """Upload a file and anchor it on chain (storage.anchor): its (CID, size)."""
+        cid, size, holders = await self.put_blob(path, replicas)
+        await self.send("storage", "anchor", {"cid": cid, "size": size, "replicas": list(holders)})
+        return cid, size
+
+    async def get_blob(self, cid: str, dest: Path) -> int:
+        """Fetch a blob by CID to `dest`; the bytes written."""
+        got = await self.client.blob_get(cid, dest)
+        return got.bytes_written

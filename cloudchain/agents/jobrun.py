@@ -1,0 +1,106 @@
+"""A task's job, from the chain's record to a finished job directory: what the provider
+runs and what an oracle re-runs, the same way, so that both meet the same limits on the
+same bytes.
+
+The task's inputs are [manifest CID, *dataset CIDs]. The manifest is fetched, checked
+in its canonical form, and every blob it reads must be one the task names (so that the
+chain records everything a job reads); each is fetched by CID into the job directory
+(sandbox.prepare_job). The limits are the manifest's, with the CPU time capped at the
+units the task bought (metering.cpu_seconds_for): a job cannot use more than was paid
+for.
+
+A task whose manifest or inputs cannot be had is not run: `fetch_job` raises
+JobInputError with the reason, which the provider reports as the job's outcome
+(status "refused") and an oracle finds again.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cloudchain.agents.chain import Chain
+from cloudchain.agents.executor import Executor
+from cloudchain.agents.workload.manifest import (
+    MAX_MANIFEST_BYTES,
+    Limits,
+    Manifest,
+    ManifestError,
+    TrainedModel,
+    load_manifest,
+)
+from cloudchain.agents.workload.metering import cpu_seconds_for
+from cloudchain.agents.workload.sandbox import ChildResult, prepare_job
+from cloudchain.client import RPCClientError
+
+
+class JobInputError(Exception):
+    """The task's job cannot be run as asked: its manifest or an input is missing or bad."""
+
+
+@dataclass(frozen=True)
+class Job:
+    manifest_cid: str
+    manifest: Manifest
+    limits: Limits
+    directory: Path
+
+
+def job_limits(manifest: Manifest, bought_units: int) -> Limits:
+    cap = cpu_seconds_for(bought_units)
+    return replace(manifest.limits, cpu_seconds=min(manifest.limits.cpu_seconds, cap))
+
+
+async def _fetch(chain: Chain, cid: str, dest: Path, at_most: int) -> bytes:
+    try:
+        await chain.get_blob(cid, dest)
+    except RPCClientError as exc:
+        raise JobInputError(f"blob {cid} could not be fetched: {exc}") from None
+    size = dest.stat().st_size
+    if size > at_most:
+        raise JobInputError(f"blob {cid}: {size} bytes, more than the {at_most} expected")
+    return dest.read_bytes()
+
+
+async def fetch_job(chain: Chain, task: dict[str, Any], directory: Path) -> Job:
+    """The task's manifest and inputs, fetched into `directory` (made afresh)."""
+    inputs = list(task["inputs"])
+    if not inputs:
+        raise JobInputError(f"task {task['id']} names no manifest")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    downloads = directory.parent / f"{directory.name}.fetch"
+    shutil.rmtree(downloads, ignore_errors=True)
+    downloads.mkdir()
+    try:
+        manifest_bytes = await _fetch(chain, inputs[0], downloads / "manifest", MAX_MANIFEST_BYTES)
+        try:
+            manifest = load_manifest(manifest_bytes, canonical=True)
+        except ManifestError as exc:
+            raise JobInputError(f"the manifest {inputs[0]} is refused: {exc}") from None
+        if manifest.chain_kind != task["kind"]:
+            raise JobInputError(
+                f"the manifest is a {manifest.kind} job, the task a {task['kind']} one"
+            )
+        wanted = {name: (d.cid, d.bytes) for name, d in manifest.data.items()}
+        if isinstance(manifest.model, TrainedModel):
+            wanted["model"] = (manifest.model.cid, manifest.model.bytes)
+        named = set(inputs[1:])
+        fetched: dict[str, bytes] = {}
+        for name, (cid, size) in sorted(wanted.items()):
+            if cid not in named:
+                raise JobInputError(f"input {name} ({cid}) is not among the task's inputs")
+            fetched[name] = await _fetch(chain, cid, downloads / name, size)
+        prepare_job(directory, manifest_bytes, fetched)
+    finally:
+        shutil.rmtree(downloads, ignore_errors=True)
+    return Job(inputs[0], manifest, job_limits(manifest, task["units"]), directory)
+
+
+async def run_job(executor: Executor, job: Job) -> ChildResult:
+    """Run a fetched job on the executor; outputs in job.directory/out."""
+    out = job.directory / "out"
+    shutil.rmtree(out, ignore_errors=True)
+    return await executor.run(job.directory, job.limits)

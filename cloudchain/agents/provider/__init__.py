@@ -1,0 +1,1 @@
+"""`cloudchain provider run`: the daemon that sells this machine's compute (daemon.py)."""

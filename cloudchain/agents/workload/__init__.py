@@ -1,0 +1,1 @@
+"""Workloads: manifests, datasets, and the runners that train and score models."""

@@ -1,0 +1,244 @@
+"""Jobs run in a real child process under their limits: outputs, their bytes, the
+metric they report, and each way a job can end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import skops.io
+
+from cloudchain.agents.workload import sklearn_runner, torch_runner
+from cloudchain.agents.workload.algorithms import ESTIMATORS, STEPS
+from cloudchain.agents.workload.datasets import holdout_rows, load_dataset
+from cloudchain.agents.workload.manifest import (
+    SklearnModel,
+    Step,
+    canonical_bytes,
+    parse_manifest,
+)
+from cloudchain.agents.workload.metering import compute_units
+from cloudchain.agents.workload.sandbox import (
+    CPU_LIMIT,
+    DEADLINE,
+    MEMORY_LIMIT,
+    REFUSED,
+    ChildResult,
+    prepare_job,
+    run_child,
+)
+from tests.helpers.workloads import MLP, cid_of, classification_csv, limits, train_manifest
+
+DATA = classification_csv()
+
+
+def run(
+    tmp_path: Path, name: str, manifest: dict[str, Any], inputs: dict[str, bytes]
+) -> ChildResult:
+    parsed = parse_manifest(manifest)
+    prepare_job(tmp_path / name, canonical_bytes(parsed), inputs)
+    return run_child(tmp_path / name, parsed.limits)
+
+
+def out(tmp_path: Path, name: str, file: str) -> bytes:
+    return (tmp_path / name / "out" / file).read_bytes()
+
+
+def holdout_accuracy(predict: Any) -> float:
+    manifest = parse_manifest(train_manifest(DATA))
+    table = _table(manifest)
+    _, held = holdout_rows(table.rows, 0.25, manifest.seed)
+    part = table.take(held)
+    return float(np.mean(predict(part.X) == part.y))
+
+
+def _table(manifest: Any) -> Any:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as file:
+        file.write(DATA)
+        file.flush()
+        return load_dataset(Path(file.name), manifest.data["train"], "train", "classify")
+
+
+def test_a_forest_trains_in_a_child_the_same_bytes_twice_and_its_model_reproduces_the_metric(
+    tmp_path: Path,
+) -> None:
+    manifest = train_manifest(DATA)
+    first = run(tmp_path, "a", manifest, {"train": DATA})
+    second = run(tmp_path, "b", manifest, {"train": DATA})
+    assert first.ok and second.ok, (first, (tmp_path / "a" / "job.log").read_text())
+    assert first.cpu_ms > 0 and compute_units(first.cpu_ms, 100) >= 1
+    assert out(tmp_path, "a", "model.skops") == out(tmp_path, "b", "model.skops")
+    assert out(tmp_path, "a", "metrics.json") == out(tmp_path, "b", "metrics.json")
+    metrics = json.loads(out(tmp_path, "a", "metrics.json"))
+    assert metrics["metric"] == "accuracy" and metrics["split"] == "holdout"
+    assert metrics["rows"] == {"fitted": 180, "scored": 60}
+    model = sklearn_runner.load(out(tmp_path, "a", "model.skops"))
+    assert holdout_accuracy(model.predict) == metrics["value"]
+    assert metrics["value"] > 0.8  # two blobs 1.5 apart in 6 dimensions: easy
+    assert "accuracy on holdout" in (tmp_path / "a" / "job.log").read_text()
+
+
+def test_a_network_trains_the_same_weights_twice_and_reloads_from_its_spec(tmp_path: Path) -> None:
+    manifest = train_manifest(DATA, model=json.loads(json.dumps(MLP)))
+    first = run(tmp_path, "a", manifest, {"train": DATA})
+    second = run(tmp_path, "b", manifest, {"train": DATA})
+    assert first.ok and second.ok, (tmp_path / "a" / "job.log").read_text()
+    weights = out(tmp_path, "a", "model.safetensors")
+    assert weights == out(tmp_path, "b", "model.safetensors")
+    network = torch_runner.load(tmp_path / "a" / "out" / "model.safetensors")
+    assert network.classes == ("a", "b")
+    metrics = json.loads(out(tmp_path, "a", "metrics.json"))
+    assert holdout_accuracy(lambda X: torch_runner.predict(network, X)) == metrics["value"]
+    assert "epoch 5/5" in (tmp_path / "a" / "job.log").read_text()
+
+
+def test_infer_runs_a_trained_model_and_preprocess_transforms(tmp_path: Path) -> None:
+    trained = run(tmp_path, "train", train_manifest(DATA), {"train": DATA})
+    assert trained.ok
+    model = out(tmp_path, "train", "model.skops")
+    dataset = {"cid": cid_of(DATA), "format": "csv", "bytes": len(DATA), "target": "label"}
+    infer = {
+        "version": 1,
+        "kind": "infer",
+        "seed": 0,
+        "data": {"input": dataset},
+        "model": {"library": "sklearn", "cid": cid_of(model), "bytes": len(model)},
+        "evaluate": {"metric": "f1", "split": "input"},
+        "limits": limits(),
+    }
+    result = run(tmp_path, "infer", infer, {"input": DATA, "model": model})
+    assert result.ok, (tmp_path / "infer" / "job.log").read_text()
+    with np.load(tmp_path / "infer" / "out" / "predictions.npz", allow_pickle=False) as saved:
+        assert saved["predictions"].shape == (240,)
+        assert set(saved["predictions"]) <= {"a", "b"}
+    assert json.loads(out(tmp_path, "infer", "metrics.json"))["value"] > 0.8
+    preprocess = {
+        "version": 1,
+        "kind": "preprocess",
+        "seed": 0,
+        "data": {"input": dataset},
+        "steps": [{"step": "standardise"}, {"step": "pca", "params": {"n_components": 3}}],
+        "limits": limits(),
+    }
+    result = run(tmp_path, "pre", preprocess, {"input": DATA})
+    assert result.ok, (tmp_path / "pre" / "job.log").read_text()
+    with np.load(tmp_path / "pre" / "out" / "transformed.npz", allow_pickle=False) as saved:
+        assert saved["X"].shape == (240, 3)
+        assert list(saved["y"][:3]) == [
+            line.split(",")[-1] for line in DATA.decode().split("\n")[1:4]
+        ]
+    assert sklearn_runner.load(out(tmp_path, "pre", "pipeline.skops")).transform(
+        np.zeros((1, 6))
+    ).shape == (1, 3)
+
+
+def test_a_job_past_its_cpu_seconds_is_stopped_and_says_so(tmp_path: Path) -> None:
+    big = classification_csv(rows=3000, features=20)
+    manifest = train_manifest(
+        big,
+        model={
+            "library": "sklearn",
+            "estimator": "gradient_boosting_classifier",
+            "params": {"n_estimators": 1000, "max_depth": 8},
+        },
+        limits=limits(cpu_seconds=2),
+    )
+    result = run(tmp_path, "cpu", manifest, {"train": big})
+    assert result.status == CPU_LIMIT, result
+    assert result.cpu_ms >= 2000
+    assert "2 CPU seconds" in result.message
+    assert not (tmp_path / "cpu" / "out" / "metrics.json").exists()
+
+
+def test_a_job_past_its_deadline_or_its_memory_is_killed(tmp_path: Path) -> None:
+    big = classification_csv(rows=3000, features=20)
+    slow = {
+        "library": "sklearn",
+        "estimator": "gradient_boosting_classifier",
+        "params": {"n_estimators": 1000, "max_depth": 8},
+    }
+    result = run(
+        tmp_path,
+        "late",
+        train_manifest(big, model=slow, limits=limits(deadline_s=1)),
+        {"train": big},
+    )
+    assert result.status == DEADLINE, result
+    assert 1000 <= result.wall_ms < 10_000
+    # PyTorch alone is more resident memory than 64 MiB
+    hungry = train_manifest(DATA, model=json.loads(json.dumps(MLP)), limits=limits(memory_mb=64))
+    result = run(tmp_path, "memory", hungry, {"train": DATA})
+    assert result.status == MEMORY_LIMIT, result
+    assert "64 MiB" in result.message
+
+
+def test_inputs_that_do_not_fit_the_manifest_are_refused_with_the_reason(tmp_path: Path) -> None:
+    result = run(tmp_path, "size", train_manifest(DATA), {"train": DATA + b"\n"})
+    assert result.status == REFUSED
+    assert f"{len(DATA) + 1} bytes, the manifest says {len(DATA)}" in result.message
+    bad = DATA.replace(b"\n", b"\nnot,a,number,at,all,here,a\n", 1)
+    result = run(tmp_path, "cells", train_manifest(bad), {"train": bad})
+    assert result.status == REFUSED and "line 2, f0: 'not' is not a number" in result.message
+
+
+def test_a_model_file_with_a_type_outside_the_allow_list_is_refused(tmp_path: Path) -> None:
+    from sklearn.svm import SVC
+
+    X, y = np.random.default_rng(0).normal(size=(20, 2)), np.arange(20) % 2
+    foreign = skops.io.dumps(SVC().fit(X, y))
+    with pytest.raises(sklearn_runner.ModelFileError, match=r"sklearn\.svm"):
+        sklearn_runner.load(foreign)
+    with pytest.raises(sklearn_runner.ModelFileError, match="not a skops model file"):
+        sklearn_runner.load(b"PK\x03\x04 not really a zip")
+    dataset = {"cid": cid_of(DATA), "format": "csv", "bytes": len(DATA)}
+    infer = {
+        "version": 1,
+        "kind": "infer",
+        "seed": 0,
+        "data": {"input": dataset},
+        "model": {"library": "sklearn", "cid": cid_of(foreign), "bytes": len(foreign)},
+        "limits": limits(),
+    }
+    result = run(tmp_path, "foreign", infer, {"input": DATA, "model": foreign})
+    assert result.status == REFUSED and "outside the allow-list" in result.message
+
+
+def test_every_type_an_allowed_model_holds_is_trusted_and_its_bytes_are_canonical() -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(90, 6))
+    targets = {
+        "classify": [np.arange(90) % 2, np.arange(90) % 3, (np.arange(90) % 3).astype(str)],
+        "regress": [X[:, 0] * 2],
+        "cluster": [None],
+    }
+    all_steps = [
+        Step(name, {k: p.default for k, p in table.items()}) for name, table in STEPS.items()
+    ]
+    for name, estimator in ESTIMATORS.items():
+        for y in targets[estimator.problem]:
+            model = SklearnModel(name, {k: p.default for k, p in estimator.params.items()})
+            fitted = sklearn_runner.build_pipeline(model, all_steps, 5).fit(X, y)
+            data = sklearn_runner.canonical_skops(skops.io.dumps(fitted))
+            again = sklearn_runner.canonical_skops(
+                skops.io.dumps(sklearn_runner.build_pipeline(model, all_steps, 5).fit(X, y))
+            )
+            assert data == again, name
+            loaded = sklearn_runner.load(data)  # raises on an untrusted type
+            if y is not None:
+                assert (loaded.predict(X) == fitted.predict(X)).all(), name
+
+
+def test_metering_is_a_cpu_second_a_unit_rounded_up_and_never_more_than_bought() -> None:
+    assert compute_units(0, 10) == 1
+    assert compute_units(1, 10) == 1
+    assert compute_units(1000, 10) == 1
+    assert compute_units(1001, 10) == 2
+    assert compute_units(9_500, 10) == 10
+    assert compute_units(60_000, 10) == 10
+    with pytest.raises(ValueError):
+        compute_units(-1, 10)
