@@ -102,6 +102,15 @@ LAYER_RULES: dict[str, tuple[str, ...]] = {
     "cloudchain.node.rpc": ("cloudchain.node.runtime", "cloudchain.node.driver"),
     "cloudchain.client": tuple(layer for layer in LAYERS if layer != "cloudchain.client"),
     "cloudchain.bench": ("cloudchain.cli",),
+    # What a task asks for and returns: read alike by client, provider and oracle, so it
+    # knows nothing of any of them (of the blob store, only blobs.cid, the CID parser).
+    "cloudchain.workload": (
+        *SHELL,
+        "cloudchain.consensus",
+        "cloudchain.chaincode",
+        "cloudchain.storage",
+        *BLOB_MACHINERY,
+    ),
     "cloudchain.sim": ("cloudchain.cli", "cloudchain.bench"),
     **{module: LAYERS for module in BASE},
 }

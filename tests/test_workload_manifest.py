@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cloudchain.agents.workload.manifest import (
+from cloudchain.workload.manifest import (
     ManifestError,
     SklearnModel,
     TorchModel,

@@ -12,15 +12,7 @@ import pytest
 import skops.io
 
 from cloudchain.agents.workload import sklearn_runner, torch_runner
-from cloudchain.agents.workload.algorithms import ESTIMATORS, STEPS
 from cloudchain.agents.workload.datasets import holdout_rows, load_dataset
-from cloudchain.agents.workload.manifest import (
-    SklearnModel,
-    Step,
-    canonical_bytes,
-    parse_manifest,
-)
-from cloudchain.agents.workload.metering import compute_units
 from cloudchain.agents.workload.sandbox import (
     CPU_LIMIT,
     DEADLINE,
@@ -30,6 +22,14 @@ from cloudchain.agents.workload.sandbox import (
     prepare_job,
     run_child,
 )
+from cloudchain.workload.algorithms import ESTIMATORS, STEPS
+from cloudchain.workload.manifest import (
+    SklearnModel,
+    Step,
+    canonical_bytes,
+    parse_manifest,
+)
+from cloudchain.workload.metering import compute_units
 from tests.helpers.workloads import MLP, cid_of, classification_csv, limits, train_manifest
 
 DATA = classification_csv()

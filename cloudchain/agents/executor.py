@@ -17,8 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudchain.agents.workload.manifest import Limits
 from cloudchain.agents.workload.sandbox import LOG_FILE, ChildResult, run_child
+from cloudchain.workload.manifest import Limits
 
 
 class Executor(Protocol):

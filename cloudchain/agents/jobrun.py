@@ -23,7 +23,9 @@ from typing import Any
 
 from cloudchain.agents.chain import Chain
 from cloudchain.agents.executor import Executor
-from cloudchain.agents.workload.manifest import (
+from cloudchain.agents.workload.sandbox import ChildResult, prepare_job
+from cloudchain.client import RPCClientError
+from cloudchain.workload.manifest import (
     MAX_MANIFEST_BYTES,
     Limits,
     Manifest,
@@ -31,9 +33,7 @@ from cloudchain.agents.workload.manifest import (
     TrainedModel,
     load_manifest,
 )
-from cloudchain.agents.workload.metering import cpu_seconds_for
-from cloudchain.agents.workload.sandbox import ChildResult, prepare_job
-from cloudchain.client import RPCClientError
+from cloudchain.workload.metering import cpu_seconds_for
 
 
 class JobInputError(Exception):

@@ -30,9 +30,9 @@ def main(argv: list[str]) -> int:
     try:
         from cloudchain.agents.workload.datasets import DatasetError
         from cloudchain.agents.workload.jobs import run_job
-        from cloudchain.agents.workload.manifest import ManifestError, load_manifest
         from cloudchain.agents.workload.sklearn_runner import ModelFileError
         from cloudchain.agents.workload.torch_runner import TorchJobError
+        from cloudchain.workload.manifest import ManifestError, load_manifest
 
         manifest = load_manifest((job / "manifest.json").read_bytes(), canonical=True)
         inputs = {path.name: path for path in sorted((job / "inputs").iterdir())}

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cloudchain.agents.workload.algorithms import CLASSIFY
-from cloudchain.agents.workload.manifest import Dataset
+from cloudchain.workload.algorithms import CLASSIFY
+from cloudchain.workload.manifest import Dataset
 
 MAX_ROWS = 10_000_000
 PASSTHROUGH = "passthrough"  # a target carried through a preprocess job: numbers or labels

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from cloudchain.agents.workload import sklearn_runner
-from cloudchain.agents.workload.algorithms import CLUSTER, METRICS
 from cloudchain.agents.workload.datasets import (
     PASSTHROUGH,
     Table,
@@ -30,7 +29,8 @@ from cloudchain.agents.workload.datasets import (
     load_dataset,
     write_npz,
 )
-from cloudchain.agents.workload.manifest import (
+from cloudchain.workload.algorithms import CLUSTER, METRICS
+from cloudchain.workload.manifest import (
     HOLDOUT,
     Manifest,
     SklearnModel,

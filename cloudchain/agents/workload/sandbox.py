@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudchain.agents.workload.child import ERROR_FILE, EXIT_MEMORY, EXIT_REFUSED
-from cloudchain.agents.workload.manifest import Limits
+from cloudchain.workload.manifest import Limits
 
 ADDRESS_SPACE_SLACK_MB = 1024
 WATCH_INTERVAL_S = 0.05

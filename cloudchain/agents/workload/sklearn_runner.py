@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from cloudchain.agents.workload.manifest import SklearnModel, Step
+from cloudchain.workload.manifest import SklearnModel, Step
 
 # Every type a model built from the allow-list holds, as skops names them: what
 # skops.io.get_untrusted_types reports for each estimator and step of algorithms.py

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from cloudchain.agents.workload.algorithms import CLASSIFY
-from cloudchain.agents.workload.manifest import (
+from cloudchain.workload.algorithms import CLASSIFY
+from cloudchain.workload.manifest import (
     Layer,
     ManifestError,
     TorchModel,

@@ -44,7 +44,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloudchain.agents.workload.algorithms import (
+from cloudchain.blobs.cid import CID, CIDError
+from cloudchain.workload.algorithms import (
     CLASSIFY,
     CLUSTER,
     DEVICES,
@@ -59,7 +60,6 @@ from cloudchain.agents.workload.algorithms import (
     TORCH_PARAMS,
     Param,
 )
-from cloudchain.blobs.cid import CID, CIDError
 
 VERSION = 1
 KINDS = ("train", "infer", "preprocess")

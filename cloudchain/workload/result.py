@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudchain.agents.workload.manifest import canonical_json
 from cloudchain.blobs.cid import CID, CIDError
+from cloudchain.workload.manifest import canonical_json
 
 VERSION = 1
 MAX_INDEX_BYTES = 64 * 1024
