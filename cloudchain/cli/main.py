@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from cloudchain import __version__
+from cloudchain.cli.agent_commands import add_agent_commands
 from cloudchain.cli.blob_commands import add_blob_commands
 from cloudchain.cli.common import TX_HASH, send_tx, tx_options
 from cloudchain.cli.market_commands import add_market_tx_commands
@@ -304,6 +305,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_read_commands(commands)
     add_blob_commands(commands)
+    add_agent_commands(commands)
 
     tx = commands.add_parser(
         "tx",

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from cloudchain.crypto import PrivateKey, write_key_file
@@ -86,8 +87,11 @@ def init_testnet(
     oracles: int = 3,
     *,
     rpc_unsafe: bool = False,
+    market_params: Mapping[str, int] | None = None,
 ) -> list[Path]:
-    """Write a testnet of `validators` nodes under `home`; returns the node directories."""
+    """Write a testnet of `validators` nodes under `home`; returns the node directories.
+    `market_params` override LOCAL_MARKET_PARAMS (an agents' network, whose oracles
+    re-run jobs, gives them a longer attestation window)."""
     if not 1 <= validators <= MAX_VALIDATORS:
         raise TestnetError(f"--validators must be between 1 and {MAX_VALIDATORS}")
     if not 1 <= accounts <= 1_000:
@@ -119,7 +123,11 @@ def init_testnet(
             "token": {"denom": "ucc"},
             # Written out, so that an operator sees (and may change) what a byte costs.
             "fees": FeeSchedule().to_obj(),
-            "market": {**LOCAL_MARKET_PARAMS, "oracles": [k.address for k in oracle_keys]},
+            "market": {
+                **LOCAL_MARKET_PARAMS,
+                **(market_params or {}),
+                "oracles": [k.address for k in oracle_keys],
+            },
         },
     )
     for k, key in enumerate(account_keys):

@@ -8,17 +8,20 @@ The child (child.py) starts in a session of its own, in the job's directory, wit
                   and scikit-learn peaks at 840 MiB of address space)
     RLIMIT_FSIZE  output_bytes: no file it writes grows past the job's output budget
     RLIMIT_CORE   0
-and one BLAS/OpenMP thread (the same result on every machine, and CPU time that is the
-job's own). The parent watches the rest: the resident memory (VmRSS) every
-WATCH_INTERVAL_S, the session killed once it passes memory_mb, and the wall-clock
-deadline (deadline_s), past which the session is killed too. Whatever ends the child,
-its CPU time comes from its rusage (os.wait4), and that is what the provider is paid
-for (metering.py).
+and PR_SET_PDEATHSIG (SIGKILL): a job dies with the daemon thread that started it, so
+that a provider SIGKILLed and restarted never has an orphan of its last run writing
+into the job directory it runs again. And one BLAS/OpenMP thread (the same result on
+every machine, and CPU time that is the job's own). The parent watches the rest: the
+resident memory (VmRSS) every WATCH_INTERVAL_S, the session killed once it passes
+memory_mb, and the wall-clock deadline (deadline_s), past which the session is killed
+too. Whatever ends the child, its CPU time comes from its rusage (os.wait4), and that is
+what the provider is paid for (metering.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import resource
 import signal
@@ -70,8 +73,14 @@ class ChildResult:
         return self.status == DONE
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+PR_SET_PDEATHSIG = 1
+
+
 def _limit(limits: Limits) -> None:
     """In the child, before it execs: its limits."""
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     cpu = limits.cpu_seconds
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     address_space = (limits.memory_mb + ADDRESS_SPACE_SLACK_MB) * 1024 * 1024
