@@ -118,30 +118,30 @@ def test_testnet_init_prints_each_nodes_addresses(tmp_path):
     assert again.returncode == 2 and "not empty" in again.stderr
 
 
-def test_network_demo_commits_blocks_of_transfers_on_four_validator_processes():
-    # A task submitted at height h settles at about h+7 (market_demo.py): by height 11
-    # the first ones have.
-    run = cloudchain("demo", "--blocks", "11", "--txs-per-second", "8")
+def test_the_demo_runs_real_jobs_and_catches_the_cheating_provider():
+    # The first three jobs: with three providers at the start, the cheap cheat takes at
+    # least one of them (ties go by address, then load), and the requester resubmits it.
+    run = cloudchain("demo", "--tasks", "3")
     assert run.returncode == 0, run.stderr + run.stdout
-    rows = re.findall(r"^\s+(\d+)\s+(\d+)\s", run.stdout, re.M)
-    assert rows and int(rows[-1][0]) == 11
-    assert sum(int(txs) for _, txs in rows) > 0  # transfers and market work were committed
-    settled = re.search(r"^market: (\d+) tasks submitted, (\d+) settled", run.stdout, re.M)
-    assert settled and int(settled[2]) > 0, run.stdout  # the market ran tasks to the end
-    assert re.search(
-        r"^  market SLA compliance \d+\.\d% of \d+ settled; Jain fairness", run.stdout, re.M
-    )
-    assert re.search(r"submit to settle: median \d+ blocks", run.stdout)
-    # The data went through the blob store: datasets anchored, inputs fetched by CID.
-    blobs = re.search(
-        r"^  blobs: 4 datasets anchored, (\d+) inputs fetched, (\d+) results "
-        r"stored$",
+    assert len(re.findall(r"^  (enterprise|community|cheap|oracle\d) +log ", run.stdout, re.M)) == 6
+    assert re.search(r"^\s+\d+\s+1\s+cancer/logistic\s+\S+\s+settled\s", run.stdout, re.M)
+    jobs = re.findall(
+        r"^  (\S+/\S+) +task +(\d+)  (\S+) +(\S+) +(completed|NOT completed) *(.*)$",
         run.stdout,
         re.M,
     )
-    assert blobs and int(blobs[1]) > 0 and blobs[1] == blobs[2], run.stdout
-    assert "stopped every node" in run.stdout
-    assert len(re.findall(r"node\d: rpc http://127\.0\.0\.1:\d+", run.stdout)) == 4
+    assert {name for name, *_ in jobs} == {"cancer/logistic", "wine/boosting", "digits/mlp"}
+    cheated = [job for job in jobs if job[2] == "cheap"]
+    assert cheated and all(job[4] == "NOT completed" for job in cheated), run.stdout
+    assert all(job[4] == "completed" for job in jobs if job[2] != "cheap")
+    for name in {job[0] for job in cheated}:  # resubmitted, and served honestly
+        assert any(j[0] == name and j[4] == "completed" for j in jobs), run.stdout
+    assert all(re.fullmatch(r"accuracy 0\.\d{4}", j[5]) for j in jobs if j[4] == "completed")
+    stake = re.search(r"^  cheap +100000 -> (\d+) ", run.stdout, re.M)
+    assert stake and int(stake[1]) == 100000 - 100 * len(cheated), run.stdout
+    caught = f"the cheating provider served {len(cheated)} tasks; the oracles caught {len(cheated)}"
+    assert caught in run.stdout
+    assert "stopped every process" in run.stdout
 
 
 # --- the operator's verbs, against a running in-process network ---------------------------

@@ -102,6 +102,17 @@ LAYER_RULES: dict[str, tuple[str, ...]] = {
     "cloudchain.node.rpc": ("cloudchain.node.runtime", "cloudchain.node.driver"),
     "cloudchain.client": tuple(layer for layer in LAYERS if layer != "cloudchain.client"),
     "cloudchain.bench": ("cloudchain.cli",),
+    # The daemons reach the network only through the client, like any requester.
+    "cloudchain.agents": (
+        "cloudchain.cli",
+        "cloudchain.bench",
+        "cloudchain.sim",
+        "cloudchain.node",
+        "cloudchain.network",
+        "cloudchain.consensus",
+        "cloudchain.storage",
+        *BLOB_MACHINERY,
+    ),
     # What a task asks for and returns: read alike by client, provider and oracle, so it
     # knows nothing of any of them (of the blob store, only blobs.cid, the CID parser).
     "cloudchain.workload": (

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from cloudchain.client import Client
+from cloudchain.chaincode.codes import Code
+from cloudchain.client import Client, RPCClientError
 from cloudchain.crypto import PrivateKey, read_key_file
 from cloudchain.node.config import NodeConfig
 from tests.helpers.processes import NodeProcess, fast_testnet, wait_on_logs
@@ -113,7 +114,12 @@ async def _one_task(accounts: Path, urls: list[str]) -> None:
     task_id = int(dict(event.attributes)["task"])
 
     async def task(state: str | None = None) -> dict[str, Any] | None:
-        record = await clients[0].query("/market/task", str(task_id).encode())
+        try:
+            record = await clients[0].query("/market/task", str(task_id).encode())
+        except RPCClientError as exc:
+            if exc.code != Code.NOT_FOUND:
+                raise
+            return None  # node0 has not committed the block the submit went into yet
         return record if state is None or record["state"] == state else None
 
     assigned = await on_blocks(clients[0], lambda: task("assigned"), "assignment")

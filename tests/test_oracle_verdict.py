@@ -145,3 +145,33 @@ def test_padded_units_are_paid_at_the_oracles_measure() -> None:
     assert verdict.completed and verdict.units == 4 and "20 units claimed" in verdict.reason
     # within the slack (1.5x + 1): not called padding
     assert judge(claim(units=7), rerun(units=4), 0.0).reason == "re-run agrees"
+
+
+def test_a_job_without_a_metric_is_judged_by_its_bytes() -> None:
+    def without_metric(model: bytes) -> dict[str, bytes]:
+        hashes = {"model.skops": hashlib.sha256(model).hexdigest()}
+        return {"metrics.json": canonical_json({"outputs": hashes}), "model.skops": model}
+
+    honest = claim()
+    index = ResultIndex(
+        task=7,
+        manifest=MANIFEST,
+        status="done",
+        message="",
+        cpu_ms=1000,
+        wall_ms=1000,
+        units=1,
+        executor="local",
+        files={name: cid_of(data) for name, data in without_metric(MODEL).items()},
+        log=cid_of(b"log"),
+    )
+    preprocess = dataclasses.replace(
+        honest,
+        index_bytes=index.to_bytes(),
+        output=(cid_of(index.to_bytes()), *index.output),
+        units_used=1,
+        files=without_metric(MODEL),
+    )
+    assert judge(preprocess, Rerun("done", 1, without_metric(MODEL)), 0.5).completed
+    verdict = judge(preprocess, Rerun("done", 1, without_metric(b"other rows")), 0.5)
+    assert not verdict.completed and "bytes differ" in verdict.reason

@@ -107,7 +107,7 @@ def _run_provider(args: argparse.Namespace) -> int:
         config = ProviderConfig(
             node=args.node,
             key_file=args.key,
-            home=args.home,
+            home=args.home.resolve(),
             name=args.name,
             tier=args.tier,
             resource_class=args.resource_class,
@@ -153,7 +153,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
         config = OracleConfig(
             node=args.node,
             key_file=args.key,
-            home=args.home,
+            home=args.home.resolve(),
             host=args.host,
             port=args.port,
             probe_s=args.probe_seconds,

@@ -20,15 +20,8 @@ from pathlib import Path
 from cloudchain.client import RPCClientError, SyncClient
 from cloudchain.node.config import ConsensusConfig, NodeConfig
 from cloudchain.node.processes import start_node_processes, stop_node_processes
-from cloudchain.node.testnet import init_testnet
+from cloudchain.node.testnet import AGENT_MARKET_PARAMS, init_testnet
 
-# Oracles re-run jobs before they attest, and vote on disputes after re-running: their
-# windows are counted in blocks, which come several a second on an idle local network.
-AGENT_MARKET_PARAMS = {
-    "attestation_blocks": 300,
-    "dispute_blocks": 3,
-    "dispute_vote_blocks": 300,
-}
 READY_DEADLINE_S = 60.0
 STOP_WAIT_S = 15.0
 

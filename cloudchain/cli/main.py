@@ -17,6 +17,7 @@ from cloudchain.cli.common import TX_HASH, send_tx, tx_options
 from cloudchain.cli.market_commands import add_market_tx_commands
 from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
 from cloudchain.cli.storage_commands import add_storage_tx_commands
+from cloudchain.cli.task_commands import add_task_commands
 from cloudchain.client import RPCClientError
 from cloudchain.crypto import KeyFileError, PrivateKey, read_key_file, write_key_file
 from cloudchain.genesis import Genesis, GenesisError
@@ -93,27 +94,21 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="run a local 4-validator network running the market (Ctrl-C stops)",
-        description="Example: cloudchain demo   |   cloudchain demo --blocks 10   |   "
+        help="run a local network of validators, provider and oracle daemons doing real ML "
+        "jobs, one provider cheating (Ctrl-C stops)",
+        description="Example: cloudchain demo   |   cloudchain demo --tasks 3   |   "
         "cloudchain demo --solo --blocks 20 (one in-process chain, no network)",
     )
     demo.add_argument("--solo", action="store_true", help="one in-process chain, no network")
     demo.add_argument("--validators", type=int, default=4, help="validators (4)")
     demo.add_argument(
-        "--txs-per-second",
-        type=int,
-        default=20,
-        help="token transfers sent besides the market's work (20)",
+        "--tasks", type=int, help="submit only the first N of the demo's six jobs (default all)"
     )
-    demo.add_argument(
-        "--blocks", type=int, help="stop after this height (default: Ctrl-C; --solo: 20)"
-    )
-    demo.add_argument("--txs-per-block", type=int, default=8, help="transfers per block (8)")
-    demo.add_argument("--interval", type=float, default=0.2, help="seconds between blocks (0.2)")
-    demo.add_argument("--home", help="directory for genesis, keys and data (default: temporary)")
-    demo.add_argument(
-        "--seed", type=int, default=1, help="seed of the random transfers and market work (1)"
-    )
+    demo.add_argument("--blocks", type=int, help="--solo: stop after this height (20)")
+    demo.add_argument("--txs-per-block", type=int, default=8, help="--solo: transfers per block")
+    demo.add_argument("--interval", type=float, default=0.2, help="--solo: seconds between blocks")
+    demo.add_argument("--home", help="--solo: directory for genesis, keys and data")
+    demo.add_argument("--seed", type=int, default=1, help="seed of the jobs and transfers (1)")
     demo.set_defaults(run=_run_demo)
 
     bench = commands.add_parser("bench", help="measure what the ledger costs")
@@ -284,6 +279,14 @@ def _parser() -> argparse.ArgumentParser:
         help="write [rpc] unsafe = true: the nodes answer the operator's blob pin, unpin "
         "and gc (off by default, as in CometBFT)",
     )
+    init.add_argument(
+        "--oracle-window",
+        type=int,
+        default=300,
+        metavar="BLOCKS",
+        help="blocks the oracles have to attest to a task and to vote on a dispute (300: "
+        "time for `oracle run` to re-run the job)",
+    )
     init.set_defaults(run=_run_testnet_init)
     up = testnet_commands.add_parser(
         "up",
@@ -306,6 +309,7 @@ def _parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
     add_blob_commands(commands)
     add_agent_commands(commands)
+    add_task_commands(commands)
 
     tx = commands.add_parser(
         "tx",
@@ -380,10 +384,10 @@ def _run_demo(args: argparse.Namespace) -> int:
         return run_demo(blocks, args.txs_per_block, args.interval, args.home, args.seed)
     from cloudchain.cli.network_demo import run_network_demo
 
-    if not 1 <= args.validators <= 16 or args.txs_per_second < 0:
-        print("error: --validators must be 1..16 and --txs-per-second >= 0", file=sys.stderr)
+    if not 1 <= args.validators <= 16 or (args.tasks is not None and args.tasks < 1):
+        print("error: --validators must be 1..16 and --tasks >= 1", file=sys.stderr)
         return 2
-    return run_network_demo(args.validators, args.blocks, args.txs_per_second, args.seed)
+    return run_network_demo(args.validators, args.tasks, args.seed)
 
 
 def _run_bench_apply(args: argparse.Namespace) -> int:
@@ -533,6 +537,9 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
     from cloudchain.node.config import NodeConfig
     from cloudchain.node.testnet import TestnetError, init_testnet
 
+    if args.oracle_window < 1:
+        print("error: --oracle-window must be at least 1 block", file=sys.stderr)
+        return 2
     try:
         nodes = init_testnet(
             Path(args.home),
@@ -542,6 +549,10 @@ def _run_testnet_init(args: argparse.Namespace) -> int:
             args.base_port or None,
             args.oracles,
             rpc_unsafe=args.rpc_unsafe,
+            market_params={
+                "attestation_blocks": args.oracle_window,
+                "dispute_vote_blocks": args.oracle_window,
+            },
         )
     except TestnetError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -26,12 +26,13 @@ import inspect
 import itertools
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
 
 from cloudchain import codec
+from cloudchain.client import tasks as _tasks
 from cloudchain.client.blobs import BlobGot, Progress, Source
 from cloudchain.client.blobs import get_blob as _get_blob
 from cloudchain.client.blobs import put_blob as _put_blob
@@ -57,6 +58,8 @@ from cloudchain.client.results import (
     Validators,
 )
 from cloudchain.client.subscriptions import EventStream, SubscriptionEvent, iterate_blocking
+from cloudchain.client.task_terms import FINAL_STATES, DataArg, StrPath, TaskRecord
+from cloudchain.client.tasks import FetchedResult, SubmittedTask
 from cloudchain.crypto import PrivateKey
 from cloudchain.fees import FeeSchedule, FeeScheduleError, priced_transaction
 from cloudchain.ledger import MalformedError, Transaction
@@ -298,6 +301,71 @@ class Client:
 
     async def blob_gc(self) -> BlobGC:
         return BlobGC.from_json(await self.call("blob_gc"))
+
+    # --- a requester's tasks (see client/tasks.py) -----------------------------------------
+
+    async def submit_task(
+        self,
+        key: PrivateKey,
+        manifest: StrPath | Mapping[str, Any],
+        data: DataArg = None,
+        *,
+        resource_class: str | None = None,
+        units: int | None = None,
+        budget: int | None = None,
+        max_price: int | None = None,
+        deadline_s: int | None = None,
+        min_uptime_bps: int = _tasks.DEFAULT_MIN_UPTIME_BPS,
+        max_latency_ms: int = _tasks.DEFAULT_MAX_LATENCY_MS,
+        penalty: int = 0,
+        provider: str = "",
+        replicas: int = 2,
+        anchor: bool = True,
+    ) -> SubmittedTask:
+        """Upload the manifest's data files (`{name: path}`, or one path for its only
+        dataset) and the manifest, anchor them and submit the task, paying at most
+        `budget` in all (or `max_price` a unit; default twice the reference price).
+        ManifestError names a bad field before anything is uploaded; `warnings` says
+        when the balance will not cover the next such task."""
+        return await _tasks.submit_task(
+            self,
+            key,
+            manifest,
+            data,
+            resource_class=resource_class,
+            units=units,
+            budget=budget,
+            max_price=max_price,
+            deadline_s=deadline_s,
+            min_uptime_bps=min_uptime_bps,
+            max_latency_ms=max_latency_ms,
+            penalty=penalty,
+            provider=provider,
+            replicas=replicas,
+            anchor=anchor,
+        )
+
+    async def task(self, task_id: int) -> TaskRecord:
+        """The task as the chain has it now."""
+        return await _tasks.read_task(self, task_id)
+
+    async def wait_task(
+        self,
+        task_id: int,
+        states: Sequence[str] = FINAL_STATES,
+        timeout_s: float = _tasks.DEFAULT_WAIT_S,
+    ) -> TaskRecord:
+        """The task once it is in one of `states` (default: settled, refunded or resolved),
+        checked at each new block; TaskTimeout after `timeout_s`."""
+        return await _tasks.wait_task(self, task_id, states, timeout_s)
+
+    async def fetch_result(self, task_id: int, out_dir: StrPath) -> FetchedResult:
+        """The completed task's output files and result index, written into `out_dir`."""
+        return await _tasks.fetch_result(self, task_id, out_dir)
+
+    async def fetch_logs(self, task_id: int) -> bytes:
+        """The completed task's job log."""
+        return await _tasks.fetch_logs(self, task_id)
 
     def subscribe(self, *queries: str) -> EventStream:
         """Follow the node's events matching any of `queries` over its WebSocket:

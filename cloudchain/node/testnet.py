@@ -57,6 +57,17 @@ LOCAL_MARKET_PARAMS = {
 }
 
 
+# What a network with oracle daemons needs: they re-run a job before they attest to it
+# and again before they vote on a dispute, which takes longer than the few blocks
+# LOCAL_MARKET_PARAMS leave (blocks come several a second when idle). The quorum still
+# decides as soon as it agrees: only a task no quorum attests to waits the window out.
+AGENT_WINDOW_BLOCKS = 300
+AGENT_MARKET_PARAMS = {
+    "attestation_blocks": AGENT_WINDOW_BLOCKS,
+    "dispute_vote_blocks": AGENT_WINDOW_BLOCKS,
+}
+
+
 class TestnetError(ValueError):
     """The testnet cannot be created as asked."""
 

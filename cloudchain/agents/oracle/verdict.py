@@ -12,7 +12,8 @@ task), the oracle's own run must agree:
 - the same status: both done, or both stopped by the same limit of the manifest (a job
   the requester sized too small is served when it is stopped where the manifest says);
 - when done, the same metric, within the manifest's `evaluate.tolerance`; with tolerance
-  0 (the default) the output files' SHA-256 must be equal too: the bytes are the
+  0 (the default), or no metric at all (preprocess), the output files' SHA-256 must
+  be equal too: the bytes are the
   promise (workload/determinism: fixed seeds, one thread, deterministic algorithms,
   canonical serialisation). A positive tolerance is for what a library cannot promise
   bit for bit (a GPU's float reductions, another BLAS): then only the metric is
@@ -138,12 +139,16 @@ def judge(claim: Claim, rerun: Rerun | None, tolerance: float) -> Verdict:
         assert metrics is not None
         if own is None or own.get("metric") != metrics.get("metric"):
             return Verdict(False, 0, "the re-run's metric is not the one reported")
-        reported, measured = metrics.get("value"), own.get("value")
-        if not _numbers(reported, measured) or abs(reported - measured) > tolerance:
-            return Verdict(
-                False, 0, f"{own['metric']} reported {reported}, the re-run measured {measured}"
-            )
-        if tolerance == 0 and _hashes(claim.files) != _hashes(dict(rerun.files)):
+        if "metric" in own:
+            reported, measured = metrics.get("value"), own.get("value")
+            if not _numbers(reported, measured) or abs(reported - measured) > tolerance:
+                return Verdict(
+                    False, 0, f"{own['metric']} reported {reported}, the re-run measured {measured}"
+                )
+        # With no tolerance, or no metric to compare (preprocess), the bytes must agree.
+        if (tolerance == 0 or "metric" not in own) and _hashes(claim.files) != _hashes(
+            dict(rerun.files)
+        ):
             return Verdict(False, 0, "the output bytes differ from the re-run's")
     if claimed * BPS > rerun.units * UNITS_SLACK_BPS + BPS:
         return Verdict(True, rerun.units, f"{claimed} units claimed, the re-run took {rerun.units}")
