@@ -4,15 +4,20 @@ requester using the Python client.
 
 One network for the module; each provider account plays one part, and each task names
 the provider it is for:
-    account1  honest                       account5  --fault offline
-    account2  --fault wrong-output         account6  --fault crash-mid-task
-    account3  --fault slow                 account7  honest, SIGKILLed mid-task
-    account4  the requester
+    account0  honest, --executor ray       account5  --fault offline
+    account1  honest                       account6  --fault crash-mid-task
+    account2  --fault wrong-output         account7  honest, SIGKILLed mid-task
+    account3  --fault slow                 account4  the requester
+
+The dispute window is DISPUTE_BLOCKS rather than the testnet's three, so that a test can
+dispute an outcome between its verification and its settlement.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from cloudchain.agents.chain import Chain
 from cloudchain.agents.workload import sklearn_runner
 from cloudchain.agents.workload.datasets import holdout_rows, load_dataset
 from cloudchain.chaincode.market.params import MarketParams
@@ -39,6 +45,7 @@ PENALTY = 500
 REPUTATION_LOSS_BPS = MarketParams().reputation_loss_bps  # per violation
 TASK_S = 120  # a task's own deadline, in block time, unless a test says otherwise
 WAIT_S = 150.0
+DISPUTE_BLOCKS = 25
 ORACLE_OPTIONS = ("--probe-seconds", "0.5", "--probe-window", "8", "--attest-seconds", "2")
 
 
@@ -53,6 +60,13 @@ class Market:
 
     def key(self, account: int) -> PrivateKey:
         return read_key_file(self.net.key_file(f"account{account}"))
+
+    def ensure_provider(self, account: int, *options: str) -> AgentProcess:
+        """The provider of `account`, started if no test has started it yet."""
+        running = self.providers.get(account)
+        if running is not None and running.process.poll() is None:
+            return running
+        return self.start_provider(account, *options)
 
     def start_provider(self, account: int, *options: str) -> AgentProcess:
         process = self.net.start_provider(
@@ -119,7 +133,9 @@ class Market:
 @pytest.fixture(scope="module")
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
     tmp = tmp_path_factory.mktemp("agents")
-    with AgentNetwork(tmp / "net", 1, accounts=8, consensus=FAST) as net:
+    with AgentNetwork(
+        tmp / "net", 1, accounts=8, consensus=FAST, market_params={"dispute_blocks": DISPUTE_BLOCKS}
+    ) as net:
         for k in range(3):
             net.start_oracle(k, *ORACLE_OPTIONS)
         market = Market(net, tmp)
@@ -144,7 +160,7 @@ def holdout_accuracy(model_path: Path) -> float:
 def test_a_training_task_settles_and_its_model_reproduces_the_metric(
     market: Market, tmp_path: Path
 ) -> None:
-    market.start_provider(1)
+    market.ensure_provider(1)
     task_id = market.submit(1, train_manifest(DATA))
     task = market.wait(task_id)
     assert task.state == "settled", (task, market.logs())
@@ -164,6 +180,43 @@ def test_a_training_task_settles_and_its_model_reproduces_the_metric(
     assert 'cloudchain_provider_tasks_total{outcome="completed"} 1.0' in metrics
     with urllib.request.urlopen(endpoint + "/health", timeout=10) as response:
         assert json.loads(response.read())["status"] == "ok"
+    oracle = next(a for a in market.net.agents if a.name == "oracle0")
+    found = re.search(r"oracle starting .*endpoint=(\S+)", oracle.text())
+    assert found, oracle.text()
+    with urllib.request.urlopen(found[1] + "/metrics", timeout=10) as response:
+        oracle_metrics = response.read().decode()
+    assert re.search(
+        r'cloudchain_oracle_attestations_total\{completed="true"\} [1-9]', oracle_metrics
+    )
+
+
+def test_the_ray_executor_serves_a_task_with_the_local_providers_bytes(
+    market: Market, tmp_path: Path
+) -> None:
+    market.ensure_provider(1)
+    market.start_provider(0, "--executor", "ray")
+    results = {}
+    for account in (0, 1):
+        task = market.wait(market.submit(account, train_manifest(DATA)))
+        assert task.state == "settled" and task.outcome["completed"], market.logs()
+        result = market.client.fetch_result(task.id, tmp_path / str(account))
+        results[account] = (result.index.executor, dict(result.index.files))
+    assert results[0][0] == "ray" and results[1][0] == "local"
+    assert results[0][1] == results[1][1]  # the same CIDs: the same output bytes
+
+
+def test_a_disputed_outcome_is_re_run_and_voted_on_by_the_oracles(market: Market) -> None:
+    market.ensure_provider(1)
+    task_id = market.submit(1, train_manifest(DATA))
+    verified = market.client.wait_task(task_id, states=("verified",), timeout_s=WAIT_S)
+    assert verified.outcome["completed"]
+    dispute = {"task": task_id, "reason": "I doubt it"}
+    asyncio.run(Chain(market.net.rpc_url(), market.requester).send("market", "dispute", dispute))
+    task = market.wait(task_id)
+    assert task.state == "resolved", (task, market.logs())
+    votes = task.raw["dispute"]["votes"]
+    assert len(votes) >= 2 and all(votes.values())  # each re-ran it and upheld the outcome
+    assert task.payout["provider"] == task.outcome["payment"] > 0
 
 
 def test_a_made_up_result_is_refused_by_the_oracles_and_the_provider_penalised(

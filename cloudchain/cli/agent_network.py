@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from cloudchain.client import RPCClientError, SyncClient
@@ -54,12 +55,14 @@ class AgentNetwork:
         accounts: int = 8,
         oracles: int = 3,
         consensus: ConsensusConfig | None = None,
+        market_params: Mapping[str, int] | None = None,
     ) -> None:
         self.home = home
         self.validators = validators
         self.accounts = accounts
         self.oracles = oracles
         self.consensus = consensus
+        self.market_params = {**AGENT_MARKET_PARAMS, **(market_params or {})}
         self.node_homes: list[Path] = []
         self.nodes: list[subprocess.Popen[str]] = []
         self.agents: list[AgentProcess] = []
@@ -81,7 +84,7 @@ class AgentNetwork:
             self.validators,
             accounts=self.accounts,
             oracles=self.oracles,
-            market_params=AGENT_MARKET_PARAMS,
+            market_params=self.market_params,
         )
         if self.consensus is not None:
             for node_home in self.node_homes:
