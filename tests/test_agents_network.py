@@ -8,6 +8,7 @@ the provider it is for:
     account1  honest                       account6  --fault crash-mid-task
     account2  --fault wrong-output         account7  honest, SIGKILLed mid-task
     account3  --fault slow                 account4  the requester
+    account8  honest, stopped before its task and given a saved result
 
 The dispute window is DISPUTE_BLOCKS rather than the testnet's three, so that a test can
 dispute an outcome between its verification and its settlement.
@@ -27,14 +28,16 @@ import numpy as np
 import pytest
 
 from cloudchain.agents.chain import Chain
+from cloudchain.agents.provider.daemon import REPORT_FILE, Report
 from cloudchain.agents.workload import sklearn_runner
 from cloudchain.agents.workload.datasets import holdout_rows, load_dataset
 from cloudchain.chaincode.market.params import MarketParams
 from cloudchain.cli.agent_network import AgentNetwork, AgentProcess
 from cloudchain.client import SyncClient
-from cloudchain.client.task_terms import TaskRecord
+from cloudchain.client.task_terms import FINAL_STATES, TaskRecord
 from cloudchain.crypto import PrivateKey, read_key_file
 from cloudchain.workload.manifest import parse_manifest
+from cloudchain.workload.result import ResultIndex
 from tests.helpers.network import FAST
 from tests.helpers.waiting import wait_until_blocking
 from tests.helpers.workloads import classification_csv, train_manifest
@@ -134,7 +137,7 @@ class Market:
 def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
     tmp = tmp_path_factory.mktemp("agents")
     with AgentNetwork(
-        tmp / "net", 1, accounts=8, consensus=FAST, market_params={"dispute_blocks": DISPUTE_BLOCKS}
+        tmp / "net", 1, accounts=9, consensus=FAST, market_params={"dispute_blocks": DISPUTE_BLOCKS}
     ) as net:
         for k in range(3):
             net.start_oracle(k, *ORACLE_OPTIONS)
@@ -307,3 +310,47 @@ def test_a_provider_killed_mid_task_and_restarted_finishes_it_once(market: Marke
     assert "running it again" in restarted.text()
     completes = market.client.tx_search(f"market_complete.task = {task_id}")
     assert completes.total_count == 1
+
+
+def test_a_result_saved_before_a_crash_is_sent_on_restart_and_the_job_not_run_again(
+    market: Market, tmp_path: Path
+) -> None:
+    market.start_provider(8).stop()  # registered, then gone
+    task_id = market.submit(8, train_manifest(DATA))
+    task = market.client.wait_task(task_id, states=("assigned",), timeout_s=WAIT_S)
+    # What the daemon leaves when it dies between writing its report and `complete`.
+    puts = {}
+    for name, data in (("metrics.json", b"{}"), ("job.log", b"done\n")):
+        (tmp_path / name).write_bytes(data)
+        puts[name] = market.client.blob_put(tmp_path / name, replicas=1)
+    index = ResultIndex(
+        task=task_id,
+        manifest=task.inputs[0],
+        status="done",
+        message="",
+        cpu_ms=1_000,
+        wall_ms=1_000,
+        units=1,
+        executor="local",
+        files={"metrics.json": puts["metrics.json"].cid},
+        log=puts["job.log"].cid,
+    )
+    (tmp_path / "index.json").write_bytes(index.to_bytes())
+    index_put = market.client.blob_put(tmp_path / "index.json", replicas=1)
+    saved = Report(
+        task_id,
+        1,
+        (index_put.cid, *index.output),
+        tuple((p.cid, p.size, tuple(p.replicas)) for p in [*puts.values(), index_put]),
+    )
+    report = market.net.home / "agents" / "provider8" / "jobs" / str(task_id) / REPORT_FILE
+    report.parent.mkdir(parents=True)
+    report.write_bytes(saved.to_bytes())
+    restarted = market.start_provider(8)
+    done = market.client.wait_task(
+        task_id, states=("completed", "verified", *FINAL_STATES), timeout_s=WAIT_S
+    )
+    assert done.output == saved.output and done.units_used == 1
+    wait_until_blocking(lambda: "task completed" in restarted.text(), WAIT_S, what="the log")
+    assert "sending the result saved before a restart" in restarted.text()
+    assert "job ended" not in restarted.text() and "task started" not in restarted.text()

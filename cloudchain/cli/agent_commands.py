@@ -11,12 +11,14 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from cloudchain.agents.chain import TxRefused
 from cloudchain.cli.common import NODE_HELP
 from cloudchain.client import DEFAULT_NODE, RPCClientError
+from cloudchain.crypto import PrivateKey
 from cloudchain.node.config import LOG_FORMATS, LogConfig
 from cloudchain.node.logs import configure_logging
 
@@ -87,7 +89,7 @@ def _common(parser: argparse.ArgumentParser, home: Path) -> None:
 
 
 def _logging(args: argparse.Namespace) -> LogConfig:
-    from cloudchain.agents.provider.config import ConfigError
+    from cloudchain.agents.setup import ConfigError
 
     if args.log_format not in LOG_FORMATS:
         raise ConfigError(f"--log-format {args.log_format!r}: expected plain or json")
@@ -96,15 +98,38 @@ def _logging(args: argparse.Namespace) -> LogConfig:
     return LogConfig(level=args.log_level.lower(), format=args.log_format)
 
 
-def _run_provider(args: argparse.Namespace) -> int:
-    from cloudchain.agents.executor import make_executor
-    from cloudchain.agents.provider.capacity import detect_capacity
-    from cloudchain.agents.provider.config import ConfigError, ProviderConfig, pricing_policy
-    from cloudchain.agents.provider.daemon import ProviderDaemon
+def _run_daemon(
+    args: argparse.Namespace,
+    build: Callable[[], Any],
+    serve: Callable[[Any, PrivateKey, asyncio.Event], Awaitable[None]],
+) -> int:
+    """The whole configuration `build()`s and checks (exit 2 naming the option), then
+    `serve(config, key, stop)` until SIGINT or SIGTERM sets `stop` (exit 1 if the node
+    cannot be reached or refuses the daemon)."""
+    from cloudchain.agents.setup import ConfigError
 
     try:
         log_config = _logging(args)
-        config = ProviderConfig(
+        config = build()
+        config.check()
+        key = config.read_key()
+        config.prepare_home()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(log_config)
+    try:
+        return asyncio.run(_until_signalled(lambda stop: serve(config, key, stop)))
+    except (OSError, RPCClientError, TxRefused) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run_provider(args: argparse.Namespace) -> int:
+    from cloudchain.agents.provider.config import ProviderConfig, pricing_policy
+
+    def build() -> ProviderConfig:
+        return ProviderConfig(
             node=args.node,
             key_file=args.key,
             home=args.home.resolve(),
@@ -124,33 +149,27 @@ def _run_provider(args: argparse.Namespace) -> int:
             slow_s=args.slow_seconds,
             reconcile_s=args.reconcile_seconds,
         )
-        config.check()
-        key = config.read_key()
-        config.prepare_home()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(log_config)
+
+    return _run_daemon(args, build, _serve_provider)
+
+
+async def _serve_provider(config: Any, key: PrivateKey, stop: asyncio.Event) -> None:
+    from cloudchain.agents.executor import make_executor
+    from cloudchain.agents.provider.capacity import detect_capacity
+    from cloudchain.agents.provider.daemon import ProviderDaemon
+
     executor = make_executor(config.executor, config.workers, config.ray_address)
     try:
-        daemon = ProviderDaemon(config, key, detect_capacity(), executor)
-        return asyncio.run(_until_signalled(daemon.run))
-    except (OSError, RPCClientError, TxRefused) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        await ProviderDaemon(config, key, detect_capacity(), executor).run(stop)
     finally:
         executor.close()
 
 
 def _run_oracle(args: argparse.Namespace) -> int:
-    from cloudchain.agents.executor import LocalExecutor
     from cloudchain.agents.oracle.config import OracleConfig
-    from cloudchain.agents.oracle.daemon import OracleDaemon
-    from cloudchain.agents.provider.config import ConfigError
 
-    try:
-        log_config = _logging(args)
-        config = OracleConfig(
+    def build() -> OracleConfig:
+        return OracleConfig(
             node=args.node,
             key_file=args.key,
             home=args.home.resolve(),
@@ -164,27 +183,25 @@ def _run_oracle(args: argparse.Namespace) -> int:
             workers=args.workers,
             reconcile_s=args.reconcile_seconds,
         )
-        config.check()
-        key = config.read_key()
-        config.prepare_home()
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(log_config)
+
+    return _run_daemon(args, build, _serve_oracle)
+
+
+async def _serve_oracle(config: Any, key: PrivateKey, stop: asyncio.Event) -> None:
+    from cloudchain.agents.executor import LocalExecutor
+    from cloudchain.agents.oracle.daemon import OracleDaemon
+
     executor = LocalExecutor(config.workers)
     try:
-        return asyncio.run(_until_signalled(OracleDaemon(config, key, executor).run))
-    except (OSError, RPCClientError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        await OracleDaemon(config, key, executor).run(stop)
     finally:
         executor.close()
 
 
-async def _until_signalled(run: Any) -> int:
+async def _until_signalled(serve: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await run(stop)
+    await serve(stop)
     return 0

@@ -3,12 +3,17 @@ the option; `cloudchain oracle run` prints it and exits 2)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudchain.agents.provider.config import ConfigError
-from cloudchain.crypto import PrivateKey, read_key_file
+from cloudchain.agents.setup import (
+    ConfigError,
+    check_home,
+    check_node_url,
+    prepare_home,
+    read_agent_key,
+)
+from cloudchain.crypto import PrivateKey
 
 BPS = 10_000
 
@@ -29,8 +34,7 @@ class OracleConfig:
     reconcile_s: float = 2.0
 
     def check(self) -> None:
-        if not self.node.startswith(("http://", "https://")):
-            raise ConfigError(f"--node {self.node!r}: expected an http:// or https:// URL")
+        check_node_url(self.node)
         if not self.key_file.is_file():
             raise ConfigError(f"--key {self.key_file}: no such file")
         if not 0 <= self.port <= 65535:
@@ -46,19 +50,10 @@ class OracleConfig:
                 raise ConfigError(f"{option} {value}: expected more than 0")
         if self.probe_window < 1 or self.probe_timeout_ms < 1 or self.workers < 1:
             raise ConfigError("--probe-window, --probe-timeout-ms and --workers must be >= 1")
-        if self.home.exists() and not self.home.is_dir():
-            raise ConfigError(f"--home {self.home}: not a directory")
+        check_home(self.home)
 
     def read_key(self) -> PrivateKey:
-        try:
-            return read_key_file(self.key_file)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"--key {self.key_file}: not a key file ({exc})") from None
+        return read_agent_key(self.key_file)
 
     def prepare_home(self) -> None:
-        try:
-            (self.home / "checks").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"--home {self.home}: {exc.strerror}") from None
-        if not os.access(self.home, os.W_OK):
-            raise ConfigError(f"--home {self.home}: not writable")
+        prepare_home(self.home, "checks")

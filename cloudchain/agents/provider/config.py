@@ -7,20 +7,22 @@ on, before it touches the chain or the key.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from cloudchain.agents.provider.pricing import PricingError, PricingPolicy
-from cloudchain.crypto import PrivateKey, read_key_file
+from cloudchain.agents.setup import (
+    ConfigError,
+    check_home,
+    check_node_url,
+    prepare_home,
+    read_agent_key,
+)
+from cloudchain.crypto import PrivateKey
 
 FAULTS = ("none", "wrong-output", "crash-mid-task", "slow", "offline")
 EXECUTORS = ("local", "ray")
 TIERS = ("enterprise", "community")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot work: the message names the option."""
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,7 @@ class ProviderConfig:
     reconcile_s: float = 2.0  # tasks are listed at least this often, besides on each block
 
     def check(self) -> None:
-        if not self.node.startswith(("http://", "https://")):
-            raise ConfigError(f"--node {self.node!r}: expected an http:// or https:// URL")
+        check_node_url(self.node)
         if not self.key_file.is_file():
             raise ConfigError(f"--key {self.key_file}: no such file")
         if self.tier not in TIERS:
@@ -66,26 +67,17 @@ class ProviderConfig:
                 raise ConfigError(f"{option} {value}: expected at least {low}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"--port {self.port}: expected 0 to 65535")
-        if self.home.exists() and not self.home.is_dir():
-            raise ConfigError(f"--home {self.home}: not a directory")
+        check_home(self.home)
         if self.slow_s < 0 or self.reconcile_s <= 0:
             raise ConfigError("--slow-seconds must be >= 0 and --reconcile-seconds > 0")
         if self.advertise is not None and not self.advertise.startswith(("http://", "https://")):
             raise ConfigError(f"--advertise {self.advertise!r}: expected an http(s) URL")
 
     def read_key(self) -> PrivateKey:
-        try:
-            return read_key_file(self.key_file)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ConfigError(f"--key {self.key_file}: not a key file ({exc})") from None
+        return read_agent_key(self.key_file)
 
     def prepare_home(self) -> None:
-        try:
-            (self.home / "jobs").mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"--home {self.home}: {exc.strerror}") from None
-        if not os.access(self.home, os.W_OK):
-            raise ConfigError(f"--home {self.home}: not writable")
+        prepare_home(self.home, "jobs")
 
 
 def pricing_policy(kind: str, base: int, markup_bps: int) -> PricingPolicy:
