@@ -3,13 +3,16 @@ reconnection backoff, the provider's report file, and configurations refused."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from pathlib import Path
 
 import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
+from cloudchain.agents.executor import LocalExecutor
 from cloudchain.agents.follow import backoff_delays
 from cloudchain.agents.oracle.config import OracleConfig
 from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe
@@ -17,7 +20,11 @@ from cloudchain.agents.provider.config import ConfigError, ProviderConfig
 from cloudchain.agents.provider.daemon import Report
 from cloudchain.agents.provider.pricing import PricingError, PricingPolicy
 from cloudchain.agents.server import AgentServer
+from cloudchain.agents.workload.sandbox import ChildResult, prepare_job, running_jobs
 from cloudchain.crypto import PrivateKey, write_key_file
+from cloudchain.workload.manifest import canonical_bytes, parse_manifest
+from tests.helpers.waiting import wait_until
+from tests.helpers.workloads import classification_csv, train_manifest
 
 
 def test_fixed_pricing_is_its_base_whatever_the_market_does() -> None:
@@ -166,3 +173,26 @@ def test_the_cli_exits_2_naming_the_option(
     argv = ["oracle", "run", "--key", str(key), "--home", str(tmp_path), "--probe-seconds", "0"]
     assert main(argv) == 2
     assert "--probe-seconds" in capsys.readouterr().err
+
+
+def test_closing_the_local_executor_kills_its_running_job(tmp_path: Path) -> None:
+    """A daemon told to stop does not wait for its jobs (they would hold it until their
+    deadline): its executor kills them."""
+    model = {
+        "library": "sklearn",
+        "estimator": "random_forest_classifier",
+        "params": {"n_estimators": 1_000},
+    }
+    manifest = parse_manifest(train_manifest(classification_csv(), model=model))
+    prepare_job(tmp_path / "job", canonical_bytes(manifest), {"train": classification_csv()})
+    executor = LocalExecutor(1)
+
+    async def scenario() -> ChildResult:
+        job = asyncio.ensure_future(executor.run(tmp_path / "job", manifest.limits))
+        await wait_until(running_jobs, what="the job's child started")
+        executor.close()
+        return await job
+
+    result = asyncio.run(scenario())
+    assert not result.ok and result.exit_code == -signal.SIGKILL
+    assert running_jobs() == 0

@@ -172,6 +172,7 @@ def test_a_training_task_settles_and_its_model_reproduces_the_metric(
     assert task.payout["provider"] == outcome["payment"] == PRICE * outcome["units"] > 0
     result = market.client.fetch_result(task_id, tmp_path / "result")
     assert result.index.status == "done" and result.index.units == task.units_used
+    assert result.verified is True and result.ok
     assert holdout_accuracy(result.files["model.skops"]) == result.metrics["value"] > 0.8
     log = market.client.fetch_logs(task_id).decode()
     assert "accuracy on holdout" in log and "done" in log
@@ -223,7 +224,7 @@ def test_a_disputed_outcome_is_re_run_and_voted_on_by_the_oracles(market: Market
 
 
 def test_a_made_up_result_is_refused_by_the_oracles_and_the_provider_penalised(
-    market: Market,
+    market: Market, tmp_path: Path
 ) -> None:
     market.start_provider(2, "--fault", "wrong-output")
     address = market.key(2).address
@@ -242,6 +243,8 @@ def test_a_made_up_result_is_refused_by_the_oracles_and_the_provider_penalised(
     settled_at = next(height for state, height in task.history if state == "settled")
     lost = market.reputation_lost_at(address, settled_at)
     assert lost == REPUTATION_LOSS_BPS * outcome["violations"]
+    refused = market.client.fetch_result(task_id, tmp_path / "refused")
+    assert refused.verified is False and not refused.ok  # the requester is told
     oracle_logs = "".join(a.text() for a in market.net.agents if a.name.startswith("oracle"))
     assert "the re-run measured" in oracle_logs
 

@@ -175,3 +175,10 @@ def test_a_job_without_a_metric_is_judged_by_its_bytes() -> None:
     assert judge(preprocess, Rerun("done", 1, without_metric(MODEL)), 0.5).completed
     verdict = judge(preprocess, Rerun("done", 1, without_metric(b"other rows")), 0.5)
     assert not verdict.completed and "bytes differ" in verdict.reason
+
+
+def test_files_other_than_the_ones_the_job_writes_fail_even_within_tolerance() -> None:
+    honest = claim()
+    extra = Rerun("done", 4, {**rerun().files, "model.safetensors": b"weights"})
+    verdict = judge(honest, extra, tolerance=0.5)
+    assert not verdict.completed and "files shipped" in verdict.reason

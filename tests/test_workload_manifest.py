@@ -270,3 +270,17 @@ def test_any_json_in_any_field_is_a_manifest_or_a_manifest_error(path: str, valu
         parse_manifest(_set(base(), path, value))
     except ManifestError as exc:
         assert exc.field.startswith("manifest")
+
+
+def test_a_network_that_may_run_on_a_gpu_must_name_a_tolerance() -> None:
+    model = {**json.loads(json.dumps(MLP)), "device": "gpu_if_available"}
+    with pytest.raises(ManifestError, match=r"manifest\.evaluate\.tolerance: .*GPU"):
+        parse_manifest(train_manifest(DATA, model=model))
+    evaluate = {
+        "metric": "accuracy",
+        "split": "holdout",
+        "holdout_fraction": 0.25,
+        "tolerance": 0.02,
+    }
+    parsed = parse_manifest(train_manifest(DATA, model=model, evaluate=evaluate))
+    assert parsed.evaluate is not None and parsed.evaluate.tolerance == 0.02

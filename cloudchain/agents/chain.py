@@ -163,7 +163,23 @@ class Chain:
         await self.send("storage", "anchor", {"cid": cid, "size": size, "replicas": list(holders)})
         return cid, size
 
-    async def get_blob(self, cid: str, dest: Path) -> int:
-        """Fetch a blob by CID to `dest`; the bytes written."""
-        got = await self.client.blob_get(cid, dest)
+    async def get_blob(self, cid: str, dest: Path, at_most: int | None = None) -> int:
+        """Fetch a blob by CID to `dest`; the bytes written. With `at_most`, no more than
+        that is downloaded: a larger blob raises BlobTooLarge (a stranger's CID cannot
+        fill this machine's memory or disk)."""
+        end = None if at_most is None else at_most + 1
+        got = await self.client.blob_get(cid, dest, start=None if end is None else 0, end=end)
+        if at_most is not None and got.bytes_written > at_most:
+            dest.unlink(missing_ok=True)
+            raise BlobTooLarge(f"blob {cid}: more than the {at_most} bytes expected")
         return got.bytes_written
+
+
+class BlobTooLarge(Exception):
+    """A blob past the size its reader allows."""
+
+
+def is_missing(exc: RPCClientError) -> bool:
+    """Whether a failed fetch says the blob is not to be had (the network answered: no
+    node holds it), as opposed to the network not answering (try again later)."""
+    return exc.code == 404

@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
 
-from cloudchain.agents.workload.sandbox import LOG_FILE, ChildResult, run_child
+from cloudchain.agents.workload.sandbox import LOG_FILE, ChildResult, kill_running, run_child
 from cloudchain.workload.manifest import Limits
 
 
@@ -42,7 +42,10 @@ class LocalExecutor:
         return await loop.run_in_executor(self._pool, run_child, job, limits)
 
     def close(self) -> None:
+        """Stop now: queued jobs are dropped and running ones killed (a provider that
+        restarts runs them again; an oracle looks again)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
+        kill_running()
 
 
 def _run_remote(files: dict[str, bytes], limits: Limits) -> tuple[ChildResult, dict[str, bytes]]:

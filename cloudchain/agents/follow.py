@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
+from cloudchain.agents.chain import TxRefused
 from cloudchain.client import Client, RPCClientError
 from cloudchain.logfields import fields
 
@@ -57,6 +58,8 @@ async def follow_chain(
                 await reconcile(height)
             except (TimeoutError, RPCClientError, OSError) as exc:
                 log.warning("chain unreachable", extra=fields(error=str(exc)))
+            except TxRefused as exc:  # e.g. a re-price the chain would not take
+                log.warning("transaction refused", extra=fields(error=str(exc)))
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 stopping = asyncio.ensure_future(stop.wait())

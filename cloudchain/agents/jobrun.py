@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cloudchain.agents.chain import Chain
+from cloudchain.agents.chain import BlobTooLarge, Chain, is_missing
 from cloudchain.agents.executor import Executor
 from cloudchain.agents.workload.sandbox import ChildResult, prepare_job
 from cloudchain.client import RPCClientError
@@ -54,13 +54,17 @@ def job_limits(manifest: Manifest, bought_units: int) -> Limits:
 
 
 async def _fetch(chain: Chain, cid: str, dest: Path, at_most: int) -> bytes:
+    """The blob's bytes, at most `at_most` of them. A blob no node has, or a larger one,
+    is the task's fault (JobInputError); a network that does not answer is not, and its
+    RPCClientError goes up so that the job is tried again later."""
     try:
-        await chain.get_blob(cid, dest)
+        await chain.get_blob(cid, dest, at_most)
+    except BlobTooLarge as exc:
+        raise JobInputError(str(exc)) from None
     except RPCClientError as exc:
-        raise JobInputError(f"blob {cid} could not be fetched: {exc}") from None
-    size = dest.stat().st_size
-    if size > at_most:
-        raise JobInputError(f"blob {cid}: {size} bytes, more than the {at_most} expected")
+        if is_missing(exc):
+            raise JobInputError(f"blob {cid} could not be fetched: {exc}") from None
+        raise
     return dest.read_bytes()
 
 

@@ -301,6 +301,7 @@ def _run_result(args: argparse.Namespace) -> int:
                     "files": {name: str(path) for name, path in fetched.files.items()},
                     "index": str(fetched.index_path),
                     "metrics": fetched.metrics,
+                    "verified": fetched.verified,
                 },
                 indent=2,
             )
@@ -315,6 +316,13 @@ def _run_result(args: argparse.Namespace) -> int:
             split = fetched.metrics.get("split")
             fields.append((metric, f"{value}{f' on {split}' if split else ''}"))
         print(format_fields(fields))
+    if fetched.verified is False:
+        print(
+            f"error: the oracles refused task {index.task}'s result (their re-runs do not "
+            "agree with it): it is not the work the manifest asked for",
+            file=sys.stderr,
+        )
+        return 1
     if not fetched.ok:
         message = f": {index.message}" if index.message else ""
         print(

@@ -173,11 +173,15 @@ class FetchedResult:
     files: Mapping[str, Path]  # output file name -> where it was written
     metrics: Mapping[str, Any]  # metrics.json, {} when the job wrote none
     index_path: Path
+    # The oracles' verdict: True if their quorum found the task served, False if it
+    # refused the result (made up, or not what the manifest asked), None before one.
+    verified: bool | None = None
 
     @property
     def ok(self) -> bool:
-        """The job ran to its end ("done"); otherwise index.status and message say why."""
-        return self.index.status == "done"
+        """The job ran to its end ("done") and the oracles did not refuse it; otherwise
+        index.status and message, or `verified`, say why."""
+        return self.index.status == "done" and self.verified is not False
 
 
 # --- reading ------------------------------------------------------------------------------
@@ -528,7 +532,9 @@ async def read_index(client: TaskNode, task_id: int) -> tuple[TaskRecord, Result
 async def fetch_result(client: TaskNode, task_id: int, out_dir: StrPath) -> FetchedResult:
     """Every file the task's result index names, written into `out_dir` (created if
     need be) with the index itself as index.json; metrics.json parsed."""
-    _, index, data = await read_index(client, task_id)
+    record, index, data = await read_index(client, task_id)
+    outcome = record.outcome
+    verified = None if outcome is None else bool(outcome.get("completed"))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     root = out.resolve()
@@ -543,7 +549,9 @@ async def fetch_result(client: TaskNode, task_id: int, out_dir: StrPath) -> Fetc
     index_path = root / INDEX_FILE
     index_path.write_bytes(data)
     metrics = _metrics(task_id, files.get(METRICS_FILE))
-    return FetchedResult(index=index, files=files, metrics=metrics, index_path=index_path)
+    return FetchedResult(
+        index=index, files=files, metrics=metrics, index_path=index_path, verified=verified
+    )
 
 
 def _metrics(task_id: int, path: Path | None) -> dict[str, Any]:

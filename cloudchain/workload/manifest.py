@@ -321,6 +321,14 @@ def parse_manifest(obj: Any) -> Manifest:
         evaluate = _evaluation(obj["evaluate"], data, f"{where}.evaluate")
     manifest = Manifest(kind, seed, data, model, steps, evaluate, limits)
     _check_kind(manifest, where)
+    # Verify that a job an oracle cannot match bit for bit says how close is close.
+    gpu = isinstance(model, TorchModel) and model.device == "gpu_if_available"
+    if gpu and (evaluate is None or evaluate.tolerance == 0):
+        raise ManifestError(
+            f"{where}.evaluate.tolerance",
+            "a network that may run on a GPU needs a tolerance above 0 (GPU "
+            "reductions are not the same bytes from one device to another)",
+        )
     return manifest
 
 

@@ -25,28 +25,39 @@ import asyncio
 import hashlib
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from cloudchain.agents.chain import Chain, TxRefused
+from cloudchain.agents.chain import BlobTooLarge, Chain, TxRefused, is_missing
 from cloudchain.agents.executor import Executor
 from cloudchain.agents.follow import follow_chain, pause
 from cloudchain.agents.jobrun import JobInputError, fetch_job, run_job
 from cloudchain.agents.oracle.config import BPS, OracleConfig
 from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe
-from cloudchain.agents.oracle.verdict import Claim, Rerun, Verdict, index_of, judge, needs_rerun
+from cloudchain.agents.oracle.verdict import (
+    DONE,
+    Claim,
+    Rerun,
+    Verdict,
+    index_of,
+    judge,
+    needs_rerun,
+)
 from cloudchain.agents.server import AgentServer
 from cloudchain.agents.workload.sandbox import REFUSED
 from cloudchain.chaincode.codes import Code
 from cloudchain.client import RPCClientError
 from cloudchain.crypto import PrivateKey
 from cloudchain.logfields import fields
+from cloudchain.workload.manifest import MAX_MANIFEST_BYTES, ManifestError, load_manifest
 from cloudchain.workload.metering import compute_units
 from cloudchain.workload.result import MAX_INDEX_BYTES, ResultError
 
+RERUN_SLACK_BPS = 15_000
 DONE_CODES = frozenset({Code.ALREADY_EXISTS, Code.DEADLINE_PASSED, Code.INVALID_STATE})
 log = logging.getLogger(__name__)
 
@@ -278,7 +289,11 @@ class OracleDaemon:
     async def verify(self, task: dict[str, Any], force_rerun: bool) -> Verdict:
         """Fetch what the provider published for `task` and judge it, re-running the
         job if `force_rerun` or the provider reports a failure."""
-        directory = self.config.home / "checks" / str(task["id"])
+        directory = (
+            self.config.home
+            / "checks"
+            / f"{task['id']}-{'dispute' if task.get('dispute') else 'attest'}"
+        )
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         try:
@@ -300,36 +315,65 @@ class OracleDaemon:
                 index = index_of(claim)
             except ResultError:
                 return judge(claim, None, 0.0)
+            bound = await self._output_bound(task, directory)
             files = {
-                name: await self._fetch(cid, directory / f"file-{name}")
+                name: await self._fetch(cid, directory / f"file-{name}", bound)
                 for name, cid in sorted(index.files.items())
             }
             claim = Claim(**{**claim.__dict__, "files": files})
             rerun, tolerance = None, 0.0
             if force_rerun or needs_rerun(index):
-                rerun, tolerance = await self._rerun(task, directory / "job")
+                rerun, tolerance = await self._rerun(task, directory / "job", index.status == DONE)
             return judge(claim, rerun, tolerance)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
-    async def _fetch(self, cid: str, dest: Path, at_most: int | None = None) -> bytes | None:
+    async def _fetch(self, cid: str, dest: Path, at_most: int) -> bytes | None:
+        """The blob's bytes; None if no node has it or it is larger than `at_most` (the
+        provider's fault). A network that does not answer raises: the oracle attests
+        nothing then, and looks again at the next block."""
         try:
-            await self.chain.get_blob(cid, dest)
+            await self.chain.get_blob(cid, dest, at_most)
+        except BlobTooLarge as exc:
+            log.info("blob too large", extra=fields(cid=cid, error=str(exc)))
+            return None
         except RPCClientError as exc:
+            if not is_missing(exc):
+                raise
             log.info("blob not fetched", extra=fields(cid=cid, error=str(exc)))
             return None
-        data = dest.read_bytes()
-        if at_most is not None and len(data) > at_most:
-            return None
-        return data
+        return dest.read_bytes()
 
-    async def _rerun(self, task: dict[str, Any], job_dir: Path) -> tuple[Rerun, float]:
+    async def _output_bound(self, task: dict[str, Any], directory: Path) -> int:
+        """The most bytes one output file may hold: the manifest's output_bytes."""
+        inputs = task["inputs"]
+        data = await self._fetch(inputs[0], directory / "manifest", MAX_MANIFEST_BYTES)
+        try:
+            return load_manifest(data or b"", canonical=True).limits.output_bytes
+        except ManifestError:
+            return MAX_MANIFEST_BYTES  # a job that cannot run has no outputs worth more
+
+    async def _rerun(self, task: dict[str, Any], job_dir: Path, slack: bool) -> tuple[Rerun, float]:
+        """The job run again. With `slack` (the provider says it finished), the re-run
+        gets RERUN_SLACK_BPS of the CPU time and the deadline: this machine may be
+        slower than the provider's, and an honest result must not fail for that. A job
+        the provider says ran out of a limit is re-run under that same limit."""
         self.metrics.reruns.inc()
         try:
             job = await fetch_job(self.chain, task, job_dir)
         except JobInputError as exc:
             log.info("re-run refused", extra=fields(task=task["id"], reason=str(exc)))
             return Rerun(REFUSED, 1, {}), 0.0
+        if slack:
+            limits = job.limits
+            job = replace(
+                job,
+                limits=replace(
+                    limits,
+                    cpu_seconds=-(-limits.cpu_seconds * RERUN_SLACK_BPS // BPS),
+                    deadline_s=-(-limits.deadline_s * RERUN_SLACK_BPS // BPS),
+                ),
+            )
         result = await run_job(self.executor, job)
         out = job_dir / "out"
         files = {p.name: p.read_bytes() for p in sorted(out.glob("*")) if p.is_file()}

@@ -139,6 +139,8 @@ def judge(claim: Claim, rerun: Rerun | None, tolerance: float) -> Verdict:
         assert metrics is not None
         if own is None or own.get("metric") != metrics.get("metric"):
             return Verdict(False, 0, "the re-run's metric is not the one reported")
+        if set(rerun.files) != set(claim.files):
+            return Verdict(False, 0, "the files shipped are not the ones the job writes")
         if "metric" in own:
             reported, measured = metrics.get("value"), own.get("value")
             if not _numbers(reported, measured) or abs(reported - measured) > tolerance:

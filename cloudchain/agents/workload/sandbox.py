@@ -73,6 +73,27 @@ class ChildResult:
         return self.status == DONE
 
 
+# The sessions of the jobs running now (each child leads its own), so that a daemon told
+# to stop can end them rather than wait for them: the threads that wait on them would
+# otherwise keep the process alive until each job's deadline.
+_RUNNING: set[int] = set()
+_RUNNING_LOCK = threading.Lock()
+
+
+def running_jobs() -> int:
+    with _RUNNING_LOCK:
+        return len(_RUNNING)
+
+
+def kill_running() -> int:
+    """SIGKILL every running job's session; how many there were."""
+    with _RUNNING_LOCK:
+        sessions = sorted(_RUNNING)
+    for pid in sessions:
+        _kill_session(pid)
+    return len(sessions)
+
+
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
 PR_SET_PDEATHSIG = 1
 
@@ -107,6 +128,8 @@ def run_child(job: Path, limits: Limits, *, extra_env: dict[str, str] | None = N
             start_new_session=True,
             preexec_fn=lambda: _limit(limits),
         )
+    with _RUNNING_LOCK:
+        _RUNNING.add(process.pid)
     stop = threading.Event()
     verdict: list[str] = []  # what the watcher killed the child for, if it did
     watcher = threading.Thread(
@@ -118,6 +141,8 @@ def run_child(job: Path, limits: Limits, *, extra_env: dict[str, str] | None = N
     finally:
         stop.set()
         watcher.join()
+        with _RUNNING_LOCK:
+            _RUNNING.discard(process.pid)
     process.returncode = os.waitstatus_to_exitcode(status)
     _kill_session(process.pid)  # anything the job left running
     wall_ms = int((time.monotonic() - started) * 1000)

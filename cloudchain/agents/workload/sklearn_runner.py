@@ -27,7 +27,7 @@ from cloudchain.workload.manifest import SklearnModel, Step
 
 # Every type a model built from the allow-list holds, as skops names them: what
 # skops.io.get_untrusted_types reports for each estimator and step of algorithms.py
-# (tests/agents/test_workload_runs.py checks that this list covers all of them).
+# (tests/test_workload_runs.py checks that this list covers all of them).
 TRUSTED_TYPES = frozenset({
     "numpy.dtype",
     "numpy.float64",

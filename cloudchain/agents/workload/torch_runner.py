@@ -6,7 +6,8 @@ one intra-op thread, and `torch.use_deterministic_algorithms(True)`, so that on 
 CPU the same manifest and data give the same weights, bit for bit. On a GPU
 (`device: gpu_if_available` and one is there) CUDA kernels may reduce in another order:
 the weights can differ in their last bits, and the oracle then compares the metric
-within the manifest's `evaluate.tolerance` instead of the bytes (docs/AGENTS.md).
+within the manifest's `evaluate.tolerance` instead of the bytes (README, "Determinism"), and the
+manifest must name one (manifest.py).
 
 The model file holds the weights (safetensors) and, in its metadata under
 "cloudchain", the network's spec: input shape, layers, loss and the class labels. `load`
