@@ -1,4 +1,9 @@
-"""The child process a job runs in: `python -m cloudchain.agents.workload.child JOB_DIR`.
+"""The child process a job runs in: `python -m cloudchain.agents.workload.child JOB_DIR
+--cpu=S --address-space=B --file-size=B`.
+
+Its first act is to put itself under those limits (RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE,
+no core files) and to ask for SIGKILL when the daemon thread that started it dies
+(PR_SET_PDEATHSIG), before it imports anything of the job's: sandbox.py says why.
 
 JOB_DIR holds `manifest.json` and `inputs/<name>` (each dataset by its manifest name,
 and `model` for infer); the child writes `out/` and logs to stderr, which the parent
@@ -9,6 +14,9 @@ exits 0 when the job is done, EXIT_REFUSED when the inputs do not fit the manife
 
 from __future__ import annotations
 
+import ctypes
+import resource
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,7 +26,24 @@ EXIT_MEMORY = 4
 ERROR_FILE = "error.txt"
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def limit_self(options: list[str]) -> None:
+    values = dict(option.removeprefix("--").split("=", 1) for option in options)
+    cpu = int(values["cpu"])
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    space = int(values["address-space"])
+    resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    size = int(values["file-size"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def main(argv: list[str]) -> int:
+    limit_self(argv[1:])
     job = Path(argv[0])
     started = time.monotonic()
 

@@ -21,9 +21,7 @@ what the provider is paid for (metering.py).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -94,20 +92,16 @@ def kill_running() -> int:
     return len(sessions)
 
 
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-PR_SET_PDEATHSIG = 1
-
-
-def _limit(limits: Limits) -> None:
-    """In the child, before it execs: its limits."""
-    if _LIBC is not None:
-        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    cpu = limits.cpu_seconds
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+def limit_args(limits: Limits) -> list[str]:
+    """The child's command-line limits: it sets them on itself first thing (child.py),
+    since a preexec function in this multi-threaded daemon could deadlock between fork
+    and exec."""
     address_space = (limits.memory_mb + ADDRESS_SPACE_SLACK_MB) * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    return [
+        f"--cpu={limits.cpu_seconds}",
+        f"--address-space={address_space}",
+        f"--file-size={limits.output_bytes}",
+    ]
 
 
 def run_child(job: Path, limits: Limits, *, extra_env: dict[str, str] | None = None) -> ChildResult:
@@ -119,14 +113,19 @@ def run_child(job: Path, limits: Limits, *, extra_env: dict[str, str] | None = N
     started = time.monotonic()
     with open(job / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "cloudchain.agents.workload.child", str(job)],
+            [
+                sys.executable,
+                "-m",
+                "cloudchain.agents.workload.child",
+                str(job),
+                *limit_args(limits),
+            ],
             cwd=job,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=log,
             start_new_session=True,
-            preexec_fn=lambda: _limit(limits),
         )
     with _RUNNING_LOCK:
         _RUNNING.add(process.pid)
