@@ -242,3 +242,31 @@ def test_metering_is_a_cpu_second_a_unit_rounded_up_and_never_more_than_bought()
     assert compute_units(60_000, 10) == 10
     with pytest.raises(ValueError):
         compute_units(-1, 10)
+
+
+def test_a_network_that_may_use_a_gpu_has_no_address_space_limit_only_its_memory_watch(
+    tmp_path: Path,
+) -> None:
+    from cloudchain.agents.workload.child import may_use_gpu
+
+    gpu = {**json.loads(json.dumps(MLP)), "device": "gpu_if_available"}
+    evaluate = {
+        "metric": "accuracy",
+        "split": "holdout",
+        "holdout_fraction": 0.25,
+        "tolerance": 0.05,
+    }
+    manifest = train_manifest(DATA, model=gpu, evaluate=evaluate)
+    assert may_use_gpu(canonical_bytes(parse_manifest(manifest)))
+    assert not may_use_gpu(canonical_bytes(parse_manifest(train_manifest(DATA))))
+    # On this CPU-only machine it runs on the CPU, to the same metric as a CPU manifest.
+    result = run(tmp_path, "gpu", manifest, {"train": DATA})
+    assert result.ok, (tmp_path / "gpu" / "job.log").read_text()
+    cpu = run(
+        tmp_path, "cpu", train_manifest(DATA, model=json.loads(json.dumps(MLP))), {"train": DATA}
+    )
+    assert (
+        json.loads(out(tmp_path, "gpu", "metrics.json"))["value"]
+        == json.loads(out(tmp_path, "cpu", "metrics.json"))["value"]
+        and cpu.ok
+    )

@@ -1,9 +1,10 @@
 """The child process a job runs in: `python -m cloudchain.agents.workload.child JOB_DIR
 --cpu=S --address-space=B --file-size=B`.
 
-Its first act is to put itself under those limits (RLIMIT_CPU, RLIMIT_AS, RLIMIT_FSIZE,
-no core files) and to ask for SIGKILL when the daemon thread that started it dies
-(PR_SET_PDEATHSIG), before it imports anything of the job's: sandbox.py says why.
+Its first act is to put itself under those limits (RLIMIT_CPU, RLIMIT_AS but for a
+network that may run on a GPU, RLIMIT_FSIZE, no core files) and to ask for SIGKILL when
+the daemon thread that started it dies (PR_SET_PDEATHSIG), before it imports anything
+of the job's: sandbox.py says why.
 
 JOB_DIR holds `manifest.json` and `inputs/<name>` (each dataset by its manifest name,
 and `model` for infer); the child writes `out/` and logs to stderr, which the parent
@@ -15,6 +16,7 @@ exits 0 when the job is done, EXIT_REFUSED when the inputs do not fit the manife
 from __future__ import annotations
 
 import ctypes
+import json
 import resource
 import signal
 import sys
@@ -29,12 +31,17 @@ ERROR_FILE = "error.txt"
 PR_SET_PDEATHSIG = 1
 
 
-def limit_self(options: list[str]) -> None:
+def limit_self(options: list[str], address_space: bool) -> None:
+    """The limits on this process. Without `address_space` there is no RLIMIT_AS: CUDA
+    reserves far more address space than any job's memory at start-up, so a job that
+    may run on a GPU is held to its memory by the parent's watch of its resident set
+    alone (sandbox.py)."""
     values = dict(option.removeprefix("--").split("=", 1) for option in options)
     cpu = int(values["cpu"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    space = int(values["address-space"])
-    resource.setrlimit(resource.RLIMIT_AS, (space, space))
+    if address_space:
+        space = int(values["address-space"])
+        resource.setrlimit(resource.RLIMIT_AS, (space, space))
     size = int(values["file-size"])
     resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
@@ -42,9 +49,18 @@ def limit_self(options: list[str]) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+def may_use_gpu(manifest_bytes: bytes) -> bool:
+    """Whether the manifest (checked again below, in full) lets a network use a GPU."""
+    try:
+        model = json.loads(manifest_bytes).get("model") or {}
+    except (ValueError, AttributeError):
+        return False
+    return isinstance(model, dict) and model.get("device") == "gpu_if_available"
+
+
 def main(argv: list[str]) -> int:
-    limit_self(argv[1:])
     job = Path(argv[0])
+    limit_self(argv[1:], address_space=not may_use_gpu((job / "manifest.json").read_bytes()))
     started = time.monotonic()
 
     def log(message: str) -> None:
