@@ -102,6 +102,14 @@ LAYER_RULES: dict[str, tuple[str, ...]] = {
     "cloudchain.node.rpc": ("cloudchain.node.runtime", "cloudchain.node.driver"),
     "cloudchain.client": tuple(layer for layer in LAYERS if layer != "cloudchain.client"),
     "cloudchain.bench": ("cloudchain.cli",),
+    # Sealing and key wrapping: pure cryptography, below every layer that uses it.
+    "cloudchain.privacy": (
+        *SHELL,
+        "cloudchain.consensus",
+        "cloudchain.chaincode",
+        "cloudchain.storage",
+        "cloudchain.blobs",
+    ),
     # The daemons reach the network only through the client, like any requester.
     "cloudchain.agents": (
         "cloudchain.cli",
