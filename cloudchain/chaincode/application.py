@@ -58,6 +58,7 @@ from cloudchain.chaincode.context import BlockContext, Context, EventLog, Overla
 from cloudchain.chaincode.fees import FEES, charge
 from cloudchain.chaincode.market import MARKET
 from cloudchain.chaincode.module import ArgError, Module, QueryError, TxError, TxMethod
+from cloudchain.chaincode.modules.access import ACCESS
 from cloudchain.chaincode.modules.storage import STORAGE
 from cloudchain.chaincode.modules.token import TOKEN, get_balance
 from cloudchain.chaincode.signatures import TxVerifier, VerifiedSignatures
@@ -88,7 +89,7 @@ from cloudchain.storage.chain import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, FEES, MARKET, STORAGE)
+DEFAULT_MODULES: tuple[Module, ...] = (AUTH, TOKEN, FEES, MARKET, STORAGE, ACCESS)
 
 # How far ahead of the committed nonce check_tx accepts a transaction, so that a
 # client may submit several in a row before the first is included.
