@@ -14,6 +14,7 @@ from cloudchain import __version__
 from cloudchain.cli.agent_commands import add_agent_commands
 from cloudchain.cli.blob_commands import add_blob_commands
 from cloudchain.cli.common import TX_HASH, send_tx, tx_options
+from cloudchain.cli.dataset_commands import add_dataset_commands
 from cloudchain.cli.market_commands import add_market_tx_commands
 from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
 from cloudchain.cli.storage_commands import add_storage_tx_commands
@@ -309,6 +310,7 @@ def _parser() -> argparse.ArgumentParser:
     add_read_commands(commands)
     add_blob_commands(commands)
     add_agent_commands(commands)
+    add_dataset_commands(commands)
     add_task_commands(commands)
 
     tx = commands.add_parser(
