@@ -24,6 +24,7 @@ from cloudchain.agents.workload.sandbox import (
 )
 from cloudchain.workload.algorithms import ESTIMATORS, STEPS
 from cloudchain.workload.manifest import (
+    ManifestError,
     SklearnModel,
     Step,
     canonical_bytes,
@@ -270,3 +271,89 @@ def test_a_network_that_may_use_a_gpu_has_no_address_space_limit_only_its_memory
         == json.loads(out(tmp_path, "cpu", "metrics.json"))["value"]
         and cpu.ok
     )
+
+
+DP = {"clip_norm": 1.0, "noise_multiplier": 1.1, "delta": 1e-5, "target_epsilon": 50.0}
+
+
+def test_dp_sgd_trains_the_same_weights_twice_and_reports_the_epsilon_spent(
+    tmp_path: Path,
+) -> None:
+    from cloudchain.privacy.accountant import DPSGD, epsilon_spent
+
+    manifest = train_manifest(DATA, model=json.loads(json.dumps(MLP)), dp=DP)
+    first = run(tmp_path, "a", manifest, {"train": DATA})
+    second = run(tmp_path, "b", manifest, {"train": DATA})
+    assert first.ok and second.ok, (tmp_path / "a" / "job.log").read_text()
+    assert out(tmp_path, "a", "model.safetensors") == out(tmp_path, "b", "model.safetensors")
+    metrics = json.loads(out(tmp_path, "a", "metrics.json"))
+    # 180 rows fitted in batches of 32: q = 1/6, 6 steps an epoch, 5 epochs
+    expected = epsilon_spent(DPSGD(1.1, 1 / 6, 30, 1e-5))
+    assert metrics["privacy"] == {"epsilon": expected, "delta": 1e-5}
+    assert "Opacus:" in (tmp_path / "a" / "job.log").read_text()
+
+
+def test_a_dp_job_over_its_target_is_refused_before_any_step_naming_both_numbers(
+    tmp_path: Path,
+) -> None:
+    manifest = train_manifest(
+        DATA, model=json.loads(json.dumps(MLP)), dp={**DP, "target_epsilon": 0.5}
+    )
+    result = run(tmp_path, "over", manifest, {"train": DATA})
+    assert result.status == REFUSED
+    assert "target ε = 0.5" in result.message and "would spend ε = " in result.message
+    assert "epoch 1/" not in (tmp_path / "over" / "job.log").read_text()
+
+
+def test_dp_goes_only_with_a_network_and_every_field_is_checked() -> None:
+    with pytest.raises(ManifestError, match=r"manifest\.dp: DP-SGD trains a PyTorch network"):
+        parse_manifest(train_manifest(DATA, dp=DP))
+    for field, bad in (("clip_norm", 0), ("noise_multiplier", -1), ("delta", 0.5)):
+        with pytest.raises(ManifestError, match=rf"manifest\.dp\.{field}"):
+            parse_manifest(
+                train_manifest(DATA, model=json.loads(json.dumps(MLP)), dp={**DP, field: bad})
+            )
+
+
+def _dp_step(inputs: Any, dp: dict[str, float], features: int) -> Any:
+    """One DP-SGD step, as the trainer sets it up, of a bias-free linear model from zero
+    weights with lr 1 on `inputs` (all of them one batch): the weights' change."""
+    import torch
+
+    from cloudchain.agents.workload.torch_runner import make_private
+    from cloudchain.workload.manifest import DPConfig
+
+    network = torch.nn.Linear(features, 1, bias=False)
+    torch.nn.init.zeros_(network.weight)
+    optimiser = torch.optim.SGD(network.parameters(), lr=1.0)
+    data = torch.utils.data.TensorDataset(torch.zeros(8, features), torch.zeros(8, 1))
+    loader = torch.utils.data.DataLoader(data, batch_size=4)  # expected batch size 4
+    _, private, optimiser, _ = make_private(network, optimiser, loader, DPConfig(**dp), seed=3)
+    optimiser.zero_grad()
+    private(inputs).sum().backward()
+    optimiser.step()
+    return -network.weight.detach().flatten()
+
+
+def test_one_examples_influence_on_a_dp_step_is_bounded_by_the_clip_norm() -> None:
+    import torch
+
+    dp = {**DP, "noise_multiplier": 1e-9, "clip_norm": 0.5}
+    ordinary = torch.ones(3, 4)
+    outlier = torch.full((1, 4), 1e6)  # its raw gradient's norm is 2e6
+    with_it = _dp_step(torch.cat([ordinary, outlier]), dp, 4)
+    without = _dp_step(ordinary, dp, 4)
+    influence = float(torch.linalg.vector_norm(with_it - without))
+    # its clipped gradient, over the expected batch size (4): at most C / 4
+    assert influence == pytest.approx(0.5 / 4, rel=1e-4)
+
+
+def test_the_noise_a_dp_step_adds_has_the_stated_scale() -> None:
+    import torch
+
+    dp = {**DP, "noise_multiplier": 2.0, "clip_norm": 0.5}
+    features = 20_000
+    update = _dp_step(torch.zeros(4, features), dp, features)  # no gradient: only noise
+    # N(0, sigma^2 C^2) on the sum, over the expected batch size 4: std 2.0 x 0.5 / 4
+    assert float(update.std()) == pytest.approx(0.25, rel=0.03)
+    assert abs(float(update.mean())) < 0.01

@@ -217,6 +217,27 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class DPConfig:
+    """DP-SGD (Opacus): each example's gradient clipped to `clip_norm`, Gaussian noise of
+    standard deviation noise_multiplier x clip_norm added to the batch's sum, Poisson
+    sampling at batch_size / rows; refused before the first step if the accountant's ε
+    at `delta` exceeds `target_epsilon` (cloudchain/privacy/accountant.py)."""
+
+    clip_norm: float
+    noise_multiplier: float
+    delta: float
+    target_epsilon: float
+
+    def to_obj(self) -> dict[str, float]:
+        return {
+            "clip_norm": self.clip_norm,
+            "noise_multiplier": self.noise_multiplier,
+            "delta": self.delta,
+            "target_epsilon": self.target_epsilon,
+        }
+
+
+@dataclass(frozen=True)
 class Manifest:
     kind: str
     seed: int
@@ -225,6 +246,7 @@ class Manifest:
     steps: tuple[Step, ...]
     evaluate: Evaluation | None
     limits: Limits
+    dp: DPConfig | None = None
 
     @property
     def chain_kind(self) -> str:
@@ -252,6 +274,8 @@ class Manifest:
             obj["steps"] = [step.to_obj() for step in self.steps]
         if self.evaluate is not None:
             obj["evaluate"] = self.evaluate.to_obj()
+        if self.dp is not None:
+            obj["dp"] = self.dp.to_obj()
         return obj
 
 
@@ -305,7 +329,7 @@ def parse_manifest(obj: Any) -> Manifest:
     filled in; ManifestError names the first field that is wrong."""
     where = "manifest"
     _map(obj, where, required=("version", "kind", "seed", "data", "limits"),
-         optional=("model", "steps", "evaluate"))  # fmt: skip
+         optional=("model", "steps", "evaluate", "dp"))  # fmt: skip
     if obj["version"] != VERSION or isinstance(obj["version"], bool):
         raise ManifestError(f"{where}.version", f"expected {VERSION}, got {obj['version']!r}")
     kind = _choice(obj["kind"], KINDS, f"{where}.kind")
@@ -319,7 +343,12 @@ def parse_manifest(obj: Any) -> Manifest:
     evaluate = None
     if "evaluate" in obj:
         evaluate = _evaluation(obj["evaluate"], data, f"{where}.evaluate")
-    manifest = Manifest(kind, seed, data, model, steps, evaluate, limits)
+    dp = None
+    if "dp" in obj:
+        if kind != "train" or not isinstance(model, TorchModel):
+            raise ManifestError(f"{where}.dp", "DP-SGD trains a PyTorch network: a train job")
+        dp = _dp(obj["dp"], f"{where}.dp")
+    manifest = Manifest(kind, seed, data, model, steps, evaluate, limits, dp)
     _check_kind(manifest, where)
     # Verify that a job an oracle cannot match bit for bit says how close is close.
     gpu = isinstance(model, TorchModel) and model.device == "gpu_if_available"
@@ -330,6 +359,20 @@ def parse_manifest(obj: Any) -> Manifest:
             "reductions are not the same bytes from one device to another)",
         )
     return manifest
+
+
+def _dp(value: Any, where: str) -> DPConfig:
+    _map(value, where, required=("clip_norm", "noise_multiplier", "delta", "target_epsilon"))
+    return DPConfig(
+        clip_norm=_number(value["clip_norm"], 0.0, 1e6, f"{where}.clip_norm", open_low=True),
+        noise_multiplier=_number(
+            value["noise_multiplier"], 0.0, 1e3, f"{where}.noise_multiplier", open_low=True
+        ),
+        delta=_number(value["delta"], 0.0, 0.1, f"{where}.delta", open_low=True),
+        target_epsilon=_number(
+            value["target_epsilon"], 0.0, 1e6, f"{where}.target_epsilon", open_low=True
+        ),
+    )
 
 
 def _check_kind(manifest: Manifest, where: str) -> None:

@@ -94,11 +94,14 @@ def _train(manifest: Manifest, inputs: Mapping[str, Path], out: Path, log: Log) 
         from cloudchain.agents.workload import torch_runner
 
         assert fit.y is not None
-        network = torch_runner.train(model, fit.X, fit.y, manifest.seed, log)
+        network = torch_runner.train(model, fit.X, fit.y, manifest.seed, log, manifest.dp)
         value = _score_predictions(evaluate.metric, scored, torch_runner.predict(network, scored.X))
         torch_runner.dump(network, out / MODEL_FILES["torch"])
     log(f"{evaluate.metric} on {evaluate.split} ({scored.rows} rows): {value:.6f}")
-    return _metrics(evaluate.metric, value, evaluate.split, fit.rows, scored.rows)
+    metrics = _metrics(evaluate.metric, value, evaluate.split, fit.rows, scored.rows)
+    if manifest.dp is not None and isinstance(model, TorchModel):
+        metrics["privacy"] = {"epsilon": network.epsilon, "delta": manifest.dp.delta}
+    return metrics
 
 
 def _describe(model: SklearnModel | TorchModel) -> str:
