@@ -46,6 +46,7 @@ __all__ = [
     "bool_arg",
     "int_arg",
     "list_arg",
+    "optional_address_arg",
     "query_address",
     "text_arg",
 ]
@@ -142,6 +143,13 @@ def address_arg(value: Any) -> str:
     if not is_address(value):
         raise ArgError(f"{value!r} is not an address (40 lower-case hex characters)")
     return value
+
+
+def optional_address_arg(value: Any) -> str:
+    """An address, or "" for none."""
+    if value == "" or is_address(value):
+        return value
+    raise ArgError(f"{value!r} is neither empty nor an address")
 
 
 def amount_arg(value: Any) -> int:

@@ -70,14 +70,6 @@ def choice_arg(*choices: str) -> Any:
     return check
 
 
-def optional_address_arg(value: Any) -> str:
-    from cloudchain.crypto import is_address
-
-    if value == "" or is_address(value):
-        return value
-    raise ArgError(f"{value!r} is neither empty nor an address")
-
-
 @MARKET.genesis
 def init_genesis(kv: Overlay, genesis: Genesis) -> None:
     params, oracles, prices = params_from_genesis(genesis.params.get("market", {}))

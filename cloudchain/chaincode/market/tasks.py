@@ -24,11 +24,17 @@ from cloudchain.chaincode.market.module import (
     choice_arg,
     cid_arg,
     class_name_arg,
-    optional_address_arg,
     units_arg,
 )
 from cloudchain.chaincode.market.records import Due, HistoryEntry, Task, frozen_map
-from cloudchain.chaincode.module import MAX_AMOUNT, TxError, amount_arg, int_arg, list_arg
+from cloudchain.chaincode.module import (
+    MAX_AMOUNT,
+    TxError,
+    amount_arg,
+    int_arg,
+    list_arg,
+    optional_address_arg,
+)
 from cloudchain.chaincode.modules import token
 
 MAX_INPUTS = 16

@@ -43,6 +43,7 @@ from cloudchain.chaincode.module import (
     TxError,
     address_arg,
     int_arg,
+    optional_address_arg,
     query_filters,
 )
 from cloudchain.chaincode.modules.storage import cid_arg
@@ -78,12 +79,6 @@ def _bytes_arg(length: int) -> Any:
         return value
 
     return check
-
-
-def optional_address(value: Any) -> str:
-    if value == "" or is_address(value):
-        return value
-    raise ArgError(f"{value!r} is neither empty nor an address")
 
 
 @dataclass(frozen=True)
@@ -230,7 +225,7 @@ def process_grant(
     ctx.emit("access_grant", dataset=dataset, grantee=grantee, scope=grant.scope())
 
 
-@ACCESS.tx("revoke", dataset=dataset_arg, grantee=optional_address)
+@ACCESS.tx("revoke", dataset=dataset_arg, grantee=optional_address_arg)
 def process_revoke(ctx: Context, dataset: int, grantee: str) -> None:
     """End one grantee's grant, or with grantee "" the whole dataset: every grant, and
     no new grant or opening."""
