@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from cloudchain.agents.executor import LocalExecutor
 from cloudchain.agents.follow import backoff_delays
 from cloudchain.agents.oracle.config import OracleConfig
-from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe
+from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe, refused_endpoint
 from cloudchain.agents.provider.config import ConfigError, ProviderConfig
 from cloudchain.agents.provider.daemon import Report
 from cloudchain.agents.provider.pricing import PricingError, PricingPolicy
@@ -196,3 +196,20 @@ def test_closing_the_local_executor_kills_its_running_job(tmp_path: Path) -> Non
     result = asyncio.run(scenario())
     assert not result.ok and result.exit_code == -signal.SIGKILL
     assert running_jobs() == 0
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "refused"),
+    [
+        ("http://127.0.0.1:9100", False),
+        ("http://10.0.0.5:9100/agent", False),
+        ("https://provider.example.com", False),
+        ("http://169.254.169.254/latest/meta-data", True),
+        ("http://[fe80::1]:80", True),
+        ("http://0.0.0.0:80", True),
+        ("http://metadata.google.internal", True),
+        ("ftp://127.0.0.1", True),
+    ],
+)
+def test_an_oracle_does_not_probe_what_only_it_could_reach(endpoint: str, refused: bool) -> None:
+    assert (refused_endpoint(endpoint) is not None) == refused

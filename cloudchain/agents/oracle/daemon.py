@@ -37,7 +37,7 @@ from cloudchain.agents.executor import Executor
 from cloudchain.agents.follow import follow_chain, pause
 from cloudchain.agents.jobrun import JobInputError, fetch_job, run_job
 from cloudchain.agents.oracle.config import BPS, OracleConfig
-from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe
+from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe, refused_endpoint
 from cloudchain.agents.oracle.verdict import (
     DONE,
     Claim,
@@ -97,6 +97,7 @@ class OracleDaemon:
         self.server = AgentServer(config.host, config.port, self.metrics.registry, self.health)
         self.endpoints: dict[str, str] = {}  # provider address -> advertised URL
         self.windows: dict[str, ProbeWindow] = {}
+        self._refused: set[str] = set()  # providers whose endpoint is not probed (said once)
         self._busy: dict[tuple[str, int], asyncio.Task[None]] = {}
         self.height = 0
 
@@ -146,7 +147,17 @@ class OracleDaemon:
             if record.get("status") == "left" or address == self.address:
                 self.endpoints.pop(address, None)
             elif record.get("endpoint"):
-                self.endpoints[address] = record["endpoint"]
+                why = refused_endpoint(record["endpoint"])
+                if why is None:
+                    self.endpoints[address] = record["endpoint"]
+                    continue
+                self.endpoints.pop(address, None)
+                if address not in self._refused:  # said once, not every round
+                    self._refused.add(address)
+                    log.warning(
+                        "endpoint not probed",
+                        extra=fields(provider=address, endpoint=record["endpoint"], why=why),
+                    )
 
     def window(self, provider: str) -> ProbeWindow:
         if provider not in self.windows:

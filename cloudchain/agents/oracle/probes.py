@@ -9,9 +9,11 @@ are what the oracle attests on chain.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import deque
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -47,6 +49,27 @@ class ProbeWindow:
         if not answered:
             return self.timeout_ms
         return answered[(len(answered) - 1) // 2]
+
+
+def refused_endpoint(endpoint: str) -> str | None:
+    """Why an oracle will not GET this advertised endpoint (None: it will). A provider
+    names the URL, so it could point the oracles at what only they can reach: a cloud's
+    metadata service (link-local 169.254.0.0/16, fe80::/10), or no host at all.
+    Loopback and private ranges stay allowed: local and permissioned networks use them."""
+    try:
+        parts = urlsplit(endpoint)
+        host = parts.hostname
+    except ValueError:
+        return "not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "not an http(s) URL with a host"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None if host != "metadata.google.internal" else "a cloud metadata host"
+    if address.is_link_local or address.is_multicast or address.is_unspecified:
+        return f"{address} is link-local, multicast or unspecified"
+    return None
 
 
 async def probe(session: aiohttp.ClientSession, endpoint: str, timeout_ms: int) -> Probe:
