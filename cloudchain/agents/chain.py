@@ -98,19 +98,6 @@ class Chain:
                     raise TxRefused(f"{module}.{method}", found.tx_result.code, found.tx_result.log)
             return result.height
 
-    async def put_and_anchor_all(self, paths: list[Path], replicas: int = 1) -> list[str]:
-        """Upload files and anchor them all on chain in one batch: their CIDs."""
-        anchors: list[tuple[str, str, Mapping[str, Any]]] = []
-        cids = []
-        for path in paths:
-            cid, size, holders = await self.put_blob(path, replicas)
-            cids.append(cid)
-            anchors.append(
-                ("storage", "anchor", {"cid": cid, "size": size, "replicas": list(holders)})
-            )
-        await self.send_batch(anchors)
-        return cids
-
     async def query(self, path: str, data: str = "") -> Any:
         return await self.client.query(path, data.encode())
 
@@ -156,12 +143,6 @@ class Chain:
         """Upload a file; its (CID, size, the nodes that hold it)."""
         put = await self.client.blob_put(path, replicas=replicas)
         return put.cid, put.size, put.replicas
-
-    async def put_and_anchor(self, path: Path, replicas: int = 1) -> tuple[str, int]:
-        """Upload a file and anchor it on chain (storage.anchor): its (CID, size)."""
-        cid, size, holders = await self.put_blob(path, replicas)
-        await self.send("storage", "anchor", {"cid": cid, "size": size, "replicas": list(holders)})
-        return cid, size
 
     async def get_blob(self, cid: str, dest: Path, at_most: int | None = None) -> int:
         """Fetch a blob by CID to `dest`; the bytes written. With `at_most`, no more than

@@ -51,7 +51,3 @@ class PricingPolicy:
             return max(self.floor, anchor * (BPS + self.markup_bps) // BPS)
         load_bps = in_flight * BPS // capacity if capacity else 0
         return max(self.floor, self.base + self.base * self.markup_bps * load_bps // (BPS * BPS))
-
-
-def parse_policy(text: str, base: int, markup_bps: int) -> PricingPolicy:
-    return PricingPolicy(text, base, markup_bps)
