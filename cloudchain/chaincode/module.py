@@ -38,6 +38,7 @@ __all__ = [
     "MAX_AMOUNT",
     "ArgError",
     "Module",
+    "Optional",
     "QueryError",
     "TxError",
     "TxMethod",
@@ -78,8 +79,10 @@ class TxMethod:
     spends: Spends = _spends_nothing
 
     def check_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
-        """Return the checked arguments, or raise ArgError naming the bad one."""
-        missing = sorted(set(self.args) - set(args))
+        """Return the checked arguments (an optional one left out: its default), or raise
+        ArgError naming the bad one."""
+        required = {name for name, check in self.args.items() if not isinstance(check, Optional)}
+        missing = sorted(required - set(args))
         if missing:
             raise ArgError(f"missing argument(s): {', '.join(missing)}")
         extra = sorted(set(args) - set(self.args))
@@ -87,6 +90,10 @@ class TxMethod:
             raise ArgError(f"unknown argument(s): {', '.join(extra)}")
         checked = {}
         for name, check in self.args.items():
+            if name not in args:
+                assert isinstance(check, Optional)
+                checked[name] = check.default
+                continue
             try:
                 checked[name] = check(args[name])
             except ArgError as exc:
@@ -137,6 +144,18 @@ class Module:
 
 
 # --- argument checkers ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Optional:
+    """An argument a transaction may leave out, then `default` (given, it is checked by
+    `check`): how a method gains an argument without old transactions changing meaning."""
+
+    check: ArgCheck
+    default: Any
+
+    def __call__(self, value: Any) -> Any:
+        return self.check(value)
 
 
 def address_arg(value: Any) -> str:

@@ -300,6 +300,27 @@ TX_VERBS: tuple[TxVerb, ...] = (
                 "provider",
                 {"default": "", "metavar": "ADDRESS", "help": "only this provider may take it"},
             ),
+            Opt(
+                "--dataset",
+                "dataset",
+                {
+                    "type": int,
+                    "default": 0,
+                    "metavar": "ID",
+                    "help": "the sealed dataset it reads (its ciphertext among the inputs)",
+                },
+            ),
+            Opt(
+                "--dp-micro-eps",
+                "dp_micro_eps",
+                {
+                    "type": int,
+                    "default": 0,
+                    "metavar": "N",
+                    "help": "a DP task: the epsilon it spends of the dataset's budget, "
+                    "in micro-epsilon",
+                },
+            ),
         ),
         (("task", "market_submit", "task"), ("deposit", "market_submit", "deposit")),
     ),

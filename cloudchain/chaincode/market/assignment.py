@@ -30,20 +30,27 @@ max_price, has the free units and a stake of at least `min_stake`, ordered by
 price (lowest first), then reputation (highest), then load (lowest share of
 its capacity in flight), then address. A task that names a provider waits for
 that one. A task nobody can take stays open until its deadline.
+
+A task that reads a sealed dataset goes only to a provider whose grant opens it for
+that task now (access.grant_opens): without one it waits, as for a provider with free
+units. A DP task's ε is spent from the dataset's budget when it is assigned; one that
+what is left no longer covers (tasks before it spent it) is refunded at once, since a
+budget never grows back.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from cloudchain.chaincode.context import BlockContext, Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import transition
+from cloudchain.chaincode.market.lifecycle import refund, transition
 from cloudchain.chaincode.market.params import BPS, MarketParams
 from cloudchain.chaincode.market.records import Provider, Task
+from cloudchain.chaincode.modules import access
 
 
 @dataclass
@@ -160,8 +167,10 @@ def _take_turns(
             queue = queues[requester]
             task = queue.pop(0)
             looked_at.add(task.id)
-            address = _best_provider(task, providers, taken, params)
-            if address is not None:
+            address = _best_provider(task, providers, taken, params, _reader_of(ctx, task))
+            if address is not None and not _spend_budget(ctx, task):
+                _refund_past_budget(ctx, params, task)
+            elif address is not None:
                 providers[address] = _assign(ctx, task, address, providers[address])
                 taken[address] += 1
                 assigned += 1
@@ -169,6 +178,35 @@ def _take_turns(
                 still_waiting.append(requester)
         turn = still_waiting
     return looked_at
+
+
+def _reader_of(ctx: BlockContext, task: Task) -> Callable[[str], bool] | None:
+    """Who may take `task`, if it reads a sealed dataset: a provider with a grant for it."""
+    dataset = task.dataset
+    if dataset is None:
+        return None
+    return lambda address: access.grant_opens(ctx.kv, dataset, address, task.id, ctx.height)
+
+
+def _spend_budget(ctx: BlockContext, task: Task) -> bool:
+    """A DP task's ε spent from its dataset's budget; False if what is left is less."""
+    if task.dataset is None or task.dp_micro_eps is None:
+        return True
+    return access.debit(ctx, task.dataset, task.dp_micro_eps, task.id)
+
+
+def _refund_past_budget(ctx: BlockContext, params: MarketParams, task: Task) -> None:
+    record = transition(ctx.kv, task, "refunded", ctx.height)
+    record = refund(ctx.kv, params, record, 0, ctx.height)
+    state.put_task(ctx.kv, record)
+    assert record.payout is not None
+    ctx.emit(
+        "market_refund",
+        task=task.id,
+        requester=task.requester,
+        amount=record.payout.requester,
+        reason="privacy_budget",
+    )
 
 
 def _move_cursor(
@@ -191,6 +229,7 @@ def _best_provider(
     providers: dict[str, Provider],
     taken: dict[str, int],
     params: MarketParams,
+    may_read: Callable[[str], bool] | None = None,
 ) -> str | None:
     name, units = task.resource_class, task.units
     named = task.named_provider
@@ -208,7 +247,9 @@ def _best_provider(
             continue
         load_bps = in_flight * BPS // offer.units
         key = (offer.price, -provider.reputation, load_bps, address)
-        if best is None or key < best:
+        if best is not None and key >= best:
+            continue
+        if may_read is None or may_read(address):
             best = key
     return None if best is None else best[-1]
 

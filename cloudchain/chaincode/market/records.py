@@ -433,6 +433,10 @@ class Task(_Record):
     dispute: Dispute | None
     payout: Payout | None
     due: Due | None  # None once final
+    # The sealed dataset it reads (access module) and the ε it spends of that dataset's
+    # budget, if a DP task: None, and not stored, for a task that reads none.
+    dataset: int | None = field(default=None, metadata={_OMITTED_IF_NONE: True})
+    dp_micro_eps: int | None = field(default=None, metadata={_OMITTED_IF_NONE: True})
 
     def with_attestation(self, oracle: str, attestation: Attestation) -> Task:
         return replace(self, attestations=_with(self.attestations, oracle, attestation))

@@ -4,6 +4,11 @@
 work assigns it (assignment.py). The requester may `cancel` it while it is
 open; the assigned provider may `start` it and must `complete` it (reporting the
 units it used) before the deadline, after which oracles attest (sla.py).
+
+A task that reads a sealed dataset names it (`dataset`), and a DP task declares the ε
+it spends of the dataset's budget (`dp_micro_eps`): access.check_task_use says which
+the dataset takes; assignment gives such a task only to a provider with a grant for it,
+and spends its ε then.
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ from cloudchain.chaincode.market.module import (
 from cloudchain.chaincode.market.records import Due, HistoryEntry, Task, frozen_map
 from cloudchain.chaincode.module import (
     MAX_AMOUNT,
+    Optional,
     TxError,
     amount_arg,
     int_arg,
     list_arg,
     optional_address_arg,
 )
-from cloudchain.chaincode.modules import token
+from cloudchain.chaincode.modules import access, token
 
 MAX_INPUTS = 16
 MAX_DEADLINE_S = 400 * 24 * 3600
@@ -78,6 +84,8 @@ def _deposit_spent(args: Mapping[str, Any]) -> int:
     max_latency_ms=int_arg(1, 10**9),
     penalty=int_arg(0, MAX_AMOUNT),
     provider=optional_address_arg,
+    dataset=Optional(int_arg(0, 2**63 - 1), 0),
+    dp_micro_eps=Optional(int_arg(0, access.MAX_MICRO_EPS), 0),
 )
 def process_submit(
     ctx: Context,
@@ -91,7 +99,11 @@ def process_submit(
     max_latency_ms: int,
     penalty: int,
     provider: str,
+    dataset: int,
+    dp_micro_eps: int,
 ) -> None:
+    """A task; with `dataset`, one reading that sealed dataset (access.py), and with
+    `dp_micro_eps`, a DP task spending that much of its budget when it is assigned."""
     deposit = max_price * units
     # Verify that the deposit is a representable amount.
     if deposit > MAX_AMOUNT:
@@ -106,6 +118,7 @@ def process_submit(
             raise TxError(Code.NOT_FOUND, f"{provider} is not an active provider")
         if resource_class not in named.offers:
             raise TxError(Code.NOT_FOUND, f"{provider} does not offer {resource_class}")
+    access.check_task_use(ctx.kv, dataset, dp_micro_eps, inputs)
     token.debit(ctx.kv, ctx.sender, deposit)
     state.add_totals(ctx.kv, escrow=deposit)
     task_id = state.next_task_id(ctx.kv)
@@ -138,6 +151,8 @@ def process_submit(
         dispute=None,
         payout=None,
         due=Due("t", deadline_ns),
+        dataset=dataset or None,
+        dp_micro_eps=dp_micro_eps or None,
     )
     state.set_open(ctx.kv, resource_class, task_id, True)
     state.file_due(ctx.kv, task_id, None, task.due)

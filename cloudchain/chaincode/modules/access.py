@@ -23,8 +23,12 @@ State:
     access/grantee/<grantee>/<id:016x>    true: the same grant, by grantee
     access/audit/<id:016x>/<seq:016x>     Opening
 
-Not here yet (issue 17 goes on): the market's debit of a DP task's ε at assignment,
-and its refusal of tasks past the budget or without DP on a budgeted dataset.
+The privacy budget (the market's side, market/tasks.py and market/assignment.py): a
+task that reads a sealed dataset names it, and a DP task declares the ε it spends.
+`check_task_use` refuses at submit a task the dataset cannot take (an ε past what is
+left, a task without DP on a dataset with a budget); `debit` spends the declared ε when
+the task is assigned, and only to a provider `grant_opens` lets read it. ε once debited
+stays spent, whatever becomes of the task: the chain cannot know what was learned.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from typing import Any
 
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code
-from cloudchain.chaincode.context import Context, StateReader, read_value
+from cloudchain.chaincode.context import BlockContext, Context, StateReader, read_value
 from cloudchain.chaincode.module import (
     ArgError,
     Module,
@@ -171,6 +175,69 @@ def _grants_of(state: StateReader, dataset: int) -> Iterator[Grant]:
 def _drop_grant(ctx: Context, grant: Grant) -> None:
     ctx.kv.delete(GRANT + _id(grant.dataset) + b"/" + grant.grantee.encode())
     ctx.kv.delete(GRANTEE + grant.grantee.encode() + b"/" + _id(grant.dataset))
+
+
+def grant_opens(state: StateReader, dataset: int, grantee: str, task: int, height: int) -> bool:
+    """Whether `grantee` holds a grant that opens `dataset` for `task` at `height`."""
+    record = get_dataset(state, dataset)
+    grant = get_grant(state, dataset, grantee)
+    return record is not None and grant is not None and grant.valid(record, height, task) is None
+
+
+def check_task_use(
+    state: StateReader, dataset: int, micro_eps: int, inputs: tuple[str, ...]
+) -> None:
+    """Refuse (TxError) a task reading `dataset` (0: none) that declares `micro_eps`
+    (0: not a DP task) if the dataset cannot take it now."""
+    if not dataset:
+        # Verify that an ε is declared against the dataset it is spent from.
+        if micro_eps:
+            raise TxError(Code.OUT_OF_RANGE, "a task declares its ε against a dataset: name it")
+        return
+    record = get_dataset(state, dataset)
+    # Verify that the dataset exists, takes tasks, and is what the task reads.
+    if record is None:
+        raise TxError(Code.NOT_FOUND, f"no dataset {dataset}")
+    if record.status != ACTIVE:
+        raise TxError(Code.INVALID_STATE, f"dataset {dataset} is revoked: no new tasks")
+    if record.cid not in inputs:
+        raise TxError(
+            Code.OUT_OF_RANGE,
+            f"dataset {dataset}'s ciphertext {record.cid} is not among the task's inputs",
+        )
+    # Verify that a budgeted dataset takes only DP tasks, within what is left.
+    if record.budget_micro_eps and not micro_eps:
+        raise TxError(
+            Code.UNAUTHORIZED,
+            f"dataset {dataset} has a privacy budget: only a DP task that declares its ε "
+            "may read it",
+        )
+    if record.budget_micro_eps and micro_eps > record.remaining_micro_eps:
+        raise TxError(
+            Code.LIMIT_EXCEEDED,
+            f"the task's ε {micro_eps} micro-ε exceeds what is left of dataset {dataset}'s "
+            f"budget: {record.remaining_micro_eps} of {record.budget_micro_eps} micro-ε",
+        )
+
+
+def debit(ctx: BlockContext, dataset: int, micro_eps: int, task: int) -> bool:
+    """Spend `micro_eps` of the dataset's budget for `task`; False (nothing spent) if
+    what is left does not cover it. A dataset without a budget counts what its tasks
+    declare, with no limit."""
+    record = get_dataset(ctx.kv, dataset)
+    assert record is not None
+    if record.budget_micro_eps and micro_eps > record.remaining_micro_eps:
+        return False
+    spent = replace(record, spent_micro_eps=record.spent_micro_eps + micro_eps)
+    ctx.kv.set_value(DATASET + _id(dataset), asdict(spent))
+    ctx.emit(
+        "access_spend",
+        dataset=dataset,
+        task=task,
+        spent=micro_eps,
+        remaining=spent.remaining_micro_eps,
+    )
+    return True
 
 
 # --- transactions ---------------------------------------------------------------------------
