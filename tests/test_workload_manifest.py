@@ -284,3 +284,34 @@ def test_a_network_that_may_run_on_a_gpu_must_name_a_tolerance() -> None:
     }
     parsed = parse_manifest(train_manifest(DATA, model=model, evaluate=evaluate))
     assert parsed.evaluate is not None and parsed.evaluate.tolerance == 0.02
+
+
+def test_a_sealed_dataset_is_named_by_its_id_and_a_job_reads_one_at_most() -> None:
+    obj = torch_base()
+    obj["data"]["train"]["sealed"] = 3
+    manifest = load_manifest(canonical_bytes(parse_manifest(obj)), canonical=True)
+    assert manifest.sealed is not None and manifest.sealed[0] == "train"
+    assert manifest.sealed[1].sealed == 3 and parse_manifest(torch_base()).sealed is None
+    for bad in (0, "3", True):
+        obj["data"]["train"]["sealed"] = bad
+        with pytest.raises(ManifestError, match=r"manifest\.data\.train\.sealed"):
+            parse_manifest(obj)
+    obj["data"]["train"]["sealed"] = 3
+    obj["data"]["test"] = {**obj["data"]["train"], "sealed": 4}
+    with pytest.raises(ManifestError, match="at most one sealed dataset"):
+        parse_manifest(obj)
+
+
+def test_a_dp_section_names_the_rows_its_epsilon_follows_from() -> None:
+    from cloudchain.privacy.accountant import DPSGD, epsilon_spent, micro_epsilon
+    from cloudchain.workload.dp_plan import planned_micro_epsilon, planned_run
+
+    dp = {"clip_norm": 1.0, "noise_multiplier": 1.1, "delta": 1e-5, "target_epsilon": 8.0}
+    with pytest.raises(ManifestError, match=r"manifest\.dp\.rows: missing"):
+        parse_manifest({**torch_base(), "dp": dp})
+    manifest = parse_manifest({**torch_base(), "dp": {**dp, "rows": 100}})
+    # the MLP's batch size 32 over 100 rows: 4 batches an epoch (q = 1/4), 5 epochs
+    assert planned_run(manifest) == DPSGD(1.1, 0.25, 20, 1e-5)
+    assert planned_micro_epsilon(manifest) == micro_epsilon(
+        epsilon_spent(DPSGD(1.1, 0.25, 20, 1e-5))
+    )

@@ -37,10 +37,14 @@ DATA = classification_csv()
 
 
 def run(
-    tmp_path: Path, name: str, manifest: dict[str, Any], inputs: dict[str, bytes]
+    tmp_path: Path,
+    name: str,
+    manifest: dict[str, Any],
+    inputs: dict[str, bytes],
+    noise_seed: int | None = None,
 ) -> ChildResult:
     parsed = parse_manifest(manifest)
-    prepare_job(tmp_path / name, canonical_bytes(parsed), inputs)
+    prepare_job(tmp_path / name, canonical_bytes(parsed), inputs, noise_seed)
     return run_child(tmp_path / name, parsed.limits)
 
 
@@ -273,7 +277,14 @@ def test_a_network_that_may_use_a_gpu_has_no_address_space_limit_only_its_memory
     )
 
 
-DP = {"clip_norm": 1.0, "noise_multiplier": 1.1, "delta": 1e-5, "target_epsilon": 50.0}
+# 180 rows fitted (DATA less its holdout)
+DP = {
+    "clip_norm": 1.0,
+    "noise_multiplier": 1.1,
+    "delta": 1e-5,
+    "target_epsilon": 50.0,
+    "rows": 180,
+}
 
 
 def test_dp_sgd_trains_the_same_weights_twice_and_reports_the_epsilon_spent(
@@ -291,6 +302,36 @@ def test_dp_sgd_trains_the_same_weights_twice_and_reports_the_epsilon_spent(
     expected = epsilon_spent(DPSGD(1.1, 1 / 6, 30, 1e-5))
     assert metrics["privacy"] == {"epsilon": expected, "delta": 1e-5}
     assert "Opacus:" in (tmp_path / "a" / "job.log").read_text()
+
+
+def test_dp_noise_comes_from_the_data_key_and_not_from_the_manifest(tmp_path: Path) -> None:
+    from cloudchain.agents.workload.torch_runner import dp_noise_seed
+    from cloudchain.privacy.sealed import new_data_key
+
+    manifest = train_manifest(DATA, model=json.loads(json.dumps(MLP)), dp=DP)
+    key, other = new_data_key(), new_data_key()
+    seed = dp_noise_seed(key, "bafkmanifest")
+    assert seed == dp_noise_seed(key, "bafkmanifest") != dp_noise_seed(key, "bafkother")
+    assert 0 <= seed < 2**63
+    runs = {
+        "key": run(tmp_path, "key", manifest, {"train": DATA}, seed),
+        "again": run(tmp_path, "again", manifest, {"train": DATA}, seed),
+        "other": run(tmp_path, "other", manifest, {"train": DATA}, dp_noise_seed(other, "x")),
+        "public": run(tmp_path, "public", manifest, {"train": DATA}),
+    }
+    assert all(result.ok for result in runs.values())
+    weights = {name: out(tmp_path, name, "model.safetensors") for name in runs}
+    # one who knows the manifest (and so its seed) cannot rebuild the noise of a keyed run
+    assert weights["key"] == weights["again"]
+    assert len({weights["key"], weights["other"], weights["public"]}) == 3
+    assert "protects nothing" in (tmp_path / "public" / "job.log").read_text()
+    assert "protects nothing" not in (tmp_path / "key" / "job.log").read_text()
+
+
+def test_a_dp_job_on_other_rows_than_its_manifest_says_is_refused(tmp_path: Path) -> None:
+    manifest = train_manifest(DATA, model=json.loads(json.dumps(MLP)), dp={**DP, "rows": 179})
+    result = run(tmp_path, "rows", manifest, {"train": DATA})
+    assert result.status == REFUSED and "dp.rows is 179, the job trains on 180" in result.message
 
 
 def test_a_dp_job_over_its_target_is_refused_before_any_step_naming_both_numbers(

@@ -33,6 +33,17 @@ Datasets: CSV with a header row and numeric cells (an empty cell is a missing va
 the target a named column; or `.npz` with arrays `X` and, where a target is needed,
 `target` names the array (default `y`). `bytes` is the blob's exact size: the provider
 refuses a dataset of another size before it reads a row.
+
+A sealed dataset (cloudchain/privacy/sealed.py) is named by its id on chain too,
+`"sealed": 3`: `cid` is then its ciphertext (the chain's record of the dataset must name
+the same), `bytes` the size of the plaintext, and the provider reads it only through a
+grant (the access module). A job reads at most one sealed dataset, the one whose privacy
+budget the task spends from.
+
+`dp` (train jobs of a PyTorch network) asks for DP-SGD, and says everything its ε
+follows from: clip norm, noise multiplier, δ, the target ε and the rows it trains on
+(after any holdout), so that anyone can compute the ε from the manifest alone
+(cloudchain/workload/dp_plan.py) and the provider refuses a dataset of other rows.
 """
 
 from __future__ import annotations
@@ -74,6 +85,7 @@ HOLDOUT = "holdout"
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_DATASETS = 8
 MAX_DATASET_BYTES = 4 * 1024**3
+MAX_ROWS = 10_000_000
 MAX_STEPS = 8
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _COLUMN = re.compile(r"[\x20-\x7e]{1,128}")
@@ -104,13 +116,16 @@ class ManifestError(ValueError):
 class Dataset:
     cid: str
     format: str  # csv or npz
-    bytes: int  # the blob's exact size
+    bytes: int  # the blob's exact size (sealed: the plaintext's)
     target: str | None  # the target column (csv) or array (npz), if it has one
+    sealed: int | None = None  # the access module's id of it, if it is sealed
 
     def to_obj(self) -> dict[str, Any]:
         obj: dict[str, Any] = {"cid": self.cid, "format": self.format, "bytes": self.bytes}
         if self.target is not None:
             obj["target"] = self.target
+        if self.sealed is not None:
+            obj["sealed"] = self.sealed
         return obj
 
 
@@ -221,19 +236,22 @@ class DPConfig:
     """DP-SGD (Opacus): each example's gradient clipped to `clip_norm`, Gaussian noise of
     standard deviation noise_multiplier x clip_norm added to the batch's sum, Poisson
     sampling at batch_size / rows; refused before the first step if the accountant's ε
-    at `delta` exceeds `target_epsilon` (cloudchain/privacy/accountant.py)."""
+    at `delta` exceeds `target_epsilon` (cloudchain/privacy/accountant.py). `rows` is
+    the number of examples it trains on, which q and the steps follow from."""
 
     clip_norm: float
     noise_multiplier: float
     delta: float
     target_epsilon: float
+    rows: int
 
-    def to_obj(self) -> dict[str, float]:
+    def to_obj(self) -> dict[str, Any]:
         return {
             "clip_norm": self.clip_norm,
             "noise_multiplier": self.noise_multiplier,
             "delta": self.delta,
             "target_epsilon": self.target_epsilon,
+            "rows": self.rows,
         }
 
 
@@ -251,6 +269,14 @@ class Manifest:
     @property
     def chain_kind(self) -> str:
         return CHAIN_KINDS[self.kind]
+
+    @property
+    def sealed(self) -> tuple[str, Dataset] | None:
+        """The sealed dataset it reads (its name and entry), if any."""
+        for name in sorted(self.data):
+            if self.data[name].sealed is not None:
+                return name, self.data[name]
+        return None
 
     @property
     def dataset_cids(self) -> tuple[str, ...]:
@@ -362,7 +388,9 @@ def parse_manifest(obj: Any) -> Manifest:
 
 
 def _dp(value: Any, where: str) -> DPConfig:
-    _map(value, where, required=("clip_norm", "noise_multiplier", "delta", "target_epsilon"))
+    _map(
+        value, where, required=("clip_norm", "noise_multiplier", "delta", "target_epsilon", "rows")
+    )
     return DPConfig(
         clip_norm=_number(value["clip_norm"], 0.0, 1e6, f"{where}.clip_norm", open_low=True),
         noise_multiplier=_number(
@@ -372,6 +400,7 @@ def _dp(value: Any, where: str) -> DPConfig:
         target_epsilon=_number(
             value["target_epsilon"], 0.0, 1e6, f"{where}.target_epsilon", open_low=True
         ),
+        rows=_integer(value["rows"], 1, MAX_ROWS, f"{where}.rows"),
     )
 
 
@@ -486,7 +515,9 @@ def _datasets(value: Any, where: str) -> Mapping[str, Dataset]:
         at = f"{where}.{name}"
         if not isinstance(name, str) or not _NAME.fullmatch(name) or name == HOLDOUT:
             raise ManifestError(at, "a dataset's name is [a-z][a-z0-9_]*, and not holdout")
-        entry = _map(value[name], at, required=("cid", "format", "bytes"), optional=("target",))
+        entry = _map(
+            value[name], at, required=("cid", "format", "bytes"), optional=("target", "sealed")
+        )
         fmt = _choice(entry["format"], FORMATS, f"{at}.format")
         target = entry.get("target")
         if target is not None and (not isinstance(target, str) or not _COLUMN.fullmatch(target)):
@@ -498,7 +529,13 @@ def _datasets(value: Any, where: str) -> Mapping[str, Dataset]:
             format=fmt,
             bytes=_integer(entry["bytes"], 1, MAX_DATASET_BYTES, f"{at}.bytes"),
             target=target,
+            sealed=_integer(entry["sealed"], 1, 2**63 - 1, f"{at}.sealed")
+            if "sealed" in entry
+            else None,
         )
+    sealed = [name for name, dataset in datasets.items() if dataset.sealed is not None]
+    if len(sealed) > 1:
+        raise ManifestError(f"{where}.{sealed[1]}.sealed", "a job reads at most one sealed dataset")
     return datasets
 
 

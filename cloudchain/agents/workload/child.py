@@ -7,7 +7,8 @@ the daemon thread that started it dies (PR_SET_PDEATHSIG), before it imports any
 of the job's: sandbox.py says why.
 
 JOB_DIR holds `manifest.json` and `inputs/<name>` (each dataset by its manifest name,
-and `model` for infer); the child writes `out/` and logs to stderr, which the parent
+and `model` for infer), and for a DP job on a sealed dataset `noise.seed`, the secret
+seed of its noise; the child writes `out/` and logs to stderr, which the parent
 keeps as the job's log. It runs under the limits the parent set (sandbox.py) and
 exits 0 when the job is done, EXIT_REFUSED when the inputs do not fit the manifest
 (out/error.txt says why), EXIT_MEMORY when it ran out of the memory it was given.
@@ -71,6 +72,7 @@ def main(argv: list[str]) -> int:
     try:
         from cloudchain.agents.workload.datasets import DatasetError
         from cloudchain.agents.workload.jobs import run_job
+        from cloudchain.agents.workload.sandbox import NOISE_SEED_FILE
         from cloudchain.agents.workload.sklearn_runner import ModelFileError
         from cloudchain.agents.workload.torch_runner import TorchJobError
         from cloudchain.workload.manifest import ManifestError, load_manifest
@@ -84,8 +86,10 @@ def main(argv: list[str]) -> int:
             ModelFileError,
             TorchJobError,
         )
+        seed_file = job / NOISE_SEED_FILE
+        noise_seed = int(seed_file.read_text()) if seed_file.exists() else None
         try:
-            run_job(manifest, inputs, out, log)
+            run_job(manifest, inputs, out, log, noise_seed)
         except refusals as exc:
             log(f"refused: {exc}")
             (out / ERROR_FILE).write_text(str(exc))

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from cloudchain.workload.algorithms import CLASSIFY
-from cloudchain.workload.manifest import Dataset
+from cloudchain.workload.manifest import MAX_ROWS, Dataset
 
-MAX_ROWS = 10_000_000
 PASSTHROUGH = "passthrough"  # a target carried through a preprocess job: numbers or labels
 MAX_COLUMNS = 100_000
 

@@ -45,11 +45,17 @@ MODEL_FILES = {"sklearn": "model.skops", "torch": "model.safetensors"}
 Log = Callable[[str], None]
 
 
-def run_job(manifest: Manifest, inputs: Mapping[str, Path], out: Path, log: Log) -> dict[str, Any]:
+def run_job(
+    manifest: Manifest,
+    inputs: Mapping[str, Path],
+    out: Path,
+    log: Log,
+    noise_seed: int | None = None,
+) -> dict[str, Any]:
     """Run `manifest` on `inputs` (by dataset name, and "model" for infer), writing the
     outputs into `out`; the metrics written."""
     if manifest.kind == "train":
-        metrics = _train(manifest, inputs, out, log)
+        metrics = _train(manifest, inputs, out, log, noise_seed)
     elif manifest.kind == "infer":
         metrics = _infer(manifest, inputs, out, log)
     else:
@@ -70,7 +76,9 @@ def _read(manifest: Manifest, inputs: Mapping[str, Path], name: str, problem: st
     return table
 
 
-def _train(manifest: Manifest, inputs: Mapping[str, Path], out: Path, log: Log) -> dict[str, Any]:
+def _train(
+    manifest: Manifest, inputs: Mapping[str, Path], out: Path, log: Log, noise_seed: int | None
+) -> dict[str, Any]:
     model, evaluate = manifest.model, manifest.evaluate
     assert isinstance(model, SklearnModel | TorchModel) and evaluate is not None
     problem = None if model.problem == CLUSTER else model.problem
@@ -94,7 +102,9 @@ def _train(manifest: Manifest, inputs: Mapping[str, Path], out: Path, log: Log) 
         from cloudchain.agents.workload import torch_runner
 
         assert fit.y is not None
-        network = torch_runner.train(model, fit.X, fit.y, manifest.seed, log, manifest.dp)
+        network = torch_runner.train(
+            model, fit.X, fit.y, manifest.seed, log, manifest.dp, noise_seed
+        )
         value = _score_predictions(evaluate.metric, scored, torch_runner.predict(network, scored.X))
         torch_runner.dump(network, out / MODEL_FILES["torch"])
     log(f"{evaluate.metric} on {evaluate.split} ({scored.rows} rows): {value:.6f}")

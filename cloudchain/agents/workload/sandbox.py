@@ -234,9 +234,20 @@ def _trim_log(path: Path) -> None:
     path.write_bytes(data[:half] + b"\n[... log trimmed ...]\n" + data[-half:])
 
 
-def prepare_job(job: Path, manifest_bytes: bytes, inputs: dict[str, bytes]) -> None:
-    """A job directory as the child reads it: the manifest and each input by name."""
-    (job / "inputs").mkdir(parents=True, exist_ok=False)
+NOISE_SEED_FILE = "noise.seed"
+
+
+def prepare_job(
+    job: Path, manifest_bytes: bytes, inputs: dict[str, bytes], noise_seed: int | None = None
+) -> None:
+    """A job directory as the child reads it: the manifest, each input by name, and for
+    a DP job on a sealed dataset the secret seed of its noise (NOISE_SEED_FILE). The
+    directory is the provider's alone (0700): a sealed dataset's plaintext is in it."""
+    job.mkdir(parents=True, exist_ok=True)
+    job.chmod(0o700)
+    (job / "inputs").mkdir(exist_ok=False)
     (job / "manifest.json").write_bytes(manifest_bytes)
+    if noise_seed is not None:
+        (job / NOISE_SEED_FILE).write_text(str(noise_seed))
     for name, data in sorted(inputs.items()):
         (job / "inputs" / name).write_bytes(data)

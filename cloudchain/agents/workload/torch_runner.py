@@ -110,8 +110,10 @@ def train(
     seed: int,
     log: Any,
     dp: DPConfig | None = None,
+    noise_seed: int | None = None,
 ) -> TrainedNetwork:
-    """Fit the manifest's network on (X, y), deterministically; with `dp`, by DP-SGD."""
+    """Fit the manifest's network on (X, y), deterministically; with `dp`, by DP-SGD,
+    its sampling and noise drawn from `noise_seed` (a secret: dp_noise_seed)."""
     import torch
 
     pin_determinism(seed)
@@ -144,8 +146,12 @@ def train(
             weight_decay=params["weight_decay"],
         )
     if dp is not None:
+        if noise_seed is None:
+            log("DP-SGD noise from the manifest's seed: the data is not sealed, and the noise "
+                "protects nothing against one who reads the manifest")  # fmt: skip
+            noise_seed = seed
         return _train_private(
-            network, optimiser, inputs, targets, loss_fn, model, classes, seed, dp, log
+            network, optimiser, inputs, targets, loss_fn, model, classes, noise_seed, dp, log
         )
     order = torch.Generator().manual_seed(seed)
     network.train()
@@ -180,14 +186,9 @@ def _spec(model: TorchModel, classes: tuple[str, ...]) -> dict[str, Any]:
 def make_private(network: Any, optimiser: Any, loader: Any, dp: DPConfig, seed: int) -> Any:
     """(engine, module, optimiser, loader) of DP-SGD as the manifest says: clipping at
     C = clip_norm, noise N(0, sigma^2 C^2) on the batch's sum (divided, like the sum, by
-    the expected batch size), Poisson sampling, noise drawn from a generator seeded by
-    the manifest's seed.
-
-    Not yet private against someone who knows that seed (it is in the manifest, which is
-    a public blob): the noise is then predictable and can be taken back out of a step.
-    The determinism oracles need must come instead from a seed only the data owner and
-    its grantees hold (derived from the data key, issue 17); until then DP-SGD here is
-    for measuring, not for protecting data."""
+    the expected batch size), Poisson sampling, the noise drawn from a generator seeded
+    by `seed`, which must be secret (dp_noise_seed): one who knows it can take the noise
+    back out of a step."""
     import torch
     from opacus import PrivacyEngine
 
@@ -202,6 +203,19 @@ def make_private(network: Any, optimiser: Any, loader: Any, dp: DPConfig, seed: 
         noise_generator=torch.Generator().manual_seed(seed + 1),
     )
     return engine, private, optimiser, loader
+
+
+def dp_noise_seed(data_key: bytes, manifest_cid: str) -> int:
+    """The seed of a DP job's sampling and noise, from the sealed dataset's data key:
+    known to the owner and its grantees (an oracle with a grant re-runs the job to the
+    same bytes), and to nobody who has only the manifest and the model. One manifest,
+    one seed; another manifest, other noise."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    info = b"cloudchain dp-sgd noise v1|" + manifest_cid.encode()
+    derived = HKDF(hashes.SHA256(), length=8, salt=None, info=info).derive(data_key)
+    return int.from_bytes(derived, "big") >> 1  # torch takes a seed below 2^63
 
 
 def _train_private(
@@ -219,15 +233,17 @@ def _train_private(
     """DP-SGD through Opacus: Algorithm 2 first (the independent accountant's ε for the
     run as it will be, refused past the target), then per-example clipping and noise
     with Poisson sampling; Opacus's own accountant must agree with the first afterwards.
-    The noise and the sampling draw from generators seeded by the manifest: the same
-    manifest trains the same weights."""
+    The noise and the sampling draw from generators seeded by `seed`: the same seed and
+    manifest train the same weights."""
     import torch
 
-    from cloudchain.privacy.accountant import AGREEMENT, DPSGD, PrivacyBudgetError, check_budget
+    from cloudchain.privacy.accountant import AGREEMENT, PrivacyBudgetError, check_budget
+    from cloudchain.workload.dp_plan import dp_run
 
     params = model.params
-    batches = -(-len(inputs) // params["batch_size"])
-    run = DPSGD(dp.noise_multiplier, 1 / batches, params["epochs"] * batches, dp.delta)
+    if len(inputs) != dp.rows:
+        raise TorchJobError(f"the manifest's dp.rows is {dp.rows}, the job trains on {len(inputs)}")
+    run = dp_run(dp, model)
     try:
         planned = check_budget(run, dp.target_epsilon)
     except PrivacyBudgetError as exc:
