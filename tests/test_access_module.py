@@ -113,6 +113,9 @@ def test_a_task_grant_opens_for_that_task_only_and_every_opening_is_audited(acce
     assert stranger.code == Code.UNAUTHORIZED and "no grant" in stranger.log
     (opening,) = access.query("/access/audit", str(dataset).encode())["openings"]
     assert opening["grantee"] == PROVIDER.address and opening["task"] == 5
+    by_task = access.query("/access/audit", f"dataset={dataset}&task=5".encode())["openings"]
+    other = access.query("/access/audit", f"dataset={dataset}&task=6".encode())["openings"]
+    assert by_task == [opening] and other == []
 
 
 def test_a_period_grant_ends_at_its_height(access, dataset):
@@ -196,6 +199,8 @@ def test_rotation_voids_the_grants_of_the_old_key(access, dataset):
         ("/access/grants", b"", Code.INVALID_QUERY),
         ("/access/grants", b"grantee=nope", Code.INVALID_QUERY),
         ("/access/key", b"nope", Code.NOT_FOUND),
+        ("/access/audit", b"task=5", Code.INVALID_QUERY),
+        ("/access/audit", b"dataset=1&who=5", Code.INVALID_QUERY),
     ],
 )
 def test_bad_access_queries_are_refused(access, path, data, code):

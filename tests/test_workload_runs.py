@@ -305,8 +305,7 @@ def test_dp_sgd_trains_the_same_weights_twice_and_reports_the_epsilon_spent(
 
 
 def test_dp_noise_comes_from_the_data_key_and_not_from_the_manifest(tmp_path: Path) -> None:
-    from cloudchain.agents.workload.torch_runner import dp_noise_seed
-    from cloudchain.privacy.sealed import new_data_key
+    from cloudchain.privacy.sealed import dp_noise_seed, new_data_key
 
     manifest = train_manifest(DATA, model=json.loads(json.dumps(MLP)), dp=DP)
     key, other = new_data_key(), new_data_key()

@@ -9,6 +9,10 @@ chain records everything a job reads); each is fetched by CID into the job direc
 units the task bought (metering.cpu_seconds_for): a job cannot use more than was paid
 for.
 
+A sealed dataset is opened through the agent's grant (sealed_inputs.py), which the
+chain records; its plaintext goes only into the job's directory (0700). A task whose
+privacy terms and manifest disagree (workload/privacy_terms.py) is not run.
+
 A task whose manifest or inputs cannot be had is not run: `fetch_job` raises
 JobInputError with the reason, which the provider reports as the job's outcome
 (status "refused") and an oracle finds again.
@@ -19,7 +23,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cloudchain.agents.chain import BlobTooLarge, Chain, is_missing
 from cloudchain.agents.executor import Executor
@@ -34,6 +38,10 @@ from cloudchain.workload.manifest import (
     load_manifest,
 )
 from cloudchain.workload.metering import cpu_seconds_for
+from cloudchain.workload.privacy_terms import broken_terms
+
+if TYPE_CHECKING:
+    from cloudchain.agents.sealed_inputs import SealedInputs
 
 
 class JobInputError(Exception):
@@ -46,6 +54,7 @@ class Job:
     manifest: Manifest
     limits: Limits
     directory: Path
+    sealed: bool = False  # it read a sealed dataset: its directory holds plaintext
 
 
 def job_limits(manifest: Manifest, bought_units: int) -> Limits:
@@ -68,8 +77,11 @@ async def _fetch(chain: Chain, cid: str, dest: Path, at_most: int) -> bytes:
     return dest.read_bytes()
 
 
-async def fetch_job(chain: Chain, task: dict[str, Any], directory: Path) -> Job:
-    """The task's manifest and inputs, fetched into `directory` (made afresh)."""
+async def fetch_job(
+    chain: Chain, task: dict[str, Any], directory: Path, sealed: SealedInputs | None = None
+) -> Job:
+    """The task's manifest and inputs, fetched into `directory` (made afresh); a sealed
+    dataset opened with `sealed` (None: this agent opens none)."""
     inputs = list(task["inputs"])
     if not inputs:
         raise JobInputError(f"task {task['id']} names no manifest")
@@ -88,19 +100,55 @@ async def fetch_job(chain: Chain, task: dict[str, Any], directory: Path) -> Job:
             raise JobInputError(
                 f"the manifest is a {manifest.kind} job, the task a {task['kind']} one"
             )
+        delta_e12 = None
+        if task.get("dataset"):
+            record = await chain.query("/access/dataset", str(task["dataset"]))
+            delta_e12 = record["delta_e12"]
+        broken = broken_terms(manifest, task.get("dataset"), task.get("dp_micro_eps"), delta_e12)
+        if broken is not None:
+            raise JobInputError(f"the task's privacy terms: {broken}")
         wanted = {name: (d.cid, d.bytes) for name, d in manifest.data.items()}
         if isinstance(manifest.model, TrainedModel):
             wanted["model"] = (manifest.model.cid, manifest.model.bytes)
         named = set(inputs[1:])
         fetched: dict[str, bytes] = {}
+        noise_seed = None
         for name, (cid, size) in sorted(wanted.items()):
             if cid not in named:
                 raise JobInputError(f"input {name} ({cid}) is not among the task's inputs")
-            fetched[name] = await _fetch(chain, cid, downloads / name, size)
-        prepare_job(directory, manifest_bytes, fetched)
+            entry = manifest.data.get(name)
+            if entry is not None and entry.sealed is not None:
+                fetched[name], noise_seed = await _open_sealed(
+                    sealed, task, name, inputs[0], manifest, downloads
+                )
+            else:
+                fetched[name] = await _fetch(chain, cid, downloads / name, size)
+        prepare_job(directory, manifest_bytes, fetched, noise_seed)
     finally:
         shutil.rmtree(downloads, ignore_errors=True)
-    return Job(inputs[0], manifest, job_limits(manifest, task["units"]), directory)
+    limits = job_limits(manifest, task["units"])
+    return Job(inputs[0], manifest, limits, directory, manifest.sealed is not None)
+
+
+async def _open_sealed(
+    sealed: SealedInputs | None,
+    task: dict[str, Any],
+    name: str,
+    manifest_cid: str,
+    manifest: Manifest,
+    scratch: Path,
+) -> tuple[bytes, int | None]:
+    """The sealed dataset's plaintext, and for a DP job the secret seed of its noise."""
+    from cloudchain.agents.sealed_inputs import NotGranted
+
+    if sealed is None:
+        raise NotGranted(f"dataset {name} is sealed, and this agent opens no sealed dataset")
+    opened = await sealed.open(task, name, manifest.data[name], scratch)
+    if manifest.dp is None:
+        return opened.plaintext, None
+    from cloudchain.privacy.sealed import dp_noise_seed
+
+    return opened.plaintext, dp_noise_seed(opened.data_key, manifest_cid)
 
 
 async def run_job(executor: Executor, job: Job) -> ChildResult:

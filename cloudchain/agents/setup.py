@@ -9,7 +9,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
 from cloudchain.crypto import PrivateKey, read_key_file
+from cloudchain.privacy.wrapping import WrapError, read_encryption_key, write_encryption_key
+
+ENCRYPTION_KEY_FILE = "encryption.key"
 
 
 class ConfigError(ValueError):
@@ -43,3 +48,20 @@ def prepare_home(home: Path, subdirectory: str) -> None:
         raise ConfigError(f"--home {home}: {exc.strerror}") from None
     if not os.access(home, os.W_OK):
         raise ConfigError(f"--home {home}: not writable")
+
+
+def prepare_encryption_key(given: Path | None, home: Path) -> Path:
+    """The agent's X25519 key file, that data owners wrap dataset keys to: `given`
+    (--encryption-key) must be one; by default HOME/encryption.key, made on first use."""
+    if given is None:
+        path = home / ENCRYPTION_KEY_FILE
+        if not path.exists():
+            write_encryption_key(path, X25519PrivateKey.generate())
+    else:
+        path = given
+    try:
+        read_encryption_key(path)
+    except WrapError as exc:
+        option = "--encryption-key" if given is not None else "--home"
+        raise ConfigError(f"{option}: {exc}") from None
+    return path

@@ -84,6 +84,12 @@ def _common(parser: argparse.ArgumentParser, home: Path) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="of /health and /metrics")
     parser.add_argument("--port", type=int, default=0, help="of /health and /metrics (0: any)")
     parser.add_argument("--reconcile-seconds", type=float, default=2.0, help="look this often")
+    parser.add_argument(
+        "--encryption-key",
+        type=Path,
+        help="the X25519 key file data owners' grants are wrapped to, published on chain "
+        "(default: HOME/encryption.key, made on first run)",
+    )
     parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
     parser.add_argument("--log-format", default="plain", help="plain or json")
 
@@ -148,6 +154,7 @@ def _run_provider(args: argparse.Namespace) -> int:
             fault=args.fault,
             slow_s=args.slow_seconds,
             reconcile_s=args.reconcile_seconds,
+            encryption_key=args.encryption_key,
         )
 
     return _run_daemon(args, build, _serve_provider)
@@ -182,6 +189,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
             sample_bps=args.sample_bps,
             workers=args.workers,
             reconcile_s=args.reconcile_seconds,
+            encryption_key=args.encryption_key,
         )
 
     return _run_daemon(args, build, _serve_oracle)

@@ -50,6 +50,7 @@ from cloudchain.client.task_terms import (
     StrPath,
     TaskRecord,
     TaskRecordError,
+    TaskUsageError,
     balance_warning,
     check_before_upload,
     check_terms,
@@ -261,7 +262,13 @@ async def submit_task(
     one; `deadline_s` to the manifest's deadline plus DEADLINE_MARGIN_S. Raises
     ManifestError (the field named) or TaskUsageError before anything is uploaded,
     TaskError if the balance does not cover the deposit, TaskRefused if the chain
-    refuses the task."""
+    refuses the task.
+
+    A dataset the manifest names as sealed (`"sealed": ID`) takes its ciphertext's CID
+    and size from the chain; the task then names the dataset, and if the manifest trains
+    with DP it declares the ε the accountant computes for it (dp_plan.py), which the
+    chain spends from the dataset's budget."""
+    manifest = await _with_sealed_ciphertext(client, read_manifest_obj(manifest))
     terms = await _plan(
         client,
         key,
@@ -294,6 +301,7 @@ async def submit_task(
         "max_latency_ms": max_latency_ms,
         "penalty": penalty,
         "provider": provider,
+        **_privacy_terms(filled),
     }
     anchored = [*uploads, manifest_put] if anchor else []
     committed, anchors, fees = await _send(client, key, anchored, args)
@@ -315,6 +323,36 @@ async def submit_task(
         tx_hash=committed.hash,
         warnings=tuple(warnings),
     )
+
+
+async def _with_sealed_ciphertext(client: TaskNode, obj: Any) -> Any:
+    """The manifest's JSON with each sealed dataset's cid and bytes those of the
+    ciphertext the chain records for it."""
+    sealed = {}
+    for name in dataset_names(obj):
+        entry = obj["data"][name]
+        dataset = entry.get("sealed") if isinstance(entry, Mapping) else None
+        if isinstance(dataset, int) and not isinstance(dataset, bool) and dataset > 0:
+            try:
+                record = await client.query("/access/dataset", str(dataset).encode())
+            except RPCClientError as exc:
+                raise TaskUsageError(f"manifest.data.{name}.sealed: {exc}") from None
+            sealed[name] = (record["cid"], record["size"])
+    return fill_datasets(obj, sealed) if sealed else obj
+
+
+def _privacy_terms(manifest: Manifest) -> dict[str, int]:
+    """market.submit's dataset and dp_micro_eps for the manifest (none if it reads no
+    sealed dataset)."""
+    if manifest.sealed is None:
+        return {}
+    dataset = manifest.sealed[1].sealed
+    assert dataset is not None
+    if manifest.dp is None:
+        return {"dataset": dataset}
+    from cloudchain.workload.dp_plan import planned_micro_epsilon
+
+    return {"dataset": dataset, "dp_micro_eps": planned_micro_epsilon(manifest)}
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ DEFAULT_CHUNK = 64 * 1024
 MIN_CHUNK, MAX_CHUNK = 1024, 16 * 1024 * 1024
 MAX_CHUNKS = 2**32  # the index's four bytes
 INFO = b"cloudchain sealed dataset v1"
+NOISE_INFO = b"cloudchain dp-sgd noise v1|"
 
 
 class SealError(ValueError):
@@ -50,6 +51,16 @@ class SealError(ValueError):
 
 def new_data_key() -> bytes:
     return os.urandom(KEY_BYTES)
+
+
+def dp_noise_seed(data_key: bytes, manifest_cid: str) -> int:
+    """The seed of a DP job's sampling and noise, from the sealed dataset's data key:
+    known to the owner and its grantees (an oracle with a grant re-runs the job to the
+    same bytes), and to nobody who has only the manifest and the model. One manifest,
+    one seed; another manifest, other noise."""
+    info = NOISE_INFO + manifest_cid.encode()
+    derived = HKDF(hashes.SHA256(), length=8, salt=None, info=info).derive(data_key)
+    return int.from_bytes(derived, "big") >> 1  # torch takes a seed below 2^63
 
 
 def _file_key(data_key: bytes, salt: bytes) -> AESGCM:

@@ -35,10 +35,10 @@ the target a named column; or `.npz` with arrays `X` and, where a target is need
 refuses a dataset of another size before it reads a row.
 
 A sealed dataset (cloudchain/privacy/sealed.py) is named by its id on chain too,
-`"sealed": 3`: `cid` is then its ciphertext (the chain's record of the dataset must name
-the same), `bytes` the size of the plaintext, and the provider reads it only through a
-grant (the access module). A job reads at most one sealed dataset, the one whose privacy
-budget the task spends from.
+`"sealed": 3`: `cid` and `bytes` are then its ciphertext's (the chain's record of the
+dataset must name the same), and the provider reads it only through a grant (the access
+module); its plaintext is whatever authenticates under the data key. A job reads at
+most one sealed dataset, the one whose privacy budget the task spends from.
 
 `dp` (train jobs of a PyTorch network) asks for DP-SGD, and says everything its ε
 follows from: clip norm, noise multiplier, δ, the target ε and the rows it trains on
@@ -116,7 +116,7 @@ class ManifestError(ValueError):
 class Dataset:
     cid: str
     format: str  # csv or npz
-    bytes: int  # the blob's exact size (sealed: the plaintext's)
+    bytes: int  # the blob's exact size (sealed: the ciphertext's)
     target: str | None  # the target column (csv) or array (npz), if it has one
     sealed: int | None = None  # the access module's id of it, if it is sealed
 

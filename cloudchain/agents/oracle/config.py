@@ -7,9 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cloudchain.agents.setup import (
+    ENCRYPTION_KEY_FILE,
     ConfigError,
     check_home,
     check_node_url,
+    prepare_encryption_key,
     prepare_home,
     read_agent_key,
 )
@@ -32,6 +34,7 @@ class OracleConfig:
     sample_bps: int = BPS  # of completed tasks re-run (always: failures, disputes)
     workers: int = 1  # re-runs at once
     reconcile_s: float = 2.0
+    encryption_key: Path | None = None  # the X25519 key grants wrap to; default in home
 
     def check(self) -> None:
         check_node_url(self.node)
@@ -57,3 +60,8 @@ class OracleConfig:
 
     def prepare_home(self) -> None:
         prepare_home(self.home, "checks")
+        prepare_encryption_key(self.encryption_key, self.home)
+
+    @property
+    def encryption_key_file(self) -> Path:
+        return self.encryption_key or self.home / ENCRYPTION_KEY_FILE

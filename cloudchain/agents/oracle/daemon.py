@@ -11,8 +11,10 @@ Three loops, each reading what it acts on from the chain:
   and consistent; re-run when sampled, when the provider reports a failure) and
   attested with `market.attest`: completed or not, the units, and the provider's
   measured uptime and latency, so that the quorum and the penalties act on what was
-  measured. Each disputed task it has not voted on is re-run and voted on: uphold the
-  outcome if the oracle's own verdict agrees with it.
+  measured. A task on a sealed dataset is also checked against its privacy terms
+  (privacy_verdict.py: opened under a grant, ε not under-declared), and re-run only if
+  this oracle holds a grant for it too. Each disputed task it has not voted on is
+  re-run and voted on: uphold the outcome if the oracle's own verdict agrees with it.
 
 Restart-safe without a file of its own: the chain records what this oracle attested
 and voted, and a refusal as ALREADY_EXISTS (a race with its own earlier transaction)
@@ -37,23 +39,32 @@ from cloudchain.agents.executor import Executor
 from cloudchain.agents.follow import follow_chain, pause
 from cloudchain.agents.jobrun import JobInputError, fetch_job, run_job
 from cloudchain.agents.oracle.config import BPS, OracleConfig
+from cloudchain.agents.oracle.privacy_verdict import privacy_violation
 from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe, refused_endpoint
 from cloudchain.agents.oracle.verdict import (
     DONE,
     Claim,
     Rerun,
     Verdict,
+    claim_metrics,
     index_of,
     judge,
     needs_rerun,
 )
+from cloudchain.agents.sealed_inputs import NotGranted, SealedInputs
 from cloudchain.agents.server import AgentServer
 from cloudchain.agents.workload.sandbox import REFUSED
 from cloudchain.chaincode.codes import Code
 from cloudchain.client import RPCClientError
 from cloudchain.crypto import PrivateKey
 from cloudchain.logfields import fields
-from cloudchain.workload.manifest import MAX_MANIFEST_BYTES, ManifestError, load_manifest
+from cloudchain.privacy.wrapping import read_encryption_key
+from cloudchain.workload.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    ManifestError,
+    load_manifest,
+)
 from cloudchain.workload.metering import compute_units
 from cloudchain.workload.result import MAX_INDEX_BYTES, ResultError
 
@@ -92,6 +103,8 @@ class OracleDaemon:
     def __init__(self, config: OracleConfig, key: PrivateKey, executor: Executor) -> None:
         self.config = config
         self.chain = Chain(config.node, key)
+        self.sealed = SealedInputs(self.chain, read_encryption_key(config.encryption_key_file))
+        self._published = False
         self.executor = executor
         self.metrics = OracleMetrics()
         self.server = AgentServer(config.host, config.port, self.metrics.registry, self.health)
@@ -218,6 +231,9 @@ class OracleDaemon:
     async def reconcile(self, height: int | None) -> None:
         if height is not None:
             self.height = max(self.height, height)
+        if not self._published:  # so that data owners can grant it, to re-run their tasks
+            await self.sealed.publish()
+            self._published = True
         for task in await self.chain.tasks(state="completed"):
             if self._may_judge(task) and self.address not in task["attestations"]:
                 self._start(("attest", task["id"]), self._attest(task))
@@ -326,12 +342,16 @@ class OracleDaemon:
                 index = index_of(claim)
             except ResultError:
                 return judge(claim, None, 0.0)
-            bound = await self._output_bound(task, directory)
+            manifest = await self._manifest(task, directory)
+            bound = MAX_MANIFEST_BYTES if manifest is None else manifest.limits.output_bytes
             files = {
                 name: await self._fetch(cid, directory / f"file-{name}", bound)
                 for name, cid in sorted(index.files.items())
             }
             claim = Claim(**{**claim.__dict__, "files": files})
+            violation = await self._privacy_violation(task, manifest, claim_metrics(claim))
+            if violation is not None:
+                return Verdict(False, 0, violation)
             rerun, tolerance = None, 0.0
             if force_rerun or needs_rerun(index):
                 rerun, tolerance = await self._rerun(task, directory / "job", index.status == DONE)
@@ -355,23 +375,41 @@ class OracleDaemon:
             return None
         return dest.read_bytes()
 
-    async def _output_bound(self, task: dict[str, Any], directory: Path) -> int:
-        """The most bytes one output file may hold: the manifest's output_bytes."""
+    async def _manifest(self, task: dict[str, Any], directory: Path) -> Manifest | None:
+        """The task's manifest, if it can be had and read (its output_bytes bound each
+        output file; a job that cannot run has no outputs worth more than a manifest)."""
         inputs = task["inputs"]
         data = await self._fetch(inputs[0], directory / "manifest", MAX_MANIFEST_BYTES)
         try:
-            return load_manifest(data or b"", canonical=True).limits.output_bytes
+            return load_manifest(data or b"", canonical=True)
         except ManifestError:
-            return MAX_MANIFEST_BYTES  # a job that cannot run has no outputs worth more
+            return None
 
-    async def _rerun(self, task: dict[str, Any], job_dir: Path, slack: bool) -> tuple[Rerun, float]:
+    async def _privacy_violation(
+        self, task: dict[str, Any], manifest: Manifest | None, metrics: dict[str, Any] | None
+    ) -> str | None:
+        dataset = task.get("dataset")
+        if not dataset:
+            return None
+        record = await self.chain.query("/access/dataset", str(dataset))
+        audit = await self.chain.query("/access/audit", f"dataset={dataset}&task={task['id']}")
+        return privacy_violation(task, manifest, record["delta_e12"], audit["openings"], metrics)
+
+    async def _rerun(
+        self, task: dict[str, Any], job_dir: Path, slack: bool
+    ) -> tuple[Rerun | None, float]:
         """The job run again. With `slack` (the provider says it finished), the re-run
         gets RERUN_SLACK_BPS of the CPU time and the deadline: this machine may be
         slower than the provider's, and an honest result must not fail for that. A job
-        the provider says ran out of a limit is re-run under that same limit."""
+        the provider says ran out of a limit is re-run under that same limit. A job on
+        a sealed dataset this oracle holds no grant for is not re-run (None): it is
+        judged on what was published, and its privacy terms."""
         self.metrics.reruns.inc()
         try:
-            job = await fetch_job(self.chain, task, job_dir)
+            job = await fetch_job(self.chain, task, job_dir, self.sealed)
+        except NotGranted as exc:
+            log.info("not re-run: no grant", extra=fields(task=task["id"], reason=str(exc)))
+            return None, 0.0
         except JobInputError as exc:
             log.info("re-run refused", extra=fields(task=task["id"], reason=str(exc)))
             return Rerun(REFUSED, 1, {}), 0.0

@@ -91,6 +91,11 @@ def needs_rerun(index: ResultIndex) -> bool:
     return index.status != DONE
 
 
+def claim_metrics(claim: Claim) -> dict[str, Any] | None:
+    """The claim's metrics.json, decoded (None: not there, or not a JSON object)."""
+    return _metrics(claim.files)
+
+
 def _metrics(files: Mapping[str, bytes | None]) -> dict[str, Any] | None:
     data = files.get(METRICS_FILE)
     if data is None:

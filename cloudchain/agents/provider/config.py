@@ -12,9 +12,11 @@ from pathlib import Path
 
 from cloudchain.agents.provider.pricing import PricingError, PricingPolicy
 from cloudchain.agents.setup import (
+    ENCRYPTION_KEY_FILE,
     ConfigError,
     check_home,
     check_node_url,
+    prepare_encryption_key,
     prepare_home,
     read_agent_key,
 )
@@ -45,6 +47,7 @@ class ProviderConfig:
     fault: str = "none"
     slow_s: float = 2.0  # --fault slow: each /health answer and each report waits this long
     reconcile_s: float = 2.0  # tasks are listed at least this often, besides on each block
+    encryption_key: Path | None = None  # the X25519 key grants wrap to; default in home
 
     def check(self) -> None:
         check_node_url(self.node)
@@ -78,6 +81,11 @@ class ProviderConfig:
 
     def prepare_home(self) -> None:
         prepare_home(self.home, "jobs")
+        prepare_encryption_key(self.encryption_key, self.home)
+
+    @property
+    def encryption_key_file(self) -> Path:
+        return self.encryption_key or self.home / ENCRYPTION_KEY_FILE
 
 
 def pricing_policy(kind: str, base: int, markup_bps: int) -> PricingPolicy:

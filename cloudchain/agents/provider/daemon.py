@@ -2,7 +2,8 @@
 
 It registers the provider if the chain does not know it (its offer: this machine's
 capacity, its price by its pricing policy, its stake), says where its agent answers
-(`market.advertise`), then follows the chain (follow.py) and at each look:
+(`market.advertise`) and publishes its encryption key (`access.publish_key`, the X25519
+key data owners wrap grants to), then follows the chain (follow.py) and at each look:
 
 - re-prices: the policy's price from the class's reference price and the units in
   flight; a changed price is sent as `market.update`, the provider's bid for what the
@@ -10,7 +11,9 @@ capacity, its price by its pricing policy, its stake), says where its agent answ
 - serves every task the chain has assigned to it, assigned or running, that is not
   already being served: `start`, the job fetched and run on the executor, the units
   metered, the outputs, the job log and the result index stored as blobs and
-  anchored, and `complete`.
+  anchored, and `complete`. A sealed dataset is opened only through a grant the chain
+  records the opening of (sealed_inputs.py); its plaintext stays in the job's private
+  directory and is removed once the job has run; outputs are what is uploaded.
 
 Restart-safe, because the chain is the record of what is due and `home/jobs/<id>/
 report.json` the record of a result made: the report is written before `complete` is
@@ -49,12 +52,14 @@ from cloudchain.agents.follow import follow_chain
 from cloudchain.agents.jobrun import JobInputError, fetch_job, run_job
 from cloudchain.agents.provider.capacity import Capacity
 from cloudchain.agents.provider.config import ProviderConfig
+from cloudchain.agents.sealed_inputs import SealedInputs
 from cloudchain.agents.server import AgentServer
 from cloudchain.agents.workload.jobs import METRICS_FILE
 from cloudchain.agents.workload.sandbox import LOG_FILE, REFUSED, ChildResult
 from cloudchain.chaincode.codes import Code
 from cloudchain.crypto import PrivateKey
 from cloudchain.logfields import fields
+from cloudchain.privacy.wrapping import read_encryption_key
 from cloudchain.workload.manifest import canonical_json
 from cloudchain.workload.metering import compute_units
 from cloudchain.workload.result import ResultIndex
@@ -144,6 +149,7 @@ class ProviderDaemon:
     ) -> None:
         self.config = config
         self.chain = Chain(config.node, key)
+        self.sealed = SealedInputs(self.chain, read_encryption_key(config.encryption_key_file))
         self.capacity = capacity
         self.executor = executor
         self.metrics = ProviderMetrics()
@@ -253,6 +259,7 @@ class ProviderDaemon:
         self._set_price(price)
         if record is None or record.get("endpoint") != endpoint:
             await self.chain.send("market", "advertise", {"endpoint": endpoint})
+        await self.sealed.publish()
 
     def _set_price(self, price: int) -> None:
         self.price = price
@@ -359,12 +366,14 @@ class ProviderDaemon:
         started = time.monotonic()
         manifest_cid = task["inputs"][0] if task["inputs"] else ""
         try:
-            job = await fetch_job(self.chain, task, job_dir)
+            job = await fetch_job(self.chain, task, job_dir, self.sealed)
             manifest_cid = job.manifest_cid
             if self.config.fault == "wrong-output":
                 result = _make_up(job_dir, task)
             else:
                 result = await run_job(self.executor, job)
+            if job.sealed:  # the plaintext goes as soon as the job is done with it
+                shutil.rmtree(job_dir / "inputs", ignore_errors=True)
         except JobInputError as exc:
             log.warning("job refused", extra=fields(task=task["id"], reason=str(exc)))
             job_dir.mkdir(parents=True, exist_ok=True)

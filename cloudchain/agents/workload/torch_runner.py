@@ -205,19 +205,6 @@ def make_private(network: Any, optimiser: Any, loader: Any, dp: DPConfig, seed: 
     return engine, private, optimiser, loader
 
 
-def dp_noise_seed(data_key: bytes, manifest_cid: str) -> int:
-    """The seed of a DP job's sampling and noise, from the sealed dataset's data key:
-    known to the owner and its grantees (an oracle with a grant re-runs the job to the
-    same bytes), and to nobody who has only the manifest and the model. One manifest,
-    one seed; another manifest, other noise."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
-    info = b"cloudchain dp-sgd noise v1|" + manifest_cid.encode()
-    derived = HKDF(hashes.SHA256(), length=8, salt=None, info=info).derive(data_key)
-    return int.from_bytes(derived, "big") >> 1  # torch takes a seed below 2^63
-
-
 def _train_private(
     network: Any,
     optimiser: Any,

@@ -393,9 +393,20 @@ def query_grants(state: StateReader, data: bytes) -> dict[str, Any]:
 
 @ACCESS.query("audit")
 def query_audit(state: StateReader, data: bytes) -> dict[str, Any]:
-    """ID -> {openings: every recorded opening of the dataset, oldest first}."""
-    dataset = _dataset_query(data.decode("ascii", "replace"))
+    """ID, or dataset=ID&task=N -> {openings: the dataset's recorded openings (of that
+    task), oldest first; the last MAX_LISTED of them}."""
+    text = data.decode("ascii", "replace")
+    if "=" in text:
+        filters = query_filters(data, ("dataset", "task"))
+        if "dataset" not in filters:
+            raise QueryError(Code.INVALID_QUERY, "give dataset=ID (and task=N)")
+        dataset = _dataset_query(filters["dataset"])
+        task = _dataset_query(filters["task"]) if "task" in filters else None
+    else:
+        dataset, task = _dataset_query(text), None
     openings = [
         codec.thaw(codec.decode(raw)) for _, raw in state.iterate(AUDIT + _id(dataset) + b"/")
     ]
+    if task is not None:
+        openings = [opening for opening in openings if opening["task"] == task]
     return {"dataset": dataset, "openings": openings[-MAX_LISTED:]}
