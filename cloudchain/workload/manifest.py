@@ -601,6 +601,12 @@ def _model(kind: str, value: Any, where: str) -> Model | None:
     return _torch_model(value, where)
 
 
+def torch_model(value: Any) -> TorchModel:
+    """The network a manifest's model section describes (ManifestError names the field)."""
+    _map(value, "model", required=("library",), optional=_keys(value))
+    return _torch_model(value, "model")
+
+
 def _torch_model(value: Mapping[str, Any], where: str) -> TorchModel:
     _map(
         value,
