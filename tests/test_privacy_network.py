@@ -178,7 +178,7 @@ def test_a_granted_provider_trains_with_dp_on_sealed_data_and_the_budget_falls(
 
 
 def test_a_provider_without_a_grant_is_refused_and_an_over_budget_task_too(
-    owner: Owner,
+    owner: Owner, tmp_path: Path
 ) -> None:
     added = owner.dataset("add", str(owner.plaintext), "--encrypt", "--epsilon", str(BUDGET))
     dataset = int(re.search(r"ok: dataset (\d+) sealed as", added)[1])  # type: ignore[index]
@@ -213,16 +213,16 @@ def test_a_provider_without_a_grant_is_refused_and_an_over_budget_task_too(
     cancel = owner.client.sign_tx(owner.key, "market", "cancel", {"task": named.task_id})
     assert owner.client.broadcast_tx_commit(cancel.to_bytes()).failure is None
 
-    # one task spends most of the budget when assigned; a second is past what is left
-    first = owner.client.submit_task(
-        owner.key,
-        dp_manifest(dataset),
-        resource_class="cpu-small",
-        units=30,
-        max_price=PRICE * 2,
-        deadline_s=150,
-        replicas=1,
-    )
+    # one task (by the command line) spends most of the budget when assigned; a second
+    # is past what is left
+    manifest_file = tmp_path / "dp.json"
+    manifest_file.write_text(json.dumps(dp_manifest(dataset)))
+    submitted = cloudchain(
+        "task", "submit", "--from", str(owner.key_file), "--manifest", str(manifest_file),
+        "--units", "30", "--max-price", str(PRICE * 2), "--replicas", "1", "--node", owner.url,
+    )  # fmt: skip
+    first = int(re.search(r"ok: task (\d+) submitted", submitted)[1])  # type: ignore[index]
+    assert f"{dataset} (sealed)" in submitted and "of its budget" in submitted, submitted
     wait_until_blocking(
         lambda: owner.record(dataset)["spent_micro_eps"] > 0, 60, poll_s=0.2, what="the debit"
     )
@@ -240,4 +240,4 @@ def test_a_provider_without_a_grant_is_refused_and_an_over_budget_task_too(
     assert refusal.value.code == Code.LIMIT_EXCEEDED
     assert f"{remaining} of {int(BUDGET * 1e6)} micro-ε" in refusal.value.log
     assert owner.record(dataset)["remaining_micro_eps"] == remaining
-    assert owner.client.wait_task(first.task_id, timeout_s=WAIT_S).state == "settled"
+    assert owner.client.wait_task(first, timeout_s=WAIT_S).state == "settled"

@@ -246,10 +246,21 @@ def _run_submit(args: argparse.Namespace) -> int:
                     ("units", submitted.units),
                     ("max price", f"{submitted.max_price} a unit"),
                     ("deposit", f"{submitted.deposit} in escrow"),
+                    *_privacy_fields(submitted),
                 ]
             )
         )
     return 0
+
+
+def _privacy_fields(submitted: SubmittedTask) -> list[tuple[str, object]]:
+    fields: list[tuple[str, object]] = []
+    if submitted.dataset is not None:
+        fields.append(("dataset", f"{submitted.dataset} (sealed)"))
+    if submitted.dp_micro_eps is not None:
+        epsilon = submitted.dp_micro_eps / 10**6
+        fields.append(("epsilon", f"{epsilon:g} of its budget, spent when it is assigned"))
+    return fields
 
 
 def _submitted_obj(submitted: SubmittedTask) -> dict[str, Any]:
@@ -263,6 +274,8 @@ def _submitted_obj(submitted: SubmittedTask) -> dict[str, Any]:
         "height": submitted.height,
         "tx_hash": submitted.tx_hash.hex().upper(),
         "warnings": list(submitted.warnings),
+        "dataset": submitted.dataset,
+        "dp_micro_eps": submitted.dp_micro_eps,
     }
 
 

@@ -162,6 +162,8 @@ class SubmittedTask:
     height: int  # of the block that holds the submit
     tx_hash: bytes
     warnings: tuple[str, ...] = ()  # the balance will not cover another such task, ...
+    dataset: int | None = None  # the sealed dataset it reads
+    dp_micro_eps: int | None = None  # the ε it declares, spent from that dataset's budget
 
     @property
     def warning(self) -> str | None:
@@ -301,8 +303,9 @@ async def submit_task(
         "max_latency_ms": max_latency_ms,
         "penalty": penalty,
         "provider": provider,
-        **_privacy_terms(filled),
     }
+    privacy = _privacy_terms(filled)
+    args.update(privacy)
     anchored = [*uploads, manifest_put] if anchor else []
     committed, anchors, fees = await _send(client, key, anchored, args)
     failure = committed.failure
@@ -322,6 +325,8 @@ async def submit_task(
         height=committed.height,
         tx_hash=committed.hash,
         warnings=tuple(warnings),
+        dataset=privacy.get("dataset"),
+        dp_micro_eps=privacy.get("dp_micro_eps"),
     )
 
 
