@@ -85,6 +85,20 @@ class Owner:
         except Exception:  # not yet: the agent publishes once it reaches the chain
             return False
 
+    def submit(self, manifest: dict[str, Any], **terms: Any) -> Any:
+        return self.client.submit_task(
+            self.key,
+            manifest,
+            resource_class="cpu-small",
+            units=30,
+            max_price=PRICE * 2,
+            deadline_s=150,
+            min_uptime_bps=5_000,
+            max_latency_ms=2_000,
+            replicas=1,
+            **terms,
+        )
+
     def record(self, dataset: int) -> dict[str, Any]:
         return self.client.query("/access/dataset", str(dataset).encode())
 
@@ -130,17 +144,7 @@ def test_a_granted_provider_trains_with_dp_on_sealed_data_and_the_budget_falls(
         owner.dataset("grant", str(dataset), "--to", owner.address(grantee), "--until", str(until))
 
     manifest = dp_manifest(dataset)
-    submitted = owner.client.submit_task(
-        owner.key,
-        manifest,
-        resource_class="cpu-small",
-        units=30,
-        max_price=PRICE * 2,
-        deadline_s=150,
-        min_uptime_bps=5_000,
-        max_latency_ms=2_000,
-        replicas=1,
-    )
+    submitted = owner.submit(manifest)
     task = owner.client.query("/market/task", str(submitted.task_id).encode())
     declared = task["dp_micro_eps"]
     filled = dict(manifest, data={"train": {**manifest["data"]["train"], "cid": record["cid"],
@@ -194,16 +198,7 @@ def test_a_provider_without_a_grant_is_refused_and_an_over_budget_task_too(
     assert owner.client.query("/access/audit", str(dataset).encode())["openings"] == []
 
     # a task naming account2 is never assigned to it: it waits, and is cancelled
-    named = owner.client.submit_task(
-        owner.key,
-        dp_manifest(dataset),
-        resource_class="cpu-small",
-        units=30,
-        max_price=PRICE * 2,
-        deadline_s=150,
-        provider=owner.address("account2"),
-        replicas=1,
-    )
+    named = owner.submit(dp_manifest(dataset), provider=owner.address("account2"))
     height = owner.client.status().latest_block_height
     wait_until_blocking(
         lambda: owner.client.status().latest_block_height >= height + 3, 60, poll_s=0.2
@@ -228,15 +223,7 @@ def test_a_provider_without_a_grant_is_refused_and_an_over_budget_task_too(
     )
     remaining = owner.record(dataset)["remaining_micro_eps"]
     with pytest.raises(TaskRefused) as refusal:
-        owner.client.submit_task(
-            owner.key,
-            dp_manifest(dataset),
-            resource_class="cpu-small",
-            units=30,
-            max_price=PRICE * 2,
-            deadline_s=150,
-            replicas=1,
-        )
+        owner.submit(dp_manifest(dataset))
     assert refusal.value.code == Code.LIMIT_EXCEEDED
     assert f"{remaining} of {int(BUDGET * 1e6)} micro-ε" in refusal.value.log
     assert owner.record(dataset)["remaining_micro_eps"] == remaining

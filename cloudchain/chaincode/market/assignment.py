@@ -47,7 +47,7 @@ from dataclasses import dataclass, field, replace
 
 from cloudchain.chaincode.context import BlockContext, Overlay
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import refund, transition
+from cloudchain.chaincode.market.lifecycle import refund_open, transition
 from cloudchain.chaincode.market.params import BPS, MarketParams
 from cloudchain.chaincode.market.records import Provider, Task
 from cloudchain.chaincode.modules import access
@@ -169,7 +169,7 @@ def _take_turns(
             looked_at.add(task.id)
             address = _best_provider(task, providers, taken, params, _reader_of(ctx, task))
             if address is not None and not _spend_budget(ctx, task):
-                _refund_past_budget(ctx, params, task)
+                refund_open(ctx, params, task, "privacy_budget")
             elif address is not None:
                 providers[address] = _assign(ctx, task, address, providers[address])
                 taken[address] += 1
@@ -193,20 +193,6 @@ def _spend_budget(ctx: BlockContext, task: Task) -> bool:
     if task.dataset is None or task.dp_micro_eps is None:
         return True
     return access.debit(ctx, task.dataset, task.dp_micro_eps, task.id)
-
-
-def _refund_past_budget(ctx: BlockContext, params: MarketParams, task: Task) -> None:
-    record = transition(ctx.kv, task, "refunded", ctx.height)
-    record = refund(ctx.kv, params, record, 0, ctx.height)
-    state.put_task(ctx.kv, record)
-    assert record.payout is not None
-    ctx.emit(
-        "market_refund",
-        task=task.id,
-        requester=task.requester,
-        amount=record.payout.requester,
-        reason="privacy_budget",
-    )
 
 
 def _move_cursor(

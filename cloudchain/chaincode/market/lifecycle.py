@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from cloudchain.chaincode.context import Overlay
+from cloudchain.chaincode.context import BlockContext, Context, Overlay
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.economics import ProfitTerm, Tokens, Units, UtilityTerm
 from cloudchain.chaincode.market.params import BPS, MarketParams
@@ -210,6 +210,23 @@ def refund(kv: Overlay, params: MarketParams, task: Task, penalise: int, height:
         requester["paid"] = UtilityTerm.of(task.max_price, 0, penalise, 0, slashed).paid
     state.add_stats(kv, "requester", task.requester, **requester)
     return replace(task, payout=Payout(0, task.deposit + slashed, slashed, height))
+
+
+def refund_open(ctx: Context | BlockContext, params: MarketParams, task: Task, reason: str) -> Task:
+    """An open task refunded whole (cancelled, or past what its dataset's budget has
+    left), stored, and said in a market_refund event; the task as it is now."""
+    record = transition(ctx.kv, task, "refunded", ctx.height)
+    record = refund(ctx.kv, params, record, 0, ctx.height)
+    state.put_task(ctx.kv, record)
+    assert record.payout is not None
+    ctx.emit(
+        "market_refund",
+        task=task.id,
+        requester=task.requester,
+        amount=record.payout.requester,
+        reason=reason,
+    )
+    return record
 
 
 def _rated(provider: Provider, params: MarketParams, violations: int) -> Provider:

@@ -20,7 +20,7 @@ from typing import Any
 from cloudchain.chaincode.codes import Code
 from cloudchain.chaincode.context import Context
 from cloudchain.chaincode.market import state
-from cloudchain.chaincode.market.lifecycle import refund, release_capacity, transition
+from cloudchain.chaincode.market.lifecycle import refund_open, release_capacity, transition
 from cloudchain.chaincode.market.module import (
     KINDS,
     MARKET,
@@ -175,17 +175,7 @@ def process_cancel(ctx: Context, task: int) -> None:
     if ctx.sender != record.requester:
         raise TxError(Code.UNAUTHORIZED, "only the requester may cancel a task")
     require_state(record, "open")
-    record = transition(ctx.kv, record, "refunded", ctx.height)
-    record = refund(ctx.kv, state.get_params(ctx.kv), record, 0, ctx.height)
-    state.put_task(ctx.kv, record)
-    assert record.payout is not None
-    ctx.emit(
-        "market_refund",
-        task=task,
-        requester=record.requester,
-        amount=record.payout.requester,
-        reason="cancelled",
-    )
+    refund_open(ctx, state.get_params(ctx.kv), record, "cancelled")
 
 
 def _assigned_provider_only(ctx: Context, record: Task) -> None:
