@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from cloudchain.agents.chain import BlobTooLarge, Chain, is_missing
 from cloudchain.agents.executor import Executor
+from cloudchain.agents.job_errors import JobInputError, NotGranted
 from cloudchain.agents.workload.sandbox import ChildResult, prepare_job
 from cloudchain.client import RPCClientError
 from cloudchain.workload.manifest import (
@@ -38,14 +39,12 @@ from cloudchain.workload.manifest import (
     load_manifest,
 )
 from cloudchain.workload.metering import cpu_seconds_for
+
+__all__ = ["Job", "JobInputError", "NotGranted", "fetch_job", "job_limits", "run_job"]
 from cloudchain.workload.privacy_terms import broken_terms
 
 if TYPE_CHECKING:
     from cloudchain.agents.sealed_inputs import SealedInputs
-
-
-class JobInputError(Exception):
-    """The task's job cannot be run as asked: its manifest or an input is missing or bad."""
 
 
 @dataclass(frozen=True)
@@ -139,8 +138,6 @@ async def _open_sealed(
     scratch: Path,
 ) -> tuple[bytes, int | None]:
     """The sealed dataset's plaintext, and for a DP job the secret seed of its noise."""
-    from cloudchain.agents.sealed_inputs import NotGranted
-
     if sealed is None:
         raise NotGranted(f"dataset {name} is sealed, and this agent opens no sealed dataset")
     opened = await sealed.open(task, name, manifest.data[name], scratch)

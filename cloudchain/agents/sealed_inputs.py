@@ -27,15 +27,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from cloudchain.agents.chain import BlobTooLarge, Chain, TxRefused, is_missing
-from cloudchain.agents.jobrun import JobInputError
+from cloudchain.agents.job_errors import NotGranted
 from cloudchain.client import RPCClientError
 from cloudchain.privacy.sealed import SealError, open_stream
 from cloudchain.privacy.wrapping import GrantContext, WrapError, public_bytes, unwrap_key
 from cloudchain.workload.manifest import Dataset
-
-
-class NotGranted(JobInputError):
-    """This agent may not, or cannot, open the sealed dataset for this task."""
 
 
 @dataclass(frozen=True)

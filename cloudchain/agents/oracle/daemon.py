@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from cloudchain.agents.chain import BlobTooLarge, Chain, TxRefused, is_missing
 from cloudchain.agents.executor import Executor
 from cloudchain.agents.follow import follow_chain, pause
-from cloudchain.agents.jobrun import JobInputError, fetch_job, run_job
+from cloudchain.agents.jobrun import JobInputError, NotGranted, fetch_job, run_job
 from cloudchain.agents.oracle.config import BPS, OracleConfig
 from cloudchain.agents.oracle.privacy_verdict import privacy_violation
 from cloudchain.agents.oracle.probes import Probe, ProbeWindow, probe, refused_endpoint
@@ -51,7 +51,7 @@ from cloudchain.agents.oracle.verdict import (
     judge,
     needs_rerun,
 )
-from cloudchain.agents.sealed_inputs import NotGranted, SealedInputs
+from cloudchain.agents.sealed_inputs import SealedInputs
 from cloudchain.agents.server import AgentServer
 from cloudchain.agents.workload.sandbox import REFUSED
 from cloudchain.chaincode.codes import Code

@@ -27,6 +27,7 @@ from pathlib import Path
 EXIT_REFUSED = 3
 EXIT_MEMORY = 4
 ERROR_FILE = "error.txt"
+NOISE_SEED_FILE = "noise.seed"  # the secret seed of a DP job's noise, if it has one
 
 
 PR_SET_PDEATHSIG = 1
@@ -72,7 +73,6 @@ def main(argv: list[str]) -> int:
     try:
         from cloudchain.agents.workload.datasets import DatasetError
         from cloudchain.agents.workload.jobs import run_job
-        from cloudchain.agents.workload.sandbox import NOISE_SEED_FILE
         from cloudchain.agents.workload.sklearn_runner import ModelFileError
         from cloudchain.agents.workload.torch_runner import TorchJobError
         from cloudchain.workload.manifest import ManifestError, load_manifest

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cloudchain.agents.workload.child import ERROR_FILE, EXIT_MEMORY, EXIT_REFUSED
+from cloudchain.agents.workload.child import ERROR_FILE, EXIT_MEMORY, EXIT_REFUSED, NOISE_SEED_FILE
 from cloudchain.workload.manifest import Limits
 
 ADDRESS_SPACE_SLACK_MB = 1024
@@ -232,9 +232,6 @@ def _trim_log(path: Path) -> None:
     data = path.read_bytes()
     half = MAX_LOG_BYTES // 2
     path.write_bytes(data[:half] + b"\n[... log trimmed ...]\n" + data[-half:])
-
-
-NOISE_SEED_FILE = "noise.seed"
 
 
 def prepare_job(
