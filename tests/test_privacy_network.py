@@ -5,21 +5,26 @@ using the `cloudchain dataset` commands and the Python client.
     account0  the data owner, who also submits the tasks
     account1  a provider the owner grants the dataset to
     account2  a provider with no grant
+    account3  a provider with a grant, --fault ignore-privacy
 
 The owner seals a CSV (only ciphertext reaches the network), grants account1 and the
 three oracles, and submits a DP training task: it goes to account1 (account2 is as
 cheap but has no grant), is trained there under DP-SGD, re-run to the same bytes by the
 oracles (its noise seed comes from the data key they were granted) and settles; the
 budget falls by the ε the accountant computed. account2 is refused by the chain; a
-second task, past what is left of the budget, is refused at submit.
+second task, past what is left of the budget, is refused at submit. A task whose ε is
+declared below what its manifest spends is refused by an honest provider, and when a
+provider runs it anyway the oracles attest a violation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +33,7 @@ import pytest
 
 from cloudchain.chaincode.codes import Code
 from cloudchain.cli.agent_network import AgentNetwork
-from cloudchain.client import SyncClient
+from cloudchain.client import Client, SyncClient
 from cloudchain.client.tasks import TaskRefused
 from cloudchain.crypto import read_key_file
 from cloudchain.workload.dp_plan import planned_micro_epsilon
@@ -60,6 +65,27 @@ def dp_manifest(dataset: int) -> dict[str, Any]:
     return manifest
 
 
+class Watch(threading.Thread):
+    """The first event of a WebSocket subscription, caught in a thread of its own
+    (bounded by WAIT_S, whatever the test does)."""
+
+    def __init__(self, url: str, query: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.query = url, query
+        self.ready = threading.Event()
+        self.events: list[Any] = []
+
+    def run(self) -> None:
+        asyncio.run(self._watch())
+
+    async def _watch(self) -> None:
+        async with asyncio.timeout(WAIT_S), Client(self.url).subscribe(self.query) as events:
+            self.ready.set()
+            async for event in events:
+                self.events.append(event)
+                return
+
+
 class Owner:
     def __init__(self, net: AgentNetwork, tmp: Path) -> None:
         self.net = net
@@ -86,18 +112,16 @@ class Owner:
             return False
 
     def submit(self, manifest: dict[str, Any], **terms: Any) -> Any:
-        return self.client.submit_task(
-            self.key,
-            manifest,
-            resource_class="cpu-small",
-            units=30,
-            max_price=PRICE * 2,
-            deadline_s=150,
-            min_uptime_bps=5_000,
-            max_latency_ms=2_000,
-            replicas=1,
-            **terms,
-        )
+        defaults = {
+            "resource_class": "cpu-small",
+            "units": 30,
+            "max_price": PRICE * 2,
+            "deadline_s": 150,
+            "min_uptime_bps": 5_000,
+            "max_latency_ms": 2_000,
+            "replicas": 1,
+        }
+        return self.client.submit_task(self.key, manifest, **{**defaults, **terms})
 
     def record(self, dataset: int) -> dict[str, Any]:
         return self.client.query("/access/dataset", str(dataset).encode())
@@ -106,14 +130,17 @@ class Owner:
 @pytest.fixture(scope="module")
 def owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Owner]:
     tmp = tmp_path_factory.mktemp("privacy")
-    with AgentNetwork(tmp / "net", 1, accounts=3, consensus=FAST) as net:
+    with AgentNetwork(tmp / "net", 1, accounts=4, consensus=FAST) as net:
         for k in range(3):
             net.start_oracle(k, *ORACLE_OPTIONS)
         for account in (1, 2):
             net.start_provider(account, "--price", str(PRICE), "--pricing", "fixed")
+        net.start_provider(
+            3, "--price", str(PRICE * 3), "--pricing", "fixed", "--fault", "ignore-privacy"
+        )
         owner = Owner(net, tmp)
         try:
-            for name in ("account1", "account2", "oracle0", "oracle1", "oracle2"):
+            for name in ("account1", "account2", "account3", "oracle0", "oracle1", "oracle2"):
                 wait_until_blocking(
                     lambda name=name: owner.published(name),
                     WAIT_S,
@@ -144,6 +171,9 @@ def test_a_granted_provider_trains_with_dp_on_sealed_data_and_the_budget_falls(
         owner.dataset("grant", str(dataset), "--to", owner.address(grantee), "--until", str(until))
 
     manifest = dp_manifest(dataset)
+    watch = Watch(owner.url, f"access_open.dataset='{dataset}'")
+    watch.start()
+    assert watch.ready.wait(WAIT_S), "subscribed to access_open"
     submitted = owner.submit(manifest)
     task = owner.client.query("/market/task", str(submitted.task_id).encode())
     declared = task["dp_micro_eps"]
@@ -166,6 +196,9 @@ def test_a_granted_provider_trains_with_dp_on_sealed_data_and_the_budget_falls(
     # the provider opened it under its grant, and so did the oracles that re-ran it
     audit = owner.client.query("/access/audit", f"dataset={dataset}&task={task['id']}".encode())
     openers = {o["grantee"] for o in audit["openings"]}
+    watch.join(WAIT_S)
+    assert watch.events, "the WebSocket delivered the opening"
+    assert watch.events[0].tags["access_open.task"] == [str(task["id"])]
     oracles = {owner.address(n) for n in ("oracle0", "oracle1", "oracle2")}
     assert owner.address("account1") in openers and openers <= oracles | {settled.provider}
     # the quorum re-ran it to the same bytes: the noise seed is the data key's, not public
@@ -228,3 +261,31 @@ def test_a_provider_without_a_grant_is_refused_and_an_over_budget_task_too(
     assert f"{remaining} of {int(BUDGET * 1e6)} micro-ε" in refusal.value.log
     assert owner.record(dataset)["remaining_micro_eps"] == remaining
     assert owner.client.wait_task(first, timeout_s=WAIT_S).state == "settled"
+
+
+def test_an_under_declared_epsilon_is_refused_by_an_honest_provider_and_caught_by_oracles(
+    owner: Owner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    added = owner.dataset("add", str(owner.plaintext), "--encrypt", "--epsilon", "100")
+    dataset = int(re.search(r"ok: dataset (\d+) sealed as", added)[1])  # type: ignore[index]
+    until = owner.client.status().latest_block_height + 10_000
+    for grantee in ("account1", "account3", "oracle0", "oracle1", "oracle2"):
+        owner.dataset("grant", str(dataset), "--to", owner.address(grantee), "--until", str(until))
+    # a requester whose client declares 1 micro-ε, whatever the manifest spends
+    from cloudchain.client import tasks
+
+    monkeypatch.setattr(
+        tasks, "_privacy_terms", lambda manifest: {"dataset": dataset, "dp_micro_eps": 1}
+    )
+    honest = owner.submit(dp_manifest(dataset), provider=owner.address("account1"), penalty=100)
+    faulty = owner.submit(
+        dp_manifest(dataset), provider=owner.address("account3"), penalty=100, max_price=PRICE * 4
+    )
+    refused = owner.client.wait_task(honest.task_id, timeout_s=WAIT_S)
+    index = owner.client.fetch_result(honest.task_id, owner.plaintext.parent / "honest").index
+    assert index.status == "refused" and "under-declared" in index.message, index
+    # the oracles refuse it too: the honest provider served it as it had to
+    assert refused.state == "settled" and refused.outcome["violations"] == 0, refused
+    caught = owner.client.wait_task(faulty.task_id, timeout_s=WAIT_S)
+    assert caught.outcome["completed"] is False and caught.outcome["violations"] >= 1, caught
+    assert caught.payout["slashed"] > 0

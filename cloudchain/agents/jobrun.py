@@ -77,10 +77,16 @@ async def _fetch(chain: Chain, cid: str, dest: Path, at_most: int) -> bytes:
 
 
 async def fetch_job(
-    chain: Chain, task: dict[str, Any], directory: Path, sealed: SealedInputs | None = None
+    chain: Chain,
+    task: dict[str, Any],
+    directory: Path,
+    sealed: SealedInputs | None = None,
+    *,
+    check_terms: bool = True,
 ) -> Job:
     """The task's manifest and inputs, fetched into `directory` (made afresh); a sealed
-    dataset opened with `sealed` (None: this agent opens none)."""
+    dataset opened with `sealed` (None: this agent opens none). Without `check_terms`
+    (a provider's --fault ignore-privacy) a task's privacy terms are not checked."""
     inputs = list(task["inputs"])
     if not inputs:
         raise JobInputError(f"task {task['id']} names no manifest")
@@ -104,7 +110,7 @@ async def fetch_job(
             record = await chain.query("/access/dataset", str(task["dataset"]))
             delta_e12 = record["delta_e12"]
         broken = broken_terms(manifest, task.get("dataset"), task.get("dp_micro_eps"), delta_e12)
-        if broken is not None:
+        if broken is not None and check_terms:
             raise JobInputError(f"the task's privacy terms: {broken}")
         wanted = {name: (d.cid, d.bytes) for name, d in manifest.data.items()}
         if isinstance(manifest.model, TrainedModel):

@@ -53,7 +53,7 @@ def add_agent_commands(commands: Any) -> None:
     run.add_argument(
         "--fault",
         default="none",
-        help="misbehave on purpose: wrong-output, crash-mid-task, slow or offline",
+        help="misbehave on purpose: wrong-output, crash-mid-task, slow, offline or ignore-privacy",
     )
     run.add_argument("--slow-seconds", type=float, default=2.0, help="--fault slow's delay")
     run.set_defaults(run=_run_provider)

@@ -349,9 +349,10 @@ class OracleDaemon:
                 for name, cid in sorted(index.files.items())
             }
             claim = Claim(**{**claim.__dict__, "files": files})
-            violation = await self._privacy_violation(task, manifest, claim_metrics(claim))
-            if violation is not None:
-                return Verdict(False, 0, violation)
+            if index.status == DONE:  # a result was made: by the task's privacy terms?
+                violation = await self._privacy_violation(task, manifest, claim_metrics(claim))
+                if violation is not None:
+                    return Verdict(False, 0, violation)
             rerun, tolerance = None, 0.0
             if force_rerun or needs_rerun(index):
                 rerun, tolerance = await self._rerun(task, directory / "job", index.status == DONE)

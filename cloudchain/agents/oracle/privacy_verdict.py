@@ -12,7 +12,9 @@ For a task that reads a sealed dataset:
 - the ε the provider reports in metrics.json is no more than declared.
 
 Any of these broken is a violation, attested as the task not served (the SLA and dispute
-machinery then acts on it as on any other).
+machinery then acts on it as on any other). Checked of a result the provider made; a
+provider that refused the job is judged by the oracle's own attempt at it, which
+refuses a task with broken terms as the provider must.
 """
 
 from __future__ import annotations

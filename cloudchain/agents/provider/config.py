@@ -22,7 +22,7 @@ from cloudchain.agents.setup import (
 )
 from cloudchain.crypto import PrivateKey
 
-FAULTS = ("none", "wrong-output", "crash-mid-task", "slow", "offline")
+FAULTS = ("none", "wrong-output", "crash-mid-task", "slow", "offline", "ignore-privacy")
 EXECUTORS = ("local", "ray")
 TIERS = ("enterprise", "community")
 

@@ -29,6 +29,8 @@ Faults on purpose (`--fault`), for tests and the demo:
     crash-mid-task  exits (code 70) right after `start` is committed
     slow            every /health answer waits `slow_s` first (probe latency past SLA)
     offline         serves no /health and takes no tasks after registering
+    ignore-privacy  runs a task whose privacy terms it should refuse (an ε declared
+                    below what the manifest spends): what the oracles must catch
 """
 
 from __future__ import annotations
@@ -366,7 +368,13 @@ class ProviderDaemon:
         started = time.monotonic()
         manifest_cid = task["inputs"][0] if task["inputs"] else ""
         try:
-            job = await fetch_job(self.chain, task, job_dir, self.sealed)
+            job = await fetch_job(
+                self.chain,
+                task,
+                job_dir,
+                self.sealed,
+                check_terms=self.config.fault != "ignore-privacy",
+            )
             manifest_cid = job.manifest_cid
             if self.config.fault == "wrong-output":
                 result = _make_up(job_dir, task)
