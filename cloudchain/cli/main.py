@@ -17,6 +17,7 @@ from cloudchain.cli.common import TX_HASH, send_tx, tx_options
 from cloudchain.cli.dataset_commands import add_dataset_commands
 from cloudchain.cli.market_commands import add_market_tx_commands
 from cloudchain.cli.read_commands import QUERY_PATH_COMMAND, add_read_commands
+from cloudchain.cli.simulate_commands import add_simulate_commands
 from cloudchain.cli.storage_commands import add_storage_tx_commands
 from cloudchain.cli.task_commands import add_task_commands
 from cloudchain.client import RPCClientError
@@ -344,6 +345,7 @@ def _parser() -> argparse.ArgumentParser:
     add_blob_commands(commands)
     add_agent_commands(commands)
     add_dataset_commands(commands)
+    add_simulate_commands(commands)
     add_task_commands(commands)
 
     tx = commands.add_parser(

@@ -84,6 +84,7 @@ class SimConfig:
     oracles: int = 3
     faulty_oracles: int = 0
     seed: int = 1
+    drain_blocks: int = 20_000  # after the days, at most this many blocks to finish tasks
 
     @property
     def blocks(self) -> int:
@@ -135,6 +136,10 @@ class SimResult:
     app_hash: str = ""
     height: int = 0
     refused: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
+    drained: int = 0  # blocks after the last day, until every task was final
+    final: list[ProviderDay] = field(default_factory=list)  # every provider's sums at the end
+    final_supply: int = 0
+    minted_final: int = 0
 
 
 def _key(seed: int, name: str) -> PrivateKey:
@@ -235,21 +240,37 @@ class World:
     # --- running ------------------------------------------------------------------------------
 
     def run(self, progress: Callable[[int], None] = lambda blocks: None) -> SimResult:
+        """`days` of arrivals, then blocks without new tasks until every task is final
+        (at most `drain_blocks`), so that each one's outcome is counted."""
         self._register_all()
         self._first_arrivals()
         config = self.config
         start = self.chain.height
-        for block in range(1, config.blocks + 1):
+        block = 0
+        while block < config.blocks or (
+            self._unfinished() and block < config.blocks + config.drain_blocks
+        ):
+            block += 1
+            if block > config.blocks:
+                self.arrivals = []
             txs, kinds = self._txs_for(start + block)
             self._apply(txs, kinds)
             for address, units in self.in_flight.items():
                 self.busy[address] += units
-            if block % config.blocks_per_day == 0 or block == config.blocks:
-                self._end_day(math.ceil(block / config.blocks_per_day))
-            progress(1)
+            if block <= config.blocks:
+                if block % config.blocks_per_day == 0 or block == config.blocks:
+                    self._end_day(math.ceil(block / config.blocks_per_day))
+                progress(1)
+        self.result.drained = block - config.blocks
+        self.result.final = self._provider_rows(0)
+        self.result.final_supply = int(self.chain.query("/token/supply")["supply"])
+        self.result.minted_final, self.result.burnt = self.result.minted, self.chain.burnt
         self.result.app_hash = self.chain.app_hash.hex()
         self.result.height = self.chain.height
         return self.result
+
+    def _unfinished(self) -> bool:
+        return any(not record.outcome for record in self.result.tasks.values())
 
     def _txs_for(self, height: int) -> tuple[list[Transaction], list[Any]]:
         """The transactions the parties send for the block at `height`, and for each
@@ -429,11 +450,11 @@ class World:
         if record is not None and not record.outcome:
             record.outcome, record.ended_at = outcome, height
 
-    def _end_day(self, day: int) -> None:
-        chain = self.chain
+    def _provider_rows(self, day: int) -> list[ProviderDay]:
+        rows = []
         for key, _ in self.providers:
-            stats = chain.query("/market/account", key.address).get("provider", {})
-            self.result.provider_days.append(
+            stats = self.chain.query("/market/account", key.address).get("provider", {})
+            rows.append(
                 ProviderDay(
                     day=day,
                     provider=key.address,
@@ -447,6 +468,12 @@ class World:
                     busy_unit_blocks=self.busy[key.address],
                 )
             )
+        return rows
+
+    def _end_day(self, day: int) -> None:
+        """The chain's sums at the end of `day` (1 is the first)."""
+        chain = self.chain
+        self.result.provider_days.extend(self._provider_rows(day))
         self.busy = defaultdict(int)
         stats = chain.query("/market/stats")
         supply = int(chain.query("/token/supply")["supply"])

@@ -1,0 +1,241 @@
+"""What a market simulation measured: fairness, latency, throughput, SLA compliance and
+utilisation, as CSV and JSON per group size, and the paper's Figs. 4 and 5 as PNG.
+
+Fairness is Jain's index, J(x) = (sum x)^2 / (n sum x^2), over the providers' rewards
+(what the chain paid them for tasks and minted for them at epochs): raw, and normalised
+by the capacity each offered (tokens per unit offered), which is the paper's sense of a
+fair share: a provider offering ten times the capacity is expected to earn ten times as
+much. 1 is perfectly even; 1/n is one provider taking everything.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cloudchain.sim.market.scenario import ProviderSpec
+from cloudchain.sim.market.world import ProviderDay, SimResult
+
+FAIRNESS_CLAIM = 0.89  # the paper's Fig. 5: at least this at every group size
+
+
+def jain(values: Sequence[float]) -> float:
+    """Jain's fairness index of `values` (1.0 when all are zero: nothing to share)."""
+    total = sum(values)
+    squares = sum(v * v for v in values)
+    return 1.0 if squares == 0 else total * total / (len(values) * squares)
+
+
+def rewards(rows: Sequence[ProviderDay]) -> list[int]:
+    return [row.earned + row.rewarded for row in rows]
+
+
+def summary(result: SimResult) -> dict[str, Any]:
+    config = result.config
+    final = result.final
+    specs = config.providers  # in the order of `final`
+    tokens = rewards(final)
+    normalised = [t / spec.capacity for t, spec in zip(tokens, specs, strict=True)]
+    settled = [t for t in result.tasks.values() if t.outcome == "settle"]
+    latency = sorted(t.ended_at - t.submitted_at for t in settled)
+    last = result.days[-1] if result.days else {}
+    days = len(result.days)
+    blocks_per_day = config.blocks_per_day
+    busy = sum(row.busy_unit_blocks for row in result.provider_days)
+    offered = sum(spec.capacity for spec in specs) * blocks_per_day * days
+    outcomes = Counter(record.outcome or "unfinished" for record in result.tasks.values())
+    return {
+        "requesters": config.requesters,
+        "days": config.days,
+        "block_s": config.block_s,
+        "seed": config.seed,
+        "providers": len(final),
+        "tasks": len(result.tasks),
+        "outcomes": dict(sorted(outcomes.items())),
+        "jain_raw": jain(tokens),
+        "jain_normalised": jain(normalised),
+        "tokens_enterprise": _tier_sum(tokens, specs, "enterprise"),
+        "tokens_community": _tier_sum(tokens, specs, "community"),
+        "latency_blocks_median": statistics.median(latency) if latency else None,
+        "latency_blocks_p90": latency[int(0.9 * (len(latency) - 1))] if latency else None,
+        "latency_s_median": statistics.median(latency) * config.block_s if latency else None,
+        "settled_per_day": len(settled) / max(config.days, 1e-9),
+        "sla_compliance_bps": last.get("sla_compliance_bps"),
+        "utilisation_bps": busy * 10_000 // offered if offered else 0,
+        "slashed": sum(row.slashed for row in final),
+        "minted": result.minted_final,
+        "burnt": result.burnt,
+        "supply_conserved": result.final_supply
+        == result.genesis_supply + result.minted_final - result.burnt,
+        "drained_blocks": result.drained,
+        "height": result.height,
+        "app_hash": result.app_hash,
+    }  # fmt: skip
+
+
+def _tier_sum(tokens: Sequence[int], specs: Sequence[ProviderSpec], tier: str) -> int:
+    return sum(t for t, spec in zip(tokens, specs, strict=True) if spec.tier == tier)
+
+
+def write_run(result: SimResult, out: Path) -> list[Path]:
+    """days-R<n>.csv, providers-R<n>.csv (per provider per day) and providers-R<n>.json
+    (every provider's totals) of one group size."""
+    out.mkdir(parents=True, exist_ok=True)
+    n = result.config.requesters
+    days_path = out / f"days-R{n}.csv"
+    with open(days_path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(
+            ["day", "height", "tasks_settled", "settled_that_day", "sla_compliance_bps",
+             "fairness_providers_bps", "supply", "minted", "burnt"]
+        )  # fmt: skip
+        previous = 0
+        for row, (_, supply, minted, burnt) in zip(result.days, result.supply_by_day, strict=True):
+            settled = row.get("tasks_settled", 0)
+            writer.writerow(
+                [row["day"], row["height"], settled, settled - previous,
+                 row.get("sla_compliance_bps", ""), row.get("fairness_providers_bps", ""),
+                 supply, minted, burnt]
+            )  # fmt: skip
+            previous = settled
+    specs = {spec.name: spec for spec in result.config.providers}
+    blocks_per_day = result.config.blocks_per_day
+    providers_path = out / f"providers-R{n}.csv"
+    with open(providers_path, "w", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(
+            ["day", "provider", "tier", "capacity", "earned", "rewarded", "units", "tasks",
+             "violated", "slashed", "utilisation_bps"]
+        )  # fmt: skip
+        for row in result.provider_days:
+            spec = specs[result.names[row.provider]]
+            utilisation = row.busy_unit_blocks * 10_000 // (spec.capacity * blocks_per_day)
+            writer.writerow(
+                [row.day, spec.name, spec.tier, spec.capacity, row.earned, row.rewarded,
+                 row.units, row.tasks, row.violated, row.slashed, utilisation]
+            )  # fmt: skip
+    totals_path = out / f"providers-R{n}.json"
+    totals = [
+        {
+            "provider": specs[result.names[row.provider]].name,
+            "address": row.provider,
+            "tier": specs[result.names[row.provider]].tier,
+            "capacity": specs[result.names[row.provider]].capacity,
+            "tokens": row.earned + row.rewarded,
+            "earned": row.earned,
+            "rewarded": row.rewarded,
+            "units": row.units,
+            "tasks": row.tasks,
+            "violated": row.violated,
+            "slashed": row.slashed,
+        }
+        for row in result.final
+    ]
+    totals_path.write_text(json.dumps(totals, indent=2) + "\n")
+    return [days_path, providers_path, totals_path]
+
+
+def write_summary(results: Sequence[SimResult], out: Path) -> list[Path]:
+    """summary.json, and the figures: fig4-tokens.png (of the largest group) and
+    fig5-fairness.png (every group)."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / "summary.json"
+    rows = [summary(result) for result in results]
+    path.write_text(json.dumps({"runs": rows, "fairness_claim": FAIRNESS_CLAIM}, indent=2) + "\n")
+    fig4, fig5 = out / "fig4-tokens.png", out / "fig5-fairness.png"
+    plot_tokens(max(results, key=lambda r: r.config.requesters), fig4)
+    plot_fairness(rows, fig5)
+    return [path, fig4, fig5]
+
+
+def format_table(results: Sequence[SimResult]) -> str:
+    lines = [
+        f"{'requesters':>10} {'tasks':>7} {'settled/d':>9} {'J raw':>6} {'J norm':>6} "
+        f"{'SLA %':>6} {'util %':>6} {'latency':>8} {'enterprise':>11} {'community':>10}"
+    ]
+    for result in results:
+        row = summary(result)
+        latency = row["latency_s_median"]
+        lines.append(
+            f"{row['requesters']:>10} {row['tasks']:>7} {row['settled_per_day']:>9.1f} "
+            f"{row['jain_raw']:>6.3f} {row['jain_normalised']:>6.3f} "
+            f"{(row['sla_compliance_bps'] or 0) / 100:>6.2f} {row['utilisation_bps'] / 100:>6.2f} "
+            f"{'-' if latency is None else f'{latency / 60:.0f} min':>8} "
+            f"{row['tokens_enterprise']:>11} {row['tokens_community']:>10}"
+        )
+    lines.append(
+        f"the paper's Fig. 5: Jain's index at least {FAIRNESS_CLAIM} at every group size; "
+        "latency is the median from submit to settlement"
+    )
+    return "\n".join(lines)
+
+
+def plot_tokens(result: SimResult, path: Path) -> None:
+    """Fig. 4: each provider's tokens over the run, enterprise and community apart, and
+    each tier's cumulative tokens by day."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen: render to a file
+    import matplotlib.pyplot as plt
+
+    specs = {spec.name: spec for spec in result.config.providers}
+    rows = sorted(result.final, key=lambda r: -(r.earned + r.rewarded))
+    names = [result.names[row.provider] for row in rows]
+    tokens = rewards(rows)
+    colours = ["tab:blue" if specs[n].tier == "enterprise" else "tab:orange" for n in names]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
+    left.bar(range(len(names)), tokens, color=colours)
+    left.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    left.set_ylabel("tokens (paid for tasks + minted at epochs)")
+    left.set_title(
+        f"Tokens per provider over {result.config.days:g} days, "
+        f"{result.config.requesters} requesters (blue: enterprise, orange: community)",
+        fontsize=9,
+    )
+    by_day: dict[int, dict[str, int]] = {}
+    for row in result.provider_days:
+        tier = specs[result.names[row.provider]].tier
+        day = by_day.setdefault(row.day, {"enterprise": 0, "community": 0})
+        day[tier] += row.earned + row.rewarded
+    days = sorted(by_day)
+    for tier, colour in (("enterprise", "tab:blue"), ("community", "tab:orange")):
+        right.plot(days, [by_day[d][tier] for d in days], color=colour, label=tier, marker=".")
+    right.set_xlabel("day")
+    right.set_ylabel("tokens so far")
+    right.set_title("Cumulative tokens by tier", fontsize=9)
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_fairness(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    """Fig. 5: Jain's index against the requester group size, raw and normalised by
+    capacity, with the paper's claim."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = [row["requesters"] for row in rows]
+    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
+    axes.plot(
+        sizes, [r["jain_normalised"] for r in rows], marker="o", label="normalised by capacity"
+    )
+    axes.plot(sizes, [r["jain_raw"] for r in rows], marker="s", label="raw rewards")
+    axes.axhline(FAIRNESS_CLAIM, color="grey", linestyle="--", label=f"paper: >= {FAIRNESS_CLAIM}")
+    axes.set_ylim(0, 1.05)
+    axes.set_xlabel("requesters")
+    axes.set_ylabel("Jain's fairness index over providers")
+    axes.set_title("Fairness against requester group size", fontsize=10)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
