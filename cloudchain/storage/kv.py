@@ -51,10 +51,19 @@ class MemoryKV:
         return self._data.get(key)
 
     def scan(self, start: bytes, stop: bytes | None) -> Iterator[tuple[bytes, bytes]]:
-        i = bisect.bisect_left(self._keys, start)
-        # Snapshot the slice so callers may write while iterating, as with LevelDB.
-        end = len(self._keys) if stop is None else bisect.bisect_left(self._keys, stop)
-        yield from [(key, self._data[key]) for key in self._keys[i:end]]
+        """Read in growing chunks, each a snapshot found again after the last key read:
+        a caller may write while it iterates (as with LevelDB), and a scan abandoned
+        early (a seek, a prefix's first key) copies only what it read, not the range."""
+        keys, data = self._keys, self._data
+        i, chunk = bisect.bisect_left(keys, start), 16
+        while True:
+            end = len(keys) if stop is None else bisect.bisect_left(keys, stop)
+            taken = [(key, data[key]) for key in keys[i : min(end, i + chunk)]]
+            if not taken:
+                return
+            yield from taken
+            i = bisect.bisect_right(keys, taken[-1][0])
+            chunk = min(chunk * 2, 4096)
 
     def first(self, start: bytes, stop: bytes) -> tuple[bytes, bytes] | None:
         i = bisect.bisect_left(self._keys, start)
