@@ -2,6 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from cloudchain import codec
 from cloudchain.storage import apphash
 from cloudchain.storage.chain import ChainStore, StoreError
 from cloudchain.storage.kv import LevelDBKV, MemoryKV
@@ -46,6 +47,42 @@ def test_iterate_sees_each_key_once_at_its_version_and_hides_deletes(kv):
     assert at_one[bob_key] != at_genesis[bob_key]
     assert list(store.iterate(prefix, 0)) == sorted(at_genesis.items())
     assert dict(store.iterate(prefix, 0)) == at_genesis  # history is intact
+
+
+def _state_rows(kv) -> int:
+    return sum(1 for _ in kv.scan(b"s/", b"s0"))
+
+
+def test_a_pruned_store_keeps_the_last_heights_the_same_state_and_no_more_versions(kv):
+    """The same blocks on a store keeping 3 heights and on one keeping all: the same app
+    hashes and latest state, reads of the last 3 heights as before, older heights
+    refused, and every key's versions beyond them gone (a deleted key's too)."""
+    full = make_chain(MemoryKV())
+    pruned = make_chain(kv, keep_heights=3)
+    balance = b"token/balance/" + BOB.address.encode()
+    for nonce in range(12):
+        txs = [transfer(ALICE, nonce, BOB.address, 10).to_bytes()]
+        assert full.produce_block(txs).result.app_hash == pruned.produce_block(txs).result.app_hash
+    store, reference = pruned.app.store, full.app.store
+    top = store.height
+    for height in range(top - 2, top + 1):
+        assert store.get(balance, height) == reference.get(balance, height)
+        assert dict(store.iterate(b"token/", height)) == dict(reference.iterate(b"token/", height))
+    with pytest.raises(StoreError, match="pruned"):
+        store.get(balance, top - 3)
+    # Bob's balance has 13 versions in full, at most 3 + 1 here
+    versions = [row for row, _ in kv.scan(b"s/" + balance, b"s/" + balance + b"\x00\x02")]
+    assert len(versions) <= 4 < 13
+    assert _state_rows(kv) < _state_rows(full.app.store._kv)
+    # Alice empties her account: her balance key is deleted, and 3 heights on, gone whole
+    alice = b"token/balance/" + ALICE.address.encode()
+    left = codec.decode(store.get(alice))
+    pruned.produce_block([transfer(ALICE, 12, BOB.address, left - TEST_FEE).to_bytes()])
+    assert store.get(alice) is None
+    for _ in range(3):
+        pruned.produce_block([])
+    assert [row for row, _ in kv.scan(b"s/" + alice, b"s/" + alice + b"\x00\x02")] == []
+    assert store.get(alice) is None and alice not in dict(store.iterate(b"token/"))
 
 
 def test_keys_with_zero_bytes_keep_their_order_and_prefixes():

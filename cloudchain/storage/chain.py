@@ -26,9 +26,13 @@ State keys are escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which
 keeps them in the order of the raw keys and makes a key's versions contiguous.
 Heights in version keys are inverted (~height = 2^64-1-height), so a forward
 scan from ~h meets the newest version at or below h first. Every version is
-kept, so state can be read at any committed height (`get(key, height)`);
-pruning old versions is left for later (it would have to keep each key's newest
-version, which is what the latest-value cache below memoises).
+kept, so state can be read at any committed height (`get(key, height)`), unless the
+store is opened with `keep_heights=N` (pruning, as a Cosmos node's `pruning`): then the
+state of only the last N heights can be read, and at each commit the versions that no
+longer answer for any of them are deleted in the same batch (of each key written N
+heights before: every older version, and that version too if it records a deletion,
+so that a deleted key leaves nothing behind to step over). The keys to prune are kept in
+memory: those written before a restart are not pruned afterwards (they only cost room).
 
 Reads of the latest state (check_tx's nonces and balances, a block's execution) go
 through a bounded cache of the latest committed value per key (storage/statecache.py):
@@ -40,6 +44,7 @@ would. Reads at an older height go to the KV store.
 from __future__ import annotations
 
 import struct
+from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,8 +143,14 @@ class ChainStore:
     `cache_bytes` bounds the latest-value cache (0: no cache, every read goes to `kv`).
     """
 
-    def __init__(self, kv: KVStore, *, cache_bytes: int = STATE_CACHE_BYTES) -> None:
+    def __init__(
+        self, kv: KVStore, *, cache_bytes: int = STATE_CACHE_BYTES, keep_heights: int | None = None
+    ) -> None:
+        if keep_heights is not None and keep_heights < 1:
+            raise ValueError(f"keep_heights {keep_heights}: at least 1")
         self._kv = kv
+        self._keep = keep_heights
+        self._written: deque[tuple[int, tuple[bytes, ...]]] = deque()
         self._latest = LatestValues(cache_bytes)
         raw_height = kv.get(_META_HEIGHT)
         self._height = -1 if raw_height is None else _U64.unpack(raw_height)[0]
@@ -246,6 +257,10 @@ class ChainStore:
             return max(self._height, 0)
         if not 0 <= height <= self._height:
             raise StoreError(f"height {height} is not committed (latest is {self._height})")
+        if self._keep is not None and height <= self._height - self._keep:
+            raise StoreError(
+                f"height {height} is pruned (only the last {self._keep} heights are kept)"
+            )
         return height
 
     def diff(self, changes: Mapping[bytes, bytes | None]) -> StateDiff:
@@ -367,6 +382,8 @@ class ChainStore:
             if block.height != height:
                 raise StoreError(f"block of height {block.height} in a commit of {height}")
             self._put_block(batch, block, results)
+        if self._keep is not None:
+            self._prune(batch, height, tuple(diff.changes))
         batch[_APP_HASH + _U64.pack(height)] = diff.app_hash
         batch[_META_ACC] = apphash.to_bytes(diff.accumulator)
         batch[_META_HEIGHT] = _U64.pack(height)
@@ -380,6 +397,23 @@ class ChainStore:
         if results is not None:
             self._last_results_hash = batch[_RESULTS_HASH + _U64.pack(height)]
         self._latest.apply(diff.changes)
+
+    def _prune(
+        self, batch: dict[bytes, bytes | None], height: int, written: tuple[bytes, ...]
+    ) -> None:
+        """Add to `batch` the deletion of the versions no height still kept reads: of
+        each key written at `height - keep`, every older version, and that one too if it
+        is a deletion (the key then has no versions: absent, as the deletion said)."""
+        assert self._keep is not None
+        self._written.append((height, written))
+        while self._written and self._written[0][0] <= height - self._keep:
+            at, keys = self._written.popleft()
+            for key in keys:
+                version = _version_key(key, at)
+                stop = _STATE + _escape(key) + b"\x00\x02"
+                for row, value in self._kv.scan(version, stop):
+                    if row != version or value == _DELETED:
+                        batch.setdefault(row, None)
 
     def _put_block(self, batch: dict[bytes, Any], block: Block, results: BlockResults) -> None:
         height = block.height

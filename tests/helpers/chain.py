@@ -82,8 +82,9 @@ def make_chain(
     genesis: Genesis | None = None,
     *,
     verifier: CountingVerifier | None = None,
+    keep_heights: int | None = None,
 ) -> SoloChain:
-    store = ChainStore(kv if kv is not None else MemoryKV())
+    store = ChainStore(kv if kv is not None else MemoryKV(), keep_heights=keep_heights)
     if verifier is None:
         app = Application(store, genesis or make_genesis())
     else:

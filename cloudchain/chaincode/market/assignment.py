@@ -62,6 +62,8 @@ class _Window:
 
 
 def assign_open_tasks(ctx: BlockContext, params: MarketParams) -> None:
+    if next(ctx.kv.iterate(state.OPEN), None) is None:
+        return  # no task waits: no provider need be read (most blocks of a quiet market)
     providers = {
         address: record
         for address, record in state.iterate_providers(ctx.kv)

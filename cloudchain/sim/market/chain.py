@@ -5,7 +5,8 @@ Each block goes through prepare_proposal, process_proposal, finalize_block and c
 as a node drives it; its last commit carries the lone validator's real signature; its
 header's time is genesis time plus `block_s` per height. Transactions are signed with
 the sender's next nonce and the genesis schedule's fee. State lives in memory
-(MemoryKV): the simulation needs the state machine, not the disk.
+(MemoryKV), pruned to the last KEEP_HEIGHTS heights: the simulation needs the state
+machine, not the disk or the history (the app hash does not depend on either).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from cloudchain.node.solo import build_block, sign_commit
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import MemoryKV
 
+KEEP_HEIGHTS = 16  # pruned: nothing reads history, and old versions only slow the scans
+
 
 class SimChainError(RuntimeError):
     """The application refused what the simulation built: a bug of the simulation."""
@@ -31,7 +34,7 @@ class SimChainError(RuntimeError):
 
 class SimChain:
     def __init__(self, genesis: Genesis, validator: PrivateKey, block_s: int) -> None:
-        self.app = Application(ChainStore(MemoryKV()), genesis)
+        self.app = Application(ChainStore(MemoryKV(), keep_heights=KEEP_HEIGHTS), genesis)
         self.genesis = genesis
         self.validator = validator
         self.block_ns = block_s * 10**9
