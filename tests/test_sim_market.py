@@ -139,16 +139,20 @@ def test_a_scenario_file_is_read_and_a_bad_field_named(tmp_path: Path):
 def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys):
     out = tmp_path / "out"
     argv = ["simulate", "market", "--days", "1", "--block-seconds", "300", "--requesters", "4,8",
-            "--tasks-per-day", "4", "--out", str(out), "--quiet"]  # fmt: skip
+            "--tasks-per-day", "4", "--out", str(out), "--quiet",
+            "--policies", "cheapest,fair"]  # fmt: skip
     assert main(argv) == 0
     names = sorted(p.name for p in out.iterdir())
+    runs_named = [f"{n}-{p}" for p in ("cheapest", "fair") for n in (4, 8)]
     assert names == sorted(
-        ["days-R4.csv", "days-R8.csv", "providers-R4.csv", "providers-R8.csv",
-         "providers-R4.json", "providers-R8.json", "summary.json", "fig4-tokens.png",
-         "fig5-fairness.png"]
+        [f"{kind}-R{run}.{ext}" for run in runs_named
+         for kind, ext in (("days", "csv"), ("providers", "csv"), ("providers", "json"))]
+        + ["summary.json", "fig4-tokens.png", "fig5-fairness.png"]
     )  # fmt: skip
     runs = json.loads((out / "summary.json").read_text())["runs"]
-    assert [r["requesters"] for r in runs] == [4, 8]
+    assert [(r["policy"], r["requesters"]) for r in runs] == [
+        ("cheapest", 4), ("cheapest", 8), ("fair", 4), ("fair", 8)
+    ]  # fmt: skip
     for row in runs:
         assert 0 < row["jain_raw"] <= 1 and 0 < row["jain_normalised"] <= 1
         assert row["supply_conserved"] and row["outcomes"].get("unfinished") is None
@@ -157,3 +161,4 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
     assert "app hash" in printed and "the paper's Fig. 5" in printed
     assert (out / "fig4-tokens.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["simulate", "market", "--requesters", "0", "--out", str(out)]) == 2
+    assert main(["simulate", "market", "--policies", "random", "--out", str(out)]) == 2

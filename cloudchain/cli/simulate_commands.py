@@ -35,6 +35,18 @@ def add_simulate_commands(commands: Any) -> None:
     )
     market.add_argument("--seed", type=int, default=1, help="the world's seed (1)")
     market.add_argument(
+        "--policies",
+        default="cheapest,fair",
+        help="assignment policies compared side by side, each run on every group size "
+        "(cheapest,fair)",
+    )
+    market.add_argument(
+        "--fair-slack-bps",
+        type=int,
+        default=1_000,
+        help="the fair policy's price slack over the cheapest offer, in bps (1000: 10%%)",
+    )
+    market.add_argument(
         "--providers",
         type=Path,
         metavar="FILE",
@@ -55,6 +67,16 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _policies(text: str) -> list[int]:
+    from cloudchain.chaincode.market.policy import POLICIES
+
+    by_name = {name: number for number, name in POLICIES.items()}
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or any(name not in by_name for name in names):
+        raise ValueError(f"--policies {text!r}: expected {' and/or '.join(by_name)}")
+    return [by_name[name] for name in names]
+
+
 def _run_market(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -68,6 +90,9 @@ def _run_market(args: argparse.Namespace) -> int:
             raise ValueError("--days in (0, 366] and --block-seconds at least 1")
         if not 0 <= args.faulty_oracles <= args.oracles or args.oracles < 1:
             raise ValueError("--oracles at least 1, --faulty-oracles 0 to --oracles")
+        policies = _policies(args.policies)
+        if not 0 <= args.fair_slack_bps <= 100_000:
+            raise ValueError("--fair-slack-bps: 0 to 100000")
         providers = load_scenario(args.providers) if args.providers else paper_scenario(args.seed)
     except (ValueError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -82,7 +107,10 @@ def _run_market(args: argparse.Namespace) -> int:
             oracles=args.oracles,
             faulty_oracles=args.faulty_oracles,
             seed=args.seed,
+            policy=policy,
+            fair_slack_bps=args.fair_slack_bps,
         )
+        for policy in policies
         for size in sizes
     ]
     results = []
@@ -91,13 +119,16 @@ def _run_market(args: argparse.Namespace) -> int:
         total=sum(c.blocks for c in configs), unit="block", disable=args.quiet, file=sys.stderr
     ) as bar:
         for config in configs:
-            bar.set_description(f"{config.requesters} requesters")
+            bar.set_description(f"{config.policy_name}, {config.requesters} requesters")
             results.append(simulate(config, bar.update))
     written = [p for result in results for p in write_run(result, args.out)]
     written += write_summary(results, args.out)
     print(format_table(results))
     for result in results:
-        print(f"{result.config.requesters} requesters: app hash {result.app_hash.upper()}")
+        print(
+            f"{result.config.policy_name}, {result.config.requesters} requesters: "
+            f"app hash {result.app_hash.upper()}"
+        )
     print(f"simulated in {time.perf_counter() - started:.1f} s")
     for path in written:
         print(f"wrote {path}")

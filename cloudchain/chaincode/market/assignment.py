@@ -25,10 +25,11 @@ requester with many tasks cannot starve one with a few. No provider is flooded:
 it takes at most `max_assignments_per_provider` tasks in one block, and never
 more units than its free capacity in the class.
 
-For each task the provider is the one that offers its class at no more than its
-max_price, has the free units and a stake of at least `min_stake`, ordered by
-price (lowest first), then reputation (highest), then load (lowest share of
-its capacity in flight), then address. A task that names a provider waits for
+For each task the provider is, of those that offer its class at no more than its
+max_price and have the free units and a stake of at least `min_stake`, the one the
+market's policy chooses (policy.py, the chain parameter `assignment_policy`): by
+default the cheapest, then reputation (highest), then load (lowest share of its
+capacity in flight), then address; or the fair one. A task that names a provider waits for
 that one. A task nobody can take stays open until its deadline.
 
 A task that reads a sealed dataset goes only to a provider whose grant opens it for
@@ -46,7 +47,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from cloudchain.chaincode.context import BlockContext, Overlay
-from cloudchain.chaincode.market import state
+from cloudchain.chaincode.market import policy, state
 from cloudchain.chaincode.market.lifecycle import refund_open, transition
 from cloudchain.chaincode.market.params import BPS, MarketParams
 from cloudchain.chaincode.market.records import Provider, Task
@@ -169,7 +170,7 @@ def _take_turns(
             queue = queues[requester]
             task = queue.pop(0)
             looked_at.add(task.id)
-            address = _best_provider(task, providers, taken, params, _reader_of(ctx, task))
+            address = _best_provider(ctx, task, providers, taken, params, _reader_of(ctx, task))
             if address is not None and not _spend_budget(ctx, task):
                 refund_open(ctx, params, task, "privacy_budget")
             elif address is not None:
@@ -213,15 +214,19 @@ def _move_cursor(
 
 
 def _best_provider(
+    ctx: BlockContext,
     task: Task,
     providers: dict[str, Provider],
     taken: dict[str, int],
     params: MarketParams,
     may_read: Callable[[str], bool] | None = None,
 ) -> str | None:
+    """The provider the market's policy (policy.py) gives the task, of those that
+    could take it now."""
     name, units = task.resource_class, task.units
     named = task.named_provider
-    best: tuple[int, int, int, str] | None = None
+    fair = params.assignment_policy == policy.FAIR
+    candidates = []
     for address, provider in providers.items():
         if named and address != named:
             continue
@@ -233,13 +238,21 @@ def _best_provider(
             params.max_assignments_per_provider
         ):
             continue
-        load_bps = in_flight * BPS // offer.units
-        key = (offer.price, -provider.reputation, load_bps, address)
-        if best is not None and key >= best:
+        if may_read is not None and not may_read(address):
             continue
-        if may_read is None or may_read(address):
-            best = key
-    return None if best is None else best[-1]
+        served = state.get_provider_stats(ctx.kv, address).assigned_units if fair else 0
+        candidates.append(
+            policy.Candidate(
+                address=address,
+                price=offer.price,
+                reputation=provider.reputation,
+                load_bps=in_flight * BPS // offer.units,
+                served_units=served,
+                capacity=max(1, sum(o.units for o in provider.offers.values())),
+            )
+        )
+    chosen = policy.choose(candidates, params.assignment_policy, params.fair_price_slack_bps)
+    return None if chosen is None else chosen.address
 
 
 def _assign(ctx: BlockContext, task: Task, address: str, provider: Provider) -> Provider:

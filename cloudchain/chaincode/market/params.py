@@ -8,7 +8,7 @@ milliseconds. Ratios are in basis points so that no float ever enters state.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from cloudchain.crypto import is_address
 
@@ -36,6 +36,17 @@ class MarketParams:
     max_open_tasks_scanned: int = 256  # read per block, shared by the classes with room
     max_transitions_per_block: int = 512  # deadlines and windows handled; the rest wait
     max_tasks_listed: int = 100  # by one query
+    # Who takes a task (policy.py): 0 the cheapest offer, 1 the fair one (the smallest
+    # share of work for its capacity among offers within fair_price_slack_bps of the
+    # cheapest). Stored only when not the defaults, so that a chain that never set them
+    # stores the bytes it always did.
+    assignment_policy: int = 0
+    fair_price_slack_bps: int = 1_000
+
+    OPTIONAL: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("assignment_policy", 0),
+        ("fair_price_slack_bps", 1_000),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -54,6 +65,14 @@ class MarketParams:
         ):
             if getattr(self, name) > BPS:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at most {BPS}")
+        if self.assignment_policy not in (0, 1):
+            raise ValueError(
+                "genesis.app_state.params.market.assignment_policy: 0 (cheapest) or 1 (fair)"
+            )
+        if self.fair_price_slack_bps > 10 * BPS:
+            raise ValueError(
+                f"genesis.app_state.params.market.fair_price_slack_bps: at most {10 * BPS}"
+            )
         for name in (
             "quorum_bps",
             "epoch_blocks",
@@ -71,7 +90,11 @@ class MarketParams:
         return max(1, -(-oracles * self.quorum_bps // BPS))
 
     def to_obj(self) -> dict[str, int]:
-        return asdict(self)
+        obj = asdict(self)
+        for name, default in self.OPTIONAL:
+            if obj[name] == default:
+                del obj[name]
+        return obj
 
 
 def params_from_genesis(section: Any) -> tuple[MarketParams, tuple[str, ...], dict[str, int]]:

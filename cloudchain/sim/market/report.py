@@ -49,7 +49,10 @@ def summary(result: SimResult) -> dict[str, Any]:
     busy = sum(row.busy_unit_blocks for row in result.provider_days)
     offered = sum(spec.capacity for spec in specs) * blocks_per_day * days
     outcomes = Counter(record.outcome or "unfinished" for record in result.tasks.values())
+    earned, units = sum(r.earned for r in final), sum(r.units for r in final)
     return {
+        "policy": config.policy_name,
+        "fair_slack_bps": config.fair_slack_bps,
         "requesters": config.requesters,
         "days": config.days,
         "block_s": config.block_s,
@@ -68,6 +71,7 @@ def summary(result: SimResult) -> dict[str, Any]:
         "sla_compliance_bps": last.get("sla_compliance_bps"),
         "utilisation_bps": busy * 10_000 // offered if offered else 0,
         "slashed": sum(row.slashed for row in final),
+        "paid_per_unit": earned / units if units else None,
         "minted": result.minted_final,
         "burnt": result.burnt,
         "supply_conserved": result.final_supply
@@ -86,7 +90,7 @@ def write_run(result: SimResult, out: Path) -> list[Path]:
     """days-R<n>.csv, providers-R<n>.csv (per provider per day) and providers-R<n>.json
     (every provider's totals) of one group size."""
     out.mkdir(parents=True, exist_ok=True)
-    n = result.config.requesters
+    n = f"{result.config.requesters}-{result.config.policy_name}"
     days_path = out / f"days-R{n}.csv"
     with open(days_path, "w", newline="") as stream:
         writer = csv.writer(stream)
@@ -148,24 +152,29 @@ def write_summary(results: Sequence[SimResult], out: Path) -> list[Path]:
     rows = [summary(result) for result in results]
     path.write_text(json.dumps({"runs": rows, "fairness_claim": FAIRNESS_CLAIM}, indent=2) + "\n")
     fig4, fig5 = out / "fig4-tokens.png", out / "fig5-fairness.png"
-    plot_tokens(max(results, key=lambda r: r.config.requesters), fig4)
+    largest = max(r.config.requesters for r in results)
+    plot_tokens([r for r in results if r.config.requesters == largest], fig4)
     plot_fairness(rows, fig5)
     return [path, fig4, fig5]
 
 
 def format_table(results: Sequence[SimResult]) -> str:
     lines = [
-        f"{'requesters':>10} {'tasks':>7} {'settled/d':>9} {'J raw':>6} {'J norm':>6} "
-        f"{'SLA %':>6} {'util %':>6} {'latency':>8} {'enterprise':>11} {'community':>10}"
+        f"{'policy':>8} {'requesters':>10} {'tasks':>7} {'settled/d':>9} {'J raw':>6} "
+        f"{'J norm':>6} {'SLA %':>6} {'util %':>6} {'latency':>8} {'per unit':>8} "
+        f"{'enterprise':>11} {'community':>10}"
     ]
     for result in results:
         row = summary(result)
         latency = row["latency_s_median"]
+        per_unit = row["paid_per_unit"]
         lines.append(
-            f"{row['requesters']:>10} {row['tasks']:>7} {row['settled_per_day']:>9.1f} "
+            f"{row['policy']:>8} {row['requesters']:>10} {row['tasks']:>7} "
+            f"{row['settled_per_day']:>9.1f} "
             f"{row['jain_raw']:>6.3f} {row['jain_normalised']:>6.3f} "
             f"{(row['sla_compliance_bps'] or 0) / 100:>6.2f} {row['utilisation_bps'] / 100:>6.2f} "
             f"{'-' if latency is None else f'{latency / 60:.0f} min':>8} "
+            f"{'-' if per_unit is None else f'{per_unit:.1f}':>8} "
             f"{row['tokens_enterprise']:>11} {row['tokens_community']:>10}"
         )
     lines.append(
@@ -175,41 +184,43 @@ def format_table(results: Sequence[SimResult]) -> str:
     return "\n".join(lines)
 
 
-def plot_tokens(result: SimResult, path: Path) -> None:
-    """Fig. 4: each provider's tokens over the run, enterprise and community apart, and
-    each tier's cumulative tokens by day."""
+def plot_tokens(results: Sequence[SimResult], path: Path) -> None:
+    """Fig. 4: each provider's tokens over the run, enterprise and community apart (one
+    row of bars per policy), and each tier's cumulative tokens by day."""
     import matplotlib
 
     matplotlib.use("Agg")  # no screen: render to a file
     import matplotlib.pyplot as plt
 
-    specs = {spec.name: spec for spec in result.config.providers}
-    rows = sorted(result.final, key=lambda r: -(r.earned + r.rewarded))
-    names = [result.names[row.provider] for row in rows]
-    tokens = rewards(rows)
-    colours = ["tab:blue" if specs[n].tier == "enterprise" else "tab:orange" for n in names]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.8), dpi=120)
-    left.bar(range(len(names)), tokens, color=colours)
-    left.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-    left.set_ylabel("tokens (paid for tasks + minted at epochs)")
-    left.set_title(
-        f"Tokens per provider over {result.config.days:g} days, "
-        f"{result.config.requesters} requesters (blue: enterprise, orange: community)",
-        fontsize=9,
+    figure, axes = plt.subplots(
+        len(results), 2, figsize=(13, 4.2 * len(results)), dpi=110, squeeze=False
     )
-    by_day: dict[int, dict[str, int]] = {}
-    for row in result.provider_days:
-        tier = specs[result.names[row.provider]].tier
-        day = by_day.setdefault(row.day, {"enterprise": 0, "community": 0})
-        day[tier] += row.earned + row.rewarded
-    days = sorted(by_day)
-    for tier, colour in (("enterprise", "tab:blue"), ("community", "tab:orange")):
-        right.plot(days, [by_day[d][tier] for d in days], color=colour, label=tier, marker=".")
-    right.set_xlabel("day")
-    right.set_ylabel("tokens so far")
-    right.set_title("Cumulative tokens by tier", fontsize=9)
-    right.legend(fontsize=8)
-    right.grid(alpha=0.3)
+    for (left, right), result in zip(axes, results, strict=True):
+        specs = {spec.name: spec for spec in result.config.providers}
+        rows = sorted(result.final, key=lambda r: -(r.earned + r.rewarded))
+        names = [result.names[row.provider] for row in rows]
+        colours = ["tab:blue" if specs[n].tier == "enterprise" else "tab:orange" for n in names]
+        left.bar(range(len(names)), rewards(rows), color=colours)
+        left.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+        left.set_ylabel("tokens (tasks + epoch rewards)")
+        left.set_title(
+            f"{result.config.policy_name}: tokens per provider over {result.config.days:g} "
+            f"days, {result.config.requesters} requesters (blue: enterprise, orange: community)",
+            fontsize=9,
+        )
+        by_day: dict[int, dict[str, int]] = {}
+        for row in result.provider_days:
+            tier = specs[result.names[row.provider]].tier
+            day = by_day.setdefault(row.day, {"enterprise": 0, "community": 0})
+            day[tier] += row.earned + row.rewarded
+        days = sorted(by_day)
+        for tier, colour in (("enterprise", "tab:blue"), ("community", "tab:orange")):
+            right.plot(days, [by_day[d][tier] for d in days], color=colour, label=tier, marker=".")
+        right.set_xlabel("day")
+        right.set_ylabel("tokens so far")
+        right.set_title(f"{result.config.policy_name}: cumulative tokens by tier", fontsize=9)
+        right.legend(fontsize=8)
+        right.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudchain.agents.provider.pricing import PricingPolicy
+from cloudchain.chaincode.market.policy import POLICIES
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import Transaction, Validator
@@ -85,6 +86,12 @@ class SimConfig:
     faulty_oracles: int = 0
     seed: int = 1
     drain_blocks: int = 20_000  # after the days, at most this many blocks to finish tasks
+    policy: int = 0  # the chain's assignment_policy: 0 cheapest, 1 fair (market/policy.py)
+    fair_slack_bps: int = 1_000
+
+    @property
+    def policy_name(self) -> str:
+        return POLICIES[self.policy]
 
     @property
     def blocks(self) -> int:
@@ -202,6 +209,8 @@ class World:
                     "max_open_tasks_scanned": 1_024,
                     "max_transitions_per_block": 2_048,
                     "reference_prices": dict(REFERENCE_PRICES),
+                    "assignment_policy": config.policy,
+                    "fair_price_slack_bps": config.fair_slack_bps,
                 },
             },
         )

@@ -1,0 +1,125 @@
+"""The assignment policies (chaincode/market/policy.py): properties of the choice, and
+the fair policy on chain as a parameter."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cloudchain.chaincode.market.policy import (
+    BPS,
+    CHEAPEST,
+    FAIR,
+    Candidate,
+    cheapest,
+    choose,
+    fairest,
+)
+
+candidates = st.lists(
+    st.builds(
+        Candidate,
+        address=st.text("0123456789abcdef", min_size=40, max_size=40),
+        price=st.integers(1, 1_000),
+        reputation=st.integers(0, BPS),
+        load_bps=st.integers(0, BPS),
+        served_units=st.integers(0, 10**9),
+        capacity=st.integers(1, 10**6),
+    ),
+    min_size=1,
+    max_size=12,
+    unique_by=lambda c: c.address,
+)
+
+
+@given(candidates, st.integers(0, 5 * BPS))
+@settings(max_examples=300)
+def test_the_fair_choice_costs_at_most_the_slack_over_the_cheapest(found, slack):
+    chosen = fairest(found, slack)
+    floor = min(c.price for c in found)
+    assert chosen is not None and chosen.price * BPS <= floor * (BPS + slack)
+
+
+@given(candidates, st.integers(0, 5 * BPS))
+@settings(max_examples=300)
+def test_no_candidate_within_the_slack_has_a_smaller_share_than_the_fair_choice(found, slack):
+    chosen = fairest(found, slack)
+    assert chosen is not None
+    ceiling = min(c.price for c in found) * (BPS + slack) // BPS
+    for other in found:
+        if other.price <= ceiling:
+            # other's share is not below chosen's: served/capacity by cross-multiplication
+            assert other.served_units * chosen.capacity >= chosen.served_units * other.capacity
+
+
+@given(candidates, st.integers(0, 5 * BPS), st.randoms(use_true_random=False))
+@settings(max_examples=200)
+def test_the_choice_does_not_depend_on_the_order_candidates_come_in(found, slack, rng):
+    shuffled = list(found)
+    rng.shuffle(shuffled)
+    for policy in (CHEAPEST, FAIR):
+        assert choose(found, policy, slack) == choose(shuffled, policy, slack)
+
+
+@given(candidates)
+def test_the_cheapest_choice_is_a_lowest_price(found):
+    chosen = cheapest(found)
+    assert chosen is not None and chosen.price == min(c.price for c in found)
+
+
+def test_with_no_slack_and_one_price_work_goes_where_the_share_is_smallest():
+    a = Candidate("a" * 40, 10, 5_000, 0, served_units=100, capacity=100)  # share 1
+    b = Candidate("b" * 40, 10, 5_000, 0, served_units=150, capacity=300)  # share 0.5
+    c = Candidate("c" * 40, 9, 5_000, 0, served_units=0, capacity=10)  # cheaper, share 0
+    assert fairest([a, b], 0) == b
+    assert fairest([a, b, c], 0) == c  # only c is within 0% of the cheapest
+    assert fairest([a, b, c], 2_000) == c  # within 20% all three: c's share is 0
+    assert cheapest([a, b]) == a  # same price and reputation: the address
+    assert fairest([], 1_000) is None and cheapest([]) is None
+
+
+def _market(policy: int, slack_bps: int = 1_000):
+    from tests.helpers.market import PROVIDERS, MarketChain, market_genesis, offer
+
+    chain = MarketChain(market_genesis(assignment_policy=policy, fair_price_slack_bps=slack_bps,
+                                       max_assignments_per_provider=64))  # fmt: skip
+    small, large, dear = PROVIDERS
+    for provider, units, price in ((small, 100, 10), (large, 300, 10), (dear, 300, 12)):
+        chain.ok(provider, "register", name="p", tier="community", offers=offer(units, price),
+                 stake=5_000)  # fmt: skip
+    return chain, (small, large, dear)
+
+
+def _assigned_units(chain, providers) -> list[int]:
+    return [
+        chain.query("/market/account", p.address).get("provider", {}).get("assigned_units", 0)
+        for p in providers
+    ]
+
+
+def test_on_chain_the_fair_policy_spreads_work_by_capacity_within_the_slack():
+    from tests.helpers.market import REQUESTERS, task_args
+
+    for policy, slack in ((CHEAPEST, 1_000), (FAIR, 1_000), (FAIR, 2_500)):
+        chain, providers = _market(policy, slack)
+        chain.block(*[chain.tx(REQUESTERS[0], "submit", **task_args(units=10, max_price=20))
+                      for _ in range(20)])  # fmt: skip
+        small, large, dear = _assigned_units(chain, providers)
+        assert small + large + dear == 200
+        if policy == CHEAPEST:  # only the cheapest two, spread by load between them
+            assert dear == 0 and small + large == 200
+        elif slack == 1_000:  # 12 is 20% over 10: out; 10s split 1:3 by capacity
+            assert (small, large, dear) == (50, 150, 0)
+        else:  # within 25% all three, by capacity 1:3:3
+            assert dear > 0 and abs(small * 3 - large) <= 30 and abs(large - dear) <= 10
+
+
+def test_a_policy_the_chain_does_not_have_is_refused_in_genesis():
+    import pytest
+
+    from cloudchain.chaincode.market.params import MarketParams
+
+    with pytest.raises(ValueError, match="assignment_policy"):
+        MarketParams(assignment_policy=2)
+    assert "assignment_policy" not in MarketParams().to_obj()  # the default stores as before
+    assert MarketParams(assignment_policy=1).to_obj()["assignment_policy"] == 1
