@@ -85,6 +85,34 @@ def test_a_pruned_store_keeps_the_last_heights_the_same_state_and_no_more_versio
     assert store.get(alice) is None and alice not in dict(store.iterate(b"token/"))
 
 
+def test_a_pruned_store_keeps_the_blocks_results_and_indexes_of_the_last_heights_only(kv):
+    """Below the kept heights a block, its results, its transactions' index entries and
+    its event index entries are gone; within them they read as on a store keeping all."""
+    full = make_chain(MemoryKV())
+    pruned = make_chain(kv, keep_heights=3)
+    sent = []
+    for nonce in range(8):
+        tx = transfer(ALICE, nonce, BOB.address, 10)
+        sent.append(tx)
+        full.produce_block([tx.to_bytes()])
+        pruned.produce_block([tx.to_bytes()])
+    store, reference = pruned.app.store, full.app.store
+    top = store.height
+    for height in range(top - 2, top + 1):
+        assert store.block(height) == reference.block(height)
+        assert store.block_results(height) == reference.block_results(height)
+    for height in range(1, top - 2):
+        assert store.block(height) is None and store.block_results(height) is None
+        assert reference.block(height) is not None
+        assert store.app_hash_at(height) == reference.app_hash_at(height)
+    assert store.tx_result(sent[0].hash) is None and reference.tx_result(sent[0].hash)
+    assert store.tx_result(sent[-1].hash) == reference.tx_result(sent[-1].hash)
+    heights = [at for _, (at, _) in store.txs_with_event("transfer.sender")]
+    assert heights == list(range(top - 2, top + 1))
+    assert len(list(reference.txs_with_event("transfer.sender"))) == top
+    assert len(list(kv.scan(b"b/", b"b0"))) == 3
+
+
 def test_keys_with_zero_bytes_keep_their_order_and_prefixes():
     store = ChainStore(MemoryKV())
     state = {

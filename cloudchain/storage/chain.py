@@ -31,8 +31,11 @@ store is opened with `keep_heights=N` (pruning, as a Cosmos node's `pruning`): t
 state of only the last N heights can be read, and at each commit the versions that no
 longer answer for any of them are deleted in the same batch (of each key written N
 heights before: every older version, and that version too if it records a deletion,
-so that a deleted key leaves nothing behind to step over). The keys to prune are kept in
-memory: those written before a restart are not pruned afterwards (they only cost room).
+so that a deleted key leaves nothing behind to step over). So are the block, the
+results and the transaction and event index entries of the height N before (as
+CometBFT's retain height): only app hashes and results hashes stay for every height.
+The keys to prune are kept in memory: those written before a restart are not pruned
+afterwards (they only cost room).
 
 Reads of the latest state (check_tx's nonces and balances, a block's execution) go
 through a bounded cache of the latest committed value per key (storage/statecache.py):
@@ -106,6 +109,14 @@ def _result_key(height: int, index: int) -> bytes:
     return _RESULTS + _U64.pack(height) + struct.pack(">I", index)
 
 
+_BLOCK_STORE = (_BLOCK, _BLOCK_BY_HASH, _RESULTS, _BLOCK_EVENTS, _TX, _EVENT_INDEX)
+
+
+def _block_keys(batch: Mapping[bytes, Any]) -> tuple[bytes, ...]:
+    """The keys of a commit's batch that store its block, results and index entries."""
+    return tuple(key for key in batch if key.startswith(_BLOCK_STORE))
+
+
 def _successor(prefix: bytes) -> bytes | None:
     """The smallest byte string greater than every string that starts with `prefix`."""
     stripped = prefix.rstrip(b"\xff")
@@ -150,7 +161,8 @@ class ChainStore:
             raise ValueError(f"keep_heights {keep_heights}: at least 1")
         self._kv = kv
         self._keep = keep_heights
-        self._written: deque[tuple[int, tuple[bytes, ...]]] = deque()
+        # per height: the state keys it wrote, and the keys of its block and results
+        self._written: deque[tuple[int, tuple[bytes, ...], tuple[bytes, ...]]] = deque()
         self._latest = LatestValues(cache_bytes)
         raw_height = kv.get(_META_HEIGHT)
         self._height = -1 if raw_height is None else _U64.unpack(raw_height)[0]
@@ -311,6 +323,8 @@ class ChainStore:
             return None
         if height == self._height and self._last_results is not None:
             return self._last_results  # the node publishes them at every commit
+        if self._keep is not None and self._kv.get(_BLOCK + _U64.pack(height)) is None:
+            return None  # pruned with its block
         prefix = _RESULTS + _U64.pack(height)
         results = tuple(
             TxResult.from_bytes(raw) for _, raw in self._kv.scan(prefix, _successor(prefix))
@@ -383,7 +397,7 @@ class ChainStore:
                 raise StoreError(f"block of height {block.height} in a commit of {height}")
             self._put_block(batch, block, results)
         if self._keep is not None:
-            self._prune(batch, height, tuple(diff.changes))
+            self._prune(batch, height, tuple(diff.changes), _block_keys(batch))
         batch[_APP_HASH + _U64.pack(height)] = diff.app_hash
         batch[_META_ACC] = apphash.to_bytes(diff.accumulator)
         batch[_META_HEIGHT] = _U64.pack(height)
@@ -399,15 +413,22 @@ class ChainStore:
         self._latest.apply(diff.changes)
 
     def _prune(
-        self, batch: dict[bytes, bytes | None], height: int, written: tuple[bytes, ...]
+        self,
+        batch: dict[bytes, bytes | None],
+        height: int,
+        written: tuple[bytes, ...],
+        block_keys: tuple[bytes, ...],
     ) -> None:
         """Add to `batch` the deletion of the versions no height still kept reads: of
         each key written at `height - keep`, every older version, and that one too if it
-        is a deletion (the key then has no versions: absent, as the deletion said)."""
+        is a deletion (the key then has no versions: absent, as the deletion said); and
+        of that height's block, results and index entries."""
         assert self._keep is not None
-        self._written.append((height, written))
+        self._written.append((height, written, block_keys))
         while self._written and self._written[0][0] <= height - self._keep:
-            at, keys = self._written.popleft()
+            at, keys, old_block_keys = self._written.popleft()
+            for key in old_block_keys:
+                batch.setdefault(key, None)
             for key in keys:
                 version = _version_key(key, at)
                 stop = _STATE + _escape(key) + b"\x00\x02"

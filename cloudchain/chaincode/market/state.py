@@ -39,7 +39,8 @@ back (`put_*`), or calls one of the `add_*` here that do both.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from functools import lru_cache
+from typing import Any, Protocol, TypeVar
 
 from cloudchain import codec
 from cloudchain.chaincode.context import Overlay, StateReader, read_value
@@ -86,6 +87,23 @@ class _Record(Protocol):
     def to_obj(self) -> Any: ...
 
 
+R = TypeVar("R")
+DECODED_CACHE = 8_192  # records, by their stored bytes
+
+
+@lru_cache(maxsize=DECODED_CACHE)
+def _decoded(kind: type[Any], raw: bytes) -> Any:
+    return kind.from_obj(codec.decode(raw))
+
+
+def _read(kind: type[R], raw: bytes) -> R:
+    """The record `raw` stores. Records are frozen values, so one decoded from the same
+    bytes before is the same record: most reads of a block are of records that did not
+    change (the open tasks and the providers the assignment reads every block), and
+    decoding them again was a fifth of a market simulation's time."""
+    return _decoded(kind, bytes(raw))  # type: ignore[no-any-return]
+
+
 def _put(kv: Overlay, key: bytes, record: _Record) -> None:
     kv.set(key, codec.encode(record.to_obj()))
 
@@ -110,7 +128,7 @@ def put_params(kv: Overlay, params: MarketParams) -> None:
 
 def get_provider(state: StateReader, address: str) -> Provider | None:
     raw = state.get(PROVIDER + address.encode())
-    return None if raw is None else Provider.from_obj(codec.decode(raw))
+    return None if raw is None else _read(Provider, raw)
 
 
 def put_provider(kv: Overlay, address: str, provider: Provider) -> None:
@@ -120,7 +138,7 @@ def put_provider(kv: Overlay, address: str, provider: Provider) -> None:
 def iterate_providers(state: StateReader) -> Iterator[tuple[str, Provider]]:
     """(address, provider) of every provider, left ones too, in address order."""
     for key, raw in state.iterate(PROVIDER):
-        yield key[len(PROVIDER) :].decode(), Provider.from_obj(codec.decode(raw))
+        yield key[len(PROVIDER) :].decode(), _read(Provider, raw)
 
 
 def get_endpoint(state: StateReader, address: str) -> str:
@@ -176,7 +194,7 @@ def iterate_unbonding(state: StateReader) -> Iterator[str]:
 
 def get_task(state: StateReader, task_id: int) -> Task | None:
     raw = state.get(TASK + task_id_bytes(task_id))
-    return None if raw is None else Task.from_obj(codec.decode(raw))
+    return None if raw is None else _read(Task, raw)
 
 
 def put_task(kv: Overlay, task: Task) -> None:
@@ -187,7 +205,7 @@ def iterate_tasks(state: StateReader, after: int = 0) -> Iterator[Task]:
     """The tasks with an id above `after`, in id order (only those are decoded)."""
     for key, raw in state.iterate(TASK):
         if int(key[len(TASK) :]) > after:
-            yield Task.from_obj(codec.decode(raw))
+            yield _read(Task, raw)
 
 
 def next_task_id(kv: Overlay) -> int:
@@ -299,7 +317,7 @@ def iterate_due(state: StateReader, kind: str, until: int) -> Iterator[int]:
 
 def get_class(state: StateReader, name: str) -> ResourceClass:
     raw = state.get(CLASS + name.encode())
-    return ResourceClass() if raw is None else ResourceClass.from_obj(codec.decode(raw))
+    return ResourceClass() if raw is None else _read(ResourceClass, raw)
 
 
 def put_class(kv: Overlay, name: str, record: ResourceClass) -> None:
@@ -313,12 +331,12 @@ def add_class(kv: Overlay, name: str, capacity: int = 0, in_flight: int = 0) -> 
 def iterate_classes(state: StateReader) -> Iterator[tuple[str, ResourceClass]]:
     """(name, record) of every resource class ever offered, in name order."""
     for key, raw in state.iterate(CLASS):
-        yield key[len(CLASS) :].decode(), ResourceClass.from_obj(codec.decode(raw))
+        yield key[len(CLASS) :].decode(), _read(ResourceClass, raw)
 
 
 def get_price(state: StateReader, name: str) -> ReferencePrice | None:
     raw = state.get(PRICE + name.encode())
-    return None if raw is None else ReferencePrice.from_obj(codec.decode(raw))
+    return None if raw is None else _read(ReferencePrice, raw)
 
 
 def put_price(kv: Overlay, name: str, record: ReferencePrice) -> None:
@@ -328,7 +346,7 @@ def put_price(kv: Overlay, name: str, record: ReferencePrice) -> None:
 def iterate_prices(state: StateReader) -> Iterator[tuple[str, ReferencePrice]]:
     """(name, reference price) of every resource class that has one, in name order."""
     for key, raw in state.iterate(PRICE):
-        yield key[len(PRICE) :].decode(), ReferencePrice.from_obj(codec.decode(raw))
+        yield key[len(PRICE) :].decode(), _read(ReferencePrice, raw)
 
 
 # --- tokens held, and what everyone earned -------------------------------------------------
@@ -336,7 +354,7 @@ def iterate_prices(state: StateReader) -> Iterator[tuple[str, ReferencePrice]]:
 
 def get_totals(state: StateReader) -> Totals:
     raw = state.get(TOTALS)
-    return Totals() if raw is None else Totals.from_obj(codec.decode(raw))
+    return Totals() if raw is None else _read(Totals, raw)
 
 
 def add_totals(kv: Overlay, escrow: int = 0, stake: int = 0) -> None:
@@ -351,7 +369,7 @@ def get_stats(state: StateReader, role: str, address: str) -> Stats:
     """What `address` earned, paid... in `role` (a record of no sums if nothing yet)."""
     kind = STATS_BY_ROLE[role]
     raw = state.get(_stats_key(role, address))
-    return kind() if raw is None else kind.from_obj(codec.decode(raw))
+    return kind() if raw is None else _read(kind, raw)
 
 
 def get_provider_stats(state: StateReader, address: str) -> ProviderStats:
@@ -376,7 +394,7 @@ def iterate_requester_stats(state: StateReader) -> Iterator[tuple[str, Requester
     """(address, statistics) of every requester, in address order."""
     prefix = STATS + b"requester/"
     for key, raw in state.iterate(prefix):
-        yield key[len(prefix) :].decode(), RequesterStats.from_obj(codec.decode(raw))
+        yield key[len(prefix) :].decode(), _read(RequesterStats, raw)
 
 
 def add_stats(kv: Overlay, role: str, address: str, **deltas: int) -> None:
@@ -386,7 +404,7 @@ def add_stats(kv: Overlay, role: str, address: str, **deltas: int) -> None:
 
 def get_global(state: StateReader) -> MarketCounts:
     raw = state.get(GLOBAL)
-    return MarketCounts() if raw is None else MarketCounts.from_obj(codec.decode(raw))
+    return MarketCounts() if raw is None else _read(MarketCounts, raw)
 
 
 def add_global(kv: Overlay, **deltas: int) -> None:
