@@ -12,6 +12,7 @@ import pytest
 from cloudchain.cli.main import main
 from cloudchain.sim.market.report import jain, summary, write_run
 from cloudchain.sim.market.scenario import (
+    ProviderSpec,
     ScenarioError,
     load_scenario,
     paper_scenario,
@@ -82,6 +83,26 @@ def test_a_faulty_oracle_is_outvoted_and_counted_dishonest():
     assert faulty["attestations"] > 0 and faulty["honest"] < faulty["attestations"] / 2
     for stats in honest:  # honest ones disagree only where their noisy measures straddle a term
         assert stats["honest"] > 0.8 * stats["attestations"]
+
+
+def test_a_wrong_output_is_disputed_by_its_requester_and_overturned_by_the_oracles():
+    """A provider whose every output is wrong: each of its verified tasks is disputed,
+    the honest oracles outvote the faulty one, and the chain pays it nothing for them."""
+    from cloudchain.sim.market.world import World
+
+    wrong = ProviderSpec("wrong", "community", {"gpu": (2_000, 50), "cpu": (2_000, 10)},
+                         9_990, 50, 10_000, wrong_bps=10_000)  # fmt: skip
+    world = World(small(providers=(wrong,), days=1, faulty_oracles=1))
+    result = world.run()
+    resolved = [r for r in result.tasks.values() if r.outcome == "resolved"]
+    assert resolved and result.disputes == len(resolved) == result.overturned
+    assert not any(r.outcome == "settle" for r in result.tasks.values())
+    for record in resolved:
+        task = world.chain.query("/market/task", str(record.task))
+        assert task["state"] == "resolved" and task["dispute"]["by"] == "requester"
+        assert task["outcome"]["units"] == 0 and task["payout"]["provider"] == 0
+    stats = world.chain.query("/market/account", world.providers[0][0].address)["provider"]
+    assert stats["earned"] == 0 and stats["violated"] >= len(resolved)
 
 
 def test_the_mix_covers_every_roll():

@@ -31,6 +31,18 @@ def jain(values: Sequence[float]) -> float:
     return 1.0 if squares == 0 else total * total / (len(values) * squares)
 
 
+def requester_shares(result: SimResult) -> list[float]:
+    """Of each requester's units submitted, the share settled for it: the paper's own
+    sense of Fig. 5 ("the distribution of compute tasks among the requesters")."""
+    asked: Counter[str] = Counter()
+    served: Counter[str] = Counter()
+    for record in result.tasks.values():
+        asked[record.requester] += record.units
+        if record.outcome == "settle":
+            served[record.requester] += record.units
+    return [served[r] / asked[r] for r in sorted(asked) if asked[r]]
+
+
 def rewards(rows: Sequence[ProviderDay]) -> list[int]:
     return [row.earned + row.rewarded for row in rows]
 
@@ -62,6 +74,7 @@ def summary(result: SimResult) -> dict[str, Any]:
         "outcomes": dict(sorted(outcomes.items())),
         "jain_raw": jain(tokens),
         "jain_normalised": jain(normalised),
+        "jain_requesters": jain(requester_shares(result)),
         "tokens_enterprise": _tier_sum(tokens, specs, "enterprise"),
         "tokens_community": _tier_sum(tokens, specs, "community"),
         "latency_blocks_median": statistics.median(latency) if latency else None,
@@ -71,6 +84,8 @@ def summary(result: SimResult) -> dict[str, Any]:
         "sla_compliance_bps": last.get("sla_compliance_bps"),
         "utilisation_bps": busy * 10_000 // offered if offered else 0,
         "slashed": sum(row.slashed for row in final),
+        "disputes": result.disputes,
+        "disputes_overturned": result.overturned,
         "paid_per_unit": earned / units if units else None,
         "minted": result.minted_final,
         "burnt": result.burnt,

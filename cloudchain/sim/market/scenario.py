@@ -45,6 +45,7 @@ class ProviderSpec:
     pricing: str = "fixed"  # its pricing policy (agents/provider/pricing.py)
     markup_bps: int = 0
     stake: int = 0  # 0: ten times its largest offer's value per unit x units
+    wrong_bps: int = 0  # of its completed tasks, the share whose output is wrong
 
     @property
     def capacity(self) -> int:
@@ -78,7 +79,8 @@ COMMUNITY_NODES = 23
 
 def community_nodes(count: int, seed: int) -> tuple[ProviderSpec, ...]:
     """`count` community nodes drawn from `seed`: one consumer GPU or a few CPUs each,
-    $0.15-0.60 a GPU-hour, 95-99.8% uptime, 90-99.5% of tasks completed in time."""
+    $0.15-0.60 a GPU-hour, 95-99.8% uptime, 90-99.5% of tasks completed in time, and
+    up to 2% of outputs wrong (which their requesters dispute)."""
     rng = random.Random(f"community:{seed}")
     nodes = []
     for i in range(count):
@@ -97,6 +99,7 @@ def community_nodes(count: int, seed: int) -> tuple[ProviderSpec, ...]:
                 reliability_bps=rng.randint(9_000, 9_950),
                 pricing=rng.choice(POLICIES),
                 markup_bps=rng.choice((0, 500, 1_000, 2_000)),
+                wrong_bps=rng.choice((0, 50, 100, 200)),
             )
         )
     return tuple(nodes)
@@ -156,6 +159,7 @@ def _spec(row: Any, index: int) -> ProviderSpec:
         ("latency_ms", 1, 60_000),
         ("markup_bps", 0, 10 * BPS),
         ("stake", 0, 10**15),
+        ("wrong_bps", 0, BPS),
     ):
         value = row.get(name, 0)
         if not _ints([value], 1) or not low <= value <= high:
@@ -170,6 +174,7 @@ def _spec(row: Any, index: int) -> ProviderSpec:
         pricing=row.get("pricing", "fixed"),
         markup_bps=row.get("markup_bps", 0),
         stake=row.get("stake", 0),
+        wrong_bps=row.get("wrong_bps", 0),
     )
 
 

@@ -14,13 +14,16 @@ acts as the parties of a live market would, through signed transactions only:
   reliability says they drop, which then expire in their hands;
 - oracles attest each completed task in the next block, and every provider's service
   each epoch: uptime and latency drawn around the provider's own; a faulty oracle (the
-  first `faulty_oracles` of them) says the opposite of what happened.
+  first `faulty_oracles` of them) says the opposite of what happened;
+- a provider's output is wrong for the share `wrong_bps` of its tasks: its requester
+  disputes the verified outcome in the next block, and the oracles vote on it in the
+  block after (an honest one to overturn it, a faulty one to uphold it).
 
 Everything else is the chain's: assignment, escrow, SLA violations and penalties,
-slashing, epochs and minted rewards, reference prices. The world's randomness is one
-random.Random seeded by `seed`, the keys are derived from it, and the clock is the
-blocks': the same configuration gives byte-identical state, and the final app hash
-says so.
+disputes and their resolution, slashing, epochs and minted rewards, reference prices.
+The world's randomness is one random.Random seeded by `seed`, the keys are derived
+from it, and the clock is the blocks': the same configuration gives byte-identical
+state, and the final app hash says so.
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ class TaskRecord:
     requester: str
     kind: str
     submitted_at: int  # height
+    units: int = 0
     provider: str = ""
     ended_at: int = 0
     outcome: str = ""  # settled, refunded:<reason>, resolved
@@ -147,6 +151,8 @@ class SimResult:
     final: list[ProviderDay] = field(default_factory=list)  # every provider's sums at the end
     final_supply: int = 0
     minted_final: int = 0
+    disputes: int = 0  # opened by requesters of wrong outputs
+    overturned: int = 0  # of them, resolved for the requester
 
 
 def _key(seed: int, name: str) -> PrivateKey:
@@ -163,6 +169,7 @@ class World:
         self.validator = _key(seed, "validator")
         self.providers = [(_key(seed, f"provider:{p.name}"), p) for p in config.providers]
         self.requesters = [_key(seed, f"requester:{i}") for i in range(config.requesters)]
+        self.requester_keys = {key.address: key for key in self.requesters}
         self.oracles = [_key(seed, f"oracle:{i}") for i in range(config.oracles)]
         self.by_address = {key.address: spec for key, spec in self.providers}
         self.keys = {key.address: key for key, _ in self.providers}
@@ -180,6 +187,7 @@ class World:
         self.busy: dict[str, int] = defaultdict(int)  # unit-blocks today
         self.reference: dict[str, int] = {}  # class -> the chain's reference price
         self.in_flight_class: defaultdict[tuple[str, str], int] = defaultdict(int)
+        self.wrong: set[int] = set()  # tasks whose output is wrong, until disputed
         self.refused: defaultdict[str, int] = self.result.refused
 
     # --- setting up ---------------------------------------------------------------------------
@@ -293,14 +301,9 @@ class World:
             heapq.heappush(self.arrivals, (at + self._gap(), index))
         while self.actions and self.actions[0][0] <= height:
             _, _, what, task, units = heapq.heappop(self.actions)
-            address = self.task_units_owner(task)
-            key = self.keys[address]
-            if what == "start":
-                txs.append(self.chain.tx(key, "market", "start", {"task": task}))
-            else:
-                args = {"task": task, "units_used": units, "output": []}
-                txs.append(self.chain.tx(key, "market", "complete", args))
-            kinds.append(None)
+            sent = self._action(what, task, units)
+            txs.extend(sent)
+            kinds.extend([None] * len(sent))
         for task, provider, units in self.to_attest:
             txs.extend(self._attest(task, provider, units))
             kinds.extend([None] * len(self.oracles))
@@ -315,8 +318,26 @@ class World:
     def genesis_epoch_blocks(self) -> int:
         return int(self.genesis.params["market"]["epoch_blocks"])
 
-    def task_units_owner(self, task: int) -> str:
-        return self.result.tasks[task].provider
+    def _action(self, what: str, task: int, units: int) -> list[Transaction]:
+        """A scheduled step of a task's party or parties."""
+        record = self.result.tasks[task]
+        if what == "dispute":
+            key = self.requester_keys[record.requester]
+            args = {"task": task, "reason": "wrong output"}
+            return [self.chain.tx(key, "market", "dispute", args)]
+        if what == "vote":  # an honest oracle overturns the outcome of a wrong output
+            return [
+                self.chain.tx(oracle, "market", "vote", {"task": task, "uphold": faulty})
+                for oracle, faulty in self._oracles_faulty()
+            ]
+        key = self.keys[record.provider]
+        if what == "start":
+            return [self.chain.tx(key, "market", "start", {"task": task})]
+        args = {"task": task, "units_used": units, "output": []}
+        return [self.chain.tx(key, "market", "complete", args)]
+
+    def _oracles_faulty(self) -> list[tuple[PrivateKey, bool]]:
+        return [(o, i < self.config.faulty_oracles) for i, o in enumerate(self.oracles)]
 
     def _submit(self, requester: PrivateKey, kinds: list[Any]) -> Transaction:
         rng = self.rng
@@ -410,12 +431,24 @@ class World:
                 if event.type == "market_submit":
                     task = int(attrs["task"])
                     _, name, resource_class, units = kind
-                    self.result.tasks[task] = TaskRecord(task, attrs["requester"], name, height)
+                    self.result.tasks[task] = TaskRecord(
+                        task, attrs["requester"], name, height, units
+                    )
                     self.task_units[task] = (resource_class, units)
                 elif event.type == "market_complete":
                     task = int(attrs["task"])
                     self._release(task)
                     self.to_attest.append((task, attrs["provider"], int(attrs["units_used"])))
+                elif event.type == "market_verified" and int(attrs["task"]) in self.wrong:
+                    task = int(attrs["task"])
+                    self.wrong.discard(task)
+                    self._schedule(height + 1, "dispute", task, 0)
+                elif event.type == "market_dispute":
+                    self.result.disputes += 1
+                    self._schedule(height + 1, "vote", int(attrs["task"]), 0)
+                elif event.type == "market_resolved":
+                    self.result.overturned += attrs["upheld"] == "false"
+                    self._ended(int(attrs["task"]), "resolved", height)
         for event in result.block_events:
             attrs = dict(event.attributes)
             if event.type == "market_assign":
@@ -441,6 +474,8 @@ class World:
         duration = math.ceil(units / UNITS_PER_BLOCK)
         self._schedule(height + 1, "start", task, 0)
         self._schedule(height + 1 + duration, "complete", task, units)
+        if spec.wrong_bps and self.rng.randrange(BPS) < spec.wrong_bps:
+            self.wrong.add(task)
 
     def _schedule(self, height: int, what: str, task: int, units: int) -> None:
         self.sequence += 1
