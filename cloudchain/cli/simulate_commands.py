@@ -37,8 +37,8 @@ def add_simulate_commands(commands: Any) -> None:
     market.add_argument(
         "--policies",
         default="cheapest,fair",
-        help="assignment policies compared side by side, each run on every group size "
-        "(cheapest,fair)",
+        help="assignment policies compared side by side, each run on every group size: "
+        "cheapest, fair (at --fair-slack-bps), fair:BPS (at that slack) (cheapest,fair)",
     )
     market.add_argument(
         "--fair-slack-bps",
@@ -67,20 +67,26 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _policies(text: str) -> list[int]:
-    from cloudchain.chaincode.market.policy import POLICIES
+def _policies(text: str, slack_bps: int) -> list[tuple[int, int]]:
+    """(policy, fair slack in bps) of each name: cheapest, fair, or fair:BPS."""
+    from cloudchain.chaincode.market.policy import FAIR, POLICIES
 
     by_name = {name: number for number, name in POLICIES.items()}
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or any(name not in by_name for name in names):
-        raise ValueError(f"--policies {text!r}: expected {' and/or '.join(by_name)}")
-    return [by_name[name] for name in names]
+    chosen = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, _, slack = part.partition(":")
+        if name not in by_name or (slack and (name != "fair" or not slack.isdigit())):
+            raise ValueError(f"--policies {text!r}: expected cheapest, fair or fair:BPS")
+        chosen.append((by_name[name], int(slack) if slack else slack_bps))
+    if not chosen or any(not 0 <= slack <= 100_000 for _, slack in chosen):
+        raise ValueError(f"--policies {text!r}: at least one, a slack of 0 to 100000 bps")
+    return [(p, s if p == FAIR else slack_bps) for p, s in chosen]
 
 
 def _run_market(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from cloudchain.sim.market.report import format_table, write_run, write_summary
+    from cloudchain.sim.market.report import format_table, summaries, write_run, write_summary
     from cloudchain.sim.market.scenario import ScenarioError, load_scenario, paper_scenario
     from cloudchain.sim.market.world import SimConfig, simulate
 
@@ -90,9 +96,9 @@ def _run_market(args: argparse.Namespace) -> int:
             raise ValueError("--days in (0, 366] and --block-seconds at least 1")
         if not 0 <= args.faulty_oracles <= args.oracles or args.oracles < 1:
             raise ValueError("--oracles at least 1, --faulty-oracles 0 to --oracles")
-        policies = _policies(args.policies)
         if not 0 <= args.fair_slack_bps <= 100_000:
             raise ValueError("--fair-slack-bps: 0 to 100000")
+        policies = _policies(args.policies, args.fair_slack_bps)
         providers = load_scenario(args.providers) if args.providers else paper_scenario(args.seed)
     except (ValueError, ScenarioError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -108,9 +114,9 @@ def _run_market(args: argparse.Namespace) -> int:
             faulty_oracles=args.faulty_oracles,
             seed=args.seed,
             policy=policy,
-            fair_slack_bps=args.fair_slack_bps,
+            fair_slack_bps=slack,
         )
-        for policy in policies
+        for policy, slack in policies
         for size in sizes
     ]
     results = []
@@ -119,14 +125,15 @@ def _run_market(args: argparse.Namespace) -> int:
         total=sum(c.blocks for c in configs), unit="block", disable=args.quiet, file=sys.stderr
     ) as bar:
         for config in configs:
-            bar.set_description(f"{config.policy_name}, {config.requesters} requesters")
+            bar.set_description(f"{config.label}, {config.requesters} requesters")
             results.append(simulate(config, bar.update))
+    rows = summaries(results)
     written = [p for result in results for p in write_run(result, args.out)]
-    written += write_summary(results, args.out)
-    print(format_table(results))
+    written += write_summary(results, rows, args.out)
+    print(format_table(rows))
     for result in results:
         print(
-            f"{result.config.policy_name}, {result.config.requesters} requesters: "
+            f"{result.config.label}, {result.config.requesters} requesters: "
             f"app hash {result.app_hash.upper()}"
         )
     print(f"simulated in {time.perf_counter() - started:.1f} s")

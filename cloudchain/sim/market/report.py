@@ -18,8 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from cloudchain.sim.market.bound import FairnessPrice, price_of_fairness
 from cloudchain.sim.market.scenario import ProviderSpec
-from cloudchain.sim.market.world import ProviderDay, SimResult
+from cloudchain.sim.market.world import MIX, ProviderDay, SimResult
 
 FAIRNESS_CLAIM = 0.89  # the paper's Fig. 5: at least this at every group size
 
@@ -64,6 +65,7 @@ def summary(result: SimResult) -> dict[str, Any]:
     earned, units = sum(r.earned for r in final), sum(r.units for r in final)
     return {
         "policy": config.policy_name,
+        "label": config.label,
         "fair_slack_bps": config.fair_slack_bps,
         "requesters": config.requesters,
         "days": config.days,
@@ -105,7 +107,7 @@ def write_run(result: SimResult, out: Path) -> list[Path]:
     """days-R<n>.csv, providers-R<n>.csv (per provider per day) and providers-R<n>.json
     (every provider's totals) of one group size."""
     out.mkdir(parents=True, exist_ok=True)
-    n = f"{result.config.requesters}-{result.config.policy_name}"
+    n = f"{result.config.requesters}-{result.config.label}"
     days_path = out / f"days-R{n}.csv"
     with open(days_path, "w", newline="") as stream:
         writer = csv.writer(stream)
@@ -159,12 +161,41 @@ def write_run(result: SimResult, out: Path) -> list[Path]:
     return [days_path, providers_path, totals_path]
 
 
-def write_summary(results: Sequence[SimResult], out: Path) -> list[Path]:
-    """summary.json, and the figures: fig4-tokens.png (of the largest group) and
-    fig5-fairness.png (every group)."""
+def fairness_cost(result: SimResult, target: float = FAIRNESS_CLAIM) -> FairnessPrice:
+    """The least that the run's settled work could cost at J >= `target` (bound.py)."""
+    classes = {kind.name: kind.resource_class for kind in MIX}
+    work: Counter[str] = Counter()
+    for record in result.tasks.values():
+        if record.outcome == "settle":
+            work[classes[record.kind]] += record.units
+    units = sum(row.units for row in result.final)
+    minted = sum(row.rewarded for row in result.final)
+    return price_of_fairness(result.config.providers, work, minted / units if units else 0, target)
+
+
+def summaries(results: Sequence[SimResult]) -> list[dict[str, Any]]:
+    """`summary` of each run, with the price of fairness in its market."""
+    rows = []
+    for result in results:
+        bound = fairness_cost(result)
+        rows.append(
+            {
+                **summary(result),
+                "fair_cost_ratio_at_least": bound.ratio,
+                "fair_cost_bound": {"target": bound.target, "cheapest": bound.cheapest,
+                                    "fair": bound.fair, "jain": bound.jain},
+            }
+        )  # fmt: skip
+    return rows
+
+
+def write_summary(
+    results: Sequence[SimResult], rows: Sequence[dict[str, Any]], out: Path
+) -> list[Path]:
+    """summary.json (`rows`: `summaries(results)`), and the figures: fig4-tokens.png (of
+    the largest group) and fig5-fairness.png (every group)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / "summary.json"
-    rows = [summary(result) for result in results]
     path.write_text(json.dumps({"runs": rows, "fairness_claim": FAIRNESS_CLAIM}, indent=2) + "\n")
     fig4, fig5 = out / "fig4-tokens.png", out / "fig5-fairness.png"
     largest = max(r.config.requesters for r in results)
@@ -173,28 +204,30 @@ def write_summary(results: Sequence[SimResult], out: Path) -> list[Path]:
     return [path, fig4, fig5]
 
 
-def format_table(results: Sequence[SimResult]) -> str:
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
     lines = [
-        f"{'policy':>8} {'requesters':>10} {'tasks':>7} {'settled/d':>9} {'J raw':>6} "
+        f"{'policy':>15} {'requesters':>10} {'tasks':>7} {'settled/d':>9} {'J raw':>6} "
         f"{'J norm':>6} {'SLA %':>6} {'util %':>6} {'latency':>8} {'per unit':>8} "
-        f"{'enterprise':>11} {'community':>10}"
+        f"{'enterprise':>11} {'community':>10} {'J req':>6} {'fair cost':>9}"
     ]
-    for result in results:
-        row = summary(result)
+    for row in rows:
         latency = row["latency_s_median"]
         per_unit = row["paid_per_unit"]
         lines.append(
-            f"{row['policy']:>8} {row['requesters']:>10} {row['tasks']:>7} "
+            f"{row['label']:>15} {row['requesters']:>10} {row['tasks']:>7} "
             f"{row['settled_per_day']:>9.1f} "
             f"{row['jain_raw']:>6.3f} {row['jain_normalised']:>6.3f} "
             f"{(row['sla_compliance_bps'] or 0) / 100:>6.2f} {row['utilisation_bps'] / 100:>6.2f} "
             f"{'-' if latency is None else f'{latency / 60:.0f} min':>8} "
             f"{'-' if per_unit is None else f'{per_unit:.1f}':>8} "
-            f"{row['tokens_enterprise']:>11} {row['tokens_community']:>10}"
+            f"{row['tokens_enterprise']:>11} {row['tokens_community']:>10} "
+            f"{row['jain_requesters']:>6.3f} {row['fair_cost_ratio_at_least']:>8.2f}x"
         )
     lines.append(
         f"the paper's Fig. 5: Jain's index at least {FAIRNESS_CLAIM} at every group size; "
-        "latency is the median from submit to settlement"
+        "latency is the median from submit to settlement; J req: Jain's index over the "
+        "requesters' shares served; fair cost: the least any assignment of the settled work "
+        f"could pay at J norm >= {FAIRNESS_CLAIM}, over its cheapest (sim/market/bound.py)"
     )
     return "\n".join(lines)
 
@@ -219,7 +252,7 @@ def plot_tokens(results: Sequence[SimResult], path: Path) -> None:
         left.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
         left.set_ylabel("tokens (tasks + epoch rewards)")
         left.set_title(
-            f"{result.config.policy_name}: tokens per provider over {result.config.days:g} "
+            f"{result.config.label}: tokens per provider over {result.config.days:g} "
             f"days, {result.config.requesters} requesters (blue: enterprise, orange: community)",
             fontsize=9,
         )
@@ -233,7 +266,7 @@ def plot_tokens(results: Sequence[SimResult], path: Path) -> None:
             right.plot(days, [by_day[d][tier] for d in days], color=colour, label=tier, marker=".")
         right.set_xlabel("day")
         right.set_ylabel("tokens so far")
-        right.set_title(f"{result.config.policy_name}: cumulative tokens by tier", fontsize=9)
+        right.set_title(f"{result.config.label}: cumulative tokens by tier", fontsize=9)
         right.legend(fontsize=8)
         right.grid(alpha=0.3)
     figure.tight_layout()
@@ -249,18 +282,24 @@ def plot_fairness(rows: Sequence[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = [row["requesters"] for row in rows]
-    figure, axes = plt.subplots(figsize=(7, 4.5), dpi=120)
-    axes.plot(
-        sizes, [r["jain_normalised"] for r in rows], marker="o", label="normalised by capacity"
-    )
-    axes.plot(sizes, [r["jain_raw"] for r in rows], marker="s", label="raw rewards")
+    figure, axes = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    labels = list(dict.fromkeys(row["label"] for row in rows))  # in the order run
+    for index, label in enumerate(labels):
+        colour = f"C{index}"
+        mine = sorted((r for r in rows if r["label"] == label), key=lambda r: r["requesters"])
+        sizes = [r["requesters"] for r in mine]
+        axes.plot(sizes, [r["jain_normalised"] for r in mine], marker="o", color=colour,
+                  label=f"{label}: providers, normalised by capacity")  # fmt: skip
+        axes.plot(sizes, [r["jain_raw"] for r in mine], marker="s", color=colour,
+                  linestyle=":", label=f"{label}: providers, raw")  # fmt: skip
+        axes.plot(sizes, [r["jain_requesters"] for r in mine], marker="^", color=colour,
+                  linestyle="--", label=f"{label}: requesters' shares served")  # fmt: skip
     axes.axhline(FAIRNESS_CLAIM, color="grey", linestyle="--", label=f"paper: >= {FAIRNESS_CLAIM}")
     axes.set_ylim(0, 1.05)
     axes.set_xlabel("requesters")
-    axes.set_ylabel("Jain's fairness index over providers")
+    axes.set_ylabel("Jain's fairness index")
     axes.set_title("Fairness against requester group size", fontsize=10)
-    axes.legend(fontsize=8)
+    axes.legend(fontsize=6.5, loc="lower right")
     axes.grid(alpha=0.3)
     figure.tight_layout()
     figure.savefig(path)

@@ -5,7 +5,7 @@ acts as the parties of a live market would, through signed transactions only:
 
 - requesters submit tasks at exponential intervals (`tasks_per_day` each on average),
   a mix of training (GPU, large), inference (GPU, small) and preprocessing (CPU,
-  medium) with a max price of 1.5-3x the class's reference price, a deadline of four
+  medium) with a max price of 1.5-3x the class's genesis reference price, a deadline of four
   times the work's duration plus half an hour, and SLA terms and a penalty;
 - providers register their offers and stakes, re-price at every epoch by their pricing
   policy (agents/provider/pricing.py: the same code the daemon runs), and serve what
@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cloudchain.agents.provider.pricing import PricingPolicy
-from cloudchain.chaincode.market.policy import POLICIES
+from cloudchain.chaincode.market.params import MarketParams
+from cloudchain.chaincode.market.policy import FAIR, POLICIES
 from cloudchain.crypto import PrivateKey
 from cloudchain.genesis import Genesis
 from cloudchain.ledger import Transaction, Validator
@@ -50,6 +51,7 @@ GENESIS_TIME_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 UNITS_PER_BLOCK = 10  # of work a provider does on one task in one block
 BALANCE = 10**14
 REFERENCE_PRICES = {GPU: 300, CPU: 60}
+DEFAULT_FAIR_SLACK_BPS = MarketParams().fair_price_slack_bps
 
 
 @dataclass(frozen=True)
@@ -90,11 +92,18 @@ class SimConfig:
     seed: int = 1
     drain_blocks: int = 20_000  # after the days, at most this many blocks to finish tasks
     policy: int = 0  # the chain's assignment_policy: 0 cheapest, 1 fair (market/policy.py)
-    fair_slack_bps: int = 1_000
+    fair_slack_bps: int = DEFAULT_FAIR_SLACK_BPS
 
     @property
     def policy_name(self) -> str:
         return POLICIES[self.policy]
+
+    @property
+    def label(self) -> str:
+        """The policy, and the fair one's slack unless it is the chain's default."""
+        if self.policy == FAIR and self.fair_slack_bps != DEFAULT_FAIR_SLACK_BPS:
+            return f"fair-{self.fair_slack_bps}bps"
+        return self.policy_name
 
     @property
     def blocks(self) -> int:
@@ -344,8 +353,10 @@ class World:
         kind = pick_kind(rng.randrange(100))
         units = rng.randint(*kind.units)
         resource_class = kind.resource_class
-        reference = self.reference.get(resource_class) or REFERENCE_PRICES[resource_class]
-        max_price = max(1, reference * rng.randint(150, 300) // 100)
+        # a requester's budget: 1.5-3x the class's price at genesis, whatever the market
+        # asks now (pegged to the moving reference price, budgets fell with it while the
+        # clouds' capacity stood idle, until most tasks found no offer and expired)
+        max_price = max(1, REFERENCE_PRICES[resource_class] * rng.randint(150, 300) // 100)
         duration_s = math.ceil(units / UNITS_PER_BLOCK) * self.config.block_s
         kinds.append(("submit", kind.name, resource_class, units))
         return self.chain.tx(
@@ -407,7 +418,8 @@ class World:
                 continue
             offers, changed = {}, False
             for name, (units, base) in sorted(spec.offers.items()):
-                policy = PricingPolicy(spec.pricing, base, spec.markup_bps)
+                # never below its own base price: what its compute costs it
+                policy = PricingPolicy(spec.pricing, base, spec.markup_bps, floor=base)
                 in_flight = self.in_flight_class[(key.address, name)]
                 price = policy.price(self.reference.get(name), in_flight, units)
                 changed |= price != self.prices[(key.address, name)]
