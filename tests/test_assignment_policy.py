@@ -10,6 +10,7 @@ from cloudchain.chaincode.market.policy import (
     BPS,
     CHEAPEST,
     FAIR,
+    Budget,
     Candidate,
     cheapest,
     choose,
@@ -23,8 +24,9 @@ candidates = st.lists(
         price=st.integers(1, 1_000),
         reputation=st.integers(0, BPS),
         load_bps=st.integers(0, BPS),
-        served_units=st.integers(0, 10**9),
+        served=st.integers(0, 10**9),
         capacity=st.integers(1, 10**6),
+        meets_terms=st.booleans(),
     ),
     min_size=1,
     max_size=12,
@@ -32,24 +34,42 @@ candidates = st.lists(
 )
 
 
-@given(candidates, st.integers(0, 5 * BPS))
+@given(st.lists(st.tuples(candidates, st.integers(1, 10_000)), min_size=1, max_size=30),
+       st.integers(0, 5 * BPS))  # fmt: skip
 @settings(max_examples=300)
-def test_the_fair_choice_costs_at_most_the_slack_over_the_cheapest(found, slack):
-    chosen = fairest(found, slack)
-    floor = min(c.price for c in found)
-    assert chosen is not None and chosen.price * BPS <= floor * (BPS + slack)
+def test_over_any_run_of_tasks_the_fair_premium_stays_within_the_slack(tasks, slack):
+    """Whatever the candidates of each task, what the fair choices cost beyond each task's
+    cheapest candidate is at most the slack of what those cheapest would have cost."""
+    budget = Budget()
+    for found, units in tasks:
+        chosen = fairest(found, slack, units, budget)
+        floor = min(c.price for c in found)
+        assert chosen is not None
+        budget = budget.after((chosen.price - floor) * units, floor * units)
+        assert budget.premium * BPS <= budget.base * slack
 
 
-@given(candidates, st.integers(0, 5 * BPS))
+@given(candidates, st.integers(0, 5 * BPS), st.integers(1, 10_000),
+       st.integers(0, 10**9), st.integers(0, 10**9))  # fmt: skip
 @settings(max_examples=300)
-def test_no_candidate_within_the_slack_has_a_smaller_share_than_the_fair_choice(found, slack):
-    chosen = fairest(found, slack)
-    assert chosen is not None
-    ceiling = min(c.price for c in found) * (BPS + slack) // BPS
-    for other in found:
-        if other.price <= ceiling:
-            # other's share is not below chosen's: served/capacity by cross-multiplication
-            assert other.served_units * chosen.capacity >= chosen.served_units * other.capacity
+def test_no_candidate_the_budget_allows_has_a_smaller_share_than_the_fair_choice(
+    found, slack, units, base, spent
+):
+    """Of the candidates the budget allows, those that meet the task's terms come first,
+    if any: none of that set has a smaller share than the choice, which is in it."""
+    budget = Budget(base, min(spent, base * slack // BPS))
+    chosen = fairest(found, slack, units, budget)
+    first = cheapest(found)
+    assert chosen is not None and first is not None
+    floor = first.price
+    allowed = [c for c in found
+               if budget.allows((c.price - floor) * units, floor * units, slack)]  # fmt: skip
+    keeping = [c for c in allowed if c.meets_terms]
+    pool = keeping or allowed
+    assert chosen in pool
+    for other in pool:
+        # other's share is not below chosen's: served/capacity by cross-multiplication
+        assert other.served * chosen.capacity >= chosen.served * other.capacity
 
 
 @given(candidates, st.integers(0, 5 * BPS), st.randoms(use_true_random=False))
@@ -68,9 +88,9 @@ def test_the_cheapest_choice_is_a_lowest_price(found):
 
 
 def test_with_no_slack_and_one_price_work_goes_where_the_share_is_smallest():
-    a = Candidate("a" * 40, 10, 5_000, 0, served_units=100, capacity=100)  # share 1
-    b = Candidate("b" * 40, 10, 5_000, 0, served_units=150, capacity=300)  # share 0.5
-    c = Candidate("c" * 40, 9, 5_000, 0, served_units=0, capacity=10)  # cheaper, share 0
+    a = Candidate("a" * 40, 10, 5_000, 0, served=100, capacity=100)  # share 1
+    b = Candidate("b" * 40, 10, 5_000, 0, served=150, capacity=300)  # share 0.5
+    c = Candidate("c" * 40, 9, 5_000, 0, served=0, capacity=10)  # cheaper, share 0
     assert fairest([a, b], 0) == b
     assert fairest([a, b, c], 0) == c  # only c is within 0% of the cheapest
     assert fairest([a, b, c], 2_000) == c  # within 20% all three: c's share is 0
@@ -97,10 +117,14 @@ def _assigned_units(chain, providers) -> list[int]:
     ]
 
 
-def test_on_chain_the_fair_policy_spreads_work_by_capacity_within_the_slack():
+def test_on_chain_the_fair_policy_spreads_rewards_by_capacity_within_its_budget():
+    """Twenty tasks of 10 units: providers of 100 and 300 units at 10, and one of 300 at
+    12. Cheapest never pays 12; fair pays it while the premium (2 a unit) stays within
+    the slack of the cheapest cost (10 a unit, 2,000 in all), and spreads rewards in
+    proportion to capacity: 10 x small / 100 = 10 x large / 300 = 12 x dear / 300."""
     from tests.helpers.market import REQUESTERS, task_args
 
-    for policy, slack in ((CHEAPEST, 1_000), (FAIR, 1_000), (FAIR, 2_500)):
+    for policy, slack in ((CHEAPEST, 1_000), (FAIR, 500), (FAIR, 2_500)):
         chain, providers = _market(policy, slack)
         chain.block(*[chain.tx(REQUESTERS[0], "submit", **task_args(units=10, max_price=20))
                       for _ in range(20)])  # fmt: skip
@@ -108,10 +132,14 @@ def test_on_chain_the_fair_policy_spreads_work_by_capacity_within_the_slack():
         assert small + large + dear == 200
         if policy == CHEAPEST:  # only the cheapest two, spread by load between them
             assert dear == 0 and small + large == 200
-        elif slack == 1_000:  # 12 is 20% over 10: out; 10s split 1:3 by capacity
-            assert (small, large, dear) == (50, 150, 0)
-        else:  # within 25% all three, by capacity 1:3:3
-            assert dear > 0 and abs(small * 3 - large) <= 30 and abs(large - dear) <= 10
+            continue
+        assert abs(small * 3 - large) <= 30  # 1:3 by capacity, to a task
+        if slack == 500:  # the premium may be 5% of 2,000: 50 units at 12
+            assert dear == 50
+        else:  # the budget does not bind: rewards per unit of capacity alike, to a task
+            assert 0 < 2 * dear <= 500 and abs(12 * dear - 10 * large) <= 120
+        budget = chain.query("/market/stats")["fair_budget"]
+        assert budget == {"base": 2_000, "premium": 2 * dear}
 
 
 def test_a_policy_the_chain_does_not_have_is_refused_in_genesis():

@@ -52,7 +52,7 @@ def markets(draw: st.DrawFn) -> tuple[ProviderSpec, ...]:
 def _run(providers: tuple[ProviderSpec, ...], policy: int, seed: int) -> dict:
     config = SimConfig(
         providers,
-        days=1,
+        days=2,  # a day's ~120 tasks, a third of them large, leave shares too lumpy
         block_s=60,
         requesters=20,
         tasks_per_day=6,  # about 40% of the smallest market's GPU capacity in flight
@@ -64,10 +64,10 @@ def _run(providers: tuple[ProviderSpec, ...], policy: int, seed: int) -> dict:
 
 
 @given(markets(), st.integers(1, 1_000))
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_fair_policy_meets_its_bound_where_offers_lie_within_its_slack(providers, seed):
     cheap, fair = _run(providers, CHEAPEST, seed), _run(providers, FAIR, seed)
-    assert fair["tasks"] > 80 and fair["outcomes"].get("settle", 0) > 80
+    assert fair["tasks"] > 160 and fair["outcomes"].get("settle", 0) > 160
     assert fair["jain_normalised"] >= FAIRNESS_CLAIM, (fair, providers)
     assert fair["paid_per_unit"] <= cheap["paid_per_unit"] * 1.10
     assert fair["sla_compliance_bps"] >= cheap["sla_compliance_bps"]

@@ -50,7 +50,7 @@ from cloudchain.chaincode.context import BlockContext, Overlay
 from cloudchain.chaincode.market import policy, state
 from cloudchain.chaincode.market.lifecycle import refund_open, transition
 from cloudchain.chaincode.market.params import BPS, MarketParams
-from cloudchain.chaincode.market.records import Provider, Task
+from cloudchain.chaincode.market.records import Provider, ProviderStats, Task
 from cloudchain.chaincode.modules import access
 
 
@@ -170,11 +170,17 @@ def _take_turns(
             queue = queues[requester]
             task = queue.pop(0)
             looked_at.add(task.id)
-            address = _best_provider(ctx, task, providers, taken, params, _reader_of(ctx, task))
-            if address is not None and not _spend_budget(ctx, task):
+            best = _best_provider(ctx, task, providers, taken, params, _reader_of(ctx, task))
+            if best is not None and not _spend_budget(ctx, task):
                 refund_open(ctx, params, task, "privacy_budget")
-            elif address is not None:
-                providers[address] = _assign(ctx, task, address, providers[address])
+            elif best is not None:
+                address, floor = best
+                fair = params.assignment_policy == policy.FAIR
+                providers[address] = _assign(ctx, task, address, providers[address], fair)
+                if fair:  # the fair policy's budget (policy.Budget)
+                    price = providers[address].offers[task.resource_class].price
+                    state.add_global(ctx.kv, fair_base=floor * task.units,
+                                     fair_premium=(price - floor) * task.units)  # fmt: skip
                 taken[address] += 1
                 assigned += 1
             if queue:
@@ -220,9 +226,9 @@ def _best_provider(
     taken: dict[str, int],
     params: MarketParams,
     may_read: Callable[[str], bool] | None = None,
-) -> str | None:
+) -> tuple[str, int] | None:
     """The provider the market's policy (policy.py) gives the task, of those that
-    could take it now."""
+    could take it now, and the cheapest of their prices."""
     name, units = task.resource_class, task.units
     named = task.named_provider
     fair = params.assignment_policy == policy.FAIR
@@ -240,22 +246,46 @@ def _best_provider(
             continue
         if may_read is not None and not may_read(address):
             continue
-        served = state.get_provider_stats(ctx.kv, address).assigned_units if fair else 0
+        served, meets_terms = 0, True
+        if fair:  # its rewards so far: the value of the work it was given, and the mint
+            stats = state.get_provider_stats(ctx.kv, address)
+            served = stats.assigned_value + stats.rewarded
+            meets_terms = _meets_terms(stats, task)
         candidates.append(
             policy.Candidate(
                 address=address,
                 price=offer.price,
                 reputation=provider.reputation,
                 load_bps=in_flight * BPS // offer.units,
-                served_units=served,
+                served=served,
                 capacity=max(1, sum(o.units for o in provider.offers.values())),
+                meets_terms=meets_terms,
             )
         )
-    chosen = policy.choose(candidates, params.assignment_policy, params.fair_price_slack_bps)
-    return None if chosen is None else chosen.address
+    budget = policy.Budget()
+    if fair:
+        counts = state.get_global(ctx.kv)
+        budget = policy.Budget(counts.fair_base, counts.fair_premium)
+    chosen = policy.choose(
+        candidates, params.assignment_policy, params.fair_price_slack_bps, units, budget
+    )
+    if chosen is None:
+        return None
+    return chosen.address, min(c.price for c in candidates)
 
 
-def _assign(ctx: BlockContext, task: Task, address: str, provider: Provider) -> Provider:
+def _meets_terms(stats: ProviderStats, task: Task) -> bool:
+    """Whether by its record the provider meets the task's SLA terms: the mean uptime and
+    latency the oracles attested of its service do."""
+    if not stats.attested:
+        return False
+    uptime, latency = stats.uptime_sum // stats.attested, stats.latency_sum // stats.attested
+    return uptime >= task.min_uptime_bps and latency <= task.max_latency_ms
+
+
+def _assign(
+    ctx: BlockContext, task: Task, address: str, provider: Provider, fair: bool
+) -> Provider:
     """Give the task to the provider; the provider as it is now."""
     name, units = task.resource_class, task.units
     price = provider.offers[name].price
@@ -267,6 +297,10 @@ def _assign(ctx: BlockContext, task: Task, address: str, provider: Provider) -> 
     task = transition(ctx.kv, replace(task, provider=address, price=price), "assigned", ctx.height)
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", task.requester, served_units=units)
-    state.add_stats(ctx.kv, "provider", address, assigned_units=units)
+    if fair:
+        state.add_stats(ctx.kv, "provider", address, assigned_units=units,
+                        assigned_value=price * units)  # fmt: skip
+    else:
+        state.add_stats(ctx.kv, "provider", address, assigned_units=units)
     ctx.emit("market_assign", task=task.id, provider=address, price=price, units=units)
     return provider

@@ -172,7 +172,7 @@ def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
     for _, stats in state.iterate_requester_stats(reader):
         if stats.requested_units:
             requester_x.append(stats.served_units * BPS // stats.requested_units)
-    return {
+    answer = {
         "utilisation_bps": {
             name: (c.in_flight * BPS // c.capacity if c.capacity else 0)
             for name, c in sorted(classes.items())
@@ -183,6 +183,9 @@ def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
         "fairness_providers_bps": jain_bps(provider_x),
         "fairness_requesters_bps": jain_bps(requester_x),
     }
+    if "fair_base" in totals.stored:  # the fair policy's budget, once it has assigned
+        answer["fair_budget"] = {"base": totals.fair_base, "premium": totals.fair_premium}
+    return answer
 
 
 def jain_bps(values: list[int]) -> int:

@@ -540,6 +540,9 @@ class ProviderStats(_Sums):
     uptime_sum: Bps = 0  # of those records
     latency_sum: int = 0  # of those records, ms
     rewarded: Tokens = 0  # minted for it at epochs
+    # Σ price x units of the tasks assigned to it, kept only under the fair policy, which
+    # reads it (so that a chain on the default policy stores what it always did)
+    assigned_value: Tokens = 0
     stored: frozenset[str] = frozenset()
 
 
@@ -567,6 +570,9 @@ class OracleStats(_Sums):
 class MarketCounts(_Sums):
     tasks_settled: int = 0  # paid out with an outcome, or expired in a provider's hands
     tasks_compliant: int = 0  # of those settled with an outcome, without a violation
+    # the fair policy's budget (policy.Budget), kept only under it
+    fair_base: Tokens = 0
+    fair_premium: Tokens = 0
     stored: frozenset[str] = frozenset()
 
 

@@ -1,26 +1,31 @@
-"""What fairness costs: the least any assignment of a run's settled work could pay while
-Jain's index over the providers' capacity-normalised rewards is at least a target.
+"""What fairness costs: the least any split of a run's settled work among the providers
+could pay while Jain's index over their capacity-normalised rewards is at least a target.
 
 An assignment policy can only choose who does the work; the work itself (the units
-settled in each resource class) is the requesters'. So take a run's settled units per
-class and ask for the split among the providers that minimises what requesters pay,
-the sum of price x units, subject to J(x) >= target, where x_i is provider i's reward over its
-capacity: its units in each class times (its base price there + the tokens minted per
-verified unit in the run), over the units it offers. The minimum is a lower bound on
-what any policy would pay for the same work at that fairness, because every constraint
-a real assignment meets besides these is dropped: capacity in flight, deadlines, the
-order of arrivals, penalties, prices that rise with load (a provider's base price is
-its floor, sim/market/world.py). Without the fairness constraint the same relaxation
-gives each class's work to its cheapest offer, so the ratio of the two minima is the
-price of fairness in this market, measured like for like.
+settled in each resource class) is the requesters'. So take a run's settled work, in lots
+of one class and a range of task sizes, and ask for the split that minimises what
+requesters pay, the sum of price x units, subject to J(x) >= target, where x_i is
+provider i's reward over its capacity: its units in each class times (its base price
+there + the tokens minted per verified unit in the run), over the units it offers; to
+each lot going only to offers that can hold its smallest task; and to each offer's
+capacity over the run: a unit of a lot holds a unit of capacity for the lot's mean
+blocks per unit (a task of u units holds u for ceil(u / 10) blocks), and an offer of c
+units has c x the run's blocks to give. Without the target the same problem gives
+each lot to its cheapest offers (a linear program), so the ratio of the two minima is
+the price of fairness in this market, like for like: both splits are as free as each
+other of what a real assignment also meets (arrivals in time, deadlines, packing,
+penalties, prices that rise with load; a provider's base price is its floor,
+sim/market/world.py), so the ratio is an estimate of what the target costs any policy,
+not a proof; what the policies actually paid is in the same summary beside it.
 
-J(x) >= t is (Σx)^2 >= t·n·Σx^2: a second-order cone for Σx >= 0, so the problem is
-convex and a local solver's minimum (SLSQP) is the global one.
+J(x) >= t is (sum x)^2 >= t n (sum x^2): a second-order cone for sum x >= 0, so the
+problem is convex and a local solver's minimum (SLSQP, exact gradients) is the global one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +33,26 @@ from cloudchain.sim.market.scenario import ProviderSpec
 
 
 @dataclass(frozen=True)
+class Lot:
+    """Settled work of one class, of tasks in one range of sizes."""
+
+    resource_class: str
+    units: int
+    smallest: int  # the units of its smallest task: a smaller offer can take none of it
+    blocks_per_unit: float  # the blocks a unit of it holds a unit of capacity, on average
+
+
+@dataclass(frozen=True)
+class Work:
+    lots: tuple[Lot, ...]
+    blocks: int = 0  # of the run, each offer's capacity over it the limit (0: none)
+
+
+@dataclass(frozen=True)
 class FairnessPrice:
     target: float  # Jain's index asked for
     cheapest: float  # what the work costs at its cheapest offers, without the target
-    fair: float  # the least it costs with J >= target
+    fair: float  # the least it costs with J >= target (inf: no split reaches it)
     jain: float  # J of the split found (>= target, up to the solver's tolerance)
 
     @property
@@ -40,34 +61,44 @@ class FairnessPrice:
 
 
 def price_of_fairness(
-    providers: Sequence[ProviderSpec],
-    work: Mapping[str, int],
-    minted_per_unit: float,
-    target: float,
+    providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float, target: float
 ) -> FairnessPrice:
-    """The least cost of `work` (units settled, by class) split so that J >= `target`."""
+    """The least cost of `work` split so that J >= `target`, and its cheapest cost."""
     import numpy as np
-    from scipy.optimize import minimize
+    from scipy.optimize import linprog, minimize
 
+    lots = [lot for lot in work.lots if lot.units > 0]
+    # the variables: of each lot, the share each offer that can take it takes
     pairs = [
-        (i, name, spec.offers[name][1])
+        (i, g, spec.offers[lot.resource_class][1])
+        for g, lot in enumerate(lots)
         for i, spec in enumerate(providers)
-        for name in sorted(spec.offers)
-        if work.get(name, 0) > 0
+        if spec.offers.get(lot.resource_class, (0, 0))[0] >= lot.smallest
     ]
     if not pairs:
         return FairnessPrice(target, 0.0, 0.0, 1.0)
     n = len(providers)
-    classes = sorted({name for _, name, _ in pairs})
     capacity = [float(spec.capacity) for spec in providers]
-    # the variables: of each class's work, the share each offer of it takes
-    share_of = np.zeros((len(classes), len(pairs)))
+    share_of = np.zeros((len(lots), len(pairs)))
     owner = np.zeros((n, len(pairs)))  # provider i's capacity-normalised reward per share
-    for k, (i, name, p) in enumerate(pairs):
-        share_of[classes.index(name), k] = 1.0
-        owner[i, k] = (p + minted_per_unit) * work[name] / capacity[i]
-    cheapest = float(sum(work[c] * min(p for _, n_, p in pairs if n_ == c) for c in classes))
-    cost_of = np.array([p * work[name] for _, name, p in pairs]) / cheapest
+    offers = sorted({(i, lots[g].resource_class) for i, g, _ in pairs})
+    held = np.zeros((len(offers), len(pairs)))  # each offer's capacity-blocks per share
+    for k, (i, g, p) in enumerate(pairs):
+        lot = lots[g]
+        share_of[g, k] = 1.0
+        owner[i, k] = (p + minted_per_unit) * lot.units / capacity[i]
+        held[offers.index((i, lot.resource_class)), k] = lot.units * lot.blocks_per_unit
+    room = np.array([providers[i].offers[name][0] * float(work.blocks) for i, name in offers])
+    cost_per_share = np.array([p * lots[g].units for _, g, p in pairs])
+    limits: dict[str, Any] = {"A_ub": held, "b_ub": room} if work.blocks else {}
+    plan = linprog(cost_per_share, A_eq=share_of, b_eq=np.ones(len(lots)), bounds=(0, 1),
+                   method="highs", **limits)  # fmt: skip
+    if plan.status != 0:  # mean occupancy is an estimate: too tight to hold the work
+        limits = {}
+        plan = linprog(cost_per_share, A_eq=share_of, b_eq=np.ones(len(lots)), bounds=(0, 1),
+                       method="highs")  # fmt: skip
+    cheapest = float(plan.fun)
+    cost_of = cost_per_share / cheapest
 
     def fairness_slack(shares: np.ndarray) -> float:  # 1 - t / J(x): >= 0 iff J >= t
         x = owner @ shares
@@ -79,6 +110,15 @@ def price_of_fairness(
         by_x = -2.0 * target * n * (x / total_x**2 - float(x @ x) / total_x**3)
         return np.asarray(owner.T @ by_x)
 
+    constraints = [
+        {"type": "eq", "fun": lambda f: share_of @ f - 1.0, "jac": lambda f: share_of},
+        {"type": "ineq", "fun": fairness_slack, "jac": fairness_gradient},
+    ]
+    if limits:
+        scale = np.maximum(room, 1.0)
+        constraints.append({"type": "ineq", "fun": lambda f: (room - held @ f) / scale,
+                            "jac": lambda f: -held / scale[:, None]})  # fmt: skip
+
     def solve(start: np.ndarray) -> Any:
         return minimize(
             lambda f: float(cost_of @ f),
@@ -86,22 +126,43 @@ def price_of_fairness(
             jac=lambda f: cost_of,
             method="SLSQP",
             bounds=[(0.0, 1.0)] * len(pairs),
-            constraints=[
-                {"type": "eq", "fun": lambda f: share_of @ f - 1.0, "jac": lambda f: share_of},
-                {"type": "ineq", "fun": fairness_slack, "jac": fairness_gradient},
-            ],
+            constraints=constraints,
             options={"maxiter": 2_000, "ftol": 1e-12},
         )
 
-    # two starts, each class's work in proportion to capacity and evenly; the better
-    # of those that meet the constraints (the problem is convex: they agree when both do)
-    by_capacity = np.array([capacity[i] for i, _, _ in pairs])
-    by_capacity /= share_of.T @ (share_of @ by_capacity)
+    def feasible(f: np.ndarray) -> bool:
+        fits = not limits or bool(np.all(held @ f <= room * (1 + 1e-6) + 1e-6))
+        return fits and fairness_slack(f) > -1e-6 and bool(np.allclose(share_of @ f, 1, atol=1e-6))
+
+    # two starts: the cheapest split, and each lot spread evenly over the offers that can
+    # take it; the better of those that meet every constraint (the problem is convex)
     evenly = 1.0 / (share_of.T @ share_of.sum(axis=1))
-    found = [solve(by_capacity), solve(evenly)]
-    good = [r for r in found if fairness_slack(np.clip(r.x, 0, 1)) > -1e-6] or found
-    shares = np.clip(min(good, key=lambda r: r.fun).x, 0.0, 1.0)
+    found = [solve(np.asarray(plan.x)), solve(evenly)]
+    good = [r for r in found if feasible(np.clip(r.x, 0, 1))]
+    shares = np.clip(min(good or found, key=lambda r: r.fun).x, 0.0, 1.0)
     x = owner @ shares
     jain = float(x.sum() ** 2 / (n * (x @ x))) if x @ x else 1.0
-    units_cost = float(cost_of @ shares) * cheapest
-    return FairnessPrice(target, cheapest, units_cost, jain)
+    if not good:  # the offers' capacity cannot spread the work that evenly at any price
+        return FairnessPrice(target, cheapest, math.inf, jain)
+    return FairnessPrice(target, cheapest, float(cost_of @ shares) * cheapest, jain)
+
+
+def best_fairness(
+    providers: Sequence[ProviderSpec],
+    work: Work,
+    minted_per_unit: float,
+    cost_ratio: float,
+    tolerance: float = 1e-3,
+) -> float:
+    """The highest Jain's index any split of `work` reaches for at most `cost_ratio`
+    times its cheapest cost: bisection on the target, as the least cost grows with it."""
+    low, high = 1.0 / max(1, len(providers)), 1.0
+    if price_of_fairness(providers, work, minted_per_unit, high).ratio <= cost_ratio:
+        return high
+    while high - low > tolerance:
+        middle = (low + high) / 2
+        if price_of_fairness(providers, work, minted_per_unit, middle).ratio <= cost_ratio:
+            low = middle
+        else:
+            high = middle
+    return low
