@@ -205,3 +205,8 @@ def test_rotation_voids_the_grants_of_the_old_key(access, dataset):
 )
 def test_bad_access_queries_are_refused(access, path, data, code):
     assert access.query_code(path, data) == code
+
+
+def test_a_bad_task_id_in_an_audit_query_is_named_as_a_task(access):
+    answer = access.chain.app.query("/access/audit", b"dataset=1&task=x")
+    assert answer.code == Code.INVALID_QUERY and "is not a task id" in answer.log

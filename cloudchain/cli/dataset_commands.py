@@ -15,7 +15,6 @@ from cloudchain.cli.table import format_fields
 from cloudchain.client import DEFAULT_NODE, Client, RPCClientError
 from cloudchain.client.datasets import (
     DEFAULT_STORE,
-    MICRO,
     DataKeyStore,
     DatasetError,
     add_dataset,
@@ -24,6 +23,7 @@ from cloudchain.client.datasets import (
     rotate,
 )
 from cloudchain.crypto import KeyFileError, is_address, read_key_file
+from cloudchain.privacy.units import MICRO_EPS
 
 
 def add_dataset_commands(commands: Any) -> None:
@@ -209,9 +209,9 @@ def _run_budget(args: argparse.Namespace) -> int:
         print(
             format_fields(
                 [
-                    ("budget", f"ε {record['budget_micro_eps'] / MICRO:g}"),
-                    ("spent", f"ε {spent / MICRO:g}"),
-                    ("remaining", f"ε {left / MICRO:g}"),
+                    ("budget", f"ε {record['budget_micro_eps'] / MICRO_EPS:g}"),
+                    ("spent", f"ε {spent / MICRO_EPS:g}"),
+                    ("remaining", f"ε {left / MICRO_EPS:g}"),
                     ("delta", f"{record['delta_e12'] / 10**12:g}"),
                 ]
             )

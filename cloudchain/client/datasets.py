@@ -21,11 +21,10 @@ from cloudchain.client.errors import RPCClientError
 from cloudchain.client.results import Event
 from cloudchain.crypto import PrivateKey
 from cloudchain.privacy.sealed import new_data_key, seal_file
+from cloudchain.privacy.units import DELTA_SCALE, MICRO_EPS
 from cloudchain.privacy.wrapping import GrantContext, wrap_key
 
 DEFAULT_STORE = Path.home() / ".cloudchain" / "datasets"
-DELTA_SCALE = 10**12
-MICRO = 10**6
 
 
 class DatasetError(Exception):
@@ -79,7 +78,7 @@ def epsilon_to_micro(epsilon: float) -> int:
     """ε as the chain keeps it: an integer of micro-ε, rounded down."""
     if not 0 <= epsilon <= 10**6:
         raise DatasetError(f"ε {epsilon}: expected 0 to 1,000,000")
-    return int(epsilon * MICRO)
+    return int(epsilon * MICRO_EPS)
 
 
 def delta_to_e12(delta: float) -> int:

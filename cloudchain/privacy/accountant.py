@@ -19,6 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cloudchain.privacy.units import MICRO_EPS
+
 # The orders the RDP curve is evaluated at: dense near 1, then every integer to 63, then
 # a few large ones (as dp-accounting's and Opacus's defaults go).
 ORDERS: tuple[float, ...] = (
@@ -29,7 +31,6 @@ ORDERS: tuple[float, ...] = (
     512,
 )
 AGREEMENT = 0.03  # the relative difference allowed between this ε and Opacus's
-MICRO = 10**6
 
 
 class PrivacyBudgetError(ValueError):
@@ -95,4 +96,4 @@ def check_budget(run: DPSGD, target_epsilon: float) -> float:
 
 
 def micro_epsilon(epsilon: float) -> int:
-    return math.ceil(epsilon * MICRO)
+    return math.ceil(epsilon * MICRO_EPS)

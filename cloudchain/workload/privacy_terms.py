@@ -11,9 +11,8 @@ run attests a violation.
 
 from __future__ import annotations
 
+from cloudchain.privacy.units import DELTA_SCALE
 from cloudchain.workload.manifest import Manifest
-
-DELTA_SCALE = 10**12  # the chain's δ, in parts per 10^12
 
 
 def broken_terms(

@@ -52,6 +52,7 @@ from cloudchain.chaincode.module import (
 )
 from cloudchain.chaincode.modules.storage import cid_arg
 from cloudchain.crypto import is_address
+from cloudchain.privacy.units import DELTA_SCALE
 
 ACCESS = Module("access")
 
@@ -66,7 +67,6 @@ PUBLIC_KEY_BYTES = 32
 WRAPPED_BYTES = 80  # HPKE enc (32) + the sealed 32-byte data key + its tag (16)
 MAX_SIZE = 2**50
 MAX_MICRO_EPS = 10**12  # ε up to 10^6: far above any meaningful budget
-DELTA_SCALE = 10**12  # δ in parts per 10^12
 MAX_LISTED = 100
 ACTIVE, REVOKED = "active", "revoked"
 
@@ -346,9 +346,9 @@ def process_open(ctx: Context, dataset: int, task: int) -> None:
 # --- queries ---------------------------------------------------------------------------------
 
 
-def _dataset_query(text: str) -> int:
+def _dataset_query(text: str, what: str = "dataset") -> int:
     if not (text.isascii() and text.isdigit() and 0 < int(text) < 2**63):
-        raise QueryError(Code.INVALID_QUERY, f"{text[:20]!r} is not a dataset id")
+        raise QueryError(Code.INVALID_QUERY, f"{text[:20]!r} is not a {what} id")
     return int(text)
 
 
@@ -401,7 +401,7 @@ def query_audit(state: StateReader, data: bytes) -> dict[str, Any]:
         if "dataset" not in filters:
             raise QueryError(Code.INVALID_QUERY, "give dataset=ID (and task=N)")
         dataset = _dataset_query(filters["dataset"])
-        task = _dataset_query(filters["task"]) if "task" in filters else None
+        task = _dataset_query(filters["task"], "task") if "task" in filters else None
     else:
         dataset, task = _dataset_query(text), None
     openings = [
