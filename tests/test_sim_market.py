@@ -160,6 +160,7 @@ def test_a_scenario_file_is_read_and_a_bad_field_named(tmp_path: Path):
 def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys):
     out = tmp_path / "out"
     argv = ["simulate", "market", "--days", "1", "--block-seconds", "300", "--requesters", "4,8",
+            "--profile",
             "--tasks-per-day", "4", "--out", str(out), "--quiet",
             "--policies", "cheapest,fair"]  # fmt: skip
     assert main(argv) == 0
@@ -168,7 +169,7 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
     assert names == sorted(
         [f"{kind}-R{run}.{ext}" for run in runs_named
          for kind, ext in (("days", "csv"), ("providers", "csv"), ("providers", "json"))]
-        + ["summary.json", "fig4-tokens.png", "fig5-fairness.png"]
+        + ["summary.json", "fig4-tokens.png", "fig5-fairness.png", "profile-top.txt"]
     )  # fmt: skip
     runs = json.loads((out / "summary.json").read_text())["runs"]
     assert [(r["policy"], r["requesters"]) for r in runs] == [
@@ -183,5 +184,6 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
     printed = capsys.readouterr().out
     assert "app hash" in printed and "the paper's Fig. 5" in printed
     assert (out / "fig4-tokens.png").read_bytes()[:4] == b"\x89PNG"
+    assert "finalize_block" in (out / "profile-top.txt").read_text()
     assert main(["simulate", "market", "--requesters", "0", "--out", str(out)]) == 2
     assert main(["simulate", "market", "--policies", "random", "--out", str(out)]) == 2

@@ -4,6 +4,9 @@ process (cloudchain/sim/market/), for each requester group size."""
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
+import pstats
 import sys
 import time
 from pathlib import Path
@@ -54,6 +57,11 @@ def add_simulate_commands(commands: Any) -> None:
     )
     market.add_argument("--out", type=Path, default=Path("sim-market"), help="(sim-market)")
     market.add_argument("--quiet", action="store_true", help="no progress bar")
+    market.add_argument(
+        "--profile",
+        action="store_true",
+        help="run under cProfile and write its top lines to OUT/profile-top.txt",
+    )
     market.set_defaults(run=_run_market)
 
 
@@ -120,6 +128,9 @@ def _run_market(args: argparse.Namespace) -> int:
         for size in sizes
     ]
     results = []
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
     started = time.perf_counter()
     with tqdm(
         total=sum(c.blocks for c in configs), unit="block", disable=args.quiet, file=sys.stderr
@@ -127,16 +138,31 @@ def _run_market(args: argparse.Namespace) -> int:
         for config in configs:
             bar.set_description(f"{config.label}, {config.requesters} requesters")
             results.append(simulate(config, bar.update))
+    elapsed = time.perf_counter() - started
+    if profiler is not None:
+        profiler.disable()
     rows = summaries(results)
     written = [p for result in results for p in write_run(result, args.out)]
     written += write_summary(results, rows, args.out)
+    if profiler is not None:
+        written.append(_write_profile(profiler, args.out / "profile-top.txt"))
     print(format_table(rows))
     for result in results:
         print(
             f"{result.config.label}, {result.config.requesters} requesters: "
             f"app hash {result.app_hash.upper()}"
         )
-    print(f"simulated in {time.perf_counter() - started:.1f} s")
+    print(f"simulated in {elapsed:.1f} s")
     for path in written:
         print(f"wrote {path}")
     return 0
+
+
+def _write_profile(profiler: cProfile.Profile, path: Path) -> Path:
+    """The profile's top lines by own time, and by cumulative time."""
+    text = io.StringIO()
+    stats = pstats.Stats(profiler, stream=text).strip_dirs()
+    stats.sort_stats("tottime").print_stats(20)
+    stats.sort_stats("cumulative").print_stats(20)
+    path.write_text(text.getvalue())
+    return path

@@ -60,15 +60,26 @@ class FairnessPrice:
         return self.fair / self.cheapest if self.cheapest else 1.0
 
 
-def price_of_fairness(
-    providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float, target: float
-) -> FairnessPrice:
-    """The least cost of `work` split so that J >= `target`, and its cheapest cost."""
+@dataclass
+class _Split:
+    """The problem in matrices: a variable per (offer, lot), the share of the lot it takes."""
+
+    n: int  # providers
+    owner: Any  # (n, pairs): provider i's capacity-normalised reward per share
+    share_of: Any  # (lots, pairs): each lot's shares sum to 1
+    held: Any  # (offers, pairs): each offer's capacity-blocks per share
+    room: Any  # (offers,): each offer's capacity-blocks over the run
+    limited: bool  # whether `held` @ f <= `room` holds (the run's length is known)
+    cost_per_share: Any  # (pairs,)
+    cheapest: float  # the least cost without the target (a linear program)
+    plan: Any  # (pairs,): that split
+
+
+def _split(providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float) -> _Split | None:
     import numpy as np
-    from scipy.optimize import linprog, minimize
+    from scipy.optimize import linprog
 
     lots = [lot for lot in work.lots if lot.units > 0]
-    # the variables: of each lot, the share each offer that can take it takes
     pairs = [
         (i, g, spec.offers[lot.resource_class][1])
         for g, lot in enumerate(lots)
@@ -76,13 +87,13 @@ def price_of_fairness(
         if spec.offers.get(lot.resource_class, (0, 0))[0] >= lot.smallest
     ]
     if not pairs:
-        return FairnessPrice(target, 0.0, 0.0, 1.0)
+        return None
     n = len(providers)
     capacity = [float(spec.capacity) for spec in providers]
     share_of = np.zeros((len(lots), len(pairs)))
-    owner = np.zeros((n, len(pairs)))  # provider i's capacity-normalised reward per share
+    owner = np.zeros((n, len(pairs)))
     offers = sorted({(i, lots[g].resource_class) for i, g, _ in pairs})
-    held = np.zeros((len(offers), len(pairs)))  # each offer's capacity-blocks per share
+    held = np.zeros((len(offers), len(pairs)))
     for k, (i, g, p) in enumerate(pairs):
         lot = lots[g]
         share_of[g, k] = 1.0
@@ -90,15 +101,50 @@ def price_of_fairness(
         held[offers.index((i, lot.resource_class)), k] = lot.units * lot.blocks_per_unit
     room = np.array([providers[i].offers[name][0] * float(work.blocks) for i, name in offers])
     cost_per_share = np.array([p * lots[g].units for _, g, p in pairs])
-    limits: dict[str, Any] = {"A_ub": held, "b_ub": room} if work.blocks else {}
-    plan = linprog(cost_per_share, A_eq=share_of, b_eq=np.ones(len(lots)), bounds=(0, 1),
-                   method="highs", **limits)  # fmt: skip
+    ones = np.ones(len(lots))
+    limited = bool(work.blocks)
+    limits: dict[str, Any] = {"A_ub": held, "b_ub": room} if limited else {}
+    plan = linprog(cost_per_share, A_eq=share_of, b_eq=ones, bounds=(0, 1), method="highs",
+                   **limits)  # fmt: skip
     if plan.status != 0:  # mean occupancy is an estimate: too tight to hold the work
-        limits = {}
-        plan = linprog(cost_per_share, A_eq=share_of, b_eq=np.ones(len(lots)), bounds=(0, 1),
-                       method="highs")  # fmt: skip
-    cheapest = float(plan.fun)
-    cost_of = cost_per_share / cheapest
+        limited = False
+        plan = linprog(cost_per_share, A_eq=share_of, b_eq=ones, bounds=(0, 1), method="highs")
+    # rewards scaled so that the cheapest split's sum to 1: the solvers' tolerances are
+    # absolute, and raw rewards run to millions
+    owner = owner / float((owner @ plan.x).sum() or 1.0)
+    return _Split(n, owner, share_of, held, room, limited, cost_per_share, float(plan.fun),
+                  np.asarray(plan.x))  # fmt: skip
+
+
+def price_of_fairness(
+    providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float, target: float
+) -> FairnessPrice:
+    """The least cost of `work` split so that J >= `target`, and its cheapest cost."""
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # small dense problems: BLAS threads only contend
+        return _price_of_fairness(providers, work, minted_per_unit, target, both_starts=True)
+
+
+def _price_of_fairness(
+    providers: Sequence[ProviderSpec],
+    work: Work,
+    minted_per_unit: float,
+    target: float,
+    both_starts: bool,
+) -> FairnessPrice:
+    import numpy as np
+    from scipy.optimize import minimize
+
+    split = _split(providers, work, minted_per_unit)
+    if split is None:
+        return FairnessPrice(target, 0.0, 0.0, 1.0)
+    n, owner, share_of, held, room = split.n, split.owner, split.share_of, split.held, split.room
+    limits = split.limited
+    cheapest = split.cheapest
+    cost_of = split.cost_per_share / cheapest
+    pairs = range(len(split.plan))
 
     def fairness_slack(shares: np.ndarray) -> float:  # 1 - t / J(x): >= 0 iff J >= t
         x = owner @ shares
@@ -127,7 +173,7 @@ def price_of_fairness(
             method="SLSQP",
             bounds=[(0.0, 1.0)] * len(pairs),
             constraints=constraints,
-            options={"maxiter": 2_000, "ftol": 1e-12},
+            options={"maxiter": 500, "ftol": 1e-12},
         )
 
     def feasible(f: np.ndarray) -> bool:
@@ -137,7 +183,7 @@ def price_of_fairness(
     # two starts: the cheapest split, and each lot spread evenly over the offers that can
     # take it; the better of those that meet every constraint (the problem is convex)
     evenly = 1.0 / (share_of.T @ share_of.sum(axis=1))
-    found = [solve(np.asarray(plan.x)), solve(evenly)]
+    found = [solve(split.plan), solve(evenly)] if both_starts else [solve(evenly)]
     good = [r for r in found if feasible(np.clip(r.x, 0, 1))]
     shares = np.clip(min(good or found, key=lambda r: r.fun).x, 0.0, 1.0)
     x = owner @ shares
@@ -152,17 +198,22 @@ def best_fairness(
     work: Work,
     minted_per_unit: float,
     cost_ratio: float,
-    tolerance: float = 1e-3,
+    tolerance: float = 0.005,
 ) -> float:
     """The highest Jain's index any split of `work` reaches for at most `cost_ratio`
-    times its cheapest cost: bisection on the target, as the least cost grows with it."""
+    times its cheapest cost (to `tolerance`): bisection on the target, as the least
+    cost grows with it."""
+    from threadpoolctl import threadpool_limits
+
     low, high = 1.0 / max(1, len(providers)), 1.0
-    if price_of_fairness(providers, work, minted_per_unit, high).ratio <= cost_ratio:
-        return high
-    while high - low > tolerance:
-        middle = (low + high) / 2
-        if price_of_fairness(providers, work, minted_per_unit, middle).ratio <= cost_ratio:
-            low = middle
-        else:
-            high = middle
+    with threadpool_limits(1):  # small dense problems: BLAS threads only contend
+        if _price_of_fairness(providers, work, minted_per_unit, high, False).ratio <= cost_ratio:
+            return high
+        while high - low > tolerance:
+            middle = (low + high) / 2
+            found = _price_of_fairness(providers, work, minted_per_unit, middle, False)
+            if found.ratio <= cost_ratio:
+                low = middle
+            else:
+                high = middle
     return low
