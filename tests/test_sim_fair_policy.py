@@ -64,7 +64,9 @@ def _run(providers: tuple[ProviderSpec, ...], policy: int, seed: int) -> dict:
 
 
 @given(markets(), st.integers(1, 1_000))
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=8, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)  # the same markets in every run
 def test_the_fair_policy_meets_its_bound_where_offers_lie_within_its_slack(providers, seed):
     cheap, fair = _run(providers, CHEAPEST, seed), _run(providers, FAIR, seed)
     assert fair["tasks"] > 160 and fair["outcomes"].get("settle", 0) > 160

@@ -276,9 +276,10 @@ def _best_provider(
 
 def _meets_terms(stats: ProviderStats, task: Task) -> bool:
     """Whether by its record the provider meets the task's SLA terms: the mean uptime and
-    latency the oracles attested of its service do."""
+    latency the oracles attested of its service do. Without a record it is not held
+    against it: a newcomer competes for work as well as any."""
     if not stats.attested:
-        return False
+        return True
     uptime, latency = stats.uptime_sum // stats.attested, stats.latency_sum // stats.attested
     return uptime >= task.min_uptime_bps and latency <= task.max_latency_ms
 

@@ -18,11 +18,14 @@ per-block cap, a grant if it reads a sealed dataset: assignment.py):
                   The budget: over the tasks the policy assigned, what requesters paid
                   beyond the cheapest candidate's price (the premium) stays within
                   `fair_price_slack_bps` of what the cheapest candidates would have
-                  cost (10% by default). So the premium is spent where it buys the most
-                  fairness (a task to a dear provider far behind), not spread thin over
-                  tasks whose candidates all price alike, and what requesters pay in all
-                  is at most the slack over the cheapest candidates' prices. A
-                  candidate at the cheapest price is always allowed. Of those allowed,
+                  cost (10% by default). So what requesters pay in all is at most the
+                  slack over the cheapest candidates' prices, and the premium is spent
+                  on the tasks where the least-served candidate is a dear one, first come
+                  first served, not spread thin over tasks whose candidates all price
+                  alike. The bound is an aggregate: one task may cost its requester more
+                  than the slack over its cheapest candidate (up to its max_price) when
+                  the budget has room. A candidate at the cheapest price is always
+                  allowed. Of those allowed,
                   only the ones that meet the task's SLA terms by their record, if there
                   are any (`meets_terms`: the mean uptime and latency the oracles
                   attested of their service do): spreading work must not move it to
@@ -100,7 +103,7 @@ def fairest(
         c for c in candidates if budget.allows((c.price - floor) * units, floor * units, slack_bps)
     ]
     keeping = [c for c in allowed if c.meets_terms]
-    return min(keeping or allowed, key=cmp_to_key(_by_share))
+    return min(keeping or allowed or [first], key=cmp_to_key(_by_share))
 
 
 def choose(

@@ -1,25 +1,27 @@
-"""What fairness costs: the least any split of a run's settled work among the providers
+"""What fairness costs, estimated: the least a split of a run's settled work among the providers
 could pay while Jain's index over their capacity-normalised rewards is at least a target.
 
 An assignment policy can only choose who does the work; the work itself (the units
-settled in each resource class) is the requesters'. So take a run's settled work, in lots
-of one class and a range of task sizes, and ask for the split that minimises what
+settled in each resource class) is the requesters'. So take a run's settled work, in
+lots of one class and a range of task sizes, and ask for the split that minimises what
 requesters pay, the sum of price x units, subject to J(x) >= target, where x_i is
 provider i's reward over its capacity: its units in each class times (its base price
 there + the tokens minted per verified unit in the run), over the units it offers; to
 each lot going only to offers that can hold its smallest task; and to each offer's
 capacity over the run: a unit of a lot holds a unit of capacity for the lot's mean
-blocks per unit (a task of u units holds u for ceil(u / 10) blocks), and an offer of c
-units has c x the run's blocks to give. Without the target the same problem gives
-each lot to its cheapest offers (a linear program), so the ratio of the two minima is
-the price of fairness in this market, like for like: both splits are as free as each
-other of what a real assignment also meets (arrivals in time, deadlines, packing,
-penalties, prices that rise with load; a provider's base price is its floor,
-sim/market/world.py), so the ratio is an estimate of what the target costs any policy,
-not a proof; what the policies actually paid is in the same summary beside it.
+blocks per unit (a task of u units holds u for ceil(u / 10) + 1 blocks, from its
+assignment to its completion), and an offer of c units has c x the run's blocks to give.
+Without the target the same problem gives each lot to its cheapest offers (a linear
+program), so the ratio of the two minima is the price of fairness in this market, like
+for like: both splits are as free as each other of what a real assignment also meets
+(arrivals in time, deadlines, packing, penalties, prices that rise with load; a
+provider's base price is its floor, sim/market/world.py), so the ratio is an estimate of
+what the target costs any policy, not a proof; what the policies actually paid is in the
+same summary beside it.
 
 J(x) >= t is (sum x)^2 >= t n (sum x^2): a second-order cone for sum x >= 0, so the
-problem is convex and a local solver's minimum (SLSQP, exact gradients) is the global one.
+problem is convex and a local solver's minimum (SLSQP, exact gradients), where it converges,
+is the global one.
 """
 
 from __future__ import annotations
@@ -52,12 +54,13 @@ class Work:
 class FairnessPrice:
     target: float  # Jain's index asked for
     cheapest: float  # what the work costs at its cheapest offers, without the target
-    fair: float  # the least it costs with J >= target (inf: no split reaches it)
-    jain: float  # J of the split found (>= target, up to the solver's tolerance)
+    fair: float  # the least it costs with J >= target (inf: no split found reaches it)
+    jain: float  # J of the split found (below the target when fair is inf)
+    limited: bool = True  # the offers' capacities held (False: mean occupancy too tight)
 
     @property
     def ratio(self) -> float:
-        return self.fair / self.cheapest if self.cheapest else 1.0
+        return self.fair / self.cheapest if self.cheapest else math.inf
 
 
 @dataclass
@@ -109,6 +112,8 @@ def _split(providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float
     if plan.status != 0:  # mean occupancy is an estimate: too tight to hold the work
         limited = False
         plan = linprog(cost_per_share, A_eq=share_of, b_eq=ones, bounds=(0, 1), method="highs")
+    if plan.status != 0:  # a lot no offer can hold: no split of this work at all
+        return None
     # rewards scaled so that the cheapest split's sum to 1: the solvers' tolerances are
     # absolute, and raw rewards run to millions
     owner = owner / float((owner @ plan.x).sum() or 1.0)
@@ -138,8 +143,8 @@ def _price_of_fairness(
     from scipy.optimize import minimize
 
     split = _split(providers, work, minted_per_unit)
-    if split is None:
-        return FairnessPrice(target, 0.0, 0.0, 1.0)
+    if split is None:  # nothing settled, or work no offer could have taken
+        return FairnessPrice(target, 0.0, math.inf, math.nan, limited=False)
     n, owner, share_of, held, room = split.n, split.owner, split.share_of, split.held, split.room
     limits = split.limited
     cheapest = split.cheapest
@@ -188,9 +193,9 @@ def _price_of_fairness(
     shares = np.clip(min(good or found, key=lambda r: r.fun).x, 0.0, 1.0)
     x = owner @ shares
     jain = float(x.sum() ** 2 / (n * (x @ x))) if x @ x else 1.0
-    if not good:  # the offers' capacity cannot spread the work that evenly at any price
-        return FairnessPrice(target, cheapest, math.inf, jain)
-    return FairnessPrice(target, cheapest, float(cost_of @ shares) * cheapest, jain)
+    if not good:  # neither start found a split that even (the capacities forbid it)
+        return FairnessPrice(target, cheapest, math.inf, jain, split.limited)
+    return FairnessPrice(target, cheapest, float(cost_of @ shares) * cheapest, jain, split.limited)
 
 
 def best_fairness(
@@ -205,6 +210,8 @@ def best_fairness(
     cost grows with it."""
     from threadpoolctl import threadpool_limits
 
+    if _split(providers, work, minted_per_unit) is None:
+        return math.nan
     low, high = 1.0 / max(1, len(providers)), 1.0
     with threadpool_limits(1):  # small dense problems: BLAS threads only contend
         if _price_of_fairness(providers, work, minted_per_unit, high, False).ratio <= cost_ratio:

@@ -140,6 +140,12 @@ class TaskRecord:
     provider: str = ""
     ended_at: int = 0
     outcome: str = ""  # settled, refunded:<reason>, resolved
+    upheld: bool = False  # resolved: the outcome as verified stood (it was paid)
+
+    @property
+    def served(self) -> bool:
+        """Paid for: settled, or a dispute of it upheld."""
+        return self.outcome == "settle" or (self.outcome == "resolved" and self.upheld)
 
 
 @dataclass
@@ -173,6 +179,10 @@ class World:
 
     def __init__(self, config: SimConfig) -> None:
         self.config = config
+        # The demand (arrivals, and each task's kind, size and budget) has a stream of its
+        # own, and so does what happens to each task and at each epoch: so the same seed
+        # gives every policy the same tasks, and a choice one policy makes differently
+        # does not shift the draws of everything after it.
         self.rng = random.Random(f"world:{config.seed}")
         seed = config.seed
         self.validator = _key(seed, "validator")
@@ -379,9 +389,10 @@ class World:
 
     def _attest(self, task: int, provider: str, units: int) -> list[Transaction]:
         spec = self.by_address[provider]
+        rng = self._stream("attest", task)
         txs = []
         for index, oracle in enumerate(self.oracles):
-            uptime, latency = self._measure(spec)
+            uptime, latency = self._measure(spec, rng)
             completed = True
             if index < self.config.faulty_oracles:  # says the opposite of what it saw
                 completed, uptime, latency = False, BPS - uptime, latency * 10
@@ -395,9 +406,13 @@ class World:
             txs.append(self.chain.tx(oracle, "market", "attest", args))
         return txs
 
-    def _measure(self, spec: ProviderSpec) -> tuple[int, int]:
+    def _stream(self, what: str, number: int) -> random.Random:
+        """The draws of one task's service, or of one epoch's measurements."""
+        return random.Random(f"world:{self.config.seed}:{what}:{number}")
+
+    @staticmethod
+    def _measure(spec: ProviderSpec, rng: random.Random) -> tuple[int, int]:
         """Uptime and latency as a probe window would see them around the provider's."""
-        rng = self.rng
         uptime = min(BPS, max(0, spec.uptime_bps + rng.randint(-60, 60)))
         latency = max(1, int(spec.latency_ms * rng.uniform(0.7, 1.5)))
         return uptime, latency
@@ -408,9 +423,10 @@ class World:
         prices = self.chain.query("/market/prices")["classes"]
         self.reference = {row["resource_class"]: row.get("price") for row in prices}
         txs = []
+        rng = self._stream("epoch", self.chain.height)
         for oracle in self.oracles:
             for key, spec in self.providers:
-                uptime, latency = self._measure(spec)
+                uptime, latency = self._measure(spec, rng)
                 args = {"provider": key.address, "uptime_bps": uptime, "latency_ms": latency}
                 txs.append(self.chain.tx(oracle, "market", "attest_provider", args))
         for key, spec in self.providers:
@@ -459,14 +475,15 @@ class World:
                     self.result.disputes += 1
                     self._schedule(height + 1, "vote", int(attrs["task"]), 0)
                 elif event.type == "market_resolved":
-                    self.result.overturned += attrs["upheld"] == "false"
-                    self._ended(int(attrs["task"]), "resolved", height)
+                    self._resolved(int(attrs["task"]), attrs["upheld"] == "true", height)
         for event in result.block_events:
             attrs = dict(event.attributes)
             if event.type == "market_assign":
                 self._assigned(int(attrs["task"]), attrs["provider"], height)
-            elif event.type in ("market_settle", "market_resolved"):
-                self._ended(int(attrs["task"]), event.type.removeprefix("market_"), height)
+            elif event.type == "market_settle":
+                self._ended(int(attrs["task"]), "settle", height)
+            elif event.type == "market_resolved":  # its vote closed: the outcome stands
+                self._resolved(int(attrs["task"]), attrs["upheld"] == "true", height)
             elif event.type == "market_refund":
                 task = int(attrs["task"])
                 self._release(task)
@@ -481,12 +498,13 @@ class World:
         self.in_flight[provider] += units
         self.in_flight_class[(provider, resource_class)] += units
         spec = self.by_address[provider]
-        if self.rng.randrange(BPS) >= spec.reliability_bps:
+        rng = self._stream("service", task)
+        if rng.randrange(BPS) >= spec.reliability_bps:
             return  # dropped: it expires in the provider's hands
         duration = math.ceil(units / UNITS_PER_BLOCK)
         self._schedule(height + 1, "start", task, 0)
         self._schedule(height + 1 + duration, "complete", task, units)
-        if spec.wrong_bps and self.rng.randrange(BPS) < spec.wrong_bps:
+        if spec.wrong_bps and rng.randrange(BPS) < spec.wrong_bps:
             self.wrong.add(task)
 
     def _schedule(self, height: int, what: str, task: int, units: int) -> None:
@@ -500,6 +518,13 @@ class World:
         resource_class, units = self.task_units.pop(task)
         self.in_flight[record.provider] -= units
         self.in_flight_class[(record.provider, resource_class)] -= units
+
+    def _resolved(self, task: int, upheld: bool, height: int) -> None:
+        self.result.overturned += not upheld
+        record = self.result.tasks.get(task)
+        if record is not None:
+            record.upheld = upheld
+        self._ended(task, "resolved", height)
 
     def _ended(self, task: int, outcome: str, height: int) -> None:
         record = self.result.tasks.get(task)
