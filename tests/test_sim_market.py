@@ -103,6 +103,8 @@ def test_a_wrong_output_is_disputed_by_its_requester_and_overturned_by_the_oracl
         assert task["outcome"]["units"] == 0 and task["payout"]["provider"] == 0
     stats = world.chain.query("/market/account", world.providers[0][0].address)["provider"]
     assert stats["earned"] == 0 and stats["violated"] >= len(resolved)
+    # slashed past the stake it registered with: it topped the stake up at epochs
+    assert stats["slashed"] > wrong.stake_or_default()
 
 
 def test_the_mix_covers_every_roll():

@@ -55,7 +55,7 @@ class ProviderSpec:
     def stake_or_default(self) -> int:
         if self.stake:
             return self.stake
-        return max(units * price for units, price in self.offers.values()) // 10 + 10_000
+        return 10 * max(units * price for units, price in self.offers.values()) + 10_000
 
 
 # The paper's five clouds. Price: $/GPU-hour on demand / 60 / $0.0001 (see the docstring).

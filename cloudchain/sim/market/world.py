@@ -7,7 +7,8 @@ acts as the parties of a live market would, through signed transactions only:
   a mix of training (GPU, large), inference (GPU, small) and preprocessing (CPU,
   medium) with a max price of 1.5-3x the class's genesis reference price, a deadline of four
   times the work's duration plus half an hour, and SLA terms and a penalty;
-- providers register their offers and stakes, re-price at every epoch by their pricing
+- providers register their offers and stakes, top their stakes up at every epoch after
+  slashing (as an operator keeps its bond funded), re-price at every epoch by their pricing
   policy (agents/provider/pricing.py: the same code the daemon runs), and serve what
   the chain assigns them: `start` in the next block, `complete` once the work's
   duration has passed (ten units a block), except for the share of tasks their
@@ -429,6 +430,11 @@ class World:
                 uptime, latency = self._measure(spec, rng)
                 args = {"provider": key.address, "uptime_bps": uptime, "latency_ms": latency}
                 txs.append(self.chain.tx(oracle, "market", "attest_provider", args))
+        stakes = self._stakes()
+        for key, spec in self.providers:  # an operator keeps its stake funded
+            short = spec.stake_or_default() - stakes.get(key.address, 0)
+            if short > 0:
+                txs.append(self.chain.tx(key, "market", "add_stake", {"amount": short}))
         for key, spec in self.providers:
             if spec.pricing == "fixed":
                 continue
@@ -444,6 +450,18 @@ class World:
             if changed:
                 txs.append(self.chain.tx(key, "market", "update", {"offers": offers}))
         return txs
+
+    def _stakes(self) -> dict[str, int]:
+        """Every provider's stake now, page by page."""
+        stakes: dict[str, int] = {}
+        after = ""
+        while True:
+            page = self.chain.query("/market/providers", f"after={after}" if after else "")
+            rows = page["providers"]
+            stakes.update((row["address"], row["stake"]) for row in rows)
+            if not rows or len(stakes) >= len(self.providers):
+                return stakes
+            after = rows[-1]["address"]
 
     def _apply(self, txs: Sequence[Transaction], kinds: Sequence[Any]) -> None:
         result = self.chain.block(txs)
