@@ -191,3 +191,10 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
     assert "finalize_block" in (out / "profile-top.txt").read_text()
     assert main(["simulate", "market", "--requesters", "0", "--out", str(out)]) == 2
     assert main(["simulate", "market", "--policies", "random", "--out", str(out)]) == 2
+
+
+def test_a_policy_named_twice_runs_once():
+    from cloudchain.cli.simulate_commands import _policies
+
+    assert _policies("fair,fair:1000,cheapest,cheapest", 1_000) == [(1, 1_000), (0, 1_000)]
+    assert _policies("fair,fair:3000", 1_000) == [(1, 1_000), (1, 3_000)]

@@ -88,7 +88,8 @@ def _policies(text: str, slack_bps: int) -> list[tuple[int, int]]:
         chosen.append((by_name[name], int(slack) if slack else slack_bps))
     if not chosen or any(not 0 <= slack <= 100_000 for _, slack in chosen):
         raise ValueError(f"--policies {text!r}: at least one, a slack of 0 to 100000 bps")
-    return [(p, s if p == FAIR else slack_bps) for p, s in chosen]
+    # each policy once: fair:BPS at --fair-slack-bps is fair itself
+    return list(dict.fromkeys((p, s if p == FAIR else slack_bps) for p, s in chosen))
 
 
 def _run_market(args: argparse.Namespace) -> int:
