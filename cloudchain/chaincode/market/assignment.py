@@ -175,12 +175,8 @@ def _take_turns(
                 refund_open(ctx, params, task, "privacy_budget")
             elif best is not None:
                 address, floor = best
-                fair = params.assignment_policy == policy.FAIR
-                providers[address] = _assign(ctx, task, address, providers[address], fair)
-                if fair:  # the fair policy's budget (policy.Budget)
-                    price = providers[address].offers[task.resource_class].price
-                    state.add_global(ctx.kv, fair_base=floor * task.units,
-                                     fair_premium=(price - floor) * task.units)  # fmt: skip
+                fair_floor = floor if params.assignment_policy == policy.FAIR else None
+                providers[address] = _assign(ctx, task, address, providers[address], fair_floor)
                 taken[address] += 1
                 assigned += 1
             if queue:
@@ -285,9 +281,11 @@ def _meets_terms(stats: ProviderStats, task: Task) -> bool:
 
 
 def _assign(
-    ctx: BlockContext, task: Task, address: str, provider: Provider, fair: bool
+    ctx: BlockContext, task: Task, address: str, provider: Provider, fair_floor: int | None
 ) -> Provider:
-    """Give the task to the provider; the provider as it is now."""
+    """Give the task to the provider; the provider as it is now. Under the fair policy
+    (`fair_floor`: the cheapest candidate's price) it also keeps the provider's assigned
+    value and the policy's budget (policy.Budget), which only that policy reads."""
     name, units = task.resource_class, task.units
     price = provider.offers[name].price
     provider = provider.with_in_flight(name, units)
@@ -298,10 +296,10 @@ def _assign(
     task = transition(ctx.kv, replace(task, provider=address, price=price), "assigned", ctx.height)
     state.put_task(ctx.kv, task)
     state.add_stats(ctx.kv, "requester", task.requester, served_units=units)
-    if fair:
-        state.add_stats(ctx.kv, "provider", address, assigned_units=units,
-                        assigned_value=price * units)  # fmt: skip
-    else:
-        state.add_stats(ctx.kv, "provider", address, assigned_units=units)
+    fair = {} if fair_floor is None else {"assigned_value": price * units}
+    state.add_stats(ctx.kv, "provider", address, assigned_units=units, **fair)
+    if fair_floor is not None:
+        state.add_global(ctx.kv, fair_base=fair_floor * units,
+                         fair_premium=(price - fair_floor) * units)  # fmt: skip
     ctx.emit("market_assign", task=task.id, provider=address, price=price, units=units)
     return provider

@@ -146,10 +146,8 @@ def _price_of_fairness(
     if split is None:  # nothing settled, or work no offer could have taken
         return FairnessPrice(target, 0.0, math.inf, math.nan, limited=False)
     n, owner, share_of, held, room = split.n, split.owner, split.share_of, split.held, split.room
-    limits = split.limited
-    cheapest = split.cheapest
+    limited, cheapest = split.limited, split.cheapest
     cost_of = split.cost_per_share / cheapest
-    pairs = range(len(split.plan))
 
     def fairness_slack(shares: np.ndarray) -> float:  # 1 - t / J(x): >= 0 iff J >= t
         x = owner @ shares
@@ -165,7 +163,7 @@ def _price_of_fairness(
         {"type": "eq", "fun": lambda f: share_of @ f - 1.0, "jac": lambda f: share_of},
         {"type": "ineq", "fun": fairness_slack, "jac": fairness_gradient},
     ]
-    if limits:
+    if limited:
         scale = np.maximum(room, 1.0)
         constraints.append({"type": "ineq", "fun": lambda f: (room - held @ f) / scale,
                             "jac": lambda f: -held / scale[:, None]})  # fmt: skip
@@ -176,13 +174,13 @@ def _price_of_fairness(
             start,
             jac=lambda f: cost_of,
             method="SLSQP",
-            bounds=[(0.0, 1.0)] * len(pairs),
+            bounds=[(0.0, 1.0)] * len(cost_of),
             constraints=constraints,
             options={"maxiter": 500, "ftol": 1e-12},
         )
 
     def feasible(f: np.ndarray) -> bool:
-        fits = not limits or bool(np.all(held @ f <= room * (1 + 1e-6) + 1e-6))
+        fits = not limited or bool(np.all(held @ f <= room * (1 + 1e-6) + 1e-6))
         return fits and fairness_slack(f) > -1e-6 and bool(np.allclose(share_of @ f, 1, atol=1e-6))
 
     # two starts: the cheapest split, and each lot spread evenly over the offers that can

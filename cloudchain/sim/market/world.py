@@ -208,7 +208,6 @@ class World:
         self.reference: dict[str, int] = {}  # class -> the chain's reference price
         self.in_flight_class: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.wrong: set[int] = set()  # tasks whose output is wrong, until disputed
-        self.refused: defaultdict[str, int] = self.result.refused
 
     # --- setting up ---------------------------------------------------------------------------
 
@@ -470,7 +469,7 @@ class World:
             if tx_result.code:
                 # a start, completion or attestation after the task moved on (its deadline
                 # passed, the quorum already decided), or a submit the chain refused
-                self.refused[tx_result.log.split(":")[0][:60]] += 1
+                self.result.refused[tx_result.log.split(":")[0][:60]] += 1
                 continue
             for event in tx_result.events:
                 attrs = dict(event.attributes)
