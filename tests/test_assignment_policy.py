@@ -27,6 +27,7 @@ candidates = st.lists(
         served=st.integers(0, 10**9),
         capacity=st.integers(1, 10**6),
         meets_terms=st.booleans(),
+        violated_bps=st.integers(0, BPS),
     ),
     min_size=1,
     max_size=12,
@@ -55,15 +56,17 @@ def test_over_any_run_of_tasks_the_fair_premium_stays_within_the_slack(tasks, sl
 def test_no_candidate_the_budget_allows_has_a_smaller_share_than_the_fair_choice(
     found, slack, units, base, spent
 ):
-    """Of the candidates the budget allows, those that meet the task's terms come first,
-    if any: none of that set has a smaller share than the choice, which is in it."""
+    """Of the candidates the budget allows whose record of violations is no worse than the
+    cheapest candidate's, those that meet the task's terms come first, if any: none of
+    that set has a smaller share than the choice, which is in it."""
     budget = Budget(base, min(spent, base * slack // BPS))
     chosen = fairest(found, slack, units, budget)
     first = cheapest(found)
     assert chosen is not None and first is not None
     floor = first.price
-    allowed = [c for c in found
-               if budget.allows((c.price - floor) * units, floor * units, slack)]  # fmt: skip
+    assert chosen.violated_bps <= first.violated_bps  # SLAs kept no less often
+    allowed = [c for c in found if c.violated_bps <= first.violated_bps
+               and budget.allows((c.price - floor) * units, floor * units, slack)]  # fmt: skip
     keeping = [c for c in allowed if c.meets_terms]
     pool = keeping or allowed
     assert chosen in pool
@@ -96,6 +99,14 @@ def test_with_no_slack_and_one_price_work_goes_where_the_share_is_smallest():
     assert fairest([a, b, c], 2_000) == c  # within 20% all three: c's share is 0
     assert cheapest([a, b]) == a  # same price and reputation: the address
     assert fairest([], 1_000) is None and cheapest([]) is None
+
+
+def test_the_fair_choice_never_moves_work_to_a_record_of_more_violations():
+    cheap = Candidate("a" * 40, 10, 5_000, 0, served=900, capacity=100, violated_bps=200)
+    idle = Candidate("b" * 40, 10, 5_000, 0, served=0, capacity=100, violated_bps=300)
+    fresh = Candidate("c" * 40, 10, 5_000, 0, served=10, capacity=100)  # no violations
+    assert fairest([cheap, idle], 1_000) == cheap  # idle breaks more of its SLAs
+    assert fairest([cheap, idle, fresh], 1_000) == fresh
 
 
 def _market(policy: int, slack_bps: int = 1_000):

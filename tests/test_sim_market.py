@@ -164,18 +164,19 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
     argv = ["simulate", "market", "--days", "1", "--block-seconds", "300", "--requesters", "4,8",
             "--profile",
             "--tasks-per-day", "4", "--out", str(out), "--quiet",
-            "--policies", "cheapest,fair"]  # fmt: skip
+            "--policies", "cheapest,fair+capacity"]  # fmt: skip
     assert main(argv) == 0
     names = sorted(p.name for p in out.iterdir())
-    runs_named = [f"{n}-{p}" for p in ("cheapest", "fair") for n in (4, 8)]
+    runs_named = [f"{n}-{p}" for p in ("cheapest", "fair+capacity") for n in (4, 8)]
     assert names == sorted(
         [f"{kind}-R{run}.{ext}" for run in runs_named
          for kind, ext in (("days", "csv"), ("providers", "csv"), ("providers", "json"))]
         + ["summary.json", "fig4-tokens.png", "fig5-fairness.png", "profile-top.txt"]
     )  # fmt: skip
     runs = json.loads((out / "summary.json").read_text())["runs"]
-    assert [(r["policy"], r["requesters"]) for r in runs] == [
-        ("cheapest", 4), ("cheapest", 8), ("fair", 4), ("fair", 8)
+    assert [(r["label"], r["requesters"], r["capacity_reward_bps"]) for r in runs] == [
+        ("cheapest", 4, 0), ("cheapest", 8, 0), ("fair+capacity", 4, 10_000),
+        ("fair+capacity", 8, 10_000)
     ]  # fmt: skip
     for row in runs:
         assert 0 < row["jain_raw"] <= 1 and 0 < row["jain_normalised"] <= 1
@@ -196,5 +197,18 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
 def test_a_policy_named_twice_runs_once():
     from cloudchain.cli.simulate_commands import _policies
 
-    assert _policies("fair,fair:1000,cheapest,cheapest", 1_000) == [(1, 1_000), (0, 1_000)]
-    assert _policies("fair,fair:3000", 1_000) == [(1, 1_000), (1, 3_000)]
+    assert _policies("fair,fair:1000,cheapest,cheapest", 1_000) == [(1, 1_000, 0), (0, 1_000, 0)]
+    assert _policies("fair,fair:3000", 1_000) == [(1, 1_000, 0), (1, 3_000, 0)]
+
+
+def test_a_policy_may_pay_for_capacity():
+    from cloudchain.cli.simulate_commands import _policies
+
+    assert _policies("cheapest+capacity,fair:500+capacity:2500", 1_000) == [
+        (0, 1_000, 10_000),
+        (1, 500, 2_500),
+    ]
+    assert _policies("cheapest+capacity:10000,cheapest+capacity", 1_000) == [(0, 1_000, 10_000)]
+    for bad in ("cheapest+power", "cheapest+capacity:x", "cheapest+capacity:10001", "fair+"):
+        with pytest.raises(ValueError, match="--policies"):
+            _policies(bad, 1_000)

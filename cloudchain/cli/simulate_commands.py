@@ -39,9 +39,11 @@ def add_simulate_commands(commands: Any) -> None:
     market.add_argument("--seed", type=int, default=1, help="the world's seed (1)")
     market.add_argument(
         "--policies",
-        default="cheapest,fair",
-        help="assignment policies compared side by side, each run on every group size: "
-        "cheapest, fair (at --fair-slack-bps), fair:BPS (at that slack) (cheapest,fair)",
+        default="cheapest,fair+capacity",
+        help="policies compared side by side, each run on every group size: the assignment "
+        "policy, cheapest, fair (at --fair-slack-bps) or fair:BPS (at that slack), with "
+        "+capacity (the providers' epoch reward paid for capacity offered) or +capacity:BPS "
+        "(that share of it) (cheapest,fair+capacity)",
     )
     market.add_argument(
         "--fair-slack-bps",
@@ -75,21 +77,34 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _policies(text: str, slack_bps: int) -> list[tuple[int, int]]:
-    """(policy, fair slack in bps) of each name: cheapest, fair, or fair:BPS."""
-    from cloudchain.chaincode.market.policy import FAIR, POLICIES
+def _policies(text: str, slack_bps: int) -> list[tuple[int, int, int]]:
+    """(policy, fair slack, capacity reward) of each name: cheapest, fair or fair:BPS (the
+    assignment policy), then optionally +capacity or +capacity:BPS (the share of the
+    providers' epoch reward paid for capacity; +capacity alone: all of it)."""
+    from cloudchain.chaincode.market.policy import BPS, FAIR, POLICIES
 
     by_name = {name: number for number, name in POLICIES.items()}
+    expected = f"--policies {text!r}: expected cheapest or fair[:BPS], each with +capacity[:BPS]"
     chosen = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
-        name, _, slack = part.partition(":")
-        if name not in by_name or (slack and (name != "fair" or not slack.isdigit())):
-            raise ValueError(f"--policies {text!r}: expected cheapest, fair or fair:BPS")
-        chosen.append((by_name[name], int(slack) if slack else slack_bps))
-    if not chosen or any(not 0 <= slack <= 100_000 for _, slack in chosen):
+        assignment, plus, reward = part.partition("+")
+        name, _, slack = assignment.partition(":")
+        what, _, capacity = reward.partition(":")
+        if (
+            name not in by_name
+            or (slack and (name != "fair" or not slack.isdigit()))
+            or (plus and what != "capacity")
+            or (capacity and not capacity.isdigit())
+        ):
+            raise ValueError(expected)
+        capacity_bps = int(capacity) if capacity else (BPS if plus else 0)
+        chosen.append((by_name[name], int(slack) if slack else slack_bps, capacity_bps))
+    if not chosen or any(not 0 <= slack <= 100_000 for _, slack, _ in chosen):
         raise ValueError(f"--policies {text!r}: at least one, a slack of 0 to 100000 bps")
+    if any(capacity > BPS for _, _, capacity in chosen):
+        raise ValueError(f"--policies {text!r}: +capacity:BPS at most {BPS}")
     # each policy once: fair:BPS at --fair-slack-bps is fair itself
-    return list(dict.fromkeys((p, s if p == FAIR else slack_bps) for p, s in chosen))
+    return list(dict.fromkeys((p, s if p == FAIR else slack_bps, c) for p, s, c in chosen))
 
 
 def _run_market(args: argparse.Namespace) -> int:
@@ -124,8 +139,9 @@ def _run_market(args: argparse.Namespace) -> int:
             seed=args.seed,
             policy=policy,
             fair_slack_bps=slack,
+            capacity_reward_bps=capacity,
         )
-        for policy, slack in policies
+        for policy, slack, capacity in policies
         for size in sizes
     ]
     results = []

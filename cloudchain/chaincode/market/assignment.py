@@ -242,11 +242,12 @@ def _best_provider(
             continue
         if may_read is not None and not may_read(address):
             continue
-        served, meets_terms = 0, True
+        served, meets_terms, violated_bps = 0, True, 0
         if fair:  # its rewards so far: the value of the work it was given, and the mint
             stats = state.get_provider_stats(ctx.kv, address)
             served = stats.assigned_value + stats.rewarded
             meets_terms = _meets_terms(stats, task)
+            violated_bps = stats.violated * BPS // stats.tasks if stats.tasks else 0
         candidates.append(
             policy.Candidate(
                 address=address,
@@ -256,6 +257,7 @@ def _best_provider(
                 served=served,
                 capacity=max(1, sum(o.units for o in provider.offers.values())),
                 meets_terms=meets_terms,
+                violated_bps=violated_bps,
             )
         )
     budget = policy.Budget()

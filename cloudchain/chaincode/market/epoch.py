@@ -1,11 +1,18 @@
 """Every block: utilisation sums. Every epoch: rewards minted, reference prices moved.
 
-Rewards: `epoch_reward` new tokens per epoch in which anyone did verified work.
-Providers share (1 - oracle_reward_bps) of it in proportion to their verified
-compute units weighted by quality; oracles share the rest in proportion to
-their honest attestations. Shares are rounded down and only what is paid out
-is minted, so the supply grows by exactly the sum of the rewards; near the maximum
-supply the reward is what still fits (minting more would fail the block's work).
+Rewards: `epoch_reward` new tokens per epoch. Providers share (1 - oracle_reward_bps)
+of it, oracles the rest in proportion to their honest attestations. Of the providers'
+pool, `capacity_reward_bps` is paid for capacity offered: to every active provider
+staked at least `min_stake`, by its units (every class) as far as its stake backs them
+at `capacity_stake_per_unit` a unit, times its reputation, so that capacity nobody
+measured as up, or that breaks its SLAs, earns less. This is how Filecoin's block
+reward pays for proven storage power rather than deals: a market whose cheap offers
+take all the work still pays the capacity that stands ready, at no cost to requesters.
+The rest of the pool is paid in proportion to verified compute units weighted by
+quality, in an epoch in which anyone did verified work. Shares are rounded down and
+only what is paid out is minted, so the supply grows by exactly the sum of the rewards;
+near the maximum supply the reward is what still fits (minting more would fail the
+block's work).
 
 Pricing: each resource class's reference price moves once per epoch by at most
 `price_step_bps` of itself (and at least one unit): up when the epoch's
@@ -15,9 +22,10 @@ utilisation (units in flight over capacity, summed over its blocks) was above
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
-from cloudchain.chaincode.context import BlockContext
+from cloudchain.chaincode.context import BlockContext, StateReader
 from cloudchain.chaincode.market import state
 from cloudchain.chaincode.market.params import BPS, MarketParams
 from cloudchain.chaincode.module import MAX_AMOUNT
@@ -44,14 +52,41 @@ def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
     epoch = ctx.height // params.epoch_blocks
     reward = min(params.epoch_reward, MAX_AMOUNT - token.get_supply(ctx.kv))
     provider_pool = reward * (BPS - params.oracle_reward_bps) // BPS
-    paid = _distribute(ctx, state.EPOCH_WORK, "provider", provider_pool, epoch)
-    paid += _distribute(ctx, state.EPOCH_HONEST, "oracle", reward - provider_pool, epoch)
+    capacity_pool = provider_pool * params.capacity_reward_bps // BPS
+    work = state.take_epoch(ctx.kv, state.EPOCH_WORK)
+    paid = _distribute(ctx, work, "provider", provider_pool - capacity_pool, epoch)
+    honest = state.take_epoch(ctx.kv, state.EPOCH_HONEST)
+    paid += _distribute(ctx, honest, "oracle", reward - provider_pool, epoch)
+    if capacity_pool:  # only then: a chain without it emits the events it always did
+        weights = capacity_weights(ctx.kv, params)
+        paid += _distribute(ctx, weights, "provider", capacity_pool, epoch, basis="capacity")
     _move_prices(ctx, params)
     ctx.emit("market_epoch", epoch=epoch, minted=paid)
 
 
-def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: int) -> int:
-    weights = state.take_epoch(ctx.kv, prefix)
+def capacity_weights(kv: StateReader, params: MarketParams) -> list[tuple[str, int]]:
+    """(address, weight) of the providers the capacity reward pays, in address order:
+    units backed by stake, times reputation in basis points."""
+    weights = []
+    for address, provider in state.iterate_providers(kv):
+        if provider.status != "active" or provider.stake < params.min_stake:
+            continue
+        units = sum(offer.units for offer in provider.offers.values())
+        backed = min(units, provider.stake // params.capacity_stake_per_unit)
+        weight = backed * provider.reputation
+        if weight:
+            weights.append((address, weight))
+    return weights
+
+
+def _distribute(
+    ctx: BlockContext,
+    weights: Sequence[tuple[str, int]],
+    role: str,
+    pool: int,
+    epoch: int,
+    **attributes: str,
+) -> int:
     total = sum(weight for _, weight in weights)
     paid = events = 0
     for address, weight in weights:
@@ -60,7 +95,14 @@ def _distribute(ctx: BlockContext, prefix: bytes, role: str, pool: int, epoch: i
             token.mint(ctx.kv, address, share)
             state.add_stats(ctx.kv, role, address, rewarded=share)
             if events < MAX_REWARD_EVENTS:  # the rest are in /market/account only
-                ctx.emit("market_reward", epoch=epoch, recipient=address, role=role, amount=share)
+                ctx.emit(
+                    "market_reward",
+                    epoch=epoch,
+                    recipient=address,
+                    role=role,
+                    amount=share,
+                    **attributes,
+                )
                 events += 1
             paid += share
     return paid

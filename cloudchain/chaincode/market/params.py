@@ -42,10 +42,19 @@ class MarketParams:
     # stores the bytes it always did.
     assignment_policy: int = 0
     fair_price_slack_bps: int = 1_000
+    # Of the providers' epoch reward, the share paid for capacity offered rather than for
+    # work done (epoch.py), as Filecoin's block reward pays for proven storage power: by
+    # each active provider's units, as far as its stake backs them at
+    # capacity_stake_per_unit a unit, times its reputation (which the oracles' probes and
+    # its SLA record move). 0: all of it for verified work.
+    capacity_reward_bps: int = 0
+    capacity_stake_per_unit: int = 10
 
     OPTIONAL: ClassVar[tuple[tuple[str, int], ...]] = (
         ("assignment_policy", 0),
         ("fair_price_slack_bps", 1_000),
+        ("capacity_reward_bps", 0),
+        ("capacity_stake_per_unit", 10),
     )
 
     def __post_init__(self) -> None:
@@ -62,6 +71,7 @@ class MarketParams:
             "target_utilisation_bps",
             "price_step_bps",
             "reputation_start_bps",
+            "capacity_reward_bps",
         ):
             if getattr(self, name) > BPS:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at most {BPS}")
@@ -81,6 +91,7 @@ class MarketParams:
             "max_open_tasks_scanned",
             "max_transitions_per_block",
             "max_tasks_listed",
+            "capacity_stake_per_unit",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at least 1")

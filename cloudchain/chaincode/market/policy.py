@@ -54,6 +54,7 @@ class Candidate:
     served: int  # its rewards so far: the value of the tasks it was given, and the mint
     capacity: int  # units it offers, every class (at least 1)
     meets_terms: bool = True  # by its record it meets the task's SLA terms (assignment.py)
+    violated_bps: int = 0  # of its tasks that ended, the share with a violation
 
 
 def _cheapest_key(c: Candidate) -> tuple[int, int, int, str]:
@@ -100,7 +101,10 @@ def fairest(
     assert first is not None
     floor = first.price
     allowed = [
-        c for c in candidates if budget.allows((c.price - floor) * units, floor * units, slack_bps)
+        c
+        for c in candidates
+        if c.violated_bps <= first.violated_bps
+        and budget.allows((c.price - floor) * units, floor * units, slack_bps)
     ]
     keeping = [c for c in allowed if c.meets_terms]
     return min(keeping or allowed or [first], key=cmp_to_key(_by_share))

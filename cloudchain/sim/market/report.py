@@ -75,6 +75,7 @@ def summary(result: SimResult) -> dict[str, Any]:
         "policy": config.policy_name,
         "label": config.label,
         "fair_slack_bps": config.fair_slack_bps,
+        "capacity_reward_bps": config.capacity_reward_bps,
         "requesters": config.requesters,
         "days": config.days,
         "block_s": config.block_s,

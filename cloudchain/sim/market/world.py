@@ -94,6 +94,7 @@ class SimConfig:
     drain_blocks: int = 20_000  # after the days, at most this many blocks to finish tasks
     policy: int = 0  # the chain's assignment_policy: 0 cheapest, 1 fair (market/policy.py)
     fair_slack_bps: int = DEFAULT_FAIR_SLACK_BPS
+    capacity_reward_bps: int = 0  # of the providers' epoch reward, for capacity (epoch.py)
 
     @property
     def policy_name(self) -> str:
@@ -101,10 +102,16 @@ class SimConfig:
 
     @property
     def label(self) -> str:
-        """The policy, and the fair one's slack unless it is the chain's default."""
+        """The policy, the fair one's slack unless it is the chain's default, and the
+        capacity reward if any (+capacity: all of the providers' epoch reward)."""
+        label = self.policy_name
         if self.policy == FAIR and self.fair_slack_bps != DEFAULT_FAIR_SLACK_BPS:
-            return f"fair-{self.fair_slack_bps}bps"
-        return self.policy_name
+            label = f"fair-{self.fair_slack_bps}bps"
+        if self.capacity_reward_bps == BPS:
+            return f"{label}+capacity"
+        if self.capacity_reward_bps:
+            return f"{label}+capacity-{self.capacity_reward_bps}bps"
+        return label
 
     @property
     def blocks(self) -> int:
@@ -238,6 +245,7 @@ class World:
                     "reference_prices": dict(REFERENCE_PRICES),
                     "assignment_policy": config.policy,
                     "fair_price_slack_bps": config.fair_slack_bps,
+                    "capacity_reward_bps": config.capacity_reward_bps,
                 },
             },
         )
