@@ -29,6 +29,17 @@ def test_perfect_fairness_between_a_cheap_and_a_dear_provider_costs_what_algebra
     assert found.jain == pytest.approx(1.0, abs=1e-6)
 
 
+def test_a_reward_no_split_changes_counts_toward_fairness():
+    # as above, but the dear provider was minted 1,100 for its capacity: the cheapest split
+    # pays the cheap one 1,100 for the work, so it is already perfectly fair
+    market = [provider("a", 100, 1), provider("b", 100, 10)]
+    found = price_of_fairness(market, gpu(1_100), 0, 1, fixed=[0, 1_100])
+    assert found.ratio == pytest.approx(1.0, abs=1e-6)
+    assert found.jain == pytest.approx(1.0, abs=1e-6)
+    assert best_fairness(market, gpu(1_100), 0, 1.0, fixed=[0, 1_100]) == 1.0
+    assert best_fairness(market, gpu(1_100), 0, 1.0) < 0.6  # without it: J = 1/2
+
+
 def test_fairness_is_free_where_every_offer_is_priced_alike():
     market = [provider(f"p{i}", units, 40) for i, units in enumerate((10, 200, 3_000))]
     found = price_of_fairness(market, gpu(50_000), 7, 0.89)

@@ -192,6 +192,7 @@ def test_a_one_day_run_of_the_command_writes_every_output(tmp_path: Path, capsys
     assert "finalize_block" in (out / "profile-top.txt").read_text()
     assert main(["simulate", "market", "--requesters", "0", "--out", str(out)]) == 2
     assert main(["simulate", "market", "--policies", "random", "--out", str(out)]) == 2
+    assert main(["simulate", "market", "--epoch-reward", "-1", "--out", str(out)]) == 2
 
 
 def test_a_policy_named_twice_runs_once():

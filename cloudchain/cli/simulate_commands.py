@@ -52,6 +52,13 @@ def add_simulate_commands(commands: Any) -> None:
         help="the fair policy's price slack over the cheapest offer, in bps (1000: 10%%)",
     )
     market.add_argument(
+        "--epoch-reward",
+        type=int,
+        default=1_000_000,
+        help="tokens minted per epoch (a simulated hour) for providers and oracles "
+        "(1000000: $100 an hour at $0.0001 a token)",
+    )
+    market.add_argument(
         "--providers",
         type=Path,
         metavar="FILE",
@@ -122,6 +129,8 @@ def _run_market(args: argparse.Namespace) -> int:
             raise ValueError("--oracles at least 1, --faulty-oracles 0 to --oracles")
         if not 0 <= args.fair_slack_bps <= 100_000:
             raise ValueError("--fair-slack-bps: 0 to 100000")
+        if not 0 <= args.epoch_reward <= 10**12:
+            raise ValueError("--epoch-reward: 0 to 10^12 tokens")
         policies = _policies(args.policies, args.fair_slack_bps)
         providers = load_scenario(args.providers) if args.providers else paper_scenario(args.seed)
     except (ValueError, ScenarioError) as exc:
@@ -140,6 +149,7 @@ def _run_market(args: argparse.Namespace) -> int:
             policy=policy,
             fair_slack_bps=slack,
             capacity_reward_bps=capacity,
+            epoch_reward=args.epoch_reward,
         )
         for policy, slack, capacity in policies
         for size in sizes

@@ -59,7 +59,7 @@ def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
     paid += _distribute(ctx, honest, "oracle", reward - provider_pool, epoch)
     if capacity_pool:  # only then: a chain without it emits the events it always did
         weights = capacity_weights(ctx.kv, params)
-        paid += _distribute(ctx, weights, "provider", capacity_pool, epoch, basis="capacity")
+        paid += _distribute(ctx, weights, "provider", capacity_pool, epoch, capacity=True)
     _move_prices(ctx, params)
     ctx.emit("market_epoch", epoch=epoch, minted=paid)
 
@@ -85,15 +85,18 @@ def _distribute(
     role: str,
     pool: int,
     epoch: int,
-    **attributes: str,
+    capacity: bool = False,
 ) -> int:
+    """Mint `pool` to `weights`' addresses in proportion, rounded down; what was paid."""
+    attributes = {"basis": "capacity"} if capacity else {}
     total = sum(weight for _, weight in weights)
     paid = events = 0
     for address, weight in weights:
         share = pool * weight // total if total else 0
         if share:
             token.mint(ctx.kv, address, share)
-            state.add_stats(ctx.kv, role, address, rewarded=share)
+            sums = {"rewarded_capacity": share} if capacity else {}
+            state.add_stats(ctx.kv, role, address, rewarded=share, **sums)
             if events < MAX_REWARD_EVENTS:  # the rest are in /market/account only
                 ctx.emit(
                     "market_reward",

@@ -540,6 +540,7 @@ class ProviderStats(_Sums):
     uptime_sum: Bps = 0  # of those records
     latency_sum: int = 0  # of those records, ms
     rewarded: Tokens = 0  # minted for it at epochs
+    rewarded_capacity: Tokens = 0  # of that, for the capacity it offered (epoch.py)
     # Σ price x units of the tasks assigned to it, kept only under the fair policy, which
     # reads it (so that a chain on the default policy stores what it always did)
     assigned_value: Tokens = 0

@@ -6,7 +6,8 @@ settled in each resource class) is the requesters'. So take a run's settled work
 lots of one class and a range of task sizes, and ask for the split that minimises what
 requesters pay, the sum of price x units, subject to J(x) >= target, where x_i is
 provider i's reward over its capacity: its units in each class times (its base price
-there + the tokens minted per verified unit in the run), over the units it offers; to
+there + the tokens minted per verified unit in the run), plus what was minted for its
+capacity (a reward no split changes: market/epoch.py), over the units it offers; to
 each lot going only to offers that can hold its smallest task; and to each offer's
 capacity over the run: a unit of a lot holds a unit of capacity for the lot's mean
 blocks per unit (a task of u units holds u for ceil(u / 10) + 1 blocks, from its
@@ -69,6 +70,7 @@ class _Split:
 
     n: int  # providers
     owner: Any  # (n, pairs): provider i's capacity-normalised reward per share
+    fixed: Any  # (n,): provider i's capacity-normalised reward whatever the split
     share_of: Any  # (lots, pairs): each lot's shares sum to 1
     held: Any  # (offers, pairs): each offer's capacity-blocks per share
     room: Any  # (offers,): each offer's capacity-blocks over the run
@@ -78,7 +80,12 @@ class _Split:
     plan: Any  # (pairs,): that split
 
 
-def _split(providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float) -> _Split | None:
+def _split(
+    providers: Sequence[ProviderSpec],
+    work: Work,
+    minted_per_unit: float,
+    fixed: Sequence[float] = (),
+) -> _Split | None:
     import numpy as np
     from scipy.optimize import linprog
 
@@ -114,47 +121,48 @@ def _split(providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float
         plan = linprog(cost_per_share, A_eq=share_of, b_eq=ones, bounds=(0, 1), method="highs")
     if plan.status != 0:  # a lot no offer can hold: no split of this work at all
         return None
+    base = np.array(list(fixed) or [0.0] * n) / np.array(capacity)
     # rewards scaled so that the cheapest split's sum to 1: the solvers' tolerances are
     # absolute, and raw rewards run to millions
-    owner = owner / float((owner @ plan.x).sum() or 1.0)
-    return _Split(n, owner, share_of, held, room, limited, cost_per_share, float(plan.fun),
-                  np.asarray(plan.x))  # fmt: skip
+    scale = float((owner @ plan.x).sum() + base.sum()) or 1.0
+    return _Split(n, owner / scale, base / scale, share_of, held, room, limited,
+                  cost_per_share, float(plan.fun), np.asarray(plan.x))  # fmt: skip
 
 
 def price_of_fairness(
-    providers: Sequence[ProviderSpec], work: Work, minted_per_unit: float, target: float
-) -> FairnessPrice:
-    """The least cost of `work` split so that J >= `target`, and its cheapest cost."""
-
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):  # small dense problems: BLAS threads only contend
-        return _price_of_fairness(providers, work, minted_per_unit, target, both_starts=True)
-
-
-def _price_of_fairness(
     providers: Sequence[ProviderSpec],
     work: Work,
     minted_per_unit: float,
     target: float,
-    both_starts: bool,
+    fixed: Sequence[float] = (),
 ) -> FairnessPrice:
+    """The least cost of `work` split so that J >= `target`, and its cheapest cost;
+    `fixed`: each provider's rewards whatever the split (its capacity reward)."""
+
+    from threadpoolctl import threadpool_limits
+
+    split = _split(providers, work, minted_per_unit, fixed)
+    with threadpool_limits(1):  # small dense problems: BLAS threads only contend
+        return _price_of_fairness(split, target, both_starts=True)
+
+
+def _price_of_fairness(split: _Split | None, target: float, both_starts: bool) -> FairnessPrice:
     import numpy as np
     from scipy.optimize import minimize
 
-    split = _split(providers, work, minted_per_unit)
     if split is None:  # nothing settled, or work no offer could have taken
         return FairnessPrice(target, 0.0, math.inf, math.nan, limited=False)
-    n, owner, share_of, held, room = split.n, split.owner, split.share_of, split.held, split.room
+    n, owner, fixed = split.n, split.owner, split.fixed
+    share_of, held, room = split.share_of, split.held, split.room
     limited, cheapest = split.limited, split.cheapest
     cost_of = split.cost_per_share / cheapest
 
     def fairness_slack(shares: np.ndarray) -> float:  # 1 - t / J(x): >= 0 iff J >= t
-        x = owner @ shares
+        x = owner @ shares + fixed
         return 1.0 - target * n * float(x @ x) / max(float(x.sum()), 1e-300) ** 2
 
     def fairness_gradient(shares: np.ndarray) -> np.ndarray:
-        x = owner @ shares
+        x = owner @ shares + fixed
         total_x = max(float(x.sum()), 1e-300)
         by_x = -2.0 * target * n * (x / total_x**2 - float(x @ x) / total_x**3)
         return np.asarray(owner.T @ by_x)
@@ -189,7 +197,7 @@ def _price_of_fairness(
     found = [solve(split.plan), solve(evenly)] if both_starts else [solve(evenly)]
     good = [r for r in found if feasible(np.clip(r.x, 0, 1))]
     shares = np.clip(min(good or found, key=lambda r: r.fun).x, 0.0, 1.0)
-    x = owner @ shares
+    x = owner @ shares + fixed
     jain = float(x.sum() ** 2 / (n * (x @ x))) if x @ x else 1.0
     if not good:  # neither start found a split that even (the capacities forbid it)
         return FairnessPrice(target, cheapest, math.inf, jain, split.limited)
@@ -202,21 +210,23 @@ def best_fairness(
     minted_per_unit: float,
     cost_ratio: float,
     tolerance: float = 0.005,
+    fixed: Sequence[float] = (),
 ) -> float:
     """The highest Jain's index any split of `work` reaches for at most `cost_ratio`
     times its cheapest cost (to `tolerance`): bisection on the target, as the least
     cost grows with it."""
     from threadpoolctl import threadpool_limits
 
-    if _split(providers, work, minted_per_unit) is None:
+    split = _split(providers, work, minted_per_unit, fixed)
+    if split is None:
         return math.nan
     low, high = 1.0 / max(1, len(providers)), 1.0
     with threadpool_limits(1):  # small dense problems: BLAS threads only contend
-        if _price_of_fairness(providers, work, minted_per_unit, high, False).ratio <= cost_ratio:
+        if _price_of_fairness(split, high, False).ratio <= cost_ratio:
             return high
         while high - low > tolerance:
             middle = (low + high) / 2
-            found = _price_of_fairness(providers, work, minted_per_unit, middle, False)
+            found = _price_of_fairness(split, middle, False)
             if found.ratio <= cost_ratio:
                 low = middle
             else:

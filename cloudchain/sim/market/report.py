@@ -76,6 +76,7 @@ def summary(result: SimResult) -> dict[str, Any]:
         "label": config.label,
         "fair_slack_bps": config.fair_slack_bps,
         "capacity_reward_bps": config.capacity_reward_bps,
+        "epoch_reward": config.epoch_reward,
         "requesters": config.requesters,
         "days": config.days,
         "block_s": config.block_s,
@@ -139,15 +140,16 @@ def write_run(result: SimResult, out: Path) -> list[Path]:
     with open(providers_path, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(
-            ["day", "provider", "tier", "capacity", "earned", "rewarded", "units", "tasks",
-             "violated", "slashed", "utilisation_bps"]
+            ["day", "provider", "tier", "capacity", "earned", "rewarded", "rewarded_capacity",
+             "units", "tasks", "violated", "slashed", "utilisation_bps"]
         )  # fmt: skip
         for row in result.provider_days:
             spec = specs[result.names[row.provider]]
             utilisation = row.busy_unit_blocks * 10_000 // (spec.capacity * blocks_per_day)
             writer.writerow(
                 [row.day, spec.name, spec.tier, spec.capacity, row.earned, row.rewarded,
-                 row.units, row.tasks, row.violated, row.slashed, utilisation]
+                 row.rewarded_capacity, row.units, row.tasks, row.violated, row.slashed,
+                 utilisation]
             )  # fmt: skip
     totals_path = out / f"providers-R{n}.json"
     totals = [
@@ -159,6 +161,7 @@ def write_run(result: SimResult, out: Path) -> list[Path]:
             "tokens": row.earned + row.rewarded,
             "earned": row.earned,
             "rewarded": row.rewarded,
+            "rewarded_capacity": row.rewarded_capacity,
             "units": row.units,
             "tasks": row.tasks,
             "violated": row.violated,
@@ -196,14 +199,25 @@ def settled_work(result: SimResult) -> Work:
 
 
 def minted_per_unit(result: SimResult) -> float:
+    """The epoch rewards minted for verified work, per verified unit."""
     units = sum(row.units for row in result.final)
-    return sum(row.rewarded for row in result.final) / units if units else 0.0
+    minted = sum(row.rewarded - row.rewarded_capacity for row in result.final)
+    return minted / units if units else 0.0
+
+
+def capacity_rewards(result: SimResult) -> list[float]:
+    """What each provider, in the scenario's order, was minted for its capacity: a
+    reward no split of the work changes."""
+    by_name = {result.names[row.provider]: row.rewarded_capacity for row in result.final}
+    return [float(by_name.get(spec.name, 0)) for spec in result.config.providers]
 
 
 def fairness_cost(result: SimResult, target: float = FAIRNESS_CLAIM) -> FairnessPrice:
     """The least that the run's settled work could cost at J >= `target` (bound.py)."""
     providers = result.config.providers
-    return price_of_fairness(providers, settled_work(result), minted_per_unit(result), target)
+    return price_of_fairness(
+        providers, settled_work(result), minted_per_unit(result), target, capacity_rewards(result)
+    )
 
 
 def summaries(results: Sequence[SimResult]) -> list[dict[str, Any]]:
@@ -212,7 +226,9 @@ def summaries(results: Sequence[SimResult]) -> list[dict[str, Any]]:
     for result in results:
         bound = fairness_cost(result)
         work, minted = settled_work(result), minted_per_unit(result)
-        best = best_fairness(result.config.providers, work, minted, COST_BOUND)
+        best = best_fairness(
+            result.config.providers, work, minted, COST_BOUND, fixed=capacity_rewards(result)
+        )
         rows.append(
             {
                 **summary(result),

@@ -95,6 +95,7 @@ class SimConfig:
     policy: int = 0  # the chain's assignment_policy: 0 cheapest, 1 fair (market/policy.py)
     fair_slack_bps: int = DEFAULT_FAIR_SLACK_BPS
     capacity_reward_bps: int = 0  # of the providers' epoch reward, for capacity (epoch.py)
+    epoch_reward: int = 1_000_000  # minted per simulated hour (an epoch): $100 at $0.0001
 
     @property
     def policy_name(self) -> str:
@@ -130,6 +131,7 @@ class ProviderDay:
     provider: str
     earned: int
     rewarded: int
+    rewarded_capacity: int  # of rewarded, minted for its capacity (market/epoch.py)
     units: int
     tasks: int
     violated: int
@@ -233,7 +235,7 @@ class World:
                 "market": {
                     "oracles": [k.address for k in self.oracles],
                     "epoch_blocks": epoch_blocks,
-                    "epoch_reward": 1_000_000,
+                    "epoch_reward": config.epoch_reward,
                     "attestation_blocks": 10,
                     "dispute_blocks": 5,
                     "dispute_vote_blocks": 10,
@@ -566,6 +568,7 @@ class World:
                     provider=key.address,
                     earned=stats.get("earned", 0),
                     rewarded=stats.get("rewarded", 0),
+                    rewarded_capacity=stats.get("rewarded_capacity", 0),
                     units=stats.get("units", 0),
                     tasks=stats.get("tasks", 0),
                     violated=stats.get("violated", 0),
