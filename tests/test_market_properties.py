@@ -146,8 +146,8 @@ def refusal_codes(kv: StateReader, height: int, time_ns: int, tx: Transaction) -
     if tx.module == "token":
         if tx.method == "mint":
             return ({Code.UNAUTHORIZED} if sender != get_authority(kv) else set()) | (
-                {Code.LIMIT_EXCEEDED}
-                if token.get_supply(kv) + args["amount"] > MAX_AMOUNT
+                {Code.LIMIT_EXCEEDED}  # the fee is burnt before: the supply is that much less
+                if token.get_supply(kv) - tx.fee + args["amount"] > MAX_AMOUNT
                 else set()
             )
         return {Code.INSUFFICIENT_FUNDS} if args["amount"] > balance else set()
@@ -551,7 +551,7 @@ class MarketMachine(RuleBasedStateMachine):
         penalty = _mostly(
             data,
             st.integers(0, min(deposit, 100)),
-            st.just(deposit),
+            st.just(min(deposit, MAX_AMOUNT)),  # a deposit may exceed what a tx can carry
             st.just(min(deposit + 1, MAX_AMOUNT)),
         )
         deadline_s = _mostly(data, st.integers(8, MAX_DEADLINE_S), st.integers(1, 7))

@@ -118,15 +118,24 @@ async def test_replies_beyond_the_outbox_stop_the_reading_and_stop_still_returns
     quick_close, unread_node
 ):
     node = unread_node
+    one_reply = len(json.dumps(await node.rpc.handle(json.loads(block_batches(1)[0]))))
     client = await RawWebSocket.connect(*host_port(node))
     for batch in block_batches(400):  # ~60 MB of replies: more than any socket buffers
         client.send_text(batch)
-    session = await wait_until(
-        lambda: next((s for s in node.rpc.sessions if s.waiting_for_writer), None),
+    # what is queued, read in the same step as the wait is seen (an await between the two
+    # would let the writer move on), while replies are still held back
+    queued = await wait_until(
+        lambda: next(
+            (
+                s.queued_reply_bytes
+                for s in node.rpc.sessions
+                if s.waiting_for_writer and s.queued_reply_bytes
+            ),
+            None,
+        ),
         LIMIT_DEADLINE_S,
     )
-    one_reply = len(json.dumps(await node.rpc.handle(json.loads(block_batches(1)[0]))))
-    assert 0 < session.queued_reply_bytes <= 16 * 1024 + one_reply  # bytes, not messages
+    assert queued <= 16 * 1024 + one_reply  # bytes, not messages
     # The writer is stuck on a client that does not read: a graceful close would wait on
     # it forever; stop() gives up on it after CLOSE_WAIT_S and aborts the connection.
     async with asyncio.timeout(5):
