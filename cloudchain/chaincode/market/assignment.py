@@ -255,7 +255,7 @@ def _best_provider(
                 reputation=provider.reputation,
                 load_bps=in_flight * BPS // offer.units,
                 served=served,
-                capacity=max(1, sum(o.units for o in provider.offers.values())),
+                capacity=max(1, provider.capacity),
                 meets_terms=meets_terms,
                 violated_bps=violated_bps,
             )

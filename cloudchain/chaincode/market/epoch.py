@@ -58,21 +58,20 @@ def end_epoch(ctx: BlockContext, params: MarketParams) -> None:
     honest = state.take_epoch(ctx.kv, state.EPOCH_HONEST)
     paid += _distribute(ctx, honest, "oracle", reward - provider_pool, epoch)
     if capacity_pool:  # only then: a chain without it emits the events it always did
-        weights = capacity_weights(ctx.kv, params)
+        weights = _capacity_weights(ctx.kv, params)
         paid += _distribute(ctx, weights, "provider", capacity_pool, epoch, capacity=True)
     _move_prices(ctx, params)
     ctx.emit("market_epoch", epoch=epoch, minted=paid)
 
 
-def capacity_weights(kv: StateReader, params: MarketParams) -> list[tuple[str, int]]:
+def _capacity_weights(kv: StateReader, params: MarketParams) -> list[tuple[str, int]]:
     """(address, weight) of the providers the capacity reward pays, in address order:
     units backed by stake, times reputation in basis points."""
     weights = []
     for address, provider in state.iterate_providers(kv):
         if provider.status != "active" or provider.stake < params.min_stake:
             continue
-        units = sum(offer.units for offer in provider.offers.values())
-        backed = min(units, provider.stake // params.capacity_stake_per_unit)
+        backed = min(provider.capacity, provider.stake // params.capacity_stake_per_unit)
         weight = backed * provider.reputation
         if weight:
             weights.append((address, weight))

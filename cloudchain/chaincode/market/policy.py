@@ -24,12 +24,14 @@ per-block cap, a grant if it reads a sealed dataset: assignment.py):
                   first served, not spread thin over tasks whose candidates all price
                   alike. The bound is an aggregate: one task may cost its requester more
                   than the slack over its cheapest candidate (up to its max_price) when
-                  the budget has room. A candidate at the cheapest price is always
-                  allowed. Of those allowed, only the ones that meet the task's SLA
-                  terms by their record, if there are any (`meets_terms`: the mean
-                  uptime and latency the oracles attested of their service do):
-                  spreading work must not move it to providers that keep their SLAs
-                  less often.
+                  the budget has room. The cheapest candidate is always allowed, and
+                  no candidate whose share of tasks ended with a violation
+                  (`violated_bps`) is larger than the cheapest one's: the work moves
+                  only to providers that broke their SLAs no more often. Of those
+                  allowed, only the ones that meet the task's SLA terms by their
+                  record, if there are any (`meets_terms`: the mean uptime and latency
+                  the oracles attested of their service do): spreading work must not
+                  move it to providers that keep their SLAs less often.
 
 Deterministic: integers, and ties broken by address.
 """

@@ -154,7 +154,7 @@ def query_stats(reader: StateReader, data: bytes) -> dict[str, Any]:
     providers, provider_x = [], []
     for address, record in state.iterate_providers(reader):
         stats = state.get_provider_stats(reader, address)
-        capacity = sum(offer.units for offer in record.offers.values())
+        capacity = record.capacity
         providers.append(
             {
                 "address": address,

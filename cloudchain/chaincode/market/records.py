@@ -307,6 +307,11 @@ class Provider(_Record):
     tasks_pending: int  # tasks assigned to it and not yet final: its stake answers for them
     reputation: Bps
 
+    @property
+    def capacity(self) -> Units:
+        """The units it offers, every class: what fairness and the capacity reward count."""
+        return sum(offer.units for offer in self.offers.values())
+
     def with_in_flight(self, name: str, units: Units) -> Provider:
         """`units` more (or fewer) in flight in class `name`."""
         now = self.in_flight.get(name, 0) + units
