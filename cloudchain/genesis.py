@@ -5,7 +5,9 @@ JSON, in the spirit of CometBFT's ``genesis.json``:
     {
       "chain_id": "cloudchain-local",
       "genesis_time": "2026-01-01T00:00:00.000000000Z",
-      "consensus_params": {"block": {"max_bytes": 4194304, "max_txs": 10000}},
+      "consensus_params": {"block": {"max_bytes": 4194304, "max_txs": 10000},
+                           "evidence": {"max_age_num_blocks": 100000,
+                                        "max_age_duration": "172800000000000"}},
       "validators": [
         {"name": "node0", "power": 10,
          "pub_key": {"type": "tendermint/PubKeyEd25519", "value": "<base64>"}}
@@ -22,6 +24,13 @@ JSON, in the spirit of CometBFT's ``genesis.json``:
 Integers may be JSON numbers or decimal strings (CometBFT writes int64 as
 strings); floats and booleans are refused. Everything is checked on load and
 every error names the offending field.
+
+consensus_params.evidence is CometBFT's: evidence of a validator's double vote may be
+committed until both more than max_age_num_blocks blocks and more than
+max_age_duration nanoseconds have passed since its height. Left out, it is CometBFT's
+default (100,000 blocks, 48 hours), and a genesis at the defaults writes no
+"evidence" section, so that the genesis hash of a chain that never set it is the one
+it always had.
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ from cloudchain.timefmt import TimeFormatError, format_rfc3339_ns, parse_rfc3339
 
 DEFAULT_MAX_BLOCK_BYTES = 4 * 1024 * 1024
 DEFAULT_MAX_BLOCK_TXS = MAX_BLOCK_TXS
+DEFAULT_EVIDENCE_MAX_AGE_BLOCKS = 100_000
+DEFAULT_EVIDENCE_MAX_AGE_NS = 48 * 3600 * 10**9
 MAX_VALIDATORS = 1_000
 MAX_ACCOUNTS = 1_000_000
 MAX_TOTAL_POWER = INT64_MAX // 8  # as CometBFT: proposer priorities must not overflow
@@ -74,6 +85,8 @@ class Genesis:
     params: Mapping[str, Mapping[str, Any]]  # per module, frozen
     max_block_bytes: int = DEFAULT_MAX_BLOCK_BYTES
     max_block_txs: int = DEFAULT_MAX_BLOCK_TXS
+    evidence_max_age_blocks: int = DEFAULT_EVIDENCE_MAX_AGE_BLOCKS
+    evidence_max_age_ns: int = DEFAULT_EVIDENCE_MAX_AGE_NS
 
     @cached_property
     def validators_hash(self) -> bytes:
@@ -97,12 +110,21 @@ class Genesis:
         return sum(v.power for v in self.validators)
 
     def to_obj(self) -> dict[str, Any]:
+        consensus_params: dict[str, Any] = {
+            "block": {"max_bytes": self.max_block_bytes, "max_txs": self.max_block_txs}
+        }
+        if (self.evidence_max_age_blocks, self.evidence_max_age_ns) != (
+            DEFAULT_EVIDENCE_MAX_AGE_BLOCKS,
+            DEFAULT_EVIDENCE_MAX_AGE_NS,
+        ):
+            consensus_params["evidence"] = {
+                "max_age_num_blocks": self.evidence_max_age_blocks,
+                "max_age_duration": str(self.evidence_max_age_ns),
+            }
         return {
             "chain_id": self.chain_id,
             "genesis_time": format_rfc3339_ns(self.genesis_time_ns),
-            "consensus_params": {
-                "block": {"max_bytes": self.max_block_bytes, "max_txs": self.max_block_txs}
-            },
+            "consensus_params": consensus_params,
             "validators": [
                 {
                     "name": v.name,
@@ -171,7 +193,9 @@ class Genesis:
             raise GenesisError(f"genesis.genesis_time: {exc}") from None
         if not 0 <= time_ns <= INT64_MAX:
             raise GenesisError("genesis.genesis_time: must lie between 1970 and 2262")
-        max_bytes, max_txs = _consensus_params(g.get("consensus_params", {}))
+        consensus_params = g.get("consensus_params", {})
+        max_bytes, max_txs = _consensus_params(consensus_params)
+        max_age_blocks, max_age_ns = _evidence_params(consensus_params)
         validators = _validators(g["validators"])
         needed = block_overhead_bytes(len(validators)) + MAX_TX_BYTES + TX_FRAMING_BYTES
         if max_bytes < needed:
@@ -200,7 +224,16 @@ class Genesis:
         except codec.CodecError as exc:
             raise GenesisError(f"genesis.app_state.params: {exc}") from None
         genesis = cls(
-            chain_id, time_ns, validators, authority, balances, frozen_params, max_bytes, max_txs
+            chain_id,
+            time_ns,
+            validators,
+            authority,
+            balances,
+            frozen_params,
+            max_bytes,
+            max_txs,
+            max_age_blocks,
+            max_age_ns,
         )
         _ = genesis.fees  # checked on load, so that a bad schedule names its field now
         return genesis
@@ -233,7 +266,7 @@ def _integer(value: Any, where: str, low: int, high: int) -> int:
 
 
 def _consensus_params(obj: Any) -> tuple[int, int]:
-    params = _map(obj, "genesis.consensus_params", required=(), optional=("block",))
+    params = _map(obj, "genesis.consensus_params", required=(), optional=("block", "evidence"))
     block = _map(
         params.get("block", {}),
         "genesis.consensus_params.block",
@@ -253,6 +286,29 @@ def _consensus_params(obj: Any) -> tuple[int, int]:
         MAX_BLOCK_TXS,
     )
     return max_bytes, max_txs
+
+
+def _evidence_params(obj: Any) -> tuple[int, int]:
+    """consensus_params.evidence: (max_age_num_blocks, max_age_duration in ns)."""
+    evidence = _map(
+        obj.get("evidence", {}),
+        "genesis.consensus_params.evidence",
+        required=(),
+        optional=("max_age_num_blocks", "max_age_duration"),
+    )
+    max_age_blocks = _integer(
+        evidence.get("max_age_num_blocks", DEFAULT_EVIDENCE_MAX_AGE_BLOCKS),
+        "genesis.consensus_params.evidence.max_age_num_blocks",
+        1,
+        INT64_MAX,
+    )
+    max_age_ns = _integer(
+        evidence.get("max_age_duration", DEFAULT_EVIDENCE_MAX_AGE_NS),
+        "genesis.consensus_params.evidence.max_age_duration",
+        1,
+        INT64_MAX,
+    )
+    return max_age_blocks, max_age_ns
 
 
 def _validators(obj: Any) -> tuple[Validator, ...]:

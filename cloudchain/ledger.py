@@ -50,7 +50,12 @@ MAX_EVENT_ATTRIBUTES = 64
 MAX_EVENT_STRING_CHARS = 256
 # Bounds on decoded objects (see codec.decode): what a well-formed value can need.
 MAX_TX_OBJECTS = 4_096  # a transaction's arguments are a small map
-MAX_BLOCK_OBJECTS = 256 + MAX_BLOCK_TXS + 8 * MAX_COMMIT_SIGS  # transactions are opaque bytes
+MAX_EVIDENCE_BYTES = 1_024  # one piece of evidence, encoded (about 450 bytes)
+MAX_BLOCK_EVIDENCE = 64  # pieces of evidence in one block (each about 450 bytes)
+EVIDENCE_OBJECTS = 48  # decoded objects in one piece of evidence: keys and values count
+MAX_BLOCK_OBJECTS = (  # transactions are opaque bytes
+    256 + MAX_BLOCK_TXS + 8 * MAX_COMMIT_SIGS + EVIDENCE_OBJECTS * MAX_BLOCK_EVIDENCE
+)
 MAX_TX_RESULT_OBJECTS = 8 + MAX_EVENTS * (6 + 3 * MAX_EVENT_ATTRIBUTES)
 
 TX_SIGN_DOMAIN = b"cloudchain/tx/v1\x00"
@@ -87,6 +92,11 @@ def _fields(obj: Any, where: str, names: tuple[str, ...]) -> Mapping[str, Any]:
     if extra:
         raise MalformedError(f"{where}: unknown field(s) {', '.join(extra)}")
     return obj
+
+
+def _has(obj: Any, name: str) -> bool:
+    """Whether `obj` is a map holding `name` (an optional field's presence)."""
+    return isinstance(obj, Mapping) and name in obj
 
 
 def _int(value: Any, where: str, low: int = 0, high: int = UINT64_MAX) -> int:
@@ -324,6 +334,164 @@ def _recently_decoded(data: bytes) -> Transaction:
     return Transaction._decode_new(data)
 
 
+# --- evidence --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceVote:
+    """One of the two votes of a duplicate vote, as a block carries it (a consensus
+    vote without its chain id, which the chain's sign bytes supply)."""
+
+    type: str  # "prevote" or "precommit"
+    height: int
+    round: int
+    block_hash: bytes  # empty: a vote for nil
+    timestamp_ns: int
+    validator_address: bytes
+    signature: bytes
+
+    FIELDS = (
+        "type",
+        "height",
+        "round",
+        "block_hash",
+        "timestamp_ns",
+        "validator_address",
+        "signature",
+    )
+
+    def __post_init__(self) -> None:
+        if self.type not in VOTE_TYPES:
+            raise MalformedError(f"evidence.vote.type: {self.type!r} is not one of {VOTE_TYPES}")
+        _int(self.height, "evidence.vote.height", 1, INT64_MAX)
+        _int(self.round, "evidence.vote.round", 0, 2**31 - 1)
+        _bytes(self.block_hash, "evidence.vote.block_hash", (0, HASH_BYTES))
+        _int(self.timestamp_ns, "evidence.vote.timestamp_ns", 0, INT64_MAX)
+        _bytes(self.validator_address, "evidence.vote.validator_address", (ADDRESS_BYTES,))
+        _bytes(self.signature, "evidence.vote.signature", (SIGNATURE_BYTES,))
+
+    def sign_bytes(self, chain_id: str) -> bytes:
+        return vote_sign_bytes(
+            chain_id, self.type, self.height, self.round, self.block_hash, self.timestamp_ns
+        )
+
+    def verify(self, chain_id: str, public_key: bytes) -> bool:
+        return verify(public_key, self.sign_bytes(chain_id), self.signature)
+
+    def to_obj(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> EvidenceVote:
+        f = _fields(obj, "evidence.vote", cls.FIELDS)
+        if not isinstance(f["type"], str):
+            raise MalformedError("evidence.vote.type: expected a string")
+        return _check_all(f, "evidence.vote", lambda f: cls(**{n: f[n] for n in cls.FIELDS}))
+
+
+@dataclass(frozen=True)
+class DuplicateVoteEvidence:
+    """A validator signed two votes of one type for different blocks at one height and
+    round: CometBFT's DuplicateVoteEvidence. Well-formed means the two votes agree on
+    validator, height, round and type and differ in block, `vote_a` holding the smaller
+    block hash (so one equivocation has one encoding, hence one hash); whether the
+    signatures verify and the powers are the validator set's is the application's to
+    check (Application.evidence_error), as it is for a last commit.
+
+    `timestamp_ns` is the time of the block at the votes' height, which dates the
+    evidence for expiry; the powers are the validator's and the set's at that height."""
+
+    vote_a: EvidenceVote
+    vote_b: EvidenceVote
+    total_voting_power: int
+    validator_power: int
+    timestamp_ns: int
+
+    FIELDS = ("vote_a", "vote_b", "total_voting_power", "validator_power", "timestamp_ns")
+
+    def __post_init__(self) -> None:
+        a, b = self.vote_a, self.vote_b
+        if not isinstance(a, EvidenceVote) or not isinstance(b, EvidenceVote):
+            raise MalformedError("evidence: expected two EvidenceVote")
+        if (a.validator_address, a.height, a.round, a.type) != (
+            b.validator_address,
+            b.height,
+            b.round,
+            b.type,
+        ):
+            raise MalformedError("evidence: the votes differ in validator, height, round or type")
+        if not a.block_hash < b.block_hash:
+            raise MalformedError(
+                "evidence: vote_a's block hash must sort before vote_b's (and differ from it)"
+            )
+        _int(self.total_voting_power, "evidence.total_voting_power", 1, INT64_MAX)
+        _int(self.validator_power, "evidence.validator_power", 1, self.total_voting_power)
+        _int(self.timestamp_ns, "evidence.timestamp_ns", 0, INT64_MAX)
+
+    @classmethod
+    def of(
+        cls,
+        first: EvidenceVote,
+        second: EvidenceVote,
+        total_voting_power: int,
+        validator_power: int,
+        timestamp_ns: int,
+    ) -> DuplicateVoteEvidence:
+        """The evidence of two conflicting votes, in whichever order they came."""
+        a, b = sorted((first, second), key=lambda v: v.block_hash)
+        return cls(a, b, total_voting_power, validator_power, timestamp_ns)
+
+    @property
+    def height(self) -> int:
+        return self.vote_a.height
+
+    @property
+    def validator_address(self) -> bytes:
+        return self.vote_a.validator_address
+
+    def is_expired(self, height: int, time_ns: int, max_age_blocks: int, max_age_ns: int) -> bool:
+        """CometBFT's rule: too old to be committed at (`height`, `time_ns`) once both
+        more than `max_age_blocks` blocks and more than `max_age_ns` have passed."""
+        return height - self.height > max_age_blocks and time_ns - self.timestamp_ns > max_age_ns
+
+    def to_obj(self) -> dict[str, Any]:
+        return {
+            "vote_a": self.vote_a.to_obj(),
+            "vote_b": self.vote_b.to_obj(),
+            "total_voting_power": self.total_voting_power,
+            "validator_power": self.validator_power,
+            "timestamp_ns": self.timestamp_ns,
+        }
+
+    def to_bytes(self) -> bytes:
+        return codec.encode(self.to_obj())
+
+    @cached_property
+    def hash(self) -> bytes:
+        return codec.sha256(self.to_bytes())
+
+    @classmethod
+    def from_obj(cls, obj: Any) -> DuplicateVoteEvidence:
+        f = _fields(obj, "evidence", cls.FIELDS)
+        a = EvidenceVote.from_obj(f["vote_a"])
+        b = EvidenceVote.from_obj(f["vote_b"])
+        return _check_all(
+            f,
+            "evidence",
+            lambda f: cls(a, b, f["total_voting_power"], f["validator_power"], f["timestamp_ns"]),
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> DuplicateVoteEvidence:
+        return cls.from_obj(_decode(data, "evidence", MAX_EVIDENCE_BYTES, EVIDENCE_OBJECTS))
+
+
+def evidence_hash(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
+    """What a header's evidence_hash holds: the Merkle root of the evidence's hashes
+    (empty for none, so that the field is left out)."""
+    return merkle_root([e.hash for e in evidence]) if evidence else b""
+
+
 # --- blocks ----------------------------------------------------------------------------
 
 
@@ -341,6 +509,9 @@ class BlockHeader:
     last_results_hash: bytes  # results of the previous block's transactions
     validators_hash: bytes
     proposer_address: bytes
+    # Merkle root of the evidence's hashes; empty, and left out of the encoding, when
+    # the block carries none (so that blocks without evidence hash as they always did).
+    evidence_hash: bytes = b""
 
     FIELDS = (
         "chain_id",
@@ -366,9 +537,13 @@ class BlockHeader:
         _bytes(self.last_results_hash, "header.last_results_hash", (HASH_BYTES,))
         _bytes(self.validators_hash, "header.validators_hash", (HASH_BYTES,))
         _bytes(self.proposer_address, "header.proposer_address", (ADDRESS_BYTES,))
+        _bytes(self.evidence_hash, "header.evidence_hash", (0, HASH_BYTES))
 
     def to_obj(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.FIELDS}
+        obj = {name: getattr(self, name) for name in self.FIELDS}
+        if self.evidence_hash:
+            obj["evidence_hash"] = self.evidence_hash
+        return obj
 
     def to_bytes(self) -> bytes:
         return codec.encode(self.to_obj())
@@ -380,8 +555,11 @@ class BlockHeader:
 
     @classmethod
     def from_obj(cls, obj: Any) -> BlockHeader:
-        f = _fields(obj, "header", cls.FIELDS)
-        return _check_all(f, "header", lambda f: cls(**{n: f[n] for n in cls.FIELDS}))
+        names = (*cls.FIELDS, "evidence_hash") if _has(obj, "evidence_hash") else cls.FIELDS
+        f = _fields(obj, "header", names)
+        if "evidence_hash" in f and f["evidence_hash"] == b"":
+            raise MalformedError("header.evidence_hash: present but empty (leave it out)")
+        return _check_all(f, "header", lambda f: cls(**{n: f[n] for n in names}))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> BlockHeader:
@@ -505,17 +683,23 @@ class Commit:
 
 @dataclass(frozen=True)
 class Block:
-    """A header, its transactions, and the commit that finalised the previous block."""
+    """A header, its transactions, the commit that finalised the previous block, and
+    evidence of validators' misbehaviour (left out of the encoding when there is none)."""
 
     header: BlockHeader
     txs: tuple[Transaction, ...]
     last_commit: Commit | None  # None exactly at the first height
+    evidence: tuple[DuplicateVoteEvidence, ...] = ()
 
     def __post_init__(self) -> None:
         txs = _tuple(self.txs, "block.txs", MAX_BLOCK_TXS)
         if not all(isinstance(t, Transaction) for t in txs):
             raise MalformedError("block.txs: expected Transaction items")
         object.__setattr__(self, "txs", txs)
+        evidence = _tuple(self.evidence, "block.evidence", MAX_BLOCK_EVIDENCE)
+        if not all(isinstance(e, DuplicateVoteEvidence) for e in evidence):
+            raise MalformedError("block.evidence: expected DuplicateVoteEvidence items")
+        object.__setattr__(self, "evidence", evidence)
 
     @property
     def height(self) -> int:
@@ -530,13 +714,14 @@ class Block:
 
     @cached_property
     def _encoded(self) -> bytes:
-        return codec.encode(
-            {
-                "header": self.header.to_obj(),
-                "txs": [tx.to_bytes() for tx in self.txs],
-                "last_commit": None if self.last_commit is None else self.last_commit.to_obj(),
-            }
-        )
+        obj: dict[str, Any] = {
+            "header": self.header.to_obj(),
+            "txs": [tx.to_bytes() for tx in self.txs],
+            "last_commit": None if self.last_commit is None else self.last_commit.to_obj(),
+        }
+        if self.evidence:
+            obj["evidence"] = [e.to_obj() for e in self.evidence]
+        return codec.encode(obj)
 
     @classmethod
     def from_bytes(cls, data: bytes, max_bytes: int = MAX_BLOCK_BYTES) -> Block:
@@ -548,7 +733,10 @@ class Block:
 
     @classmethod
     def _from_decoded(cls, obj: Any) -> Block:
-        f = _fields(obj, "block", ("header", "txs", "last_commit"))
+        names = ("header", "txs", "last_commit")
+        if _has(obj, "evidence"):
+            names = (*names, "evidence")
+        f = _fields(obj, "block", names)
         header = BlockHeader.from_obj(f["header"])
         raw_txs = _tuple(f["txs"], "block.txs", MAX_BLOCK_TXS)
         txs = []
@@ -558,7 +746,13 @@ class Block:
             except MalformedError as exc:
                 raise MalformedError(f"block.txs[{i}]: {exc}") from None
         last = None if f["last_commit"] is None else Commit.from_obj(f["last_commit"])
-        return cls(header, tuple(txs), last)
+        evidence: tuple[DuplicateVoteEvidence, ...] = ()
+        if "evidence" in f:
+            raw_evidence = _tuple(f["evidence"], "block.evidence", MAX_BLOCK_EVIDENCE)
+            if not raw_evidence:
+                raise MalformedError("block.evidence: present but empty (leave it out)")
+            evidence = tuple(DuplicateVoteEvidence.from_obj(e) for e in raw_evidence)
+        return cls(header, tuple(txs), last, evidence)
 
 
 # What a block's encoding may spend besides its transactions: the header and the

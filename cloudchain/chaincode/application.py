@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from cloudchain import codec
+from cloudchain.chaincode import evidence as evidence_rules
 from cloudchain.chaincode.auth import (
     AUTH,
     AUTHORITY_KEY,
@@ -65,17 +66,20 @@ from cloudchain.chaincode.signatures import TxVerifier, VerifiedSignatures
 from cloudchain.fees import FeeSchedule
 from cloudchain.genesis import Genesis, GenesisError
 from cloudchain.ledger import (
+    MAX_BLOCK_EVIDENCE,
     MAX_LOG_CHARS,
     MAX_TX_BYTES,
     MAX_TX_RESULT_BYTES,
     TX_FRAMING_BYTES,
     Block,
+    DuplicateVoteEvidence,
     Event,
     MalformedError,
     TooLargeError,
     Transaction,
     TxResult,
     block_overhead_bytes,
+    evidence_hash,
     txs_hash,
 )
 from cloudchain.logfields import fields
@@ -468,13 +472,41 @@ class Application:
 
     # --- proposals -------------------------------------------------------------------------
 
-    def prepare_proposal(self, candidates: Sequence[bytes]) -> tuple[Transaction, ...]:
+    def evidence_error(
+        self, evidence: DuplicateVoteEvidence, height: int | None = None, time_ns: int = 0
+    ) -> str:
+        """Why `evidence` may not be committed in a block of `height` and `time_ns`
+        (default: the next block, at the last block's time), or '' if it may
+        (chaincode/evidence.py has the rules)."""
+        info = self.info()
+        if height is None:
+            height, time_ns = info.height + 1, info.last_block_time_ns
+        return evidence_rules.evidence_error(
+            evidence, height, time_ns, self._genesis, self.state(), self._store
+        )
+
+    def select_evidence(
+        self, candidates: Sequence[DuplicateVoteEvidence], height: int, time_ns: int
+    ) -> tuple[DuplicateVoteEvidence, ...]:
+        """The candidates a block of `height` and `time_ns` may carry, in the given order,
+        each once, at most MAX_BLOCK_EVIDENCE."""
+        chosen: dict[bytes, DuplicateVoteEvidence] = {}
+        for evidence in candidates:
+            if len(chosen) >= MAX_BLOCK_EVIDENCE:
+                break
+            if evidence.hash not in chosen and not self.evidence_error(evidence, height, time_ns):
+                chosen[evidence.hash] = evidence
+        return tuple(chosen.values())
+
+    def prepare_proposal(
+        self, candidates: Sequence[bytes], *, reserved_bytes: int = 0
+    ) -> tuple[Transaction, ...]:
         """Pick, in the given order, the candidates that make a valid block.
 
         Invalid transactions, those paying less than the minimum fee, those whose nonce
         does not follow the sender's previous one and those whose fee might not be
         payable (see `_BlockFunds`) are skipped; the block stops growing at the genesis
-        limits.
+        limits, less `reserved_bytes` (what the block's evidence takes).
         """
         chosen: list[Transaction] = []
         next_nonce: dict[str, int] = {}
@@ -497,7 +529,7 @@ class Application:
             if tx.nonce != expected:
                 continue
             tx_size = len(tx.to_bytes()) + TX_FRAMING_BYTES
-            if size + tx_size > self._max_txs_bytes():
+            if size + tx_size > self._max_txs_bytes() - reserved_bytes:
                 continue
             if funds.shortfall(tx) is not None:
                 continue
@@ -528,6 +560,9 @@ class Application:
             return ProposalVerdict(False, "block exceeds the genesis max_bytes")
         if len(block.txs) > self._genesis.max_block_txs:
             return ProposalVerdict(False, "block exceeds the genesis max_txs")
+        reason = self._evidence_error(block)
+        if reason:
+            return ProposalVerdict(False, reason)
         next_nonce: dict[str, int] = {}
         funds = _BlockFunds(self.balance)
         for index, tx in enumerate(block.txs):
@@ -552,6 +587,18 @@ class Application:
             next_nonce[sender] = expected + 1
         self._accepted = block.to_bytes()
         return ProposalVerdict(True)
+
+    def _evidence_error(self, block: Block) -> str:
+        """Why the block's evidence may not be committed, or '' (chaincode/evidence.py)."""
+        if block.header.evidence_hash != evidence_hash(block.evidence):
+            return "invalid header: evidence_hash does not match the evidence"
+        if len({e.hash for e in block.evidence}) != len(block.evidence):
+            return "evidence: the same evidence twice"
+        for index, evidence in enumerate(block.evidence):
+            reason = self.evidence_error(evidence, block.height, block.header.time_ns)
+            if reason:
+                return f"evidence {index}: {reason}"
+        return ""
 
     def _header_error(self, block: Block) -> str:
         """Why the header does not extend the committed chain, or '' if it does."""
@@ -615,7 +662,10 @@ class Application:
         results = tuple(
             self._deliver(block_kv, block, index, tx) for index, tx in enumerate(block.txs)
         )
-        block_events = self._end_block(block_kv, block)
+        evidence_events = tuple(
+            evidence_rules.record(block_kv, evidence, block.height) for evidence in block.evidence
+        )
+        block_events = (*evidence_events, *self._end_block(block_kv, block))
         diff = self._store.diff(block_kv.writes)
         self._pending = _Pending(block, diff, results, block_events)
         return FinalizeResult(results, diff.app_hash, block_events)
@@ -625,15 +675,17 @@ class Application:
         work fails (a bug) has none of its writes applied, the failure is an event, and
         the chain goes on, as every node fails the same way."""
         events: list[Event] = []
+        reserved = len(block.evidence)  # the evidence's events come first
         for module in self._modules.values():
             if module.end_block_handler is None:
                 continue
             module_kv = Overlay(block_kv)
-            log_ = EventLog(limit=MAX_BLOCK_EVENTS - len(events) - 1)
+            log_ = EventLog(limit=MAX_BLOCK_EVENTS - reserved - len(events) - 1)
+            context = BlockContext(
+                block.height, block.header.time_ns, module_kv, log_, block.evidence
+            )
             try:
-                module.end_block_handler(
-                    BlockContext(block.height, block.header.time_ns, module_kv, log_)
-                )
+                module.end_block_handler(context)
             except (RecursionError, MemoryError):
                 raise  # machine-dependent: halting is the safe answer (see _deliver)
             except Exception as exc:

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cloudchain import codec
 from cloudchain.chaincode.codes import Code, TxError
-from cloudchain.ledger import MAX_EVENTS, Event
+from cloudchain.ledger import MAX_EVENTS, DuplicateVoteEvidence, Event
 
 MAX_KEY_BYTES = 512
 # The application adds a "fee" and a "message" event to every successful transaction.
@@ -151,12 +151,15 @@ class Context:
 class BlockContext:
     """What a module's end-of-block work may use (ABCI's FinalizeBlock after the
     transactions): the height, the block time from the header, the block's state
-    with every transaction applied, and an emitter of block-level events."""
+    with every transaction applied, an emitter of block-level events, and the
+    validators' misbehaviour the block commits (ABCI's `misbehavior`: evidence the
+    application verified, chaincode/evidence.py)."""
 
     height: int
     time_ns: int
     kv: Overlay
     _events: EventLog
+    misbehavior: tuple[DuplicateVoteEvidence, ...] = ()
 
     def emit(self, type_: str, **attributes: object) -> None:
         self._events.emit(type_, **attributes)

@@ -189,6 +189,14 @@ class Client:
     async def broadcast_tx_async(self, tx: bytes) -> BroadcastResult:
         return BroadcastResult.from_json(await self.call("broadcast_tx_async", tx=_b64(tx)))
 
+    async def broadcast_evidence(self, evidence: bytes) -> str:
+        """Hand the node evidence of a double vote (its canonical bytes); the evidence's
+        hash (hex) once the node keeps it, an RPCClientError (-32602) saying why not."""
+        result = await self.call("broadcast_evidence", evidence=_b64(evidence))
+        if not isinstance(result, dict) or not isinstance(result.get("hash"), str):
+            raise malformed("broadcast_evidence", "expected {hash}")
+        return result["hash"]
+
     async def tx_search(
         self, query: str, page: int = 1, per_page: int = 30, order_by: str = "asc"
     ) -> TxSearch:

@@ -46,8 +46,8 @@ from cloudchain.consensus.messages import Decision, Message
 from cloudchain.consensus.state_machine import Consensus, ConsensusFactory, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
-from cloudchain.ledger import Block
-from cloudchain.node.solo import build_block
+from cloudchain.ledger import Block, DuplicateVoteEvidence
+from cloudchain.node.solo import bft_time_ns, build_block
 from cloudchain.node.sync import AnswerLog
 
 WALRecord = tuple[str, Any, int]  # (kind, event or message, now_ns)
@@ -123,6 +123,10 @@ class ConsensusDriver:
 
     def candidates(self, height: int) -> Sequence[bytes]:
         """Transactions the application may put into a block of `height`."""
+        return ()
+
+    def evidence_candidates(self, height: int) -> Sequence[DuplicateVoteEvidence]:
+        """Evidence of misbehaviour a block of `height` may carry (the node's pool)."""
         return ()
 
     def before_effect(self) -> bool:
@@ -267,10 +271,14 @@ class ConsensusDriver:
         last = self.decided.get(height - 1)
         if last is None and height > 1:
             raise AssertionError("the commit of the previous height is needed to propose")
+        last_commit = None if last is None else last.commit
+        time_ns = bft_time_ns(self.app, last_commit)
+        evidence = self.app.select_evidence(self.evidence_candidates(height), height, time_ns)
         txs = self.app.prepare_proposal(
-            self.candidates(height) if candidates is None else candidates
+            self.candidates(height) if candidates is None else candidates,
+            reserved_bytes=sum(len(e.to_bytes()) + 8 for e in evidence),
         )
-        return build_block(self.app, txs, self.key, None if last is None else last.commit)
+        return build_block(self.app, txs, self.key, last_commit, time_ns, evidence)
 
     def is_valid(self, block: Block) -> bool:
         """valid(v): the last commit proves the previous block, and the app accepts it."""

@@ -75,6 +75,11 @@ class NodeMetrics:
         self.refused_txs = Counter(
             "cloudchain_mempool_refused_txs", "Transactions refused by the mempool", registry=r
         )
+        self.equivocations = Counter(
+            "cloudchain_consensus_equivocations",
+            "Double votes by a validator that the consensus core verified (evidence_pool.py)",
+            registry=r,
+        )
         self.dropped_gossip_txs = Counter(
             "cloudchain_p2p_dropped_gossip_txs",
             "Transactions gossiped by peers and dropped unchecked: the admission inbox was full",

@@ -11,9 +11,12 @@ Wire messages are canonical msgpack maps {"ch": channel, "m": payload}:
 transactions, a list of them (a batch: what became ready here since the last
 loop tick, at most TX_BATCH_MAX_TXS and TX_BATCH_MAX_BYTES, one message per peer
 instead of one per transaction), or, as nodes before batching sent, one raw
-transaction alone (still accepted); "sync" carries {"height": h}, a lagging node's request for the
-decision of height h (block sync: the answer is a Decision, verified against the
-validator set before the block is applied); "blob" carries the blob exchange's
+transaction alone (still accepted); "evidence" carries a piece of evidence of a
+double vote (ledger.DuplicateVoteEvidence's map; node/evidence_pool.py), kept and
+passed on only if the application finds it valid; "sync" carries {"height": h}, a
+lagging node's request for the decision of height h (block sync: the answer is a
+Decision, verified against the validator set before the block is applied); "blob"
+carries the blob exchange's
 messages (blobs/exchange/messages.py), queued behind everything else (the peer
 manager's bulk queue), so a transfer of gigabytes never holds up a vote.
 Anything a peer sends that does not decode is a PeerError: the peer is
@@ -46,6 +49,7 @@ from cloudchain.chaincode.modules.storage import anchored_cids
 from cloudchain.consensus.events import (
     Decide,
     Event,
+    EvidenceFound,
     MessageReceived,
     TimeoutElapsed,
     TimeoutKind,
@@ -54,7 +58,7 @@ from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, mes
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import MAX_BLOCK_BYTES, Commit, MalformedError
+from cloudchain.ledger import MAX_BLOCK_BYTES, Commit, DuplicateVoteEvidence, MalformedError
 from cloudchain.logfields import fields
 from cloudchain.network.peers import PeerAddress, PeerManager
 from cloudchain.network.secret_connection import PeerError
@@ -62,6 +66,7 @@ from cloudchain.node import sync
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.consensus_wal import FileWAL
 from cloudchain.node.driver import ConsensusDriver
+from cloudchain.node.evidence_pool import EvidencePool, EvidenceRefused
 from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, GossipMemory
 from cloudchain.node.mempool import Admission, Mempool
 from cloudchain.node.metrics import NodeMetrics
@@ -72,8 +77,17 @@ from cloudchain.storage.kv import LevelDBKV
 
 log = logging.getLogger(__name__)
 
-CHANNELS = ("consensus", "tx", "sync", "blob")  # the "ch" of a wire message; a metrics label
+CHANNELS = (
+    "consensus",
+    "tx",
+    "sync",
+    "blob",
+    "evidence",
+)  # the "ch" of a wire message; a metrics label
 GOSSIP_INTERVAL_S = 0.2  # also the least time between two same requests of block sync
+# Pending evidence is offered again to every peer this often (a peer that connected
+# after it was first sent, or whose queue was full, gets it then): a few KB at most.
+EVIDENCE_GOSSIP_S = 2.0
 MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 # A gossip batch of transactions: flushed on the next loop tick, or as soon as it holds
 # this many transactions or raw bytes (a receiver admits a batch in one go, so its size
@@ -129,6 +143,8 @@ class Node(ConsensusDriver):
         self._admission_scheduled = False
         self._stopped = False
         self._last_block_time_ns = self.app.info().last_block_time_ns
+        self.evidence = EvidencePool({v.address: v.power for v in genesis.validators})
+        self._evidence_offered_s = 0.0  # when pending evidence was last offered to all
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -225,12 +241,58 @@ class Node(ConsensusDriver):
         assert self._loop is not None
         self._loop.call_soon(self.handle, event)
 
+    def evidence_candidates(self, height: int) -> list[DuplicateVoteEvidence]:
+        return self.evidence.pending()
+
+    def on_evidence(self, evidence: EvidenceFound) -> None:
+        """The core verified two conflicting votes of one validator: the pool dates them
+        once their height is committed (evidence_pool.py)."""
+        vote = evidence.first
+        log.warning(
+            "duplicate vote",
+            extra=fields(
+                validator=vote.validator_address.hex(),
+                height=vote.height,
+                round=vote.round,
+                type=vote.type.label,
+            ),
+        )
+        self.metrics.equivocations.inc()
+        self.evidence.found(evidence.first, evidence.second)
+
+    def submit_evidence(self, raw: bytes) -> DuplicateVoteEvidence:
+        """A client's evidence (broadcast_evidence): kept and gossiped if valid, else
+        EvidenceRefused saying why (a MalformedError if it does not decode)."""
+        evidence = DuplicateVoteEvidence.from_bytes(raw)
+        error = self.app.evidence_error(evidence)
+        if error:
+            raise EvidenceRefused(error)
+        if self.evidence.add(evidence, error):
+            self._broadcast_on("evidence", evidence.to_obj())
+        return evidence
+
+    def _on_peer_evidence(self, payload: Any) -> None:
+        """A peer's evidence: kept and passed on if valid and new. Invalid evidence is
+        dropped, not held against the peer: it may be stale (expired, committed since)
+        as well as forged, and a forgery costs it nothing it could gain."""
+        evidence = DuplicateVoteEvidence.from_obj(payload)
+        if self.evidence.add(evidence, self.app.evidence_error(evidence)):
+            self._broadcast_on("evidence", evidence.to_obj())
+
+    def _block_time_ns(self, height: int) -> int | None:
+        block = self.store.block(height)
+        return None if block is None else block.header.time_ns
+
     def candidates(self, height: int) -> list[bytes]:
         genesis = self.app.genesis
         return self.mempool.reap(max_txs=genesis.max_block_txs, max_bytes=genesis.max_block_bytes)
 
     def on_commit(self, decision: Decide) -> None:
         self.mempool.update(decision.block.txs, height=decision.height, now_ns=self.monotonic_ns())
+        for evidence in self.evidence.update(
+            decision.block, self._block_time_ns, self.app.evidence_error
+        ):
+            self._broadcast_on("evidence", evidence.to_obj())
         self._gossip_promoted()
         self._record_commit(decision)
         ahead = self._sync.on_committed(decision.height)
@@ -381,6 +443,9 @@ class Node(ConsensusDriver):
                 if self.exchange is not None:  # ExchangeProtocolError is a MalformedError
                     self.exchange.on_message(peer_id, payload)
                 return
+            if channel == "evidence":
+                self._on_peer_evidence(payload)
+                return
             message = message_from_obj(payload)
         except (codec.CodecError, MalformedError, KeyError, TypeError) as exc:
             raise PeerError(f"undecodable message: {exc}") from None
@@ -487,6 +552,10 @@ class Node(ConsensusDriver):
             now = time.monotonic()
             for message in messages:
                 self._offer(message, now)
+            if len(self.evidence) and now - self._evidence_offered_s >= EVIDENCE_GOSSIP_S:
+                self._evidence_offered_s = now
+                for evidence in self.evidence.pending():
+                    self._broadcast_on("evidence", evidence.to_obj())
 
     def _offer(self, message: Message, now_s: float) -> None:
         """Send a consensus message to the connected peers that lack it (gossip.py)."""

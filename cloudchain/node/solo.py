@@ -19,7 +19,9 @@ from cloudchain.ledger import (
     BlockHeader,
     Commit,
     CommitSig,
+    DuplicateVoteEvidence,
     Transaction,
+    evidence_hash,
     precommit_sign_bytes,
     txs_hash,
 )
@@ -31,25 +33,27 @@ class Produced:
     result: FinalizeResult
 
 
+def bft_time_ns(app: Application, last_commit: Commit | None) -> int:
+    """The time of the block after the committed chain: the genesis time at the first
+    height, later the weighted median of the last commit's timestamps."""
+    if last_commit is None:
+        return app.genesis.genesis_time_ns
+    return last_commit.median_time_ns({v.address: v.power for v in app.genesis.validators})
+
+
 def build_block(
     app: Application,
     txs: Sequence[Transaction],
     proposer: PrivateKey,
     last_commit: Commit | None,
     time_ns: int | None = None,
+    evidence: Sequence[DuplicateVoteEvidence] = (),
 ) -> Block:
-    """A block that extends the application's committed chain with `txs`.
-
-    Its time is BFT time unless `time_ns` overrides it: the genesis time at the
-    first height, later the weighted median of the last commit's timestamps.
-    """
+    """A block that extends the application's committed chain with `txs` and
+    `evidence`. Its time is BFT time (`bft_time_ns`) unless `time_ns` overrides it."""
     info = app.info()
     if time_ns is None:
-        time_ns = (
-            app.genesis.genesis_time_ns
-            if last_commit is None
-            else last_commit.median_time_ns({v.address: v.power for v in app.genesis.validators})
-        )
+        time_ns = bft_time_ns(app, last_commit)
     header = BlockHeader(
         chain_id=app.genesis.chain_id,
         height=info.height + 1,
@@ -61,8 +65,9 @@ def build_block(
         last_results_hash=info.last_results_hash,
         validators_hash=app.genesis.validators_hash,
         proposer_address=bytes.fromhex(proposer.address),
+        evidence_hash=evidence_hash(evidence),
     )
-    return Block(header, tuple(txs), last_commit)
+    return Block(header, tuple(txs), last_commit, tuple(evidence))
 
 
 def sign_commit(
@@ -97,8 +102,11 @@ class SoloChain:
     def app(self) -> Application:
         return self._app
 
-    def produce_block(self, candidates: Sequence[bytes]) -> Produced:
-        """Propose a block from `candidates`, check it, execute it and commit it."""
+    def produce_block(
+        self, candidates: Sequence[bytes], evidence: Sequence[DuplicateVoteEvidence] = ()
+    ) -> Produced:
+        """Propose a block from `candidates` and `evidence` (carried as given: a test may
+        offer evidence the application refuses), check it, execute it and commit it."""
         app = self._app
         last = app.store.last_block
         last_commit = None
@@ -106,8 +114,9 @@ class SoloChain:
             # As a validator does: precommit at its clock's time, but never before the block.
             timestamp_ns = max(self._clock_ns(), last.header.time_ns + 1)
             last_commit = sign_commit(app.genesis.chain_id, last, self._key, timestamp_ns)
-        txs = app.prepare_proposal(candidates)
-        block = build_block(app, txs, self._key, last_commit)
+        reserved = sum(len(e.to_bytes()) + 8 for e in evidence)
+        txs = app.prepare_proposal(candidates, reserved_bytes=reserved)
+        block = build_block(app, txs, self._key, last_commit, evidence=evidence)
         verdict = app.process_proposal(block)
         assert verdict.accept, f"own proposal rejected: {verdict.reason}"
         result = app.finalize_block(block)

@@ -1,5 +1,7 @@
 """The market's end-of-block work, in this order:
 
+0. validators the block proves voted twice lose a share of their stake as providers
+   (misbehaviour.py);
 1. deadlines and windows, at most max_transitions_per_block of them, earliest due
    first: open or running tasks past their deadline expire and are refunded (an
    assigned provider is penalised for the task it did not complete: R = 2, not
@@ -22,6 +24,7 @@ from cloudchain.chaincode.market.assignment import assign_open_tasks
 from cloudchain.chaincode.market.disputes import resolve
 from cloudchain.chaincode.market.epoch import accumulate_utilisation, end_epoch
 from cloudchain.chaincode.market.lifecycle import pay_out, refund, release_capacity, transition
+from cloudchain.chaincode.market.misbehaviour import slash_double_signers
 from cloudchain.chaincode.market.module import MARKET
 from cloudchain.chaincode.market.params import MarketParams
 from cloudchain.chaincode.market.records import Task
@@ -33,6 +36,7 @@ LATE_AND_NOT_COMPLETED = 2  # violations of an assigned task whose deadline pass
 @MARKET.end_block
 def end_block(ctx: BlockContext) -> None:
     params = state.get_params(ctx.kv)
+    slash_double_signers(ctx, params)
     # Only tasks whose deadline or window has come are read; at most
     # max_transitions_per_block of them, earliest due first, the rest next block.
     # Deadlines and windows share the limit, so a backlog of one kind cannot starve the

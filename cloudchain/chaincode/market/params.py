@@ -49,12 +49,17 @@ class MarketParams:
     # its SLA record move). 0: all of it for verified work.
     capacity_reward_bps: int = 0
     capacity_stake_per_unit: int = 10
+    # Of a validator's stake as a provider (if its validator key is a provider's), the
+    # share burnt when a block commits evidence that it voted twice (misbehaviour.py):
+    # Cosmos's slash_fraction_double_sign, 5%.
+    double_sign_slash_bps: int = 500
 
     OPTIONAL: ClassVar[tuple[tuple[str, int], ...]] = (
         ("assignment_policy", 0),
         ("fair_price_slack_bps", 1_000),
         ("capacity_reward_bps", 0),
         ("capacity_stake_per_unit", 10),
+        ("double_sign_slash_bps", 500),
     )
 
     def __post_init__(self) -> None:
@@ -72,6 +77,7 @@ class MarketParams:
             "price_step_bps",
             "reputation_start_bps",
             "capacity_reward_bps",
+            "double_sign_slash_bps",
         ):
             if getattr(self, name) > BPS:
                 raise ValueError(f"genesis.app_state.params.market.{name}: at most {BPS}")

@@ -86,6 +86,12 @@ def burn(kv: Overlay, address: str, amount: int) -> None:
     kv.set(SUPPLY_KEY, encode(get_supply(kv) - amount))
 
 
+def destroy(kv: Overlay, amount: int) -> None:
+    """Destroy `amount` of tokens the caller holds in no account (a stake it slashes):
+    the supply shrinks by as much."""
+    kv.set(SUPPLY_KEY, encode(get_supply(kv) - amount))
+
+
 def mint(kv: Overlay, address: str, amount: int) -> None:
     """Create `amount` new tokens for `address` (the supply grows by as much)."""
     supply = get_supply(kv)

@@ -1,6 +1,8 @@
 """The RPC methods that take transactions in, and say what waits in the mempool:
 broadcast_tx_async, broadcast_tx_sync, broadcast_tx_commit, num_unconfirmed_txs
-and unconfirmed_txs, in CometBFT v0.38's shapes.
+and unconfirmed_txs, in CometBFT v0.38's shapes; and broadcast_evidence, which takes
+evidence of a double vote (its canonical bytes, base64) into the evidence pool and
+answers {"hash": HEX}, or -32602 saying why it does not decode or may not be committed.
 
 A transaction is admitted through the NodeView's `submit_tx` (view.py: the
 mempool's check, then gossip); broadcast_tx_commit then waits on the event bus
@@ -21,11 +23,12 @@ import contextlib
 from typing import Any
 
 from cloudchain import codec
-from cloudchain.ledger import TxResult
+from cloudchain.ledger import MalformedError, TxResult
+from cloudchain.node.evidence_pool import EvidenceRefused
 from cloudchain.node.rpc.dispatch import CALLER
 from cloudchain.node.rpc.errors import INTERNAL_ERROR, RPCError
 from cloudchain.node.rpc.eventbus import EventBus, Subscription, SubscriptionError, Tags
-from cloudchain.node.rpc.params import per_page_param, tx_param
+from cloudchain.node.rpc.params import bad_params, evidence_param, per_page_param, tx_param
 from cloudchain.node.rpc.shapes import b64, hex_upper, tx_result_json
 from cloudchain.node.rpc.view import NodeView
 
@@ -47,6 +50,16 @@ class BroadcastMethods:
             "codespace": "",
             "hash": hex_upper(codec.sha256(raw)),
         }
+
+    async def broadcast_evidence(self, params: dict[str, Any]) -> dict[str, Any]:
+        raw = evidence_param(params)
+        try:
+            evidence = self._node.submit_evidence(raw)
+        except MalformedError as exc:
+            raise bad_params(f"evidence does not decode: {exc}") from None
+        except EvidenceRefused as exc:
+            raise bad_params(f"evidence refused: {exc}") from None
+        return {"hash": hex_upper(evidence.hash)}
 
     async def broadcast_tx_sync(self, params: dict[str, Any]) -> dict[str, Any]:
         raw = tx_param(params)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloudchain.crypto import PUBKEY_TYPE
+from cloudchain.ledger import MAX_BLOCK_EVIDENCE, MAX_EVIDENCE_BYTES
 from cloudchain.node.rpc.params import bad_params, int_param
 from cloudchain.node.rpc.shapes import b64, hex_upper
 from cloudchain.node.rpc.view import NodeView
@@ -118,7 +119,8 @@ class InfoMethods:
         for validator, listed in zip(genesis.validators, document["validators"], strict=True):
             listed["address"] = hex_upper(validator.address)
             listed["power"] = str(listed["power"])
-        # What CometBFT's params would say of us: no gas, no evidence, Ed25519 keys, no
+        # What CometBFT's params would say of us: no gas, the evidence ages of the genesis
+        # (max_bytes: what MAX_BLOCK_EVIDENCE pieces take at most), Ed25519 keys, no
         # vote extensions; max_txs is ours and has no CometBFT counterpart.
         document["consensus_params"] = {
             "block": {
@@ -126,7 +128,11 @@ class InfoMethods:
                 "max_gas": "-1",
                 "max_txs": str(genesis.max_block_txs),
             },
-            "evidence": {"max_age_num_blocks": "0", "max_age_duration": "0", "max_bytes": "0"},
+            "evidence": {
+                "max_age_num_blocks": str(genesis.evidence_max_age_blocks),
+                "max_age_duration": str(genesis.evidence_max_age_ns),
+                "max_bytes": str(MAX_BLOCK_EVIDENCE * MAX_EVIDENCE_BYTES),
+            },
             "validator": {"pub_key_types": ["ed25519"]},
             "version": {"app": "0"},
             "abci": {"vote_extensions_enable_height": "0"},

@@ -53,6 +53,7 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "broadcast_tx_commit": ("tx",),
     "broadcast_tx_sync": ("tx",),
     "broadcast_tx_async": ("tx",),
+    "broadcast_evidence": ("evidence",),
     "abci_query": ("path", "data", "height", "prove"),
     "abci_info": (),
     # Ours: the blob store's (admin.py).
@@ -79,6 +80,7 @@ PARAM_KINDS: dict[str, str] = {
     "cid": "string",
     "hash": "bytes",
     "tx": "bytes",
+    "evidence": "bytes",
     "data": "hexbytes",
     "prove": "bool",
 }
@@ -259,6 +261,18 @@ def tx_param(params: dict[str, Any]) -> bytes:
         return base64.b64decode(value, validate=True)
     except ValueError:
         raise bad_params("tx is not valid base64") from None
+
+
+def evidence_param(params: dict[str, Any]) -> bytes:
+    """broadcast_evidence's `evidence`: base64 of the evidence's canonical bytes (ours,
+    not CometBFT's JSON: the one form a block carries and a signature covers)."""
+    value = params.get("evidence")
+    if not isinstance(value, str):
+        raise bad_params("evidence must be a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except ValueError:
+        raise bad_params("evidence is not valid base64") from None
 
 
 def _b64decode(text: str) -> bytes:

@@ -102,6 +102,7 @@ class RPCServer:
             "block_by_hash": chain.block_by_hash,
             "block_results": chain.block_results,
             "broadcast_tx_async": txs.broadcast_tx_async,
+            "broadcast_evidence": txs.broadcast_evidence,
             "num_unconfirmed_txs": txs.num_unconfirmed_txs,
             "unconfirmed_txs": txs.unconfirmed_txs,
             "net_info": info.net_info,

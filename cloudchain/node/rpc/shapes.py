@@ -14,7 +14,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from cloudchain import codec
-from cloudchain.ledger import Block, BlockHeader, Commit, Event, Transaction, TxResult, Validator
+from cloudchain.ledger import (
+    Block,
+    BlockHeader,
+    Commit,
+    DuplicateVoteEvidence,
+    Event,
+    EvidenceVote,
+    Transaction,
+    TxResult,
+    Validator,
+)
 from cloudchain.storage.chain import BlockResults
 from cloudchain.timefmt import format_rfc3339_ns
 
@@ -53,7 +63,8 @@ def header_json(header: BlockHeader) -> dict[str, Any]:
         "consensus_hash": "",
         "app_hash": hex_upper(header.app_hash),
         "last_results_hash": hex_upper(header.last_results_hash),
-        "evidence_hash": hex_upper(codec.sha256(b"")),  # no evidence: RFC 6962's empty root
+        # No evidence: RFC 6962's empty root, as CometBFT writes it.
+        "evidence_hash": hex_upper(header.evidence_hash or codec.sha256(b"")),
         "proposer_address": hex_upper(header.proposer_address),
     }
 
@@ -101,8 +112,41 @@ def block_json(block: Block, validators: Sequence[Validator]) -> dict[str, Any]:
         "block": {
             "header": header_json(block.header),
             "data": {"txs": [b64(tx.to_bytes()) for tx in block.txs]},
-            "evidence": {"evidence": []},
+            "evidence": {"evidence": [evidence_json(e, validators) for e in block.evidence]},
             "last_commit": commit_json(block.last_commit, validators),
+        },
+    }
+
+
+VOTE_TYPE_NUMBERS = {"prevote": 1, "precommit": 2}  # CometBFT's SignedMsgType
+
+
+def evidence_vote_json(vote: EvidenceVote, validators: Sequence[Validator]) -> dict[str, Any]:
+    index = next((i for i, v in enumerate(validators) if v.address == vote.validator_address), -1)
+    return {
+        "type": VOTE_TYPE_NUMBERS[vote.type],
+        "height": str(vote.height),
+        "round": vote.round,
+        "block_id": block_id_json(vote.block_hash),
+        "timestamp": format_rfc3339_ns(vote.timestamp_ns),
+        "validator_address": hex_upper(vote.validator_address),
+        "validator_index": index,
+        "signature": b64(vote.signature),
+    }
+
+
+def evidence_json(
+    evidence: DuplicateVoteEvidence, validators: Sequence[Validator]
+) -> dict[str, Any]:
+    """CometBFT's DuplicateVoteEvidence in its amino-JSON envelope, as `block` lists it."""
+    return {
+        "type": "tendermint/DuplicateVoteEvidence",
+        "value": {
+            "vote_a": evidence_vote_json(evidence.vote_a, validators),
+            "vote_b": evidence_vote_json(evidence.vote_b, validators),
+            "TotalVotingPower": str(evidence.total_voting_power),
+            "ValidatorPower": str(evidence.validator_power),
+            "Timestamp": format_rfc3339_ns(evidence.timestamp_ns),
         },
     }
 

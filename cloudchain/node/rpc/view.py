@@ -34,7 +34,7 @@ from cloudchain.blobs.leasefile import Lease
 from cloudchain.blobs.store import AddResult, BlobStat, GCResult
 from cloudchain.chaincode.application import AppInfo, QueryResult
 from cloudchain.genesis import Genesis
-from cloudchain.ledger import Block, Commit, TxResult, Validator
+from cloudchain.ledger import Block, Commit, DuplicateVoteEvidence, TxResult, Validator
 from cloudchain.node.config import BlobsConfig, P2PConfig, RPCConfig
 from cloudchain.node.mempool import Admission
 from cloudchain.storage.chain import BlockResults
@@ -226,6 +226,11 @@ class NodeView(Protocol):
 
     def submit_tx(self, raw: bytes) -> Admission:
         """Check a client's transaction into the mempool, and gossip it if admitted."""
+        ...
+
+    def submit_evidence(self, raw: bytes) -> DuplicateVoteEvidence:
+        """Take a client's evidence of a double vote into the pool and gossip it; a
+        MalformedError if it does not decode, EvidenceRefused if it may not be committed."""
         ...
 
     # --- metrics ---------------------------------------------------------------------------
