@@ -254,25 +254,23 @@ def height_param(value: Any, latest: int) -> int:
 
 
 def tx_param(params: dict[str, Any]) -> bytes:
-    value = params.get("tx")
+    return _base64_param(params, "tx")
+
+
+def _base64_param(params: dict[str, Any], name: str) -> bytes:
+    value = params.get(name)
     if not isinstance(value, str):
-        raise bad_params("tx must be a base64 string")
+        raise bad_params(f"{name} must be a base64 string")
     try:
         return base64.b64decode(value, validate=True)
     except ValueError:
-        raise bad_params("tx is not valid base64") from None
+        raise bad_params(f"{name} is not valid base64") from None
 
 
 def evidence_param(params: dict[str, Any]) -> bytes:
     """broadcast_evidence's `evidence`: base64 of the evidence's canonical bytes (ours,
     not CometBFT's JSON: the one form a block carries and a signature covers)."""
-    value = params.get("evidence")
-    if not isinstance(value, str):
-        raise bad_params("evidence must be a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
-        raise bad_params("evidence is not valid base64") from None
+    return _base64_param(params, "evidence")
 
 
 def _b64decode(text: str) -> bytes:
