@@ -13,8 +13,8 @@ The parts, lowest first:
   conserved, stale reads, no progress);
 - `report`: the faults injected, the operations, the violations and the recovery
   times, as a terminal table and as JSON;
-- `relay`, `cluster`, `nemesis`, `runner`: the peer-link relays, the node processes,
-  the fault schedule and `cloudchain chaos` itself, which drive the parts above.
+- still to come (issue 19): the peer-link relays, the node processes, the fault
+  schedule and `cloudchain chaos` itself, which will drive the parts above.
 
 Only `observe` and `workload` do I/O, and only through `cloudchain.client`: they know
 a node as a stranger's client would. The checker and the report are pure.
