@@ -486,6 +486,12 @@ class DuplicateVoteEvidence:
         return cls.from_obj(_decode(data, "evidence", MAX_EVIDENCE_BYTES, EVIDENCE_OBJECTS))
 
 
+def evidence_bytes(evidence: Sequence[DuplicateVoteEvidence]) -> int:
+    """An upper bound on what `evidence` adds to a block's encoding: each piece, and the
+    framing of the list and its items (a few bytes each)."""
+    return sum(len(e.to_bytes()) + 8 for e in evidence)
+
+
 def evidence_hash(evidence: Sequence[DuplicateVoteEvidence]) -> bytes:
     """What a header's evidence_hash holds: the Merkle root of the evidence's hashes
     (empty for none, so that the field is left out)."""

@@ -46,7 +46,7 @@ from cloudchain.consensus.messages import Decision, Message
 from cloudchain.consensus.state_machine import Consensus, ConsensusFactory, TimeoutConfig
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
-from cloudchain.ledger import Block, DuplicateVoteEvidence
+from cloudchain.ledger import Block, DuplicateVoteEvidence, evidence_bytes
 from cloudchain.node.solo import bft_time_ns, build_block
 from cloudchain.node.sync import AnswerLog
 
@@ -276,7 +276,7 @@ class ConsensusDriver:
         evidence = self.app.select_evidence(self.evidence_candidates(height), height, time_ns)
         txs = self.app.prepare_proposal(
             self.candidates(height) if candidates is None else candidates,
-            reserved_bytes=sum(len(e.to_bytes()) + 8 for e in evidence),
+            reserved_bytes=evidence_bytes(evidence),
         )
         return build_block(self.app, txs, self.key, last_commit, time_ns, evidence)
 

@@ -21,6 +21,7 @@ from cloudchain.ledger import (
     CommitSig,
     DuplicateVoteEvidence,
     Transaction,
+    evidence_bytes,
     evidence_hash,
     precommit_sign_bytes,
     txs_hash,
@@ -114,8 +115,7 @@ class SoloChain:
             # As a validator does: precommit at its clock's time, but never before the block.
             timestamp_ns = max(self._clock_ns(), last.header.time_ns + 1)
             last_commit = sign_commit(app.genesis.chain_id, last, self._key, timestamp_ns)
-        reserved = sum(len(e.to_bytes()) + 8 for e in evidence)
-        txs = app.prepare_proposal(candidates, reserved_bytes=reserved)
+        txs = app.prepare_proposal(candidates, reserved_bytes=evidence_bytes(evidence))
         block = build_block(app, txs, self._key, last_commit, evidence=evidence)
         verdict = app.process_proposal(block)
         assert verdict.accept, f"own proposal rejected: {verdict.reason}"

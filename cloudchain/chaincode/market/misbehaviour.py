@@ -25,11 +25,10 @@ def slash_double_signers(ctx: BlockContext, params: MarketParams) -> None:
     for evidence in ctx.misbehavior:
         address = evidence.validator_address.hex()
         provider = state.get_provider(ctx.kv, address)
-        if provider is None or provider.stake == 0:
-            continue
-        amount = provider.stake * params.double_sign_slash_bps // BPS
+        amount = 0 if provider is None else provider.stake * params.double_sign_slash_bps // BPS
         if amount == 0:
             continue
+        assert provider is not None
         state.put_provider(ctx.kv, address, replace(provider, stake=provider.stake - amount))
         state.add_totals(ctx.kv, stake=-amount)
         token.destroy(ctx.kv, amount)
