@@ -17,9 +17,13 @@ from cloudchain.node.processes import start_node_processes, stop_node_processes
 
 
 def run_node(home: Path) -> int:
-    """Run one node until SIGINT or SIGTERM."""
+    """Run one node until SIGINT or SIGTERM, or until its disk fails (then it exits with
+    STORAGE_FAILURE_EXIT, node/storage_failure.py)."""
     config = NodeConfig.load(home / "config" / "config.toml")
     configure_logging(config.log)
+    # Past a file size limit (RLIMIT_FSIZE) a write then fails with EFBIG, which the node
+    # handles as a full disk, instead of the signal killing the process.
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     try:
         import uvloop
 
@@ -31,21 +35,44 @@ def run_node(home: Path) -> int:
 
 async def _serve(home: Path, config: NodeConfig) -> int:
     from cloudchain.node.runtime import Node
+    from cloudchain.node.sign_state import SignStateError
+    from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, is_disk_full
+    from cloudchain.storage.wal import WALError
 
-    node = Node(home, config)
+    try:
+        node = Node(home, config)
+    except SignStateError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except OSError as exc:  # the store or the WAL cannot be opened or recovered
+        what = "disk full" if is_disk_full(exc) else "storage failure"
+        print(f"error: {what}: cannot open the node's data: {exc}", file=sys.stderr, flush=True)
+        return STORAGE_FAILURE_EXIT
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await node.start()
-    print(
-        f"node {config.moniker} started: p2p {config.p2p.listen_address}, "
-        f"rpc http://{config.rpc.listen_address}",
-        flush=True,
-    )
-    await stop.wait()
+    try:
+        await node.start()
+    except (OSError, WALError) as exc:  # recovery's WAL rewrite or the store's writes
+        node.fail(exc)
+    else:
+        print(
+            f"node {config.moniker} started: p2p {config.p2p.listen_address}, "
+            f"rpc http://{config.rpc.listen_address}",
+            flush=True,
+        )
+        stopping = asyncio.ensure_future(stop.wait())
+        failing = asyncio.ensure_future(node.failed.wait())
+        await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
     await node.stop()
-    print(f"node {config.moniker} stopped at height {node.app.info().height}", flush=True)
+    height = node.app.info().height
+    if node.failure is not None:
+        print(f"node {config.moniker} stopped on a storage failure at height {height}", flush=True)
+        return STORAGE_FAILURE_EXIT
+    print(f"node {config.moniker} stopped at height {height}", flush=True)
     return 0
 
 

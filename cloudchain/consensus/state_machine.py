@@ -87,6 +87,14 @@ MAX_FUTURE_BYTES = 64 * 1024 * 1024
 MAX_EVIDENCE = 1_024
 
 _KIND_ORDER = {"proposal": 0, VoteType.PREVOTE: 1, VoteType.PRECOMMIT: 2}
+SignSlot = tuple[int, int, int]  # (height, round, _KIND_ORDER of what was signed)
+NOTHING_SIGNED: SignSlot = (0, -1, -1)
+
+
+def sign_slot(message: Proposal | Vote) -> SignSlot:
+    """Where a signed proposal or vote stands in the order a validator signs in."""
+    kind: object = "proposal" if isinstance(message, Proposal) else message.type
+    return (message.height, message.round, _KIND_ORDER[kind])
 
 
 @dataclass(frozen=True)
@@ -134,6 +142,8 @@ class ConsensusFactory(Protocol):
         height: int,
         last_block_time_ns: int,
         signed: Sequence[Message] = (),
+        *,
+        sign_floor: SignSlot = NOTHING_SIGNED,
     ) -> Consensus: ...
 
 
@@ -148,12 +158,16 @@ class Consensus:
         last_block_time_ns: int,
         signed: Sequence[Message] = (),
         *,
+        sign_floor: SignSlot = NOTHING_SIGNED,
         verifier: SignatureVerifier = verify_ed25519,
     ) -> None:
         """A validator (or, with key None, an observer) entering `height`.
 
         `signed` are the messages this node signed before a restart, read back
         from its write-ahead log; it will never sign anything conflicting with them.
+        `sign_floor` is the lowest (height, round, kind order) it may still sign at: a
+        slot it signed at whose message it no longer holds (the node's sign state,
+        node/sign_state.py, remembers the slot when a damaged WAL lost the message).
         `verifier` checks the signature of every proposal and vote received.
         """
         self._verify = verifier
@@ -164,7 +178,8 @@ class Consensus:
         self._address = None if key is None else bytes.fromhex(key.address)
         self.config = config
         self._signed: dict[tuple[int, int, object], Message] = {}
-        self._last_signed: tuple[int, int, int] = (0, -1, -1)
+        self._last_signed: SignSlot = NOTHING_SIGNED
+        self._sign_floor = sign_floor
         for message in signed:
             self._remember_signed(message)
         self._height_priorities = ProposerPriority(validators)
@@ -614,7 +629,7 @@ class Consensus:
         message = self._signed.get(slot)
         if message is None:
             order = (slot[0], slot[1], _KIND_ORDER[slot[2]])
-            if order < self._last_signed:
+            if order < self._last_signed or order < self._sign_floor:
                 self.counters["sign_refused"] += 1
                 return
             message = make(self._key)
@@ -635,8 +650,7 @@ class Consensus:
     def _remember_signed(self, message: Message) -> None:
         kind: object = "proposal" if isinstance(message, Proposal) else message.type
         self._signed[(message.height, message.round, kind)] = message
-        order = (message.height, message.round, _KIND_ORDER[kind])
-        self._last_signed = max(self._last_signed, order)
+        self._last_signed = max(self._last_signed, sign_slot(message))
 
     # --- predicates -----------------------------------------------------------------------------
 

@@ -24,6 +24,11 @@
                   kept for its anchor before it may be collected, oldest first
     [log]         level: debug, info, warning or error; format: plain (one line per
                   record, fields as key=value) or json (one object per line), see node/logs.py
+    [debug]       TEST AIDS for the nemesis (cloudchain/chaos), never for a real network:
+                  clock_offset_ms shifts the node's consensus clock (may be negative);
+                  byzantine_equivocate makes the validator sign a second, conflicting
+                  prevote for every prevote it sends. Written out only when set, and a
+                  node with either set says so with a WARNING at start
 
 Block limits (max_bytes, max_txs) are consensus parameters and live in the
 genesis file, not here: every validator must agree on them.
@@ -172,6 +177,22 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class DebugConfig:
+    """Test aids for the nemesis (cloudchain/chaos): faults a node applies to itself."""
+
+    clock_offset_ms: int = 0  # added to the consensus clock: a skewed node's clock
+    byzantine_equivocate: bool = False  # sign a conflicting prevote beside every prevote
+
+    @property
+    def active(self) -> bool:
+        return self != DebugConfig()
+
+
+# Settings that may be negative (every other integer setting is a count, a size or a time).
+_SIGNED_SETTINGS = {"clock_offset_ms"}
+
+
+@dataclass(frozen=True)
 class NodeConfig:
     moniker: str = "node"
     p2p: P2PConfig = field(default_factory=P2PConfig)
@@ -180,10 +201,14 @@ class NodeConfig:
     mempool: MempoolConfig = field(default_factory=MempoolConfig)
     blobs: BlobsConfig = field(default_factory=BlobsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    debug: DebugConfig = field(default_factory=DebugConfig)
 
     def to_toml(self) -> str:
         lines = [f"moniker = {_toml(self.moniker)}", ""]
-        for section in ("p2p", "rpc", "consensus", "mempool", "blobs", "log"):
+        sections = ["p2p", "rpc", "consensus", "mempool", "blobs", "log"]
+        if self.debug.active:  # a test aid is written only where a test set it
+            sections.append("debug")
+        for section in sections:
             lines.append(f"[{section}]")
             for key, value in asdict(getattr(self, section)).items():
                 lines.append(f"{key} = {_toml(value)}")
@@ -212,6 +237,7 @@ class NodeConfig:
             "mempool": MempoolConfig,
             "blobs": BlobsConfig,
             "log": LogConfig,
+            "debug": DebugConfig,
         }
         unknown = sorted(set(document) - set(sections) - {"moniker"})
         if unknown:
@@ -264,7 +290,7 @@ def _section(section_type: type, values: Any, where: str) -> Any:
             value = tuple(value)
         else:
             value = _typed(value, expected, f"{where} {name}")
-            if expected is int and value < 0:
+            if expected is int and value < 0 and name not in _SIGNED_SETTINGS:
                 raise ConfigError(f"{where} {name}: must not be negative")
         checked[name] = value
     return section_type(**checked)

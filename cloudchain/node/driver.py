@@ -3,7 +3,8 @@
 One `ConsensusDriver` per validator holds the consensus core, the application
 and the write-ahead log, and does what every effect asks, in order:
 
-    PersistSigned    append the signed message to the WAL, fsynced, before anything else
+    PersistSigned    append the signed message to the WAL, fsynced, before anything else,
+                     then to the sign state if there is one (node/sign_state.py)
     Broadcast        hand the message to the environment's network
     ScheduleTimeout  ask the environment for a timer
     RequestProposal  reap candidates, let the application prepare a block, answer
@@ -42,8 +43,14 @@ from cloudchain.consensus.events import (
     TimeoutElapsed,
     ValidateBlock,
 )
-from cloudchain.consensus.messages import Decision, Message
-from cloudchain.consensus.state_machine import Consensus, ConsensusFactory, TimeoutConfig
+from cloudchain.consensus.messages import Decision, Message, Proposal, Vote
+from cloudchain.consensus.state_machine import (
+    NOTHING_SIGNED,
+    Consensus,
+    ConsensusFactory,
+    SignSlot,
+    TimeoutConfig,
+)
 from cloudchain.consensus.validator_set import CommitError, ValidatorSet, verify_commit
 from cloudchain.crypto import PrivateKey
 from cloudchain.ledger import Block, DuplicateVoteEvidence, evidence_bytes
@@ -71,6 +78,14 @@ class ConsensusWAL(Protocol):
     def reopen(self) -> None: ...
 
 
+class SignGuard(Protocol):
+    """The validator's last signature, kept apart from the WAL (node/sign_state.py)."""
+
+    def record(self, message: Proposal | Vote) -> None: ...
+
+    def floor(self, height: int) -> tuple[list[Vote], SignSlot]: ...
+
+
 class ConsensusDriver:
     def __init__(
         self,
@@ -80,8 +95,10 @@ class ConsensusDriver:
         wal: ConsensusWAL,
         *,
         consensus_factory: ConsensusFactory = Consensus,
+        sign_guard: SignGuard | None = None,
     ) -> None:
         self.app = app
+        self.sign_guard = sign_guard
         self._consensus_factory = consensus_factory
         self.key = key
         self.timeouts = timeouts
@@ -165,8 +182,20 @@ class ConsensusDriver:
         for kind, payload, now_ns in records:
             if kind == "event":
                 self._execute(self.core.handle(payload, now_ns), replay=True)
+        self._restore_last_decision()
         self.handle(Start())
         return len(records)
+
+    def _restore_last_decision(self) -> None:
+        """The last commit, from the store's decision record, if the WAL lost its own
+        (a damaged WAL whose tail recovery cut off): proposing the next block needs it."""
+        height = self.app.info().height
+        if height < 1 or height in self.decided:
+            return
+        decision = self.decision(height)
+        if decision is not None:
+            proposal = decision.proposal
+            self.decided[height] = Decide(height, proposal.block, decision.commit, proposal)
 
     def decision(self, height: int) -> Decision | None:
         """What decided `height`, as one message for a peer that lags behind: kept
@@ -219,6 +248,10 @@ class ConsensusDriver:
         info = self.app.info()
         height = info.height + 1
         signed = [m for kind, m, _ in self.wal.records() if kind == "signed" and m.height == height]
+        floor = NOTHING_SIGNED
+        if self.sign_guard is not None:
+            kept, floor = self.sign_guard.floor(height)
+            signed += [m for m in kept if m not in signed]
         return self._consensus_factory(
             self.chain_id,
             self.validators,
@@ -227,6 +260,7 @@ class ConsensusDriver:
             height,
             info.last_block_time_ns,
             signed,
+            sign_floor=floor,
         )
 
     # --- effects out ------------------------------------------------------------------------
@@ -240,6 +274,8 @@ class ConsensusDriver:
     def _effect(self, effect: Effect) -> None:
         if isinstance(effect, PersistSigned):
             self.wal.append("signed", effect.message, self.now_ns())
+            if self.sign_guard is not None:
+                self.sign_guard.record(effect.message)
         elif isinstance(effect, Broadcast):
             self.broadcast(effect.message)
         elif isinstance(effect, ScheduleTimeout):
@@ -294,8 +330,14 @@ class ConsensusDriver:
         return self.app.process_proposal(block).accept
 
     def _decide(self, decision: Decide) -> None:
-        if self.app.info().height >= decision.height:
-            return  # decided again during a WAL replay; already committed
+        height = self.app.info().height
+        if height >= decision.height:
+            # Decided again during a WAL replay; already committed. A crash between the
+            # commit and its records left them unwritten: the last one is needed to
+            # propose the next block and to answer a lagging peer.
+            if height == decision.height and height not in self.decided:
+                self._remember(decision)
+            return
         self.before_commit(decision)
         self.app.finalize_block(decision.block)
         self.app.commit()

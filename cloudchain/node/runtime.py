@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -54,7 +56,15 @@ from cloudchain.consensus.events import (
     TimeoutElapsed,
     TimeoutKind,
 )
-from cloudchain.consensus.messages import Decision, Message, Proposal, Vote, message_from_obj
+from cloudchain.consensus.messages import (
+    NIL,
+    Decision,
+    Message,
+    Proposal,
+    Vote,
+    VoteType,
+    message_from_obj,
+)
 from cloudchain.consensus.validator_set import CommitError, verify_commit
 from cloudchain.crypto import read_key_file
 from cloudchain.genesis import Genesis
@@ -71,9 +81,13 @@ from cloudchain.node.gossip import LARGE_MESSAGE_BYTES, GossipMemory
 from cloudchain.node.mempool import Admission, Mempool
 from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc.server import RPCServer
+from cloudchain.node.sign_state import FILE_NAME as SIGN_STATE_FILE
+from cloudchain.node.sign_state import SignState
+from cloudchain.node.storage_failure import is_disk_full
 from cloudchain.node.txinbox import TxInbox
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
+from cloudchain.storage.wal import WALError
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +109,8 @@ MAX_WIRE_BYTES = MAX_BLOCK_BYTES + 64 * 1024
 # are about 20 ms of admission).
 TX_BATCH_MAX_TXS = 64
 TX_BATCH_MAX_BYTES = 256 * 1024
+# The block a byzantine_equivocate node's second prevote names when its first is nil.
+EQUIVOCATION_HASH = hashlib.sha256(b"cloudchain test aid: equivocation").digest()
 
 
 class Node(ConsensusDriver):
@@ -109,7 +125,12 @@ class Node(ConsensusDriver):
         app = Application(self.store, genesis)
         wal = FileWAL(home / "data" / "cs.wal")
         key = validator_key if is_validator else None
-        super().__init__(app, key, self.config.consensus.timeouts(), wal)
+        guard = SignState(home / "data" / SIGN_STATE_FILE) if is_validator else None
+        super().__init__(app, key, self.config.consensus.timeouts(), wal, sign_guard=guard)
+        self._clock_offset_ns = self.config.debug.clock_offset_ms * 1_000_000
+        self._last_equivocation = (0, -1)  # (height, round) of the last conflicting prevote
+        self.failure: BaseException | None = None  # a storage failure that stopped the node
+        self.failed = asyncio.Event()  # set with `failure`: the process must stop
         self.mempool = Mempool(
             app, limits=self.config.mempool.limits(), height=self.app.info().height
         )
@@ -165,6 +186,11 @@ class Node(ConsensusDriver):
         await self.peers.start()
         host, _, port = self.config.rpc.listen_address.rpartition(":")
         await self.rpc.start(host, int(port))
+        if self.config.debug.active:
+            log.warning(
+                "TEST AIDS ON: this node is faulty on purpose",
+                extra=fields(**dataclasses.asdict(self.config.debug)),
+            )
         replayed = self.recover()
         log.info(
             "node recovered",
@@ -198,18 +224,62 @@ class Node(ConsensusDriver):
     def handle(self, event: Event) -> None:
         """The driver's `handle`, until `stop`: a timer or a peer's message that comes
         after it (the store is closed then) is dropped, as a stopped node hears nothing."""
-        if self._stopped:
+        if self._stopped or self.failure is not None:
             return
-        super().handle(event)
+        try:
+            super().handle(event)
+        except (OSError, WALError) as exc:  # plyvel's IOError is an OSError
+            self.fail(exc)
+
+    def fail(self, exc: BaseException) -> None:
+        """A write to the WAL or the store failed: stop handling events (what is on disk
+        is whole: the WAL refuses appends after a failed one, LevelDB its writes after a
+        failed log write) and let the process stop, to be started again once the disk
+        is fixed; recovery then cuts the WAL back to its last whole record."""
+        self.failure = exc
+        what = "disk full" if is_disk_full(exc) else "storage failure"
+        log.error(
+            f"{what}: stopping the node; start it again once the disk has room",
+            extra=fields(error=str(exc), height=self.app.info().height),
+        )
+        self.failed.set()
 
     def now_ns(self) -> int:
-        return time.time_ns()
+        return time.time_ns() + self._clock_offset_ns  # [debug] clock_offset_ms, a test aid
 
     def monotonic_ns(self) -> int:
         return time.monotonic_ns()
 
     def broadcast(self, message: Message) -> None:
         self._offer(message, time.monotonic())
+        if self.config.debug.byzantine_equivocate:
+            self._equivocate(message)
+
+    def _equivocate(self, message: Message) -> None:
+        """[debug] byzantine_equivocate, a test aid: beside each prevote of its own, a
+        second prevote of the same height and round for another block (nil for a block,
+        a made-up hash for nil), sent once to every peer: a double vote for peers to
+        catch, as CometBFT's e2e "double-prevote" misbehaviour."""
+        if (
+            not isinstance(message, Vote)
+            or message.type is not VoteType.PREVOTE
+            or self.key is None
+            or message.validator_address != bytes.fromhex(self.key.address)
+            or (message.height, message.round) <= self._last_equivocation
+        ):
+            return
+        self._last_equivocation = (message.height, message.round)
+        other = EQUIVOCATION_HASH if message.is_nil else NIL
+        twin = Vote.create(
+            self.key,
+            self.chain_id,
+            VoteType.PREVOTE,
+            message.height,
+            message.round,
+            other,
+            message.timestamp_ns,
+        )
+        self._broadcast_on("consensus", twin.to_obj())
 
     def schedule_timeout(self, delay_ms: int, event: TimeoutElapsed) -> None:
         """A timer for the core. The wait after a commit is [consensus]
