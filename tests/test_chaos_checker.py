@@ -8,18 +8,21 @@ import pytest
 
 from cloudchain.chaos.checker import (
     BalanceNotConserved,
+    ByzantineWindow,
     DoubleApply,
     Fork,
+    HonestDoubleSign,
     LostWrite,
     NoProgress,
     PhantomWrite,
     ReadMismatch,
     StaleRead,
+    UncaughtEquivocation,
     Unobserved,
     check,
 )
 from cloudchain.chaos.history import History, Outcome, Read, Transfer, load_history, save_history
-from cloudchain.chaos.observe import CommittedTx, HeaderView, NodeView, Recovery
+from cloudchain.chaos.observe import CommittedTx, EvidenceSeen, HeaderView, NodeView, Recovery
 
 A, B = "a" * 40, "b" * 40
 GENESIS = {A: 1_000, B: 1_000}
@@ -222,6 +225,22 @@ def test_no_progress_after_the_heal_is_reported():
     (violation,) = run(heal_ns=heal, progress_bound_ns=5 * S, recoveries=never).violations
     assert isinstance(violation, NoProgress) and violation.node == 0
     assert "cannot reach" in violation.detail
+
+
+def test_evidence_is_expected_inside_a_byzantine_window_and_a_violation_outside_it():
+    v = "c" * 40
+    window = ByzantineWindow(v, first_height=2, last_height=6)
+    caught = [view(n, evidence=(EvidenceSeen(4, v, 3),)) for n in (0, 1)]
+    assert run(views=caught, byzantine=[window]).ok
+    # A double vote at a height the nemesis did not cause: an honest node signed twice.
+    honest = [view(n, evidence=(EvidenceSeen(4, v, 3), EvidenceSeen(5, A, 4))) for n in (0, 1)]
+    (violation,) = run(views=honest, byzantine=[window]).violations
+    assert isinstance(violation, HonestDoubleSign) and violation.validator == A
+    late = [view(n, evidence=(EvidenceSeen(9, v, 8),)) for n in (0, 1)]
+    kinds = {type(x) for x in run(views=late, byzantine=[window]).violations}
+    assert kinds == {HonestDoubleSign, UncaughtEquivocation}
+    # A window too short to be sure a prevote went out is not required to be caught.
+    assert run(byzantine=[ByzantineWindow(v, 2, 3)]).ok
 
 
 def test_a_node_that_did_not_answer_is_reported():

@@ -17,6 +17,10 @@ What it holds the network to, once every fault is healed (each rule a violation 
 - StaleRead: on one node, a read invoked after another read completed is not answered
   at a lower height. ReadMismatch: a read's balances are the replay's at its height.
 - NoProgress: every node commits a new block within `progress_bound_ns` of the heal.
+- HonestDoubleSign: every double vote committed as evidence is of a validator the
+  nemesis made equivocate, at a height inside that window (a node whose WAL was cut
+  must not sign twice). UncaughtEquivocation: each such window of MIN_CAUGHT_HEIGHTS
+  heights or more has its evidence committed.
 - Unobserved: every node answered the observer (a node that did not cannot be checked).
 
 Everything here is deterministic: sorted iteration, integers, no clock.
@@ -33,6 +37,7 @@ from cloudchain.chaos.history import History, Outcome, Read, Transfer
 from cloudchain.chaos.observe import CommittedTx, NodeView, Recovery
 
 MAX_VIOLATIONS_PER_KIND = 100  # a broken run reports the first ones of each kind
+MIN_CAUGHT_HEIGHTS = 3  # an equivocation this long must have been caught
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,53 @@ class Unobserved(Violation):
 
 
 @dataclass(frozen=True)
+class ByzantineWindow:
+    """The nemesis made validator `validator` (hex address) equivocate while the
+    network's heights ran from `first_height` to `last_height`."""
+
+    validator: str
+    first_height: int
+    last_height: int
+
+    def covers(self, validator: str, height: int) -> bool:
+        return validator == self.validator and self.first_height <= height <= self.last_height
+
+
+@dataclass(frozen=True)
+class HonestDoubleSign(Violation):
+    """Block `height` commits a double vote of `validator` at `vote_height`, outside any
+    window in which the nemesis made it equivocate: an honest node signed twice."""
+
+    kind: ClassVar[str] = "honest double sign"
+    height: int
+    validator: str
+    vote_height: int
+
+    def describe(self) -> str:
+        return (
+            f"validator {self.validator[:12]} signed two votes at height {self.vote_height} "
+            f"(evidence in block {self.height}) without being made to"
+        )
+
+
+@dataclass(frozen=True)
+class UncaughtEquivocation(Violation):
+    """The nemesis made `validator` equivocate over `heights` heights, and no block
+    commits evidence of it."""
+
+    kind: ClassVar[str] = "uncaught equivocation"
+    validator: str
+    first_height: int
+    last_height: int
+
+    def describe(self) -> str:
+        return (
+            f"validator {self.validator[:12]} equivocated at heights {self.first_height}.."
+            f"{self.last_height} and no evidence of it was committed"
+        )
+
+
+@dataclass(frozen=True)
 class CheckResult:
     violations: tuple[Violation, ...]
     heights: tuple[tuple[int, int], ...]  # (node, latest height)
@@ -189,10 +241,12 @@ def check(
     heal_ns: int | None = None,
     progress_bound_ns: int = 0,
     recoveries: Sequence[Recovery] = (),
+    byzantine: Sequence[ByzantineWindow] = (),
 ) -> CheckResult:
     """The violations of `history` and `views` (see the module's docstring).
     `genesis_balances` are the workload's accounts; `heal_ns` (monotonic ns) None
-    skips the progress rule."""
+    skips the progress rule; `byzantine` are the windows in which a validator was
+    made to equivocate: evidence outside them is an honest double sign."""
     found: list[Violation] = [Unobserved(v.node, v.error) for v in views if not v.answered]
     answering = sorted((v for v in views if v.answered), key=lambda v: v.node)
     found += _forks(answering)
@@ -203,6 +257,7 @@ def check(
     found += _balances(answering, replays, genesis_balances)
     found += _stale_reads(history.reads)
     found += _read_mismatches(history.reads, answering, replays)
+    found += _double_signs(answering, byzantine)
     if heal_ns is not None:
         found += _no_progress(views, heal_ns, progress_bound_ns, recoveries)
     counts: dict[str, int] = defaultdict(int)
@@ -221,6 +276,21 @@ def check(
         fees_paid=replays[top.node].fees_until(state_height) if top else 0,
         counts=dict(sorted(counts.items())),
     )
+
+
+def _double_signs(
+    views: Sequence[NodeView], byzantine: Sequence[ByzantineWindow]
+) -> Iterable[Violation]:
+    """Evidence only of what the nemesis caused, and of all it caused (a window of at
+    least MIN_CAUGHT_HEIGHTS heights: a shorter one may have seen no prevote sent)."""
+    seen = {e for v in views for e in v.evidence}
+    for e in sorted(seen, key=lambda e: (e.height, e.validator, e.vote_height)):
+        if not any(w.covers(e.validator, e.vote_height) for w in byzantine):
+            yield HonestDoubleSign(e.height, e.validator, e.vote_height)
+    for w in byzantine:
+        caught = any(w.covers(e.validator, e.vote_height) for e in seen)
+        if not caught and w.last_height - w.first_height >= MIN_CAUGHT_HEIGHTS:
+            yield UncaughtEquivocation(w.validator, w.first_height, w.last_height)
 
 
 def _forks(views: Sequence[NodeView]) -> Iterable[Violation]:

@@ -8,7 +8,9 @@
 - the app hash the node itself computed at the top height every node reached
   (`block_results(H).app_hash`), and the accounts' balances and the token supply at H;
 - the transactions of every block that has any (`block` and `block_results`): each
-  one's hash, height, index, result code, and the transfer it makes, decoded.
+  one's hash, height, index, result code, and the transfer it makes, decoded;
+- the evidence of double votes every block whose header has an evidence hash commits
+  (`block`'s DuplicateVoteEvidence): whose votes, at what height.
 
 Transactions are fetched from one node (the highest) for each height, and from every
 other node only where its block hash differs there: equal block hashes mean equal
@@ -28,6 +30,7 @@ no blocks, and the checker reports it.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, replace
@@ -39,6 +42,7 @@ from cloudchain.codec import CodecError
 from cloudchain.ledger import MalformedError, Transaction
 
 CALL_TIMEOUT_S = 10.0  # one RPC call
+EMPTY_EVIDENCE_HASH = hashlib.sha256(b"").digest()  # a header's evidence hash with none
 HEADERS_PER_CALL = 20  # what `blockchain` answers at most
 MAX_HEIGHTS = 100_000  # read at most this many heights of a node's chain
 PARALLEL_CALLS = 8  # per node
@@ -78,6 +82,17 @@ class HeaderView:
     block_hash: str
     app_hash: str
     num_txs: int
+    has_evidence: bool = False
+
+
+@dataclass(frozen=True)
+class EvidenceSeen:
+    """A double vote committed in block `height`: validator `validator` (hex, as the
+    genesis's addresses) voted twice at `vote_height`."""
+
+    height: int
+    validator: str
+    vote_height: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +111,7 @@ class NodeView:
     state_app_hash: str = ""
     balances: tuple[tuple[str, int], ...] = ()
     supply: int | None = None
+    evidence: tuple[EvidenceSeen, ...] = ()
     error: str = ""
 
     @property
@@ -142,6 +158,7 @@ async def observe(
     if not answering:
         return views
     views = await _with_txs(clients, views)
+    views = await _with_evidence(clients, views)
     state_height = min(v.latest_height for v in answering)
     states = await asyncio.gather(
         *(_state(c, v, state_height, accounts) for c, v in zip(clients, views, strict=True))
@@ -161,7 +178,11 @@ async def _headers(client: Client, max_heights: int) -> tuple[HeaderView, ...] |
                 info = await _timed(client.blockchain(low, high))
             return [
                 HeaderView(
-                    m.header.height, m.block_id.hash.hex(), m.header.app_hash.hex(), m.num_txs
+                    m.header.height,
+                    m.block_id.hash.hex(),
+                    m.header.app_hash.hex(),
+                    m.num_txs,
+                    m.header.evidence_hash not in (None, EMPTY_EVIDENCE_HASH),
                 )
                 for m in info.block_metas
                 if low <= m.header.height <= high
@@ -218,6 +239,47 @@ async def _with_txs(clients: Sequence[Client], views: list[NodeView]) -> list[No
             txs.extend(got)
         out.append(replace(view, txs=tuple(txs), error=error))
     return out
+
+
+async def _with_evidence(clients: Sequence[Client], views: list[NodeView]) -> list[NodeView]:
+    """The views with the evidence their blocks commit (few blocks hold any: each is
+    fetched from its own node)."""
+    limit = asyncio.Semaphore(PARALLEL_CALLS)
+
+    async def of_view(view: NodeView) -> NodeView:
+        if not view.answered:
+            return view
+        heights = [h.height for h in view.headers if h.has_evidence]
+
+        async def fetch(height: int) -> list[EvidenceSeen]:
+            async with limit:
+                return block_evidence(await _timed(clients[view.node].block(height)))
+
+        try:
+            found = await asyncio.gather(*(fetch(h) for h in heights))
+        except (RPCClientError, ObserveError) as exc:
+            return replace(view, error=f"evidence: {exc}")
+        return replace(view, evidence=tuple(e for block in found for e in block))
+
+    return list(await asyncio.gather(*(of_view(v) for v in views)))
+
+
+def block_evidence(block: Block) -> list[EvidenceSeen]:
+    """The double votes a `block` result lists (CometBFT's amino-JSON envelope)."""
+    try:
+        listed = block.raw["block"].get("evidence", {}).get("evidence", [])
+        return [
+            EvidenceSeen(
+                block.height,
+                e["value"]["vote_a"]["validator_address"].lower(),
+                int(e["value"]["vote_a"]["height"]),
+            )
+            for e in listed
+            if e.get("type") == "tendermint/DuplicateVoteEvidence"
+        ]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        what = f"block {block.height}: evidence not as CometBFT lists it: {exc}"
+        raise ObserveError(what) from None
 
 
 def _header_at(view: NodeView, height: int) -> HeaderView | None:
