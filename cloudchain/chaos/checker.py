@@ -22,6 +22,7 @@ What it holds the network to, once every fault is healed (each rule a violation 
   must not sign twice). UncaughtEquivocation: each such window of MIN_CAUGHT_HEIGHTS
   heights or more has its evidence committed.
 - Unobserved: every node answered the observer (a node that did not cannot be checked).
+- Crash: no node process exited unless a fault made it (the runner says which did).
 
 Everything here is deterministic: sorted iteration, integers, no clock.
 """
@@ -221,6 +222,20 @@ class UncaughtEquivocation(Violation):
 
 
 @dataclass(frozen=True)
+class Crash(Violation):
+    """Node `node`'s process exited with `returncode` when no fault asked it to (a
+    storage failure's own exit code is asked for by a full disk, not by anything else)."""
+
+    kind: ClassVar[str] = "crash"
+    node: int
+    returncode: int
+    detail: str = ""
+
+    def describe(self) -> str:
+        return f"node{self.node} exited with {self.returncode} on its own: {self.detail}"
+
+
+@dataclass(frozen=True)
 class CheckResult:
     violations: tuple[Violation, ...]
     heights: tuple[tuple[int, int], ...]  # (node, latest height)
@@ -228,6 +243,7 @@ class CheckResult:
     committed_txs: int  # on the highest node's chain
     fees_paid: int  # by the accounts, up to state_height on the highest node
     counts: Mapping[str, int] = field(default_factory=dict)  # violations by kind
+    evidence: int = 0  # double votes committed, on the highest node's chain
 
     @property
     def ok(self) -> bool:
@@ -242,12 +258,15 @@ def check(
     progress_bound_ns: int = 0,
     recoveries: Sequence[Recovery] = (),
     byzantine: Sequence[ByzantineWindow] = (),
+    crashes: Sequence[Crash] = (),
 ) -> CheckResult:
     """The violations of `history` and `views` (see the module's docstring).
     `genesis_balances` are the workload's accounts; `heal_ns` (monotonic ns) None
     skips the progress rule; `byzantine` are the windows in which a validator was
-    made to equivocate: evidence outside them is an honest double sign."""
+    made to equivocate: evidence outside them is an honest double sign. `crashes` are the
+    exits of node processes that no fault caused, as the runner saw them."""
     found: list[Violation] = [Unobserved(v.node, v.error) for v in views if not v.answered]
+    found += crashes
     answering = sorted((v for v in views if v.answered), key=lambda v: v.node)
     found += _forks(answering)
     found += _double_applies(answering, history)
@@ -273,6 +292,7 @@ def check(
         heights=tuple((v.node, v.latest_height) for v in views),
         state_height=state_height,
         committed_txs=len(top.txs) if top else 0,
+        evidence=len(top.evidence) if top else 0,
         fees_paid=replays[top.node].fees_until(state_height) if top else 0,
         counts=dict(sorted(counts.items())),
     )

@@ -120,7 +120,8 @@ def render_table(report: Report) -> str:
     lines += [
         "",
         f"heights: {heights}; balances compared at {result.state_height}; "
-        f"{result.committed_txs} txs committed, {result.fees_paid} in fees burnt",
+        f"{result.committed_txs} txs committed, {result.fees_paid} in fees burnt, "
+        f"{result.evidence} double votes committed as evidence",
     ]
     recovery = report.recovery_s()
     if recovery:
@@ -161,6 +162,7 @@ def to_json(report: Report) -> dict[str, Any]:
         "heights": {f"node{n}": h for n, h in result.heights},
         "state_height": result.state_height,
         "committed_txs": result.committed_txs,
+        "evidence": result.evidence,
         "fees_burnt": result.fees_paid,
         "recovery_s": {f"node{n}": s for n, s in report.recovery_s()},
         "violation_counts": dict(result.counts),

@@ -13,6 +13,7 @@ from pathlib import Path
 from cloudchain import __version__
 from cloudchain.cli.agent_commands import add_agent_commands
 from cloudchain.cli.blob_commands import add_blob_commands
+from cloudchain.cli.chaos_commands import add_chaos_commands
 from cloudchain.cli.common import TX_HASH, send_tx, tx_options
 from cloudchain.cli.dataset_commands import add_dataset_commands
 from cloudchain.cli.market_commands import add_market_tx_commands
@@ -346,6 +347,7 @@ def _parser() -> argparse.ArgumentParser:
     add_agent_commands(commands)
     add_dataset_commands(commands)
     add_simulate_commands(commands)
+    add_chaos_commands(commands)
     add_task_commands(commands)
 
     tx = commands.add_parser(
