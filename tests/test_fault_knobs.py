@@ -27,7 +27,7 @@ from cloudchain.ledger import Validator
 from cloudchain.node.config import ConfigError, DebugConfig, NodeConfig
 from cloudchain.node.runtime import Node
 from cloudchain.node.sign_state import FILE_NAME, LastSigned, SignState, SignStateError
-from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, is_disk_full
+from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, describe, is_disk_full
 from cloudchain.node.testnet import init_testnet
 from cloudchain.sim.consensus_sim import CHAIN_ID, SimConfig, Simulation
 from tests.helpers.chain import key
@@ -138,6 +138,9 @@ def test_disk_full_is_told_from_other_failures():
     wrapped.__cause__ = OSError(28, "No space left on device")
     assert is_disk_full(wrapped)
     assert not is_disk_full(OSError(5, "Input/output error"))
+    # LevelDB's messages come as bytes; the log shows them as text.
+    leveldb = RuntimeError(b"IO error: 000038.ldb: File too large")
+    assert is_disk_full(leveldb) and describe(leveldb) == "IO error: 000038.ldb: File too large"
 
 
 def test_a_node_past_its_file_size_limit_stops_cleanly_and_recovers_once_there_is_room(

@@ -36,7 +36,7 @@ def run_node(home: Path) -> int:
 async def _serve(home: Path, config: NodeConfig) -> int:
     from cloudchain.node.runtime import Node
     from cloudchain.node.sign_state import SignStateError
-    from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, is_disk_full
+    from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, describe, is_disk_full
     from cloudchain.storage.wal import WALError
 
     try:
@@ -46,7 +46,11 @@ async def _serve(home: Path, config: NodeConfig) -> int:
         return 1
     except OSError as exc:  # the store or the WAL cannot be opened or recovered
         what = "disk full" if is_disk_full(exc) else "storage failure"
-        print(f"error: {what}: cannot open the node's data: {exc}", file=sys.stderr, flush=True)
+        print(
+            f"error: {what}: cannot open the node's data: {describe(exc)}",
+            file=sys.stderr,
+            flush=True,
+        )
         return STORAGE_FAILURE_EXIT
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

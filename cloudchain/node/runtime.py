@@ -83,7 +83,7 @@ from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc.server import RPCServer
 from cloudchain.node.sign_state import FILE_NAME as SIGN_STATE_FILE
 from cloudchain.node.sign_state import SignState
-from cloudchain.node.storage_failure import is_disk_full
+from cloudchain.node.storage_failure import describe, is_disk_full
 from cloudchain.node.txinbox import TxInbox
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
@@ -240,7 +240,7 @@ class Node(ConsensusDriver):
         what = "disk full" if is_disk_full(exc) else "storage failure"
         log.error(
             f"{what}: stopping the node; start it again once the disk has room",
-            extra=fields(error=str(exc), height=self.app.info().height),
+            extra=fields(error=describe(exc), height=self.app.info().height),
         )
         self.failed.set()
 

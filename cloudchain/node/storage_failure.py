@@ -28,3 +28,10 @@ def is_disk_full(exc: BaseException) -> bool:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
+
+
+def describe(exc: BaseException) -> str:
+    """The failure's message as text (plyvel's errors carry LevelDB's message as bytes)."""
+    if exc.args and isinstance(exc.args[0], bytes):
+        return exc.args[0].decode(errors="replace")
+    return str(exc)
