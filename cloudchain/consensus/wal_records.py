@@ -20,6 +20,7 @@ a crash between any two effects loses nothing that was acted on.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from cloudchain.consensus.events import (
@@ -31,8 +32,16 @@ from cloudchain.consensus.events import (
     TimeoutElapsed,
     TimeoutKind,
 )
-from cloudchain.consensus.messages import Decision, Message, message_from_obj
-from cloudchain.ledger import Block, MalformedError
+from cloudchain.consensus.messages import MAX_ROUND, Decision, Message, message_from_obj
+from cloudchain.ledger import (
+    HASH_BYTES,
+    INT64_MAX,
+    Block,
+    MalformedError,
+    _bytes,
+    _fields,
+    _int,
+)
 
 
 def event_record(event: Event, now_ns: int) -> dict[str, Any]:
@@ -72,18 +81,42 @@ def event_to_obj(event: Event) -> dict[str, Any]:
 
 
 def event_from_obj(obj: Any) -> Event:
-    kind = obj["type"]
+    """The event of a WAL record; MalformedError for anything `event_to_obj` would not
+    have written (a record that passed its CRC but was damaged or written by a bug)."""
+    kind = obj.get("type") if isinstance(obj, Mapping) else None
     if kind == "start":
+        _fields(obj, "WAL event", ("type",))
         return Start()
     if kind == "message":
-        return MessageReceived(message_from_obj(obj["message"]))
+        f = _fields(obj, "WAL event", ("type", "message"))
+        return MessageReceived(message_from_obj(f["message"]))
     if kind == "timeout":
-        return TimeoutElapsed(obj["height"], obj["round"], TimeoutKind(obj["timeout"]))
+        f = _fields(obj, "WAL event", ("type", "height", "round", "timeout"))
+        try:
+            timeout = TimeoutKind(f["timeout"])
+        except ValueError:
+            raise MalformedError(f"WAL event: unknown timeout {f['timeout']!r}") from None
+        return TimeoutElapsed(_height(f["height"]), _round(f["round"]), timeout)
     if kind == "proposal_value":
-        return ProposalValue(obj["height"], obj["round"], Block.from_bytes(obj["block"]))
+        f = _fields(obj, "WAL event", ("type", "height", "round", "block"))
+        block = Block.from_bytes(f["block"])
+        return ProposalValue(_height(f["height"]), _round(f["round"]), block)
     if kind == "validity":
-        return BlockValidity(obj["block_hash"], obj["valid"])
+        f = _fields(obj, "WAL event", ("type", "block_hash", "valid"))
+        if not isinstance(f["valid"], bool):
+            raise MalformedError("WAL event.valid: expected a bool")
+        return BlockValidity(
+            _bytes(f["block_hash"], "WAL event.block_hash", (HASH_BYTES,)), f["valid"]
+        )
     raise MalformedError(f"WAL: unknown event type {kind!r}")
+
+
+def _height(value: Any) -> int:
+    return _int(value, "WAL event.height", 1, INT64_MAX)
+
+
+def _round(value: Any) -> int:
+    return _int(value, "WAL event.round", 0, MAX_ROUND)
 
 
 def record_height(kind: str, payload: Event | Message) -> int | None:
@@ -110,11 +143,17 @@ def keep_after_commit(kind: str, payload: Event | Message, committed_height: int
 
 
 def decode_record(obj: Any) -> tuple[str, Event | Message, int]:
-    """(kind, payload, now_ns) of a WAL record; now_ns is 0 for signed messages."""
-    if obj["kind"] == "event":
-        return "event", event_from_obj(obj["event"]), obj["now_ns"]
-    if obj["kind"] == "signed":
-        return "signed", message_from_obj(obj["message"]), 0
-    if obj["kind"] == "decided":
-        return "decided", Decision.from_obj(obj["decision"]), 0
-    raise MalformedError(f"WAL: unknown record kind {obj['kind']!r}")
+    """(kind, payload, now_ns) of a WAL record; now_ns is 0 for signed messages.
+    MalformedError for anything the record functions above would not have written."""
+    kind = obj.get("kind") if isinstance(obj, Mapping) else None
+    if kind == "event":
+        f = _fields(obj, "WAL record", ("kind", "event", "now_ns"))
+        now_ns = _int(f["now_ns"], "WAL record.now_ns", 0, INT64_MAX)
+        return "event", event_from_obj(f["event"]), now_ns
+    if kind == "signed":
+        f = _fields(obj, "WAL record", ("kind", "message"))
+        return "signed", message_from_obj(f["message"]), 0
+    if kind == "decided":
+        f = _fields(obj, "WAL record", ("kind", "decision"))
+        return "decided", Decision.from_obj(f["decision"]), 0
+    raise MalformedError(f"WAL: unknown record kind {kind!r}")

@@ -327,7 +327,7 @@ def load_manifest(data: bytes, *, canonical: bool = False) -> Manifest:
         raise ManifestError("manifest", f"{len(data)} bytes, more than {MAX_MANIFEST_BYTES}")
     try:
         obj = json.loads(data, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # Recursion: too deep
         raise ManifestError("manifest", f"not JSON: {exc}") from None
     manifest = parse_manifest(obj)
     if canonical and canonical_bytes(manifest) != data:

@@ -81,7 +81,7 @@ def parse_result_index(data: bytes) -> ResultIndex:
         raise ResultError(f"result index: {len(data)} bytes, more than {MAX_INDEX_BYTES}")
     try:
         obj = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:  # or too deep
         raise ResultError(f"result index: not JSON ({exc})") from None
     if not isinstance(obj, Mapping):
         raise ResultError("result index: expected an object")

@@ -85,6 +85,7 @@ PARAM_KINDS: dict[str, str] = {
     "prove": "bool",
 }
 _URI_INT = re.compile(r"-?[0-9]+")  # CometBFT's reInt (fullmatch)
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads pairs the others
 
 
 def _refuse_constant(name: str) -> Any:
@@ -192,7 +193,9 @@ def _unquote(value: str) -> str:
         raise bad_params(f"invalid quoted string {value[:40]!r}") from None
     if not isinstance(text, str):
         raise bad_params(f"invalid quoted string {value[:40]!r}")
-    return text
+    # A lone surrogate escape ("\\udcff") is U+FFFD, as Go's encoding/json reads it:
+    # Python's json keeps it, and no string holding one encodes to UTF-8.
+    return _LONE_SURROGATE.sub("\ufffd", text)
 
 
 def int_param(value: Any, name: str, signed: bool = False) -> int:

@@ -161,7 +161,9 @@ class _Scanner:
         self.value = ""
 
     def _offset(self, at: int) -> int:
-        return len(self._text[:at].encode())
+        # A lone surrogate (JSON's "\\udcff" reaches here as one) counts three bytes,
+        # as the U+FFFD that Go's encoding/json makes of it.
+        return len(self._text[:at].encode(errors="surrogatepass"))
 
     def next(self) -> str | None:
         """Advance; returns None, "EOF" at the end of the input, or an error's text."""
