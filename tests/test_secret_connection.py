@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import socket
+import struct
 
 import pytest
 
@@ -100,6 +102,28 @@ async def test_a_silent_peer_times_out_the_handshake():
     try:
         with pytest.raises(PeerError, match="did not complete"):
             await handshake(reader, writer, ALICE, lambda k: True, timeout_s=0.2)
+    finally:
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_peer_that_resets_mid_handshake_is_a_peer_error():
+    """A reset (what a relay cutting a link or a crashing peer gives) is a PeerError, not
+    a ConnectionResetError escaping the server's accept task (the nemesis found that)."""
+
+    async def reset(reader, writer):
+        await reader.readexactly(1)  # our side's key has started to arrive
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # with linger 0: an RST
+
+    server = await asyncio.start_server(reset, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        with pytest.raises(PeerError, match="closed the connection|connection failed"):
+            await handshake(reader, writer, ALICE, lambda k: True)
     finally:
         writer.close()
         server.close()

@@ -211,7 +211,10 @@ class PeerManager:
         if connection.peer_address >= self.node_id or connection.peer_address in self._peers:
             await connection.close()  # it should be us dialing it, or it is already here
             return
-        await self._serve(connection)
+        # Dropping the peer (at stop, say) cancels this task, which the server created:
+        # asyncio's streams would log that cancellation as an error with a traceback.
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._serve(connection)
 
     async def _dial_loop(self, peer: PeerAddress) -> None:
         delay_ms = self._backoff_ms[0]

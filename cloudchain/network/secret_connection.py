@@ -165,6 +165,8 @@ async def handshake(
         raise PeerError(f"handshake did not complete in {timeout_s} s") from None
     except asyncio.IncompleteReadError:
         raise PeerError("peer closed the connection during the handshake") from None
+    except (ConnectionError, OSError) as exc:  # a reset: a routine failure, not a crash
+        raise PeerError(f"connection failed during the handshake: {exc}") from None
 
 
 async def _handshake(
