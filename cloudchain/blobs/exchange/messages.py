@@ -161,6 +161,8 @@ def message_from_obj(obj: Any) -> ExchangeMessage:
     if not isinstance(obj, Mapping):
         raise ExchangeProtocolError(f"blob message must be a map, not {type(obj).__name__}")
     tag = obj.get("t")
+    if not isinstance(tag, str):  # a map or a list would not even hash (found by fuzzing)
+        raise ExchangeProtocolError(f"unknown blob message type (a {type(tag).__name__})")
     if tag in _LIST_TYPES:
         _expect_keys(obj, tag, {"t", "cids"})
         return _LIST_TYPES[tag](_cid_list(obj["cids"], tag))
