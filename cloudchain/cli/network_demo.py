@@ -44,6 +44,7 @@ PENALTY = 100  # λ: per SLA term broken (at most the deposit, MAX_PRICE x units
 MAX_PRICE = 15
 POLL_S = 0.5  # the pace of the live table, not a synchronisation
 DEADLINE_S = 900  # of the whole demo
+MAX_ATTEMPTS = 3  # submissions of one job whose results the oracles refuse
 ROW = "{:>6}  {:>4}  {:<16} {:<11} {:<10} {:>5} {:>6} {:>7}"
 
 
@@ -54,7 +55,8 @@ class Tracked:
     state: str = "open"
     record: TaskRecord | None = None
     shown: int = 0  # history entries printed
-    retry: bool = False  # submitted again after a refusal, or is that second submission
+    attempt: int = 1  # 1 for a job's first submission, 2 for its first resubmission, ...
+    resubmitted: bool = False  # refused, and submitted again
     metric: str = ""
     files: dict[str, str] = field(default_factory=dict)  # result file name -> CID
 
@@ -117,17 +119,21 @@ async def _demo(net: AgentNetwork, home: Path, tasks: int | None, seed: int) -> 
                 later.remove(job)
         await _show_moves(client, tracked, names, home)
         for item in list(tracked.values()):
-            # A refused result is submitted again, once: the market now knows the cheat.
-            if item.state in FINAL_STATES and not _completed(item) and not item.retry:
-                item.retry = True
+            # A refused result is submitted again, up to MAX_ATTEMPTS in all: a cheat caught
+            # once may still win the next assignment (its reputation falls with each
+            # violation, and a resubmission made while its earlier tasks are still being
+            # verified may find it the least loaded).
+            refused_now = item.state in FINAL_STATES and not _completed(item)
+            if refused_now and not item.resubmitted and item.attempt < MAX_ATTEMPTS:
+                item.resubmitted = True
                 print(f"resubmitting {item.job.name}: task {item.task_id}'s result was refused")
-                old = item
-                tracked[item.job.name] = await _submit(client, requester, item.job, {})
-                tracked[item.job.name].retry = True
-                refused.append(old)
+                again = await _submit(client, requester, item.job, {})
+                again.attempt = item.attempt + 1
+                tracked[item.job.name] = again
+                refused.append(item)
         for job in list(later):
             source = tracked.get(job.model_of or "")
-            if source is None or (source.retry and source.state in FINAL_STATES):
+            if source is None or (source.attempt >= MAX_ATTEMPTS and source.state in FINAL_STATES):
                 later.remove(job)  # the model it runs never came: nothing to wait for
         await asyncio.sleep(POLL_S)
     print("\n".join(await _summary(client, [*refused, *tracked.values()], names, start)))
