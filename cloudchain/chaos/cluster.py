@@ -77,7 +77,7 @@ class ClusterNode:
     process: subprocess.Popen[str] | None = None
     paused: bool = False
     file_size_limit: int | None = None
-    expect_exit: bool = False  # the next exit is the nemesis's doing
+    caused: set[int] = field(default_factory=set)  # pids the nemesis stopped or killed
     tail: list[str] = field(default_factory=list)
 
     @property
@@ -146,7 +146,6 @@ class Cluster:
         node = self.nodes[i]
         assert not node.running, f"node{i} is running"
         node.file_size_limit = file_size_limit
-        node.expect_exit = False
         node.paused = False
 
         def in_child() -> None:  # between fork and exec: only system calls
@@ -163,9 +162,16 @@ class Cluster:
             start_new_session=True,
             preexec_fn=in_child,
         )
-        threading.Thread(target=self._read, args=(node, node.process), daemon=True).start()
+        reader = threading.Thread(
+            target=self._read, args=(node, node.process, file_size_limit), daemon=True
+        )
+        reader.start()
 
-    def _read(self, node: ClusterNode, process: subprocess.Popen[str]) -> None:
+    def _read(
+        self, node: ClusterNode, process: subprocess.Popen[str], file_size_limit: int | None
+    ) -> None:
+        """Log the process's output; record its exit, and whether a fault caused it (this
+        process's, not the node's next one: the nemesis may have restarted it already)."""
         assert process.stdout is not None
         with open(node.home / "node.log", "a") as log:
             for line in process.stdout:
@@ -173,8 +179,8 @@ class Cluster:
                 node.tail = [*node.tail[-19:], line]
             returncode = process.wait()
             log.write(f"--- exited with {returncode}\n")
-        expected = node.expect_exit or (
-            node.file_size_limit is not None and returncode == STORAGE_FAILURE_EXIT
+        expected = process.pid in node.caused or (
+            file_size_limit is not None and returncode == STORAGE_FAILURE_EXIT
         )
         with self._lock:
             self.exits.append(NodeExit(node.index, returncode, expected, "".join(node.tail)))
@@ -193,7 +199,7 @@ class Cluster:
         process = node.process
         if process is None or process.poll() is not None:
             return
-        node.expect_exit = True
+        node.caused.add(process.pid)
         if node.paused and sig != signal.SIGKILL:
             process.send_signal(signal.SIGCONT)
         process.send_signal(sig)

@@ -124,7 +124,6 @@ def _one(
     kind: str, start_s: float, length: float, n: int, f: int, rng: random.Random
 ) -> PlannedFault:
     nodes = list(range(n))
-    fault = PlannedFault(kind, start_s, length)
     if kind in ("kill", "pause"):
         targets = tuple(sorted(rng.sample(nodes, rng.randint(1, f))))
         return PlannedFault(kind, start_s, length, targets)
@@ -150,7 +149,7 @@ def _one(
     if kind == "clock-skew":
         skew = rng.randint(2_000, 30_000) * rng.choice((-1, 1))
         return PlannedFault(kind, start_s, length, (rng.randrange(n),), amount=skew)
-    return fault  # partition-proposer: its target is known only when it runs
+    return PlannedFault(kind, start_s, length)  # partition-proposer: targets known when it runs
 
 
 def _sides(a: Sequence[int], b: Sequence[int]) -> tuple[tuple[int, ...], ...]:

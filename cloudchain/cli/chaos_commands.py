@@ -77,12 +77,11 @@ def _run(args: argparse.Namespace) -> int:
     if not 2 <= args.accounts <= 1_000:
         print("error: --accounts must be between 2 and 1000")
         return 2
-    faults = args.faults if isinstance(args.faults, tuple) else _faults(args.faults)
     settings = ChaosSettings(
         validators=args.validators,
         duration_s=float(args.duration),
         seed=args.seed,
-        faults=faults,
+        faults=args.faults,  # argparse applies _faults to the default too
         out=args.out,
         accounts=args.accounts,
     )

@@ -36,7 +36,7 @@ def run_node(home: Path) -> int:
 async def _serve(home: Path, config: NodeConfig) -> int:
     from cloudchain.node.runtime import Node
     from cloudchain.node.sign_state import SignStateError
-    from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, describe, is_disk_full
+    from cloudchain.node.storage_failure import STORAGE_FAILURE_EXIT, describe, failure_kind
     from cloudchain.storage.wal import WALError
 
     try:
@@ -45,9 +45,8 @@ async def _serve(home: Path, config: NodeConfig) -> int:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return 1
     except OSError as exc:  # the store or the WAL cannot be opened or recovered
-        what = "disk full" if is_disk_full(exc) else "storage failure"
         print(
-            f"error: {what}: cannot open the node's data: {describe(exc)}",
+            f"error: {failure_kind(exc)}: cannot open the node's data: {describe(exc)}",
             file=sys.stderr,
             flush=True,
         )

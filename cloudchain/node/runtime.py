@@ -83,7 +83,7 @@ from cloudchain.node.metrics import NodeMetrics
 from cloudchain.node.rpc.server import RPCServer
 from cloudchain.node.sign_state import FILE_NAME as SIGN_STATE_FILE
 from cloudchain.node.sign_state import SignState
-from cloudchain.node.storage_failure import describe, is_disk_full
+from cloudchain.node.storage_failure import describe, failure_kind
 from cloudchain.node.txinbox import TxInbox
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
@@ -237,9 +237,8 @@ class Node(ConsensusDriver):
         failed log write) and let the process stop, to be started again once the disk
         is fixed; recovery then cuts the WAL back to its last whole record."""
         self.failure = exc
-        what = "disk full" if is_disk_full(exc) else "storage failure"
         log.error(
-            f"{what}: stopping the node; start it again once the disk has room",
+            f"{failure_kind(exc)}: stopping the node; start it again once the disk has room",
             extra=fields(error=describe(exc), height=self.app.info().height),
         )
         self.failed.set()

@@ -30,6 +30,11 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+def failure_kind(exc: BaseException) -> str:
+    """How the node's ERROR names the failure: "disk full" or "storage failure"."""
+    return "disk full" if is_disk_full(exc) else "storage failure"
+
+
 def describe(exc: BaseException) -> str:
     """The failure's message as text (plyvel's errors carry LevelDB's message as bytes)."""
     if exc.args and isinstance(exc.args[0], bytes):

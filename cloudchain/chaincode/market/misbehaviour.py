@@ -25,10 +25,11 @@ def slash_double_signers(ctx: BlockContext, params: MarketParams) -> None:
     for evidence in ctx.misbehavior:
         address = evidence.validator_address.hex()
         provider = state.get_provider(ctx.kv, address)
-        amount = 0 if provider is None else provider.stake * params.double_sign_slash_bps // BPS
+        if provider is None:
+            continue  # a validator that is not also a provider has no stake here
+        amount = provider.stake * params.double_sign_slash_bps // BPS
         if amount == 0:
             continue
-        assert provider is not None
         state.put_provider(ctx.kv, address, replace(provider, stake=provider.stake - amount))
         state.add_totals(ctx.kv, stake=-amount)
         token.destroy(ctx.kv, amount)
