@@ -2,6 +2,8 @@
 
     blob_stat {cid}     {"cid", "size", "complete", "blocks_local", "blocks_missing", "pinned",
                          "leased"}
+    blob_dag {cid, max_nodes}   {"cid", "nodes": [{"cid", "codec", "present", "block_bytes",
+                         "file_bytes", "links": [{"cid", "bytes"}]}], "truncated"}
     blob_pin {cid}      {"cid", "pinned": true, "changed"}
     blob_unpin {cid}    {"cid", "pinned": false, "changed"}
     blob_gc {}          {"blocks_removed", "bytes_freed", "blocks_kept", "leases_released",
@@ -20,7 +22,7 @@ them disabled (server.py) and every call, over POST, the URI form or the WebSock
 gets `operator_method_disabled`'s error: -32601, JSON-RPC's "the method does not
 exist / is not available", as CometBFT answers a disabled unsafe route, with data
 naming the setting, so a client sees both that the method is not there for it and
-why. blob_stat only reads, and answers always.
+why. blob_stat and blob_dag only read, and answer always.
 
 GC keeps the pins, the leases and the CIDs anchored on chain (the NodeView's
 `anchored_cids`). Every store call runs on the blob routes' threads
@@ -37,9 +39,10 @@ from typing import Any, TypeVar
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
 from cloudchain.blobs.store import BlockNotFoundError, CorruptBlockError, PinLimitError
+from cloudchain.node.rpc.blob_dag import DEFAULT_DAG_NODES, MAX_DAG_NODES, walk_dag
 from cloudchain.node.rpc.blob_http import BlobHTTP, BlobHTTPError, parse_cid
 from cloudchain.node.rpc.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RPCError
-from cloudchain.node.rpc.params import bad_params
+from cloudchain.node.rpc.params import bad_params, int_param
 from cloudchain.node.rpc.view import BlobStoreAccess, NodeView
 
 T = TypeVar("T")
@@ -78,6 +81,23 @@ class BlobAdmin:
             "blocks_missing": stat.blocks_missing,
             "pinned": pinned,
             "leased": lease is not None,
+        }
+
+    async def blob_dag(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The blob's DAG from its root, breadth-first, as far as this node holds it
+        (blob_dag.py); at most `max_nodes` blocks (DEFAULT_DAG_NODES, up to MAX_DAG_NODES)."""
+        cid = _cid_param(params)
+        max_nodes = DEFAULT_DAG_NODES
+        if params.get("max_nodes") is not None:
+            max_nodes = int_param(params["max_nodes"], "max_nodes")
+            if not 1 <= max_nodes <= MAX_DAG_NODES:
+                raise bad_params(f"max_nodes must be in [1, {MAX_DAG_NODES}], got {max_nodes}")
+        store = self._store()
+        nodes, truncated = await self._run(walk_dag, cid, store.has, store.get_block, max_nodes)
+        return {
+            "cid": str(cid),
+            "nodes": [node.to_json() for node in nodes],
+            "truncated": truncated,
         }
 
     async def blob_pin(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -58,6 +58,7 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     "abci_info": (),
     # Ours: the blob store's (admin.py).
     "blob_stat": ("cid",),
+    "blob_dag": ("cid", "max_nodes"),
     "blob_pin": ("cid",),
     "blob_unpin": ("cid",),
     "blob_gc": (),

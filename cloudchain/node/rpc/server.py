@@ -5,7 +5,8 @@ max_request_batch_size; a request without an id is a notification and gets no
 reply), the same methods as URI GET (`/status`, `/block?height=5`), a WebSocket
 at /websocket (any method, plus subscribe/unsubscribe/unsubscribe_all; see
 websocket.py), Prometheus text at /metrics, and the blob store's streamed
-POST /blobs, GET and HEAD /blobs/{cid} (blob_http.py). CometBFT's encodings: heights
+POST /blobs, GET and HEAD /blobs/{cid} (blob_http.py), and the web UI at /ui
+(ui_http.py, cloudchain/ui). CometBFT's encodings: heights
 and counts as decimal strings, hashes as upper-case hex, transactions and query
 values as base64, times as RFC 3339 with nanoseconds, public keys as
 {"type": "tendermint/PubKeyEd25519", "value": base64}.
@@ -66,6 +67,7 @@ from cloudchain.node.rpc.shapes import (
     tx_event,
     tx_tags,
 )
+from cloudchain.node.rpc.ui_http import UIFiles
 from cloudchain.node.rpc.view import NodeView
 from cloudchain.node.rpc.websocket import WS_METHODS, EncodedEvent, WebSocketSession
 from cloudchain.storage.chain import BlockResults
@@ -85,6 +87,7 @@ class RPCServer:
         )
         # The blob store's HTTP routes (blob_http.py), whose threads admin.py's calls share.
         self.blob_http = BlobHTTP(node)
+        self.ui = UIFiles()
         info, chain = InfoMethods(node), ChainMethods(node)
         txs, blobs = BroadcastMethods(node, self.bus), BlobAdmin(node, self.blob_http)
         methods: dict[str, Method] = {
@@ -109,6 +112,7 @@ class RPCServer:
             "blockchain": chain.blockchain,
             "tx_search": chain.tx_search,
             "blob_stat": blobs.blob_stat,
+            "blob_dag": blobs.blob_dag,
             "blob_pin": blobs.blob_pin,
             "blob_unpin": blobs.blob_unpin,
             "blob_gc": blobs.blob_gc,
@@ -136,6 +140,7 @@ class RPCServer:
         app.router.add_get("/metrics", self._metrics)
         app.router.add_get("/websocket", self._websocket)
         self.blob_http.add_routes(app)  # streamed: client_max_size does not bound them
+        self.ui.add_routes(app)  # the web UI at /ui (ui_http.py)
         app.router.add_get("/{method}", self._get)
         app.router.add_post("/{method}", self._get)  # Go's mux routes any verb to the URI form
         self._runner = web.AppRunner(

@@ -136,9 +136,9 @@ class NodeSettings(Protocol):
 class BlobStoreAccess(Protocol):
     """What the blob routes and the admin methods do with the blob store
     (blobs/store.py): add an upload, leased (within the quota of unanchored bytes);
-    read and stat a blob, held from GC while it is fetched and sent; pin, unpin,
-    list the pins, look up a lease and collect garbage. Every call blocks: they run
-    on the blob routes' threads (blob_http.py)."""
+    read and stat a blob, held from GC while it is fetched and sent; read its blocks
+    (blob_dag); pin, unpin, list the pins, look up a lease and collect garbage. Every
+    call blocks: they run on the blob routes' threads (blob_http.py)."""
 
     def add(
         self,
@@ -153,6 +153,10 @@ class BlobStoreAccess(Protocol):
     def read(self, cid: CID, start: int = 0, end: int | None = None) -> Iterator[bytes]: ...
 
     def stat(self, cid: CID) -> BlobStat: ...
+
+    def has(self, cid: CID) -> bool: ...
+
+    def get_block(self, cid: CID) -> bytes: ...
 
     def hold(self, *roots: CID) -> AbstractContextManager[object]: ...
 

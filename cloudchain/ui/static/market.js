@@ -1,0 +1,310 @@
+// The market: providers, tasks moving live, SLA records, penalties, disputes, rewards
+// per epoch, fairness; and one task's page.
+
+import { h, link, table, fields, section, replace } from "./dom.js";
+import { amount, bps, pretty, short, timeNs } from "./format.js";
+import { call, query } from "./rpc.js";
+import { barChart } from "./charts.js";
+
+const EPOCHS_SHOWN = 5;
+const REFRESH_BLOCKS = 1; // the tasks are read again at every block
+
+export async function marketPage(view, live) {
+  const parts = {
+    stats: h("div", { class: "stats", id: "market-stats" }),
+    charts: h("div", { class: "charts" }),
+    providers: h("div", { id: "providers" }),
+    tasks: h("div", { id: "tasks" }),
+    sla: h("div", { id: "sla" }),
+    penalties: h("div", { id: "penalties" }),
+    disputes: h("div", { id: "disputes" }),
+    rewards: h("div", { id: "rewards" }),
+    prices: h("div", { id: "prices" }),
+    oracles: h("div", { id: "oracles" }),
+  };
+  replace(
+    view,
+    parts.stats,
+    section("Charts", parts.charts),
+    section("Providers", parts.providers),
+    section("Tasks", parts.tasks),
+    section("SLA records", parts.sla),
+    section("Penalties", parts.penalties),
+    section("Disputes", parts.disputes),
+    section("Rewards per epoch", parts.rewards),
+    section("Prices", parts.prices),
+    section("Oracles", parts.oracles),
+  );
+  await drawMarket(parts);
+  let blocks = 0;
+  let drawing = false;
+  const off = live.on("block", async () => {
+    blocks += 1;
+    if (drawing || blocks % REFRESH_BLOCKS) return;
+    drawing = true;
+    try {
+      await drawMarket(parts);
+    } finally {
+      drawing = false;
+    }
+  });
+  return off;
+}
+
+async function drawMarket(parts) {
+  const [stats, providers, tasks, prices, oracles, params] = await Promise.all([
+    query("/market/stats"),
+    query("/market/providers"),
+    query("/market/tasks"),
+    query("/market/prices"),
+    query("/market/oracles"),
+    query("/market/params"),
+  ]);
+  const names = {};
+  for (const p of providers.providers) names[p.address] = p.name;
+  const accounts = await Promise.all(providers.providers.map((p) => query("/market/account", p.address)));
+  const taskList = tasks.tasks;
+  replace(
+    parts.stats,
+    stat("Tasks", taskList.length),
+    stat("Settled", stats.tasks_settled),
+    stat("SLA compliance", bps(stats.sla_compliance_bps)),
+    stat("Jain's index, providers", bps(stats.fairness_providers_bps), "jain-providers"),
+    stat("Jain's index, requesters", bps(stats.fairness_requesters_bps)),
+  );
+  const perState = {};
+  for (const t of taskList) perState[t.state] = (perState[t.state] || 0) + 1;
+  replace(
+    parts.charts,
+    h("figure", null, h("figcaption", null, "Tokens per provider"), barChart("Tokens per provider", stats.providers.map((p) => [p.name, p.tokens]))),
+    h("figure", null, h("figcaption", null, "Tasks per state"), barChart("Tasks per state", Object.entries(perState).sort())),
+  );
+  replace(
+    parts.providers,
+    table(
+      ["Name", "Address", "Tier", "Capacity", "Price", "Stake", "Reputation", "Uptime (oracles)", "Status", "In flight"],
+      providers.providers.map((p, i) => {
+        const offers = Object.entries(p.offers);
+        const stats = accounts[i].provider;
+        const uptime = stats.attested ? bps(Math.floor(stats.uptime_sum / stats.attested)) : "-";
+        return [
+          p.name,
+          link(h("code", null, short(p.address, 6)), "account", p.address),
+          p.tier,
+          offers.map(([cls, o]) => `${o.units} ${cls}`).join(", "),
+          offers.map(([cls, o]) => `${o.price}/${cls}`).join(", "),
+          amount(p.stake),
+          bps(p.reputation),
+          uptime,
+          p.status,
+          String(Object.values(p.in_flight).reduce((a, b) => a + b, 0)),
+        ];
+      }),
+    ),
+  );
+  replace(
+    parts.tasks,
+    table(
+      ["Task", "Kind", "State", "Requester", "Provider", "Units", "Price", "Paid", "Penalty"],
+      taskList.map((t) => taskRow(t, names)),
+      { id: "task-table" },
+    ),
+  );
+  const judged = taskList.filter((t) => t.outcome);
+  replace(
+    parts.sla,
+    table(
+      ["Task", "Provider", "Completed", "Uptime", "Latency", "Violations", "Attestations"],
+      judged.map((t) => [
+        link(String(t.id), "task", t.id),
+        names[t.provider] || short(t.provider, 6),
+        t.outcome.completed ? "yes" : "no",
+        bps(t.outcome.uptime_bps),
+        `${t.outcome.latency_ms} ms`,
+        String(t.outcome.violations),
+        String(Object.keys(t.attestations).length),
+      ]),
+    ),
+  );
+  replace(
+    parts.penalties,
+    table(
+      ["Task", "Provider", "Penalty", "Stake slashed"],
+      taskList
+        .filter((t) => (t.outcome && t.outcome.penalty > 0) || (t.payout && t.payout.slashed > 0))
+        .map((t) => [link(String(t.id), "task", t.id), names[t.provider] || short(t.provider, 6), amount(t.outcome ? t.outcome.penalty : 0), amount(t.payout ? t.payout.slashed : 0)]),
+    ),
+  );
+  replace(
+    parts.disputes,
+    table(
+      ["Task", "By", "Reason", "Votes", "Upheld"],
+      taskList
+        .filter((t) => t.dispute)
+        .map((t) => [link(String(t.id), "task", t.id), t.dispute.by, t.dispute.reason, String(Object.keys(t.dispute.votes).length), t.dispute.upheld === undefined ? "open" : String(t.dispute.upheld)]),
+    ),
+  );
+  replace(parts.rewards, await rewardsTable(params.epoch_blocks, names));
+  replace(
+    parts.prices,
+    table(
+      ["Class", "Reference price", "Utilisation", "Capacity", "In flight"],
+      prices.classes.map((c) => [c.resource_class, c.price === undefined ? "-" : amount(c.price), bps(c.utilisation_bps), String(c.capacity), String(c.in_flight)]),
+    ),
+  );
+  replace(
+    parts.oracles,
+    h("p", null, `Quorum ${oracles.quorum} of ${oracles.oracles.length}`),
+    table(["Oracle"], oracles.oracles.map((o) => [link(h("code", null, typeof o === "string" ? o : o.address), "account", typeof o === "string" ? o : o.address)])),
+  );
+}
+
+function stat(name, value, id) {
+  return h("div", { class: "stat" }, h("div", { class: "stat-name" }, name), h("div", { class: "stat-value", id }, String(value)));
+}
+
+function taskRow(t, names) {
+  return h(
+    "tr",
+    { "data-task": t.id, "data-state": t.state },
+    [
+      link(String(t.id), "task", t.id),
+      t.kind,
+      h("span", { class: `state state-${t.state}` }, t.state),
+      link(h("code", null, short(t.requester, 6)), "account", t.requester),
+      t.provider ? names[t.provider] || short(t.provider, 6) : "-",
+      String(t.units),
+      t.price ? amount(t.price) : amount(t.max_price),
+      t.payout ? amount(t.payout.provider) : "-",
+      t.outcome ? amount(t.outcome.penalty) : "-",
+    ].map((cell) => h("td", null, cell)),
+  );
+}
+
+// The market_reward events of the last epochs, read from their blocks' results.
+async function rewardsTable(epochBlocks, names) {
+  const height = Number((await call("status")).sync_info.latest_block_height);
+  const last = Math.floor(height / epochBlocks) * epochBlocks;
+  const rows = [];
+  for (let at = last; at > 0 && at > last - EPOCHS_SHOWN * epochBlocks; at -= epochBlocks) {
+    const results = await call("block_results", { height: String(at) });
+    for (const event of results.finalize_block_events || []) {
+      if (event.type !== "market_reward" && event.type !== "market_epoch") continue;
+      const a = Object.fromEntries(event.attributes.map((x) => [x.key, x.value]));
+      if (event.type === "market_epoch") rows.push([a.epoch, link(String(at), "block", at), "all", "-", amount(a.minted)]);
+      else rows.push([a.epoch, link(String(at), "block", at), names[a.recipient] || short(a.recipient, 6), a.role + (a.basis ? ` (${a.basis})` : ""), amount(a.amount)]);
+    }
+  }
+  return table(["Epoch", "Block", "Recipient", "Role", "Minted"], rows);
+}
+
+export async function taskPage(view, live, idText) {
+  const draw = async () => {
+    const t = await query("/market/task", idText);
+    const manifestBox = h("div", { id: "manifest" });
+    const outputsBox = h("div", { id: "outputs" });
+    replace(
+      view,
+      section(
+        `Task ${t.id}`,
+        fields([
+          ["State", h("span", { class: `state state-${t.state}`, id: "task-state" }, t.state)],
+          ["Kind", t.kind],
+          ["Requester", link(h("code", null, t.requester), "account", t.requester)],
+          ["Provider", t.provider ? link(h("code", null, t.provider), "account", t.provider) : "-"],
+          ["Resource class", t.resource_class],
+          ["Units", `${t.units} requested, ${t.units_used} used`],
+          ["Price", `${amount(t.price || t.max_price)} a unit (at most ${amount(t.max_price)})`],
+          ["Deposit", amount(t.deposit)],
+          ["Deadline", timeNs(t.deadline_ns)],
+          ["SLA", `uptime >= ${bps(t.min_uptime_bps)}, latency <= ${t.max_latency_ms} ms, penalty ${amount(t.penalty)} a violation`],
+          t.dataset ? ["Dataset", link(String(t.dataset), "dataset", t.dataset)] : null,
+        ]),
+      ),
+      section("History", table(["State", "Height"], t.history.map((e) => [e.state, link(String(e.height), "block", e.height)]))),
+      section("Manifest", manifestBox),
+      section("Inputs", table(["CID"], t.inputs.map((cid) => [blobLinks(cid)]))),
+      section("Outputs and logs", outputsBox),
+      section(
+        "Attestations",
+        table(
+          ["Oracle", "Completed", "Units", "Uptime", "Latency", "Height"],
+          Object.entries(t.attestations).map(([oracle, a]) => [short(oracle, 6), a.completed ? "yes" : "no", String(a.units), bps(a.uptime_bps), `${a.latency_ms} ms`, String(a.at)]),
+        ),
+      ),
+      section(
+        "Payments",
+        fields([
+          ["Outcome", t.outcome ? h("pre", { class: "args" }, pretty(t.outcome)) : "not yet"],
+          ["Payout", t.payout ? h("pre", { class: "args" }, pretty(t.payout)) : "not yet"],
+          ["Dispute", t.dispute ? h("pre", { class: "args" }, pretty(t.dispute)) : "none"],
+        ]),
+      ),
+    );
+    await showManifest(manifestBox, t.inputs[0]);
+    await showOutputs(outputsBox, t.output);
+    return t.state;
+  };
+  let shownState = await draw();
+  return live.on("block", async () => {
+    const t = await query("/market/task", idText);
+    if (t.state !== shownState) shownState = await draw();
+  });
+}
+
+function blobLinks(cid) {
+  return h("span", null, link(h("code", null, cid), "blob", cid), " ", h("a", { href: `/blobs/${cid}`, download: cid }, "download"));
+}
+
+// A blob's text if this node holds it whole (blob_stat first: a GET of a blob that is
+// nowhere would be a 404).
+async function blobText(cid, limit = 256 * 1024) {
+  try {
+    const stat = await call("blob_stat", { cid });
+    if (!stat.complete || stat.size > limit) return null;
+  } catch {
+    return null;
+  }
+  const response = await fetch(`/blobs/${cid}`);
+  return response.ok ? response.text() : null;
+}
+
+async function showManifest(box, cid) {
+  const text = cid ? await blobText(cid) : null;
+  if (text === null) return replace(box, "not on this node");
+  let shown = text;
+  try {
+    shown = JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    shown = text;
+  }
+  replace(box, h("pre", { class: "args" }, shown));
+}
+
+async function showOutputs(box, output) {
+  if (!output || !output.length) return replace(box, "none yet");
+  const rows = output.map((cid) => [blobLinks(cid)]);
+  const children = [table(["CID"], rows)];
+  const indexText = await blobText(output[0]);
+  if (indexText !== null) {
+    try {
+      const index = JSON.parse(indexText);
+      children.push(
+        fields([
+          ["Status", String(index.status)],
+          ["Message", String(index.message || "-")],
+          ["CPU", `${index.cpu_ms} ms`],
+          ["Executor", String(index.executor)],
+        ]),
+        table(["File", "CID"], Object.entries(index.files || {}).map(([name, cid]) => [name, blobLinks(cid)])),
+      );
+      if (index.log) {
+        const log = await blobText(index.log, 64 * 1024);
+        children.push(h("h3", null, "Log"), h("pre", { class: "log", id: "task-log" }, log === null ? "not on this node" : log));
+      }
+    } catch {
+      // the first output is not a result index: the CIDs above are all there is
+    }
+  }
+  replace(box, children);
+}
