@@ -1,4 +1,5 @@
-# The two commands of the quick start: `make demo` and `make test`; and `make fuzz`, which
+# The two commands of the quick start: `make demo` and `make test` (which installs Debian's
+# Chromium for the browser tests when it is missing); and `make fuzz`, which
 # runs every fuzz target (fuzz/targets.py) for FUZZ_RUNS inputs, one after the other.
 # Each creates .venv and installs the package (with its test, torch and ray extras) on
 # first use; constraints.txt pins torch to the CPU-only release these machines hold on
@@ -13,6 +14,8 @@ FUZZ_SECONDS ?= 0
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test lint fuzz clean
 
@@ -29,8 +32,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check cloudchain tests fuzz
 	$(BIN)/ruff format --check cloudchain tests fuzz
 
-test: lint
-	$(BIN)/pytest -q
+test: lint $(CHROMIUM)
+	CLOUDCHAIN_CHROMIUM=$(CHROMIUM) $(BIN)/pytest -q
+
+# The browser tests (tests/test_ui_browser.py) drive the distribution's Chromium through
+# Playwright; Playwright's own browser download is never used. Installed when missing.
+$(CHROMIUM):
+	$(SUDO) apt-get install -y --no-install-recommends chromium || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends chromium)
 
 # Fails if any target crashed; the inputs are under .fuzz/crashes/<target>/.
 fuzz: $(STAMP)

@@ -25,6 +25,11 @@ export async function walletPage(view) {
   const keyBox = h("div", { id: "key-box" });
   const forms = h("div", { id: "forms" });
   replace(view, section("Your key", keyBox), forms);
+  const balanceText = h("span", { id: "wallet-balance" });
+  const showBalance = async () => {
+    const balance = await query("/token/balance", signer.address);
+    replace(balanceText, `${amount(balance.balance)} ${balance.denom}`);
+  };
   const drawKey = async () => {
     if (!signer) {
       const input = h("input", { type: "file", id: "key-file", accept: ".json,application/json" });
@@ -46,16 +51,16 @@ export async function walletPage(view) {
       replace(forms);
       return;
     }
-    const balance = await query("/token/balance", signer.address);
+    await showBalance();
     replace(
       keyBox,
       fields([
         ["Address", link(h("code", { id: "wallet-address" }, signer.address), "account", signer.address)],
-        ["Balance", h("span", { id: "wallet-balance" }, `${amount(balance.balance)} ${balance.denom}`)],
+        ["Balance", balanceText],
       ]),
       h("button", { type: "button", onclick: () => { signer = null; drawKey(); } }, "Forget the key"),
     );
-    replace(forms, transferForm(drawKey), await taskForm(drawKey));
+    replace(forms, transferForm(showBalance), await taskForm(showBalance));
   };
   await drawKey();
 }
