@@ -326,11 +326,34 @@ def _parser() -> argparse.ArgumentParser:
     init.set_defaults(run=_run_testnet_init)
     up = testnet_commands.add_parser(
         "up",
-        help="start every node as its own process; Ctrl-C stops them all",
-        description="Example: cloudchain testnet up --home ./testnet",
+        help="start every node as its own process and supervise them; Ctrl-C stops them all",
+        description="Example: cloudchain testnet up --home ./testnet [--restart]. Each "
+        "node's output goes to HOME/nodeN/node.log; a node that exits is reported with its "
+        "last log lines and the others keep running. The pids are in HOME/testnet.json.",
     )
     up.add_argument("--home", required=True, help="the directory testnet init wrote")
-    up.set_defaults(run=lambda a: _node_commands().run_testnet(Path(a.home)))
+    up.add_argument(
+        "--restart",
+        action="store_true",
+        help="start a node that exits again, after 1 s, 2 s, 4 s ... up to 30 s (without "
+        "it, up exits with 1 once every node has exited)",
+    )
+    up.set_defaults(run=lambda a: _node_commands().run_testnet(Path(a.home), a.restart))
+    status = testnet_commands.add_parser(
+        "status",
+        help="each node's process, height, peers and last error",
+        description="Example: cloudchain testnet status --home ./testnet [--json]",
+    )
+    status.add_argument("--home", required=True, help="the directory testnet init wrote")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status.set_defaults(run=lambda a: _node_commands().testnet_status(Path(a.home), a.json))
+    stop = testnet_commands.add_parser(
+        "stop",
+        help="stop testnet up and its nodes, from any shell",
+        description="Example: cloudchain testnet stop --home ./testnet",
+    )
+    stop.add_argument("--home", required=True, help="the directory testnet init wrote")
+    stop.set_defaults(run=lambda a: _node_commands().testnet_stop(Path(a.home)))
 
     node = commands.add_parser("node", help="run a node")
     node_commands = node.add_subparsers(title="node commands", metavar="COMMAND")

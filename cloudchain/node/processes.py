@@ -1,8 +1,8 @@
 """Node processes on this machine: one `cloudchain node start` per home, and their stop.
 
-What `testnet up`, `demo` and `bench storage` share. It knows how to start and stop a
-node's process; it does not know what the caller does with the nodes once they run
-(each waits for their RPC itself, over the client).
+What `testnet up` (node/supervisor.py), `demo` and `bench storage` share. It knows how
+to start and stop a node's process; it does not know what the caller does with the nodes
+once they run (each waits for their RPC itself, over the client).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO, Any
 
 
 def start_node_processes(
@@ -23,17 +24,23 @@ def start_node_processes(
     processes = []
     for node_home in node_homes:
         output = open(node_home / "node.log", "w") if log_to_files else subprocess.PIPE  # noqa: SIM115
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                text=True,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                start_new_session=own_session,
-            )
-        )
+        processes.append(start_node_process(node_home, output, own_session=own_session))
     return processes
+
+
+def start_node_process(
+    node_home: Path, output: IO[Any] | int, *, own_session: bool = False
+) -> subprocess.Popen[str]:
+    """`cloudchain node start --home node_home`, stdout and stderr to `output` (a file or
+    subprocess.PIPE); `own_session` as for start_node_processes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cloudchain", "node", "start", "--home", str(node_home)],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=own_session,
+    )
 
 
 def stop_node_processes(processes: list[subprocess.Popen[str]]) -> None:
