@@ -340,3 +340,108 @@ def test_each_page_fits_a_phone(market: Market, browser: Browser, route: str) ->
         )
         assert overflow <= 0, f"{route} is {overflow} px wider than a phone"
         assert watched.problems == []
+
+
+def test_datasets_and_grants_have_their_pages(market: Market, page: Page) -> None:
+    owner, grantee = market.requester, read_key_file(market.accounts / "account3.json")
+    ciphertext = market.client.blob_put(io.BytesIO(b"sealed bytes stand-in " * 40))
+    sent = [
+        (grantee, "access", "publish_key", {"key": bytes(range(32))}),
+        (
+            owner,
+            "access",
+            "add_dataset",
+            {
+                "cid": ciphertext.cid,
+                "size": ciphertext.size,
+                "delta_e12": 1_000,
+                "budget_micro_eps": 3_000_000,
+            },
+        ),
+    ]
+    for key, module, method, args in sent:
+        tx = market.client.sign_tx(key, module, method, args)
+        assert market.client.broadcast_tx_commit(tx.to_bytes()).failure is None
+    datasets = [e for e in tx_events(market, tx) if e.type == "access_dataset"]
+    dataset = int(dict(datasets[0].attributes)["dataset"])
+    grant = {
+        "dataset": dataset,
+        "grantee": grantee.address,
+        "task": 0,
+        "until": 1_000_000,
+        "wrapped_key": bytes(80),
+    }
+    tx = market.client.sign_tx(owner, "access", "grant", grant)
+    assert market.client.broadcast_tx_commit(tx.to_bytes()).failure is None
+    page.goto(f"{market.url}/ui/#/datasets")
+    row = page.locator("#view tbody tr", has_text=owner.address[:6])
+    expect(row.first).to_contain_text("3,000,000", timeout=WAIT_MS)
+    page.goto(f"{market.url}/ui/#/dataset/{dataset}")
+    view = page.locator("#view")
+    expect(view).to_contain_text(ciphertext.cid, timeout=WAIT_MS)
+    expect(view).to_contain_text(grantee.address)
+    expect(view).to_contain_text('"until": 1000000')
+
+
+def tx_events(market: Market, tx: Any) -> tuple[Any, ...]:
+    return market.client.tx(tx.hash).tx_result.events
+
+
+def test_the_pages_codec_is_the_chains(market: Market, page: Page) -> None:
+    """The page's msgpack (msgpack.js) against cloudchain.codec, on the values whose
+    encoding has edges: every integer width, strings and bytes at their length steps,
+    keys that sort differently by UTF-8 bytes than by UTF-16 units."""
+    from cloudchain import codec
+
+    values = [
+        0,
+        127,
+        128,
+        255,
+        256,
+        65_535,
+        65_536,
+        2**32 - 1,
+        2**32,
+        2**53 - 1,
+        -1,
+        -32,
+        -33,
+        -128,
+        -129,
+        -32_768,
+        -32_769,
+        -(2**31),
+        -(2**31) - 1,
+        "",
+        "a" * 31,
+        "a" * 32,
+        "a" * 255,
+        "a" * 256,
+        "\u00e9\u4e2d\U0001f600",
+        {"\uff61": 1, "\U0001f600": 2, "b": 3, "a": {"z": None, "y": True, "x": False}},
+        list(range(15)),
+        list(range(16)),
+    ]
+    page.goto(f"{market.url}/ui/")
+    encoded = page.evaluate(
+        """async (values) => {
+            const { encode, decode } = await import("/ui/msgpack.js");
+            return values.map((v) => {
+                const bytes = encode(v);
+                return [Array.from(bytes), JSON.stringify(decode(bytes))];
+            });
+        }""",
+        values,
+    )
+    for value, (js_bytes, round_trip) in zip(values, encoded, strict=True):
+        assert bytes(js_bytes) == codec.encode(value), value
+        assert json.loads(round_trip) == value
+    blobs = page.evaluate(
+        """async () => {
+            const { encode } = await import("/ui/msgpack.js");
+            return [0, 255, 256, 65536].map((n) => Array.from(encode(new Uint8Array(n))));
+        }"""
+    )
+    for n, js_bytes in zip([0, 255, 256, 65536], blobs, strict=True):
+        assert bytes(js_bytes) == codec.encode(bytes(n))
