@@ -25,8 +25,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,torch,ray]'
 	touch $(STAMP)
 
+# DEMO_ARGS: e.g. --stay, to keep the network running after the demo (for the web UI).
+DEMO_ARGS ?=
+
 demo: $(STAMP)
-	$(BIN)/cloudchain demo
+	$(BIN)/cloudchain demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cloudchain tests fuzz

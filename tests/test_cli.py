@@ -123,6 +123,8 @@ def test_the_demo_runs_real_jobs_and_catches_the_cheating_provider():
     # least one of them (ties go by address, then load), and the requester resubmits it.
     run = cloudchain("demo", "--tasks", "3")
     assert run.returncode == 0, run.stderr + run.stdout
+    ui = r"^watch the market in a browser: http://127\.0\.0\.1:\d+/ui/$"
+    assert re.search(ui, run.stdout, re.M)
     assert len(re.findall(r"^  (enterprise|community|cheap|oracle\d) +log ", run.stdout, re.M)) == 6
     assert re.search(r"^\s+\d+\s+1\s+cancer/logistic\s+\S+\s+settled\s", run.stdout, re.M)
     jobs = re.findall(

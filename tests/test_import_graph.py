@@ -131,6 +131,8 @@ LAYER_RULES: dict[str, tuple[str, ...]] = {
         *BLOB_MACHINERY,
     ),
     "cloudchain.sim": ("cloudchain.cli", "cloudchain.bench"),
+    # The web UI's files: the page reads the node over HTTP, never its Python.
+    "cloudchain.ui": LAYERS,
     **{module: LAYERS for module in BASE},
 }
 

@@ -112,6 +112,11 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--interval", type=float, default=0.2, help="--solo: seconds between blocks")
     demo.add_argument("--home", help="--solo: directory for genesis, keys and data")
     demo.add_argument("--seed", type=int, default=1, help="seed of the jobs and transfers (1)")
+    demo.add_argument(
+        "--stay",
+        action="store_true",
+        help="keep the network running after the summary, to look at in the web UI, until Ctrl-C",
+    )
     demo.set_defaults(run=_run_demo)
 
     bench = commands.add_parser("bench", help="measure what the ledger costs")
@@ -449,7 +454,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     if not 1 <= args.validators <= 16 or (args.tasks is not None and args.tasks < 1):
         print("error: --validators must be 1..16 and --tasks >= 1", file=sys.stderr)
         return 2
-    return run_network_demo(args.validators, args.tasks, args.seed)
+    return run_network_demo(args.validators, args.tasks, args.seed, stay=args.stay)
 
 
 def _run_bench_apply(args: argparse.Namespace) -> int:

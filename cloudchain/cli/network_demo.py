@@ -15,12 +15,15 @@ completed job before it attests. The live table prints each task's moves as the
 blocks commit them, with its units, payment and penalty; the cheater's made-up results
 are refused by the oracles' quorum, and its stake and reputation fall. At the end: a
 summary (each job's metric as the requester fetched it, each provider's stake,
-reputation and earnings), and every process stopped.
+reputation and earnings), and every process stopped (with --stay, only at Ctrl-C).
+The web UI's address (node0's /ui/) is printed once the network runs: the market can be
+watched in a browser while the demo works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -61,15 +64,20 @@ class Tracked:
     files: dict[str, str] = field(default_factory=dict)  # result file name -> CID
 
 
-def run_network_demo(validators: int, tasks: int | None, seed: int) -> int:
+def run_network_demo(validators: int, tasks: int | None, seed: int, stay: bool = False) -> int:
+    """The demo; with `stay`, the network runs on after the summary until Ctrl-C."""
     with tempfile.TemporaryDirectory(prefix="cloudchain-demo-") as scratch:
         home = Path(scratch)
         print(f"starting {validators} validators, 3 providers and 3 oracles in {home}")
         try:
             with AgentNetwork(home / "testnet", validators, accounts=8) as net:
-                return asyncio.run(_demo(net, home, tasks, seed))
+                code = asyncio.run(_demo(net, home, tasks, seed))
+                if stay and code == 0:
+                    print(f"the network runs on: {ui_url(net)} (Ctrl-C stops it)", flush=True)
+                    _wait_for_ctrl_c()
+                return code
         except KeyboardInterrupt:
-            return 130
+            return 0 if stay else 130
         finally:
             print("stopped every process")
 
@@ -95,6 +103,7 @@ async def _demo(net: AgentNetwork, home: Path, tasks: int | None, seed: int) -> 
     for agent in net.agents:
         print(f"  {agent.name:<11} log {agent.log}")
     client = Client(net.rpc_url())
+    print(f"watch the market in a browser: {ui_url(net)}", flush=True)
     requester = read_key_file(net.key_file(f"account{REQUESTER}"))
     await _wait_for_providers(client, set(names))
     start = {address: await _provider(client, address) for address in names}
@@ -138,6 +147,18 @@ async def _demo(net: AgentNetwork, home: Path, tasks: int | None, seed: int) -> 
         await asyncio.sleep(POLL_S)
     print("\n".join(await _summary(client, [*refused, *tracked.values()], names, start)))
     return 0
+
+
+def _wait_for_ctrl_c() -> None:
+    """Until SIGINT or SIGTERM (which main.py turns into KeyboardInterrupt): the nodes
+    and daemons are processes of their own and go on meanwhile."""
+    while True:
+        signal.pause()
+
+
+def ui_url(net: AgentNetwork) -> str:
+    """The web UI of node0 (every node serves one, at /ui/)."""
+    return f"{net.rpc_url()}/ui/"
 
 
 def _completed(item: Tracked) -> bool:

@@ -22,7 +22,7 @@ export function barChart(title, rows) {
   chart.append(svg("title", {}, title));
   rows.forEach(([label, value], i) => {
     const y = 4 + i * (barHeight + 6);
-    const width = Math.max(1, (Number(value) / max) * 190);
+    const width = Math.max(1, (Number(value) / max) * 150);
     chart.append(svg("text", { x: 0, y: y + 15, class: "chart-label" }, String(label).slice(0, 14)));
     chart.append(svg("rect", { x: 100, y, width, height: barHeight, rx: 3, class: "chart-bar" }));
     chart.append(

@@ -6,7 +6,8 @@ import { amount, bps, pretty, short, timeNs } from "./format.js";
 import { call, query } from "./rpc.js";
 import { barChart } from "./charts.js";
 
-const EPOCHS_SHOWN = 5;
+const EPOCHS_SHOWN = 5; // of those that minted anything
+const EPOCHS_SCANNED = 50; // back from the latest, at most
 const REFRESH_BLOCKS = 1; // the tasks are read again at every block
 
 export async function marketPage(view, live) {
@@ -181,19 +182,34 @@ function taskRow(t, names) {
   );
 }
 
-// The market_reward events of the last epochs, read from their blocks' results.
+const epochEvents = new Map(); // height -> its reward events: committed, they never change
+
+async function rewardEvents(at) {
+  if (!epochEvents.has(at)) {
+    const results = await call("block_results", { height: String(at) });
+    const events = (results.finalize_block_events || [])
+      .filter((e) => e.type === "market_reward" || e.type === "market_epoch")
+      .map((e) => ({ type: e.type, ...Object.fromEntries(e.attributes.map((x) => [x.key, x.value])) }));
+    epochEvents.set(at, events);
+  }
+  return epochEvents.get(at);
+}
+
+// The last epochs that minted anything, from their blocks' market_reward events.
 async function rewardsTable(epochBlocks, names) {
   const height = Number((await call("status")).sync_info.latest_block_height);
   const last = Math.floor(height / epochBlocks) * epochBlocks;
   const rows = [];
-  for (let at = last; at > 0 && at > last - EPOCHS_SHOWN * epochBlocks; at -= epochBlocks) {
-    const results = await call("block_results", { height: String(at) });
-    for (const event of results.finalize_block_events || []) {
-      if (event.type !== "market_reward" && event.type !== "market_epoch") continue;
-      const a = Object.fromEntries(event.attributes.map((x) => [x.key, x.value]));
-      if (event.type === "market_epoch") rows.push([a.epoch, link(String(at), "block", at), "all", "-", amount(a.minted)]);
-      else rows.push([a.epoch, link(String(at), "block", at), names[a.recipient] || short(a.recipient, 6), a.role + (a.basis ? ` (${a.basis})` : ""), amount(a.amount)]);
+  let shown = 0;
+  for (let at = last; at > 0 && at > last - EPOCHS_SCANNED * epochBlocks && shown < EPOCHS_SHOWN; at -= epochBlocks) {
+    const events = await rewardEvents(at);
+    const epoch = events.find((e) => e.type === "market_epoch");
+    if (!epoch || epoch.minted === "0") continue;
+    shown += 1;
+    for (const e of events.filter((x) => x.type === "market_reward")) {
+      rows.push([e.epoch, link(String(at), "block", at), names[e.recipient] || short(e.recipient, 6), e.role + (e.basis ? ` (${e.basis})` : ""), amount(e.amount)]);
     }
+    rows.push([epoch.epoch, link(String(at), "block", at), "in all", "", amount(epoch.minted)]);
   }
   return table(["Epoch", "Block", "Recipient", "Role", "Minted"], rows);
 }
@@ -221,7 +237,7 @@ export async function taskPage(view, live, idText) {
           t.dataset ? ["Dataset", link(String(t.dataset), "dataset", t.dataset)] : null,
         ]),
       ),
-      section("History", table(["State", "Height"], t.history.map((e) => [e.state, link(String(e.height), "block", e.height)]))),
+      section("History", h("div", { id: "history" }, table(["State", "Height"], t.history.map(historyEntry).map(([state, at]) => [state, link(String(at), "block", at)])))),
       section("Manifest", manifestBox),
       section("Inputs", table(["CID"], t.inputs.map((cid) => [blobLinks(cid)]))),
       section("Outputs and logs", outputsBox),
@@ -252,12 +268,17 @@ export async function taskPage(view, live, idText) {
   });
 }
 
+// A history entry as the chain stores it: [state, height] (a record of two fields).
+function historyEntry(entry) {
+  return Array.isArray(entry) ? entry : [entry.state, entry.height];
+}
+
 function blobLinks(cid) {
   return h("span", null, link(h("code", null, cid), "blob", cid), " ", h("a", { href: `/blobs/${cid}`, download: cid }, "download"));
 }
 
 // A blob's text if this node holds it whole (blob_stat first: a GET of a blob that is
-// nowhere would be a 404).
+// nowhere would be a 404), else null.
 async function blobText(cid, limit = 256 * 1024) {
   try {
     const stat = await call("blob_stat", { cid });
@@ -265,13 +286,32 @@ async function blobText(cid, limit = 256 * 1024) {
   } catch {
     return null;
   }
+  return fetchText(cid);
+}
+
+async function fetchText(cid) {
   const response = await fetch(`/blobs/${cid}`);
-  return response.ok ? response.text() : null;
+  if (!response.ok) throw new Error(`${cid}: ${(await response.json()).error}`);
+  return response.text();
+}
+
+// A blob held by other nodes: fetched through this node's gateway (which asks its
+// peers, as an IPFS gateway does) when the user asks.
+function fetchButton(cid, into) {
+  const button = h("button", { type: "button" }, "fetch it through this node");
+  button.addEventListener("click", async () => {
+    try {
+      replace(into, await fetchText(cid));
+    } catch (error) {
+      replace(into, String(error.message));
+    }
+  });
+  return h("span", null, "not on this node: ", button);
 }
 
 async function showManifest(box, cid) {
   const text = cid ? await blobText(cid) : null;
-  if (text === null) return replace(box, "not on this node");
+  if (text === null) return replace(box, cid ? fetchButton(cid, box) : "none");
   let shown = text;
   try {
     shown = JSON.stringify(JSON.parse(text), null, 2);
@@ -285,7 +325,14 @@ async function showOutputs(box, output) {
   if (!output || !output.length) return replace(box, "none yet");
   const rows = output.map((cid) => [blobLinks(cid)]);
   const children = [table(["CID"], rows)];
-  const indexText = await blobText(output[0]);
+  let indexText = await blobText(output[0]);
+  if (indexText === null) {
+    try {
+      indexText = await fetchText(output[0]); // the result index is small: fetch it
+    } catch {
+      indexText = null;
+    }
+  }
   if (indexText !== null) {
     try {
       const index = JSON.parse(indexText);
@@ -300,7 +347,9 @@ async function showOutputs(box, output) {
       );
       if (index.log) {
         const log = await blobText(index.log, 64 * 1024);
-        children.push(h("h3", null, "Log"), h("pre", { class: "log", id: "task-log" }, log === null ? "not on this node" : log));
+        const pre = h("pre", { class: "log", id: "task-log" });
+        replace(pre, log === null ? fetchButton(index.log, pre) : log);
+        children.push(h("h3", null, "Log"), pre);
       }
     } catch {
       // the first output is not a result index: the CIDs above are all there is
