@@ -40,6 +40,7 @@ pytestmark = pytest.mark.skipif(
 # be a dialog, which the watched page reports as a problem.
 XSS_NAME = "<img src=x onerror=alert(1)><script>alert(2)</script>"
 WAIT_MS = 30_000
+HEIGHTS = "rows => rows.map(row => row.dataset.height)"
 MANIFEST = {
     "version": 1,
     "kind": "train",
@@ -154,6 +155,9 @@ def test_the_chain_page_follows_the_chain_live(market: Market, page: Page) -> No
         lambda: int(height.inner_text()) >= first + 3, what="3 new blocks", poll_s=0.1
     )
     expect(page.locator(f'#blocks tr[data-height="{first + 3}"]')).to_be_visible()
+    # None was missed while the page read its first state: the list has no gap.
+    listed = [int(h) for h in page.locator("#blocks tr").evaluate_all(HEIGHTS)]
+    assert listed == list(range(listed[0], listed[0] - len(listed), -1))
     expect(page.locator("#interval")).to_have_text(re.compile(r"\d+\.\d\d s"))
     validators = page.locator("text=Voting power").locator("xpath=ancestor::table")
     expect(validators.locator("tbody tr")).to_have_count(4)

@@ -10,6 +10,33 @@ const LATEST = 12; // blocks and transactions listed
 const SIGNED_LOOKBACK = 10; // commits read for each validator's last signed height
 
 export async function chainPage(view, live) {
+  // Events that arrive while the page reads its first state are kept, then shown if
+  // they are newer than what it read: no block is missed between the two.
+  const early = [];
+  let onBlock = null;
+  let onTx = null;
+  const offBlock = live.on("block", (value) => (onBlock ? onBlock(value) : early.push(["block", value])));
+  const offTx = live.on("tx", (value) => (onTx ? onTx(value) : early.push(["tx", value])));
+  const leave = () => {
+    offBlock();
+    offTx();
+  };
+  try {
+    const ticker = await drawChain(view, early, (block, tx) => {
+      onBlock = block;
+      onTx = tx;
+    });
+    return () => {
+      leave();
+      clearInterval(ticker);
+    };
+  } catch (error) {
+    leave();
+    throw error;
+  }
+}
+
+async function drawChain(view, early, follow) {
   const status = await call("status");
   const height = Number(status.sync_info.latest_block_height);
   const head = h("div", { class: "stats" });
@@ -45,7 +72,7 @@ export async function chainPage(view, live) {
       stat("Node", status.node_info.moniker),
     );
   drawHead();
-  for (const meta of metas.slice(0, LATEST)) blocksBody.append(blockRow(meta.header, meta.num_txs, meta.block_id.hash));
+  for (const meta of metas.slice(0, LATEST)) blocksBody.append(blockRow(meta.header, meta.num_txs));
 
   const signed = await lastSigned(height);
   const validators = (await call("validators", { per_page: "100" })).validators;
@@ -67,38 +94,40 @@ export async function chainPage(view, live) {
 
   const found = height
     ? await call("tx_search", {
-        query: `tx.height >= ${Math.max(1, height - 500)}`,
+        query: `tx.height >= ${Math.max(1, height - 500)} AND tx.height <= ${height}`,
         order_by: "desc",
         per_page: String(LATEST),
       })
     : { txs: [] };
   for (const item of found.txs) txsBody.append(await txRow(item.hash, item.height, item.tx, item.tx_result));
 
-  const offBlock = live.on("block", (value) => {
+  const showBlock = (value) => {
     const header = value.block.header;
+    if (Number(header.height) <= state.height) return; // read already
     state.height = Number(header.height);
     const now = rfc3339ToMs(header.time);
     if (state.time) state.intervals = [...state.intervals.slice(-18), now - state.time];
     state.time = now;
     drawHead();
-    blocksBody.prepend(blockRow(header, value.block.data.txs.length, ""));
+    blocksBody.prepend(blockRow(header, value.block.data.txs.length));
     while (blocksBody.children.length > LATEST) blocksBody.lastChild.remove();
     for (const sig of value.block.last_commit.signatures) {
       if (sig.validator_address) signed[sig.validator_address] = Number(value.block.last_commit.height);
     }
     drawValidators();
-  });
-  const offTx = live.on("tx", async (value) => {
-    const row = await txRow(null, value.height, value.tx, value.result);
-    txsBody.prepend(row);
-    while (txsBody.children.length > LATEST) txsBody.lastChild.remove();
-  });
-  const ticker = setInterval(drawHead, 1000);
-  return () => {
-    offBlock();
-    offTx();
-    clearInterval(ticker);
   };
+  // Tx rows are made in order: each waits for the one before (their hashes are async).
+  let txRows = Promise.resolve();
+  const showTx = (value) => {
+    if (Number(value.height) <= height) return; // tx_search read it
+    txRows = txRows.then(async () => {
+      txsBody.prepend(await txRow(null, value.height, value.tx, value.result));
+      while (txsBody.children.length > LATEST) txsBody.lastChild.remove();
+    }).catch(() => {}); // a transaction that cannot be read is left out, not thrown
+  };
+  for (const [kind, value] of early.splice(0)) (kind === "block" ? showBlock : showTx)(value);
+  follow(showBlock, showTx);
+  return setInterval(drawHead, 1000);
 }
 
 function stat(name, value, id) {
@@ -133,7 +162,7 @@ function blockTable(body) {
   return h("div", { class: "scroll" }, h("table", null, h("thead", null, h("tr", null, ["Height", "Time", "Txs", "Proposer"].map((n) => h("th", null, n)))), body));
 }
 
-function blockRow(header, txs, hash) {
+function blockRow(header, txs) {
   return h(
     "tr",
     { "data-height": header.height },

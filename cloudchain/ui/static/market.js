@@ -1,7 +1,7 @@
 // The market: providers, tasks moving live, SLA records, penalties, disputes, rewards
 // per epoch, fairness; and one task's page.
 
-import { h, link, table, fields, section, replace } from "./dom.js";
+import { h, link, table, fields, section, replace, errorBox } from "./dom.js";
 import { amount, bps, pretty, short, timeNs } from "./format.js";
 import { call, query } from "./rpc.js";
 import { barChart } from "./charts.js";
@@ -23,8 +23,10 @@ export async function marketPage(view, live) {
     prices: h("div", { id: "prices" }),
     oracles: h("div", { id: "oracles" }),
   };
+  const problem = h("div", { id: "market-problem" });
   replace(
     view,
+    problem,
     parts.stats,
     section("Charts", parts.charts),
     section("Providers", parts.providers),
@@ -45,6 +47,9 @@ export async function marketPage(view, live) {
     drawing = true;
     try {
       await drawMarket(parts);
+      replace(problem);
+    } catch (error) {
+      replace(problem, errorBox(`the market could not be read again: ${error.message}`));
     } finally {
       drawing = false;
     }
@@ -262,9 +267,18 @@ export async function taskPage(view, live, idText) {
     return t.state;
   };
   let shownState = await draw();
+  let drawing = false;
   return live.on("block", async () => {
-    const t = await query("/market/task", idText);
-    if (t.state !== shownState) shownState = await draw();
+    if (drawing) return;
+    drawing = true;
+    try {
+      const t = await query("/market/task", idText);
+      if (t.state !== shownState) shownState = await draw();
+    } catch (error) {
+      view.prepend(errorBox(`the task could not be read again: ${error.message}`));
+    } finally {
+      drawing = false;
+    }
   });
 }
 
