@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, Page, expect
 from cloudchain.client import SyncClient
 from cloudchain.crypto import PrivateKey, read_key_file
 from cloudchain.node.config import NodeConfig
+from cloudchain.workload.manifest import load_manifest, parse_manifest
 from cloudchain.workload.result import ResultIndex
 from tests.helpers.browser import PHONE, chromium, chromium_path, watched_page
 from tests.helpers.processes import NodeProcess, fast_testnet, wait_on_logs
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.skipif(
 # At most 64 printable characters, as market.register takes a name; an alert it ran would
 # be a dialog, which the watched page reports as a problem.
 XSS_NAME = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+XSS_FILE = "<img src=x onerror=alert(3)>.json"
 WAIT_MS = 30_000
 HEIGHTS = "rows => rows.map(row => row.dataset.height)"
 MANIFEST = {
@@ -77,6 +79,8 @@ class Market:
     provider: PrivateKey
     register_tx: str  # the provider's registration, whose name is XSS_NAME
     data: Path  # a CSV a task trains on
+    task: int = 0  # one task, submitted by the requester through the client
+    blob: str = ""  # one blob's CID
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +103,7 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
         tx = client.sign_tx(provider, "market", "register", args)
         committed = client.broadcast_tx_commit(tx.to_bytes())
         assert committed.failure is None, committed.failure
-        yield Market(
+        made = Market(
             url,
             client,
             accounts,
@@ -108,6 +112,9 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
             tx.hash.hex().upper(),
             data,
         )
+        made.task = submit_task(made)
+        made.blob = client.blob_put(io.BytesIO(bytes(300_000))).cid
+        yield made
     finally:
         for node in nodes:
             node.stop()
@@ -261,7 +268,12 @@ def test_the_wallet_signs_a_transfer_and_a_task_in_the_page(market: Market, page
     manifest_cid, data_cid = task.inputs
     blob = page.request.get
     assert blob(f"{market.url}/blobs/{data_cid}").body() == market.data.read_bytes()
-    assert blob(f"{market.url}/blobs/{manifest_cid}").json()["model"] == MANIFEST["model"]
+    # The manifest is in its one encoding, which a provider requires: the CLI's bytes.
+    uploaded = load_manifest(blob(f"{market.url}/blobs/{manifest_cid}").body(), canonical=True)
+    filled = {**MANIFEST, "data": {"train": {**MANIFEST["data"]["train"], "cid": data_cid}}}
+    filled["data"]["train"]["bytes"] = market.data.stat().st_size
+    assert uploaded == parse_manifest(filled)
+    assert (task.units, task.kind) == (5, "training")
     anchored = market.client.query("/storage/anchored", f"owner={task.requester}".encode())
     assert {manifest_cid, data_cid} <= set(anchored["cids"])
     screenshot(page, "wallet")
@@ -287,7 +299,7 @@ def test_a_task_moves_live_and_its_page_shows_outputs_and_log(market: Market, pa
         wall_ms=300,
         units=3,
         executor="local",
-        files={"metrics.json": metrics.cid},
+        files={"metrics.json": metrics.cid, XSS_FILE: metrics.cid},
         log=log.cid,
     )
     index_put = market.client.blob_put(io.BytesIO(index.to_bytes()))
@@ -306,6 +318,8 @@ def test_a_task_moves_live_and_its_page_shows_outputs_and_log(market: Market, pa
     expect(page.locator("#manifest")).to_contain_text("logistic_regression", timeout=WAIT_MS)
     expect(page.locator("#outputs")).to_contain_text("metrics.json", timeout=WAIT_MS)
     expect(page.locator("#task-log")).to_contain_text("epoch 1: loss 0.31")
+    expect(page.locator("#outputs")).to_contain_text(XSS_FILE)  # a provider's words, as text
+    expect(page.locator("#outputs img")).to_have_count(0)
     # The inputs and outputs download through the node's blob gateway.
     link = page.locator("#outputs a[download]", has_text="download").first
     href = link.get_attribute("href")
@@ -336,12 +350,22 @@ def test_a_blob_page_shows_its_dag(market: Market, page: Page) -> None:
     screenshot(page, "blob")
 
 
-@pytest.mark.parametrize("route", ["chain", "market", "wallet", "datasets"])
+@pytest.mark.parametrize(
+    "route", ["chain", "market", "wallet", "datasets", "block", "tx", "task", "blob", "account"]
+)
 def test_each_page_fits_a_phone(market: Market, browser: Browser, route: str) -> None:
+    target = {
+        "block": "block/2",
+        "tx": f"tx/{market.register_tx}",
+        "task": f"task/{market.task}",
+        "blob": f"blob/{market.blob}",
+        "account": f"account/{market.requester.address}",
+    }.get(route, route)
     with watched_page(browser, PHONE) as watched:
         page = watched.page
-        page.goto(f"{market.url}/ui/#/{route}")
+        page.goto(f"{market.url}/ui/#/{target}")
         expect(page.locator("#view")).to_have_attribute("data-page", route, timeout=WAIT_MS)
+        expect(page.locator("#view .error")).to_have_count(0)
         overflow = page.evaluate(
             "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
@@ -452,3 +476,61 @@ def test_the_pages_codec_is_the_chains(market: Market, page: Page) -> None:
     )
     for n, js_bytes in zip([0, 255, 256, 65536], blobs, strict=True):
         assert bytes(js_bytes) == codec.encode(bytes(n))
+    # Integers past 2^53 are BigInts in the page, both ways.
+    big = [2**53, 2**63 - 1, 2**64 - 1, -(2**53) - 1, -(2**63)]
+    answers = page.evaluate(
+        """async ([texts, encoded]) => {
+            const { encode, decode } = await import("/ui/msgpack.js");
+            return [
+                texts.map((t) => Array.from(encode(BigInt(t)))),
+                encoded.map((bytes) => String(decode(Uint8Array.from(bytes)))),
+            ];
+        }""",
+        [[str(n) for n in big], [list(codec.encode(n)) for n in big]],
+    )
+    assert [bytes(b) for b in answers[0]] == [codec.encode(n) for n in big]
+    assert answers[1] == [str(n) for n in big]
+    # And the page decodes what the chain encodes: a map of every kind of value.
+    value = {"b": b"\x00\xff", "s": "\u00e9", "n": -5, "l": [1, [2, None]], "t": True}
+    decoded = page.evaluate(
+        """async (bytes) => {
+            const { decode } = await import("/ui/msgpack.js");
+            const v = decode(Uint8Array.from(bytes));
+            return [Object.keys(v), Array.from(v.b), v.s, v.n, JSON.stringify(v.l), v.t];
+        }""",
+        list(codec.encode(value)),
+    )
+    assert decoded == [sorted(value), [0, 255], "\u00e9", -5, "[1,[2,null]]", True]
+
+
+def test_a_hash_that_names_no_page_or_carries_markup_is_refused_as_text(
+    market: Market, page: Page
+) -> None:
+    view = page.locator("#view")
+    for route, message in (
+        ("account/<img src=x onerror=alert(4)>", "an address is 40 lower-case hex"),
+        ("constructor", "no page constructor"),
+        ("tx/%E0%A4%A", "no page"),
+        ("<script>alert(5)</script>", "no page <script>alert(5)<"),  # "/" splits the hash
+    ):
+        page.goto(f"{market.url}/ui/#/{route}")
+        expect(view.locator(".error")).to_contain_text(message, timeout=WAIT_MS)
+        expect(view.locator("img, script")).to_have_count(0)
+    # The UI is not stuck after them: the next page draws.
+    page.goto(f"{market.url}/ui/#/chain")
+    expect(view).to_have_attribute("data-page", "chain", timeout=WAIT_MS)
+    expect(page.locator("#height")).not_to_have_text("")
+
+
+def test_moving_between_pages_leaves_only_the_last_one_drawn(market: Market, page: Page) -> None:
+    page.goto(f"{market.url}/ui/#/chain")
+    expect(page.locator("#height")).not_to_have_text("", timeout=WAIT_MS)
+    for route in ("market", f"task/{market.task}", "chain", "market", "wallet"):
+        page.evaluate("(route) => { location.hash = route; }", f"#/{route}")
+    view = page.locator("#view")
+    expect(view).to_have_attribute("data-page", "wallet", timeout=WAIT_MS)
+    expect(page.locator("#key-file")).to_be_visible()
+    # Give the earlier pages' draws their time: none of them lands in the view.
+    transfer(market, 1)
+    expect(page.locator("#view .page")).to_have_count(1)
+    expect(page.locator("#providers, #blocks, #history")).to_have_count(0)

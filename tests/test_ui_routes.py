@@ -2,6 +2,7 @@
 DAG with (node/rpc/blob_dag.py), on a real node over HTTP."""
 
 import io
+import json
 
 import aiohttp
 
@@ -11,6 +12,7 @@ from cloudchain.client import Client, RPCClientError
 from cloudchain.node.rpc.blob_dag import MAX_DAG_NODES
 from cloudchain.node.rpc.ui_http import CSP, UIFiles
 from cloudchain.ui import STATIC_DIR
+from cloudchain.workload.manifest import canonical_bytes, load_manifest, parse_manifest
 
 UNKNOWN_CID = import_bytes(b"not on the node")[1].root
 
@@ -63,7 +65,71 @@ def test_the_policy_lets_the_page_run_only_its_own_scripts():
     rules = dict(rule.split(" ", 1) for rule in CSP.split("; "))
     assert rules["script-src"] == "'self'"
     assert rules["default-src"] == "'none'"
+    assert rules["connect-src"] == "'self'"  # no WebSocket to another host
+    assert rules["trusted-types"] == "'none'"
     assert "unsafe" not in CSP
+
+
+async def test_a_blob_is_never_run_as_a_script_or_a_page_of_the_node(node):
+    client = Client(url_of(node))
+    put = await client.blob_put(io.BytesIO(b"<script>alert(1)</script>"))
+    url = f"{url_of(node)}/blobs/{put.cid}"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Content-Security-Policy"] == "sandbox"
+        assert response.headers["Content-Type"] == "application/octet-stream"
+
+
+MANIFEST = {
+    "version": 1,
+    "kind": "train",
+    "seed": 3,
+    "data": {"train": {"cid": "", "format": "csv", "bytes": 0, "target": "label"}},
+    "model": {"library": "sklearn", "estimator": "logistic_regression", "params": {"C": 0.5}},
+    "evaluate": {"metric": "accuracy", "split": "holdout", "holdout_fraction": 0.25},
+    "limits": {"cpu_seconds": 30, "memory_mb": 512, "deadline_s": 90, "output_bytes": 4096},
+}
+
+
+async def test_manifest_canonical_fills_the_datasets_and_gives_the_one_encoding(node):
+    client = Client(url_of(node))
+    data_cid = str(import_bytes(b"f0,label\n1,a\n")[1].root)
+    datasets = {"train": {"cid": data_cid, "bytes": 12}}
+    answer = await client.call(
+        "manifest_canonical", manifest=json.dumps(MANIFEST, indent=2), datasets=datasets
+    )
+    filled = {**MANIFEST, "data": {"train": {**MANIFEST["data"]["train"], **datasets["train"]}}}
+    expected = canonical_bytes(parse_manifest(filled))
+    assert answer["manifest"].encode() == expected
+    assert load_manifest(answer["manifest"].encode(), canonical=True).seed == 3  # a provider's
+    assert '"C":0.5' in answer["manifest"] and '"max_iter":' in answer["manifest"]  # defaults
+    assert answer["kind"] == "training"
+    assert answer["dataset_cids"] == [data_cid]
+    assert (answer["units"], answer["deadline_s"]) == (30, 90)
+
+
+async def test_manifest_canonical_names_the_first_bad_field(node):
+    client = Client(url_of(node))
+    cases = [
+        ({"manifest": json.dumps(MANIFEST)}, "manifest.data.train.cid"),
+        ({"manifest": "{not json"}, "not JSON"),
+        ({"manifest": {"version": 1}}, "manifest must be the manifest's JSON as a string"),
+        (
+            {"manifest": json.dumps(MANIFEST), "datasets": {"test": {"cid": "x", "bytes": 1}}},
+            "manifest.data.test",
+        ),
+        (
+            {"manifest": json.dumps({**MANIFEST, "kind": "mine"}), "datasets": {}},
+            "manifest.kind",
+        ),
+    ]
+    for params, message in cases:
+        try:
+            await client.call("manifest_canonical", **params)
+        except RPCClientError as exc:
+            assert exc.code == -32602 and message in str(exc), (params, exc)
+        else:
+            raise AssertionError(f"manifest_canonical accepted {params}")
 
 
 async def test_blob_dag_walks_the_dag_breadth_first_and_bounds_it(node):

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from cloudchain.blobs.cid import CID
 from cloudchain.blobs.errors import CIDError
 from cloudchain.blobs.store import BlockNotFoundError, CorruptBlockError, PinLimitError
-from cloudchain.node.rpc.blob_dag import DEFAULT_DAG_NODES, MAX_DAG_NODES, walk_dag
+from cloudchain.node.rpc.blob_dag import DEFAULT_DAG_NODES, MAX_DAG_NODES, DagNode, walk_dag
 from cloudchain.node.rpc.blob_http import BlobHTTP, BlobHTTPError, parse_cid
 from cloudchain.node.rpc.errors import INTERNAL_ERROR, METHOD_NOT_FOUND, RPCError
 from cloudchain.node.rpc.params import bad_params, int_param
@@ -93,7 +93,12 @@ class BlobAdmin:
             if not 1 <= max_nodes <= MAX_DAG_NODES:
                 raise bad_params(f"max_nodes must be in [1, {MAX_DAG_NODES}], got {max_nodes}")
         store = self._store()
-        nodes, truncated = await self._run(walk_dag, cid, store.has, store.get_block, max_nodes)
+
+        def walk() -> tuple[list[DagNode], bool]:
+            with store.hold(cid):  # GC keeps the DAG while it is walked
+                return walk_dag(cid, store.has, store.get_block, max_nodes)
+
+        nodes, truncated = await self._run(walk)
         return {
             "cid": str(cid),
             "nodes": [node.to_json() for node in nodes],

@@ -59,6 +59,7 @@ PARAM_NAMES: dict[str, tuple[str, ...]] = {
     # Ours: the blob store's (admin.py).
     "blob_stat": ("cid",),
     "blob_dag": ("cid", "max_nodes"),
+    "manifest_canonical": ("manifest", "datasets"),
     "blob_pin": ("cid",),
     "blob_unpin": ("cid",),
     "blob_gc": (),

@@ -6,7 +6,8 @@ reply), the same methods as URI GET (`/status`, `/block?height=5`), a WebSocket
 at /websocket (any method, plus subscribe/unsubscribe/unsubscribe_all; see
 websocket.py), Prometheus text at /metrics, and the blob store's streamed
 POST /blobs, GET and HEAD /blobs/{cid} (blob_http.py), and the web UI at /ui
-(ui_http.py, cloudchain/ui). CometBFT's encodings: heights
+(ui_http.py, cloudchain/ui), which checks a task manifest with manifest_canonical
+(manifest.py). CometBFT's encodings: heights
 and counts as decimal strings, hashes as upper-case hex, transactions and query
 values as base64, times as RFC 3339 with nanoseconds, public keys as
 {"type": "tendermint/PubKeyEd25519", "value": base64}.
@@ -58,6 +59,7 @@ from cloudchain.node.rpc.errors import (
 )
 from cloudchain.node.rpc.eventbus import BusLimits, EventBus
 from cloudchain.node.rpc.info import InfoMethods
+from cloudchain.node.rpc.manifest import manifest_canonical
 from cloudchain.node.rpc.params import PARAM_NAMES, loads, uri_params
 from cloudchain.node.rpc.shapes import (
     new_block_event,
@@ -113,6 +115,7 @@ class RPCServer:
             "tx_search": chain.tx_search,
             "blob_stat": blobs.blob_stat,
             "blob_dag": blobs.blob_dag,
+            "manifest_canonical": manifest_canonical,
             "blob_pin": blobs.blob_pin,
             "blob_unpin": blobs.blob_unpin,
             "blob_gc": blobs.blob_gc,

@@ -26,23 +26,36 @@ const live = new Live();
 let leave = null; // the shown page's unsubscribe
 let shown = 0; // which navigation the page being drawn belongs to
 
+function parseHash() {
+  try {
+    return location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
+  } catch {
+    return [null]; // a malformed escape: no page
+  }
+}
+
+// Each navigation draws into a container of its own: a page still loading when the user
+// moves on goes on drawing into a container that is no longer shown.
 async function route() {
-  const [name, ...args] = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
-  const page = ROUTES[name];
+  const [name, ...args] = parseHash();
   if (leave) leave();
   leave = null;
   const navigation = ++shown;
   for (const a of document.querySelectorAll("header nav a")) {
     a.classList.toggle("active", a.getAttribute("href") === `#/${name || "chain"}`);
   }
-  if (!page) return replace(view, errorBox(`no page ${name}`));
-  replace(view, h("p", { class: "muted" }, "loading..."));
+  const container = h("div", { class: "page" }, h("p", { class: "muted" }, "loading..."));
+  replace(view, container);
+  delete view.dataset.page;
+  const page = name !== null && Object.hasOwn(ROUTES, name) ? ROUTES[name] : null;
+  if (!page) return replace(container, errorBox(`no page ${String(name)}`));
   try {
-    const unsubscribe = await page(view, live, ...args);
-    if (navigation === shown) leave = unsubscribe || null;
-    else if (unsubscribe) unsubscribe();
+    const unsubscribe = await page(container, live, ...args);
+    const stop = typeof unsubscribe === "function" ? unsubscribe : null;
+    if (navigation === shown) leave = stop;
+    else if (stop) stop();
   } catch (error) {
-    if (navigation === shown) replace(view, errorBox(error));
+    replace(container, errorBox(error));
   }
   if (navigation === shown) view.dataset.page = name || "chain";
 }
@@ -51,7 +64,9 @@ document.getElementById("search").addEventListener("submit", async (event) => {
   event.preventDefault();
   const input = document.getElementById("search-input");
   try {
-    location.hash = await resolveSearch(input.value);
+    const target = await resolveSearch(input.value);
+    if (target === location.hash) route(); // the page shown: drawn again
+    else location.hash = target;
   } catch (error) {
     replace(view, errorBox(error));
   }

@@ -1,7 +1,7 @@
 // The chain: its live head, validators, latest blocks and transactions; a block, a
 // transaction and an account; search by height, hash, address or CID.
 
-import { h, link, table, fields, section, replace, errorBox } from "./dom.js";
+import { h, link, table, fields, section, replace, CID_PATTERN } from "./dom.js";
 import { ago, amount, pretty, rfc3339ToMs, short } from "./format.js";
 import { call, query, RPCError } from "./rpc.js";
 import { readTx } from "./tx.js";
@@ -221,9 +221,10 @@ export async function blockPage(view, live, heightText) {
     ]);
   }
   const height = Number(header.height);
+  const latest = Number((await call("status")).sync_info.latest_block_height);
   replace(
     view,
-    h("nav", { class: "pager" }, height > 1 ? link("< previous", "block", height - 1) : "", " ", link("next >", "block", height + 1)),
+    h("nav", { class: "pager" }, height > 1 ? link("< previous", "block", height - 1) : "", " ", height < latest ? link("next >", "block", height + 1) : ""),
     section(
       `Block ${header.height}`,
       fields([
@@ -232,7 +233,7 @@ export async function blockPage(view, live, heightText) {
         ["Chain", header.chain_id],
         ["Proposer", h("code", null, header.proposer_address)],
         ["App hash", h("code", null, header.app_hash)],
-        ["Last block", link(h("code", null, short(header.last_block_id.hash, 8)), "block", height - 1)],
+        ["Last block", height > 1 ? link(h("code", null, short(header.last_block_id.hash, 8)), "block", height - 1) : "-"],
         ["Data hash", h("code", null, header.data_hash)],
         ["Validators hash", h("code", null, header.validators_hash)],
         ["Signatures", String(block.block.last_commit.signatures.filter((s) => s.block_id_flag === 2).length)],
@@ -273,6 +274,7 @@ export async function txPage(view, live, hash) {
 }
 
 export async function accountPage(view, live, address) {
+  if (!/^[0-9a-f]{40}$/.test(address)) throw new Error("an address is 40 lower-case hex characters");
   const balance = await query("/token/balance", address);
   const nonce = await query("/auth/nonce", address);
   const market = await query("/market/account", address);
@@ -283,7 +285,8 @@ export async function accountPage(view, live, address) {
     provider = null; // not a provider
   }
   const tasks = (await query("/market/tasks", `requester=${address}`)).tasks;
-  const sent = await call("tx_search", { query: `message.sender = '${address}'`, order_by: "desc", per_page: "20" });
+  // fee.payer: every transaction in a block pays its fee, also one whose call failed.
+  const sent = await call("tx_search", { query: `fee.payer = '${address}'`, order_by: "desc", per_page: "20" });
   const txRows = [];
   for (const item of sent.txs) txRows.push(await txRow(item.hash, item.height, item.tx, item.tx_result));
   replace(
@@ -330,6 +333,6 @@ export async function resolveSearch(text) {
     throw new Error(`no transaction or block has the hash ${short(hash, 8)}`);
   }
   if (/^[0-9a-fA-F]{40}$/.test(q)) return `#/account/${q.toLowerCase()}`;
-  if (/^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,})$/.test(q)) return `#/blob/${q}`;
+  if (CID_PATTERN.test(q)) return `#/blob/${q}`;
   throw new Error("search for a height, a block or transaction hash, an address, a CID, or task N");
 }

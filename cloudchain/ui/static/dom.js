@@ -28,9 +28,16 @@ export function replace(el, ...children) {
   return append(el, children);
 }
 
+// A CID as the blob store names one (CIDv0 base58, or CIDv1 base32).
+export const CID_PATTERN = /^(Qm[1-9A-HJ-NP-Za-km-z]{44}|b[a-z2-7]{20,200})$/;
+
+// Only the UI's own routes, and the gateway's /blobs/CID for a well-formed CID: a value
+// that says "/blobs/../blob_gc" links nowhere.
 export function safeHref(target) {
   const text = String(target);
-  return text.startsWith("#/") || text.startsWith("/blobs/") ? text : "#/";
+  if (text.startsWith("#/")) return text;
+  const blob = /^\/blobs\/([^/?#]*)$/.exec(text);
+  return blob && CID_PATTERN.test(blob[1]) ? text : "#/";
 }
 
 // A link to one of the UI's routes: `route("task", 5)` is #/task/5.

@@ -1,11 +1,14 @@
 // The market: providers, tasks moving live, SLA records, penalties, disputes, rewards
 // per epoch, fairness; and one task's page.
 
-import { h, link, table, fields, section, replace, errorBox } from "./dom.js";
+import { h, link, table, fields, section, replace, errorBox, CID_PATTERN } from "./dom.js";
 import { amount, bps, pretty, short, timeNs } from "./format.js";
 import { call, query } from "./rpc.js";
 import { barChart } from "./charts.js";
 
+const MAX_PAGES = 10; // of a listing query (each at most the market's max_tasks_listed)
+const TASKS_SHOWN = 100;
+const FINAL_STATES = ["refunded", "resolved", "settled"]; // market/lifecycle.py's FINAL
 const EPOCHS_SHOWN = 5; // of those that minted anything
 const EPOCHS_SCANNED = 50; // back from the latest, at most
 const REFRESH_BLOCKS = 1; // the tasks are read again at every block
@@ -57,22 +60,37 @@ export async function marketPage(view, live) {
   return off;
 }
 
+// Every page of a listing query (at most MAX_PAGES): `after` the last item's `key`.
+async function allPages(path, field, key) {
+  const items = [];
+  let after = "";
+  for (let page = 0; page < MAX_PAGES; page++) {
+    const listed = (await query(path, after ? `after=${after}` : ""))[field];
+    items.push(...listed);
+    if (!listed.length) return { items, complete: true };
+    after = String(listed[listed.length - 1][key]);
+  }
+  return { items, complete: false };
+}
+
 async function drawMarket(parts) {
-  const [stats, providers, tasks, prices, oracles, params] = await Promise.all([
+  const [stats, providerPages, taskPages, prices, oracles, params] = await Promise.all([
     query("/market/stats"),
-    query("/market/providers"),
-    query("/market/tasks"),
+    allPages("/market/providers", "providers", "address"),
+    allPages("/market/tasks", "tasks", "id"),
     query("/market/prices"),
     query("/market/oracles"),
     query("/market/params"),
   ]);
+  const providers = { providers: providerPages.items };
   const names = {};
   for (const p of providers.providers) names[p.address] = p.name;
   const accounts = await Promise.all(providers.providers.map((p) => query("/market/account", p.address)));
-  const taskList = tasks.tasks;
+  const taskList = taskPages.items;
+  const counted = taskPages.complete ? "" : ` (the first ${taskList.length})`;
   replace(
     parts.stats,
-    stat("Tasks", taskList.length),
+    stat("Tasks", `${taskList.length}${taskPages.complete ? "" : "+"}`),
     stat("Settled", stats.tasks_settled),
     stat("SLA compliance", bps(stats.sla_compliance_bps)),
     stat("Jain's index, providers", bps(stats.fairness_providers_bps), "jain-providers"),
@@ -108,15 +126,18 @@ async function drawMarket(parts) {
       }),
     ),
   );
+  const newest = [...taskList].reverse().slice(0, TASKS_SHOWN);
   replace(
     parts.tasks,
+    h("p", { class: "muted" }, `${taskList.length} tasks${counted}; the newest ${newest.length} below, newest first`),
     table(
       ["Task", "Kind", "State", "Requester", "Provider", "Units", "Price", "Paid", "Penalty"],
-      taskList.map((t) => taskRow(t, names)),
+      newest.map((t) => taskRow(t, names)),
       { id: "task-table" },
     ),
   );
-  const judged = taskList.filter((t) => t.outcome);
+  const recent = [...taskList].reverse(); // newest first, as the tables read
+  const judged = recent.filter((t) => t.outcome).slice(0, TASKS_SHOWN);
   replace(
     parts.sla,
     table(
@@ -136,8 +157,9 @@ async function drawMarket(parts) {
     parts.penalties,
     table(
       ["Task", "Provider", "Penalty", "Stake slashed"],
-      taskList
+      recent
         .filter((t) => (t.outcome && t.outcome.penalty > 0) || (t.payout && t.payout.slashed > 0))
+        .slice(0, TASKS_SHOWN)
         .map((t) => [link(String(t.id), "task", t.id), names[t.provider] || short(t.provider, 6), amount(t.outcome ? t.outcome.penalty : 0), amount(t.payout ? t.payout.slashed : 0)]),
     ),
   );
@@ -145,8 +167,9 @@ async function drawMarket(parts) {
     parts.disputes,
     table(
       ["Task", "By", "Reason", "Votes", "Upheld"],
-      taskList
+      recent
         .filter((t) => t.dispute)
+        .slice(0, TASKS_SHOWN)
         .map((t) => [link(String(t.id), "task", t.id), t.dispute.by, t.dispute.reason, String(Object.keys(t.dispute.votes).length), t.dispute.upheld === undefined ? "open" : String(t.dispute.upheld)]),
     ),
   );
@@ -269,7 +292,7 @@ export async function taskPage(view, live, idText) {
   let shownState = await draw();
   let drawing = false;
   return live.on("block", async () => {
-    if (drawing) return;
+    if (drawing || FINAL_STATES.includes(shownState)) return; // a final task moves no more
     drawing = true;
     try {
       const t = await query("/market/task", idText);
@@ -304,6 +327,7 @@ async function blobText(cid, limit = 256 * 1024) {
 }
 
 async function fetchText(cid) {
+  if (!CID_PATTERN.test(cid)) throw new Error(`not a CID: ${cid}`);
   const response = await fetch(`/blobs/${cid}`);
   if (!response.ok) throw new Error(`${cid}: ${(await response.json()).error}`);
   return response.text();
@@ -311,11 +335,11 @@ async function fetchText(cid) {
 
 // A blob held by other nodes: fetched through this node's gateway (which asks its
 // peers, as an IPFS gateway does) when the user asks.
-function fetchButton(cid, into) {
+function fetchButton(cid, into, render = async (text) => text) {
   const button = h("button", { type: "button" }, "fetch it through this node");
   button.addEventListener("click", async () => {
     try {
-      replace(into, await fetchText(cid));
+      replace(into, await render(await fetchText(cid)));
     } catch (error) {
       replace(into, String(error.message));
     }
@@ -337,37 +361,38 @@ async function showManifest(box, cid) {
 
 async function showOutputs(box, output) {
   if (!output || !output.length) return replace(box, "none yet");
-  const rows = output.map((cid) => [blobLinks(cid)]);
-  const children = [table(["CID"], rows)];
-  let indexText = await blobText(output[0]);
-  if (indexText === null) {
-    try {
-      indexText = await fetchText(output[0]); // the result index is small: fetch it
-    } catch {
-      indexText = null;
-    }
+  const children = [table(["CID"], output.map((cid) => [blobLinks(cid)]))];
+  const index = h("div");
+  const text = await blobText(output[0]);
+  if (text === null) replace(index, "the result index: ", fetchButton(output[0], index, resultIndex));
+  else replace(index, await resultIndex(text));
+  replace(box, children, index);
+}
+
+// The result index a provider published (workload/result.py), with its files and log;
+// or nothing if the first output is not one.
+async function resultIndex(text) {
+  let index;
+  try {
+    index = JSON.parse(text);
+  } catch {
+    return [];
   }
-  if (indexText !== null) {
-    try {
-      const index = JSON.parse(indexText);
-      children.push(
-        fields([
-          ["Status", String(index.status)],
-          ["Message", String(index.message || "-")],
-          ["CPU", `${index.cpu_ms} ms`],
-          ["Executor", String(index.executor)],
-        ]),
-        table(["File", "CID"], Object.entries(index.files || {}).map(([name, cid]) => [name, blobLinks(cid)])),
-      );
-      if (index.log) {
-        const log = await blobText(index.log, 64 * 1024);
-        const pre = h("pre", { class: "log", id: "task-log" });
-        replace(pre, log === null ? fetchButton(index.log, pre) : log);
-        children.push(h("h3", null, "Log"), pre);
-      }
-    } catch {
-      // the first output is not a result index: the CIDs above are all there is
-    }
+  if (!index || typeof index !== "object") return [];
+  const shown = [
+    fields([
+      ["Status", String(index.status)],
+      ["Message", String(index.message || "-")],
+      ["CPU", `${index.cpu_ms} ms`],
+      ["Executor", String(index.executor)],
+    ]),
+    table(["File", "CID"], Object.entries(index.files || {}).map(([name, cid]) => [name, blobLinks(String(cid))])),
+  ];
+  if (typeof index.log === "string" && index.log) {
+    const log = await blobText(index.log, 64 * 1024);
+    const pre = h("pre", { class: "log", id: "task-log" });
+    replace(pre, log === null ? fetchButton(index.log, pre) : log);
+    shown.push(h("h3", null, "Log"), pre);
   }
-  replace(box, children);
+  return shown;
 }

@@ -74,14 +74,30 @@ export class Live {
   }
 
   dispatch(message) {
+    if (message.error) {
+      // A refused subscription (the node's limit of subscribers, say): no events come.
+      this.setState(`subscription refused: ${message.error.data || message.error.message}`);
+      return;
+    }
     const data = message.result && message.result.data;
     if (!data) return;
     if (data.type === "tendermint/event/NewBlock") this.emit("block", data.value);
     else if (data.type === "tendermint/event/Tx") this.emit("tx", data.value.TxResult);
   }
 
+  // A handler that fails does not stop the others, nor end as an unhandled rejection.
   emit(kind, value) {
-    for (const handler of this.handlers[kind]) handler(value);
+    for (const handler of [...this.handlers[kind]]) {
+      try {
+        Promise.resolve(handler(value)).catch((error) => this.failed(kind, error));
+      } catch (error) {
+        this.failed(kind, error);
+      }
+    }
+  }
+
+  failed(kind, error) {
+    if (kind !== "state") this.setState(`a page failed on a ${kind} event: ${error.message}`);
   }
 
   setState(state) {

@@ -67,6 +67,7 @@ export class Signer {
     const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8, "Ed25519", false, ["sign"]);
     seed.fill(0);
     pkcs8.fill(0);
+    raw.fill(0);
     // Verify that the public key is the private key's: sign, and check with it.
     const verifier = await crypto.subtle.importKey("raw", publicKey, "Ed25519", false, ["verify"]);
     const probe = new TextEncoder().encode("cloudchain key check");

@@ -9,6 +9,8 @@ import { Signer } from "./tx.js";
 import { toBase64 } from "./format.js";
 
 let signer = null; // for this page's life only: never stored
+const REPLICAS = 2; // nodes that must hold each upload, as the CLI's default
+const DEADLINE_MARGIN_S = 600; // beyond the job's wall limit, as the CLI's (client/tasks.py)
 
 const EXAMPLE_MANIFEST = {
   version: 1,
@@ -58,7 +60,7 @@ export async function walletPage(view) {
         ["Address", link(h("code", { id: "wallet-address" }, signer.address), "account", signer.address)],
         ["Balance", balanceText],
       ]),
-      h("button", { type: "button", onclick: () => { signer = null; drawKey(); } }, "Forget the key"),
+      h("button", { type: "button", onclick: () => { signer = null; drawKey().catch((error) => replace(keyBox, errorBox(error))); } }, "Forget the key"),
     );
     replace(forms, transferForm(showBalance), await taskForm(showBalance));
   };
@@ -77,18 +79,34 @@ function transferForm(refresh) {
     h("button", { type: "submit" }, "Sign and send"),
     result,
   );
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    replace(result, "signing and sending...");
-    try {
-      const committed = await signer.submit("token", "transfer", { to: to.value.trim(), amount: Number(amountInput.value) });
+    busy(form, result, "signing and sending...", async () => {
+      const committed = await signer.submit("token", "transfer", { to: to.value.trim(), amount: BigInt(amountInput.value) });
       replace(result, outcome(committed));
       await refresh();
-    } catch (error) {
-      replace(result, errorBox(error));
-    }
+    });
   });
   return section("Send tokens", form);
+}
+
+// One submission at a time: the button is off while it runs (a second click would sign
+// the same nonce again); its error, if any, is shown in `result`.
+async function busy(form, result, message, work) {
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  replace(result, message);
+  try {
+    await work();
+  } catch (error) {
+    replace(result, errorBox(error));
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function optionalInteger(text) {
+  return text.trim() === "" ? undefined : BigInt(text);
 }
 
 function outcome(committed) {
@@ -103,10 +121,10 @@ async function taskForm(refresh) {
   manifest.value = JSON.stringify(EXAMPLE_MANIFEST, null, 2);
   const files = h("input", { id: "task-files", type: "file", multiple: true });
   const cls = h("select", { id: "task-class" }, prices.map((c) => h("option", { value: c.resource_class }, c.resource_class)));
-  const units = h("input", { id: "task-units", type: "number", min: "1", step: "1", value: "10" });
+  const units = h("input", { id: "task-units", type: "number", min: "1", step: "1", placeholder: "the manifest's CPU seconds" });
   const reference = prices.length && prices[0].price ? Number(prices[0].price) : 10;
   const maxPrice = h("input", { id: "task-price", type: "number", min: "1", step: "1", value: String(2 * reference) });
-  const deadline = h("input", { id: "task-deadline", type: "number", min: "1", step: "1", value: "300" });
+  const deadline = h("input", { id: "task-deadline", type: "number", min: "1", step: "1", placeholder: "the manifest's, plus 600" });
   const penalty = h("input", { id: "task-penalty", type: "number", min: "0", step: "1", value: "0" });
   const result = h("div", { id: "task-result", "aria-live": "polite" });
   const form = h(
@@ -122,77 +140,72 @@ async function taskForm(refresh) {
     h("button", { type: "submit" }, "Upload, sign and submit"),
     result,
   );
-  form.addEventListener("submit", async (event) => {
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    replace(result, "uploading...");
-    try {
-      const id = await submitTask(JSON.parse(manifest.value), Array.from(files.files), {
+    busy(form, result, "uploading...", async () => {
+      const id = await submitTask(manifest.value, Array.from(files.files), {
         resource_class: cls.value,
-        units: Number(units.value),
-        max_price: Number(maxPrice.value),
-        deadline_s: Number(deadline.value),
-        penalty: Number(penalty.value),
+        units: optionalInteger(units.value),
+        max_price: BigInt(maxPrice.value),
+        deadline_s: optionalInteger(deadline.value),
+        penalty: BigInt(penalty.value),
       });
       replace(result, h("p", { class: "ok" }, "submitted: ", link(`task ${id}`, "task", id)));
       await refresh();
-    } catch (error) {
-      replace(result, errorBox(error));
-    }
+    });
   });
   return section("Submit a task", form);
 }
 
 async function upload(bytes) {
-  const response = await fetch("/blobs?replicas=1", { method: "POST", body: bytes });
+  const response = await fetch(`/blobs?replicas=${REPLICAS}`, { method: "POST", body: bytes });
   const body = await response.json();
   if (!response.ok) throw new Error(`the upload failed (${response.status}): ${body.error}`);
   return body;
 }
 
-// JSON with sorted keys, no spaces, only ASCII: the manifest's one encoding
-// (workload/manifest.py's canonical_json), so its CID is the one the CLI would give.
-function canonicalJson(value) {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
-  if (value && typeof value === "object") {
-    const keys = Object.keys(value).sort();
-    return `{${keys.map((k) => `${asciiJson(k)}:${canonicalJson(value[k])}`).join(",")}}`;
+// As `cloudchain task submit` does: the data files uploaded, the manifest put in its one
+// encoding by the node (manifest_canonical: a provider runs no other) and uploaded, each
+// blob anchored, then market.submit, with consecutive nonces. Returns the task's id.
+async function submitTask(manifestText, files, terms) {
+  let manifest;
+  try {
+    manifest = JSON.parse(manifestText);
+  } catch (error) {
+    throw new Error(`the manifest is not JSON: ${error.message}`);
   }
-  return typeof value === "string" ? asciiJson(value) : JSON.stringify(value);
-}
-
-function asciiJson(text) {
-  return JSON.stringify(text).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
-}
-
-async function submitTask(manifest, files, terms) {
-  const names = Object.keys(manifest.data || {}).sort();
-  const needed = names.filter((name) => !manifest.data[name].cid);
+  const data = manifest && typeof manifest.data === "object" && manifest.data ? manifest.data : {};
+  const needed = Object.keys(data).sort().filter((name) => !data[name].cid);
   if (needed.length !== files.length) {
-    throw new Error(`the manifest names ${needed.length} dataset(s) without a CID (${needed.join(", ")}): choose as many files, got ${files.length}`);
+    throw new Error(`the manifest names ${needed.length} dataset(s) without a CID (${needed.join(", ") || "none"}): choose as many files, got ${files.length}`);
   }
   const blobs = [];
+  const datasets = {};
   for (const [i, name] of needed.entries()) {
     const put = await upload(new Uint8Array(await files[i].arrayBuffer()));
-    manifest.data[name] = { ...manifest.data[name], cid: put.cid, bytes: put.size };
+    datasets[name] = { cid: put.cid, bytes: put.size };
     blobs.push(put);
   }
-  const manifestPut = await upload(new TextEncoder().encode(canonicalJson(manifest)));
+  const checked = await call("manifest_canonical", { manifest: manifestText, datasets });
+  const manifestPut = await upload(new TextEncoder().encode(checked.manifest));
   blobs.push(manifestPut);
-  const kinds = { train: "training", infer: "inference", preprocess: "preprocessing" };
-  if (!kinds[manifest.kind]) throw new Error(`manifest.kind must be one of ${Object.keys(kinds).join(", ")}`);
-  // Anchor each blob, then submit, with consecutive nonces (as the CLI does).
+  const unique = [...new Map(blobs.map((put) => [put.cid, put])).values()];
   let nonce = (await query("/auth/nonce", signer.address)).nonce;
-  for (const put of blobs) {
+  for (const put of unique) {
     const tx = await signer.sign("storage", "anchor", { cid: put.cid, size: put.size, replicas: put.replicas }, nonce++);
-    const checked = await call("broadcast_tx_sync", { tx: toBase64(tx) });
-    if (checked.code !== 0) throw new Error(`the anchor of ${put.cid} was refused: ${checked.log}`);
+    const accepted = await call("broadcast_tx_sync", { tx: toBase64(tx) });
+    if (accepted.code !== 0) throw new Error(`the anchor of ${put.cid} was refused: ${accepted.log}`);
   }
   const args = {
-    kind: kinds[manifest.kind],
-    inputs: [manifestPut.cid, ...needed.map((name) => manifest.data[name].cid)],
-    ...terms,
+    kind: checked.kind,
+    inputs: [manifestPut.cid, ...checked.dataset_cids],
+    resource_class: terms.resource_class,
+    units: terms.units ?? BigInt(checked.units),
+    max_price: terms.max_price,
+    deadline_s: terms.deadline_s ?? BigInt(checked.deadline_s + DEADLINE_MARGIN_S),
     min_uptime_bps: 9000,
     max_latency_ms: 2000,
+    penalty: terms.penalty,
     provider: "",
   };
   const tx = await signer.sign("market", "submit", args, nonce);
