@@ -74,6 +74,7 @@ class ThreadedClient:
 class Market:
     url: str  # node0's RPC, where the pages are read
     client: ThreadedClient
+    elsewhere: ThreadedClient  # node3's: a blob put there is not on node0
     accounts: Path  # the testnet's key files
     requester: PrivateKey
     provider: PrivateKey
@@ -103,9 +104,11 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Market]:
         tx = client.sign_tx(provider, "market", "register", args)
         committed = client.broadcast_tx_commit(tx.to_bytes())
         assert committed.failure is None, committed.failure
+        rpc3 = NodeConfig.load(homes[3] / "config" / "config.toml").rpc.listen_address
         made = Market(
             url,
             client,
+            ThreadedClient(f"http://{rpc3}"),
             accounts,
             read_key_file(accounts / "account0.json"),
             provider,
@@ -287,7 +290,8 @@ def test_a_task_moves_live_and_its_page_shows_outputs_and_log(market: Market, pa
     # The provider starts and completes it (as its daemon would): the row follows live.
     send_as_provider(market, "start", {"task": task_id})
     expect(row).to_have_attribute("data-state", "running", timeout=WAIT_MS)
-    log = market.client.blob_put(io.BytesIO(b"epoch 1: loss 0.31\nfinished\n"))
+    # The log is on another node: the page offers to fetch it through node0's gateway.
+    log = market.elsewhere.blob_put(io.BytesIO(b"epoch 1: loss 0.31\nfinished\n"))
     metrics = market.client.blob_put(io.BytesIO(b'{"metric": "accuracy", "value": 0.9}'))
     task = market.client.task(task_id)
     index = ResultIndex(
@@ -317,7 +321,10 @@ def test_a_task_moves_live_and_its_page_shows_outputs_and_log(market: Market, pa
     expect(history.nth(2)).to_contain_text(re.compile(r"running\s*\d+"))
     expect(page.locator("#manifest")).to_contain_text("logistic_regression", timeout=WAIT_MS)
     expect(page.locator("#outputs")).to_contain_text("metrics.json", timeout=WAIT_MS)
-    expect(page.locator("#task-log")).to_contain_text("epoch 1: loss 0.31")
+    log_box = page.locator("#task-log")
+    expect(log_box).to_contain_text("not on this node")
+    log_box.locator("button").click()
+    expect(log_box).to_contain_text("epoch 1: loss 0.31", timeout=WAIT_MS)
     expect(page.locator("#outputs")).to_contain_text(XSS_FILE)  # a provider's words, as text
     expect(page.locator("#outputs img")).to_have_count(0)
     # The inputs and outputs download through the node's blob gateway.
