@@ -12,17 +12,14 @@ from cloudchain.crypto import read_key_file
 from cloudchain.node.config import NodeConfig
 from cloudchain.storage.chain import ChainStore
 from cloudchain.storage.kv import LevelDBKV
-from tests.helpers.processes import DEADLINE_S, ROOT, NodeProcess, fast_testnet, wait_on_logs
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cloudchain", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-    )
+from tests.helpers.processes import (
+    DEADLINE_S,
+    ROOT,
+    NodeProcess,
+    cli,
+    fast_testnet,
+    wait_on_logs,
+)
 
 
 def test_four_processes_agree_and_a_killed_validator_catches_up(tmp_path):

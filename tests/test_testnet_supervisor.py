@@ -32,7 +32,7 @@ from cloudchain.node.supervisor import (
     stop_testnet,
 )
 from tests.helpers.network import FAST
-from tests.helpers.processes import ROOT
+from tests.helpers.processes import ROOT, cli
 from tests.helpers.waiting import wait_until_blocking
 
 DEADLINE_S = 40.0  # one wait; a test's waits that pass take a few seconds each
@@ -283,16 +283,6 @@ async def _height(url: str) -> int | None:
     except (RPCClientError, TimeoutError):
         return None
     return status.latest_block_height
-
-
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cloudchain", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE_S,
-    )
 
 
 @pytest.fixture

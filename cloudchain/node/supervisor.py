@@ -26,7 +26,6 @@ import json
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -35,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cloudchain.fsutil import replace_file
 from cloudchain.node.processes import start_node_process
 
 RUN_FILE_NAME = "testnet.json"
@@ -137,18 +137,7 @@ class RunFile:
 
     def write(self, path: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never a part."""
-        text = json.dumps(self.to_json(), indent=2) + "\n"
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            raise
+        replace_file(path, json.dumps(self.to_json(), indent=2) + "\n")
 
     @classmethod
     def read(cls, path: Path) -> RunFile:

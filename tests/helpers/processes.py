@@ -63,6 +63,17 @@ class NodeProcess:
             self.process.wait()
 
 
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m cloudchain ARGS` from the repository, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "cloudchain", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+    )
+
+
 def fast_testnet(home: Path, validators: int, *, accounts: int = 4) -> list[Path]:
     """A testnet whose nodes use short timeouts, so tests see many blocks quickly."""
     homes = init_testnet(home, validators, accounts=accounts)
