@@ -113,6 +113,17 @@ async def test_manifest_canonical_names_the_first_bad_field(node):
     cases = [
         ({"manifest": json.dumps(MANIFEST)}, "manifest.data.train.cid"),
         ({"manifest": "{not json"}, "not JSON"),
+        (  # nested past the parser's recursion: refused, never a stack trace
+            {"manifest": '{"data": {"train": {}}, "x": ' + "[" * 20_000 + "]" * 20_000 + "}"},
+            "not JSON",
+        ),
+        (
+            {
+                "manifest": '{"data": {"train": {}}, "x": ' + "[" * 20_000 + "]" * 20_000 + "}",
+                "datasets": {"train": {"cid": "x", "bytes": 1}},
+            },
+            "not JSON",
+        ),
         ({"manifest": {"version": 1}}, "manifest must be the manifest's JSON as a string"),
         (
             {"manifest": json.dumps(MANIFEST), "datasets": {"test": {"cid": "x", "bytes": 1}}},

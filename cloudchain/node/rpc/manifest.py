@@ -21,7 +21,12 @@ import json
 from typing import Any
 
 from cloudchain.node.rpc.params import bad_params
-from cloudchain.workload.manifest import ManifestError, canonical_bytes, load_manifest
+from cloudchain.workload.manifest import (
+    MAX_MANIFEST_BYTES,
+    ManifestError,
+    canonical_bytes,
+    load_manifest,
+)
 
 
 async def manifest_canonical(params: dict[str, Any]) -> dict[str, Any]:
@@ -47,8 +52,11 @@ async def manifest_canonical(params: dict[str, Any]) -> dict[str, Any]:
 def _filled(text: str, datasets: dict[str, Any]) -> bytes:
     """The manifest's JSON with each named dataset's cid and bytes set, as the Python
     client fills them in after its uploads (client/task_terms.py's fill_datasets)."""
+    data_bytes = text.encode("utf-8")
     if not datasets:
-        return text.encode("utf-8")
+        return data_bytes
+    if len(data_bytes) > MAX_MANIFEST_BYTES:  # as load_manifest, before parsing it
+        raise ManifestError("manifest", f"{len(data_bytes)} bytes, more than {MAX_MANIFEST_BYTES}")
     try:
         obj = json.loads(text)
     except (ValueError, RecursionError) as exc:
@@ -60,4 +68,7 @@ def _filled(text: str, datasets: dict[str, Any]) -> bytes:
         if not isinstance(blob, dict) or set(blob) != {"cid", "bytes"}:
             raise ManifestError(f"datasets.{name}", "expected {cid, bytes}")
         data[name] = {**data[name], "cid": blob["cid"], "bytes": blob["bytes"]}
-    return json.dumps(obj).encode("utf-8")
+    try:
+        return json.dumps(obj).encode("utf-8")
+    except (ValueError, RecursionError) as exc:  # nested as deep as loads allows
+        raise ManifestError("manifest", f"cannot be written back: {exc}") from None
