@@ -261,9 +261,19 @@ def test_the_wallet_signs_a_transfer_and_a_task_in_the_page(market: Market, page
     # A task: the page uploads the data and the manifest, anchors both and submits.
     page.fill("#task-manifest", json.dumps(MANIFEST))
     page.set_input_files("#task-files", str(market.data))
-    page.fill("#task-units", "5")
-    page.click("#task-form button")
     result = page.locator("#task-result")
+    # A task no provider could take is refused before anything is uploaded: the
+    # provider offers 100 units of cpu at 10.
+    for units, price, refusal in (("101", "20", "no provider offers 101 units"), ("5", "9", "")):
+        page.fill("#task-units", units)
+        page.fill("#task-price", price)
+        page.click("#task-form button")
+        expect(result.locator(".error")).to_contain_text(
+            refusal or "no provider sells cpu at 9 a unit or less (the cheapest asks 10)"
+        )
+    page.fill("#task-units", "5")
+    page.fill("#task-price", "20")
+    page.click("#task-form button")
     expect(result).to_contain_text("submitted", timeout=WAIT_MS)
     task_id = int(result.locator("a").inner_text().split()[-1])
     task = market.client.task(task_id)

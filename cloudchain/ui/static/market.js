@@ -61,11 +61,11 @@ export async function marketPage(view, live) {
 }
 
 // Every page of a listing query (at most MAX_PAGES): `after` the last item's `key`.
-async function allPages(path, field, key) {
+async function allPages(path, field, key, height) {
   const items = [];
   let after = "";
   for (let page = 0; page < MAX_PAGES; page++) {
-    const listed = (await query(path, after ? `after=${after}` : ""))[field];
+    const listed = (await query(path, after ? `after=${after}` : "", height))[field];
     items.push(...listed);
     if (!listed.length) return { items, complete: true };
     after = String(listed[listed.length - 1][key]);
@@ -73,19 +73,21 @@ async function allPages(path, field, key) {
   return { items, complete: false };
 }
 
+// Every figure of one drawing is read at one height: none straddles a block.
 async function drawMarket(parts) {
+  const height = Number((await call("status")).sync_info.latest_block_height);
   const [stats, providerPages, taskPages, prices, oracles, params] = await Promise.all([
-    query("/market/stats"),
-    allPages("/market/providers", "providers", "address"),
-    allPages("/market/tasks", "tasks", "id"),
-    query("/market/prices"),
-    query("/market/oracles"),
-    query("/market/params"),
+    query("/market/stats", "", height),
+    allPages("/market/providers", "providers", "address", height),
+    allPages("/market/tasks", "tasks", "id", height),
+    query("/market/prices", "", height),
+    query("/market/oracles", "", height),
+    query("/market/params", "", height),
   ]);
   const providers = { providers: providerPages.items };
   const names = {};
   for (const p of providers.providers) names[p.address] = p.name;
-  const accounts = await Promise.all(providers.providers.map((p) => query("/market/account", p.address)));
+  const accounts = await Promise.all(providers.providers.map((p) => query("/market/account", p.address, height)));
   const taskList = taskPages.items;
   const counted = taskPages.complete ? "" : ` (the first ${taskList.length})`;
   replace(
@@ -173,7 +175,7 @@ async function drawMarket(parts) {
         .map((t) => [link(String(t.id), "task", t.id), t.dispute.by, t.dispute.reason, String(Object.keys(t.dispute.votes).length), t.dispute.upheld === undefined ? "open" : String(t.dispute.upheld)]),
     ),
   );
-  replace(parts.rewards, await rewardsTable(params.epoch_blocks, names));
+  replace(parts.rewards, await rewardsTable(params.epoch_blocks, names, height));
   replace(
     parts.prices,
     table(
@@ -224,8 +226,7 @@ async function rewardEvents(at) {
 }
 
 // The last epochs that minted anything, from their blocks' market_reward events.
-async function rewardsTable(epochBlocks, names) {
-  const height = Number((await call("status")).sync_info.latest_block_height);
+async function rewardsTable(epochBlocks, names, height) {
   const last = Math.floor(height / epochBlocks) * epochBlocks;
   const rows = [];
   let shown = 0;

@@ -32,9 +32,10 @@ export async function call(method, params = {}) {
 }
 
 // An abci_query of a chaincode path: its value decoded, or a QueryError with the log.
-export async function query(path, data = "") {
+// `height` 0 reads the latest state; a page that reads several paths pins one height.
+export async function query(path, data = "", height = 0) {
   const bytes = new TextEncoder().encode(data);
-  const answer = await call("abci_query", { path, data: hex(bytes) });
+  const answer = await call("abci_query", { path, data: hex(bytes), height: String(height) });
   const response = answer.response;
   if (response.code !== 0) throw new QueryError(path, response.code, response.log);
   return decode(fromBase64(response.value || ""));

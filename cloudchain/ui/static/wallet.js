@@ -164,6 +164,23 @@ async function upload(bytes) {
   return body;
 }
 
+// A task no provider could take would wait, open, until its deadline refunds it: say so
+// before anything is uploaded. Only the plain cases: units past every active provider's
+// offer in the class, or a price below every one of them.
+async function checkOffers(terms, manifest) {
+  const offers = (await query("/market/providers")).providers
+    .filter((p) => p.status === "active" && p.offers[terms.resource_class])
+    .map((p) => p.offers[terms.resource_class]);
+  const cls = terms.resource_class;
+  if (!offers.length) throw new Error(`no active provider offers ${cls || "any class"}`);
+  const limits = manifest && manifest.limits ? manifest.limits : {};
+  const units = terms.units ?? BigInt(Number.isSafeInteger(limits.cpu_seconds) ? limits.cpu_seconds : 0);
+  const most = offers.reduce((m, o) => (BigInt(o.units) > m ? BigInt(o.units) : m), 0n);
+  if (units > most) throw new Error(`no provider offers ${units} units of ${cls} at once (at most ${most}): ask for fewer units`);
+  const cheapest = offers.reduce((m, o) => (BigInt(o.price) < m ? BigInt(o.price) : m), BigInt(offers[0].price));
+  if (terms.max_price < cheapest) throw new Error(`no provider sells ${cls} at ${terms.max_price} a unit or less (the cheapest asks ${cheapest})`);
+}
+
 // As `cloudchain task submit` does: the data files uploaded, the manifest put in its one
 // encoding by the node (manifest_canonical: a provider runs no other) and uploaded, each
 // blob anchored, then market.submit, with consecutive nonces. Returns the task's id.
@@ -174,6 +191,7 @@ async function submitTask(manifestText, files, terms) {
   } catch (error) {
     throw new Error(`the manifest is not JSON: ${error.message}`);
   }
+  await checkOffers(terms, manifest);
   const data = manifest && typeof manifest.data === "object" && manifest.data ? manifest.data : {};
   const needed = Object.keys(data).sort().filter((name) => !data[name].cid);
   if (needed.length !== files.length) {
