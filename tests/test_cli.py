@@ -17,18 +17,13 @@ from cloudchain.fees import priced_transaction
 from tests.helpers.chain import make_genesis
 from tests.helpers.cli import run_main, verbs
 from tests.helpers.network import DEADLINE_S, network, wait_for_height
+from tests.helpers.processes import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cloudchain(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "cloudchain", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli(*args, timeout_s=120)
 
 
 def test_demo_commits_blocks_and_conserves_the_supply(tmp_path):

@@ -14,6 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
+from cloudchain.cli.table import format_table
 from cloudchain.node.config import NodeConfig
 from cloudchain.node.logs import configure_logging
 from cloudchain.node.supervisor import (
@@ -153,7 +154,8 @@ def testnet_status(home: Path, as_json: bool = False) -> int:
         state = "running" if supervisor["alive"] else "not running"
         restarts = "on" if supervisor["restart"] else "off"
         print(f"testnet up: pid {run.supervisor_pid} {state}, --restart {restarts}")
-    table = [("NODE", "PID", "STATE", "HEIGHT", "PEERS", "CATCHING_UP", "LAST_ERROR")]
+    headers = ("NODE", "PID", "STATE", "HEIGHT", "PEERS", "CATCHING_UP", "LAST_ERROR")
+    table = []
     for row in rows:
         pid = "-" if row.pid is None else f"{row.pid} {'alive' if row.alive else 'dead'}"
         table.append(
@@ -167,9 +169,7 @@ def testnet_status(home: Path, as_json: bool = False) -> int:
                 _dash(row.last_error and _clip(row.last_error, LAST_ERROR_WIDTH)),
             )
         )
-    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
-    for r in table:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + "  " + r[-1])
+    print(format_table(headers, table))
     return 0
 
 

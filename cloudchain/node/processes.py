@@ -11,8 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
+
+STOP_WAIT_S = 15.0  # a node's clean stop after SIGTERM, before SIGKILL
 
 
 def start_node_processes(
@@ -44,13 +47,15 @@ def start_node_process(
 
 
 def stop_node_processes(processes: list[subprocess.Popen[str]]) -> None:
-    """SIGTERM every node, wait for a clean stop, SIGKILL what does not stop."""
+    """SIGTERM every node, wait up to STOP_WAIT_S in all for a clean stop, SIGKILL what
+    does not stop."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WAIT_S
     for process in processes:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cloudchain.fsutil import replace_file
-from cloudchain.node.processes import start_node_process
+from cloudchain.node.processes import STOP_WAIT_S, start_node_process, stop_node_processes
 
 RUN_FILE_NAME = "testnet.json"
 RUN_FILE_VERSION = 1
@@ -50,7 +50,6 @@ BACKOFF_RESET_AFTER_S = 60.0
 
 DEATH_LOG_LINES = 10  # the lines of a dead node's log `up` shows
 POLL_S = 0.2  # how often `up` looks at its processes and the logs grow
-STOP_WAIT_S = 15.0  # a node's clean stop, before SIGKILL (as stop_node_processes)
 TAIL_BYTES_MAX = 256 * 1024  # how far back from a log's end a search for its errors reads
 
 
@@ -410,17 +409,7 @@ class Supervisor:
     def _stop_all(self, remove_run_file: bool) -> None:
         """SIGTERM every node, wait, SIGKILL the rest; then let the log followers read
         to the end (the nodes' last lines), and remove the run file."""
-        running = [s.process for s in self.slots if s.process is not None]
-        for process in running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_WAIT_S
-        for process in running:
-            try:
-                process.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_node_processes([s.process for s in self.slots if s.process is not None])
         for slot in self.slots:
             if slot.process is not None and slot.run is not None:
                 code = slot.process.returncode

@@ -63,14 +63,14 @@ class NodeProcess:
             self.process.wait()
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, timeout_s: float = DEADLINE_S) -> subprocess.CompletedProcess[str]:
     """`python -m cloudchain ARGS` from the repository, its output captured."""
     return subprocess.run(
         [sys.executable, "-m", "cloudchain", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=DEADLINE_S,
+        timeout=timeout_s,
     )
 
 

@@ -1,7 +1,7 @@
 // The chain: its live head, validators, latest blocks and transactions; a block, a
 // transaction and an account; search by height, hash, address or CID.
 
-import { h, link, table, fields, section, replace, CID_PATTERN } from "./dom.js";
+import { h, link, table, fields, section, replace, stat, CID_PATTERN } from "./dom.js";
 import { ago, amount, pretty, rfc3339ToMs, short } from "./format.js";
 import { call, query, RPCError } from "./rpc.js";
 import { readTx } from "./tx.js";
@@ -130,9 +130,6 @@ async function drawChain(view, early, follow) {
   return setInterval(drawHead, 1000);
 }
 
-function stat(name, value, id) {
-  return h("div", { class: "stat" }, h("div", { class: "stat-name" }, name), h("div", { class: "stat-value", id }, value));
-}
 
 function interval(intervals) {
   if (!intervals.length) return "-";

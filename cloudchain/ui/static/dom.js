@@ -75,6 +75,11 @@ export function fields(pairs) {
   );
 }
 
+// A figure of a page's head: its name above, its value below.
+export function stat(name, value, id) {
+  return h("div", { class: "stat" }, h("div", { class: "stat-name" }, name), h("div", { class: "stat-value", id }, String(value)));
+}
+
 export function section(title, ...children) {
   return h("section", { class: "card" }, h("h2", null, title), children);
 }

@@ -4,10 +4,6 @@ export function hex(bytes) {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export function fromHex(text) {
-  if (!/^([0-9a-fA-F]{2})*$/.test(text)) throw new Error(`not hex: ${text.slice(0, 20)}`);
-  return Uint8Array.from(text.match(/../g) || [], (pair) => parseInt(pair, 16));
-}
 
 export function fromBase64(text) {
   const binary = atob(text);

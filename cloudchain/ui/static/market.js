@@ -1,7 +1,7 @@
 // The market: providers, tasks moving live, SLA records, penalties, disputes, rewards
 // per epoch, fairness; and one task's page.
 
-import { h, link, table, fields, section, replace, errorBox, CID_PATTERN } from "./dom.js";
+import { h, link, table, fields, section, replace, stat, errorBox, CID_PATTERN } from "./dom.js";
 import { amount, bps, pretty, short, timeNs } from "./format.js";
 import { call, query } from "./rpc.js";
 import { barChart } from "./charts.js";
@@ -190,9 +190,6 @@ async function drawMarket(parts) {
   );
 }
 
-function stat(name, value, id) {
-  return h("div", { class: "stat" }, h("div", { class: "stat-name" }, name), h("div", { class: "stat-value", id }, String(value)));
-}
 
 function taskRow(t, names) {
   return h(

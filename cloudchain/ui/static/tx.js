@@ -114,8 +114,14 @@ export class Signer {
   }
 
   // Sign and broadcast, waiting for the block: the commit result (check_tx, tx_result).
-  async submit(module, method, args) {
-    const tx = await this.sign(module, method, args);
+  async submit(module, method, args, nonce = null) {
+    const tx = await this.sign(module, method, args, nonce);
     return call("broadcast_tx_commit", { tx: toBase64(tx) });
   }
+}
+
+// The check or the execution that refused a committed broadcast, or null if neither did.
+export function failure(committed) {
+  if (committed.check_tx.code !== 0) return committed.check_tx;
+  return committed.tx_result.code !== 0 ? committed.tx_result : null;
 }

@@ -3,10 +3,9 @@
 // only the signed bytes go to the node.
 
 import { h, link, section, replace, errorBox, fields } from "./dom.js";
-import { amount } from "./format.js";
+import { amount, toBase64 } from "./format.js";
 import { call, query } from "./rpc.js";
-import { Signer } from "./tx.js";
-import { toBase64 } from "./format.js";
+import { Signer, failure } from "./tx.js";
 
 let signer = null; // for this page's life only: never stored
 const REPLICAS = 2; // nodes that must hold each upload, as the CLI's default
@@ -110,7 +109,7 @@ function optionalInteger(text) {
 }
 
 function outcome(committed) {
-  const failed = committed.check_tx.code !== 0 ? committed.check_tx : committed.tx_result.code !== 0 ? committed.tx_result : null;
+  const failed = failure(committed);
   if (failed) return errorBox(`refused with code ${failed.code}: ${failed.log}`);
   return h("p", { class: "ok" }, "committed in block ", link(committed.height, "block", committed.height), ": ", link(committed.hash, "tx", committed.hash));
 }
@@ -226,9 +225,8 @@ async function submitTask(manifestText, files, terms) {
     penalty: terms.penalty,
     provider: "",
   };
-  const tx = await signer.sign("market", "submit", args, nonce);
-  const committed = await call("broadcast_tx_commit", { tx: toBase64(tx) });
-  const failed = committed.check_tx.code !== 0 ? committed.check_tx : committed.tx_result.code !== 0 ? committed.tx_result : null;
+  const committed = await signer.submit("market", "submit", args, nonce);
+  const failed = failure(committed);
   if (failed) throw new Error(`the task was refused with code ${failed.code}: ${failed.log}`);
   for (const event of committed.tx_result.events) {
     if (event.type === "market_submit") {
