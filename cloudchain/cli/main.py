@@ -100,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="run a local network of validators, provider and oracle daemons doing real ML "
         "jobs, one provider cheating (Ctrl-C stops)",
         description="Example: cloudchain demo   |   cloudchain demo --tasks 3   |   "
+        "cloudchain demo --stay (then open the printed /ui/ address)   |   "
         "cloudchain demo --solo --blocks 20 (one in-process chain, no network)",
     )
     demo.add_argument("--solo", action="store_true", help="one in-process chain, no network")
